@@ -1,0 +1,381 @@
+// qvec-bench: benchmarks of qvec components. Subcommands:
+//   flat  int8 flat index vs FAISS IndexFlatIP on Fashion-MNIST (cosine).
+//
+// FAISS runs OpenMP; its worker threads spin after each parallel region
+// unless OMP_WAIT_POLICY=PASSIVE, which would steal our cores. libgomp reads
+// the variable when it is loaded, so main() re-executes itself with it set.
+#include <faiss/IndexFlat.h>
+#include <omp.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "index/flat_index.h"
+#include "index/kernels.h"
+#include "index/quality.h"
+#include "index/thread_pool.h"
+#include "index/training.h"
+
+namespace {
+
+using qvec::index::FlatIndex;
+using qvec::index::Granularity;
+using qvec::index::Hit;
+using qvec::index::Metric;
+using qvec::index::QuantizationConfig;
+using qvec::index::QuantizationType;
+using qvec::index::Quantizer;
+using qvec::index::SearchParams;
+
+using Clock = std::chrono::steady_clock;
+
+double Seconds(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+[[noreturn]] void Die(const std::string& message) {
+  std::fprintf(stderr, "qvec-bench: %s\n", message.c_str());
+  std::exit(1);
+}
+
+// Reads an IDX3 (gzip) image file into floats, `limit` images at most.
+std::vector<float> ReadIdxImages(const std::string& path, size_t limit, size_t* dim) {
+  const std::string command = "gzip -dc '" + path + "'";
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) Die("cannot run " + command);
+  unsigned char header[16];
+  if (std::fread(header, 1, 16, pipe) != 16) Die("short IDX header in " + path);
+  auto be32 = [&](int at) {
+    return (uint32_t{header[at]} << 24) | (uint32_t{header[at + 1]} << 16) |
+           (uint32_t{header[at + 2]} << 8) | uint32_t{header[at + 3]};
+  };
+  if (be32(0) != 0x803) Die("not an IDX3 ubyte file: " + path);
+  const size_t n = std::min<size_t>(be32(4), limit);
+  *dim = size_t{be32(8)} * be32(12);
+  std::vector<unsigned char> bytes(n * *dim);
+  if (std::fread(bytes.data(), 1, bytes.size(), pipe) != bytes.size()) Die("short IDX body");
+  pclose(pipe);
+  return std::vector<float>(bytes.begin(), bytes.end());
+}
+
+void NormalizeRows(std::vector<float>& x, size_t dim) {
+  for (size_t i = 0; i < x.size() / dim; ++i) {
+    double norm = 0;
+    for (size_t d = 0; d < dim; ++d) norm += double{x[i * dim + d]} * x[i * dim + d];
+    const float inv = norm > 0 ? static_cast<float>(1.0 / std::sqrt(norm)) : 0.0f;
+    for (size_t d = 0; d < dim; ++d) x[i * dim + d] *= inv;
+  }
+}
+
+double Recall(const std::vector<std::vector<int64_t>>& truth,
+              const std::vector<std::vector<Hit>>& got) {
+  double total = 0;
+  for (size_t i = 0; i < truth.size(); ++i) {
+    std::unordered_set<int64_t> want(truth[i].begin(), truth[i].end());
+    size_t found = 0;
+    for (const Hit& h : got[i]) found += want.count(static_cast<int64_t>(h.label));
+    total += static_cast<double>(found) / truth[i].size();
+  }
+  return total / truth.size();
+}
+
+struct FlatOptions {
+  std::string data_dir = "/usr/share/datasets/fashion-mnist";
+  size_t queries = 1000;
+  size_t single_queries = 1000;
+  size_t faiss_single_queries = 200;
+  size_t threads = 0;
+  size_t train_sample = 20000;
+  int repeats = 3;
+  bool quick = false;  // default + uint8 variants only, short FAISS timing
+};
+
+struct Variant {
+  std::string name;
+  QuantizationConfig config;
+};
+
+int RunFlat(const FlatOptions& opt) {
+  const size_t k = 10;
+  size_t dim = 0, qdim = 0;
+  std::vector<float> base = ReadIdxImages(opt.data_dir + "/train-images-idx3-ubyte.gz",
+                                          SIZE_MAX, &dim);
+  std::vector<float> queries =
+      ReadIdxImages(opt.data_dir + "/t10k-images-idx3-ubyte.gz", opt.queries, &qdim);
+  if (dim != qdim) Die("base and query dims differ");
+  const size_t n = base.size() / dim, nq = queries.size() / dim;
+  const std::vector<float> raw_base = base, raw_queries = queries;
+  NormalizeRows(base, dim);
+  NormalizeRows(queries, dim);
+
+  const size_t threads = opt.threads ? opt.threads : std::max(1u, std::thread::hardware_concurrency());
+  omp_set_num_threads(static_cast<int>(threads));
+  qvec::index::ThreadPool pool(threads);
+  std::printf("fashion-mnist: %zu base x %zu dim, %zu queries, k=%zu, threads=%zu, simd=%s, "
+              "OMP_WAIT_POLICY=%s\n",
+              n, dim, nq, k, threads,
+              std::string(qvec::index::SimdLevelName(qvec::index::ActiveSimdLevel())).c_str(),
+              std::getenv("OMP_WAIT_POLICY") ? std::getenv("OMP_WAIT_POLICY") : "(unset)");
+
+  // ---- FAISS baseline (also the exact ground truth) ----
+  std::vector<std::vector<int64_t>> truth(nq);
+  double faiss_single_qps = 0, faiss_batch_s = 0;
+  try {
+    faiss::IndexFlatIP faiss_index(static_cast<faiss::Index::idx_t>(dim));
+    faiss_index.add(static_cast<faiss::Index::idx_t>(n), base.data());
+    std::vector<float> distances(nq * k);
+    std::vector<faiss::Index::idx_t> labels(nq * k);
+    faiss_batch_s = 1e30;
+    for (int r = 0; r < (opt.quick ? 1 : opt.repeats); ++r) {
+      const auto start = Clock::now();
+      faiss_index.search(static_cast<faiss::Index::idx_t>(nq), queries.data(), k, distances.data(),
+                         labels.data());
+      faiss_batch_s = std::min(faiss_batch_s, Seconds(start));
+    }
+    for (size_t i = 0; i < nq; ++i) truth[i].assign(labels.begin() + i * k, labels.begin() + (i + 1) * k);
+    const size_t singles = std::min(opt.quick ? 20 : opt.faiss_single_queries, nq);
+    const auto start = Clock::now();
+    for (size_t i = 0; i < singles; ++i) {
+      faiss_index.search(1, queries.data() + i * dim, k, distances.data(), labels.data());
+    }
+    faiss_single_qps = singles / Seconds(start);
+  } catch (const std::exception& e) {
+    Die(std::string("faiss: ") + e.what());
+  }
+  std::printf("\nFAISS IndexFlatIP (float32, %.1f MB)\n", n * dim * 4 / 1e6);
+  std::printf("  single-query QPS        %10.1f\n", faiss_single_qps);
+  std::printf("  batch of %zu            %10.1f ms (%.0f QPS)\n", nq, faiss_batch_s * 1e3,
+              nq / faiss_batch_s);
+
+  // ---- qvec variants ----
+  std::vector<Variant> variants;
+  variants.push_back({"int8 symmetric per-vector (default)", {}});
+  {
+    QuantizationConfig c;
+    c.type = QuantizationType::kAsymmetricUint8;
+    variants.push_back({"uint8 asymmetric per-vector", c});
+    c.granularity = Granularity::kPerCollection;
+    variants.push_back({"uint8 asymmetric per-collection", c});
+    c.granularity = Granularity::kPerDimension;
+    variants.push_back({"uint8 asymmetric per-dimension", c});
+    c.recall_tuned = true;
+    variants.push_back({"uint8 asymmetric per-dimension recall-tuned", c});
+    QuantizationConfig s;
+    s.granularity = Granularity::kPerCollection;
+    variants.push_back({"int8 symmetric per-collection", s});
+    s.quantile = 0.999f;
+    variants.push_back({"int8 symmetric per-collection q=0.999", s});
+    s.quantile = 1.0f;
+    s.recall_tuned = true;
+    variants.push_back({"int8 symmetric per-collection recall-tuned", s});
+    s.granularity = Granularity::kPerDimension;
+    s.recall_tuned = false;
+    variants.push_back({"int8 symmetric per-dimension", s});
+    s.recall_tuned = true;
+    variants.push_back({"int8 symmetric per-dimension recall-tuned", s});
+  }
+  qvec::index::InMemoryOriginals originals(dim);
+  for (size_t i = 0; i < n; ++i) originals.Put(i, base.data() + i * dim);
+  const size_t sample = std::min(opt.train_sample, n);
+
+  std::printf("\nqvec flat, recall@10 vs exact float (no rescoring)\n");
+  double best_recall = 0;
+  std::string best_name;
+  if (opt.quick) variants.resize(2);
+  for (size_t v = 0; v < variants.size(); ++v) {
+    const Variant& variant = variants[v];
+    const auto train_start = Clock::now();
+    auto quantizer = qvec::index::TrainQuantizer(dim, Metric::kCosine, variant.config,
+                                                 raw_base.data(), sample, &pool);
+    if (!quantizer.ok()) Die(variant.name + ": " + quantizer.status().ToString());
+    const double train_s = Seconds(train_start);
+    FlatIndex index(*quantizer, &pool);
+    std::vector<uint8_t> blob(quantizer->EncodedSize());
+    for (size_t i = 0; i < n; ++i) {
+      if (!quantizer->Encode(raw_base.data() + i * dim, blob.data()).ok() ||
+          !index.Add(i, blob.data(), blob.size()).ok()) {
+        Die("encode/add failed");
+      }
+    }
+    SearchParams params;
+    params.k = k;
+    auto got = index.SearchBatch(raw_queries.data(), nq, params);
+    if (!got.ok()) Die(got.status().ToString());
+    const double recall = Recall(truth, *got);
+    const float quantile = quantizer->calibration() ? quantizer->calibration()->quantile : 1.0f;
+    auto quality = qvec::index::Measure(*quantizer, raw_base.data(), 2000, 5000);
+    std::printf("  %-46s recall %.4f  (quantile %.5f, train %.2f s, SQNR %.1f dB, score err "
+                "mean %.4f max %.4f)\n",
+                variant.name.c_str(), recall, quantile, train_s, quality.ok() ? quality->sqnr_db : 0,
+                quality.ok() ? quality->score_mean_abs_error : 0,
+                quality.ok() ? quality->score_max_abs_error : 0);
+    if (recall > best_recall) {
+      best_recall = recall;
+      best_name = variant.name;
+    }
+    // Timing and rescoring for the default and the uint8 per-vector option.
+    if (v > 1) continue;
+    double batch_s = 1e30;
+    for (int r = 0; r < opt.repeats; ++r) {
+      const auto start = Clock::now();
+      auto res = index.SearchBatch(raw_queries.data(), nq, params);
+      batch_s = std::min(batch_s, Seconds(start));
+      if (!res.ok()) Die(res.status().ToString());
+    }
+    const size_t singles = std::min(opt.single_queries, nq);
+    double single_s = 1e30;
+    for (int r = 0; r < opt.repeats; ++r) {
+      const auto start = Clock::now();
+      for (size_t i = 0; i < singles; ++i) {
+        auto res = index.Search(raw_queries.data() + i * dim, params);
+        if (!res.ok()) Die(res.status().ToString());
+      }
+      single_s = std::min(single_s, Seconds(start));
+    }
+    const double qps = singles / single_s;
+    const double code_gbs = qps * n * dim / 1e9;
+    const double row_gbs = qps * n * index.row_stride() / 1e9;
+    std::printf("    single-query QPS %.1f (%.1fx FAISS), codes scanned %.1f GB/s (%.1f GB/s incl. "
+                "row padding to %zu B; %.0f%% of 41 GB/s)\n",
+                qps, qps / faiss_single_qps, code_gbs, row_gbs, index.row_stride(),
+                100 * code_gbs / 41.0);
+    std::printf("    batch of %zu: %.1f ms (%.1fx faster than FAISS)\n", nq, batch_s * 1e3,
+                faiss_batch_s / batch_s);
+    std::printf("    index memory %.1f MB\n", index.MemoryBytes() / 1e6);
+    for (float over : {1.0f, 2.0f, 3.0f, 5.0f, 10.0f}) {
+      params.rescore = true;
+      params.oversampling = over;
+      const auto start = Clock::now();
+      auto res = index.SearchBatch(raw_queries.data(), nq, params, &originals);
+      const double s = Seconds(start);
+      if (!res.ok()) Die(res.status().ToString());
+      std::printf("    rescored, oversampling %4.1f: recall %.4f (batch %.1f ms)\n", over,
+                  Recall(truth, *res), s * 1e3);
+    }
+  }
+  std::printf("\nbest recall without rescoring: %.4f (%s)\n", best_recall, best_name.c_str());
+  return 0;
+}
+
+struct KernelOptions {
+  size_t rows = 60000;
+  size_t dim = 784;
+  size_t batch_queries = 256;
+  int repeats = 5;
+  bool batch_only = false;  // skip the scan kernels (for perf stat)
+};
+
+// Single-thread throughput of the scan and batch kernels of every SIMD level.
+int RunKernels(const KernelOptions& opt) {
+  const size_t stride = (opt.dim + 63) / 64 * 64;
+  std::vector<uint8_t> codes(opt.rows * stride + 64);
+  for (size_t i = 0; i < codes.size(); ++i) codes[i] = static_cast<uint8_t>((i * 2654435761u) >> 13) % 255;
+  std::vector<int8_t> queries(opt.batch_queries * opt.dim);
+  for (size_t i = 0; i < queries.size(); ++i) queries[i] = static_cast<int8_t>(static_cast<int>((i * 40503u) % 255) - 127);
+  std::vector<int32_t> out(opt.rows * opt.batch_queries / 16 + opt.rows);
+  std::printf("kernels: %zu rows x %zu dim (stride %zu), single thread\n", opt.rows, opt.dim, stride);
+  for (auto level : {qvec::index::SimdLevel::kScalar, qvec::index::SimdLevel::kAvx2,
+                     qvec::index::SimdLevel::kAvx512}) {
+    const qvec::index::Kernels* k = qvec::index::KernelsFor(level);
+    if (k == nullptr) continue;
+    const std::string name(qvec::index::SimdLevelName(level));
+    double best_s8 = 1e30, best_u8 = 1e30;
+    for (int r = 0; r < (opt.batch_only ? 0 : opt.repeats); ++r) {
+      auto start = Clock::now();
+      k->dot_s8_many(queries.data(), reinterpret_cast<const int8_t*>(codes.data()), stride,
+                     opt.rows, opt.dim, out.data());
+      best_s8 = std::min(best_s8, Seconds(start));
+      start = Clock::now();
+      k->dot_u8s8_many(queries.data(), codes.data(), stride, opt.rows, opt.dim, out.data());
+      best_u8 = std::min(best_u8, Seconds(start));
+    }
+    std::printf("  %-7s many s8: %.2f ms (%.1f GB/s of rows)  u8: %.2f ms (%.1f GB/s)\n",
+                name.c_str(), best_s8 * 1e3, opt.rows * stride / best_s8 / 1e9, best_u8 * 1e3,
+                opt.rows * stride / best_u8 / 1e9);
+    if (level == qvec::index::ActiveSimdLevel() && !opt.batch_only) {
+      // Scan ceiling with all cores: rows split into 8 chunks per thread.
+      for (size_t threads : {size_t{1}, size_t{2}, size_t{0}}) {
+        qvec::index::ThreadPool pool(threads);
+        const size_t tasks = pool.num_threads() * 4;
+        const size_t per = (opt.rows + tasks - 1) / tasks;
+        double best = 1e30;
+        for (int r = 0; r < opt.repeats * 4; ++r) {
+          const auto start = Clock::now();
+          pool.ParallelFor(tasks, [&](size_t t) {
+            const size_t b = t * per, e = std::min(opt.rows, b + per);
+            if (b < e) {
+              k->dot_s8_many(queries.data(), reinterpret_cast<const int8_t*>(codes.data() + b * stride),
+                             stride, e - b, opt.dim, out.data() + b);
+            }
+          });
+          best = std::min(best, Seconds(start));
+        }
+        std::printf("  %-7s many s8 on %zu threads: %.2f ms (%.1f GB/s of rows)\n", name.c_str(),
+                    pool.num_threads(), best * 1e3, opt.rows * stride / best / 1e9);
+      }
+    }
+    if (level == qvec::index::SimdLevel::kScalar) continue;
+    if (opt.batch_only && level != qvec::index::ActiveSimdLevel()) continue;
+    // Batch: batch_queries x 4096 codes (the code block stays cached).
+    const size_t n = std::min<size_t>(4096, opt.rows);
+    std::vector<int32_t> bout(opt.batch_queries * n);
+    double best_b = 1e30, best_bu = 1e30;
+    for (int r = 0; r < opt.repeats; ++r) {
+      auto start = Clock::now();
+      k->dot_s8_batch(queries.data(), opt.dim, opt.batch_queries,
+                      reinterpret_cast<const int8_t*>(codes.data()), stride, n, opt.dim,
+                      bout.data());
+      best_b = std::min(best_b, Seconds(start));
+      start = Clock::now();
+      k->dot_u8s8_batch(queries.data(), opt.dim, opt.batch_queries, codes.data(), stride, n,
+                        opt.dim, bout.data());
+      best_bu = std::min(best_bu, Seconds(start));
+    }
+    const double macs = double(opt.batch_queries) * n * opt.dim;
+    std::printf("  %-7s batch %zux%zu s8: %.1f GMAC/s  u8: %.1f GMAC/s\n", name.c_str(),
+                opt.batch_queries, n, macs / best_b / 1e9, macs / best_bu / 1e9);
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY") == nullptr) {
+    setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+    execv("/proc/self/exe", argv);  // only returns on failure: carry on
+  }
+  CLI::App app{"qvec benchmarks"};
+  app.require_subcommand(1);
+  FlatOptions flat;
+  CLI::App* flat_cmd = app.add_subcommand("flat", "int8 flat index vs FAISS on Fashion-MNIST");
+  flat_cmd->add_option("--data-dir", flat.data_dir, "directory with the Fashion-MNIST .gz files");
+  flat_cmd->add_option("--queries", flat.queries, "test images used as queries");
+  flat_cmd->add_option("--single-queries", flat.single_queries, "queries timed one by one (qvec)");
+  flat_cmd->add_option("--faiss-single-queries", flat.faiss_single_queries,
+                       "queries timed one by one (FAISS)");
+  flat_cmd->add_option("--threads", flat.threads, "threads for both libraries (0 = all cores)");
+  flat_cmd->add_option("--train-sample", flat.train_sample, "vectors used for calibration");
+  flat_cmd->add_option("--repeats", flat.repeats, "timing repeats (best is reported)");
+  flat_cmd->add_flag("--quick", flat.quick, "only the default and uint8 variants, short FAISS timing");
+  KernelOptions kernels;
+  CLI::App* kernels_cmd = app.add_subcommand("kernels", "single-thread kernel throughput");
+  kernels_cmd->add_option("--rows", kernels.rows, "codes scanned");
+  kernels_cmd->add_option("--dim", kernels.dim, "dimension");
+  kernels_cmd->add_option("--batch-queries", kernels.batch_queries, "queries per batch call");
+  kernels_cmd->add_option("--repeats", kernels.repeats, "timing repeats (best is reported)");
+  kernels_cmd->add_flag("--batch-only", kernels.batch_only, "only the active level's batch kernels");
+  CLI11_PARSE(app, argc, argv);
+  if (flat_cmd->parsed()) return RunFlat(flat);
+  if (kernels_cmd->parsed()) return RunKernels(kernels);
+  return 0;
+}

@@ -1,0 +1,173 @@
+// Definitions of the small value types and option checks of include/qvec/.
+#include <cmath>
+#include <cstdio>
+
+#include "qvec/database.h"
+#include "qvec/options.h"
+#include "qvec/types.h"
+
+namespace qvec {
+
+std::string_view Version() {
+#ifdef QVEC_VERSION
+  return QVEC_VERSION;
+#else
+  return "0.1.0";
+#endif
+}
+
+std::string_view DistanceName(Distance d) {
+  switch (d) {
+    case Distance::kCosine: return "Cosine";
+    case Distance::kDot: return "Dot";
+    case Distance::kEuclid: return "Euclid";
+  }
+  return "Cosine";
+}
+
+StatusOr<Distance> ParseDistance(std::string_view name) {
+  if (name == "Cosine") return Distance::kCosine;
+  if (name == "Dot") return Distance::kDot;
+  if (name == "Euclid") return Distance::kEuclid;
+  if (name == "Manhattan") return InvalidArgumentError("distance Manhattan is not supported by qvec");
+  return InvalidArgumentError("unknown distance '" + std::string(name) +
+                              "'; expected Cosine, Dot or Euclid");
+}
+
+namespace {
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+}  // namespace
+
+StatusOr<PointId> PointId::ParseUuid(std::string_view text) {
+  std::array<uint8_t, 16> bytes{};
+  const bool hyphenated = text.size() == 36;
+  if (!hyphenated && text.size() != 32) {
+    return InvalidArgumentError("invalid point id: expected an unsigned integer or a UUID");
+  }
+  size_t nibble = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (hyphenated && (i == 8 || i == 13 || i == 18 || i == 23)) {
+      if (text[i] != '-') {
+        return InvalidArgumentError("invalid point id: expected an unsigned integer or a UUID");
+      }
+      continue;
+    }
+    int v = HexValue(text[i]);
+    if (v < 0) {
+      return InvalidArgumentError("invalid point id: expected an unsigned integer or a UUID");
+    }
+    bytes[nibble / 2] = static_cast<uint8_t>(bytes[nibble / 2] | (nibble % 2 == 0 ? v << 4 : v));
+    ++nibble;
+  }
+  return Uuid(bytes);
+}
+
+std::string PointId::ToString() const {
+  if (!is_uuid_) return std::to_string(num_);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(36);
+  for (int i = 0; i < 16; ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) out.push_back('-');
+    out.push_back(kHex[uuid_[i] >> 4]);
+    out.push_back(kHex[uuid_[i] & 15]);
+  }
+  return out;
+}
+
+size_t PointIdHash::operator()(const PointId& id) const {
+  uint64_t h = id.is_uuid() ? 0x9e3779b97f4a7c15ULL : id.num();
+  if (id.is_uuid()) {
+    for (uint8_t b : id.uuid()) h = (h ^ b) * 0x100000001b3ULL;
+  }
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdULL;
+  h ^= h >> 33;
+  return static_cast<size_t>(h);
+}
+
+Status DatabaseOptions::Validate() const {
+  if (block_cache_bytes < (size_t{1} << 20)) {
+    return InvalidArgumentError("block_cache_bytes must be at least 1 MiB");
+  }
+  return Status::Ok();
+}
+
+Status QuantizationOptions::Validate() const {
+  if (type != Type::kInt8 && type != Type::kUint8) {
+    return InvalidArgumentError("quantization type must be int8 or uint8");
+  }
+  if (granularity != Granularity::kPerVector && granularity != Granularity::kPerCollection &&
+      granularity != Granularity::kPerDimension) {
+    return InvalidArgumentError("unknown quantization granularity");
+  }
+  if (!(quantile > 0.5f && quantile <= 1.0f)) {
+    return InvalidArgumentError("quantile must be in (0.5, 1]");
+  }
+  return Status::Ok();
+}
+
+Status IndexOptions::Validate() const {
+  if (nlist != 0 && (nlist < 1 || nlist > 65536)) {
+    return InvalidArgumentError("nlist must be 0 (automatic) or in [1, 65536]");
+  }
+  if (!(default_target_recall > 0.0f && default_target_recall <= 1.0f)) {
+    return InvalidArgumentError("default_target_recall must be in (0, 1]");
+  }
+  if (ivf_threshold < 1) return InvalidArgumentError("ivf_threshold must be at least 1");
+  return Status::Ok();
+}
+
+Status CollectionConfig::Validate() const {
+  if (dimension < 1 || dimension > kMaxDimension) {
+    return InvalidArgumentError("vector size must be in [1, 65536]");
+  }
+  if (distance != Distance::kCosine && distance != Distance::kDot &&
+      distance != Distance::kEuclid) {
+    return InvalidArgumentError("unknown distance");
+  }
+  QVEC_RETURN_IF_ERROR(quantization.Validate());
+  return index.Validate();
+}
+
+Status ValidateCollectionName(std::string_view name) {
+  if (name.empty()) return InvalidArgumentError("collection name must not be empty");
+  if (name.size() > 255) return InvalidArgumentError("collection name is longer than 255 bytes");
+  if (name == "." || name == "..") {
+    return InvalidArgumentError("collection name must not be '.' or '..'");
+  }
+  for (unsigned char c : name) {
+    if (c < 0x20 || c == 0x7f) {
+      return InvalidArgumentError("collection name must not contain control characters");
+    }
+    if (c == '/' || c == '\\') {
+      return InvalidArgumentError("collection name must not contain '/' or '\\'");
+    }
+  }
+  if (name.find("..") != std::string_view::npos) {
+    return InvalidArgumentError("collection name must not contain '..'");
+  }
+  // Names must be valid UTF-8 so that they round-trip through JSON.
+  size_t i = 0;
+  while (i < name.size()) {
+    unsigned char c = name[i];
+    size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    if (len == 0 || i + len > name.size()) {
+      return InvalidArgumentError("collection name must be valid UTF-8");
+    }
+    for (size_t j = 1; j < len; ++j) {
+      if ((static_cast<unsigned char>(name[i + j]) >> 6) != 2) {
+        return InvalidArgumentError("collection name must be valid UTF-8");
+      }
+    }
+    i += len;
+  }
+  return Status::Ok();
+}
+
+}  // namespace qvec

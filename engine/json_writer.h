@@ -1,0 +1,106 @@
+// A small append-only JSON writer for responses and stored metadata. Parsing
+// is simdjson's job; writing needs only escaping and shortest round-trip
+// number formatting (std::to_chars), which this provides without a DOM.
+#ifndef QVEC_ENGINE_JSON_WRITER_H_
+#define QVEC_ENGINE_JSON_WRITER_H_
+
+#include <charconv>
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace qvec::engine {
+
+class JsonWriter {
+ public:
+  JsonWriter() { out_.reserve(256); }
+
+  JsonWriter& BeginObject() { Sep(); out_ += '{'; first_ = true; return *this; }
+  JsonWriter& EndObject() { out_ += '}'; first_ = false; return *this; }
+  JsonWriter& BeginArray() { Sep(); out_ += '['; first_ = true; return *this; }
+  JsonWriter& EndArray() { out_ += ']'; first_ = false; return *this; }
+  // Writes `"name":`; the next value call writes the value.
+  JsonWriter& Key(std::string_view name) {
+    Sep();
+    AppendString(name);
+    out_ += ':';
+    first_ = true;
+    return *this;
+  }
+  JsonWriter& String(std::string_view s) { Sep(); AppendString(s); return *this; }
+  JsonWriter& Bool(bool b) { Sep(); out_ += b ? "true" : "false"; return *this; }
+  JsonWriter& Null() { Sep(); out_ += "null"; return *this; }
+  JsonWriter& Uint(uint64_t v) { Sep(); AppendNumber(v); return *this; }
+  JsonWriter& Int(int64_t v) { Sep(); AppendNumber(v); return *this; }
+  // Non-finite numbers have no JSON form; they are written as null.
+  JsonWriter& Double(double v) {
+    Sep();
+    if (!std::isfinite(v)) {
+      out_ += "null";
+    } else {
+      AppendNumber(v);
+    }
+    return *this;
+  }
+  JsonWriter& Float(float v) {
+    Sep();
+    if (!std::isfinite(v)) {
+      out_ += "null";
+    } else {
+      AppendNumber(v);
+    }
+    return *this;
+  }
+  // Inserts already-serialized JSON (e.g. a stored payload) as a value.
+  JsonWriter& Raw(std::string_view json) { Sep(); out_ += json; return *this; }
+
+  const std::string& str() const { return out_; }
+  std::string Take() { return std::move(out_); }
+
+  // Appends `s` as a quoted JSON string to `out`.
+  static void AppendQuoted(std::string& out, std::string_view s) {
+    out += '"';
+    for (unsigned char c : s) {
+      switch (c) {
+        case '"': out += "\\\""; break;
+        case '\\': out += "\\\\"; break;
+        case '\n': out += "\\n"; break;
+        case '\r': out += "\\r"; break;
+        case '\t': out += "\\t"; break;
+        case '\b': out += "\\b"; break;
+        case '\f': out += "\\f"; break;
+        default:
+          if (c < 0x20) {
+            static constexpr char kHex[] = "0123456789abcdef";
+            out += "\\u00";
+            out += kHex[c >> 4];
+            out += kHex[c & 15];
+          } else {
+            out += static_cast<char>(c);
+          }
+      }
+    }
+    out += '"';
+  }
+
+ private:
+  void Sep() {
+    if (!first_) out_ += ',';
+    first_ = false;
+  }
+  void AppendString(std::string_view s) { AppendQuoted(out_, s); }
+  template <typename T>
+  void AppendNumber(T v) {
+    char buf[64];
+    auto res = std::to_chars(buf, buf + sizeof(buf), v);
+    out_.append(buf, res.ptr);
+  }
+
+  std::string out_;
+  bool first_ = true;
+};
+
+}  // namespace qvec::engine
+
+#endif  // QVEC_ENGINE_JSON_WRITER_H_

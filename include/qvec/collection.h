@@ -1,0 +1,109 @@
+// A collection: points of one dimension and distance, searchable by vector.
+#ifndef QVEC_COLLECTION_H_
+#define QVEC_COLLECTION_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "qvec/options.h"
+#include "qvec/status.h"
+#include "qvec/types.h"
+
+namespace qvec {
+
+// How quantized vectors differ from the float originals, measured on a sample.
+struct QualityReport {
+  size_t sample_size = 0;            // vectors measured (0 = not measured yet)
+  double mse = 0;                    // mean squared error of decoded components
+  double sqnr_db = 0;                // signal-to-quantization-noise ratio
+  double max_abs_error = 0;          // largest component error
+  double score_mean_abs_error = 0;   // int8 score vs float score, over pairs
+  double score_max_abs_error = 0;
+};
+
+// The state and health of a collection's index.
+struct IndexInfo {
+  enum class State : uint8_t { kFlat, kTraining, kIvf };
+  State state = State::kFlat;
+  uint32_t nlist = 0;
+  size_t list_min = 0, list_median = 0, list_max = 0;
+  double imbalance = 0;          // largest list / mean list
+  double kmeans_objective = 0;
+  double training_seconds = 0;
+  size_t trained_on_points = 0;  // collection size when the index was trained
+  // nprobe -> measured recall@10 on held-out sample queries.
+  std::vector<std::pair<uint32_t, float>> recall_curve;
+};
+
+struct CollectionInfo {
+  std::string name;
+  CollectionConfig config;
+  size_t points_count = 0;
+  IndexInfo index;
+  QualityReport quality;
+  size_t memory_bytes = 0;   // RAM held by codes, ids and the index
+  uint64_t disk_bytes = 0;   // approximate, whole database
+  std::string simd_level;    // kernels in use: "avx512", "avx2" or "scalar"
+};
+
+// Thread safety: every method may be called from many threads at once;
+// searches run concurrently with writes and see each write batch whole or not
+// at all. A Collection stays usable after Database::DropCollection but then
+// answers NotFound.
+class Collection {
+ public:
+  virtual ~Collection() = default;
+
+  virtual const std::string& name() const = 0;
+  virtual const CollectionConfig& config() const = 0;
+
+  // Inserts or replaces `points` atomically: once it returns ok, every point
+  // is durable (it survives kill -9). Within one batch the last occurrence of
+  // an id wins. InvalidArgument (and nothing written) if any point is invalid:
+  // wrong dimension, NaN or Inf, a zero vector under Cosine, a payload that is
+  // not a JSON object.
+  [[nodiscard]] virtual Status Upsert(std::span<const Point> points) = 0;
+
+  // Deletes the given ids (absent ids are ignored) atomically; returns how many
+  // existed.
+  [[nodiscard]] virtual StatusOr<size_t> Delete(std::span<const PointId> ids) = 0;
+  // Deletes every point that passes `filter`; returns how many.
+  [[nodiscard]] virtual StatusOr<size_t> DeleteByFilter(const Filter& filter) = 0;
+
+  // Replaces (overwrite) or merges (keys of `payload` set) the payload of the
+  // given points; NotFound if one is absent (nothing written then).
+  [[nodiscard]] virtual Status SetPayload(std::span<const PointId> ids, std::string_view payload,
+                                          bool overwrite) = 0;
+
+  // Reads the given points in the order asked, skipping absent ids.
+  [[nodiscard]] virtual StatusOr<std::vector<Record>> Get(std::span<const PointId> ids,
+                                                          bool with_payload,
+                                                          bool with_vector) = 0;
+
+  // Exact number of points passing `filter` (all points when null).
+  [[nodiscard]] virtual StatusOr<size_t> Count(const Filter* filter) = 0;
+
+  // A page of points in id order.
+  [[nodiscard]] virtual StatusOr<ScrollPage> Scroll(const ScrollRequest& request) = 0;
+
+  // The best `limit` points after `offset`, best first. InvalidArgument for a
+  // bad vector or out-of-range parameters.
+  [[nodiscard]] virtual StatusOr<std::vector<ScoredPoint>> Search(
+      const SearchRequest& request) = 0;
+  // Runs many searches, sharing work between them; results in request order.
+  [[nodiscard]] virtual StatusOr<std::vector<std::vector<ScoredPoint>>> SearchBatch(
+      std::span<const SearchRequest> requests) = 0;
+
+  // Trains (or retrains) the IVF index now, in the calling thread.
+  [[nodiscard]] virtual Status Optimize() = 0;
+
+  [[nodiscard]] virtual StatusOr<CollectionInfo> Info() = 0;
+};
+
+}  // namespace qvec
+
+#endif  // QVEC_COLLECTION_H_

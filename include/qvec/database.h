@@ -1,0 +1,56 @@
+// The entry point of the embedded library: a database of collections.
+//
+//   qvec::DatabaseOptions options;
+//   auto db = qvec::Database::Open(options, "/tmp/qvec-data");
+//   if (!db.ok()) { ... db.status().ToString() ... }
+#ifndef QVEC_DATABASE_H_
+#define QVEC_DATABASE_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "qvec/collection.h"
+#include "qvec/options.h"
+#include "qvec/status.h"
+
+namespace qvec {
+
+// The version of this build, e.g. "0.1.0".
+std::string_view Version();
+
+// Thread safety: all methods may be called from many threads at once.
+class Database {
+ public:
+  // Opens (or creates) the database in directory `path`, rebuilding the
+  // in-memory indexes from disk. InvalidArgument for bad options;
+  // FailedPrecondition for a database of an unknown format version;
+  // Unavailable if another process has it open; DataLoss if it is corrupted.
+  [[nodiscard]] static StatusOr<std::unique_ptr<Database>> Open(const DatabaseOptions& options,
+                                                                const std::string& path);
+  virtual ~Database() = default;
+
+  // AlreadyExists if `name` is taken; InvalidArgument for a bad name (empty,
+  // longer than 255 bytes, containing '/', '\\', control characters, or equal
+  // to "." or "..") or a bad config.
+  [[nodiscard]] virtual Status CreateCollection(const std::string& name,
+                                                const CollectionConfig& config) = 0;
+  // NotFound if absent. The collection is shared: it outlives a drop.
+  [[nodiscard]] virtual StatusOr<std::shared_ptr<Collection>> GetCollection(
+      const std::string& name) = 0;
+  // Removes the collection and all its points durably. NotFound if absent.
+  [[nodiscard]] virtual Status DropCollection(const std::string& name) = 0;
+  // Names of all collections, sorted.
+  virtual std::vector<std::string> ListCollections() = 0;
+
+  // Writes a consistent checkpoint of the whole database into `dir`, which
+  // must not exist. The result opens with Database::Open.
+  [[nodiscard]] virtual Status Snapshot(const std::string& dir) = 0;
+};
+
+// InvalidArgument unless `name` is a valid collection name (see CreateCollection).
+[[nodiscard]] Status ValidateCollectionName(std::string_view name);
+
+}  // namespace qvec
+
+#endif  // QVEC_DATABASE_H_

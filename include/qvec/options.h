@@ -1,0 +1,91 @@
+// Options of a qvec database and of its collections. Every field has a
+// default; Validate() reports the first invalid field as InvalidArgument.
+#ifndef QVEC_OPTIONS_H_
+#define QVEC_OPTIONS_H_
+
+#include <cstddef>
+#include <cstdint>
+
+#include "qvec/status.h"
+#include "qvec/types.h"
+
+namespace qvec {
+
+inline constexpr uint32_t kMaxDimension = 65536;
+
+struct DatabaseOptions {
+  // fsync the write-ahead log on every write group, for power-loss
+  // durability. Without it an acknowledged write survives a crash of the
+  // process (kill -9) but not of the machine. Default: false.
+  bool sync_writes = false;
+  // RocksDB block cache, shared by all collections. Default: 64 MiB.
+  size_t block_cache_bytes = size_t{64} << 20;
+  // Create the database when `path` holds none. Default: true.
+  bool create_if_missing = true;
+  // Train IVF indexes in a background thread when collections grow; when
+  // false, training happens only through Collection::Optimize(). Default: true.
+  bool background_indexing = true;
+
+  [[nodiscard]] Status Validate() const;
+};
+
+// How vectors are coded. Defaults are qvec's symmetric int8 with one scale
+// per vector, which needs no calibration.
+struct QuantizationOptions {
+  enum class Type : uint8_t {
+    kInt8 = 0,   // symmetric: q = round(x / s), s = max|x| / 127
+    kUint8 = 1,  // asymmetric with a zero point, for one-signed data
+  };
+  enum class Granularity : uint8_t {
+    kPerVector = 0,      // one scale per vector
+    kPerCollection = 1,  // one calibrated scale for the collection
+    kPerDimension = 2,   // one calibrated scale per dimension
+  };
+  // Default: kInt8.
+  Type type = Type::kInt8;
+  // Default: kPerVector.
+  Granularity granularity = Granularity::kPerVector;
+  // Calibrated ranges clip at this quantile of all values (Qdrant's
+  // `quantile`), in (0.5, 1]; 1 keeps min and max. Default: 1.
+  float quantile = 1.0f;
+  // Choose the clipping quantile that maximizes recall@10 on held-out sample
+  // queries instead of using `quantile`. Default: false.
+  bool recall_tuned = false;
+  // Qdrant's `always_ram`; accepted for compatibility (codes always live in
+  // RAM). Default: true.
+  bool always_ram = true;
+
+  [[nodiscard]] Status Validate() const;
+};
+
+struct IndexOptions {
+  // IVF lists; 0 = about 4 * sqrt(N) as a power of two in [16, 65536].
+  // Default: 0.
+  uint32_t nlist = 0;
+  // A collection switches from the exact flat scan to IVF once it holds this
+  // many points. Default: 20000.
+  uint32_t ivf_threshold = 20000;
+  // nprobe used when a search names neither nprobe nor target_recall;
+  // 0 = pick nprobe for default_target_recall. Default: 0.
+  uint32_t default_nprobe = 0;
+  // Target recall@10 when a search names neither nprobe nor target_recall,
+  // in (0, 1]. Default: 0.95.
+  float default_target_recall = 0.95f;
+
+  [[nodiscard]] Status Validate() const;
+};
+
+struct CollectionConfig {
+  // Vector dimension, in [1, 65536]. Default: 0 (must be set).
+  uint32_t dimension = 0;
+  // Default: Cosine.
+  Distance distance = Distance::kCosine;
+  QuantizationOptions quantization;
+  IndexOptions index;
+
+  [[nodiscard]] Status Validate() const;
+};
+
+}  // namespace qvec
+
+#endif  // QVEC_OPTIONS_H_

@@ -1,0 +1,190 @@
+// Value types of qvec's public API: distances, point ids, points, filters,
+// search requests and results.
+#ifndef QVEC_TYPES_H_
+#define QVEC_TYPES_H_
+
+#include <array>
+#include <compare>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "qvec/status.h"
+
+namespace qvec {
+
+// How vectors are compared. Cosine normalizes vectors on insert and at query
+// time (stored vectors are returned normalized, as in Qdrant); Dot scores the
+// raw inner product; Euclid scores the L2 distance. Higher scores are better
+// for Cosine and Dot; for Euclid the score is a distance and lower is better.
+enum class Distance : uint8_t { kCosine = 0, kDot = 1, kEuclid = 2 };
+
+// "Cosine", "Dot", "Euclid" (Qdrant's spelling).
+std::string_view DistanceName(Distance d);
+// Parses Qdrant's spelling; InvalidArgument for anything else.
+StatusOr<Distance> ParseDistance(std::string_view name);
+
+// A point id: an unsigned 64-bit integer or a UUID, as in Qdrant. Integers
+// order before UUIDs; each kind orders by value.
+class PointId {
+ public:
+  PointId() = default;
+  static PointId Num(uint64_t n) {
+    PointId id;
+    id.num_ = n;
+    return id;
+  }
+  // Parses a UUID in its hyphenated (8-4-4-4-12) or 32-hex-digit simple form,
+  // case-insensitive. InvalidArgument otherwise.
+  static StatusOr<PointId> ParseUuid(std::string_view text);
+  static PointId Uuid(const std::array<uint8_t, 16>& bytes) {
+    PointId id;
+    id.is_uuid_ = true;
+    id.uuid_ = bytes;
+    return id;
+  }
+
+  bool is_uuid() const { return is_uuid_; }
+  uint64_t num() const { return num_; }
+  const std::array<uint8_t, 16>& uuid() const { return uuid_; }
+
+  // "42" or the lower-case hyphenated UUID.
+  std::string ToString() const;
+
+  auto operator<=>(const PointId& other) const {
+    if (is_uuid_ != other.is_uuid_) return is_uuid_ <=> other.is_uuid_;
+    if (!is_uuid_) return num_ <=> other.num_;
+    return uuid_ <=> other.uuid_;
+  }
+  bool operator==(const PointId& other) const = default;
+
+ private:
+  bool is_uuid_ = false;
+  uint64_t num_ = 0;
+  std::array<uint8_t, 16> uuid_{};
+};
+
+struct PointIdHash {
+  size_t operator()(const PointId& id) const;
+};
+
+// A point as written by Upsert.
+struct Point {
+  PointId id;
+  std::vector<float> vector;  // size = the collection's dimension
+  // A JSON object as text, stored and returned as given; empty = no payload.
+  std::string payload;
+};
+
+// A point as read back by Get, Scroll and Search.
+struct Record {
+  PointId id;
+  std::optional<std::string> payload;        // JSON object text, when asked for
+  std::optional<std::vector<float>> vector;  // when asked for (normalized under Cosine)
+};
+
+struct ScoredPoint {
+  PointId id;
+  float score = 0;
+  std::optional<std::string> payload;
+  std::optional<std::vector<float>> vector;
+};
+
+// ---------------------------------------------------------------------------
+// Filters: Qdrant's must / should / must_not over payload conditions.
+// ---------------------------------------------------------------------------
+
+// A scalar payload value that `match` compares with: string, integer or bool.
+using MatchValue = std::variant<std::string, int64_t, bool>;
+
+struct Filter;
+
+struct Condition {
+  enum class Kind : uint8_t {
+    kMatchValue,  // payload[key] == value (or an array containing it)
+    kMatchAny,    // payload[key] equals any of `any`
+    kMatchExcept, // payload[key] has a value equal to none of `any`
+    kRange,       // gt / gte / lt / lte on numbers
+    kHasId,       // the point id is in `ids`
+    kIsEmpty,     // payload[key] is missing, null or []
+    kIsNull,      // payload[key] is null
+    kNested,      // a whole sub-filter
+  };
+  Kind kind = Kind::kMatchValue;
+  std::string key;  // payload key; dots address nested objects ("a.b")
+  MatchValue value;
+  std::vector<MatchValue> any;
+  std::optional<double> gt, gte, lt, lte;
+  std::vector<PointId> ids;
+  std::shared_ptr<Filter> filter;
+};
+
+// A point passes when all `must`, at least one `should` (if any) and no
+// `must_not` condition holds. An empty filter passes every point.
+struct Filter {
+  std::vector<Condition> must;
+  std::vector<Condition> should;
+  std::vector<Condition> must_not;
+  // Qdrant's min_should: at least this many `should` conditions must hold
+  // (0 = Qdrant's default of one when `should` is non-empty).
+  size_t min_should = 0;
+
+  bool empty() const { return must.empty() && should.empty() && must_not.empty(); }
+};
+
+// ---------------------------------------------------------------------------
+// Search
+// ---------------------------------------------------------------------------
+
+struct SearchParams {
+  // Lists probed by an IVF search; 0 = from target_recall or the collection's
+  // default. Default: 0.
+  uint32_t nprobe = 0;
+  // Pick nprobe from the measured nprobe -> recall curve so that the expected
+  // recall@10 reaches this value; 0 = unused. Default: 0.
+  float target_recall = 0;
+  // Scan every point instead of probing lists. Default: false.
+  bool exact = false;
+  // Score with the float originals instead of int8 codes (slow; exact).
+  // Default: false.
+  bool ignore_quantization = false;
+  // Re-rank limit * oversampling int8 candidates with the float originals.
+  // Default: true when oversampling > 1, otherwise false.
+  std::optional<bool> rescore;
+  // Candidates taken by int8 score per result when rescoring, in [1, 100].
+  // Default: 1.
+  float oversampling = 1.0f;
+};
+
+struct SearchRequest {
+  std::vector<float> vector;  // size = the collection's dimension
+  size_t limit = 10;           // in [1, 10000]. Default: 10.
+  size_t offset = 0;           // results skipped. Default: 0.
+  std::optional<float> score_threshold;  // keep only scores at least this good
+  std::optional<Filter> filter;
+  bool with_payload = false;
+  bool with_vector = false;
+  SearchParams params;
+};
+
+struct ScrollRequest {
+  std::optional<PointId> offset;  // first id to return (inclusive)
+  size_t limit = 10;              // in [1, 100000]. Default: 10.
+  std::optional<Filter> filter;
+  bool with_payload = true;
+  bool with_vector = false;
+};
+
+struct ScrollPage {
+  std::vector<Record> points;
+  std::optional<PointId> next_page_offset;  // unset on the last page
+};
+
+}  // namespace qvec
+
+#endif  // QVEC_TYPES_H_

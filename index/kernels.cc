@@ -1,0 +1,108 @@
+// Runtime dispatch of the kernel tables (generic x86-64: no intrinsics here).
+#include "index/kernels.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+
+namespace qvec::index {
+namespace {
+
+bool CpuHasAvx2() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+         __builtin_cpu_supports("bmi2");
+}
+
+bool CpuHasAvx512() {
+  __builtin_cpu_init();
+  return CpuHasAvx2() && __builtin_cpu_supports("avx512f") &&
+         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni");
+}
+
+bool CpuSupports(SimdLevel level) {
+  switch (level) {
+    case SimdLevel::kScalar: return true;
+    case SimdLevel::kAvx2: return CpuHasAvx2();
+    case SimdLevel::kAvx512: return CpuHasAvx512();
+  }
+  return false;
+}
+
+SimdLevel BestLevel() {
+  if (CpuHasAvx512()) return SimdLevel::kAvx512;
+  if (CpuHasAvx2()) return SimdLevel::kAvx2;
+  return SimdLevel::kScalar;
+}
+
+struct AlignedFree {
+  void operator()(uint8_t* p) const { std::free(p); }
+};
+
+}  // namespace
+
+namespace internal {
+
+SimdLevel ChooseSimdLevel(const char* env_value) {
+  if (env_value == nullptr) return BestLevel();
+  SimdLevel wanted;
+  if (std::strcmp(env_value, "scalar") == 0) {
+    wanted = SimdLevel::kScalar;
+  } else if (std::strcmp(env_value, "avx2") == 0) {
+    wanted = SimdLevel::kAvx2;
+  } else if (std::strcmp(env_value, "avx512") == 0) {
+    wanted = SimdLevel::kAvx512;
+  } else {
+    return BestLevel();
+  }
+  return CpuSupports(wanted) ? wanted : BestLevel();
+}
+
+uint8_t* ThreadScratch(size_t bytes, int slot) {
+  struct Buffer {
+    std::unique_ptr<uint8_t, AlignedFree> data;
+    size_t capacity = 0;
+  };
+  thread_local Buffer buffers[4];
+  Buffer& b = buffers[slot];
+  if (b.capacity < bytes) {
+    const size_t cap = (bytes + 63) / 64 * 64;
+    b.data.reset(static_cast<uint8_t*>(std::aligned_alloc(64, cap)));
+    b.capacity = b.data ? cap : 0;
+  }
+  return b.data.get();
+}
+
+}  // namespace internal
+
+SimdLevel ActiveSimdLevel() {
+  static const SimdLevel level = internal::ChooseSimdLevel(std::getenv("QVEC_SIMD"));
+  return level;
+}
+
+const Kernels* KernelsFor(SimdLevel level) {
+  if (!CpuSupports(level)) return nullptr;
+  switch (level) {
+    case SimdLevel::kScalar: return &internal::ScalarKernels();
+    case SimdLevel::kAvx2: return &internal::Avx2Kernels();
+    case SimdLevel::kAvx512: return &internal::Avx512Kernels();
+  }
+  return nullptr;
+}
+
+const Kernels& ActiveKernels() {
+  static const Kernels* kernels = KernelsFor(ActiveSimdLevel());
+  return *kernels;
+}
+
+std::string_view SimdLevelName(SimdLevel level) {
+  switch (level) {
+    case SimdLevel::kScalar: return "scalar";
+    case SimdLevel::kAvx2: return "avx2";
+    case SimdLevel::kAvx512: return "avx512";
+  }
+  return "unknown";
+}
+
+}  // namespace qvec::index

@@ -1,0 +1,94 @@
+// SIMD distance kernels for int8/uint8 codes and float vectors, with one
+// implementation per ISA (scalar reference, AVX2, AVX-512 VNNI) selected once
+// at runtime.
+//
+// All integer kernels are exact: they return the same int32 as the scalar
+// reference for every input with dim in [1, 65536] and code values in
+// [-127, 127] (int8) or [0, 255] (uint8); query bytes are int8 in [-127, 127].
+// (-128 never occurs because every quantizer clamps to +-127.) Float kernels
+// agree with the reference up to summation order.
+//
+// Thread safety: every kernel is a pure function; ActiveKernels() is safe to
+// call from any thread.
+#ifndef QVEC_INDEX_KERNELS_H_
+#define QVEC_INDEX_KERNELS_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace qvec::index {
+
+enum class SimdLevel : int { kScalar = 0, kAvx2 = 1, kAvx512 = 2 };
+
+// Function table of one ISA level. Array shapes: a "code" is `dim` bytes;
+// `n` codes start every `code_stride` bytes (code_stride >= dim); outputs of
+// "many" kernels are `n` values, of batch kernels `nq * n` values row-major
+// (out[i * n + j] = query i against code j).
+struct Kernels {
+  SimdLevel level;
+
+  // Sum over i < dim of a[i] * b[i], int8 x int8.
+  int32_t (*dot_s8)(const int8_t* a, const int8_t* b, size_t dim);
+  // out[j] = dot_s8(query, codes + j * code_stride, dim) for j < n.
+  void (*dot_s8_many)(const int8_t* query, const int8_t* codes, size_t code_stride, size_t n,
+                      size_t dim, int32_t* out);
+  // Sum over i < dim of code[i] (uint8) * query[i] (int8).
+  int32_t (*dot_u8s8)(const uint8_t* code, const int8_t* query, size_t dim);
+  // out[j] = dot_u8s8(codes + j * code_stride, query, dim) for j < n.
+  void (*dot_u8s8_many)(const int8_t* query, const uint8_t* codes, size_t code_stride, size_t n,
+                        size_t dim, int32_t* out);
+  // Block of `nq` queries (each `dim` bytes, every `query_stride` bytes) against
+  // `n` codes; out has nq * n int32. Cache-blocked: codes are packed in blocks
+  // that stay in L1/L2 while all queries pass over them. Uses a per-thread
+  // scratch buffer, so it may allocate on first use in a thread.
+  void (*dot_s8_batch)(const int8_t* queries, size_t query_stride, size_t nq,
+                       const int8_t* codes, size_t code_stride, size_t n, size_t dim,
+                       int32_t* out);
+  void (*dot_u8s8_batch)(const int8_t* queries, size_t query_stride, size_t nq,
+                         const uint8_t* codes, size_t code_stride, size_t n, size_t dim,
+                         int32_t* out);
+
+  // Float kernels (rescoring and the float baseline path).
+  float (*dot_f32)(const float* a, const float* b, size_t dim);
+  float (*l2sq_f32)(const float* a, const float* b, size_t dim);
+  // out[j] = dot_f32(query, x + j * stride, dim); stride in floats.
+  void (*dot_f32_many)(const float* query, const float* x, size_t stride, size_t n, size_t dim,
+                       float* out);
+  // out[j] = l2sq_f32(query, x + j * stride, dim); stride in floats.
+  void (*l2sq_f32_many)(const float* query, const float* x, size_t stride, size_t n, size_t dim,
+                        float* out);
+};
+
+// Largest dim for which the integer kernels are guaranteed exact (no int32
+// overflow in the accumulators).
+inline constexpr size_t kMaxKernelDim = 65536;
+
+// The level used by ActiveKernels(): chosen once per process from CPU
+// features, overridable by env var QVEC_SIMD=scalar|avx2|avx512 (a level the
+// CPU lacks, or an unknown value, falls back to the best available level).
+SimdLevel ActiveSimdLevel();
+const Kernels& ActiveKernels();
+// Kernels of `level`, or nullptr if this CPU cannot run them.
+const Kernels* KernelsFor(SimdLevel level);
+// "scalar", "avx2" or "avx512".
+std::string_view SimdLevelName(SimdLevel level);
+
+namespace internal {
+// Per-ISA tables; only call the ones whose level the CPU supports.
+const Kernels& ScalarKernels();
+const Kernels& Avx2Kernels();
+const Kernels& Avx512Kernels();
+// Per-thread, 64-byte aligned scratch of at least `bytes` bytes; `slot` in
+// [0, 4) selects independent buffers. Lives in a generic translation unit so
+// ISA files need no std:: containers (whose inline code could otherwise be
+// merged across ISA flags by the linker).
+uint8_t* ThreadScratch(size_t bytes, int slot);
+// Picks the level from CPU features and an optional QVEC_SIMD value
+// (nullptr = unset). Exposed for tests.
+SimdLevel ChooseSimdLevel(const char* env_value);
+}  // namespace internal
+
+}  // namespace qvec::index
+
+#endif  // QVEC_INDEX_KERNELS_H_

@@ -1,0 +1,224 @@
+// AVX2 + FMA kernels. Compiled with -mavx2 -mfma -mbmi2; only called after
+// the dispatcher confirmed CPU support. Deliberately free of std:: templates
+// (see internal::ThreadScratch).
+#include <immintrin.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "index/kernels.h"
+
+namespace qvec::index::internal {
+namespace {
+
+inline int32_t HorizontalSum(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+  return _mm_cvtsi128_si32(s);
+}
+
+inline float HorizontalSum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// int8 x int8 on 32 bytes. vpmaddubsw needs an unsigned operand, so move the
+// query's sign onto the code: |q| * sign(x, q) == q * x. With both in
+// [-127, 127] a pair sums to at most 2 * 127 * 127 = 32258, so the int16
+// saturation of vpmaddubsw never triggers: the result is exact.
+inline __m256i DotS8Step(__m256i q_abs, __m256i q, __m256i x, __m256i ones16) {
+  const __m256i pairs = _mm256_maddubs_epi16(q_abs, _mm256_sign_epi8(x, q));
+  return _mm256_madd_epi16(pairs, ones16);
+}
+
+int32_t ScalarTailS8(const int8_t* a, const int8_t* b, size_t from, size_t dim) {
+  int32_t sum = 0;
+  for (size_t i = from; i < dim; ++i) sum += int32_t{a[i]} * int32_t{b[i]};
+  return sum;
+}
+
+int32_t ScalarTailU8S8(const uint8_t* code, const int8_t* q, size_t from, size_t dim) {
+  int32_t sum = 0;
+  for (size_t i = from; i < dim; ++i) sum += int32_t{code[i]} * int32_t{q[i]};
+  return sum;
+}
+
+int32_t DotS8(const int8_t* a, const int8_t* b, size_t dim) {
+  const __m256i ones16 = _mm256_set1_epi16(1);
+  __m256i acc = _mm256_setzero_si256();
+  const size_t full = dim / 32 * 32;
+  for (size_t i = 0; i < full; i += 32) {
+    const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + i));
+    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + i));
+    acc = _mm256_add_epi32(acc, DotS8Step(_mm256_abs_epi8(q), q, x, ones16));
+  }
+  return HorizontalSum(acc) + ScalarTailS8(a, b, full, dim);
+}
+
+void DotS8Many(const int8_t* query, const int8_t* codes, size_t code_stride, size_t n, size_t dim,
+               int32_t* out) {
+  const __m256i ones16 = _mm256_set1_epi16(1);
+  const size_t full = dim / 32 * 32;
+  size_t j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const int8_t* c0 = codes + j * code_stride;
+    const int8_t* c1 = c0 + code_stride;
+    const int8_t* c2 = c1 + code_stride;
+    const int8_t* c3 = c2 + code_stride;
+    __m256i acc0 = _mm256_setzero_si256(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+    for (size_t i = 0; i < full; i += 32) {
+      const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(query + i));
+      const __m256i qa = _mm256_abs_epi8(q);
+      acc0 = _mm256_add_epi32(
+          acc0, DotS8Step(qa, q, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c0 + i)),
+                          ones16));
+      acc1 = _mm256_add_epi32(
+          acc1, DotS8Step(qa, q, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c1 + i)),
+                          ones16));
+      acc2 = _mm256_add_epi32(
+          acc2, DotS8Step(qa, q, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c2 + i)),
+                          ones16));
+      acc3 = _mm256_add_epi32(
+          acc3, DotS8Step(qa, q, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c3 + i)),
+                          ones16));
+    }
+    out[j] = HorizontalSum(acc0) + ScalarTailS8(query, c0, full, dim);
+    out[j + 1] = HorizontalSum(acc1) + ScalarTailS8(query, c1, full, dim);
+    out[j + 2] = HorizontalSum(acc2) + ScalarTailS8(query, c2, full, dim);
+    out[j + 3] = HorizontalSum(acc3) + ScalarTailS8(query, c3, full, dim);
+  }
+  for (; j < n; ++j) out[j] = DotS8(query, codes + j * code_stride, dim);
+}
+
+// uint8 x int8 pairs can reach 2 * 255 * 127 > 32767, so vpmaddubsw would
+// saturate; widen both to int16 and use vpmaddwd instead (exact).
+inline __m256i DotU8S8Step16(const uint8_t* code, __m256i q16) {
+  const __m256i x16 =
+      _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(code)));
+  return _mm256_madd_epi16(x16, q16);
+}
+
+inline __m256i LoadQ16(const int8_t* q) {
+  return _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q)));
+}
+
+int32_t DotU8S8(const uint8_t* code, const int8_t* query, size_t dim) {
+  __m256i acc = _mm256_setzero_si256();
+  const size_t full = dim / 16 * 16;
+  for (size_t i = 0; i < full; i += 16) {
+    acc = _mm256_add_epi32(acc, DotU8S8Step16(code + i, LoadQ16(query + i)));
+  }
+  return HorizontalSum(acc) + ScalarTailU8S8(code, query, full, dim);
+}
+
+void DotU8S8Many(const int8_t* query, const uint8_t* codes, size_t code_stride, size_t n,
+                 size_t dim, int32_t* out) {
+  const size_t full = dim / 16 * 16;
+  size_t j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const uint8_t* c0 = codes + j * code_stride;
+    const uint8_t* c1 = c0 + code_stride;
+    const uint8_t* c2 = c1 + code_stride;
+    const uint8_t* c3 = c2 + code_stride;
+    __m256i acc0 = _mm256_setzero_si256(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+    for (size_t i = 0; i < full; i += 16) {
+      const __m256i q16 = LoadQ16(query + i);
+      acc0 = _mm256_add_epi32(acc0, DotU8S8Step16(c0 + i, q16));
+      acc1 = _mm256_add_epi32(acc1, DotU8S8Step16(c1 + i, q16));
+      acc2 = _mm256_add_epi32(acc2, DotU8S8Step16(c2 + i, q16));
+      acc3 = _mm256_add_epi32(acc3, DotU8S8Step16(c3 + i, q16));
+    }
+    out[j] = HorizontalSum(acc0) + ScalarTailU8S8(c0, query, full, dim);
+    out[j + 1] = HorizontalSum(acc1) + ScalarTailU8S8(c1, query, full, dim);
+    out[j + 2] = HorizontalSum(acc2) + ScalarTailU8S8(c2, query, full, dim);
+    out[j + 3] = HorizontalSum(acc3) + ScalarTailU8S8(c3, query, full, dim);
+  }
+  for (; j < n; ++j) out[j] = DotU8S8(codes + j * code_stride, query, dim);
+}
+
+// Codes in blocks sized to stay in L1 (64 codes * dim <= ~48 KiB for dim 768)
+// while every query of the batch passes over them.
+constexpr size_t kBatchCodeBlock = 64;
+
+void DotS8Batch(const int8_t* queries, size_t query_stride, size_t nq, const int8_t* codes,
+                size_t code_stride, size_t n, size_t dim, int32_t* out) {
+  for (size_t c0 = 0; c0 < n; c0 += kBatchCodeBlock) {
+    const size_t nb = n - c0 < kBatchCodeBlock ? n - c0 : kBatchCodeBlock;
+    for (size_t i = 0; i < nq; ++i) {
+      DotS8Many(queries + i * query_stride, codes + c0 * code_stride, code_stride, nb, dim,
+                out + i * n + c0);
+    }
+  }
+}
+
+void DotU8S8Batch(const int8_t* queries, size_t query_stride, size_t nq, const uint8_t* codes,
+                  size_t code_stride, size_t n, size_t dim, int32_t* out) {
+  for (size_t c0 = 0; c0 < n; c0 += kBatchCodeBlock) {
+    const size_t nb = n - c0 < kBatchCodeBlock ? n - c0 : kBatchCodeBlock;
+    for (size_t i = 0; i < nq; ++i) {
+      DotU8S8Many(queries + i * query_stride, codes + c0 * code_stride, code_stride, nb, dim,
+                  out + i * n + c0);
+    }
+  }
+}
+
+float DotF32(const float* a, const float* b, size_t dim) {
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
+  size_t i = 0;
+  for (; i + 16 <= dim; i += 16) {
+    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
+  }
+  for (; i + 8 <= dim; i += 8) {
+    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
+  }
+  float sum = HorizontalSum(_mm256_add_ps(acc0, acc1));
+  for (; i < dim; ++i) sum += a[i] * b[i];
+  return sum;
+}
+
+float L2SqF32(const float* a, const float* b, size_t dim) {
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
+  size_t i = 0;
+  for (; i + 16 <= dim; i += 16) {
+    const __m256 d0 = _mm256_sub_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i));
+    const __m256 d1 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8));
+    acc0 = _mm256_fmadd_ps(d0, d0, acc0);
+    acc1 = _mm256_fmadd_ps(d1, d1, acc1);
+  }
+  for (; i + 8 <= dim; i += 8) {
+    const __m256 d0 = _mm256_sub_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i));
+    acc0 = _mm256_fmadd_ps(d0, d0, acc0);
+  }
+  float sum = HorizontalSum(_mm256_add_ps(acc0, acc1));
+  for (; i < dim; ++i) {
+    const float d = a[i] - b[i];
+    sum += d * d;
+  }
+  return sum;
+}
+
+void DotF32Many(const float* query, const float* x, size_t stride, size_t n, size_t dim,
+                float* out) {
+  for (size_t j = 0; j < n; ++j) out[j] = DotF32(query, x + j * stride, dim);
+}
+
+void L2SqF32Many(const float* query, const float* x, size_t stride, size_t n, size_t dim,
+                 float* out) {
+  for (size_t j = 0; j < n; ++j) out[j] = L2SqF32(query, x + j * stride, dim);
+}
+
+constexpr Kernels kAvx2Kernels = {
+    SimdLevel::kAvx2, DotS8,  DotS8Many,  DotU8S8,     DotU8S8Many,
+    DotS8Batch,       DotU8S8Batch,       DotF32,      L2SqF32,
+    DotF32Many,       L2SqF32Many,
+};
+
+}  // namespace
+
+const Kernels& Avx2Kernels() { return kAvx2Kernels; }
+
+}  // namespace qvec::index::internal

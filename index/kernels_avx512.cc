@@ -1,0 +1,350 @@
+// AVX-512 (F/BW/VL/DQ/VNNI) kernels. Compiled with AVX-512 flags; only called
+// after the dispatcher confirmed CPU support. Deliberately free of std::
+// templates (see internal::ThreadScratch).
+//
+// vpdpbusd multiplies an unsigned byte by a signed byte. For int8 codes we
+// flip the code's sign bit (x ^ 0x80 == x + 128 as uint8) and subtract
+// 128 * sum(q) once per query: sum q*(x+128) - 128*sum q == sum q*x. Every
+// partial sum stays below 65536 * 255 * 127 < 2^31, so the result is exact.
+// Tails use masked loads; masked-off query bytes are zero, so whatever the
+// code lane holds (0 ^ 0x80 = 128) contributes nothing.
+// GCC 12 reports a false -Wuninitialized inside _mm512_reduce_add_* (it
+// builds from _mm512_undefined_*); silence it for this file only.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "index/kernels.h"
+
+namespace qvec::index::internal {
+namespace {
+
+inline size_t MinSize(size_t a, size_t b) { return a < b ? a : b; }
+
+inline __mmask64 TailMask(size_t rem) {
+  return rem == 0 ? ~__mmask64{0} : (__mmask64{1} << rem) - 1;
+}
+
+int32_t QuerySum(const int8_t* q, size_t dim) {
+  // Sum of int8 via vpsadbw on q ^ 0x80 (unsigned), then remove the bias.
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+  __m512i acc = _mm512_setzero_si512();
+  size_t i = 0;
+  int64_t count = 0;
+  for (; i + 64 <= dim; i += 64) {
+    const __m512i v = _mm512_xor_si512(_mm512_loadu_si512(q + i), flip);
+    acc = _mm512_add_epi64(acc, _mm512_sad_epu8(v, _mm512_setzero_si512()));
+    count += 64;
+  }
+  int64_t sum = _mm512_reduce_add_epi64(acc) - 128 * count;
+  for (; i < dim; ++i) sum += q[i];
+  return static_cast<int32_t>(sum);
+}
+
+// Scores codes against one query, 4 codes per iteration so each query chunk
+// is loaded once for 4 codes; the next codes are prefetched.
+template <bool kSignedCodes>
+void DotManyImpl(const int8_t* query, const uint8_t* codes, size_t code_stride, size_t n,
+                 size_t dim, int32_t* out) {
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+  const int32_t correction = kSignedCodes ? 128 * QuerySum(query, dim) : 0;
+  const size_t full = dim / 64;
+  const size_t rem = dim % 64;
+  const __mmask64 tail = TailMask(rem);
+  const __m512i q_tail = rem ? _mm512_maskz_loadu_epi8(tail, query + full * 64)
+                             : _mm512_setzero_si512();
+  constexpr size_t kPrefetchCodes = 8;
+  auto load = [&](const uint8_t* p) {
+    const __m512i v = _mm512_loadu_si512(p);
+    return kSignedCodes ? _mm512_xor_si512(v, flip) : v;
+  };
+  auto load_tail = [&](const uint8_t* p) {
+    const __m512i v = _mm512_maskz_loadu_epi8(tail, p);
+    return kSignedCodes ? _mm512_xor_si512(v, flip) : v;
+  };
+  size_t j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const uint8_t* c0 = codes + j * code_stride;
+    const uint8_t* c1 = c0 + code_stride;
+    const uint8_t* c2 = c1 + code_stride;
+    const uint8_t* c3 = c2 + code_stride;
+    __m512i acc0 = _mm512_setzero_si512(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+    for (size_t i = 0; i < full; ++i) {
+      const size_t off = i * 64;
+      // Prefetch unconditionally: prefetches never fault, and running past
+      // the end of this call's rows warms the next call's (the caller scans
+      // consecutive blocks).
+      const uint8_t* p = c0 + kPrefetchCodes * code_stride + off;
+      _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(p + code_stride), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(p + 2 * code_stride), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(p + 3 * code_stride), _MM_HINT_T0);
+      const __m512i q = _mm512_loadu_si512(query + off);
+      acc0 = _mm512_dpbusd_epi32(acc0, load(c0 + off), q);
+      acc1 = _mm512_dpbusd_epi32(acc1, load(c1 + off), q);
+      acc2 = _mm512_dpbusd_epi32(acc2, load(c2 + off), q);
+      acc3 = _mm512_dpbusd_epi32(acc3, load(c3 + off), q);
+    }
+    if (rem) {
+      const size_t off = full * 64;
+      acc0 = _mm512_dpbusd_epi32(acc0, load_tail(c0 + off), q_tail);
+      acc1 = _mm512_dpbusd_epi32(acc1, load_tail(c1 + off), q_tail);
+      acc2 = _mm512_dpbusd_epi32(acc2, load_tail(c2 + off), q_tail);
+      acc3 = _mm512_dpbusd_epi32(acc3, load_tail(c3 + off), q_tail);
+    }
+    out[j] = _mm512_reduce_add_epi32(acc0) - correction;
+    out[j + 1] = _mm512_reduce_add_epi32(acc1) - correction;
+    out[j + 2] = _mm512_reduce_add_epi32(acc2) - correction;
+    out[j + 3] = _mm512_reduce_add_epi32(acc3) - correction;
+  }
+  for (; j < n; ++j) {
+    const uint8_t* c = codes + j * code_stride;
+    __m512i acc = _mm512_setzero_si512();
+    for (size_t i = 0; i < full; ++i) {
+      acc = _mm512_dpbusd_epi32(acc, load(c + i * 64), _mm512_loadu_si512(query + i * 64));
+    }
+    if (rem) acc = _mm512_dpbusd_epi32(acc, load_tail(c + full * 64), q_tail);
+    out[j] = _mm512_reduce_add_epi32(acc) - correction;
+  }
+}
+
+int32_t DotS8(const int8_t* a, const int8_t* b, size_t dim) {
+  int32_t out;
+  DotManyImpl<true>(a, reinterpret_cast<const uint8_t*>(b), dim, 1, dim, &out);
+  return out;
+}
+
+void DotS8Many(const int8_t* query, const int8_t* codes, size_t code_stride, size_t n, size_t dim,
+               int32_t* out) {
+  DotManyImpl<true>(query, reinterpret_cast<const uint8_t*>(codes), code_stride, n, dim, out);
+}
+
+int32_t DotU8S8(const uint8_t* code, const int8_t* query, size_t dim) {
+  int32_t out;
+  DotManyImpl<false>(query, code, dim, 1, dim, &out);
+  return out;
+}
+
+void DotU8S8Many(const int8_t* query, const uint8_t* codes, size_t code_stride, size_t n,
+                 size_t dim, int32_t* out) {
+  DotManyImpl<false>(query, codes, code_stride, n, dim, out);
+}
+
+// ---- Batched kernel -------------------------------------------------------
+//
+// GEMM-style: a block of codes is repacked so that one zmm holds 4 consecutive
+// bytes of 16 different codes ([sub-block of 16 codes][dim/4][16][4]). A
+// vpdpbusd against a broadcast 4-byte slice of one query then advances 16
+// code scores at once with no horizontal reductions. The micro-kernel keeps an
+// 8 queries x 32 codes tile in 16 accumulators. Each packed block (<= 256
+// codes) is packed once per call, so packing is amortized over all queries.
+
+constexpr size_t kBlockCodes = 256;
+constexpr size_t kSubBlock = 16;
+constexpr size_t kQueryTile = 8;
+constexpr size_t kSubTile = 2;  // sub-blocks per micro-kernel tile (32 codes)
+
+inline uint32_t Load4(const uint8_t* p) {
+  uint32_t v;
+  __builtin_memcpy(&v, p, 4);
+  return v;
+}
+
+// Packs codes [0, nb) of the block into `packed`; missing codes and bytes past
+// dim are zero (their query bytes are zero or the results are discarded).
+template <bool kSignedCodes>
+void PackBlock(const uint8_t* codes, size_t code_stride, size_t nb, size_t dim, size_t dim4,
+               uint32_t* packed) {
+  const uint32_t flip = kSignedCodes ? 0x80808080u : 0u;
+  const size_t nsb = (nb + kSubBlock - 1) / kSubBlock;
+  const size_t full4 = dim / 4;
+  for (size_t sb = 0; sb < nsb; ++sb) {
+    uint32_t* dst = packed + sb * dim4 * kSubBlock;
+    for (size_t c = 0; c < kSubBlock; ++c) {
+      const size_t code = sb * kSubBlock + c;
+      if (code >= nb) {
+        for (size_t k = 0; k < dim4; ++k) dst[k * kSubBlock + c] = 0;
+        continue;
+      }
+      const uint8_t* src = codes + code * code_stride;
+      for (size_t k = 0; k < full4; ++k) dst[k * kSubBlock + c] = Load4(src + 4 * k) ^ flip;
+      if (full4 < dim4) {
+        uint8_t last[4] = {0, 0, 0, 0};
+        for (size_t b = 0; b < dim - full4 * 4; ++b) last[b] = src[full4 * 4 + b];
+        dst[full4 * kSubBlock + c] = Load4(last) ^ flip;
+      }
+    }
+  }
+}
+
+// One tile: 8 queries (padded rows of dim4 dwords) x 2 sub-blocks (32
+// codes). Per 4-byte step: 2 code loads + 8 query broadcasts feed 16
+// vpdpbusd. The accumulators are named locals (an array of __m512i made GCC
+// shuffle and spill registers); they are stored to `tile` as
+// [8 queries][2 sub-blocks][16 codes] at the end.
+inline void MicroKernel(const uint32_t* const q[kQueryTile], const uint32_t* const b[kSubTile],
+                        size_t dim4, int32_t* tile) {
+  __m512i a00 = _mm512_setzero_si512(), a01 = a00, a10 = a00, a11 = a00;
+  __m512i a20 = a00, a21 = a00, a30 = a00, a31 = a00;
+  __m512i a40 = a00, a41 = a00, a50 = a00, a51 = a00;
+  __m512i a60 = a00, a61 = a00, a70 = a00, a71 = a00;
+  const uint32_t* b0p = b[0];
+  const uint32_t* b1p = b[1];
+  const uint32_t *q0p = q[0], *q1p = q[1], *q2p = q[2], *q3p = q[3];
+  const uint32_t *q4p = q[4], *q5p = q[5], *q6p = q[6], *q7p = q[7];
+#define QVEC_STEP(row, acc0, acc1)                                \
+  do {                                                           \
+    const __m512i qv = _mm512_set1_epi32(static_cast<int>(row[k])); \
+    acc0 = _mm512_dpbusd_epi32(acc0, b0, qv);                    \
+    acc1 = _mm512_dpbusd_epi32(acc1, b1, qv);                    \
+  } while (0)
+  for (size_t k = 0; k < dim4; ++k) {
+    const __m512i b0 = _mm512_load_si512(b0p + k * kSubBlock);
+    const __m512i b1 = _mm512_load_si512(b1p + k * kSubBlock);
+    QVEC_STEP(q0p, a00, a01);
+    QVEC_STEP(q1p, a10, a11);
+    QVEC_STEP(q2p, a20, a21);
+    QVEC_STEP(q3p, a30, a31);
+    QVEC_STEP(q4p, a40, a41);
+    QVEC_STEP(q5p, a50, a51);
+    QVEC_STEP(q6p, a60, a61);
+    QVEC_STEP(q7p, a70, a71);
+  }
+#undef QVEC_STEP
+  const __m512i results[16] = {a00, a01, a10, a11, a20, a21, a30, a31,
+                               a40, a41, a50, a51, a60, a61, a70, a71};
+  for (int i = 0; i < 16; ++i) _mm512_store_si512(tile + i * 16, results[i]);
+}
+
+template <bool kSignedCodes>
+void DotBatchImpl(const int8_t* queries, size_t query_stride, size_t nq, const uint8_t* codes,
+                  size_t code_stride, size_t n, size_t dim, int32_t* out) {
+  if (nq == 0 || n == 0) return;
+  const size_t dim4 = (dim + 3) / 4;
+  // Queries copied into zero-padded rows of dim4 dwords, plus corrections.
+  uint32_t* qpad = reinterpret_cast<uint32_t*>(ThreadScratch(nq * dim4 * 4, 0));
+  int32_t* corrections = reinterpret_cast<int32_t*>(ThreadScratch(nq * sizeof(int32_t), 1));
+  uint32_t* packed =
+      reinterpret_cast<uint32_t*>(ThreadScratch(kBlockCodes * dim4 * 4 + 64, 2));
+  for (size_t i = 0; i < nq; ++i) {
+    uint8_t* row = reinterpret_cast<uint8_t*>(qpad + i * dim4);
+    const int8_t* src = queries + i * query_stride;
+    for (size_t d = 0; d < dim; ++d) row[d] = static_cast<uint8_t>(src[d]);
+    for (size_t d = dim; d < dim4 * 4; ++d) row[d] = 0;
+    corrections[i] = kSignedCodes ? 128 * QuerySum(src, dim) : 0;
+  }
+  for (size_t c0 = 0; c0 < n; c0 += kBlockCodes) {
+    const size_t nb = MinSize(kBlockCodes, n - c0);
+    const size_t nsb = (nb + kSubBlock - 1) / kSubBlock;
+    PackBlock<kSignedCodes>(codes + c0 * code_stride, code_stride, nb, dim, dim4, packed);
+    // Sub-tile outer, queries inner: the 32 packed codes (dim * 32 bytes,
+    // 25 KiB at dim 784) stay in L1 while every query passes over them.
+    for (size_t s0 = 0; s0 < nsb; s0 += kSubTile) {
+      const size_t sn = MinSize(kSubTile, nsb - s0);
+      const uint32_t* brows[kSubTile];
+      for (size_t si = 0; si < kSubTile; ++si) {
+        brows[si] = packed + (s0 + MinSize(si, sn - 1)) * dim4 * kSubBlock;
+      }
+      for (size_t q0 = 0; q0 < nq; q0 += kQueryTile) {
+        const size_t qn = MinSize(kQueryTile, nq - q0);
+        const uint32_t* qrows[kQueryTile];
+        for (size_t qi = 0; qi < kQueryTile; ++qi) {
+          qrows[qi] = qpad + (q0 + MinSize(qi, qn - 1)) * dim4;
+        }
+        alignas(64) int32_t tile[kQueryTile * kSubTile * kSubBlock];
+        MicroKernel(qrows, brows, dim4, tile);
+        for (size_t qi = 0; qi < qn; ++qi) {
+          const __m512i corr = _mm512_set1_epi32(corrections[q0 + qi]);
+          int32_t* dst = out + (q0 + qi) * n + c0;
+          for (size_t si = 0; si < sn; ++si) {
+            const size_t first = (s0 + si) * kSubBlock;
+            const size_t valid = MinSize(kSubBlock, nb - first);
+            const __mmask16 m = static_cast<__mmask16>((1u << valid) - 1);
+            const __m512i acc = _mm512_load_si512(tile + (qi * kSubTile + si) * kSubBlock);
+            _mm512_mask_storeu_epi32(dst + first, m, _mm512_sub_epi32(acc, corr));
+          }
+        }
+      }
+    }
+  }
+}
+
+void DotS8Batch(const int8_t* queries, size_t query_stride, size_t nq, const int8_t* codes,
+                size_t code_stride, size_t n, size_t dim, int32_t* out) {
+  DotBatchImpl<true>(queries, query_stride, nq, reinterpret_cast<const uint8_t*>(codes),
+                     code_stride, n, dim, out);
+}
+
+void DotU8S8Batch(const int8_t* queries, size_t query_stride, size_t nq, const uint8_t* codes,
+                  size_t code_stride, size_t n, size_t dim, int32_t* out) {
+  DotBatchImpl<false>(queries, query_stride, nq, codes, code_stride, n, dim, out);
+}
+
+// ---- Float kernels ----------------------------------------------------------
+
+inline __mmask16 FloatTail(size_t rem) {
+  return rem == 0 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << rem) - 1);
+}
+
+float DotF32(const float* a, const float* b, size_t dim) {
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
+  size_t i = 0;
+  for (; i + 32 <= dim; i += 32) {
+    acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc0);
+    acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), acc1);
+  }
+  for (; i + 16 <= dim; i += 16) {
+    acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc0);
+  }
+  if (i < dim) {
+    const __mmask16 m = FloatTail(dim - i);
+    acc1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), acc1);
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+}
+
+float L2SqF32(const float* a, const float* b, size_t dim) {
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
+  size_t i = 0;
+  for (; i + 32 <= dim; i += 32) {
+    const __m512 d0 = _mm512_sub_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i));
+    const __m512 d1 = _mm512_sub_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16));
+    acc0 = _mm512_fmadd_ps(d0, d0, acc0);
+    acc1 = _mm512_fmadd_ps(d1, d1, acc1);
+  }
+  for (; i + 16 <= dim; i += 16) {
+    const __m512 d0 = _mm512_sub_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i));
+    acc0 = _mm512_fmadd_ps(d0, d0, acc0);
+  }
+  if (i < dim) {
+    const __mmask16 m = FloatTail(dim - i);
+    const __m512 d = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i));
+    acc1 = _mm512_fmadd_ps(d, d, acc1);
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+}
+
+void DotF32Many(const float* query, const float* x, size_t stride, size_t n, size_t dim,
+                float* out) {
+  for (size_t j = 0; j < n; ++j) out[j] = DotF32(query, x + j * stride, dim);
+}
+
+void L2SqF32Many(const float* query, const float* x, size_t stride, size_t n, size_t dim,
+                 float* out) {
+  for (size_t j = 0; j < n; ++j) out[j] = L2SqF32(query, x + j * stride, dim);
+}
+
+constexpr Kernels kAvx512Kernels = {
+    SimdLevel::kAvx512, DotS8,  DotS8Many,  DotU8S8,     DotU8S8Many,
+    DotS8Batch,         DotU8S8Batch,       DotF32,      L2SqF32,
+    DotF32Many,         L2SqF32Many,
+};
+
+}  // namespace
+
+const Kernels& Avx512Kernels() { return kAvx512Kernels; }
+
+}  // namespace qvec::index::internal

@@ -1,0 +1,126 @@
+#include "index/training.h"
+
+#include <algorithm>
+#include <unordered_set>
+
+#include "index/flat_index.h"
+#include "index/kernels.h"
+
+namespace qvec::index {
+namespace {
+
+StatusOr<std::vector<float>> PreprocessAll(const Quantizer& q, const float* x, size_t n) {
+  const size_t dim = q.dim();
+  std::vector<float> out(x, x + n * dim);
+  for (size_t i = 0; i < n; ++i) QVEC_RETURN_IF_ERROR(q.Preprocess(out.data() + i * dim));
+  return out;
+}
+
+double Recall(const std::vector<std::vector<uint64_t>>& truth,
+              const std::vector<std::vector<Hit>>& got, size_t k) {
+  double total = 0;
+  for (size_t i = 0; i < truth.size(); ++i) {
+    std::unordered_set<uint64_t> want(truth[i].begin(), truth[i].end());
+    size_t found = 0;
+    for (const Hit& h : got[i]) found += want.count(h.label);
+    total += truth[i].empty() ? 1.0 : static_cast<double>(found) / truth[i].size();
+  }
+  return truth.empty() ? 1.0 : total / truth.size();
+}
+
+StatusOr<double> RecallAgainst(const Quantizer& quantizer, const float* base, size_t n,
+                               const float* queries, size_t nq,
+                               const std::vector<std::vector<uint64_t>>& truth, size_t k,
+                               ThreadPool* pool) {
+  FlatIndex index(quantizer, pool);
+  const size_t dim = quantizer.dim();
+  std::vector<uint8_t> blob(quantizer.EncodedSize());
+  for (size_t i = 0; i < n; ++i) {
+    QVEC_RETURN_IF_ERROR(quantizer.Encode(base + i * dim, blob.data()));
+    QVEC_RETURN_IF_ERROR(index.Add(i, blob.data(), blob.size()));
+  }
+  SearchParams params;
+  params.k = k;
+  QVEC_ASSIGN_OR_RETURN(auto got, index.SearchBatch(queries, nq, params));
+  return Recall(truth, got, k);
+}
+
+}  // namespace
+
+StatusOr<std::vector<std::vector<uint64_t>>> ExactTopK(const Quantizer& quantizer,
+                                                       const float* base, size_t n,
+                                                       const float* queries, size_t nq, size_t k,
+                                                       ThreadPool* pool) {
+  const size_t dim = quantizer.dim();
+  QVEC_ASSIGN_OR_RETURN(std::vector<float> pre, PreprocessAll(quantizer, base, n));
+  QVEC_ASSIGN_OR_RETURN(std::vector<float> pre_queries, PreprocessAll(quantizer, queries, nq));
+  if (pool == nullptr) pool = &ThreadPool::Default();
+  const bool euclid = quantizer.metric() == Metric::kEuclid;
+  const size_t keep = std::min(k, n);
+  std::vector<std::vector<uint64_t>> out(nq);
+  pool->ParallelFor(nq, [&](size_t i) {
+    const Kernels& kernels = ActiveKernels();
+    const float* q = pre_queries.data() + i * dim;
+    std::vector<float> scores(n);
+    if (euclid) {
+      kernels.l2sq_f32_many(q, pre.data(), dim, n, dim, scores.data());
+      for (float& s : scores) s = -s;
+    } else {
+      kernels.dot_f32_many(q, pre.data(), dim, n, dim, scores.data());
+    }
+    std::vector<uint64_t> rows(n);
+    for (size_t r = 0; r < n; ++r) rows[r] = r;
+    std::partial_sort(rows.begin(), rows.begin() + keep, rows.end(),
+                      [&](uint64_t a, uint64_t b) {
+                        return scores[a] > scores[b] || (scores[a] == scores[b] && a < b);
+                      });
+    rows.resize(keep);
+    out[i] = std::move(rows);
+  });
+  return out;
+}
+
+StatusOr<double> QuantizedRecall(const Quantizer& quantizer, const float* base, size_t n,
+                                 const float* queries, size_t nq, size_t k, ThreadPool* pool) {
+  QVEC_ASSIGN_OR_RETURN(auto truth, ExactTopK(quantizer, base, n, queries, nq, k, pool));
+  return RecallAgainst(quantizer, base, n, queries, nq, truth, k, pool);
+}
+
+StatusOr<Quantizer> TrainQuantizer(size_t dim, Metric metric, const QuantizationConfig& config,
+                                   const float* sample, size_t n, ThreadPool* pool) {
+  QVEC_RETURN_IF_ERROR(config.Validate());
+  if (!config.NeedsCalibration()) return Quantizer::Create(dim, metric, config);
+  if (n == 0) return FailedPreconditionError("calibration needs a non-empty sample");
+  // A per-vector quantizer of the same metric does the preprocessing.
+  QVEC_ASSIGN_OR_RETURN(Quantizer plain, Quantizer::Create(dim, metric, QuantizationConfig{}));
+  QVEC_ASSIGN_OR_RETURN(std::vector<float> pre, PreprocessAll(plain, sample, n));
+  CalibrationObserver observer(dim);
+  QVEC_RETURN_IF_ERROR(observer.Observe(pre.data(), n));
+  float quantile = config.quantile;
+  if (config.recall_tuned) {
+    if (n < 50) return FailedPreconditionError("recall-tuned calibration needs >= 50 vectors");
+    const size_t held_out = std::clamp<size_t>(n / 10, 1, 200);
+    const size_t base_n = n - held_out;
+    const float* queries = pre.data() + base_n * dim;
+    CalibrationObserver base_observer(dim);
+    QVEC_RETURN_IF_ERROR(base_observer.Observe(pre.data(), base_n));
+    QVEC_ASSIGN_OR_RETURN(auto truth,
+                          ExactTopK(plain, pre.data(), base_n, queries, held_out, 10, pool));
+    double best_recall = -1;
+    for (float candidate : kRecallTunedQuantiles) {
+      QVEC_ASSIGN_OR_RETURN(CalibrationParams params,
+                            base_observer.Compute(config.granularity, candidate));
+      QVEC_ASSIGN_OR_RETURN(Quantizer q, Quantizer::Create(dim, metric, config, &params));
+      QVEC_ASSIGN_OR_RETURN(double recall, RecallAgainst(q, pre.data(), base_n, queries,
+                                                         held_out, truth, 10, pool));
+      if (recall > best_recall) {
+        best_recall = recall;
+        quantile = candidate;
+      }
+    }
+  }
+  QVEC_ASSIGN_OR_RETURN(CalibrationParams params, observer.Compute(config.granularity, quantile));
+  return Quantizer::Create(dim, metric, config, &params);
+}
+
+}  // namespace qvec::index

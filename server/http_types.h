@@ -1,0 +1,55 @@
+// Socket-free HTTP request and response types. Request handlers are plain
+// functions from HttpRequest to HttpResponse, so they are tested without a
+// network; server/http_server.cc converts to and from Beast's types.
+#ifndef QVEC_SERVER_HTTP_TYPES_H_
+#define QVEC_SERVER_HTTP_TYPES_H_
+
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace qvec::server {
+
+struct HttpRequest {
+  std::string method;  // upper case, e.g. "GET"
+  std::string target;  // as sent: path plus optional "?query"
+  // Header fields in arrival order; names lower-cased.
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+
+  // The value of header `name` (lower case), or "" when absent.
+  std::string_view Header(std::string_view name) const {
+    for (const auto& [k, v] : headers) {
+      if (k == name) return v;
+    }
+    return {};
+  }
+};
+
+struct HttpResponse {
+  unsigned status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;  // extra header fields
+};
+
+// What a request needs from the API keys (see ServerOptions).
+enum class Access { kNone, kRead, kWrite };
+
+// The application behind the HTTP server: the router of server/router.h in
+// production, a fake in the server's own tests. Must be thread-safe: the
+// server calls it from several worker threads at once.
+class RequestHandler {
+ public:
+  virtual ~RequestHandler() = default;
+  // The access level a request needs, judged from its method and target alone
+  // (before any body is read).
+  virtual Access RequiredAccess(std::string_view method, std::string_view target) const = 0;
+  // Serves one request. Never throws.
+  virtual HttpResponse Handle(const HttpRequest& request) = 0;
+};
+
+}  // namespace qvec::server
+
+#endif  // QVEC_SERVER_HTTP_TYPES_H_

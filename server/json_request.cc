@@ -1,0 +1,558 @@
+#include "server/json_request.h"
+
+#include <cmath>
+#include <limits>
+
+namespace qvec::server {
+namespace {
+
+using simdjson::dom::element;
+using simdjson::dom::element_type;
+
+std::string TypeName(element_type t) {
+  switch (t) {
+    case element_type::ARRAY: return "an array";
+    case element_type::OBJECT: return "an object";
+    case element_type::INT64:
+    case element_type::UINT64:
+    case element_type::DOUBLE: return "a number";
+    case element_type::STRING: return "a string";
+    case element_type::BOOL: return "a boolean";
+    case element_type::NULL_VALUE: return "null";
+  }
+  return "a value";
+}
+
+Status WrongType(std::string_view field, std::string_view want, element e) {
+  return InvalidArgumentError(std::string(field) + ": expected " + std::string(want) + ", got " +
+                              TypeName(e.type()));
+}
+
+bool Lookup(element obj, std::string_view key, element* out) {
+  return obj.type() == element_type::OBJECT &&
+         simdjson::dom::object(obj).at_key(key).get(*out) == simdjson::SUCCESS &&
+         out->type() != element_type::NULL_VALUE;
+}
+
+StatusOr<double> GetNumber(element e, std::string_view field) {
+  switch (e.type()) {
+    case element_type::INT64: return static_cast<double>(int64_t(e));
+    case element_type::UINT64: return static_cast<double>(uint64_t(e));
+    case element_type::DOUBLE: return double(e);
+    default: return WrongType(field, "a number", e);
+  }
+}
+
+StatusOr<uint64_t> GetUint(element e, std::string_view field) {
+  if (e.type() == element_type::UINT64) return uint64_t(e);
+  if (e.type() == element_type::INT64) {
+    int64_t v = int64_t(e);
+    if (v < 0) return OutOfRangeError(std::string(field) + " must not be negative");
+    return static_cast<uint64_t>(v);
+  }
+  return WrongType(field, "a non-negative integer", e);
+}
+
+StatusOr<bool> GetBool(element e, std::string_view field) {
+  if (e.type() != element_type::BOOL) return WrongType(field, "a boolean", e);
+  return bool(e);
+}
+
+StatusOr<MatchValue> ParseMatchValue(element e, std::string_view field) {
+  switch (e.type()) {
+    case element_type::STRING: return MatchValue(std::string(std::string_view(e)));
+    case element_type::INT64: return MatchValue(int64_t(e));
+    case element_type::UINT64: {
+      uint64_t u = uint64_t(e);
+      if (u > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+        return OutOfRangeError(std::string(field) + ": integer out of range");
+      }
+      return MatchValue(static_cast<int64_t>(u));
+    }
+    case element_type::BOOL: return MatchValue(bool(e));
+    default: return WrongType(field, "a string, integer or boolean", e);
+  }
+}
+
+StatusOr<Condition> ParseCondition(element e, size_t depth) {
+  if (e.type() != element_type::OBJECT) return WrongType("filter condition", "an object", e);
+  Condition c;
+  element v;
+  // A nested filter is itself a condition.
+  if (Lookup(e, "must", &v) || Lookup(e, "should", &v) || Lookup(e, "must_not", &v)) {
+    QVEC_ASSIGN_OR_RETURN(Filter f, ParseFilter(e, depth + 1));
+    c.kind = Condition::Kind::kNested;
+    c.filter = std::make_shared<Filter>(std::move(f));
+    return c;
+  }
+  if (Lookup(e, "has_id", &v)) {
+    if (v.type() != element_type::ARRAY) return WrongType("has_id", "an array of ids", v);
+    c.kind = Condition::Kind::kHasId;
+    for (element id : simdjson::dom::array(v)) {
+      QVEC_ASSIGN_OR_RETURN(PointId pid, ParsePointId(id));
+      c.ids.push_back(pid);
+    }
+    return c;
+  }
+  if (Lookup(e, "is_empty", &v) || Lookup(e, "is_null", &v)) {
+    element unused;
+    c.kind = Lookup(e, "is_empty", &unused) ? Condition::Kind::kIsEmpty : Condition::Kind::kIsNull;
+    element key;
+    if (!Lookup(v, "key", &key) || key.type() != element_type::STRING) {
+      return InvalidArgumentError("is_empty / is_null needs {\"key\": \"...\"}");
+    }
+    c.key = std::string(std::string_view(key));
+    return c;
+  }
+  element key;
+  if (!Lookup(e, "key", &key)) {
+    return InvalidArgumentError(
+        "unsupported filter condition: expected key with match or range, has_id, is_empty, "
+        "is_null or a nested filter");
+  }
+  if (key.type() != element_type::STRING) return WrongType("condition key", "a string", key);
+  c.key = std::string(std::string_view(key));
+  if (c.key.empty()) return InvalidArgumentError("condition key must not be empty");
+  element match, range;
+  if (Lookup(e, "match", &match)) {
+    if (match.type() != element_type::OBJECT) return WrongType("match", "an object", match);
+    element x;
+    if (Lookup(match, "value", &x)) {
+      c.kind = Condition::Kind::kMatchValue;
+      QVEC_ASSIGN_OR_RETURN(c.value, ParseMatchValue(x, "match.value"));
+    } else if (Lookup(match, "any", &x) || Lookup(match, "except", &x)) {
+      element unused;
+      c.kind = Lookup(match, "any", &unused) ? Condition::Kind::kMatchAny
+                                             : Condition::Kind::kMatchExcept;
+      if (x.type() != element_type::ARRAY) return WrongType("match.any", "an array", x);
+      for (element m : simdjson::dom::array(x)) {
+        QVEC_ASSIGN_OR_RETURN(MatchValue mv, ParseMatchValue(m, "match.any"));
+        c.any.push_back(std::move(mv));
+      }
+    } else if (Lookup(match, "text", &x)) {
+      c.kind = Condition::Kind::kMatchValue;
+      QVEC_ASSIGN_OR_RETURN(c.value, ParseMatchValue(x, "match.text"));
+    } else {
+      return InvalidArgumentError("match needs value, any or except");
+    }
+    return c;
+  }
+  if (Lookup(e, "range", &range)) {
+    if (range.type() != element_type::OBJECT) return WrongType("range", "an object", range);
+    c.kind = Condition::Kind::kRange;
+    element x;
+    auto bound = [&](std::string_view name, std::optional<double>* out) -> Status {
+      if (!Lookup(range, name, &x)) return Status::Ok();
+      QVEC_ASSIGN_OR_RETURN(double d, GetNumber(x, "range." + std::string(name)));
+      *out = d;
+      return Status::Ok();
+    };
+    QVEC_RETURN_IF_ERROR(bound("gt", &c.gt));
+    QVEC_RETURN_IF_ERROR(bound("gte", &c.gte));
+    QVEC_RETURN_IF_ERROR(bound("lt", &c.lt));
+    QVEC_RETURN_IF_ERROR(bound("lte", &c.lte));
+    return c;
+  }
+  return InvalidArgumentError("condition on key '" + c.key + "' needs match or range");
+}
+
+StatusOr<std::vector<Condition>> ParseConditions(element e, std::string_view name, size_t depth) {
+  std::vector<Condition> out;
+  if (e.type() == element_type::OBJECT) {  // Qdrant accepts a single condition too
+    QVEC_ASSIGN_OR_RETURN(Condition c, ParseCondition(e, depth));
+    out.push_back(std::move(c));
+    return out;
+  }
+  if (e.type() != element_type::ARRAY) return WrongType(name, "an array of conditions", e);
+  for (element c : simdjson::dom::array(e)) {
+    QVEC_ASSIGN_OR_RETURN(Condition cond, ParseCondition(c, depth));
+    out.push_back(std::move(cond));
+  }
+  return out;
+}
+
+StatusOr<QuantizationOptions> ParseQuantization(element e, QuantizationOptions q) {
+  if (e.type() != element_type::OBJECT) return WrongType("quantization_config", "an object", e);
+  element scalar, x;
+  if (Lookup(e, "scalar", &scalar)) {
+    if (scalar.type() != element_type::OBJECT) return WrongType("scalar", "an object", scalar);
+    if (Lookup(scalar, "type", &x)) {
+      if (x.type() != element_type::STRING || std::string_view(x) != "int8") {
+        return InvalidArgumentError("quantization_config.scalar.type must be \"int8\"");
+      }
+    }
+    if (Lookup(scalar, "quantile", &x)) {
+      QVEC_ASSIGN_OR_RETURN(double d, GetNumber(x, "quantile"));
+      if (!(d >= 0.5 && d <= 1.0)) return OutOfRangeError("quantile must be in [0.5, 1]");
+      q.quantile = static_cast<float>(d <= 0.5 ? 0.5000001 : d);
+      if (q.quantile < 1.0f && q.granularity == QuantizationOptions::Granularity::kPerVector) {
+        // Clipping needs calibrated ranges.
+        q.granularity = QuantizationOptions::Granularity::kPerDimension;
+      }
+    }
+    if (Lookup(scalar, "always_ram", &x)) {
+      QVEC_ASSIGN_OR_RETURN(q.always_ram, GetBool(x, "always_ram"));
+    }
+    return q;
+  }
+  if (Lookup(e, "product", &x) || Lookup(e, "binary", &x)) {
+    return InvalidArgumentError("qvec supports only scalar int8 quantization");
+  }
+  return InvalidArgumentError("quantization_config needs \"scalar\"");
+}
+
+}  // namespace
+
+StatusOr<element> ParseBody(simdjson::dom::parser& parser, std::string_view body) {
+  size_t start = body.find_first_not_of(" \t\r\n");
+  std::string_view trimmed = start == std::string_view::npos ? std::string_view() : body;
+  if (trimmed.empty()) trimmed = "{}";
+  element doc;
+  auto err = parser.parse(trimmed.data(), trimmed.size()).get(doc);
+  if (err == simdjson::DEPTH_ERROR) {
+    return InvalidArgumentError("JSON nesting is deeper than " + std::to_string(kMaxJsonDepth));
+  }
+  if (err != simdjson::SUCCESS) {
+    return InvalidArgumentError(std::string("malformed JSON body: ") + simdjson::error_message(err));
+  }
+  if (doc.type() != element_type::OBJECT) {
+    return InvalidArgumentError("request body must be a JSON object");
+  }
+  return doc;
+}
+
+StatusOr<PointId> ParsePointIdText(std::string_view text) {
+  if (!text.empty() && text.size() <= 20 &&
+      text.find_first_not_of("0123456789") == std::string_view::npos) {
+    uint64_t v = 0;
+    for (char c : text) {
+      uint64_t next = v * 10 + static_cast<uint64_t>(c - '0');
+      if (next / 10 != v) return InvalidArgumentError("point id out of range");
+      v = next;
+    }
+    return PointId::Num(v);
+  }
+  return PointId::ParseUuid(text);
+}
+
+StatusOr<PointId> ParsePointId(element e) {
+  switch (e.type()) {
+    case element_type::UINT64: return PointId::Num(uint64_t(e));
+    case element_type::INT64: {
+      int64_t v = int64_t(e);
+      if (v < 0) return InvalidArgumentError("point id must be an unsigned integer or a UUID");
+      return PointId::Num(static_cast<uint64_t>(v));
+    }
+    case element_type::STRING: return PointId::ParseUuid(std::string_view(e));
+    default: return InvalidArgumentError("point id must be an unsigned integer or a UUID");
+  }
+}
+
+Status ParseVector(element e, std::vector<float>* out) {
+  if (e.type() != element_type::ARRAY) return WrongType("vector", "an array of numbers", e);
+  simdjson::dom::array arr(e);
+  out->clear();
+  out->reserve(arr.size());
+  constexpr double kFloatMax = std::numeric_limits<float>::max();
+  for (element x : arr) {
+    double d;
+    switch (x.type()) {
+      case element_type::DOUBLE: d = double(x); break;
+      case element_type::INT64: d = static_cast<double>(int64_t(x)); break;
+      case element_type::UINT64: d = static_cast<double>(uint64_t(x)); break;
+      default: return WrongType("vector element", "a number", x);
+    }
+    if (!(std::fabs(d) <= kFloatMax)) {
+      return InvalidArgumentError("vector element is NaN, Inf or beyond float32 range");
+    }
+    out->push_back(static_cast<float>(d));
+  }
+  if (out->empty()) return InvalidArgumentError("vector must not be empty");
+  return Status::Ok();
+}
+
+StatusOr<Filter> ParseFilter(element e, size_t depth) {
+  if (depth > 16) return InvalidArgumentError("filter nesting is deeper than 16");
+  if (e.type() != element_type::OBJECT) return WrongType("filter", "an object", e);
+  Filter f;
+  element x;
+  if (Lookup(e, "must", &x)) {
+    QVEC_ASSIGN_OR_RETURN(f.must, ParseConditions(x, "must", depth));
+  }
+  if (Lookup(e, "should", &x)) {
+    QVEC_ASSIGN_OR_RETURN(f.should, ParseConditions(x, "should", depth));
+  }
+  if (Lookup(e, "must_not", &x)) {
+    QVEC_ASSIGN_OR_RETURN(f.must_not, ParseConditions(x, "must_not", depth));
+  }
+  if (Lookup(e, "min_should", &x)) {
+    element conds, min_count;
+    if (Lookup(x, "conditions", &conds)) {
+      QVEC_ASSIGN_OR_RETURN(auto more, ParseConditions(conds, "min_should.conditions", depth));
+      for (auto& c : more) f.should.push_back(std::move(c));
+    }
+    if (Lookup(x, "min_count", &min_count)) {
+      QVEC_ASSIGN_OR_RETURN(uint64_t n, GetUint(min_count, "min_should.min_count"));
+      f.min_should = static_cast<size_t>(n);
+    }
+  }
+  return f;
+}
+
+StatusOr<CollectionConfig> ParseCollectionConfig(element e) {
+  CollectionConfig c;
+  element vectors;
+  if (!Lookup(e, "vectors", &vectors)) {
+    return InvalidArgumentError("collection config needs vectors: {size, distance}");
+  }
+  if (vectors.type() != element_type::OBJECT) return WrongType("vectors", "an object", vectors);
+  element size, distance, x;
+  if (!Lookup(vectors, "size", &size)) {
+    // Named vectors ({"name": {size, distance}}) are not supported yet.
+    return InvalidArgumentError("vectors.size is required (named vectors are not supported)");
+  }
+  QVEC_ASSIGN_OR_RETURN(uint64_t dim, GetUint(size, "vectors.size"));
+  if (dim < 1 || dim > kMaxDimension) return OutOfRangeError("vectors.size must be in [1, 65536]");
+  c.dimension = static_cast<uint32_t>(dim);
+  if (!Lookup(vectors, "distance", &distance) || distance.type() != element_type::STRING) {
+    return InvalidArgumentError("vectors.distance is required: Cosine, Dot or Euclid");
+  }
+  QVEC_ASSIGN_OR_RETURN(c.distance, ParseDistance(std::string_view(distance)));
+  if (Lookup(e, "quantization_config", &x)) {
+    QVEC_ASSIGN_OR_RETURN(c.quantization, ParseQuantization(x, c.quantization));
+  }
+  if (Lookup(vectors, "quantization_config", &x)) {
+    QVEC_ASSIGN_OR_RETURN(c.quantization, ParseQuantization(x, c.quantization));
+  }
+  // qvec's own options: {"qvec": {"quantization": {...}, "index": {...}}}.
+  element own;
+  if (Lookup(e, "qvec", &own)) {
+    if (own.type() != element_type::OBJECT) return WrongType("qvec", "an object", own);
+    element q, idx;
+    if (Lookup(own, "quantization", &q)) {
+      if (Lookup(q, "type", &x)) {
+        std::string_view t = x.type() == element_type::STRING ? std::string_view(x) : "";
+        if (t == "int8") {
+          c.quantization.type = QuantizationOptions::Type::kInt8;
+        } else if (t == "uint8") {
+          c.quantization.type = QuantizationOptions::Type::kUint8;
+        } else {
+          return InvalidArgumentError("qvec.quantization.type must be \"int8\" or \"uint8\"");
+        }
+      }
+      if (Lookup(q, "granularity", &x)) {
+        std::string_view g = x.type() == element_type::STRING ? std::string_view(x) : "";
+        if (g == "per_vector") {
+          c.quantization.granularity = QuantizationOptions::Granularity::kPerVector;
+        } else if (g == "per_collection") {
+          c.quantization.granularity = QuantizationOptions::Granularity::kPerCollection;
+        } else if (g == "per_dimension") {
+          c.quantization.granularity = QuantizationOptions::Granularity::kPerDimension;
+        } else {
+          return InvalidArgumentError(
+              "qvec.quantization.granularity must be per_vector, per_collection or "
+              "per_dimension");
+        }
+      }
+      if (Lookup(q, "quantile", &x)) {
+        QVEC_ASSIGN_OR_RETURN(double d, GetNumber(x, "qvec.quantization.quantile"));
+        c.quantization.quantile = static_cast<float>(d);
+      }
+      if (Lookup(q, "recall_tuned", &x)) {
+        QVEC_ASSIGN_OR_RETURN(c.quantization.recall_tuned, GetBool(x, "recall_tuned"));
+      }
+    }
+    if (Lookup(own, "index", &idx)) {
+      if (Lookup(idx, "nlist", &x)) {
+        QVEC_ASSIGN_OR_RETURN(uint64_t n, GetUint(x, "qvec.index.nlist"));
+        if (n > 65536) return OutOfRangeError("qvec.index.nlist must be at most 65536");
+        c.index.nlist = static_cast<uint32_t>(n);
+      }
+      if (Lookup(idx, "ivf_threshold", &x)) {
+        QVEC_ASSIGN_OR_RETURN(uint64_t n, GetUint(x, "qvec.index.ivf_threshold"));
+        if (n < 1 || n > 0xffffffffULL) return OutOfRangeError("ivf_threshold out of range");
+        c.index.ivf_threshold = static_cast<uint32_t>(n);
+      }
+      if (Lookup(idx, "default_nprobe", &x)) {
+        QVEC_ASSIGN_OR_RETURN(uint64_t n, GetUint(x, "qvec.index.default_nprobe"));
+        if (n > 65536) return OutOfRangeError("default_nprobe must be at most 65536");
+        c.index.default_nprobe = static_cast<uint32_t>(n);
+      }
+      if (Lookup(idx, "default_target_recall", &x)) {
+        QVEC_ASSIGN_OR_RETURN(double d, GetNumber(x, "default_target_recall"));
+        c.index.default_target_recall = static_cast<float>(d);
+      }
+    }
+  }
+  Status valid = c.Validate();
+  if (!valid.ok()) return OutOfRangeError(valid.message());
+  return c;
+}
+
+StatusOr<bool> ParseWithFlag(element obj, std::string_view key, bool default_value) {
+  element x;
+  if (!Lookup(obj, key, &x)) return default_value;
+  switch (x.type()) {
+    case element_type::BOOL: return bool(x);
+    case element_type::ARRAY: return simdjson::dom::array(x).size() > 0;
+    case element_type::OBJECT: return true;  // include / exclude selectors
+    default: return WrongType(key, "a boolean or a selector", x);
+  }
+}
+
+StatusOr<SearchRequest> ParseSearchRequest(element e, bool query_api) {
+  SearchRequest r;
+  element x;
+  if (query_api) {
+    element q;
+    if (!Lookup(e, "query", &q)) return InvalidArgumentError("query is required");
+    if (q.type() == element_type::OBJECT) {
+      element nearest;
+      if (!Lookup(q, "nearest", &nearest)) {
+        return InvalidArgumentError("only nearest-vector queries are supported");
+      }
+      q = nearest;
+    }
+    if (q.type() != element_type::ARRAY) {
+      return InvalidArgumentError("query must be a vector (queries by point id are not supported)");
+    }
+    QVEC_RETURN_IF_ERROR(ParseVector(q, &r.vector));
+  } else {
+    if (!Lookup(e, "vector", &x)) return InvalidArgumentError("vector is required");
+    if (x.type() == element_type::OBJECT) {  // named vector {"name":..., "vector": [...]}
+      element inner;
+      if (!Lookup(x, "vector", &inner)) return InvalidArgumentError("vector must be an array");
+      x = inner;
+    }
+    QVEC_RETURN_IF_ERROR(ParseVector(x, &r.vector));
+  }
+  if (Lookup(e, "limit", &x) || Lookup(e, "top", &x)) {
+    QVEC_ASSIGN_OR_RETURN(uint64_t n, GetUint(x, "limit"));
+    if (n < 1 || n > 10000) return OutOfRangeError("limit must be in [1, 10000]");
+    r.limit = static_cast<size_t>(n);
+  }
+  if (Lookup(e, "offset", &x)) {
+    QVEC_ASSIGN_OR_RETURN(uint64_t n, GetUint(x, "offset"));
+    if (n > 100000) return OutOfRangeError("offset must be at most 100000");
+    r.offset = static_cast<size_t>(n);
+  }
+  if (Lookup(e, "score_threshold", &x)) {
+    QVEC_ASSIGN_OR_RETURN(double d, GetNumber(x, "score_threshold"));
+    r.score_threshold = static_cast<float>(d);
+  }
+  if (Lookup(e, "filter", &x)) {
+    QVEC_ASSIGN_OR_RETURN(Filter f, ParseFilter(x));
+    r.filter = std::move(f);
+  }
+  QVEC_ASSIGN_OR_RETURN(r.with_payload, ParseWithFlag(e, "with_payload", query_api ? false : false));
+  QVEC_ASSIGN_OR_RETURN(r.with_vector, ParseWithFlag(e, "with_vector", false));
+  if (Lookup(e, "params", &x)) {
+    if (x.type() != element_type::OBJECT) return WrongType("params", "an object", x);
+    element y;
+    if (Lookup(x, "exact", &y)) {
+      QVEC_ASSIGN_OR_RETURN(r.params.exact, GetBool(y, "params.exact"));
+    }
+    if (Lookup(x, "nprobe", &y)) {
+      QVEC_ASSIGN_OR_RETURN(uint64_t n, GetUint(y, "params.nprobe"));
+      if (n < 1 || n > 65536) return OutOfRangeError("params.nprobe must be in [1, 65536]");
+      r.params.nprobe = static_cast<uint32_t>(n);
+    }
+    if (Lookup(x, "target_recall", &y)) {
+      QVEC_ASSIGN_OR_RETURN(double d, GetNumber(y, "params.target_recall"));
+      if (!(d > 0 && d <= 1)) return OutOfRangeError("params.target_recall must be in (0, 1]");
+      r.params.target_recall = static_cast<float>(d);
+    }
+    element quant;
+    if (Lookup(x, "quantization", &quant)) {
+      if (quant.type() != element_type::OBJECT) return WrongType("quantization", "an object", quant);
+      if (Lookup(quant, "ignore", &y)) {
+        QVEC_ASSIGN_OR_RETURN(r.params.ignore_quantization, GetBool(y, "quantization.ignore"));
+      }
+      if (Lookup(quant, "rescore", &y)) {
+        QVEC_ASSIGN_OR_RETURN(bool b, GetBool(y, "quantization.rescore"));
+        r.params.rescore = b;
+      }
+      if (Lookup(quant, "oversampling", &y)) {
+        QVEC_ASSIGN_OR_RETURN(double d, GetNumber(y, "quantization.oversampling"));
+        if (!(d >= 1 && d <= 100)) {
+          return OutOfRangeError("quantization.oversampling must be in [1, 100]");
+        }
+        r.params.oversampling = static_cast<float>(d);
+      }
+    }
+  }
+  return r;
+}
+
+StatusOr<std::vector<Point>> ParsePoints(element e) {
+  std::vector<Point> points;
+  element x;
+  auto payload_of = [](element p, std::string* out) -> Status {
+    if (p.type() == element_type::NULL_VALUE) return Status::Ok();
+    if (p.type() != element_type::OBJECT) return WrongType("payload", "an object", p);
+    *out = simdjson::to_string(p);
+    return Status::Ok();
+  };
+  if (Lookup(e, "points", &x)) {
+    if (x.type() != element_type::ARRAY) return WrongType("points", "an array", x);
+    simdjson::dom::array arr(x);
+    points.reserve(arr.size());
+    for (element p : arr) {
+      if (p.type() != element_type::OBJECT) return WrongType("point", "an object", p);
+      Point pt;
+      element y;
+      if (!Lookup(p, "id", &y)) return InvalidArgumentError("point id is required");
+      QVEC_ASSIGN_OR_RETURN(pt.id, ParsePointId(y));
+      if (!Lookup(p, "vector", &y)) {
+        return InvalidArgumentError("point " + pt.id.ToString() + ": vector is required");
+      }
+      Status s = ParseVector(y, &pt.vector);
+      if (!s.ok()) return s.Annotate("point " + pt.id.ToString());
+      if (Lookup(p, "payload", &y)) QVEC_RETURN_IF_ERROR(payload_of(y, &pt.payload));
+      points.push_back(std::move(pt));
+    }
+    return points;
+  }
+  if (Lookup(e, "batch", &x)) {
+    if (x.type() != element_type::OBJECT) return WrongType("batch", "an object", x);
+    element ids, vectors, payloads;
+    if (!Lookup(x, "ids", &ids) || ids.type() != element_type::ARRAY) {
+      return InvalidArgumentError("batch.ids must be an array");
+    }
+    if (!Lookup(x, "vectors", &vectors) || vectors.type() != element_type::ARRAY) {
+      return InvalidArgumentError("batch.vectors must be an array");
+    }
+    simdjson::dom::array id_arr(ids), vec_arr(vectors);
+    if (id_arr.size() != vec_arr.size()) {
+      return InvalidArgumentError("batch.ids and batch.vectors differ in length");
+    }
+    points.resize(id_arr.size());
+    size_t i = 0;
+    for (element id : id_arr) {
+      QVEC_ASSIGN_OR_RETURN(points[i].id, ParsePointId(id));
+      ++i;
+    }
+    i = 0;
+    for (element v : vec_arr) {
+      Status s = ParseVector(v, &points[i].vector);
+      if (!s.ok()) return s.Annotate("point " + points[i].id.ToString());
+      ++i;
+    }
+    if (Lookup(x, "payloads", &payloads)) {
+      if (payloads.type() != element_type::ARRAY) return WrongType("batch.payloads", "an array", payloads);
+      simdjson::dom::array parr(payloads);
+      if (parr.size() != id_arr.size()) {
+        return InvalidArgumentError("batch.payloads and batch.ids differ in length");
+      }
+      i = 0;
+      for (element p : parr) {
+        QVEC_RETURN_IF_ERROR(payload_of(p, &points[i].payload));
+        ++i;
+      }
+    }
+    return points;
+  }
+  return InvalidArgumentError("body needs \"points\" or \"batch\"");
+}
+
+}  // namespace qvec::server

@@ -1,0 +1,141 @@
+// The qvec executable: `qvec serve` opens the database and serves Qdrant's
+// REST API over HTTP until SIGINT or SIGTERM.
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <thread>
+#include <utility>
+
+#include <CLI/CLI.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "server/http_server.h"
+#include "server/router.h"
+
+#ifndef QVEC_VERSION
+#define QVEC_VERSION "unknown"
+#endif
+
+namespace {
+
+struct ServeFlags {
+  std::string data_dir = "./data";
+  std::string host = "127.0.0.1";
+  int port = 6333;
+  std::string api_key;
+  std::string read_only_api_key;
+  size_t max_body_mib = 32;
+  size_t worker_threads = 0;
+  std::string log_level = "info";
+};
+
+int Serve(const ServeFlags& flags) {
+  spdlog::set_level(spdlog::level::from_str(flags.log_level));
+
+  // Catch the signals before anything else starts, so none is lost.
+  boost::asio::io_context signal_ioc;
+  boost::asio::signal_set signals(signal_ioc, SIGINT, SIGTERM);
+
+  qvec::server::RouterOptions router_options;
+  router_options.data_dir = flags.data_dir;
+  auto router = qvec::server::MakeRouter(router_options);
+  if (!router.ok()) {
+    spdlog::error("cannot open the database in {}: {}", flags.data_dir, router.status().ToString());
+    return 1;
+  }
+
+  qvec::server::ServerOptions options;
+  options.host = flags.host;
+  options.port = static_cast<uint16_t>(flags.port);
+  options.api_key = flags.api_key;
+  options.read_only_api_key = flags.read_only_api_key;
+  options.max_body_bytes = flags.max_body_mib << 20;
+  options.worker_threads = flags.worker_threads;
+
+  int exit_code = 0;
+  {
+    qvec::server::HttpServer server(options, std::move(router).value());
+    if (auto status = server.Start(); !status.ok()) {
+      spdlog::error("cannot start the HTTP server: {}", status.ToString());
+      return 1;
+    }
+    spdlog::info("qvec listening on http://{}:{} (data: {})", flags.host, server.port(),
+                 flags.data_dir);
+
+    int received = 0;
+    signals.async_wait([&](const boost::system::error_code& ec, int signo) {
+      if (!ec) received = signo;
+    });
+    signal_ioc.run();
+    spdlog::info("received {}, shutting down", received == SIGINT ? "SIGINT" : "SIGTERM");
+
+    // A second signal during the graceful shutdown forces the exit.
+    signals.async_wait([](const boost::system::error_code& ec, int) {
+      if (ec) return;
+      std::fputs("qvec: second signal, exiting immediately\n", stderr);
+      std::_Exit(1);
+    });
+    signal_ioc.restart();
+    std::thread signal_thread([&] { signal_ioc.run(); });
+    server.Stop();
+    signals.cancel();
+    signal_ioc.stop();
+    signal_thread.join();
+  }
+  // The router (and with it the database) is closed here, after the server
+  // has released it.
+  spdlog::info("qvec stopped");
+  return exit_code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  spdlog::set_default_logger(spdlog::stderr_color_mt("qvec"));
+
+  CLI::App app{"qvec: a vector database that speaks Qdrant's REST API.", "qvec"};
+  app.set_version_flag("--version", "qvec " QVEC_VERSION, "Print the version and exit");
+  app.require_subcommand(1);
+
+  ServeFlags flags;
+  CLI::App* serve = app.add_subcommand("serve", "Open the database and serve the REST API over HTTP");
+  serve->add_option("--data", flags.data_dir, "Directory holding the database")
+      ->capture_default_str();
+  serve->add_option("--host", flags.host,
+                    "Address to listen on (0.0.0.0 for all interfaces)")
+      ->capture_default_str();
+  serve->add_option("--port", flags.port, "TCP port to listen on (0 = any free port)")
+      ->check(CLI::Range(0, 65535))
+      ->capture_default_str();
+  serve->add_option("--api-key", flags.api_key,
+                    "API key required for all requests (as 'api-key: KEY' or 'Authorization: "
+                    "Bearer KEY'); empty = no authentication")
+      ->envname("QVEC_API_KEY")
+      ->capture_default_str();
+  serve->add_option("--read-only-api-key", flags.read_only_api_key,
+                    "API key granting read-only access; empty = none")
+      ->envname("QVEC_READ_ONLY_API_KEY")
+      ->capture_default_str();
+  serve->add_option("--max-body-mib", flags.max_body_mib,
+                    "Largest accepted request body, in MiB (larger requests get 413)")
+      ->check(CLI::Range(size_t{1}, size_t{4096}))
+      ->capture_default_str();
+  serve->add_option("--worker-threads", flags.worker_threads,
+                    "Threads executing requests (0 = one per CPU core)")
+      ->check(CLI::Range(size_t{0}, size_t{4096}))
+      ->capture_default_str();
+  serve->add_option("--log-level", flags.log_level,
+                    "Log level: trace, debug, info, warn, error, critical or off")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
+      ->capture_default_str();
+
+  CLI11_PARSE(app, argc, argv);
+
+  if (serve->parsed()) return Serve(flags);
+  return 0;
+}

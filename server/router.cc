@@ -1,0 +1,805 @@
+#include "server/router.h"
+
+#include <simdjson.h>
+
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <vector>
+
+#include "engine/json_writer.h"
+#include "server/json_request.h"
+#include "server/metrics.h"
+#include "server/status_http.h"
+
+namespace qvec::server {
+namespace {
+
+using engine::JsonWriter;
+using simdjson::dom::element;
+using Clock = std::chrono::steady_clock;
+
+// What a handler sees: the decoded path segments and the request.
+struct Call {
+  const HttpRequest& request;
+  std::vector<std::string> segments;
+  std::string query;
+  Clock::time_point start;
+
+  std::string_view QueryParam(std::string_view name) const {
+    size_t pos = 0;
+    while (pos < query.size()) {
+      size_t amp = query.find('&', pos);
+      std::string_view pair = std::string_view(query).substr(
+          pos, amp == std::string::npos ? std::string::npos : amp - pos);
+      size_t eq = pair.find('=');
+      if (pair.substr(0, eq) == name) {
+        return eq == std::string_view::npos ? std::string_view("") : pair.substr(eq + 1);
+      }
+      if (amp == std::string::npos) break;
+      pos = amp + 1;
+    }
+    return {};
+  }
+};
+
+double Seconds(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+HttpResponse ErrorResponse(unsigned status, std::string_view message, double seconds) {
+  JsonWriter w;
+  w.BeginObject();
+  w.Key("status").BeginObject().Key("error").String(message).EndObject();
+  w.Key("time").Double(seconds);
+  w.EndObject();
+  HttpResponse r;
+  r.status = status;
+  r.body = w.Take();
+  return r;
+}
+
+HttpResponse StatusResponse(const Status& s, double seconds) {
+  return ErrorResponse(HttpStatusFor(s.code()), s.message(), seconds);
+}
+
+// {"result": <result>, "status": "ok", "time": t}
+HttpResponse OkResponse(std::string_view result_json, double seconds) {
+  std::string body;
+  body.reserve(result_json.size() + 48);
+  body += "{\"result\":";
+  body += result_json;
+  body += ",\"status\":\"ok\",\"time\":";
+  JsonWriter t;
+  t.Double(seconds);
+  body += t.str();
+  body += '}';
+  HttpResponse r;
+  r.body = std::move(body);
+  return r;
+}
+
+void WriteId(JsonWriter& w, const PointId& id) {
+  if (id.is_uuid()) {
+    w.String(id.ToString());
+  } else {
+    w.Uint(id.num());
+  }
+}
+
+void WriteVector(JsonWriter& w, const std::vector<float>& v) {
+  w.BeginArray();
+  for (float x : v) w.Float(x);
+  w.EndArray();
+}
+
+void WriteRecord(JsonWriter& w, const Record& r) {
+  w.BeginObject();
+  w.Key("id");
+  WriteId(w, r.id);
+  w.Key("payload");
+  if (r.payload) {
+    w.Raw(*r.payload);
+  } else {
+    w.Null();
+  }
+  w.Key("vector");
+  if (r.vector) {
+    WriteVector(w, *r.vector);
+  } else {
+    w.Null();
+  }
+  w.EndObject();
+}
+
+void WriteScoredPoints(JsonWriter& w, const std::vector<ScoredPoint>& points) {
+  w.BeginArray();
+  for (const auto& p : points) {
+    w.BeginObject();
+    w.Key("id");
+    WriteId(w, p.id);
+    w.Key("version").Uint(0);
+    w.Key("score").Float(p.score);
+    w.Key("payload");
+    if (p.payload) {
+      w.Raw(*p.payload);
+    } else {
+      w.Null();
+    }
+    w.Key("vector");
+    if (p.vector) {
+      WriteVector(w, *p.vector);
+    } else {
+      w.Null();
+    }
+    w.EndObject();
+  }
+  w.EndArray();
+}
+
+std::string UpdateResult() { return R"({"operation_id":0,"status":"completed"})"; }
+
+// Percent-decodes one path segment; InvalidArgument for bad escapes.
+StatusOr<std::string> DecodeSegment(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '%') {
+      out += s[i];
+      continue;
+    }
+    auto hex = [](char c) {
+      if (c >= '0' && c <= '9') return c - '0';
+      if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+      if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+      return -1;
+    };
+    if (i + 2 >= s.size()) return InvalidArgumentError("malformed percent-escape in path");
+    int hi = hex(s[i + 1]);
+    int lo = hex(s[i + 2]);
+    if (hi < 0 || lo < 0) return InvalidArgumentError("malformed percent-escape in path");
+    out += static_cast<char>(hi * 16 + lo);
+    i += 2;
+  }
+  return out;
+}
+
+class Router final : public RequestHandler {
+ public:
+  Router(std::shared_ptr<Database> db, std::string snapshots_dir)
+      : db_(std::move(db)), snapshots_dir_(std::move(snapshots_dir)) {}
+
+  Access RequiredAccess(std::string_view method, std::string_view target) const override {
+    std::string_view path = target.substr(0, target.find('?'));
+    if (path == "/healthz" || path == "/livez" || path == "/readyz") return Access::kNone;
+    if (method == "GET" || method == "HEAD") return Access::kRead;
+    if (method == "POST") {
+      // Reads that Qdrant sends as POST.
+      for (std::string_view suffix : {"/points", "/points/search", "/points/search/batch",
+                                      "/points/query", "/points/query/batch", "/points/count",
+                                      "/points/scroll"}) {
+        if (path.size() >= suffix.size() &&
+            path.substr(path.size() - suffix.size()) == suffix) {
+          return Access::kRead;
+        }
+      }
+    }
+    return Access::kWrite;
+  }
+
+  HttpResponse Handle(const HttpRequest& request) override {
+    const auto start = Clock::now();
+    std::string route = "unknown";
+    HttpResponse response;
+    try {
+      response = Dispatch(request, start, &route);
+    } catch (const std::exception& e) {
+      response = ErrorResponse(500, std::string("internal error: ") + e.what(), Seconds(start));
+    }
+    metrics_.Record(request.method, route, response.status, Seconds(start));
+    return response;
+  }
+
+ private:
+  using Method = std::string_view;
+
+  HttpResponse Dispatch(const HttpRequest& req, Clock::time_point start, std::string* route) {
+    std::string_view target = req.target;
+    size_t q = target.find('?');
+    Call call{req, {}, q == std::string_view::npos ? "" : std::string(target.substr(q + 1)), start};
+    std::string_view path = target.substr(0, q);
+    if (path.empty() || path[0] != '/') {
+      return ErrorResponse(400, "request target must be an absolute path", Seconds(start));
+    }
+    size_t pos = 1;
+    while (pos <= path.size()) {
+      size_t slash = path.find('/', pos);
+      std::string_view seg = path.substr(pos, slash == std::string_view::npos ? std::string_view::npos
+                                                                               : slash - pos);
+      if (!(seg.empty() && slash == std::string_view::npos)) {
+        auto decoded = DecodeSegment(seg);
+        if (!decoded.ok()) return StatusResponse(decoded.status(), Seconds(start));
+        call.segments.push_back(std::move(*decoded));
+      }
+      if (slash == std::string_view::npos) break;
+      pos = slash + 1;
+    }
+    const auto& s = call.segments;
+    const std::string& m = req.method;
+    auto route_is = [&](std::string_view name, std::initializer_list<std::string_view> methods)
+        -> std::optional<HttpResponse> {
+      *route = std::string(name);
+      for (auto allowed : methods) {
+        if (m == allowed) return std::nullopt;
+      }
+      return ErrorResponse(405, "method " + m + " is not allowed on " + std::string(name),
+                           Seconds(start));
+    };
+#define QVEC_ROUTE(name, ...)                                        \
+  if (auto not_allowed = route_is(name, {__VA_ARGS__})) return *not_allowed
+
+    if (s.empty()) {
+      QVEC_ROUTE("/", "GET", "HEAD");
+      return Root(call);
+    }
+    if (s.size() == 1 && (s[0] == "healthz" || s[0] == "livez" || s[0] == "readyz")) {
+      QVEC_ROUTE("/" + s[0], "GET", "HEAD");
+      HttpResponse r;
+      r.content_type = "text/plain";
+      r.body = "healthz check passed";
+      return r;
+    }
+    if (s.size() == 1 && s[0] == "metrics") {
+      QVEC_ROUTE("/metrics", "GET");
+      return MetricsPage();
+    }
+    if (s[0] != "collections") {
+      return ErrorResponse(404, "no route for " + std::string(path), Seconds(start));
+    }
+    if (s.size() == 1) {
+      QVEC_ROUTE("/collections", "GET");
+      return ListCollections(call);
+    }
+    const std::string& name = s[1];
+    if (s.size() == 2) {
+      QVEC_ROUTE("/collections/{name}", "GET", "PUT", "DELETE", "PATCH");
+      if (m == "GET") return CollectionInfoRoute(call, name);
+      if (m == "PUT") return CreateCollection(call, name);
+      if (m == "PATCH") return UpdateCollection(call, name);
+      return DropCollection(call, name);
+    }
+    if (s.size() == 3 && s[2] == "exists") {
+      QVEC_ROUTE("/collections/{name}/exists", "GET");
+      return CollectionExists(call, name);
+    }
+    if (s.size() == 3 && s[2] == "snapshots") {
+      QVEC_ROUTE("/collections/{name}/snapshots", "POST");
+      return CreateSnapshot(call, name);
+    }
+    if (s.size() == 3 && s[2] == "index") {
+      QVEC_ROUTE("/collections/{name}/index", "PUT");
+      return WithCollection(call, name, [&](Collection&) { return OkResponse(UpdateResult(), Seconds(start)); });
+    }
+    if (s.size() >= 3 && s[2] == "points") {
+      if (s.size() == 3) {
+        QVEC_ROUTE("/collections/{name}/points", "PUT", "POST");
+        if (m == "PUT") return Upsert(call, name);
+        return Retrieve(call, name);
+      }
+      const std::string& op = s[3];
+      if (s.size() == 4) {
+        if (op == "delete") {
+          QVEC_ROUTE("/collections/{name}/points/delete", "POST");
+          return DeletePoints(call, name);
+        }
+        if (op == "count") {
+          QVEC_ROUTE("/collections/{name}/points/count", "POST");
+          return CountPoints(call, name);
+        }
+        if (op == "scroll") {
+          QVEC_ROUTE("/collections/{name}/points/scroll", "POST");
+          return ScrollPoints(call, name);
+        }
+        if (op == "search") {
+          QVEC_ROUTE("/collections/{name}/points/search", "POST");
+          return SearchRoute(call, name, false);
+        }
+        if (op == "query") {
+          QVEC_ROUTE("/collections/{name}/points/query", "POST");
+          return SearchRoute(call, name, true);
+        }
+        if (op == "payload") {
+          QVEC_ROUTE("/collections/{name}/points/payload", "POST", "PUT");
+          return SetPayload(call, name, m == "PUT");
+        }
+        QVEC_ROUTE("/collections/{name}/points/{id}", "GET");
+        return GetPoint(call, name, op);
+      }
+      if (s.size() == 5 && s[4] == "batch" && (op == "search" || op == "query")) {
+        QVEC_ROUTE("/collections/{name}/points/" + op + "/batch", "POST");
+        return SearchBatchRoute(call, name, op == "query");
+      }
+    }
+#undef QVEC_ROUTE
+    return ErrorResponse(404, "no route for " + std::string(path), Seconds(start));
+  }
+
+  // ---- handlers ----
+
+  HttpResponse Root(const Call& call) {
+    JsonWriter w;
+    w.BeginObject();
+    w.Key("title").String("qvec - vector search engine");
+    w.Key("version").String(Version());
+    w.EndObject();
+    HttpResponse r;
+    r.body = w.Take();
+    return r;
+  }
+
+  HttpResponse MetricsPage() {
+    HttpResponse r;
+    r.content_type = "text/plain; version=0.0.4";
+    metrics_.Render(&r.body);
+    r.body += "# HELP qvec_collection_points Points per collection.\n";
+    r.body += "# TYPE qvec_collection_points gauge\n";
+    for (const auto& name : db_->ListCollections()) {
+      auto c = db_->GetCollection(name);
+      if (!c.ok()) continue;
+      auto info = (*c)->Info();
+      if (!info.ok()) continue;
+      std::string escaped;
+      JsonWriter::AppendQuoted(escaped, name);
+      r.body += "qvec_collection_points{collection=" + escaped + "} " +
+                std::to_string(info->points_count) + "\n";
+      r.body += "qvec_collection_index_state{collection=" + escaped + "} " +
+                std::to_string(static_cast<int>(info->index.state)) + "\n";
+    }
+    return r;
+  }
+
+  HttpResponse ListCollections(const Call& call) {
+    JsonWriter w;
+    w.BeginObject().Key("collections").BeginArray();
+    for (const auto& name : db_->ListCollections()) {
+      w.BeginObject().Key("name").String(name).EndObject();
+    }
+    w.EndArray().EndObject();
+    return OkResponse(w.str(), Seconds(call.start));
+  }
+
+  HttpResponse CreateCollection(const Call& call, const std::string& name) {
+    Status valid = ValidateCollectionName(name);
+    if (!valid.ok()) return ErrorResponse(422, valid.message(), Seconds(call.start));
+    simdjson::dom::parser& parser = Parser();
+    auto body = ParseBody(parser, call.request.body);
+    if (!body.ok()) return StatusResponse(body.status(), Seconds(call.start));
+    auto config = ParseCollectionConfig(*body);
+    if (!config.ok()) return StatusResponse(config.status(), Seconds(call.start));
+    Status s = db_->CreateCollection(name, *config);
+    if (!s.ok()) return StatusResponse(s, Seconds(call.start));
+    return OkResponse("true", Seconds(call.start));
+  }
+
+  HttpResponse UpdateCollection(const Call& call, const std::string& name) {
+    return WithCollection(call, name, [&](Collection&) { return OkResponse("true", Seconds(call.start)); });
+  }
+
+  HttpResponse DropCollection(const Call& call, const std::string& name) {
+    Status s = db_->DropCollection(name);
+    if (s.code() == StatusCode::kNotFound) return OkResponse("false", Seconds(call.start));
+    if (!s.ok()) return StatusResponse(s, Seconds(call.start));
+    return OkResponse("true", Seconds(call.start));
+  }
+
+  HttpResponse CollectionExists(const Call& call, const std::string& name) {
+    bool exists = db_->GetCollection(name).ok();
+    return OkResponse(exists ? R"({"exists":true})" : R"({"exists":false})", Seconds(call.start));
+  }
+
+  HttpResponse CollectionInfoRoute(const Call& call, const std::string& name) {
+    return WithCollection(call, name, [&](Collection& c) {
+      auto info = c.Info();
+      if (!info.ok()) return StatusResponse(info.status(), Seconds(call.start));
+      const CollectionConfig& cfg = info->config;
+      const bool training = info->index.state == IndexInfo::State::kTraining;
+      JsonWriter w;
+      w.BeginObject();
+      w.Key("status").String(training ? "yellow" : "green");
+      w.Key("optimizer_status").String("ok");
+      w.Key("indexed_vectors_count").Uint(info->points_count);
+      w.Key("points_count").Uint(info->points_count);
+      w.Key("segments_count").Uint(1);
+      w.Key("config").BeginObject();
+      w.Key("params").BeginObject();
+      w.Key("vectors").BeginObject();
+      w.Key("size").Uint(cfg.dimension);
+      w.Key("distance").String(DistanceName(cfg.distance));
+      w.EndObject();
+      w.Key("shard_number").Uint(1);
+      w.Key("replication_factor").Uint(1);
+      w.Key("write_consistency_factor").Uint(1);
+      w.Key("on_disk_payload").Bool(true);
+      w.EndObject();
+      w.Key("hnsw_config").BeginObject();
+      w.Key("m").Uint(16).Key("ef_construct").Uint(100).Key("full_scan_threshold").Uint(10000);
+      w.Key("max_indexing_threads").Uint(0).Key("on_disk").Bool(false);
+      w.EndObject();
+      w.Key("optimizer_config").BeginObject();
+      w.Key("deleted_threshold").Double(0.2).Key("vacuum_min_vector_number").Uint(1000);
+      w.Key("default_segment_number").Uint(0).Key("max_segment_size").Null();
+      w.Key("memmap_threshold").Null().Key("indexing_threshold").Uint(cfg.index.ivf_threshold);
+      w.Key("flush_interval_sec").Uint(5).Key("max_optimization_threads").Null();
+      w.EndObject();
+      w.Key("wal_config").BeginObject();
+      w.Key("wal_capacity_mb").Uint(32).Key("wal_segments_ahead").Uint(0);
+      w.EndObject();
+      w.Key("quantization_config").BeginObject().Key("scalar").BeginObject();
+      w.Key("type").String("int8").Key("quantile").Double(cfg.quantization.quantile);
+      w.Key("always_ram").Bool(cfg.quantization.always_ram);
+      w.EndObject().EndObject();
+      w.EndObject();  // config
+      w.Key("payload_schema").BeginObject().EndObject();
+      // qvec's own figures.
+      w.Key("qvec").BeginObject();
+      const char* state = info->index.state == IndexInfo::State::kFlat       ? "flat"
+                          : info->index.state == IndexInfo::State::kTraining ? "training"
+                                                                             : "ivf";
+      w.Key("index").BeginObject();
+      w.Key("state").String(state);
+      w.Key("nlist").Uint(info->index.nlist);
+      w.Key("list_min").Uint(info->index.list_min);
+      w.Key("list_median").Uint(info->index.list_median);
+      w.Key("list_max").Uint(info->index.list_max);
+      w.Key("imbalance").Double(info->index.imbalance);
+      w.Key("kmeans_objective").Double(info->index.kmeans_objective);
+      w.Key("training_seconds").Double(info->index.training_seconds);
+      w.Key("trained_on_points").Uint(info->index.trained_on_points);
+      w.Key("recall_curve").BeginArray();
+      for (const auto& [nprobe, recall] : info->index.recall_curve) {
+        w.BeginObject().Key("nprobe").Uint(nprobe).Key("recall_at_10").Float(recall).EndObject();
+      }
+      w.EndArray();
+      w.EndObject();
+      w.Key("quantization").BeginObject();
+      w.Key("type").String(cfg.quantization.type == QuantizationOptions::Type::kUint8 ? "uint8"
+                                                                                      : "int8");
+      w.Key("granularity")
+          .String(cfg.quantization.granularity == QuantizationOptions::Granularity::kPerVector
+                      ? "per_vector"
+                  : cfg.quantization.granularity ==
+                          QuantizationOptions::Granularity::kPerCollection
+                      ? "per_collection"
+                      : "per_dimension");
+      w.Key("quantile").Double(cfg.quantization.quantile);
+      w.Key("recall_tuned").Bool(cfg.quantization.recall_tuned);
+      w.EndObject();
+      w.Key("quality").BeginObject();
+      w.Key("sample_size").Uint(info->quality.sample_size);
+      w.Key("mse").Double(info->quality.mse);
+      w.Key("sqnr_db").Double(info->quality.sqnr_db);
+      w.Key("max_abs_error").Double(info->quality.max_abs_error);
+      w.Key("score_mean_abs_error").Double(info->quality.score_mean_abs_error);
+      w.Key("score_max_abs_error").Double(info->quality.score_max_abs_error);
+      w.EndObject();
+      w.Key("memory_bytes").Uint(info->memory_bytes);
+      w.Key("disk_bytes").Uint(info->disk_bytes);
+      w.Key("simd").String(info->simd_level);
+      w.EndObject();
+      w.EndObject();
+      return OkResponse(w.str(), Seconds(call.start));
+    });
+  }
+
+  HttpResponse CreateSnapshot(const Call& call, const std::string& name) {
+    return WithCollection(call, name, [&](Collection&) {
+      // The server names the directory; clients never pass a path.
+      const auto now = std::chrono::system_clock::now();
+      const auto secs =
+          std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
+      std::error_code ec;
+      std::filesystem::create_directories(snapshots_dir_, ec);
+      if (ec) {
+        return ErrorResponse(500, "cannot create snapshot directory: " + ec.message(),
+                             Seconds(call.start));
+      }
+      std::string snap_name;
+      std::filesystem::path dir;
+      for (int attempt = 0;; ++attempt) {
+        snap_name = "snapshot-" + std::to_string(secs) + (attempt ? "-" + std::to_string(attempt) : "");
+        dir = std::filesystem::path(snapshots_dir_) / snap_name;
+        if (!std::filesystem::exists(dir)) break;
+      }
+      Status s = db_->Snapshot(dir.string());
+      if (!s.ok()) return StatusResponse(s, Seconds(call.start));
+      uint64_t size = 0;
+      for (const auto& entry : std::filesystem::recursive_directory_iterator(dir, ec)) {
+        if (entry.is_regular_file(ec)) size += entry.file_size(ec);
+      }
+      JsonWriter w;
+      w.BeginObject();
+      w.Key("name").String(snap_name);
+      w.Key("creation_time").Null();
+      w.Key("size").Uint(size);
+      w.EndObject();
+      return OkResponse(w.str(), Seconds(call.start));
+    });
+  }
+
+  HttpResponse Upsert(const Call& call, const std::string& name) {
+    return WithBody(call, name, [&](Collection& c, element body) {
+      auto points = ParsePoints(body);
+      if (!points.ok()) return StatusResponse(points.status(), Seconds(call.start));
+      Status s = c.Upsert(*points);
+      if (!s.ok()) return StatusResponse(s, Seconds(call.start));
+      return OkResponse(UpdateResult(), Seconds(call.start));
+    });
+  }
+
+  HttpResponse Retrieve(const Call& call, const std::string& name) {
+    return WithBody(call, name, [&](Collection& c, element body) {
+      element ids;
+      if (simdjson::dom::object(body).at_key("ids").get(ids) != simdjson::SUCCESS ||
+          ids.type() != simdjson::dom::element_type::ARRAY) {
+        return ErrorResponse(400, "ids must be an array of point ids", Seconds(call.start));
+      }
+      std::vector<PointId> list;
+      for (element id : simdjson::dom::array(ids)) {
+        auto pid = ParsePointId(id);
+        if (!pid.ok()) return StatusResponse(pid.status(), Seconds(call.start));
+        list.push_back(*pid);
+      }
+      auto wp = ParseWithFlag(body, "with_payload", true);
+      auto wv = ParseWithFlag(body, "with_vector", false);
+      if (!wp.ok()) return StatusResponse(wp.status(), Seconds(call.start));
+      if (!wv.ok()) return StatusResponse(wv.status(), Seconds(call.start));
+      auto records = c.Get(list, *wp, *wv);
+      if (!records.ok()) return StatusResponse(records.status(), Seconds(call.start));
+      JsonWriter w;
+      w.BeginArray();
+      for (const auto& r : *records) WriteRecord(w, r);
+      w.EndArray();
+      return OkResponse(w.str(), Seconds(call.start));
+    });
+  }
+
+  HttpResponse GetPoint(const Call& call, const std::string& name, const std::string& id_text) {
+    return WithCollection(call, name, [&](Collection& c) {
+      auto id = ParsePointIdText(id_text);
+      if (!id.ok()) return StatusResponse(id.status(), Seconds(call.start));
+      auto records = c.Get(std::span<const PointId>(&*id, 1), true, true);
+      if (!records.ok()) return StatusResponse(records.status(), Seconds(call.start));
+      if (records->empty()) {
+        return ErrorResponse(404, "no point with id " + id->ToString(), Seconds(call.start));
+      }
+      JsonWriter w;
+      WriteRecord(w, records->front());
+      return OkResponse(w.str(), Seconds(call.start));
+    });
+  }
+
+  HttpResponse DeletePoints(const Call& call, const std::string& name) {
+    return WithBody(call, name, [&](Collection& c, element body) {
+      element x;
+      simdjson::dom::object obj(body);
+      if (obj.at_key("points").get(x) == simdjson::SUCCESS &&
+          x.type() != simdjson::dom::element_type::NULL_VALUE) {
+        if (x.type() != simdjson::dom::element_type::ARRAY) {
+          return ErrorResponse(400, "points must be an array of point ids", Seconds(call.start));
+        }
+        std::vector<PointId> ids;
+        for (element id : simdjson::dom::array(x)) {
+          auto pid = ParsePointId(id);
+          if (!pid.ok()) return StatusResponse(pid.status(), Seconds(call.start));
+          ids.push_back(*pid);
+        }
+        auto n = c.Delete(ids);
+        if (!n.ok()) return StatusResponse(n.status(), Seconds(call.start));
+        return OkResponse(UpdateResult(), Seconds(call.start));
+      }
+      if (obj.at_key("filter").get(x) == simdjson::SUCCESS) {
+        auto f = ParseFilter(x);
+        if (!f.ok()) return StatusResponse(f.status(), Seconds(call.start));
+        auto n = c.DeleteByFilter(*f);
+        if (!n.ok()) return StatusResponse(n.status(), Seconds(call.start));
+        return OkResponse(UpdateResult(), Seconds(call.start));
+      }
+      return ErrorResponse(400, "body needs \"points\" or \"filter\"", Seconds(call.start));
+    });
+  }
+
+  HttpResponse SetPayload(const Call& call, const std::string& name, bool overwrite) {
+    return WithBody(call, name, [&](Collection& c, element body) {
+      element payload, points;
+      simdjson::dom::object obj(body);
+      if (obj.at_key("payload").get(payload) != simdjson::SUCCESS ||
+          payload.type() != simdjson::dom::element_type::OBJECT) {
+        return ErrorResponse(400, "payload must be an object", Seconds(call.start));
+      }
+      if (obj.at_key("points").get(points) != simdjson::SUCCESS ||
+          points.type() != simdjson::dom::element_type::ARRAY) {
+        return ErrorResponse(400, "points must be an array of point ids", Seconds(call.start));
+      }
+      std::vector<PointId> ids;
+      for (element id : simdjson::dom::array(points)) {
+        auto pid = ParsePointId(id);
+        if (!pid.ok()) return StatusResponse(pid.status(), Seconds(call.start));
+        ids.push_back(*pid);
+      }
+      Status s = c.SetPayload(ids, simdjson::to_string(payload), overwrite);
+      if (!s.ok()) return StatusResponse(s, Seconds(call.start));
+      return OkResponse(UpdateResult(), Seconds(call.start));
+    });
+  }
+
+  HttpResponse CountPoints(const Call& call, const std::string& name) {
+    return WithBody(call, name, [&](Collection& c, element body) {
+      element x;
+      std::optional<Filter> filter;
+      if (simdjson::dom::object(body).at_key("filter").get(x) == simdjson::SUCCESS &&
+          x.type() != simdjson::dom::element_type::NULL_VALUE) {
+        auto f = ParseFilter(x);
+        if (!f.ok()) return StatusResponse(f.status(), Seconds(call.start));
+        filter = std::move(*f);
+      }
+      auto n = c.Count(filter ? &*filter : nullptr);
+      if (!n.ok()) return StatusResponse(n.status(), Seconds(call.start));
+      return OkResponse("{\"count\":" + std::to_string(*n) + "}", Seconds(call.start));
+    });
+  }
+
+  HttpResponse ScrollPoints(const Call& call, const std::string& name) {
+    return WithBody(call, name, [&](Collection& c, element body) {
+      ScrollRequest r;
+      element x;
+      simdjson::dom::object obj(body);
+      if (obj.at_key("offset").get(x) == simdjson::SUCCESS &&
+          x.type() != simdjson::dom::element_type::NULL_VALUE) {
+        auto id = ParsePointId(x);
+        if (!id.ok()) return StatusResponse(id.status(), Seconds(call.start));
+        r.offset = *id;
+      }
+      if (obj.at_key("limit").get(x) == simdjson::SUCCESS &&
+          x.type() != simdjson::dom::element_type::NULL_VALUE) {
+        int64_t n = 0;
+        if (x.get(n) != simdjson::SUCCESS) {
+          return ErrorResponse(400, "limit must be an integer", Seconds(call.start));
+        }
+        if (n < 1 || n > 100000) {
+          return ErrorResponse(422, "limit must be in [1, 100000]", Seconds(call.start));
+        }
+        r.limit = static_cast<size_t>(n);
+      }
+      if (obj.at_key("filter").get(x) == simdjson::SUCCESS &&
+          x.type() != simdjson::dom::element_type::NULL_VALUE) {
+        auto f = ParseFilter(x);
+        if (!f.ok()) return StatusResponse(f.status(), Seconds(call.start));
+        r.filter = std::move(*f);
+      }
+      auto wp = ParseWithFlag(body, "with_payload", true);
+      auto wv = ParseWithFlag(body, "with_vector", false);
+      if (!wp.ok()) return StatusResponse(wp.status(), Seconds(call.start));
+      if (!wv.ok()) return StatusResponse(wv.status(), Seconds(call.start));
+      r.with_payload = *wp;
+      r.with_vector = *wv;
+      auto page = c.Scroll(r);
+      if (!page.ok()) return StatusResponse(page.status(), Seconds(call.start));
+      JsonWriter w;
+      w.BeginObject().Key("points").BeginArray();
+      for (const auto& rec : page->points) WriteRecord(w, rec);
+      w.EndArray();
+      w.Key("next_page_offset");
+      if (page->next_page_offset) {
+        WriteId(w, *page->next_page_offset);
+      } else {
+        w.Null();
+      }
+      w.EndObject();
+      return OkResponse(w.str(), Seconds(call.start));
+    });
+  }
+
+  HttpResponse SearchRoute(const Call& call, const std::string& name, bool query_api) {
+    return WithBody(call, name, [&](Collection& c, element body) {
+      auto req = ParseSearchRequest(body, query_api);
+      if (!req.ok()) return StatusResponse(req.status(), Seconds(call.start));
+      auto hits = c.Search(*req);
+      if (!hits.ok()) return StatusResponse(hits.status(), Seconds(call.start));
+      JsonWriter w;
+      if (query_api) w.BeginObject().Key("points");
+      WriteScoredPoints(w, *hits);
+      if (query_api) w.EndObject();
+      return OkResponse(w.str(), Seconds(call.start));
+    });
+  }
+
+  HttpResponse SearchBatchRoute(const Call& call, const std::string& name, bool query_api) {
+    return WithBody(call, name, [&](Collection& c, element body) {
+      element searches;
+      if (simdjson::dom::object(body).at_key("searches").get(searches) != simdjson::SUCCESS ||
+          searches.type() != simdjson::dom::element_type::ARRAY) {
+        return ErrorResponse(400, "searches must be an array", Seconds(call.start));
+      }
+      std::vector<SearchRequest> reqs;
+      for (element s : simdjson::dom::array(searches)) {
+        if (s.type() != simdjson::dom::element_type::OBJECT) {
+          return ErrorResponse(400, "each search must be an object", Seconds(call.start));
+        }
+        auto req = ParseSearchRequest(s, query_api);
+        if (!req.ok()) return StatusResponse(req.status(), Seconds(call.start));
+        reqs.push_back(std::move(*req));
+      }
+      auto results = c.SearchBatch(reqs);
+      if (!results.ok()) return StatusResponse(results.status(), Seconds(call.start));
+      JsonWriter w;
+      w.BeginArray();
+      for (const auto& hits : *results) {
+        if (query_api) w.BeginObject().Key("points");
+        WriteScoredPoints(w, hits);
+        if (query_api) w.EndObject();
+      }
+      w.EndArray();
+      return OkResponse(w.str(), Seconds(call.start));
+    });
+  }
+
+  // ---- helpers ----
+
+  static simdjson::dom::parser& Parser() {
+    thread_local simdjson::dom::parser parser = [] {
+      simdjson::dom::parser p;
+      if (p.allocate(1 << 16, kMaxJsonDepth) != simdjson::SUCCESS) std::abort();
+      return p;
+    }();
+    return parser;
+  }
+
+  template <typename Fn>
+  HttpResponse WithCollection(const Call& call, const std::string& name, Fn&& fn) {
+    auto c = db_->GetCollection(name);
+    if (!c.ok()) {
+      return ErrorResponse(404, "Collection `" + name + "` doesn't exist!", Seconds(call.start));
+    }
+    return fn(**c);
+  }
+
+  template <typename Fn>
+  HttpResponse WithBody(const Call& call, const std::string& name, Fn&& fn) {
+    return WithCollection(call, name, [&](Collection& c) {
+      auto body = ParseBody(Parser(), call.request.body);
+      if (!body.ok()) return StatusResponse(body.status(), Seconds(call.start));
+      return fn(c, *body);
+    });
+  }
+
+  std::shared_ptr<Database> db_;
+  std::string snapshots_dir_;
+  Metrics metrics_;
+};
+
+}  // namespace
+
+std::shared_ptr<RequestHandler> MakeRouterFor(std::shared_ptr<Database> db,
+                                              std::string snapshots_dir) {
+  return std::make_shared<Router>(std::move(db), std::move(snapshots_dir));
+}
+
+StatusOr<std::shared_ptr<RequestHandler>> MakeRouter(const RouterOptions& options) {
+  std::error_code ec;
+  std::filesystem::create_directories(options.data_dir, ec);
+  if (ec) {
+    return UnavailableError("cannot create data directory " + options.data_dir + ": " +
+                            ec.message());
+  }
+  auto db = Database::Open(options.database, options.data_dir);
+  if (!db.ok()) return db.status();
+  std::string snapshots = options.snapshots_dir;
+  if (snapshots.empty()) {
+    std::filesystem::path p = std::filesystem::absolute(options.data_dir, ec).lexically_normal();
+    if (p.has_filename() == false) p = p.parent_path();
+    snapshots = p.string() + "-snapshots";
+  }
+  return MakeRouterFor(std::shared_ptr<Database>(std::move(*db)), snapshots);
+}
+
+}  // namespace qvec::server

@@ -1,0 +1,140 @@
+// Key and value encodings of the qvec RocksDB database. Internal to storage/.
+// The format is described at the top of storage/store.cc.
+#ifndef QVEC_STORAGE_KEY_CODEC_H_
+#define QVEC_STORAGE_KEY_CODEC_H_
+
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace qvec::storage::codec {
+
+static_assert(std::endian::native == std::endian::little,
+              "qvec stores floats and u32 meta values as raw little-endian bytes");
+static_assert(sizeof(float) == 4, "qvec stores originals as IEEE-754 binary32");
+
+inline constexpr size_t kCidBytes = 4;
+// The largest usable collection id: cid + 1 must fit in 32 bits so that
+// [BE(cid), BE(cid + 1)) bounds every key of the collection.
+inline constexpr uint32_t kMaxCollectionId = UINT32_MAX - 1;
+
+inline constexpr std::string_view kFormatVersionKey = "format_version";
+inline constexpr std::string_view kNextCollectionIdKey = "next_collection_id";
+inline constexpr std::string_view kCollectionKeyPrefix = "collection/";
+
+inline void AppendBigEndian32(std::string* out, uint32_t v) {
+  const char b[4] = {static_cast<char>(v >> 24), static_cast<char>(v >> 16),
+                     static_cast<char>(v >> 8), static_cast<char>(v)};
+  out->append(b, 4);
+}
+
+inline uint32_t DecodeBigEndian32(const char* p) {
+  const auto* u = reinterpret_cast<const unsigned char*>(p);
+  return (uint32_t{u[0]} << 24) | (uint32_t{u[1]} << 16) | (uint32_t{u[2]} << 8) | uint32_t{u[3]};
+}
+
+inline std::string EncodeFixed32LE(uint32_t v) {
+  std::string out(4, '\0');
+  std::memcpy(out.data(), &v, 4);  // little-endian host (static_assert above)
+  return out;
+}
+
+inline std::optional<uint32_t> DecodeFixed32LE(std::string_view s) {
+  if (s.size() != 4) return std::nullopt;
+  uint32_t v;
+  std::memcpy(&v, s.data(), 4);
+  return v;
+}
+
+// BE(cid): the prefix of every key of collection `cid` in the data CFs.
+inline std::string CollectionPrefix(uint32_t cid) {
+  std::string out;
+  AppendBigEndian32(&out, cid);
+  return out;
+}
+
+// BE(cid) + suffix: key of a point (codes/originals/payloads) or of an
+// index-state entry (index_state).
+inline std::string DataKey(uint32_t cid, std::string_view suffix) {
+  std::string out;
+  out.reserve(kCidBytes + suffix.size());
+  AppendBigEndian32(&out, cid);
+  out.append(suffix);
+  return out;
+}
+
+// "collection/" + BE(cid): key of a collection record in the meta CF.
+inline std::string CollectionRecordKey(uint32_t cid) {
+  std::string out(kCollectionKeyPrefix);
+  AppendBigEndian32(&out, cid);
+  return out;
+}
+
+inline void AppendVarint32(std::string* out, uint32_t v) {
+  while (v >= 0x80) {
+    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  out->push_back(static_cast<char>(v));
+}
+
+// Parses a varint32 from the front of `*in`, advancing it. False if malformed.
+inline bool ConsumeVarint32(std::string_view* in, uint32_t* v) {
+  uint32_t result = 0;
+  for (int shift = 0; shift <= 28 && !in->empty(); shift += 7) {
+    const auto byte = static_cast<unsigned char>(in->front());
+    in->remove_prefix(1);
+    if (shift == 28 && (byte & 0xf0) != 0) return false;  // overflows 32 bits
+    result |= uint32_t{byte & 0x7fu} << shift;
+    if ((byte & 0x80) == 0) {
+      *v = result;
+      return true;
+    }
+  }
+  return false;
+}
+
+// Collection record value: varint32(len(name)) + name + meta (rest of the value).
+inline std::string EncodeCollectionRecord(std::string_view name, std::string_view meta) {
+  std::string out;
+  out.reserve(5 + name.size() + meta.size());
+  AppendVarint32(&out, static_cast<uint32_t>(name.size()));
+  out.append(name);
+  out.append(meta);
+  return out;
+}
+
+inline bool DecodeCollectionRecord(std::string_view value, std::string* name, std::string* meta) {
+  uint32_t len = 0;
+  if (!ConsumeVarint32(&value, &len) || value.size() < len) return false;
+  name->assign(value.substr(0, len));
+  meta->assign(value.substr(len));
+  return true;
+}
+
+// Escapes a binary key for error messages ("ab\x00").
+inline std::string PrintableKey(std::string_view key) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  const size_t limit = key.size() > 64 ? 64 : key.size();
+  for (size_t i = 0; i < limit; ++i) {
+    const auto c = static_cast<unsigned char>(key[i]);
+    if (c >= 0x20 && c < 0x7f && c != '\\' && c != '"') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out += "\\x";
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 0xf]);
+    }
+  }
+  if (limit < key.size()) out += "...";
+  return out;
+}
+
+}  // namespace qvec::storage::codec
+
+#endif  // QVEC_STORAGE_KEY_CODEC_H_

@@ -1,0 +1,151 @@
+// Durable storage of qvec on RocksDB. The only module that includes RocksDB.
+//
+// Layout (docs/ARCHITECTURE.md has the full on-disk format): column families
+//   "default"      unused by qvec
+//   "meta"         format version, collection-id counter, collection records
+//   "codes"        (collection id, point key) -> encoded vector blob (engine-defined)
+//   "originals"    (collection id, point key) -> float32 original, little-endian
+//   "payloads"     (collection id, point key) -> payload JSON text
+//   "index_state"  (collection id, name)      -> opaque bytes (centroids, calibration, ...)
+// Point keys are opaque byte strings chosen by the engine; iteration is in
+// bytewise key order within a collection.
+#ifndef QVEC_STORAGE_STORE_H_
+#define QVEC_STORAGE_STORE_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "qvec/status.h"
+
+namespace qvec::storage {
+
+// The on-disk format version this build writes and understands.
+inline constexpr uint32_t kFormatVersion = 1;
+
+struct StoreOptions {
+  // fsync the WAL on every write group, for power-loss durability. Without it
+  // an acknowledged write survives a process crash (kill -9) but not a power cut.
+  // Default: false.
+  bool sync_writes = false;
+  // Size of the RocksDB block cache shared by all column families.
+  // Default: 64 MiB.
+  size_t block_cache_bytes = size_t{64} << 20;
+  // Create the database if the directory holds none.
+  // Default: true.
+  bool create_if_missing = true;
+
+  // InvalidArgument if a field is out of range (block cache < 1 MiB).
+  [[nodiscard]] Status Validate() const;
+};
+
+// A set of mutations applied atomically by Store::Write. Not thread-safe.
+class WriteBatch {
+ public:
+  WriteBatch();
+  ~WriteBatch();
+  WriteBatch(const WriteBatch&) = delete;
+  WriteBatch& operator=(const WriteBatch&) = delete;
+
+  // Stores the record of collection `cid` (its name and engine-defined metadata).
+  void PutCollection(uint32_t cid, std::string_view name, std::string_view meta);
+  // Writes a point: its code blob, its float original (dim floats) and, when
+  // `payload` is set, its payload (otherwise an existing payload is deleted).
+  void PutPoint(uint32_t cid, std::string_view key, std::string_view code,
+                const float* original, size_t dim, std::optional<std::string_view> payload);
+  // Replaces only the payload of a point (nullopt deletes it).
+  void PutPayload(uint32_t cid, std::string_view key, std::optional<std::string_view> payload);
+  // Removes a point from all column families.
+  void DeletePoint(uint32_t cid, std::string_view key);
+  void PutIndexState(uint32_t cid, std::string_view name, std::string_view value);
+  void DeleteIndexState(uint32_t cid, std::string_view name);
+  // Number of mutations recorded.
+  size_t Count() const;
+
+ private:
+  friend class Store;
+  struct Rep;
+  std::unique_ptr<Rep> rep_;
+};
+
+// What GetPoint returns; fields not asked for stay empty.
+struct StoredPoint {
+  std::string code;
+  std::vector<float> original;
+  std::optional<std::string> payload;
+};
+
+struct CollectionRecord {
+  uint32_t id = 0;
+  std::string name;
+  std::string meta;
+};
+
+// A RocksDB database holding every collection. Thread-safe: all methods may be
+// called concurrently; reads see a consistent state of committed batches.
+class Store {
+ public:
+  // Opens (creating if allowed) the database at `path`. FailedPrecondition if
+  // it was written by an unknown format version; DataLoss if it is corrupted;
+  // Unavailable if another process holds its lock.
+  [[nodiscard]] static StatusOr<std::unique_ptr<Store>> Open(const std::string& path,
+                                                             const StoreOptions& options);
+  virtual ~Store() = default;
+
+  // Applies `batch` atomically with the WAL on; returns only once RocksDB's
+  // Write() succeeded (and, with sync_writes, the WAL was fsynced).
+  [[nodiscard]] virtual Status Write(WriteBatch* batch) = 0;
+
+  // Returns a new collection id, durably reserved (ids are never reused).
+  [[nodiscard]] virtual StatusOr<uint32_t> AllocateCollectionId() = 0;
+  // All collection records, ordered by name.
+  [[nodiscard]] virtual StatusOr<std::vector<CollectionRecord>> ListCollections() = 0;
+  // Atomically removes the record of `cid` and every point and index-state key
+  // of it.
+  [[nodiscard]] virtual Status DropCollection(uint32_t cid) = 0;
+
+  // Reads one point. NotFound if absent.
+  [[nodiscard]] virtual StatusOr<StoredPoint> GetPoint(uint32_t cid, std::string_view key,
+                                                       bool with_code, bool with_original,
+                                                       bool with_payload) = 0;
+  // Reads the float originals of `keys` into `out` (size keys.size() * dim).
+  // NotFound if any key is absent, DataLoss if an original has the wrong size.
+  [[nodiscard]] virtual Status MultiGetOriginals(uint32_t cid,
+                                                 const std::vector<std::string>& keys,
+                                                 size_t dim, float* out) = 0;
+  // Reads the payloads of `keys` (nullopt where a point has none or is absent).
+  [[nodiscard]] virtual StatusOr<std::vector<std::optional<std::string>>> MultiGetPayloads(
+      uint32_t cid, const std::vector<std::string>& keys) = 0;
+
+  // Calls `fn(key, code)` for every point of `cid` in key order, from one
+  // consistent snapshot; stops early (returning ok) when fn returns false.
+  [[nodiscard]] virtual Status ScanCodes(
+      uint32_t cid, const std::function<bool(std::string_view, std::string_view)>& fn) = 0;
+  // Calls `fn(key, payload)` for every point of `cid` that has a payload.
+  [[nodiscard]] virtual Status ScanPayloads(
+      uint32_t cid, const std::function<bool(std::string_view, std::string_view)>& fn) = 0;
+  // Calls `fn(key, original)` (original: dim floats) for every point of `cid`
+  // in key order; used for retraining.
+  [[nodiscard]] virtual Status ScanOriginals(
+      uint32_t cid, size_t dim, const std::function<bool(std::string_view, const float*)>& fn) = 0;
+
+  // Returns NotFound when no value is stored under `name`.
+  [[nodiscard]] virtual StatusOr<std::string> GetIndexState(uint32_t cid,
+                                                            std::string_view name) = 0;
+
+  // Writes a consistent RocksDB checkpoint of the whole database into `dir`,
+  // which must not exist yet (its parent must).
+  [[nodiscard]] virtual Status Checkpoint(const std::string& dir) = 0;
+
+  // Approximate on-disk size in bytes of all column families.
+  virtual uint64_t ApproximateDiskBytes() = 0;
+};
+
+}  // namespace qvec::storage
+
+#endif  // QVEC_STORAGE_STORE_H_

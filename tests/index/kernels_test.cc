@@ -1,0 +1,164 @@
+// Every kernel variant available on this CPU must equal the scalar reference
+// exactly (integer kernels) or within float rounding (float kernels).
+#include "index/kernels.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <vector>
+
+namespace qvec::index {
+namespace {
+
+std::vector<const Kernels*> SimdVariants() {
+  std::vector<const Kernels*> out;
+  for (SimdLevel level : {SimdLevel::kScalar, SimdLevel::kAvx2, SimdLevel::kAvx512}) {
+    if (const Kernels* k = KernelsFor(level)) out.push_back(k);
+  }
+  return out;
+}
+
+enum class Pattern { kRandom, kAllPlus, kAllMinus, kMixedExtreme, kZeros };
+
+void Fill(Pattern p, std::mt19937& rng, int8_t* s8, uint8_t* u8, size_t n) {
+  std::uniform_int_distribution<int> s(-127, 127), u(0, 255), bit(0, 1);
+  for (size_t i = 0; i < n; ++i) {
+    switch (p) {
+      case Pattern::kRandom: s8[i] = static_cast<int8_t>(s(rng)); u8[i] = u(rng); break;
+      case Pattern::kAllPlus: s8[i] = 127; u8[i] = 255; break;
+      case Pattern::kAllMinus: s8[i] = -127; u8[i] = 255; break;
+      case Pattern::kMixedExtreme:
+        s8[i] = bit(rng) ? 127 : -127;
+        u8[i] = bit(rng) ? 255 : 0;
+        break;
+      case Pattern::kZeros: s8[i] = 0; u8[i] = 0; break;
+    }
+  }
+}
+
+// Checks every integer kernel of every variant on n codes of `dim` with
+// the query and codes following the given patterns.
+void CheckIntegerKernels(size_t dim, size_t n, Pattern query_pattern, Pattern code_pattern,
+                         uint32_t seed) {
+  std::mt19937 rng(seed);
+  const size_t stride = dim + 7;  // deliberately unaligned stride
+  const size_t nq = 5;
+  std::vector<int8_t> q(nq * dim), codes(n * stride);
+  std::vector<uint8_t> q_unused(nq * dim), ucodes(n * stride);
+  std::vector<int8_t> s_unused(n * stride);
+  Fill(query_pattern, rng, q.data(), q_unused.data(), nq * dim);
+  Fill(code_pattern, rng, codes.data(), ucodes.data(), n * stride);
+  const Kernels& ref = *KernelsFor(SimdLevel::kScalar);
+  std::vector<int32_t> want_s8(nq * n), want_u8(nq * n);
+  for (size_t i = 0; i < nq; ++i) {
+    for (size_t j = 0; j < n; ++j) {
+      want_s8[i * n + j] = ref.dot_s8(q.data() + i * dim, codes.data() + j * stride, dim);
+      want_u8[i * n + j] = ref.dot_u8s8(ucodes.data() + j * stride, q.data() + i * dim, dim);
+    }
+  }
+  for (const Kernels* k : SimdVariants()) {
+    SCOPED_TRACE(std::string(SimdLevelName(k->level)) + " dim=" + std::to_string(dim));
+    std::vector<int32_t> got(nq * n);
+    for (size_t i = 0; i < nq; ++i) {
+      k->dot_s8_many(q.data() + i * dim, codes.data(), stride, n, dim, got.data() + i * n);
+    }
+    ASSERT_EQ(got, want_s8) << "dot_s8_many";
+    for (size_t i = 0; i < nq; ++i) {
+      k->dot_u8s8_many(q.data() + i * dim, ucodes.data(), stride, n, dim, got.data() + i * n);
+    }
+    ASSERT_EQ(got, want_u8) << "dot_u8s8_many";
+    k->dot_s8_batch(q.data(), dim, nq, codes.data(), stride, n, dim, got.data());
+    ASSERT_EQ(got, want_s8) << "dot_s8_batch";
+    k->dot_u8s8_batch(q.data(), dim, nq, ucodes.data(), stride, n, dim, got.data());
+    ASSERT_EQ(got, want_u8) << "dot_u8s8_batch";
+    for (size_t j = 0; j < n; ++j) {
+      ASSERT_EQ(k->dot_s8(q.data(), codes.data() + j * stride, dim), want_s8[j]);
+      ASSERT_EQ(k->dot_u8s8(ucodes.data() + j * stride, q.data(), dim), want_u8[j]);
+    }
+  }
+}
+
+TEST(KernelsTest, IntegerKernelsMatchScalarForSmallDims) {
+  for (size_t dim = 1; dim <= 300; ++dim) {
+    CheckIntegerKernels(dim, 21, Pattern::kRandom, Pattern::kRandom, static_cast<uint32_t>(dim));
+  }
+}
+
+TEST(KernelsTest, IntegerKernelsMatchScalarOnExtremes) {
+  const Pattern patterns[] = {Pattern::kAllPlus, Pattern::kAllMinus, Pattern::kMixedExtreme,
+                              Pattern::kZeros, Pattern::kRandom};
+  for (size_t dim : {1u, 3u, 63u, 64u, 65u, 127u, 128u, 784u, 4099u}) {
+    for (Pattern qp : patterns) {
+      for (Pattern cp : patterns) CheckIntegerKernels(dim, 37, qp, cp, 7);
+    }
+  }
+}
+
+TEST(KernelsTest, IntegerKernelsExactAtMaxDim) {
+  // Worst case for int32 accumulation: every product at its extreme.
+  for (Pattern p : {Pattern::kAllPlus, Pattern::kAllMinus, Pattern::kMixedExtreme}) {
+    CheckIntegerKernels(kMaxKernelDim, 5, p, p, 11);
+    CheckIntegerKernels(kMaxKernelDim, 5, Pattern::kAllPlus, p, 12);
+  }
+  CheckIntegerKernels(kMaxKernelDim, 6, Pattern::kRandom, Pattern::kRandom, 13);
+}
+
+TEST(KernelsTest, BatchHandlesManyCodesAndQueries) {
+  // More codes than one packed block and a query count not a multiple of 4.
+  std::mt19937 rng(3);
+  const size_t dim = 97, n = 600, nq = 7;
+  std::vector<int8_t> q(nq * dim), codes(n * dim);
+  std::vector<uint8_t> u(n * dim), unused(nq * dim);
+  Fill(Pattern::kRandom, rng, q.data(), unused.data(), nq * dim);
+  Fill(Pattern::kRandom, rng, codes.data(), u.data(), n * dim);
+  const Kernels& ref = *KernelsFor(SimdLevel::kScalar);
+  std::vector<int32_t> want(nq * n), got(nq * n);
+  ref.dot_s8_batch(q.data(), dim, nq, codes.data(), dim, n, dim, want.data());
+  for (const Kernels* k : SimdVariants()) {
+    k->dot_s8_batch(q.data(), dim, nq, codes.data(), dim, n, dim, got.data());
+    EXPECT_EQ(got, want) << SimdLevelName(k->level);
+  }
+}
+
+TEST(KernelsTest, FloatKernelsMatchScalarWithinRounding) {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> g;
+  const Kernels& ref = *KernelsFor(SimdLevel::kScalar);
+  for (size_t dim : {1u, 2u, 7u, 15u, 16u, 17u, 31u, 33u, 100u, 784u, 4099u}) {
+    const size_t n = 9;
+    std::vector<float> q(dim), x(n * dim);
+    for (float& v : q) v = g(rng);
+    for (float& v : x) v = g(rng);
+    for (const Kernels* k : SimdVariants()) {
+      std::vector<float> dots(n), l2s(n);
+      k->dot_f32_many(q.data(), x.data(), dim, n, dim, dots.data());
+      k->l2sq_f32_many(q.data(), x.data(), dim, n, dim, l2s.data());
+      for (size_t j = 0; j < n; ++j) {
+        const float* xj = x.data() + j * dim;
+        const float tol = 1e-4f * static_cast<float>(dim);
+        EXPECT_NEAR(k->dot_f32(q.data(), xj, dim), ref.dot_f32(q.data(), xj, dim), tol);
+        EXPECT_NEAR(dots[j], ref.dot_f32(q.data(), xj, dim), tol);
+        EXPECT_NEAR(k->l2sq_f32(q.data(), xj, dim), ref.l2sq_f32(q.data(), xj, dim), tol);
+        EXPECT_NEAR(l2s[j], ref.l2sq_f32(q.data(), xj, dim), tol);
+      }
+    }
+  }
+}
+
+TEST(KernelsTest, EnvOverrideSelectsRequestedOrBestLevel) {
+  const SimdLevel best = internal::ChooseSimdLevel(nullptr);
+  EXPECT_EQ(internal::ChooseSimdLevel("scalar"), SimdLevel::kScalar);
+  EXPECT_EQ(internal::ChooseSimdLevel("bogus"), best);
+  for (SimdLevel level : {SimdLevel::kAvx2, SimdLevel::kAvx512}) {
+    const SimdLevel chosen = internal::ChooseSimdLevel(std::string(SimdLevelName(level)).c_str());
+    EXPECT_EQ(chosen, KernelsFor(level) != nullptr ? level : best);
+  }
+  // ActiveKernels honours whatever QVEC_SIMD the test process was started with.
+  EXPECT_EQ(ActiveKernels().level, ActiveSimdLevel());
+  EXPECT_EQ(ActiveSimdLevel(), internal::ChooseSimdLevel(std::getenv("QVEC_SIMD")));
+}
+
+}  // namespace
+}  // namespace qvec::index

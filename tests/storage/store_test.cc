@@ -1,0 +1,830 @@
+// Tests of storage::Store (RocksDB). Every test uses its own temporary
+// directory, removed at the end.
+#include "storage/store.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace qvec::storage {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::ElementsAre;
+using ::testing::ElementsAreArray;
+using ::testing::HasSubstr;
+using ::testing::Pair;
+
+#define ASSERT_OK(expr)                                  \
+  do {                                                   \
+    const ::qvec::Status s_ = (expr);                    \
+    ASSERT_TRUE(s_.ok()) << #expr << ": " << s_.ToString(); \
+  } while (0)
+
+#define ASSERT_OK_AND_ASSIGN(lhs, rexpr)                                        \
+  auto QVEC_CONCAT_(sor_, __LINE__) = (rexpr);                                  \
+  ASSERT_TRUE(QVEC_CONCAT_(sor_, __LINE__).ok())                                \
+      << #rexpr << ": " << QVEC_CONCAT_(sor_, __LINE__).status().ToString();    \
+  lhs = std::move(QVEC_CONCAT_(sor_, __LINE__)).value()
+
+// A fresh directory under the gtest temp dir, removed on destruction.
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (fs::path(::testing::TempDir()) / "qvec_store_test_XXXXXX").string();
+    char* p = mkdtemp(tmpl.data());
+    if (p == nullptr) std::abort();
+    path_ = p;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+  std::string Sub(const std::string& name) const { return (fs::path(path_) / name).string(); }
+
+ private:
+  std::string path_;
+};
+
+StoreOptions SmallOptions() {
+  StoreOptions o;
+  o.block_cache_bytes = size_t{4} << 20;
+  return o;
+}
+
+std::unique_ptr<Store> MustOpen(const std::string& path, StoreOptions o = SmallOptions()) {
+  auto s = Store::Open(path, o);
+  EXPECT_TRUE(s.ok()) << s.status().ToString();
+  return s.ok() ? std::move(s).value() : nullptr;
+}
+
+std::vector<float> Vec(size_t dim, float base) {
+  std::vector<float> v(dim);
+  for (size_t i = 0; i < dim; ++i) v[i] = base + 0.25f * static_cast<float>(i);
+  return v;
+}
+
+std::vector<std::string> ScanCodeKeys(Store* st, uint32_t cid) {
+  std::vector<std::string> keys;
+  EXPECT_TRUE(st->ScanCodes(cid, [&](std::string_view k, std::string_view) {
+                  keys.emplace_back(k);
+                  return true;
+                }).ok());
+  return keys;
+}
+
+// Opens the database with raw RocksDB (all qvec column families).
+struct RawDb {
+  explicit RawDb(const std::string& path) {
+    std::vector<rocksdb::ColumnFamilyDescriptor> descs;
+    for (const char* n : {"default", "meta", "codes", "originals", "payloads", "index_state"}) {
+      descs.emplace_back(n, rocksdb::ColumnFamilyOptions());
+    }
+    rocksdb::DBOptions o;
+    rocksdb::Status s = rocksdb::DB::Open(o, path, descs, &handles, &db);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+  }
+  ~RawDb() {
+    for (auto* h : handles) db->DestroyColumnFamilyHandle(h).PermitUncheckedError();
+    delete db;
+  }
+  // Number of keys in CF `i`.
+  size_t Count(int i) {
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), handles[i]));
+    size_t n = 0;
+    for (it->SeekToFirst(); it->Valid(); it->Next()) ++n;
+    EXPECT_TRUE(it->status().ok());
+    return n;
+  }
+  rocksdb::DB* db = nullptr;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+};
+enum { kRawDefault, kRawMeta, kRawCodes, kRawOriginals, kRawPayloads, kRawIndexState };
+
+TEST(StoreOptionsTest, ValidateRejectsTinyBlockCache) {
+  StoreOptions o;
+  EXPECT_TRUE(o.Validate().ok());
+  o.block_cache_bytes = (size_t{1} << 20) - 1;
+  EXPECT_EQ(o.Validate().code(), StatusCode::kInvalidArgument);
+  o.block_cache_bytes = size_t{1} << 20;
+  EXPECT_TRUE(o.Validate().ok());
+
+  TempDir dir;
+  StoreOptions bad;
+  bad.block_cache_bytes = 1024;
+  auto st = Store::Open(dir.Sub("db"), bad);
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_FALSE(fs::exists(dir.Sub("db")));
+}
+
+TEST(StoreTest, PutGetRoundTripAllFields) {
+  TempDir dir;
+  auto st = MustOpen(dir.Sub("db"));
+  ASSERT_NE(st, nullptr);
+  const auto v = Vec(7, -1.5f);
+  const std::string code("\x00\x7f\x80\xff", 4);
+  const std::string key("k\x00\xff", 3);  // opaque binary key
+  WriteBatch b;
+  b.PutPoint(3, key, code, v.data(), v.size(), std::string_view("{\"a\":1}"));
+  EXPECT_EQ(b.Count(), 1u);
+  ASSERT_OK(st->Write(&b));
+
+  ASSERT_OK_AND_ASSIGN(StoredPoint p, st->GetPoint(3, key, true, true, true));
+  EXPECT_EQ(p.code, code);
+  EXPECT_EQ(p.original, v);
+  EXPECT_EQ(p.payload, std::optional<std::string>("{\"a\":1}"));
+
+  // Fields not asked for stay empty.
+  ASSERT_OK_AND_ASSIGN(StoredPoint q, st->GetPoint(3, key, false, false, true));
+  EXPECT_TRUE(q.code.empty());
+  EXPECT_TRUE(q.original.empty());
+  EXPECT_TRUE(q.payload.has_value());
+  ASSERT_OK_AND_ASSIGN(StoredPoint r, st->GetPoint(3, key, true, false, false));
+  EXPECT_EQ(r.code, code);
+  EXPECT_FALSE(r.payload.has_value());
+
+  // Absent point / other collection.
+  EXPECT_EQ(st->GetPoint(3, "nope", true, true, true).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(st->GetPoint(4, key, true, true, true).status().code(), StatusCode::kNotFound);
+
+  // Index state.
+  EXPECT_EQ(st->GetIndexState(3, "centroids").status().code(), StatusCode::kNotFound);
+  WriteBatch b2;
+  b2.PutIndexState(3, "centroids", std::string("\x01\x00\x02", 3));
+  ASSERT_OK(st->Write(&b2));
+  ASSERT_OK_AND_ASSIGN(std::string state, st->GetIndexState(3, "centroids"));
+  EXPECT_EQ(state, std::string("\x01\x00\x02", 3));
+  WriteBatch b3;
+  b3.DeleteIndexState(3, "centroids");
+  ASSERT_OK(st->Write(&b3));
+  EXPECT_EQ(st->GetIndexState(3, "centroids").status().code(), StatusCode::kNotFound);
+
+  // Empty batch is a no-op.
+  WriteBatch empty;
+  EXPECT_EQ(empty.Count(), 0u);
+  ASSERT_OK(st->Write(&empty));
+}
+
+TEST(StoreTest, PayloadReplaceAndDeleteSemantics) {
+  TempDir dir;
+  auto st = MustOpen(dir.Sub("db"));
+  ASSERT_NE(st, nullptr);
+  const auto v = Vec(4, 1.0f);
+  {
+    WriteBatch b;
+    b.PutPoint(1, "a", "ca", v.data(), v.size(), std::string_view("p1"));
+    b.PutPoint(1, "b", "cb", v.data(), v.size(), std::nullopt);
+    ASSERT_OK(st->Write(&b));
+  }
+  ASSERT_OK_AND_ASSIGN(auto pl, st->MultiGetPayloads(1, {"a", "b", "missing"}));
+  EXPECT_THAT(pl, ElementsAre(std::optional<std::string>("p1"), std::nullopt, std::nullopt));
+
+  // PutPayload replaces only the payload.
+  {
+    WriteBatch b;
+    b.PutPayload(1, "a", std::string_view("p2"));
+    b.PutPayload(1, "b", std::string_view("pb"));
+    ASSERT_OK(st->Write(&b));
+  }
+  ASSERT_OK_AND_ASSIGN(pl, st->MultiGetPayloads(1, {"a", "b"}));
+  EXPECT_THAT(pl, ElementsAre(std::optional<std::string>("p2"), std::optional<std::string>("pb")));
+  ASSERT_OK_AND_ASSIGN(StoredPoint pa, st->GetPoint(1, "a", true, true, true));
+  EXPECT_EQ(pa.code, "ca");
+  EXPECT_EQ(pa.original, v);
+
+  // PutPoint with nullopt deletes an existing payload; PutPayload(nullopt) too.
+  {
+    WriteBatch b;
+    b.PutPoint(1, "a", "ca2", v.data(), v.size(), std::nullopt);
+    b.PutPayload(1, "b", std::nullopt);
+    ASSERT_OK(st->Write(&b));
+  }
+  ASSERT_OK_AND_ASSIGN(pa, st->GetPoint(1, "a", true, true, true));
+  EXPECT_EQ(pa.code, "ca2");
+  EXPECT_FALSE(pa.payload.has_value());
+  ASSERT_OK_AND_ASSIGN(pl, st->MultiGetPayloads(1, {"a", "b"}));
+  EXPECT_THAT(pl, ElementsAre(std::nullopt, std::nullopt));
+  int n = 0;
+  ASSERT_OK(st->ScanPayloads(1, [&](std::string_view, std::string_view) { return ++n, true; }));
+  EXPECT_EQ(n, 0);
+  ASSERT_OK_AND_ASSIGN(pl, st->MultiGetPayloads(1, {}));
+  EXPECT_TRUE(pl.empty());
+}
+
+TEST(StoreTest, DeletePointRemovesFromEveryColumnFamily) {
+  TempDir dir;
+  const auto v = Vec(3, 0.0f);
+  {
+    auto st = MustOpen(dir.Sub("db"));
+    ASSERT_NE(st, nullptr);
+    WriteBatch b;
+    b.PutPoint(9, "x", "cx", v.data(), v.size(), std::string_view("px"));
+    b.PutPoint(9, "y", "cy", v.data(), v.size(), std::string_view("py"));
+    ASSERT_OK(st->Write(&b));
+    WriteBatch d;
+    d.DeletePoint(9, "x");
+    ASSERT_OK(st->Write(&d));
+    EXPECT_EQ(st->GetPoint(9, "x", true, true, true).status().code(), StatusCode::kNotFound);
+    std::vector<float> out(3);
+    EXPECT_EQ(st->MultiGetOriginals(9, {"x"}, 3, out.data()).code(), StatusCode::kNotFound);
+    ASSERT_OK_AND_ASSIGN(auto pl, st->MultiGetPayloads(9, {"x"}));
+    EXPECT_FALSE(pl[0].has_value());
+    EXPECT_THAT(ScanCodeKeys(st.get(), 9), ElementsAre("y"));
+  }
+  // Check the raw column families: only "y" remains in each.
+  RawDb raw(dir.Sub("db"));
+  ASSERT_NE(raw.db, nullptr);
+  EXPECT_EQ(raw.Count(kRawCodes), 1u);
+  EXPECT_EQ(raw.Count(kRawOriginals), 1u);
+  EXPECT_EQ(raw.Count(kRawPayloads), 1u);
+  std::string value;
+  const std::string key_y = std::string("\x00\x00\x00\x09", 4) + "y";
+  EXPECT_TRUE(raw.db->Get(rocksdb::ReadOptions(), raw.handles[kRawOriginals], key_y, &value).ok());
+  EXPECT_EQ(value.size(), 12u);
+  EXPECT_EQ(std::memcmp(value.data(), v.data(), 12), 0);  // raw little-endian floats
+}
+
+TEST(StoreTest, ScansInKeyOrderAndIsolatedPerCollection) {
+  TempDir dir;
+  auto st = MustOpen(dir.Sub("db"));
+  ASSERT_NE(st, nullptr);
+  constexpr size_t kDim = 5;
+  std::mt19937 rng(42);
+  std::vector<std::string> keys;
+  for (int i = 0; i < 200; ++i) {
+    std::string k(1 + rng() % 6, '\0');
+    for (auto& c : k) c = static_cast<char>(rng() % 256);
+    keys.push_back(k);
+  }
+  keys.push_back(std::string("\xff\xff\xff\xff", 4));  // must not leak into cid 2
+  keys.push_back("");
+  std::set<std::string> uniq(keys.begin(), keys.end());
+  std::vector<std::string> shuffled(uniq.begin(), uniq.end());
+  std::shuffle(shuffled.begin(), shuffled.end(), rng);
+
+  WriteBatch b;
+  for (size_t i = 0; i < shuffled.size(); ++i) {
+    const auto v1 = Vec(kDim, 1.0f + static_cast<float>(i));
+    const auto v2 = Vec(kDim, -1.0f - static_cast<float>(i));
+    std::optional<std::string_view> payload;
+    if (i % 3 == 0) payload = std::string_view(shuffled[i]);
+    b.PutPoint(1, shuffled[i], "one:" + shuffled[i], v1.data(), kDim, payload);
+    b.PutPoint(2, shuffled[i], "two:" + shuffled[i], v2.data(), kDim, std::nullopt);
+  }
+  // A neighbour whose id differs only in the low byte, and cid 0x100.
+  const auto v0 = Vec(kDim, 0.0f);
+  b.PutPoint(0, "zzz", "zero", v0.data(), kDim, std::string_view("p"));
+  b.PutPoint(3, "a", "three", v0.data(), kDim, std::string_view("p"));
+  b.PutPoint(0x100, "a", "big", v0.data(), kDim, std::string_view("p"));
+  ASSERT_OK(st->Write(&b));
+
+  const std::vector<std::string> sorted(uniq.begin(), uniq.end());  // bytewise order
+  for (uint32_t cid : {1u, 2u}) {
+    std::vector<std::string> got;
+    ASSERT_OK(st->ScanCodes(cid, [&](std::string_view k, std::string_view code) {
+      EXPECT_EQ(code, (cid == 1 ? "one:" : "two:") + std::string(k));
+      got.emplace_back(k);
+      return true;
+    }));
+    EXPECT_EQ(got, sorted) << "cid " << cid;
+
+    std::vector<std::string> orig_keys;
+    ASSERT_OK(st->ScanOriginals(cid, kDim, [&](std::string_view k, const float* f) {
+      EXPECT_EQ(cid == 1 ? f[0] > 0 : f[0] < 0, true);
+      orig_keys.emplace_back(k);
+      return true;
+    }));
+    EXPECT_EQ(orig_keys, sorted);
+  }
+  std::vector<std::string> with_payload;
+  ASSERT_OK(st->ScanPayloads(1, [&](std::string_view k, std::string_view p) {
+    EXPECT_EQ(k, p);
+    with_payload.emplace_back(k);
+    return true;
+  }));
+  EXPECT_EQ(with_payload.size(), (shuffled.size() + 2) / 3);
+  EXPECT_TRUE(std::is_sorted(with_payload.begin(), with_payload.end()));
+  int n2 = 0;
+  ASSERT_OK(st->ScanPayloads(2, [&](std::string_view, std::string_view) { return ++n2, true; }));
+  EXPECT_EQ(n2, 0);
+  EXPECT_THAT(ScanCodeKeys(st.get(), 0), ElementsAre("zzz"));
+  EXPECT_THAT(ScanCodeKeys(st.get(), 3), ElementsAre("a"));
+  EXPECT_THAT(ScanCodeKeys(st.get(), 0x100), ElementsAre("a"));
+  EXPECT_TRUE(ScanCodeKeys(st.get(), 4).empty());
+
+  // Early stop.
+  int seen = 0;
+  ASSERT_OK(st->ScanCodes(1, [&](std::string_view, std::string_view) { return ++seen < 5; }));
+  EXPECT_EQ(seen, 5);
+
+  // Wrong dim in a scan is DataLoss.
+  EXPECT_EQ(st->ScanOriginals(1, kDim + 1, [](std::string_view, const float*) { return true; })
+                .code(),
+            StatusCode::kDataLoss);
+}
+
+TEST(StoreTest, ScanSeesConsistentSnapshot) {
+  TempDir dir;
+  auto st = MustOpen(dir.Sub("db"));
+  ASSERT_NE(st, nullptr);
+  const auto v = Vec(2, 0.0f);
+  WriteBatch b;
+  for (int i = 0; i < 100; ++i) {
+    b.PutPoint(1, std::string("k").append(std::to_string(1000 + i)), "c", v.data(), 2,
+               std::nullopt);
+  }
+  ASSERT_OK(st->Write(&b));
+  int n = 0;
+  ASSERT_OK(st->ScanCodes(1, [&](std::string_view, std::string_view) {
+    if (n++ == 10) {  // writes during the scan are invisible to it
+      WriteBatch w;
+      w.DeletePoint(1, "k1050");
+      w.PutPoint(1, "k1099x", "c", v.data(), 2, std::nullopt);
+      EXPECT_TRUE(st->Write(&w).ok());
+    }
+    return true;
+  }));
+  EXPECT_EQ(n, 100);
+  EXPECT_EQ(ScanCodeKeys(st.get(), 1).size(), 100u);  // -1 +1
+}
+
+TEST(StoreTest, DropCollectionRemovesEverythingAndKeepsOthers) {
+  TempDir dir;
+  const auto v = Vec(4, 2.0f);
+  {
+    auto st = MustOpen(dir.Sub("db"));
+    ASSERT_NE(st, nullptr);
+    WriteBatch b;
+    b.PutCollection(1, "one", "meta1");
+    b.PutCollection(2, "two", "meta2");
+    for (int i = 0; i < 50; ++i) {
+      const std::string k = std::string("p").append(std::to_string(i));
+      b.PutPoint(1, k, "c1", v.data(), v.size(), std::string_view("x"));
+      b.PutPoint(2, k, "c2", v.data(), v.size(), std::string_view("y"));
+    }
+    b.PutIndexState(1, "centroids", "s1");
+    b.PutIndexState(2, "centroids", "s2");
+    ASSERT_OK(st->Write(&b));
+    ASSERT_OK(st->DropCollection(1));
+
+    ASSERT_OK_AND_ASSIGN(auto cols, st->ListCollections());
+    ASSERT_EQ(cols.size(), 1u);
+    EXPECT_EQ(cols[0].id, 2u);
+    EXPECT_EQ(cols[0].name, "two");
+    EXPECT_EQ(cols[0].meta, "meta2");
+    EXPECT_TRUE(ScanCodeKeys(st.get(), 1).empty());
+    EXPECT_EQ(ScanCodeKeys(st.get(), 2).size(), 50u);
+    EXPECT_EQ(st->GetPoint(1, "p1", true, true, true).status().code(), StatusCode::kNotFound);
+    EXPECT_EQ(st->GetIndexState(1, "centroids").status().code(), StatusCode::kNotFound);
+    ASSERT_OK_AND_ASSIGN(std::string s2, st->GetIndexState(2, "centroids"));
+    EXPECT_EQ(s2, "s2");
+    ASSERT_OK_AND_ASSIGN(auto pl, st->MultiGetPayloads(1, {"p1"}));
+    EXPECT_FALSE(pl[0].has_value());
+    // Dropping an absent collection is a no-op; the max cid is out of range.
+    ASSERT_OK(st->DropCollection(77));
+    EXPECT_EQ(st->DropCollection(UINT32_MAX).code(), StatusCode::kInvalidArgument);
+  }
+  // After reopen, the drop is still in effect and cid 2 intact.
+  auto st = MustOpen(dir.Sub("db"));
+  ASSERT_NE(st, nullptr);
+  EXPECT_TRUE(ScanCodeKeys(st.get(), 1).empty());
+  EXPECT_EQ(ScanCodeKeys(st.get(), 2).size(), 50u);
+  ASSERT_OK_AND_ASSIGN(StoredPoint p, st->GetPoint(2, "p7", true, true, true));
+  EXPECT_EQ(p.original, v);
+}
+
+TEST(StoreTest, ReopenKeepsDataAndCollectionIds) {
+  TempDir dir;
+  const auto v = Vec(16, 3.0f);
+  uint32_t a = 0, b = 0;
+  {
+    auto st = MustOpen(dir.Sub("db"));
+    ASSERT_NE(st, nullptr);
+    ASSERT_OK_AND_ASSIGN(a, st->AllocateCollectionId());
+    ASSERT_OK_AND_ASSIGN(b, st->AllocateCollectionId());
+    EXPECT_GE(a, 1u);
+    EXPECT_GT(b, a);
+    WriteBatch w;
+    w.PutCollection(a, "zeta", "");
+    w.PutCollection(b, "alpha", std::string("m\x00m", 3));
+    w.PutPoint(a, "k", "code", v.data(), v.size(), std::string_view("{}"));
+    ASSERT_OK(st->Write(&w));
+    EXPECT_GT(st->ApproximateDiskBytes(), 0u);  // at least the WAL
+  }
+  auto st = MustOpen(dir.Sub("db"));
+  ASSERT_NE(st, nullptr);
+  ASSERT_OK_AND_ASSIGN(uint32_t c, st->AllocateCollectionId());
+  EXPECT_GT(c, b);  // ids are never reused
+  ASSERT_OK_AND_ASSIGN(auto cols, st->ListCollections());
+  ASSERT_EQ(cols.size(), 2u);  // ordered by name
+  EXPECT_EQ(cols[0].name, "alpha");
+  EXPECT_EQ(cols[0].id, b);
+  EXPECT_EQ(cols[0].meta, std::string("m\x00m", 3));
+  EXPECT_EQ(cols[1].name, "zeta");
+  EXPECT_EQ(cols[1].id, a);
+  ASSERT_OK_AND_ASSIGN(StoredPoint p, st->GetPoint(a, "k", true, true, true));
+  EXPECT_EQ(p.code, "code");
+  EXPECT_EQ(p.original, v);
+  EXPECT_EQ(p.payload, std::optional<std::string>("{}"));
+  EXPECT_GT(st->ApproximateDiskBytes(), 0u);  // flushed SSTs after clean close
+}
+
+TEST(StoreTest, UnknownFormatVersionIsRefused) {
+  TempDir dir;
+  { ASSERT_NE(MustOpen(dir.Sub("db")), nullptr); }
+  {
+    RawDb raw(dir.Sub("db"));
+    ASSERT_NE(raw.db, nullptr);
+    std::string v;
+    ASSERT_TRUE(
+        raw.db->Get(rocksdb::ReadOptions(), raw.handles[kRawMeta], "format_version", &v).ok());
+    EXPECT_EQ(v, std::string("\x01\x00\x00\x00", 4));
+    ASSERT_TRUE(raw.db
+                    ->Put(rocksdb::WriteOptions(), raw.handles[kRawMeta], "format_version",
+                          std::string("\x02\x00\x00\x00", 4))
+                    .ok());
+  }
+  auto st = Store::Open(dir.Sub("db"), SmallOptions());
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(st.status().message(), "database at " + dir.Sub("db") +
+                                       " has format version 2; this build of qvec reads version 1");
+}
+
+TEST(StoreTest, SecondOpenWhileOpenIsUnavailable) {
+  TempDir dir;
+  auto first = MustOpen(dir.Sub("db"));
+  ASSERT_NE(first, nullptr);
+  auto second = Store::Open(dir.Sub("db"), SmallOptions());
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), StatusCode::kUnavailable) << second.status().ToString();
+  EXPECT_EQ(second.status().message(),
+            "database at " + dir.Sub("db") + " is in use by another process");
+  first.reset();
+  EXPECT_NE(MustOpen(dir.Sub("db")), nullptr);  // lock released on close
+}
+
+TEST(StoreTest, MissingDatabaseWithoutCreateIsNotFound) {
+  TempDir dir;
+  StoreOptions o = SmallOptions();
+  o.create_if_missing = false;
+  fs::create_directory(dir.Sub("empty"));
+  auto st = Store::Open(dir.Sub("empty"), o);
+  EXPECT_EQ(st.status().code(), StatusCode::kNotFound);
+  st = Store::Open(dir.Sub("absent"), o);
+  EXPECT_EQ(st.status().code(), StatusCode::kNotFound);
+  EXPECT_FALSE(fs::exists(dir.Sub("absent")));
+  { ASSERT_NE(MustOpen(dir.Sub("db")), nullptr); }
+  EXPECT_NE(MustOpen(dir.Sub("db"), o), nullptr);  // an existing database opens
+}
+
+TEST(StoreTest, CorruptedDatabaseIsDataLoss) {
+  TempDir dir;
+  { ASSERT_NE(MustOpen(dir.Sub("db")), nullptr); }
+  {
+    FILE* f = fopen(dir.Sub("db/CURRENT").c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    fputs("garbage", f);  // no trailing newline: RocksDB reports Corruption
+    fclose(f);
+  }
+  auto st = Store::Open(dir.Sub("db"), SmallOptions());
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.status().code(), StatusCode::kDataLoss) << st.status().ToString();
+  EXPECT_THAT(st.status().message(), HasSubstr("corrupted"));
+}
+
+TEST(StoreTest, MultiGetOriginals) {
+  TempDir dir;
+  auto st = MustOpen(dir.Sub("db"));
+  ASSERT_NE(st, nullptr);
+  constexpr size_t kDim = 8;
+  WriteBatch b;
+  for (int i = 0; i < 20; ++i) {
+    const auto v = Vec(kDim, static_cast<float>(i));
+    b.PutPoint(5, "k" + std::to_string(i), "c", v.data(), kDim, std::nullopt);
+  }
+  ASSERT_OK(st->Write(&b));
+  const std::vector<std::string> keys = {"k7", "k0", "k19", "k7"};
+  std::vector<float> out(keys.size() * kDim, -99.0f);
+  ASSERT_OK(st->MultiGetOriginals(5, keys, kDim, out.data()));
+  for (size_t i = 0; i < keys.size(); ++i) {
+    const auto want = Vec(kDim, static_cast<float>(std::stoi(keys[i].substr(1))));
+    EXPECT_TRUE(std::equal(want.begin(), want.end(), out.begin() + i * kDim)) << i;
+  }
+  const Status missing = st->MultiGetOriginals(5, {"k1", "nope", "k2"}, kDim, out.data());
+  EXPECT_EQ(missing.code(), StatusCode::kNotFound);
+  EXPECT_THAT(missing.message(), HasSubstr("nope"));
+  EXPECT_EQ(st->MultiGetOriginals(6, {"k1"}, kDim, out.data()).code(), StatusCode::kNotFound);
+  EXPECT_EQ(st->MultiGetOriginals(5, {"k1"}, kDim - 1, out.data()).code(), StatusCode::kDataLoss);
+  ASSERT_OK(st->MultiGetOriginals(5, {}, kDim, nullptr));
+}
+
+TEST(StoreTest, CheckpointOpensWithTheData) {
+  TempDir dir;
+  const auto v = Vec(6, 4.0f);
+  {
+    auto st = MustOpen(dir.Sub("db"));
+    ASSERT_NE(st, nullptr);
+    WriteBatch b;
+    b.PutCollection(1, "c", "m");
+    b.PutPoint(1, "a", "ca", v.data(), v.size(), std::string_view("pa"));
+    b.PutIndexState(1, "s", "state");
+    ASSERT_OK(st->Write(&b));
+    ASSERT_OK(st->Checkpoint(dir.Sub("cp")));
+    EXPECT_EQ(st->Checkpoint(dir.Sub("cp")).code(), StatusCode::kAlreadyExists);
+    EXPECT_NE(st->Checkpoint(dir.Sub("no/such/parent")).code(), StatusCode::kOk);
+    // Later writes do not reach the checkpoint.
+    WriteBatch later;
+    later.PutPoint(1, "b", "cb", v.data(), v.size(), std::nullopt);
+    ASSERT_OK(st->Write(&later));
+  }
+  auto cp = MustOpen(dir.Sub("cp"));
+  ASSERT_NE(cp, nullptr);
+  ASSERT_OK_AND_ASSIGN(StoredPoint p, cp->GetPoint(1, "a", true, true, true));
+  EXPECT_EQ(p.code, "ca");
+  EXPECT_EQ(p.original, v);
+  EXPECT_EQ(p.payload, std::optional<std::string>("pa"));
+  EXPECT_THAT(ScanCodeKeys(cp.get(), 1), ElementsAre("a"));
+  ASSERT_OK_AND_ASSIGN(std::string s, cp->GetIndexState(1, "s"));
+  EXPECT_EQ(s, "state");
+  ASSERT_OK_AND_ASSIGN(auto cols, cp->ListCollections());
+  ASSERT_EQ(cols.size(), 1u);
+  EXPECT_EQ(cols[0].name, "c");
+}
+
+TEST(StoreTest, InvalidBatchIsRejectedWhole) {
+  TempDir dir;
+  auto st = MustOpen(dir.Sub("db"));
+  ASSERT_NE(st, nullptr);
+  const auto v = Vec(2, 0.0f);
+  WriteBatch b;
+  b.PutPoint(1, "ok", "c", v.data(), 2, std::nullopt);
+  b.PutPoint(UINT32_MAX, "bad", "c", v.data(), 2, std::nullopt);
+  EXPECT_EQ(st->Write(&b).code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(ScanCodeKeys(st.get(), 1).empty());
+  WriteBatch n;
+  n.PutPoint(1, "null", "c", nullptr, 3, std::nullopt);
+  EXPECT_EQ(st->Write(&n).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(st->Write(nullptr).code(), StatusCode::kInvalidArgument);
+}
+
+TEST(StoreTest, ConcurrentWritersAndIdAllocation) {
+  TempDir dir;
+  auto st = MustOpen(dir.Sub("db"));
+  ASSERT_NE(st, nullptr);
+  constexpr int kThreads = 4, kIds = 25, kBatches = 20;
+  std::vector<std::vector<uint32_t>> ids(kThreads);
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      const auto v = Vec(4, static_cast<float>(t));
+      for (int i = 0; i < kIds; ++i) {
+        auto id = st->AllocateCollectionId();
+        if (!id.ok()) ++failures;
+        else ids[t].push_back(*id);
+      }
+      for (int i = 0; i < kBatches; ++i) {
+        WriteBatch b;
+        for (int j = 0; j < 10; ++j) {
+          char key[32];
+          snprintf(key, sizeof(key), "t%d-%d", t, i * 10 + j);
+          b.PutPoint(1, key, "c", v.data(), 4, std::nullopt);
+        }
+        if (!st->Write(&b).ok()) ++failures;
+        if (!st->ScanCodes(1, [](std::string_view, std::string_view) { return true; }).ok()) {
+          ++failures;
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failures.load(), 0);
+  std::set<uint32_t> all;
+  for (auto& v : ids) all.insert(v.begin(), v.end());
+  EXPECT_EQ(all.size(), size_t{kThreads * kIds});
+  EXPECT_EQ(ScanCodeKeys(st.get(), 1).size(), size_t{kThreads * kBatches * 10});
+}
+
+// ---------------------------------------------------------------------------
+// kill -9 durability. The child is this test binary re-executed (fork+exec,
+// so it does not inherit RocksDB's background threads in a forked state) with
+// QVEC_STORE_CRASH_CHILD set; a static initializer runs the writer loop
+// before gtest starts and never returns.
+// ---------------------------------------------------------------------------
+constexpr int kPointsPerBatch = 8;
+constexpr size_t kCrashDim = 16;
+constexpr const char* kChildEnv = "QVEC_STORE_CRASH_CHILD";  // "dir:cid:fd:sync"
+
+std::string CrashKey(uint32_t batch, int j) {
+  char buf[32];
+  snprintf(buf, sizeof(buf), "b%08u-%d", batch, j);  // sorts by batch
+  return buf;
+}
+std::vector<float> CrashVec(uint32_t batch, int j) {
+  return Vec(kCrashDim, static_cast<float>(batch) * 100.0f + static_cast<float>(j));
+}
+
+[[noreturn]] void RunCrashChild(const char* spec) {
+  char dir[4096];
+  unsigned cid = 0;
+  int fd = -1, sync = 0;
+  if (sscanf(spec, "%4095[^:]:%u:%d:%d", dir, &cid, &fd, &sync) != 4) _exit(2);
+  StoreOptions o;
+  o.block_cache_bytes = size_t{4} << 20;
+  o.sync_writes = sync != 0;
+  auto st = Store::Open(dir, o);
+  if (!st.ok()) {
+    fprintf(stderr, "crash child: open failed: %s\n", st.status().ToString().c_str());
+    _exit(3);
+  }
+  for (uint32_t batch = 0;; ++batch) {
+    WriteBatch b;
+    for (int j = 0; j < kPointsPerBatch; ++j) {
+      const auto v = CrashVec(batch, j);
+      const std::string k = CrashKey(batch, j);
+      b.PutPoint(cid, k, k, v.data(), kCrashDim, std::string_view(k));
+    }
+    b.PutIndexState(cid, "last", std::to_string(batch));
+    const Status s = (*st)->Write(&b);
+    if (!s.ok()) {
+      fprintf(stderr, "crash child: write failed: %s\n", s.ToString().c_str());
+      _exit(4);
+    }
+    if (write(fd, &batch, sizeof(batch)) != sizeof(batch)) _exit(5);  // acknowledged
+  }
+}
+
+// Runs the child from a global test environment, i.e. inside main() once
+// every static object (RocksDB's included) is initialized.
+class CrashChildEnvironment : public ::testing::Environment {
+ public:
+  explicit CrashChildEnvironment(const char* spec) : spec_(spec) {}
+  void SetUp() override { RunCrashChild(spec_); }
+
+ private:
+  const char* spec_;
+};
+
+[[maybe_unused]] const bool kCrashChildHook = [] {
+  if (const char* spec = std::getenv(kChildEnv)) {
+    ::testing::AddGlobalTestEnvironment(new CrashChildEnvironment(spec));
+  }
+  return true;
+}();
+
+// Starts the child; returns its pid and the read end of the ack pipe.
+pid_t SpawnCrashChild(const std::string& dir, uint32_t cid, bool sync, int* read_fd) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) return -1;
+  constexpr int kChildFd = 100;  // dup2 clears O_CLOEXEC on the child's copy
+  const std::string env = std::string(kChildEnv) + "=" + dir + ":" + std::to_string(cid) + ":" +
+                          std::to_string(kChildFd) + ":" + (sync ? "1" : "0");
+  std::vector<std::string> env_strings = {env};
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (std::strncmp(*e, kChildEnv, std::strlen(kChildEnv)) != 0) env_strings.emplace_back(*e);
+  }
+  std::vector<char*> envp;
+  for (auto& s : env_strings) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  char exe[] = "/proc/self/exe";
+  char filter[] = "--gtest_filter=StoreOptionsTest.*";  // environments run only with tests
+  char* argv[] = {exe, filter, nullptr};
+  const int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+  const pid_t pid = fork();
+  if (pid == 0) {  // only async-signal-safe calls until exec
+    if (dup2(fds[1], kChildFd) < 0) _exit(6);
+    if (devnull >= 0) dup2(devnull, STDOUT_FILENO);  // keep gtest's output clean
+    execve("/proc/self/exe", argv, envp.data());
+    _exit(7);
+  }
+  close(fds[1]);
+  if (devnull >= 0) close(devnull);
+  if (pid < 0) {
+    close(fds[0]);
+    return -1;
+  }
+  *read_fd = fds[0];
+  return pid;
+}
+
+TEST(StoreCrashTest, KillNineKeepsEveryAcknowledgedBatchAtomically) {
+  TempDir dir;
+  const std::string db = dir.Sub("db");
+  { ASSERT_NE(MustOpen(db), nullptr); }
+  std::mt19937 rng(20261126);
+  constexpr int kIterations = 20;
+  std::map<uint32_t, size_t> expected_points;  // cid -> points that must stay
+  size_t total_acked = 0, killed_mid_batch = 0;
+  for (int iter = 0; iter < kIterations; ++iter) {
+    const uint32_t cid = static_cast<uint32_t>(iter + 1);
+    const bool sync = iter % 2 == 1;
+    int fd = -1;
+    const pid_t pid = SpawnCrashChild(db, cid, sync, &fd);
+    ASSERT_GT(pid, 0);
+    const auto delay = std::chrono::milliseconds(40 + rng() % 200);
+    const auto deadline = std::chrono::steady_clock::now() + delay;
+
+    std::string acks;
+    char buf[4096];
+    bool eof = false;
+    while (!eof && std::chrono::steady_clock::now() < deadline) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            deadline - std::chrono::steady_clock::now())
+                            .count();
+      pollfd p{fd, POLLIN, 0};
+      if (poll(&p, 1, static_cast<int>(std::max<int64_t>(left, 1))) > 0) {
+        const ssize_t n = read(fd, buf, sizeof(buf));
+        if (n <= 0) eof = true;
+        else acks.append(buf, static_cast<size_t>(n));
+      }
+    }
+    kill(pid, SIGKILL);
+    int wstatus = 0;
+    ASSERT_EQ(waitpid(pid, &wstatus, 0), pid);
+    // A child that exited on its own failed (it loops until killed).
+    ASSERT_TRUE(WIFSIGNALED(wstatus)) << "child exit status " << WEXITSTATUS(wstatus);
+    for (ssize_t n; (n = read(fd, buf, sizeof(buf))) > 0;) acks.append(buf, static_cast<size_t>(n));
+    close(fd);
+    ASSERT_EQ(acks.size() % 4, 0u);
+    const size_t num_acked = acks.size() / 4;
+    for (size_t i = 0; i < num_acked; ++i) {  // acks arrive in order 0, 1, 2, ...
+      uint32_t b;
+      std::memcpy(&b, acks.data() + 4 * i, 4);
+      ASSERT_EQ(b, i);
+    }
+
+    auto st = MustOpen(db);
+    ASSERT_NE(st, nullptr);
+    // Count the points of every batch present.
+    std::map<uint32_t, int> per_batch;
+    ASSERT_OK(st->ScanCodes(cid, [&](std::string_view k, std::string_view code) {
+      EXPECT_EQ(k, code);
+      per_batch[static_cast<uint32_t>(std::stoul(std::string(k.substr(1, 8))))]++;
+      return true;
+    }));
+    // Every acknowledged batch is present; at most one unacknowledged (the one
+    // in flight) may be; each is all-or-nothing.
+    const size_t present = per_batch.size();
+    EXPECT_GE(present, num_acked) << "iteration " << iter;
+    EXPECT_LE(present, num_acked + 1) << "iteration " << iter;
+    for (const auto& [batch, count] : per_batch) {
+      EXPECT_LT(batch, present);  // no gaps
+      EXPECT_EQ(count, kPointsPerBatch) << "batch " << batch << " torn in iteration " << iter;
+    }
+    if (present > 0) {
+      ASSERT_OK_AND_ASSIGN(std::string last, st->GetIndexState(cid, "last"));
+      EXPECT_EQ(last, std::to_string(present - 1));
+      // Spot-check the originals and payloads of the last batch.
+      const uint32_t b = static_cast<uint32_t>(present - 1);
+      std::vector<std::string> keys;
+      for (int j = 0; j < kPointsPerBatch; ++j) keys.push_back(CrashKey(b, j));
+      std::vector<float> out(keys.size() * kCrashDim);
+      ASSERT_OK(st->MultiGetOriginals(cid, keys, kCrashDim, out.data()));
+      for (int j = 0; j < kPointsPerBatch; ++j) {
+        const auto want = CrashVec(b, j);
+        EXPECT_TRUE(std::equal(want.begin(), want.end(), out.begin() + j * kCrashDim));
+      }
+      ASSERT_OK_AND_ASSIGN(auto pl, st->MultiGetPayloads(cid, keys));
+      for (int j = 0; j < kPointsPerBatch; ++j) EXPECT_EQ(pl[j], keys[j]);
+    }
+    // Earlier iterations' data survived this crash and recovery too.
+    for (const auto& [old_cid, n] : expected_points) {
+      EXPECT_EQ(ScanCodeKeys(st.get(), old_cid).size(), n) << "cid " << old_cid;
+    }
+    expected_points[cid] = present * kPointsPerBatch;
+    total_acked += num_acked;
+    killed_mid_batch += present > num_acked ? 1 : 0;
+  }
+  // Not vacuous: the children acknowledged many batches before being killed.
+  EXPECT_GT(total_acked, size_t{kIterations});
+  printf("[ crash    ] %zu acknowledged batches over %d kills; %zu kills left an "
+         "unacknowledged batch committed\n",
+         total_acked, kIterations, killed_mid_batch);
+}
+
+}  // namespace
+}  // namespace qvec::storage
