@@ -1,0 +1,230 @@
+// Handler tests: the router is a plain function from request to response,
+// exercised here without sockets.
+#include "server/router.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <simdjson.h>
+
+#include "tests/util/temp_dir.h"
+
+namespace qvec::server {
+namespace {
+
+using ::testing::HasSubstr;
+using testing_util::TempDir;
+
+class RouterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    RouterOptions options;
+    options.data_dir = dir_.Sub("data");
+    options.snapshots_dir = dir_.Sub("snapshots");
+    auto router = MakeRouter(options);
+    ASSERT_TRUE(router.ok()) << router.status().ToString();
+    router_ = *router;
+  }
+
+  HttpResponse Call(const std::string& method, const std::string& target,
+                    const std::string& body = "") {
+    HttpRequest r;
+    r.method = method;
+    r.target = target;
+    r.body = body;
+    return router_->Handle(r);
+  }
+
+  // Asserts a JSON body and returns the parsed document's element at result.
+  simdjson::dom::element Json(const HttpResponse& r) {
+    simdjson::dom::element doc;
+    EXPECT_EQ(parser_.parse(r.body).get(doc), simdjson::SUCCESS) << r.body;
+    return doc;
+  }
+
+  void CreateDemo() {
+    auto r = Call("PUT", "/collections/demo", R"({"vectors":{"size":4,"distance":"Cosine"}})");
+    ASSERT_EQ(r.status, 200u) << r.body;
+    r = Call("PUT", "/collections/demo/points?wait=true", R"({"points":[
+      {"id":1,"vector":[0.05,0.61,0.76,0.74],"payload":{"city":"Berlin","n":1}},
+      {"id":2,"vector":[0.19,0.81,0.75,0.11],"payload":{"city":"London","n":2}},
+      {"id":"5c56c793-69f3-4fbf-87e6-c4bf54c28c26","vector":[0.36,0.55,0.47,0.94],
+       "payload":{"city":"Moscow","n":3}}]})");
+    ASSERT_EQ(r.status, 200u) << r.body;
+  }
+
+  TempDir dir_;
+  std::shared_ptr<RequestHandler> router_;
+  simdjson::dom::parser parser_;
+};
+
+TEST_F(RouterTest, RootAndEmptyCollections) {
+  auto r = Call("GET", "/");
+  EXPECT_EQ(r.status, 200u);
+  EXPECT_THAT(r.body, HasSubstr("\"version\""));
+  r = Call("GET", "/collections");
+  EXPECT_EQ(r.status, 200u);
+  EXPECT_THAT(r.body, HasSubstr(R"({"result":{"collections":[]},"status":"ok","time":)"));
+  EXPECT_EQ(Call("GET", "/healthz").status, 200u);
+  EXPECT_EQ(Call("GET", "/readyz").status, 200u);
+}
+
+TEST_F(RouterTest, CollectionLifecycle) {
+  CreateDemo();
+  auto r = Call("PUT", "/collections/demo", R"({"vectors":{"size":4,"distance":"Cosine"}})");
+  EXPECT_EQ(r.status, 409u);
+  r = Call("GET", "/collections/demo/exists");
+  EXPECT_THAT(r.body, HasSubstr(R"("result":{"exists":true})"));
+  r = Call("GET", "/collections/demo");
+  ASSERT_EQ(r.status, 200u);
+  auto doc = Json(r);
+  EXPECT_EQ(uint64_t(doc["result"]["points_count"]), 3u);
+  EXPECT_EQ(std::string_view(doc["result"]["status"]), "green");
+  EXPECT_EQ(uint64_t(doc["result"]["config"]["params"]["vectors"]["size"]), 4u);
+  r = Call("GET", "/collections");
+  EXPECT_THAT(r.body, HasSubstr(R"({"name":"demo"})"));
+  r = Call("DELETE", "/collections/demo");
+  EXPECT_THAT(r.body, HasSubstr(R"("result":true)"));
+  r = Call("GET", "/collections/demo/exists");
+  EXPECT_THAT(r.body, HasSubstr(R"("result":{"exists":false})"));
+  EXPECT_EQ(Call("GET", "/collections/demo").status, 404u);
+}
+
+TEST_F(RouterTest, SearchQueryRetrieveScrollCount) {
+  CreateDemo();
+  auto r = Call("POST", "/collections/demo/points/search",
+                R"({"vector":[0.2,0.1,0.9,0.7],"limit":3,"with_payload":true})");
+  ASSERT_EQ(r.status, 200u) << r.body;
+  auto doc = Json(r);
+  simdjson::dom::array hits = doc["result"];
+  ASSERT_EQ(hits.size(), 3u);
+  EXPECT_EQ(uint64_t(hits.at(0)["id"]), 1u);
+  EXPECT_EQ(std::string_view(hits.at(0)["payload"]["city"]), "Berlin");
+  EXPECT_NEAR(double(hits.at(0)["score"]), 0.8946, 0.01);
+  EXPECT_EQ(std::string_view(hits.at(1)["id"]), "5c56c793-69f3-4fbf-87e6-c4bf54c28c26");
+
+  r = Call("POST", "/collections/demo/points/query",
+           R"({"query":[0.2,0.1,0.9,0.7],"limit":2,
+               "filter":{"must":[{"key":"city","match":{"value":"London"}}]}})");
+  ASSERT_EQ(r.status, 200u) << r.body;
+  doc = Json(r);
+  simdjson::dom::array points = doc["result"]["points"];
+  ASSERT_EQ(points.size(), 1u);
+  EXPECT_EQ(uint64_t(points.at(0)["id"]), 2u);
+
+  r = Call("POST", "/collections/demo/points", R"({"ids":[2,1],"with_vector":true})");
+  ASSERT_EQ(r.status, 200u) << r.body;
+  doc = Json(r);
+  simdjson::dom::array recs = doc["result"];
+  ASSERT_EQ(recs.size(), 2u);
+  EXPECT_EQ(uint64_t(recs.at(0)["id"]), 2u);
+  EXPECT_EQ(simdjson::dom::array(recs.at(0)["vector"]).size(), 4u);
+
+  r = Call("GET", "/collections/demo/points/1");
+  ASSERT_EQ(r.status, 200u) << r.body;
+  EXPECT_THAT(r.body, HasSubstr("Berlin"));
+  EXPECT_EQ(Call("GET", "/collections/demo/points/77").status, 404u);
+  EXPECT_EQ(Call("GET", "/collections/demo/points/not-an-id").status, 400u);
+
+  r = Call("POST", "/collections/demo/points/scroll", R"({"limit":2})");
+  ASSERT_EQ(r.status, 200u) << r.body;
+  doc = Json(r);
+  // Ids order numbers before UUIDs: 1, 2, then the UUID on the next page.
+  EXPECT_EQ(std::string_view(doc["result"]["next_page_offset"]),
+            "5c56c793-69f3-4fbf-87e6-c4bf54c28c26");
+  EXPECT_EQ(simdjson::dom::array(doc["result"]["points"]).size(), 2u);
+
+  r = Call("POST", "/collections/demo/points/count",
+           R"({"filter":{"must":[{"key":"n","range":{"gte":2}}]},"exact":true})");
+  EXPECT_THAT(r.body, HasSubstr(R"("result":{"count":2})"));
+
+  r = Call("POST", "/collections/demo/points/search/batch",
+           R"({"searches":[{"vector":[1,0,0,0],"limit":1},{"vector":[0,1,0,0],"limit":2}]})");
+  ASSERT_EQ(r.status, 200u) << r.body;
+  doc = Json(r);
+  EXPECT_EQ(simdjson::dom::array(doc["result"]).size(), 2u);
+
+  r = Call("POST", "/collections/demo/points/delete", R"({"points":[1]})");
+  ASSERT_EQ(r.status, 200u) << r.body;
+  r = Call("POST", "/collections/demo/points/delete",
+           R"({"filter":{"must":[{"key":"city","match":{"any":["London"]}}]}})");
+  ASSERT_EQ(r.status, 200u) << r.body;
+  r = Call("POST", "/collections/demo/points/count", "{}");
+  EXPECT_THAT(r.body, HasSubstr(R"("result":{"count":1})"));
+}
+
+TEST_F(RouterTest, ColumnarBatchUpsertAndPayloadUpdate) {
+  auto r = Call("PUT", "/collections/c", R"({"vectors":{"size":2,"distance":"Dot"}})");
+  ASSERT_EQ(r.status, 200u);
+  r = Call("PUT", "/collections/c/points",
+           R"({"batch":{"ids":[1,2],"vectors":[[1,0],[0,1]],"payloads":[{"a":1},null]}})");
+  ASSERT_EQ(r.status, 200u) << r.body;
+  r = Call("POST", "/collections/c/points/payload", R"({"payload":{"b":2},"points":[1]})");
+  ASSERT_EQ(r.status, 200u) << r.body;
+  r = Call("GET", "/collections/c/points/1");
+  EXPECT_THAT(r.body, HasSubstr(R"("payload":{"a":1,"b":2})"));
+}
+
+TEST_F(RouterTest, BadInputGetsJsonErrors) {
+  CreateDemo();
+  struct Case {
+    std::string method, target, body;
+    unsigned status;
+  };
+  const std::vector<Case> cases = {
+      {"POST", "/collections/demo/points/search", "{", 400},
+      {"POST", "/collections/demo/points/search", "[1,2]", 400},
+      {"POST", "/collections/demo/points/search", R"({"vector":[1,2,3]})", 400},
+      {"POST", "/collections/demo/points/search", R"({"vector":[1,2,3,"x"]})", 400},
+      {"POST", "/collections/demo/points/search", R"({"vector":[1,2,3,1e39]})", 400},
+      {"POST", "/collections/demo/points/search", R"({"vector":[1,2,3,4],"limit":0})", 422},
+      {"POST", "/collections/demo/points/search", R"({"vector":"abc"})", 400},
+      {"POST", "/collections/demo/points/search", std::string(100, '[') + std::string(100, ']'), 400},
+      {"PUT", "/collections/demo/points", R"({"points":[{"id":-1,"vector":[1,2,3,4]}]})", 400},
+      {"PUT", "/collections/demo/points", R"({"points":[{"id":"nope","vector":[1,2,3,4]}]})", 400},
+      {"PUT", "/collections/demo/points", R"({"points":[{"id":9,"vector":[0,0,0,0]}]})", 400},
+      {"PUT", "/collections/demo/points", R"({"points":[{"id":9,"vector":[1,2,3,4],"payload":5}]})", 400},
+      {"PUT", "/collections/x", R"({"vectors":{"size":0,"distance":"Cosine"}})", 422},
+      {"PUT", "/collections/x", R"({"vectors":{"size":70000,"distance":"Cosine"}})", 422},
+      {"PUT", "/collections/x", R"({"vectors":{"size":4,"distance":"Hamming"}})", 400},
+      {"PUT", "/collections/a%2Fb", R"({"vectors":{"size":4,"distance":"Cosine"}})", 422},
+      {"PUT", "/collections/..", R"({"vectors":{"size":4,"distance":"Cosine"}})", 422},
+      {"PUT", "/collections/%zz", R"({"vectors":{"size":4,"distance":"Cosine"}})", 400},
+      {"GET", "/nope", "", 404},
+      {"DELETE", "/collections/demo/points/search", "", 405},
+      {"POST", "/collections/missing/points/search", R"({"vector":[1,2,3,4]})", 404},
+  };
+  for (const auto& c : cases) {
+    auto r = Call(c.method, c.target, c.body);
+    EXPECT_EQ(r.status, c.status) << c.method << " " << c.target << " " << c.body << " -> "
+                                  << r.body;
+    EXPECT_EQ(r.content_type, "application/json");
+    EXPECT_THAT(r.body, HasSubstr(R"("status":{"error":)")) << r.body;
+  }
+  // The data is unchanged.
+  auto r = Call("POST", "/collections/demo/points/count", "{}");
+  EXPECT_THAT(r.body, HasSubstr(R"("result":{"count":3})"));
+}
+
+TEST_F(RouterTest, AccessLevels) {
+  EXPECT_EQ(router_->RequiredAccess("GET", "/healthz"), Access::kNone);
+  EXPECT_EQ(router_->RequiredAccess("GET", "/collections"), Access::kRead);
+  EXPECT_EQ(router_->RequiredAccess("POST", "/collections/a/points/search"), Access::kRead);
+  EXPECT_EQ(router_->RequiredAccess("POST", "/collections/a/points/query?x=1"), Access::kRead);
+  EXPECT_EQ(router_->RequiredAccess("PUT", "/collections/a/points"), Access::kWrite);
+  EXPECT_EQ(router_->RequiredAccess("POST", "/collections/a/points/delete"), Access::kWrite);
+  EXPECT_EQ(router_->RequiredAccess("DELETE", "/collections/a"), Access::kWrite);
+}
+
+TEST_F(RouterTest, MetricsAndSnapshot) {
+  CreateDemo();
+  auto r = Call("POST", "/collections/demo/snapshots");
+  ASSERT_EQ(r.status, 200u) << r.body;
+  EXPECT_THAT(r.body, HasSubstr("snapshot-"));
+  r = Call("GET", "/metrics");
+  EXPECT_EQ(r.status, 200u);
+  EXPECT_THAT(r.body, HasSubstr("qvec_http_requests_total{method=\"PUT\",route=\"/collections/{name}/points\",status=\"200\"} 1"));
+  EXPECT_THAT(r.body, HasSubstr("qvec_collection_points{collection=\"demo\"} 3"));
+}
+
+}  // namespace
+}  // namespace qvec::server
