@@ -11,6 +11,8 @@
 #include "engine/point_key.h"
 #include "index/calibration.h"
 #include "index/kernels.h"
+#include "index/quality.h"
+#include "index/training.h"
 
 namespace qvec::engine {
 namespace {
@@ -125,12 +127,11 @@ void CollectionImpl::InstallQuantizer(index::Quantizer quantizer) {
 
 StatusOr<index::Quantizer> CollectionImpl::CalibratedQuantizer(const float* vectors,
                                                                size_t n) const {
-  index::CalibrationObserver observer(config_.dimension);
-  QVEC_RETURN_IF_ERROR(observer.Observe(vectors, n));
-  QVEC_ASSIGN_OR_RETURN(index::CalibrationParams params,
-                        observer.Compute(quant_config_.granularity, quant_config_.quantile));
-  return index::Quantizer::Create(config_.dimension, ToMetric(config_.distance), quant_config_,
-                                  &params);
+  index::QuantizationConfig qc = quant_config_;
+  // Recall tuning needs held-out queries; a tiny first batch is calibrated
+  // plainly (Optimize() recalibrates later on a larger sample).
+  if (qc.recall_tuned && n < 200) qc.recall_tuned = false;
+  return index::TrainQuantizer(config_.dimension, ToMetric(config_.distance), qc, vectors, n);
 }
 
 Status CollectionImpl::CheckAlive() const {
@@ -681,6 +682,35 @@ Status CollectionImpl::Optimize() {
   return Status::Ok();
 }
 
+QualityReport CollectionImpl::QualityLocked(size_t points) {
+  std::lock_guard lock(quality_mu_);
+  // Re-measured when the collection changed size by more than 10%.
+  if (index_ == nullptr || points == 0) return QualityReport();
+  if (quality_.sample_size > 0 && points * 10 <= quality_points_ * 11 &&
+      points * 11 >= quality_points_ * 10) {
+    return quality_;
+  }
+  constexpr size_t kSample = 1000;
+  const size_t dim = config_.dimension;
+  std::vector<float> sample;
+  sample.reserve(std::min(points, kSample) * dim);
+  Status s = store_->ScanOriginals(cid_, dim, [&](std::string_view, const float* x) {
+    sample.insert(sample.end(), x, x + dim);
+    return sample.size() < kSample * dim;
+  });
+  if (!s.ok() || sample.empty()) return quality_;
+  auto report = index::Measure(index_->quantizer(), sample.data(), sample.size() / dim, 5000);
+  if (!report.ok()) return quality_;
+  quality_.sample_size = report->vectors;
+  quality_.mse = report->mse;
+  quality_.sqnr_db = report->sqnr_db;
+  quality_.max_abs_error = report->max_abs_error;
+  quality_.score_mean_abs_error = report->score_mean_abs_error;
+  quality_.score_max_abs_error = report->score_max_abs_error;
+  quality_points_ = points;
+  return quality_;
+}
+
 StatusOr<CollectionInfo> CollectionImpl::Info() {
   QVEC_RETURN_IF_ERROR(CheckAlive());
   CollectionInfo info;
@@ -694,6 +724,7 @@ StatusOr<CollectionInfo> CollectionImpl::Info() {
                       label_to_id_.capacity() * sizeof(PointId) +
                       id_to_label_.size() * (sizeof(PointId) + sizeof(uint64_t) + 32);
   info.disk_bytes = store_->ApproximateDiskBytes();
+  info.quality = QualityLocked(info.points_count);
   return info;
 }
 

@@ -83,6 +83,9 @@ class CollectionImpl final : public Collection {
   // Applies a committed deletion of `labels` to the in-memory state.
   void ApplyDelete(const std::vector<uint64_t>& labels);
   uint64_t AllocateLabel(std::vector<uint64_t>* reserved);
+  // The quantization report, re-measured on a sample of stored originals
+  // when the collection size moved by more than 10%; requires state_mu_.
+  QualityReport QualityLocked(size_t points);
 
   storage::Store* const store_;
   const uint32_t cid_;
@@ -103,6 +106,10 @@ class CollectionImpl final : public Collection {
   // Null until a calibrated collection receives its first batch.
   std::unique_ptr<index::FlatIndex> index_;
   PayloadIndex payload_index_;
+
+  std::mutex quality_mu_;
+  QualityReport quality_;
+  size_t quality_points_ = 0;
 };
 
 }  // namespace qvec::engine
