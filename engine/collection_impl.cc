@@ -8,6 +8,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "engine/codes_value.h"
 #include "engine/point_key.h"
 #include "index/calibration.h"
 #include "index/kernels.h"
@@ -17,51 +18,7 @@
 namespace qvec::engine {
 namespace {
 
-constexpr size_t kLabelBytes = 8;
-// index_state key of a calibrated collection's CalibrationParams.
-constexpr std::string_view kCalibrationKey = "calibration";
 constexpr size_t kMaxLimit = 10000;
-
-index::Metric ToMetric(Distance d) {
-  switch (d) {
-    case Distance::kCosine: return index::Metric::kCosine;
-    case Distance::kDot: return index::Metric::kDot;
-    case Distance::kEuclid: return index::Metric::kEuclid;
-  }
-  return index::Metric::kCosine;
-}
-
-index::QuantizationConfig ToQuantizationConfig(const QuantizationOptions& o) {
-  index::QuantizationConfig c;
-  c.type = o.type == QuantizationOptions::Type::kUint8 ? index::QuantizationType::kAsymmetricUint8
-                                                       : index::QuantizationType::kSymmetricInt8;
-  switch (o.granularity) {
-    case QuantizationOptions::Granularity::kPerVector:
-      c.granularity = index::Granularity::kPerVector;
-      break;
-    case QuantizationOptions::Granularity::kPerCollection:
-      c.granularity = index::Granularity::kPerCollection;
-      break;
-    case QuantizationOptions::Granularity::kPerDimension:
-      c.granularity = index::Granularity::kPerDimension;
-      break;
-  }
-  c.quantile = o.quantile;
-  c.recall_tuned = o.recall_tuned;
-  return c;
-}
-
-void PutLabel(uint64_t label, std::string* out) {
-  for (size_t i = 0; i < kLabelBytes; ++i) out->push_back(static_cast<char>(label >> (8 * i)));
-}
-
-uint64_t GetLabel(std::string_view v) {
-  uint64_t label = 0;
-  for (size_t i = 0; i < kLabelBytes; ++i) {
-    label |= static_cast<uint64_t>(static_cast<unsigned char>(v[i])) << (8 * i);
-  }
-  return label;
-}
 
 bool AllFinite(const std::vector<float>& v) {
   for (float x : v) {
@@ -93,106 +50,8 @@ class StoredOriginals final : public index::OriginalsSource {
 
 }  // namespace
 
-StatusOr<std::shared_ptr<CollectionImpl>> CollectionImpl::Create(storage::Store* store,
-                                                                 uint32_t cid, std::string name,
-                                                                 CollectionConfig config) {
-  QVEC_RETURN_IF_ERROR(config.Validate());
-  const index::QuantizationConfig qc = ToQuantizationConfig(config.quantization);
-  QVEC_RETURN_IF_ERROR(qc.Validate());
-  QVEC_ASSIGN_OR_RETURN(index::Quantizer preprocessor,
-                        index::Quantizer::Create(config.dimension, ToMetric(config.distance),
-                                                 index::QuantizationConfig()));
-  auto coll = std::shared_ptr<CollectionImpl>(
-      new CollectionImpl(store, cid, std::move(name), config, std::move(preprocessor)));
-  if (!qc.NeedsCalibration()) {
-    QVEC_ASSIGN_OR_RETURN(index::Quantizer q,
-                          index::Quantizer::Create(config.dimension, ToMetric(config.distance), qc));
-    coll->InstallQuantizer(std::move(q));
-  }
-  return coll;
-}
-
-CollectionImpl::CollectionImpl(storage::Store* store, uint32_t cid, std::string name,
-                               CollectionConfig config, index::Quantizer preprocessor)
-    : store_(store),
-      cid_(cid),
-      name_(std::move(name)),
-      config_(config),
-      preprocessor_(std::move(preprocessor)),
-      quant_config_(ToQuantizationConfig(config_.quantization)) {}
-
-void CollectionImpl::InstallQuantizer(index::Quantizer quantizer) {
-  index_ = std::make_unique<index::FlatIndex>(std::move(quantizer));
-}
-
-StatusOr<index::Quantizer> CollectionImpl::CalibratedQuantizer(const float* vectors,
-                                                               size_t n) const {
-  index::QuantizationConfig qc = quant_config_;
-  // Recall tuning needs held-out queries; a tiny first batch is calibrated
-  // plainly (Optimize() recalibrates later on a larger sample).
-  if (qc.recall_tuned && n < 200) qc.recall_tuned = false;
-  return index::TrainQuantizer(config_.dimension, ToMetric(config_.distance), qc, vectors, n);
-}
-
 Status CollectionImpl::CheckAlive() const {
   if (dropped_.load()) return NotFoundError("collection '" + name_ + "' does not exist");
-  return Status::Ok();
-}
-
-Status CollectionImpl::Load() {
-  std::lock_guard write_lock(write_mu_);
-  std::unique_lock state_lock(state_mu_);
-  if (index_ == nullptr) {
-    auto stored = store_->GetIndexState(cid_, kCalibrationKey);
-    if (stored.ok()) {
-      auto params = index::CalibrationParams::Deserialize(*stored);
-      if (!params.ok()) return params.status().Annotate("collection '" + name_ + "' calibration");
-      QVEC_ASSIGN_OR_RETURN(index::Quantizer q,
-                            index::Quantizer::Create(config_.dimension, ToMetric(config_.distance),
-                                                     quant_config_, &*params));
-      InstallQuantizer(std::move(q));
-    } else if (stored.status().code() != StatusCode::kNotFound) {
-      return stored.status();
-    }
-  }
-  const size_t blob_size = index_ ? index_->quantizer().EncodedSize() : 0;
-  Status inner;
-  Status scan = store_->ScanCodes(cid_, [&](std::string_view key, std::string_view value) {
-    auto id = DecodePointKey(key);
-    if (!id.ok()) {
-      inner = id.status();
-      return false;
-    }
-    if (index_ == nullptr || value.size() != kLabelBytes + blob_size) {
-      inner = DataLossError("collection '" + name_ + "': stored code of point " +
-                            id->ToString() + " has the wrong size");
-      return false;
-    }
-    const uint64_t label = GetLabel(value);
-    if (label > (uint64_t{1} << 40)) {
-      inner = DataLossError("collection '" + name_ + "': stored label out of range");
-      return false;
-    }
-    if (label >= label_to_id_.size()) {
-      label_to_id_.resize(label + 1);
-      label_used_.resize(label + 1, false);
-    }
-    if (label_used_[label]) {
-      inner = DataLossError("collection '" + name_ + "': two points share one label");
-      return false;
-    }
-    label_used_[label] = true;
-    label_to_id_[label] = *id;
-    id_to_label_.emplace(*id, label);
-    inner = index_->Add(label, reinterpret_cast<const uint8_t*>(value.data()) + kLabelBytes,
-                        blob_size);
-    return inner.ok();
-  });
-  QVEC_RETURN_IF_ERROR(scan);
-  QVEC_RETURN_IF_ERROR(inner);
-  for (uint64_t l = label_used_.size(); l-- > 0;) {
-    if (!label_used_[l]) free_labels_.push_back(l);
-  }
   return Status::Ok();
 }
 
@@ -250,60 +109,62 @@ Status CollectionImpl::Upsert(std::span<const Point> points) {
   }
   if (prepared.empty()) return Status::Ok();
 
-  std::lock_guard write_lock(write_mu_);
-  QVEC_RETURN_IF_ERROR(CheckAlive());
-  storage::WriteBatch batch;
-  // A calibrated collection calibrates on its first batch; the parameters are
-  // written in the same atomic batch as the points they encode.
-  std::optional<index::Quantizer> calibrated;
-  if (index_ == nullptr) {
-    std::vector<float> sample;
-    sample.reserve(prepared.size() * dim);
-    for (const Prepared& pp : prepared) sample.insert(sample.end(), pp.vector.begin(), pp.vector.end());
-    QVEC_ASSIGN_OR_RETURN(calibrated, CalibratedQuantizer(sample.data(), prepared.size()));
-    batch.PutIndexState(cid_, kCalibrationKey, calibrated->calibration()->Serialize());
-  }
-  const index::Quantizer& quantizer = calibrated ? *calibrated : index_->quantizer();
-  const size_t blob_size = quantizer.EncodedSize();
-  std::vector<uint64_t> reserved;
-  for (Prepared& pp : prepared) {
-    const Point& p = points[pp.index];
-    pp.value.resize(kLabelBytes + blob_size);
-    Status s = quantizer.Encode(pp.vector.data(),
-                                reinterpret_cast<uint8_t*>(pp.value.data()) + kLabelBytes);
-    if (!s.ok()) return s.Annotate("point " + p.id.ToString());
-    auto it = id_to_label_.find(p.id);
-    pp.is_new = it == id_to_label_.end();
-    pp.label = pp.is_new ? AllocateLabel(&reserved) : it->second;
-    for (size_t b = 0; b < kLabelBytes; ++b) pp.value[b] = static_cast<char>(pp.label >> (8 * b));
-    std::optional<std::string_view> payload;
-    if (!p.payload.empty()) payload = p.payload;
-    batch.PutPoint(cid_, EncodePointKey(p.id), pp.value, pp.vector.data(), dim, payload);
-  }
-  QVEC_RETURN_IF_ERROR(store_->Write(&batch));
-
-  std::unique_lock state_lock(state_mu_);
-  if (calibrated) InstallQuantizer(std::move(*calibrated));
-  for (size_t r = 0; r < reserved.size() && !free_labels_.empty(); ++r) {
-    if (reserved[r] == free_labels_.back()) free_labels_.pop_back();
-  }
-  for (const Prepared& pp : prepared) {
-    const Point& p = points[pp.index];
-    if (pp.label >= label_to_id_.size()) {
-      label_to_id_.resize(pp.label + 1);
-      label_used_.resize(pp.label + 1, false);
+  {
+    std::lock_guard write_lock(write_mu_);
+    QVEC_RETURN_IF_ERROR(CheckAlive());
+    storage::WriteBatch batch;
+    // A calibrated collection calibrates on its first batch; the parameters
+    // are written in the same atomic batch as the points they encode.
+    std::optional<index::Quantizer> calibrated;
+    const index::Quantizer* quantizer = ActiveQuantizer();
+    if (quantizer == nullptr) {
+      std::vector<float> sample;
+      sample.reserve(prepared.size() * dim);
+      for (const Prepared& pp : prepared) {
+        sample.insert(sample.end(), pp.vector.begin(), pp.vector.end());
+      }
+      QVEC_ASSIGN_OR_RETURN(calibrated, CalibratedQuantizer(sample.data(), prepared.size()));
+      batch.PutIndexState(cid_, kCalibrationStateKey, calibrated->calibration()->Serialize());
+      quantizer = &*calibrated;
     }
-    label_used_[pp.label] = true;
-    label_to_id_[pp.label] = p.id;
-    if (pp.is_new) id_to_label_.emplace(p.id, pp.label);
-    Status s = index_->Add(pp.label,
-                           reinterpret_cast<const uint8_t*>(pp.value.data()) + kLabelBytes,
-                           pp.value.size() - kLabelBytes);
-    // Add only fails on programming errors (wrong blob size); the batch is
-    // durable either way, and Load() would rebuild it.
-    (void)s;
-    payload_index_.Update(pp.label, p.payload);
+    std::vector<uint64_t> reserved;
+    for (Prepared& pp : prepared) {
+      const Point& p = points[pp.index];
+      auto it = id_to_label_.find(p.id);
+      pp.is_new = it == id_to_label_.end();
+      pp.label = pp.is_new ? AllocateLabel(&reserved) : it->second;
+      Status s = EncodeValue(pp.label, pp.vector.data(), *quantizer, ivf_.get(), generation_,
+                             &pp.value);
+      if (!s.ok()) return s.Annotate("point " + p.id.ToString());
+      std::optional<std::string_view> payload;
+      if (!p.payload.empty()) payload = p.payload;
+      batch.PutPoint(cid_, EncodePointKey(p.id), pp.value, pp.vector.data(), dim, payload);
+    }
+    QVEC_RETURN_IF_ERROR(store_->Write(&batch));
+
+    std::unique_lock state_lock(state_mu_);
+    if (calibrated) flat_ = std::make_unique<index::FlatIndex>(std::move(*calibrated));
+    for (size_t r = 0; r < reserved.size() && !free_labels_.empty(); ++r) {
+      if (reserved[r] == free_labels_.back()) free_labels_.pop_back();
+    }
+    for (const Prepared& pp : prepared) {
+      const Point& p = points[pp.index];
+      if (pp.label >= label_to_id_.size()) {
+        label_to_id_.resize(pp.label + 1);
+        label_used_.resize(pp.label + 1, false);
+      }
+      label_used_[pp.label] = true;
+      label_to_id_[pp.label] = p.id;
+      if (pp.is_new) id_to_label_.emplace(p.id, pp.label);
+      // Only fails on programming errors (a wrong blob size); the batch is
+      // durable either way and Load() would rebuild from it.
+      (void)AddValueToIndex(pp.value);
+      payload_index_.Update(pp.label, p.payload);
+      if (tracking_) changed_during_build_.insert(pp.label);
+    }
+    writes_since_health_check_ += prepared.size();
   }
+  MaybeStartTraining();
   return Status::Ok();
 }
 
@@ -312,8 +173,9 @@ void CollectionImpl::ApplyDelete(const std::vector<uint64_t>& labels) {
     id_to_label_.erase(label_to_id_[label]);
     label_used_[label] = false;
     label_to_id_[label] = PointId();
-    if (index_) index_->Remove(label);
+    RemoveFromIndex(label);
     payload_index_.Remove(label);
+    if (tracking_) changed_during_build_.insert(label);
     free_labels_.push_back(label);
   }
 }
@@ -609,8 +471,8 @@ StatusOr<std::vector<ScoredPoint>> CollectionImpl::SearchLocked(const SearchRequ
   if (r.params.ignore_quantization) {
     QVEC_ASSIGN_OR_RETURN(hits, ExactFloatSearch(r, query.data(), k));
   } else {
-    if (index_ == nullptr) return std::vector<ScoredPoint>();  // nothing stored yet
-    index::SearchParams p;
+    if (flat_ == nullptr && ivf_ == nullptr) return std::vector<ScoredPoint>();  // nothing yet
+    index::IvfSearchParams p;
     p.k = k;
     p.oversampling = r.params.oversampling;
     p.rescore = r.params.rescore.value_or(r.params.oversampling > 1.0f);
@@ -620,8 +482,46 @@ StatusOr<std::vector<ScoredPoint>> CollectionImpl::SearchLocked(const SearchRequ
       p.filter = &allowed;
     }
     StoredOriginals originals(store_, cid_, config_.dimension, &label_to_id_);
-    QVEC_ASSIGN_OR_RETURN(std::vector<index::Hit> raw,
-                          index_->Search(query.data(), p, p.rescore ? &originals : nullptr));
+    const index::OriginalsSource* source = p.rescore ? &originals : nullptr;
+    std::vector<index::Hit> raw;
+    if (flat_ != nullptr) {
+      QVEC_ASSIGN_OR_RETURN(raw, flat_->Search(query.data(), p, source));
+    } else {
+      p.nprobe = r.params.exact ? ivf_->nlist() : r.params.nprobe;
+      if (p.nprobe == 0 && r.params.target_recall == 0) p.nprobe = config_.index.default_nprobe;
+      p.target_recall = r.params.target_recall > 0 ? r.params.target_recall
+                                                   : config_.index.default_target_recall;
+      if (p.nprobe > ivf_->nlist()) p.nprobe = ivf_->nlist();
+      // Query planner: a selective filter is answered by an exact scan of the
+      // allowed points (IVF probing would visit many lists to find k of
+      // them); otherwise the IVF search checks the filter as it scans and
+      // probes further lists until k matches are found.
+      bool exact_subset = false;
+      std::vector<uint64_t> subset;
+      if (filtered) {
+        const size_t n = id_to_label_.size();
+        const size_t stride = std::max<size_t>(1, label_to_id_.size() / 2000);
+        size_t seen = 0, passed = 0;
+        for (size_t l = 0; l < label_to_id_.size(); l += stride) {
+          if (!label_used_[l]) continue;
+          ++seen;
+          passed += Passes(*r.filter, l) ? 1 : 0;
+        }
+        const double selectivity = seen ? static_cast<double>(passed) / seen : 1.0;
+        exact_subset = selectivity * n <= std::max<double>(20000, 0.02 * n);
+        if (exact_subset) {
+          for (const auto& [id, label] : id_to_label_) {
+            if (Passes(*r.filter, label)) subset.push_back(label);
+          }
+        }
+      }
+      if (exact_subset) {
+        p.filter = nullptr;
+        QVEC_ASSIGN_OR_RETURN(raw, ivf_->SearchAllowed(query.data(), p, subset, source));
+      } else {
+        QVEC_ASSIGN_OR_RETURN(raw, ivf_->Search(query.data(), p, source));
+      }
+    }
     hits.reserve(raw.size());
     for (const auto& h : raw) hits.emplace_back(h.label, h.score);
   }
@@ -677,15 +577,11 @@ StatusOr<std::vector<std::vector<ScoredPoint>>> CollectionImpl::SearchBatch(
   return out;
 }
 
-Status CollectionImpl::Optimize() {
-  QVEC_RETURN_IF_ERROR(CheckAlive());
-  return Status::Ok();
-}
-
 QualityReport CollectionImpl::QualityLocked(size_t points) {
   std::lock_guard lock(quality_mu_);
   // Re-measured when the collection changed size by more than 10%.
-  if (index_ == nullptr || points == 0) return QualityReport();
+  const index::Quantizer* quantizer = ActiveQuantizer();
+  if (quantizer == nullptr || points == 0) return QualityReport();
   if (quality_.sample_size > 0 && points * 10 <= quality_points_ * 11 &&
       points * 11 >= quality_points_ * 10) {
     return quality_;
@@ -699,7 +595,7 @@ QualityReport CollectionImpl::QualityLocked(size_t points) {
     return sample.size() < kSample * dim;
   });
   if (!s.ok() || sample.empty()) return quality_;
-  auto report = index::Measure(index_->quantizer(), sample.data(), sample.size() / dim, 5000);
+  auto report = index::Measure(*quantizer, sample.data(), sample.size() / dim, 5000);
   if (!report.ok()) return quality_;
   quality_.sample_size = report->vectors;
   quality_.mse = report->mse;
@@ -719,8 +615,22 @@ StatusOr<CollectionInfo> CollectionImpl::Info() {
   info.simd_level = std::string(index::SimdLevelName(index::ActiveSimdLevel()));
   std::shared_lock lock(state_mu_);
   info.points_count = id_to_label_.size();
-  info.index.state = IndexInfo::State::kFlat;
-  info.memory_bytes = (index_ ? index_->MemoryBytes() : 0) + payload_index_.MemoryBytes() +
+  info.index.state = state_.load();
+  if (ivf_ != nullptr) {
+    const index::IvfHealth h = ivf_->Health();
+    info.index.nlist = h.nlist;
+    info.index.list_min = h.min_list;
+    info.index.list_median = h.median_list;
+    info.index.list_max = h.max_list;
+    info.index.imbalance = h.imbalance;
+    info.index.kmeans_objective = h.objective;
+    info.index.training_seconds = h.training_seconds;
+    info.index.trained_on_points = h.trained_on_points;
+    info.index.recall_curve = h.recall_curve;
+  }
+  const size_t index_bytes =
+      flat_ ? flat_->MemoryBytes() : ivf_ ? ivf_->MemoryBytes() : 0;
+  info.memory_bytes = index_bytes + payload_index_.MemoryBytes() +
                       label_to_id_.capacity() * sizeof(PointId) +
                       id_to_label_.size() * (sizeof(PointId) + sizeof(uint64_t) + 32);
   info.disk_bytes = store_->ApproximateDiskBytes();

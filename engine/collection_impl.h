@@ -8,12 +8,15 @@
 #include <mutex>
 #include <shared_mutex>
 #include <string>
+#include <thread>
+#include <unordered_set>
 #include <vector>
 
 #include "engine/payload_index.h"
 #include "engine/rw_lock.h"
 #include "index/calibration.h"
 #include "index/flat_index.h"
+#include "index/ivf_index.h"
 #include "index/quantizer.h"
 #include "qvec/collection.h"
 #include "storage/store.h"
@@ -25,17 +28,30 @@ namespace qvec::engine {
 // index): writers hold it exclusively only while applying a committed batch,
 // searches hold it shared. Every mutation of in-memory state holds both, so a
 // writer may read the state under `write_mu_` alone.
+//
+// Index lifecycle: a collection starts with an exact flat index; once it
+// holds `ivf_threshold` points a background thread trains IVF (k-means on a
+// sample of the float originals) and builds the new index while searches go
+// on against the old one; writes made meanwhile are tracked and replayed
+// before the new index is swapped in atomically. Growth by 4x or badly
+// imbalanced lists trigger a retrain the same way.
+//
+// Every stored code carries the generation of the index it was encoded for;
+// generation 0 is the flat index. On open, codes of another generation (left
+// by a crash during a rebuild) are re-encoded from their originals.
 class CollectionImpl final : public Collection {
  public:
   // Creates the in-memory collection; Load() fills it from storage.
   static StatusOr<std::shared_ptr<CollectionImpl>> Create(storage::Store* store, uint32_t cid,
                                                           std::string name,
-                                                          CollectionConfig config);
-  // Rebuilds the in-memory state from the stored calibration and codes (no
-  // re-encoding).
+                                                          CollectionConfig config,
+                                                          bool background_indexing);
+  ~CollectionImpl() override;
+
+  // Rebuilds the in-memory state from stored calibration, IVF model and codes.
   [[nodiscard]] Status Load();
-  // After a drop every call answers NotFound.
-  void MarkDropped() { dropped_.store(true); }
+  // After a drop every call answers NotFound and background work stops.
+  void MarkDropped();
   uint32_t id() const { return cid_; }
 
   const std::string& name() const override { return name_; }
@@ -57,19 +73,13 @@ class CollectionImpl final : public Collection {
 
  private:
   CollectionImpl(storage::Store* store, uint32_t cid, std::string name, CollectionConfig config,
-                 index::Quantizer preprocessor);
-
-  // Installs `quantizer` and an empty index using it; requires both locks.
-  void InstallQuantizer(index::Quantizer quantizer);
-  // For calibrated granularities: a quantizer calibrated on `vectors`
-  // (preprocessed, size n * dim).
-  StatusOr<index::Quantizer> CalibratedQuantizer(const float* vectors, size_t n) const;
+                 index::Quantizer preprocessor, bool background_indexing);
 
   Status CheckAlive() const;
   Status ValidateSearch(const SearchRequest& r) const;
   // Indexes every payload key that `filter` names and is not indexed yet.
   Status EnsureFilterFields(const Filter& filter);
-  // Labels of points that pass `filter`; requires state_mu_ held.
+  // True when the point with `label` passes `filter`; requires state_mu_.
   bool Passes(const Filter& filter, uint64_t label) const;
   // Runs one search; requires state_mu_ held shared and filter fields indexed.
   StatusOr<std::vector<ScoredPoint>> SearchLocked(const SearchRequest& r);
@@ -87,6 +97,26 @@ class CollectionImpl final : public Collection {
   // when the collection size moved by more than 10%; requires state_mu_.
   QualityReport QualityLocked(size_t points);
 
+  // ---- the vector index (collection_index.cc) ----
+  // For calibrated granularities: a quantizer calibrated on `vectors`
+  // (preprocessed, size n * dim).
+  StatusOr<index::Quantizer> CalibratedQuantizer(const float* vectors, size_t n) const;
+  // The quantizer of the active index; nullptr before a calibrated collection
+  // sees its first batch. Requires write_mu_ or state_mu_.
+  const index::Quantizer* ActiveQuantizer() const;
+  // Encodes preprocessed `vector` for `ivf` (or the flat index when null) as a
+  // stored codes value: header (label, generation, list) + blob.
+  Status EncodeValue(uint64_t label, const float* vector, const index::Quantizer& quantizer,
+                     const index::IvfIndex* ivf, uint32_t generation, std::string* value) const;
+  // Adds a stored codes value to the active index; requires both locks.
+  Status AddValueToIndex(std::string_view value);
+  void RemoveFromIndex(uint64_t label);
+  // Starts a background (re)training when the collection needs one.
+  void MaybeStartTraining();
+  // Trains IVF on the current points and swaps it in; the body of the
+  // background thread and of Optimize().
+  Status TrainAndSwap();
+
   storage::Store* const store_;
   const uint32_t cid_;
   const std::string name_;
@@ -94,7 +124,8 @@ class CollectionImpl final : public Collection {
   // Validates and normalizes vectors (per-vector config, same metric); needs
   // no calibration, so it exists from the start.
   const index::Quantizer preprocessor_;
-  index::QuantizationConfig quant_config_;
+  const index::QuantizationConfig quant_config_;
+  const bool background_indexing_;
   std::atomic<bool> dropped_{false};
 
   std::mutex write_mu_;
@@ -103,9 +134,24 @@ class CollectionImpl final : public Collection {
   std::vector<PointId> label_to_id_;         // index = label
   std::vector<bool> label_used_;
   std::vector<uint64_t> free_labels_;
-  // Null until a calibrated collection receives its first batch.
-  std::unique_ptr<index::FlatIndex> index_;
   PayloadIndex payload_index_;
+
+  // Exactly one of flat_ / ivf_ is set once a quantizer exists; neither
+  // before a calibrated collection receives its first batch.
+  std::unique_ptr<index::FlatIndex> flat_;
+  std::unique_ptr<index::IvfIndex> ivf_;
+  uint32_t generation_ = 0;       // of the active index
+  uint32_t next_generation_ = 1;  // never reused, also across failed builds
+  std::atomic<IndexInfo::State> state_{IndexInfo::State::kFlat};
+  // While an index build runs, labels written meanwhile (guarded by write_mu_).
+  bool tracking_ = false;
+  std::unordered_set<uint64_t> changed_during_build_;
+  std::atomic<size_t> writes_since_health_check_{0};
+
+  std::mutex trainer_mu_;  // guards trainer_
+  std::thread trainer_;
+  std::atomic<bool> training_{false};
+  std::atomic<bool> stop_{false};
 
   std::mutex quality_mu_;
   QualityReport quality_;

@@ -13,7 +13,8 @@ namespace {
 
 class DatabaseImpl final : public Database {
  public:
-  explicit DatabaseImpl(std::unique_ptr<storage::Store> store) : store_(std::move(store)) {}
+  DatabaseImpl(std::unique_ptr<storage::Store> store, const DatabaseOptions& options)
+      : store_(std::move(store)), options_(options) {}
 
   ~DatabaseImpl() override {
     std::lock_guard lock(mu_);
@@ -26,7 +27,8 @@ class DatabaseImpl final : public Database {
       auto config = engine::DecodeCollectionConfig(rec.meta);
       if (!config.ok()) return config.status().Annotate("collection '" + rec.name + "'");
       QVEC_ASSIGN_OR_RETURN(auto coll,
-                            engine::CollectionImpl::Create(store_.get(), rec.id, rec.name, *config));
+                            engine::CollectionImpl::Create(store_.get(), rec.id, rec.name, *config,
+                                                         options_.background_indexing));
       QVEC_RETURN_IF_ERROR(coll->Load());
       collections_[rec.name] = std::move(coll);
     }
@@ -42,7 +44,8 @@ class DatabaseImpl final : public Database {
     }
     QVEC_ASSIGN_OR_RETURN(uint32_t cid, store_->AllocateCollectionId());
     QVEC_ASSIGN_OR_RETURN(auto coll,
-                          engine::CollectionImpl::Create(store_.get(), cid, name, config));
+                          engine::CollectionImpl::Create(store_.get(), cid, name, config,
+                                                         options_.background_indexing));
     storage::WriteBatch batch;
     batch.PutCollection(cid, name, engine::EncodeCollectionConfig(config));
     QVEC_RETURN_IF_ERROR(store_->Write(&batch));
@@ -79,6 +82,7 @@ class DatabaseImpl final : public Database {
 
  private:
   std::unique_ptr<storage::Store> store_;
+  const DatabaseOptions options_;
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<engine::CollectionImpl>> collections_;
 };
@@ -93,7 +97,7 @@ StatusOr<std::unique_ptr<Database>> Database::Open(const DatabaseOptions& option
   so.block_cache_bytes = options.block_cache_bytes;
   so.create_if_missing = options.create_if_missing;
   QVEC_ASSIGN_OR_RETURN(auto store, storage::Store::Open(path, so));
-  auto db = std::make_unique<DatabaseImpl>(std::move(store));
+  auto db = std::make_unique<DatabaseImpl>(std::move(store), options);
   QVEC_RETURN_IF_ERROR(db->LoadAll());
   return std::unique_ptr<Database>(std::move(db));
 }

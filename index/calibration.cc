@@ -11,7 +11,9 @@ constexpr char kMagic[4] = {'Q', 'V', 'C', 'P'};
 
 void PutU32(std::string& out, uint32_t v) {
   char b[4];
-  for (int i = 0; i < 4; ++i) b[i] = static_cast<char>((v >> (8 * i)) & 0xFF);
+  for (int i = 0; i < 4; ++i) {
+    b[i] = static_cast<char>((v >> (8 * i)) & 0xFF);
+  }
   out.append(b, 4);
 }
 
@@ -26,15 +28,21 @@ class Reader {
  public:
   explicit Reader(std::string_view in) : in_(in) {}
   bool U32(uint32_t* v) {
-    if (in_.size() < 4) return false;
+    if (in_.size() < 4) {
+      return false;
+    }
     *v = 0;
-    for (int i = 0; i < 4; ++i) *v |= uint32_t{static_cast<uint8_t>(in_[i])} << (8 * i);
+    for (int i = 0; i < 4; ++i) {
+      *v |= uint32_t{static_cast<uint8_t>(in_[i])} << (8 * i);
+    }
     in_.remove_prefix(4);
     return true;
   }
   bool F32(float* f) {
     uint32_t v;
-    if (!U32(&v)) return false;
+    if (!U32(&v)) {
+      return false;
+    }
     std::memcpy(f, &v, 4);
     return true;
   }
@@ -61,10 +69,37 @@ void QuantileRange(std::vector<float>& values, double q, float* lo, float* hi) {
   *lo = values[lo_rank];
 }
 
+// QuantileRange for several quantiles: partitions off the tails needed by the
+// smallest quantile once, sorts only those tails and reads every quantile's
+// ranks from them. Writes lo[i], hi[i] for quantiles[i].
+void QuantileRanges(std::vector<float>& values, const std::vector<float>& quantiles, float* lo,
+                    float* hi) {
+  const size_t n = values.size();
+  double q_min = 1.0;
+  for (float q : quantiles) q_min = std::min(q_min, static_cast<double>(q));
+  const size_t top = static_cast<size_t>(std::floor(q_min * static_cast<double>(n - 1)));
+  const size_t bottom = static_cast<size_t>(std::ceil((1.0 - q_min) * static_cast<double>(n - 1)));
+  if (bottom + 1 >= top) {
+    std::sort(values.begin(), values.end());
+  } else {
+    std::nth_element(values.begin(), values.begin() + top, values.end());
+    std::sort(values.begin() + top, values.end());
+    std::nth_element(values.begin(), values.begin() + bottom, values.begin() + top);
+    std::sort(values.begin(), values.begin() + bottom + 1);
+  }
+  for (size_t i = 0; i < quantiles.size(); ++i) {
+    const double q = quantiles[i];
+    hi[i] = values[static_cast<size_t>(std::floor(q * static_cast<double>(n - 1)))];
+    lo[i] = values[static_cast<size_t>(std::ceil((1.0 - q) * static_cast<double>(n - 1)))];
+  }
+}
+
 }  // namespace
 
 Status CalibrationParams::Validate() const {
-  if (dim == 0 || dim > kMaxDim) return InvalidArgumentError("calibration dim out of range");
+  if (dim == 0 || dim > kMaxDim) {
+    return InvalidArgumentError("calibration dim out of range");
+  }
   size_t want;
   if (granularity == Granularity::kPerCollection) {
     want = 1;
@@ -108,7 +143,9 @@ StatusOr<CalibrationParams> CalibrationParams::Deserialize(std::string_view byte
   Reader r(bytes.substr(4));
   uint32_t version, granularity, dim, count;
   CalibrationParams p;
-  if (!r.U32(&version)) return DataLossError("calibration params: truncated");
+  if (!r.U32(&version)) {
+    return DataLossError("calibration params: truncated");
+  }
   if (version != kVersion) {
     return UnimplementedError("calibration params: unknown version " + std::to_string(version));
   }
@@ -126,7 +163,9 @@ StatusOr<CalibrationParams> CalibrationParams::Deserialize(std::string_view byte
   p.lo.resize(count);
   p.hi.resize(count);
   for (uint32_t i = 0; i < count; ++i) {
-    if (!r.F32(&p.lo[i]) || !r.F32(&p.hi[i])) return DataLossError("calibration: truncated");
+    if (!r.F32(&p.lo[i]) || !r.F32(&p.hi[i])) {
+      return DataLossError("calibration: truncated");
+    }
   }
   QVEC_RETURN_IF_ERROR(p.Validate());
   return p;
@@ -137,7 +176,9 @@ CalibrationObserver::CalibrationObserver(size_t dim, size_t max_vectors)
 
 Status CalibrationObserver::Observe(const float* vectors, size_t n) {
   for (size_t i = 0; i < n * dim_; ++i) {
-    if (!std::isfinite(vectors[i])) return InvalidArgumentError("calibration sample has NaN/Inf");
+    if (!std::isfinite(vectors[i])) {
+      return InvalidArgumentError("calibration sample has NaN/Inf");
+    }
   }
   for (size_t v = 0; v < n; ++v) {
     const float* x = vectors + v * dim_;
@@ -151,7 +192,9 @@ Status CalibrationObserver::Observe(const float* vectors, size_t n) {
     rng_state_ ^= rng_state_ >> 7;
     rng_state_ ^= rng_state_ << 17;
     const size_t slot = rng_state_ % observed_;
-    if (slot < max_vectors_) std::copy(x, x + dim_, sample_.begin() + slot * dim_);
+    if (slot < max_vectors_) {
+      std::copy(x, x + dim_, sample_.begin() + slot * dim_);
+    }
   }
   return Status::Ok();
 }
@@ -163,8 +206,12 @@ CalibrationStats CalibrationObserver::Stats(size_t histogram_bins) const {
   s.dim_min.assign(dim_, 0.0f);
   s.dim_max.assign(dim_, 0.0f);
   s.dim_abs_max.assign(dim_, 0.0f);
-  if (kept == 0) return s;
-  for (size_t d = 0; d < dim_; ++d) s.dim_min[d] = s.dim_max[d] = sample_[d];
+  if (kept == 0) {
+    return s;
+  }
+  for (size_t d = 0; d < dim_; ++d) {
+    s.dim_min[d] = s.dim_max[d] = sample_[d];
+  }
   for (size_t v = 0; v < kept; ++v) {
     const float* x = sample_.data() + v * dim_;
     for (size_t d = 0; d < dim_; ++d) {
@@ -189,7 +236,9 @@ CalibrationStats CalibrationObserver::Stats(size_t histogram_bins) const {
 
 StatusOr<CalibrationParams> CalibrationObserver::Compute(Granularity granularity,
                                                          float quantile) const {
-  if (sample_.empty()) return FailedPreconditionError("calibration: no vectors observed");
+  if (sample_.empty()) {
+    return FailedPreconditionError("calibration: no vectors observed");
+  }
   if (!(quantile > 0.5f && quantile <= 1.0f)) {
     return InvalidArgumentError("calibration quantile must be in (0.5, 1]");
   }
@@ -208,13 +257,65 @@ StatusOr<CalibrationParams> CalibrationObserver::Compute(Granularity granularity
     p.hi.resize(dim_);
     std::vector<float> column(kept);
     for (size_t d = 0; d < dim_; ++d) {
-      for (size_t v = 0; v < kept; ++v) column[v] = sample_[v * dim_ + d];
+      for (size_t v = 0; v < kept; ++v) {
+        column[v] = sample_[v * dim_ + d];
+      }
       QuantileRange(column, quantile, &p.lo[d], &p.hi[d]);
     }
   } else {
     return InvalidArgumentError("calibration: per-vector granularity needs no calibration");
   }
   return p;
+}
+
+StatusOr<std::vector<CalibrationParams>> CalibrationObserver::ComputeMany(
+    Granularity granularity, const std::vector<float>& quantiles) const {
+  if (sample_.empty()) {
+    return FailedPreconditionError("calibration: no vectors observed");
+  }
+  if (granularity != Granularity::kPerCollection && granularity != Granularity::kPerDimension) {
+    return InvalidArgumentError("calibration: per-vector granularity needs no calibration");
+  }
+  for (float q : quantiles) {
+    if (!(q > 0.5f && q <= 1.0f)) {
+      return InvalidArgumentError("calibration quantile must be in (0.5, 1]");
+    }
+  }
+  const size_t ranges = granularity == Granularity::kPerCollection ? 1 : dim_;
+  std::vector<CalibrationParams> out(quantiles.size());
+  for (size_t i = 0; i < quantiles.size(); ++i) {
+    out[i].granularity = granularity;
+    out[i].dim = static_cast<uint32_t>(dim_);
+    out[i].quantile = quantiles[i];
+    out[i].lo.resize(ranges);
+    out[i].hi.resize(ranges);
+  }
+  std::vector<float> lo(quantiles.size()), hi(quantiles.size());
+  auto store = [&](size_t range) {
+    for (size_t i = 0; i < quantiles.size(); ++i) {
+      out[i].lo[range] = lo[i];
+      out[i].hi[range] = hi[i];
+    }
+  };
+  if (granularity == Granularity::kPerCollection) {
+    std::vector<float> all = sample_;
+    QuantileRanges(all, quantiles, lo.data(), hi.data());
+    store(0);
+    return out;
+  }
+  // One transposing pass instead of a strided walk over the sample per column.
+  const size_t kept = sample_.size() / dim_;
+  std::vector<float> columns(sample_.size());
+  for (size_t v = 0; v < kept; ++v) {
+    for (size_t d = 0; d < dim_; ++d) columns[d * kept + v] = sample_[v * dim_ + d];
+  }
+  std::vector<float> column(kept);
+  for (size_t d = 0; d < dim_; ++d) {
+    std::copy_n(columns.begin() + d * kept, kept, column.begin());
+    QuantileRanges(column, quantiles, lo.data(), hi.data());
+    store(d);
+  }
+  return out;
 }
 
 }  // namespace qvec::index

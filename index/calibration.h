@@ -75,8 +75,12 @@ class CalibrationObserver {
   // values v[0..N-1]: hi = v[floor(q*(N-1))], lo = v[ceil((1-q)*(N-1))].
   // Errors: FailedPrecondition if nothing was observed, InvalidArgument for
   // kPerVector or quantile outside (0.5, 1].
-  [[nodiscard]] StatusOr<CalibrationParams> Compute(Granularity granularity,
-                                                    float quantile) const;
+  [[nodiscard]] StatusOr<CalibrationParams> Compute(Granularity granularity, float quantile) const;
+  // Compute() for several quantiles at once (same order as `quantiles`);
+  // each column is partitioned once, so this is much cheaper than repeated
+  // Compute() calls. Errors as Compute().
+  [[nodiscard]] StatusOr<std::vector<CalibrationParams>> ComputeMany(
+      Granularity granularity, const std::vector<float>& quantiles) const;
 
  private:
   size_t dim_;

@@ -38,11 +38,15 @@ class TopK {
   float threshold() const { return threshold_; }
   void Push(float rank, size_t row) {
     buffer_.push_back({rank, row});
-    if (buffer_.size() >= 2 * k_) Prune();
+    if (buffer_.size() >= 2 * k_) {
+      Prune();
+    }
   }
   // Best k, unsorted.
   std::vector<Candidate> Take() {
-    if (buffer_.size() > k_) Prune();
+    if (buffer_.size() > k_) {
+      Prune();
+    }
     return std::move(buffer_);
   }
 
@@ -78,8 +82,8 @@ struct RowView {
 
 // Converts nb integer dots of one query into rank values and offers them to
 // `top`. rank = estimated dot (Cosine/Dot) or 2*dot - ||x||^2 (Euclid).
-inline void ConsumeBlock(const QueryCode& q, bool euclid, const RowView& rows, size_t r0,
-                         size_t nb, const int32_t* dots, float* ranks, float min_rank,
+inline void ConsumeBlock(const QueryCode& q, bool euclid, const RowView& rows, size_t r0, size_t nb,
+                         const int32_t* dots, float* ranks, float min_rank,
                          const std::function<bool(uint64_t)>* filter, TopK& top) {
   const float* scale = rows.scale + r0;
   const float* offset = rows.offset + r0;
@@ -89,26 +93,32 @@ inline void ConsumeBlock(const QueryCode& q, bool euclid, const RowView& rows, s
   }
   if (euclid) {
     const float* norm = rows.norm_sq + r0;
-    for (size_t j = 0; j < nb; ++j) ranks[j] = 2.0f * ranks[j] - norm[j];
+    for (size_t j = 0; j < nb; ++j) {
+      ranks[j] = 2.0f * ranks[j] - norm[j];
+    }
   }
   const float bar = std::max(min_rank, top.threshold());
   for (size_t j = 0; j < nb; ++j) {
-    if (ranks[j] <= top.threshold() || ranks[j] < bar) continue;
-    if (filter != nullptr && !(*filter)(rows.labels[r0 + j])) continue;
+    if (ranks[j] <= top.threshold() || ranks[j] < bar) {
+      continue;
+    }
+    if (filter != nullptr && !(*filter)(rows.labels[r0 + j])) {
+      continue;
+    }
     top.Push(ranks[j], r0 + j);
   }
 }
 
 }  // namespace
 
-void InMemoryOriginals::Put(uint64_t label, const float* x) {
-  vectors_[label].assign(x, x + dim_);
-}
+void InMemoryOriginals::Put(uint64_t label, const float* x) { vectors_[label].assign(x, x + dim_); }
 
 Status InMemoryOriginals::Fetch(const uint64_t* labels, size_t n, float* out) const {
   for (size_t i = 0; i < n; ++i) {
     auto it = vectors_.find(labels[i]);
-    if (it == vectors_.end()) return NotFoundError("no original for label");
+    if (it == vectors_.end()) {
+      return NotFoundError("no original for label");
+    }
     std::copy(it->second.begin(), it->second.end(), out + i * dim_);
   }
   return Status::Ok();
@@ -151,11 +161,17 @@ FlatIndex& FlatIndex::operator=(FlatIndex&& other) noexcept {
 }
 
 void FlatIndex::Reserve(size_t rows) {
-  if (rows <= capacity_) return;
+  if (rows <= capacity_) {
+    return;
+  }
   const size_t new_capacity = std::max({rows, capacity_ * 2, size_t{64}});
   auto* fresh = static_cast<uint8_t*>(std::aligned_alloc(64, new_capacity * stride_));
-  if (fresh == nullptr) std::abort();  // out of memory: nothing sensible to do
-  if (codes_ != nullptr) std::memcpy(fresh, codes_, labels_.size() * stride_);
+  if (fresh == nullptr) {
+    std::abort();  // out of memory: nothing sensible to do
+  }
+  if (codes_ != nullptr) {
+    std::memcpy(fresh, codes_, labels_.size() * stride_);
+  }
   std::free(codes_);
   codes_ = fresh;
   capacity_ = new_capacity;
@@ -200,7 +216,9 @@ Status FlatIndex::AddVector(uint64_t label, const float* x) {
 
 bool FlatIndex::Remove(uint64_t label) {
   auto it = row_of_.find(label);
-  if (it == row_of_.end()) return false;
+  if (it == row_of_.end()) {
+    return false;
+  }
   const size_t row = it->second;
   const size_t last = labels_.size() - 1;
   row_of_.erase(it);
@@ -243,7 +261,9 @@ Status FlatIndex::CheckParams(const SearchParams& params, const OriginalsSource*
 }
 
 size_t FlatIndex::CandidateCount(const SearchParams& params) const {
-  if (!params.rescore) return params.k;
+  if (!params.rescore) {
+    return params.k;
+  }
   const double want = std::ceil(static_cast<double>(params.k) * params.oversampling);
   return static_cast<size_t>(std::min(want, 1e9));
 }
@@ -254,7 +274,9 @@ StatusOr<std::vector<Hit>> FlatIndex::Finish(const QueryCode& q, std::vector<Can
   const size_t dim = quantizer_.dim();
   if (params.rescore && !params.ignore_quantization && !candidates.empty()) {
     std::vector<uint64_t> labels(candidates.size());
-    for (size_t i = 0; i < candidates.size(); ++i) labels[i] = labels_[candidates[i].row];
+    for (size_t i = 0; i < candidates.size(); ++i) {
+      labels[i] = labels_[candidates[i].row];
+    }
     std::vector<float> vectors(candidates.size() * dim);
     QVEC_RETURN_IF_ERROR(originals->Fetch(labels.data(), labels.size(), vectors.data()));
     const Kernels& kernels = ActiveKernels();
@@ -290,25 +312,37 @@ StatusOr<std::vector<Hit>> FlatIndex::SearchFloat(const QueryCode& q, const Sear
     const size_t r0 = t * chunk, nb = std::min(chunk, n - r0);
     std::vector<float> vectors(nb * dim), ranks(nb);
     errors[t] = originals.Fetch(labels_.data() + r0, nb, vectors.data());
-    if (!errors[t].ok()) return;
+    if (!errors[t].ok()) {
+      return;
+    }
     const Kernels& kernels = ActiveKernels();
     if (euclid) {
       kernels.l2sq_f32_many(q.vector.data(), vectors.data(), dim, nb, dim, ranks.data());
-      for (float& r : ranks) r = q.norm_sq - r;
+      for (float& r : ranks) {
+        r = q.norm_sq - r;
+      }
     } else {
       kernels.dot_f32_many(q.vector.data(), vectors.data(), dim, nb, dim, ranks.data());
     }
     TopK top(params.k);
     for (size_t j = 0; j < nb; ++j) {
-      if (ranks[j] <= top.threshold()) continue;
-      if (params.filter != nullptr && !(*params.filter)(labels_[r0 + j])) continue;
+      if (ranks[j] <= top.threshold()) {
+        continue;
+      }
+      if (params.filter != nullptr && !(*params.filter)(labels_[r0 + j])) {
+        continue;
+      }
       top.Push(ranks[j], r0 + j);
     }
     parts[t] = top.Take();
   });
-  for (const Status& s : errors) QVEC_RETURN_IF_ERROR(s);
+  for (const Status& s : errors) {
+    QVEC_RETURN_IF_ERROR(s);
+  }
   std::vector<Candidate> all;
-  for (auto& p : parts) all.insert(all.end(), p.begin(), p.end());
+  for (auto& p : parts) {
+    all.insert(all.end(), p.begin(), p.end());
+  }
   SearchParams exact = params;
   exact.rescore = false;
   return Finish(q, std::move(all), exact, nullptr);
@@ -318,19 +352,20 @@ StatusOr<std::vector<Hit>> FlatIndex::Search(const float* query, const SearchPar
                                              const OriginalsSource* originals) const {
   QVEC_RETURN_IF_ERROR(CheckParams(params, originals));
   QVEC_ASSIGN_OR_RETURN(QueryCode q, quantizer_.PrepareQuery(query));
-  if (params.ignore_quantization) return SearchFloat(q, params, *originals);
+  if (params.ignore_quantization) {
+    return SearchFloat(q, params, *originals);
+  }
   const size_t n = size(), dim = quantizer_.dim();
   const size_t kk = CandidateCount(params);
   // Enough tasks for dynamic balancing on shared cores, each >= 4096 rows.
   const size_t num_tasks =
       std::max<size_t>(1, std::min(pool_->num_threads() * 4, n / kMinRowsPerTask));
   const size_t rows_per_task = (n + num_tasks - 1) / num_tasks;
-  const float min_rank =
-      params.score_threshold && !params.rescore
-          ? quantizer_.ScoreToRank(*params.score_threshold, q)
-          : -std::numeric_limits<float>::infinity();
-  const RowView rows{codes_, stride_, scale_.data(), offset_.data(), norm_sq_.data(),
-                     labels_.data()};
+  const float min_rank = params.score_threshold && !params.rescore
+                             ? quantizer_.ScoreToRank(*params.score_threshold, q)
+                             : -std::numeric_limits<float>::infinity();
+  const RowView rows{codes_,         stride_,         scale_.data(),
+                     offset_.data(), norm_sq_.data(), labels_.data()};
   const bool euclid = quantizer_.metric() == Metric::kEuclid;
   const bool u8 = quantizer_.unsigned_codes();
   std::vector<std::vector<Candidate>> parts(num_tasks);
@@ -353,7 +388,9 @@ StatusOr<std::vector<Hit>> FlatIndex::Search(const float* query, const SearchPar
     parts[t] = top.Take();
   });
   std::vector<Candidate> all;
-  for (auto& p : parts) all.insert(all.end(), p.begin(), p.end());
+  for (auto& p : parts) {
+    all.insert(all.end(), p.begin(), p.end());
+  }
   KeepBest(all, kk);
   return Finish(q, std::move(all), params, originals);
 }
@@ -377,11 +414,11 @@ StatusOr<std::vector<std::vector<Hit>>> FlatIndex::SearchBatch(
     return results;
   }
   const size_t kk = CandidateCount(params);
-  const size_t tile = std::clamp<size_t>((nq + pool_->num_threads() - 1) / pool_->num_threads(),
-                                         1, kBatchQueryTile);
+  const size_t tile = std::clamp<size_t>((nq + pool_->num_threads() - 1) / pool_->num_threads(), 1,
+                                         kBatchQueryTile);
   const size_t num_tasks = (nq + tile - 1) / tile;
-  const RowView rows{codes_, stride_, scale_.data(), offset_.data(), norm_sq_.data(),
-                     labels_.data()};
+  const RowView rows{codes_,         stride_,         scale_.data(),
+                     offset_.data(), norm_sq_.data(), labels_.data()};
   const bool euclid = quantizer_.metric() == Metric::kEuclid;
   const bool u8 = quantizer_.unsigned_codes();
   std::vector<Status> errors(num_tasks);
@@ -428,7 +465,9 @@ StatusOr<std::vector<std::vector<Hit>>> FlatIndex::SearchBatch(
       results[q0 + i] = std::move(hits).value();
     }
   });
-  for (const Status& s : errors) QVEC_RETURN_IF_ERROR(s);
+  for (const Status& s : errors) {
+    QVEC_RETURN_IF_ERROR(s);
+  }
   return results;
 }
 

@@ -16,23 +16,30 @@ bool CpuHasAvx2() {
 
 bool CpuHasAvx512() {
   __builtin_cpu_init();
-  return CpuHasAvx2() && __builtin_cpu_supports("avx512f") &&
-         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni");
+  return CpuHasAvx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+         __builtin_cpu_supports("avx512vnni");
 }
 
 bool CpuSupports(SimdLevel level) {
   switch (level) {
-    case SimdLevel::kScalar: return true;
-    case SimdLevel::kAvx2: return CpuHasAvx2();
-    case SimdLevel::kAvx512: return CpuHasAvx512();
+    case SimdLevel::kScalar:
+      return true;
+    case SimdLevel::kAvx2:
+      return CpuHasAvx2();
+    case SimdLevel::kAvx512:
+      return CpuHasAvx512();
   }
   return false;
 }
 
 SimdLevel BestLevel() {
-  if (CpuHasAvx512()) return SimdLevel::kAvx512;
-  if (CpuHasAvx2()) return SimdLevel::kAvx2;
+  if (CpuHasAvx512()) {
+    return SimdLevel::kAvx512;
+  }
+  if (CpuHasAvx2()) {
+    return SimdLevel::kAvx2;
+  }
   return SimdLevel::kScalar;
 }
 
@@ -45,7 +52,9 @@ struct AlignedFree {
 namespace internal {
 
 SimdLevel ChooseSimdLevel(const char* env_value) {
-  if (env_value == nullptr) return BestLevel();
+  if (env_value == nullptr) {
+    return BestLevel();
+  }
   SimdLevel wanted;
   if (std::strcmp(env_value, "scalar") == 0) {
     wanted = SimdLevel::kScalar;
@@ -82,11 +91,16 @@ SimdLevel ActiveSimdLevel() {
 }
 
 const Kernels* KernelsFor(SimdLevel level) {
-  if (!CpuSupports(level)) return nullptr;
+  if (!CpuSupports(level)) {
+    return nullptr;
+  }
   switch (level) {
-    case SimdLevel::kScalar: return &internal::ScalarKernels();
-    case SimdLevel::kAvx2: return &internal::Avx2Kernels();
-    case SimdLevel::kAvx512: return &internal::Avx512Kernels();
+    case SimdLevel::kScalar:
+      return &internal::ScalarKernels();
+    case SimdLevel::kAvx2:
+      return &internal::Avx2Kernels();
+    case SimdLevel::kAvx512:
+      return &internal::Avx512Kernels();
   }
   return nullptr;
 }
@@ -98,9 +112,12 @@ const Kernels& ActiveKernels() {
 
 std::string_view SimdLevelName(SimdLevel level) {
   switch (level) {
-    case SimdLevel::kScalar: return "scalar";
-    case SimdLevel::kAvx2: return "avx2";
-    case SimdLevel::kAvx512: return "avx512";
+    case SimdLevel::kScalar:
+      return "scalar";
+    case SimdLevel::kAvx2:
+      return "avx2";
+    case SimdLevel::kAvx512:
+      return "avx512";
   }
   return "unknown";
 }

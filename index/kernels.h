@@ -42,9 +42,8 @@ struct Kernels {
   // `n` codes; out has nq * n int32. Cache-blocked: codes are packed in blocks
   // that stay in L1/L2 while all queries pass over them. Uses a per-thread
   // scratch buffer, so it may allocate on first use in a thread.
-  void (*dot_s8_batch)(const int8_t* queries, size_t query_stride, size_t nq,
-                       const int8_t* codes, size_t code_stride, size_t n, size_t dim,
-                       int32_t* out);
+  void (*dot_s8_batch)(const int8_t* queries, size_t query_stride, size_t nq, const int8_t* codes,
+                       size_t code_stride, size_t n, size_t dim, int32_t* out);
   void (*dot_u8s8_batch)(const int8_t* queries, size_t query_stride, size_t nq,
                          const uint8_t* codes, size_t code_stride, size_t n, size_t dim,
                          int32_t* out);

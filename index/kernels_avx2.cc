@@ -36,13 +36,17 @@ inline __m256i DotS8Step(__m256i q_abs, __m256i q, __m256i x, __m256i ones16) {
 
 int32_t ScalarTailS8(const int8_t* a, const int8_t* b, size_t from, size_t dim) {
   int32_t sum = 0;
-  for (size_t i = from; i < dim; ++i) sum += int32_t{a[i]} * int32_t{b[i]};
+  for (size_t i = from; i < dim; ++i) {
+    sum += int32_t{a[i]} * int32_t{b[i]};
+  }
   return sum;
 }
 
 int32_t ScalarTailU8S8(const uint8_t* code, const int8_t* q, size_t from, size_t dim) {
   int32_t sum = 0;
-  for (size_t i = from; i < dim; ++i) sum += int32_t{code[i]} * int32_t{q[i]};
+  for (size_t i = from; i < dim; ++i) {
+    sum += int32_t{code[i]} * int32_t{q[i]};
+  }
   return sum;
 }
 
@@ -73,31 +77,32 @@ void DotS8Many(const int8_t* query, const int8_t* codes, size_t code_stride, siz
       const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(query + i));
       const __m256i qa = _mm256_abs_epi8(q);
       acc0 = _mm256_add_epi32(
-          acc0, DotS8Step(qa, q, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c0 + i)),
-                          ones16));
+          acc0,
+          DotS8Step(qa, q, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c0 + i)), ones16));
       acc1 = _mm256_add_epi32(
-          acc1, DotS8Step(qa, q, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c1 + i)),
-                          ones16));
+          acc1,
+          DotS8Step(qa, q, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c1 + i)), ones16));
       acc2 = _mm256_add_epi32(
-          acc2, DotS8Step(qa, q, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c2 + i)),
-                          ones16));
+          acc2,
+          DotS8Step(qa, q, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c2 + i)), ones16));
       acc3 = _mm256_add_epi32(
-          acc3, DotS8Step(qa, q, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c3 + i)),
-                          ones16));
+          acc3,
+          DotS8Step(qa, q, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c3 + i)), ones16));
     }
     out[j] = HorizontalSum(acc0) + ScalarTailS8(query, c0, full, dim);
     out[j + 1] = HorizontalSum(acc1) + ScalarTailS8(query, c1, full, dim);
     out[j + 2] = HorizontalSum(acc2) + ScalarTailS8(query, c2, full, dim);
     out[j + 3] = HorizontalSum(acc3) + ScalarTailS8(query, c3, full, dim);
   }
-  for (; j < n; ++j) out[j] = DotS8(query, codes + j * code_stride, dim);
+  for (; j < n; ++j) {
+    out[j] = DotS8(query, codes + j * code_stride, dim);
+  }
 }
 
 // uint8 x int8 pairs can reach 2 * 255 * 127 > 32767, so vpmaddubsw would
 // saturate; widen both to int16 and use vpmaddwd instead (exact).
 inline __m256i DotU8S8Step16(const uint8_t* code, __m256i q16) {
-  const __m256i x16 =
-      _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(code)));
+  const __m256i x16 = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(code)));
   return _mm256_madd_epi16(x16, q16);
 }
 
@@ -136,7 +141,9 @@ void DotU8S8Many(const int8_t* query, const uint8_t* codes, size_t code_stride, 
     out[j + 2] = HorizontalSum(acc2) + ScalarTailU8S8(c2, query, full, dim);
     out[j + 3] = HorizontalSum(acc3) + ScalarTailU8S8(c3, query, full, dim);
   }
-  for (; j < n; ++j) out[j] = DotU8S8(codes + j * code_stride, query, dim);
+  for (; j < n; ++j) {
+    out[j] = DotU8S8(codes + j * code_stride, query, dim);
+  }
 }
 
 // Codes in blocks sized to stay in L1 (64 codes * dim <= ~48 KiB for dim 768)
@@ -176,7 +183,9 @@ float DotF32(const float* a, const float* b, size_t dim) {
     acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
   }
   float sum = HorizontalSum(_mm256_add_ps(acc0, acc1));
-  for (; i < dim; ++i) sum += a[i] * b[i];
+  for (; i < dim; ++i) {
+    sum += a[i] * b[i];
+  }
   return sum;
 }
 
@@ -203,18 +212,21 @@ float L2SqF32(const float* a, const float* b, size_t dim) {
 
 void DotF32Many(const float* query, const float* x, size_t stride, size_t n, size_t dim,
                 float* out) {
-  for (size_t j = 0; j < n; ++j) out[j] = DotF32(query, x + j * stride, dim);
+  for (size_t j = 0; j < n; ++j) {
+    out[j] = DotF32(query, x + j * stride, dim);
+  }
 }
 
 void L2SqF32Many(const float* query, const float* x, size_t stride, size_t n, size_t dim,
                  float* out) {
-  for (size_t j = 0; j < n; ++j) out[j] = L2SqF32(query, x + j * stride, dim);
+  for (size_t j = 0; j < n; ++j) {
+    out[j] = L2SqF32(query, x + j * stride, dim);
+  }
 }
 
 constexpr Kernels kAvx2Kernels = {
-    SimdLevel::kAvx2, DotS8,  DotS8Many,  DotU8S8,     DotU8S8Many,
-    DotS8Batch,       DotU8S8Batch,       DotF32,      L2SqF32,
-    DotF32Many,       L2SqF32Many,
+    SimdLevel::kAvx2, DotS8,  DotS8Many, DotU8S8,    DotU8S8Many, DotS8Batch,
+    DotU8S8Batch,     DotF32, L2SqF32,   DotF32Many, L2SqF32Many,
 };
 
 }  // namespace

@@ -40,7 +40,9 @@ int32_t QuerySum(const int8_t* q, size_t dim) {
     count += 64;
   }
   int64_t sum = _mm512_reduce_add_epi64(acc) - 128 * count;
-  for (; i < dim; ++i) sum += q[i];
+  for (; i < dim; ++i) {
+    sum += q[i];
+  }
   return static_cast<int32_t>(sum);
 }
 
@@ -54,8 +56,8 @@ void DotManyImpl(const int8_t* query, const uint8_t* codes, size_t code_stride, 
   const size_t full = dim / 64;
   const size_t rem = dim % 64;
   const __mmask64 tail = TailMask(rem);
-  const __m512i q_tail = rem ? _mm512_maskz_loadu_epi8(tail, query + full * 64)
-                             : _mm512_setzero_si512();
+  const __m512i q_tail =
+      rem ? _mm512_maskz_loadu_epi8(tail, query + full * 64) : _mm512_setzero_si512();
   constexpr size_t kPrefetchCodes = 8;
   auto load = [&](const uint8_t* p) {
     const __m512i v = _mm512_loadu_si512(p);
@@ -106,7 +108,9 @@ void DotManyImpl(const int8_t* query, const uint8_t* codes, size_t code_stride, 
     for (size_t i = 0; i < full; ++i) {
       acc = _mm512_dpbusd_epi32(acc, load(c + i * 64), _mm512_loadu_si512(query + i * 64));
     }
-    if (rem) acc = _mm512_dpbusd_epi32(acc, load_tail(c + full * 64), q_tail);
+    if (rem) {
+      acc = _mm512_dpbusd_epi32(acc, load_tail(c + full * 64), q_tail);
+    }
     out[j] = _mm512_reduce_add_epi32(acc) - correction;
   }
 }
@@ -166,14 +170,20 @@ void PackBlock(const uint8_t* codes, size_t code_stride, size_t nb, size_t dim, 
     for (size_t c = 0; c < kSubBlock; ++c) {
       const size_t code = sb * kSubBlock + c;
       if (code >= nb) {
-        for (size_t k = 0; k < dim4; ++k) dst[k * kSubBlock + c] = 0;
+        for (size_t k = 0; k < dim4; ++k) {
+          dst[k * kSubBlock + c] = 0;
+        }
         continue;
       }
       const uint8_t* src = codes + code * code_stride;
-      for (size_t k = 0; k < full4; ++k) dst[k * kSubBlock + c] = Load4(src + 4 * k) ^ flip;
+      for (size_t k = 0; k < full4; ++k) {
+        dst[k * kSubBlock + c] = Load4(src + 4 * k) ^ flip;
+      }
       if (full4 < dim4) {
         uint8_t last[4] = {0, 0, 0, 0};
-        for (size_t b = 0; b < dim - full4 * 4; ++b) last[b] = src[full4 * 4 + b];
+        for (size_t b = 0; b < dim - full4 * 4; ++b) {
+          last[b] = src[full4 * 4 + b];
+        }
         dst[full4 * kSubBlock + c] = Load4(last) ^ flip;
       }
     }
@@ -195,11 +205,11 @@ inline void MicroKernel(const uint32_t* const q[kQueryTile], const uint32_t* con
   const uint32_t* b1p = b[1];
   const uint32_t *q0p = q[0], *q1p = q[1], *q2p = q[2], *q3p = q[3];
   const uint32_t *q4p = q[4], *q5p = q[5], *q6p = q[6], *q7p = q[7];
-#define QVEC_STEP(row, acc0, acc1)                                \
-  do {                                                           \
+#define QVEC_STEP(row, acc0, acc1)                                  \
+  do {                                                              \
     const __m512i qv = _mm512_set1_epi32(static_cast<int>(row[k])); \
-    acc0 = _mm512_dpbusd_epi32(acc0, b0, qv);                    \
-    acc1 = _mm512_dpbusd_epi32(acc1, b1, qv);                    \
+    acc0 = _mm512_dpbusd_epi32(acc0, b0, qv);                       \
+    acc1 = _mm512_dpbusd_epi32(acc1, b1, qv);                       \
   } while (0)
   for (size_t k = 0; k < dim4; ++k) {
     const __m512i b0 = _mm512_load_si512(b0p + k * kSubBlock);
@@ -216,24 +226,31 @@ inline void MicroKernel(const uint32_t* const q[kQueryTile], const uint32_t* con
 #undef QVEC_STEP
   const __m512i results[16] = {a00, a01, a10, a11, a20, a21, a30, a31,
                                a40, a41, a50, a51, a60, a61, a70, a71};
-  for (int i = 0; i < 16; ++i) _mm512_store_si512(tile + i * 16, results[i]);
+  for (int i = 0; i < 16; ++i) {
+    _mm512_store_si512(tile + i * 16, results[i]);
+  }
 }
 
 template <bool kSignedCodes>
 void DotBatchImpl(const int8_t* queries, size_t query_stride, size_t nq, const uint8_t* codes,
                   size_t code_stride, size_t n, size_t dim, int32_t* out) {
-  if (nq == 0 || n == 0) return;
+  if (nq == 0 || n == 0) {
+    return;
+  }
   const size_t dim4 = (dim + 3) / 4;
   // Queries copied into zero-padded rows of dim4 dwords, plus corrections.
   uint32_t* qpad = reinterpret_cast<uint32_t*>(ThreadScratch(nq * dim4 * 4, 0));
   int32_t* corrections = reinterpret_cast<int32_t*>(ThreadScratch(nq * sizeof(int32_t), 1));
-  uint32_t* packed =
-      reinterpret_cast<uint32_t*>(ThreadScratch(kBlockCodes * dim4 * 4 + 64, 2));
+  uint32_t* packed = reinterpret_cast<uint32_t*>(ThreadScratch(kBlockCodes * dim4 * 4 + 64, 2));
   for (size_t i = 0; i < nq; ++i) {
     uint8_t* row = reinterpret_cast<uint8_t*>(qpad + i * dim4);
     const int8_t* src = queries + i * query_stride;
-    for (size_t d = 0; d < dim; ++d) row[d] = static_cast<uint8_t>(src[d]);
-    for (size_t d = dim; d < dim4 * 4; ++d) row[d] = 0;
+    for (size_t d = 0; d < dim; ++d) {
+      row[d] = static_cast<uint8_t>(src[d]);
+    }
+    for (size_t d = dim; d < dim4 * 4; ++d) {
+      row[d] = 0;
+    }
     corrections[i] = kSignedCodes ? 128 * QuerySum(src, dim) : 0;
   }
   for (size_t c0 = 0; c0 < n; c0 += kBlockCodes) {
@@ -321,7 +338,8 @@ float L2SqF32(const float* a, const float* b, size_t dim) {
   }
   if (i < dim) {
     const __mmask16 m = FloatTail(dim - i);
-    const __m512 d = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i));
+    const __m512 d =
+        _mm512_sub_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i));
     acc1 = _mm512_fmadd_ps(d, d, acc1);
   }
   return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
@@ -329,18 +347,21 @@ float L2SqF32(const float* a, const float* b, size_t dim) {
 
 void DotF32Many(const float* query, const float* x, size_t stride, size_t n, size_t dim,
                 float* out) {
-  for (size_t j = 0; j < n; ++j) out[j] = DotF32(query, x + j * stride, dim);
+  for (size_t j = 0; j < n; ++j) {
+    out[j] = DotF32(query, x + j * stride, dim);
+  }
 }
 
 void L2SqF32Many(const float* query, const float* x, size_t stride, size_t n, size_t dim,
                  float* out) {
-  for (size_t j = 0; j < n; ++j) out[j] = L2SqF32(query, x + j * stride, dim);
+  for (size_t j = 0; j < n; ++j) {
+    out[j] = L2SqF32(query, x + j * stride, dim);
+  }
 }
 
 constexpr Kernels kAvx512Kernels = {
-    SimdLevel::kAvx512, DotS8,  DotS8Many,  DotU8S8,     DotU8S8Many,
-    DotS8Batch,         DotU8S8Batch,       DotF32,      L2SqF32,
-    DotF32Many,         L2SqF32Many,
+    SimdLevel::kAvx512, DotS8,  DotS8Many, DotU8S8,    DotU8S8Many, DotS8Batch,
+    DotU8S8Batch,       DotF32, L2SqF32,   DotF32Many, L2SqF32Many,
 };
 
 }  // namespace

@@ -9,24 +9,32 @@ namespace {
 
 int32_t DotS8(const int8_t* a, const int8_t* b, size_t dim) {
   int32_t sum = 0;
-  for (size_t i = 0; i < dim; ++i) sum += int32_t{a[i]} * int32_t{b[i]};
+  for (size_t i = 0; i < dim; ++i) {
+    sum += int32_t{a[i]} * int32_t{b[i]};
+  }
   return sum;
 }
 
 void DotS8Many(const int8_t* query, const int8_t* codes, size_t code_stride, size_t n, size_t dim,
                int32_t* out) {
-  for (size_t j = 0; j < n; ++j) out[j] = DotS8(query, codes + j * code_stride, dim);
+  for (size_t j = 0; j < n; ++j) {
+    out[j] = DotS8(query, codes + j * code_stride, dim);
+  }
 }
 
 int32_t DotU8S8(const uint8_t* code, const int8_t* query, size_t dim) {
   int32_t sum = 0;
-  for (size_t i = 0; i < dim; ++i) sum += int32_t{code[i]} * int32_t{query[i]};
+  for (size_t i = 0; i < dim; ++i) {
+    sum += int32_t{code[i]} * int32_t{query[i]};
+  }
   return sum;
 }
 
 void DotU8S8Many(const int8_t* query, const uint8_t* codes, size_t code_stride, size_t n,
                  size_t dim, int32_t* out) {
-  for (size_t j = 0; j < n; ++j) out[j] = DotU8S8(codes + j * code_stride, query, dim);
+  for (size_t j = 0; j < n; ++j) {
+    out[j] = DotU8S8(codes + j * code_stride, query, dim);
+  }
 }
 
 // Codes in blocks of 64 so a block stays in L1 while every query passes.
@@ -56,7 +64,9 @@ void DotU8S8Batch(const int8_t* queries, size_t query_stride, size_t nq, const u
 
 float DotF32(const float* a, const float* b, size_t dim) {
   float sum = 0.0f;
-  for (size_t i = 0; i < dim; ++i) sum += a[i] * b[i];
+  for (size_t i = 0; i < dim; ++i) {
+    sum += a[i] * b[i];
+  }
   return sum;
 }
 
@@ -71,18 +81,21 @@ float L2SqF32(const float* a, const float* b, size_t dim) {
 
 void DotF32Many(const float* query, const float* x, size_t stride, size_t n, size_t dim,
                 float* out) {
-  for (size_t j = 0; j < n; ++j) out[j] = DotF32(query, x + j * stride, dim);
+  for (size_t j = 0; j < n; ++j) {
+    out[j] = DotF32(query, x + j * stride, dim);
+  }
 }
 
 void L2SqF32Many(const float* query, const float* x, size_t stride, size_t n, size_t dim,
                  float* out) {
-  for (size_t j = 0; j < n; ++j) out[j] = L2SqF32(query, x + j * stride, dim);
+  for (size_t j = 0; j < n; ++j) {
+    out[j] = L2SqF32(query, x + j * stride, dim);
+  }
 }
 
 constexpr Kernels kScalarKernels = {
-    SimdLevel::kScalar, DotS8,  DotS8Many,  DotU8S8,     DotU8S8Many,
-    DotS8Batch,         DotU8S8Batch,       DotF32,      L2SqF32,
-    DotF32Many,         L2SqF32Many,
+    SimdLevel::kScalar, DotS8,  DotS8Many, DotU8S8,    DotU8S8Many, DotS8Batch,
+    DotU8S8Batch,       DotF32, L2SqF32,   DotF32Many, L2SqF32Many,
 };
 
 }  // namespace

@@ -12,7 +12,9 @@ namespace qvec::index {
 
 StatusOr<QualityReport> Measure(const Quantizer& quantizer, const float* vectors, size_t n,
                                 size_t max_pairs, uint64_t seed) {
-  if (n == 0) return InvalidArgumentError("quality: empty sample");
+  if (n == 0) {
+    return InvalidArgumentError("quality: empty sample");
+  }
   const size_t dim = quantizer.dim();
   const size_t blob_size = quantizer.EncodedSize();
   std::vector<float> pre(vectors, vectors + n * dim);

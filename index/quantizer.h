@@ -78,9 +78,7 @@ class Quantizer {
   Metric metric() const { return metric_; }
   const QuantizationConfig& config() const { return config_; }
   // Calibration in use; nullptr for per-vector granularity.
-  const CalibrationParams* calibration() const {
-    return calibration_ ? &*calibration_ : nullptr;
-  }
+  const CalibrationParams* calibration() const { return calibration_ ? &*calibration_ : nullptr; }
   // True if codes are uint8 (asymmetric), false for int8.
   bool unsigned_codes() const { return config_.type == QuantizationType::kAsymmetricUint8; }
 
@@ -135,6 +133,8 @@ class Quantizer {
   std::vector<float> dim_scale_;
   std::vector<float> dim_offset_;
   std::vector<float> dim_zero_point_;  // asymmetric only
+  std::vector<float> dim_inv_scale_;   // 1 / dim_scale_ (0 where the scale is 0)
+  bool fast_path_ = false;             // all zero points small enough for float math
 };
 
 }  // namespace qvec::index

@@ -14,8 +14,12 @@ struct ThreadPool::Job {
 };
 
 ThreadPool::ThreadPool(size_t num_threads) {
-  if (num_threads == 0) num_threads = std::max(1u, std::thread::hardware_concurrency());
-  for (size_t i = 1; i < num_threads; ++i) workers_.emplace_back([this] { WorkerLoop(); });
+  if (num_threads == 0) {
+    num_threads = std::max(1u, std::thread::hardware_concurrency());
+  }
+  for (size_t i = 1; i < num_threads; ++i) {
+    workers_.emplace_back([this] { WorkerLoop(); });
+  }
 }
 
 ThreadPool::~ThreadPool() {
@@ -24,7 +28,9 @@ ThreadPool::~ThreadPool() {
     stop_ = true;
   }
   work_cv_.notify_all();
-  for (std::thread& t : workers_) t.join();
+  for (std::thread& t : workers_) {
+    t.join();
+  }
 }
 
 ThreadPool& ThreadPool::Default() {
@@ -35,7 +41,9 @@ ThreadPool& ThreadPool::Default() {
 void ThreadPool::Drain(Job* job) {
   for (;;) {
     const size_t i = job->next.fetch_add(1, std::memory_order_relaxed);
-    if (i >= job->num_tasks) return;
+    if (i >= job->num_tasks) {
+      return;
+    }
     (*job->fn)(i);
     job->done.fetch_add(1, std::memory_order_acq_rel);
   }
@@ -45,7 +53,9 @@ void ThreadPool::WorkerLoop() {
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
     work_cv_.wait(lock, [this] { return stop_ || !jobs_.empty(); });
-    if (stop_) return;
+    if (stop_) {
+      return;
+    }
     Job* job = jobs_.front();
     ++job->active_workers;
     lock.unlock();
@@ -54,15 +64,21 @@ void ThreadPool::WorkerLoop() {
     --job->active_workers;
     // Exhausted: make sure no other worker picks it up again.
     auto it = std::find(jobs_.begin(), jobs_.end(), job);
-    if (it != jobs_.end()) jobs_.erase(it);
+    if (it != jobs_.end()) {
+      jobs_.erase(it);
+    }
     done_cv_.notify_all();
   }
 }
 
 void ThreadPool::ParallelFor(size_t num_tasks, const std::function<void(size_t)>& fn) {
-  if (num_tasks == 0) return;
+  if (num_tasks == 0) {
+    return;
+  }
   if (num_tasks == 1 || workers_.empty()) {
-    for (size_t i = 0; i < num_tasks; ++i) fn(i);
+    for (size_t i = 0; i < num_tasks; ++i) {
+      fn(i);
+    }
     return;
   }
   Job job;
@@ -76,7 +92,9 @@ void ThreadPool::ParallelFor(size_t num_tasks, const std::function<void(size_t)>
   Drain(&job);
   std::unique_lock<std::mutex> lock(mu_);
   auto it = std::find(jobs_.begin(), jobs_.end(), &job);
-  if (it != jobs_.end()) jobs_.erase(it);
+  if (it != jobs_.end()) {
+    jobs_.erase(it);
+  }
   done_cv_.wait(lock, [&job] {
     return job.done.load(std::memory_order_acquire) == job.num_tasks && job.active_workers == 0;
   });

@@ -12,7 +12,9 @@ namespace {
 StatusOr<std::vector<float>> PreprocessAll(const Quantizer& q, const float* x, size_t n) {
   const size_t dim = q.dim();
   std::vector<float> out(x, x + n * dim);
-  for (size_t i = 0; i < n; ++i) QVEC_RETURN_IF_ERROR(q.Preprocess(out.data() + i * dim));
+  for (size_t i = 0; i < n; ++i) {
+    QVEC_RETURN_IF_ERROR(q.Preprocess(out.data() + i * dim));
+  }
   return out;
 }
 
@@ -22,7 +24,9 @@ double Recall(const std::vector<std::vector<uint64_t>>& truth,
   for (size_t i = 0; i < truth.size(); ++i) {
     std::unordered_set<uint64_t> want(truth[i].begin(), truth[i].end());
     size_t found = 0;
-    for (const Hit& h : got[i]) found += want.count(h.label);
+    for (const Hit& h : got[i]) {
+      found += want.count(h.label);
+    }
     total += truth[i].empty() ? 1.0 : static_cast<double>(found) / truth[i].size();
   }
   return truth.empty() ? 1.0 : total / truth.size();
@@ -54,7 +58,9 @@ StatusOr<std::vector<std::vector<uint64_t>>> ExactTopK(const Quantizer& quantize
   const size_t dim = quantizer.dim();
   QVEC_ASSIGN_OR_RETURN(std::vector<float> pre, PreprocessAll(quantizer, base, n));
   QVEC_ASSIGN_OR_RETURN(std::vector<float> pre_queries, PreprocessAll(quantizer, queries, nq));
-  if (pool == nullptr) pool = &ThreadPool::Default();
+  if (pool == nullptr) {
+    pool = &ThreadPool::Default();
+  }
   const bool euclid = quantizer.metric() == Metric::kEuclid;
   const size_t keep = std::min(k, n);
   std::vector<std::vector<uint64_t>> out(nq);
@@ -64,16 +70,19 @@ StatusOr<std::vector<std::vector<uint64_t>>> ExactTopK(const Quantizer& quantize
     std::vector<float> scores(n);
     if (euclid) {
       kernels.l2sq_f32_many(q, pre.data(), dim, n, dim, scores.data());
-      for (float& s : scores) s = -s;
+      for (float& s : scores) {
+        s = -s;
+      }
     } else {
       kernels.dot_f32_many(q, pre.data(), dim, n, dim, scores.data());
     }
     std::vector<uint64_t> rows(n);
-    for (size_t r = 0; r < n; ++r) rows[r] = r;
-    std::partial_sort(rows.begin(), rows.begin() + keep, rows.end(),
-                      [&](uint64_t a, uint64_t b) {
-                        return scores[a] > scores[b] || (scores[a] == scores[b] && a < b);
-                      });
+    for (size_t r = 0; r < n; ++r) {
+      rows[r] = r;
+    }
+    std::partial_sort(rows.begin(), rows.begin() + keep, rows.end(), [&](uint64_t a, uint64_t b) {
+      return scores[a] > scores[b] || (scores[a] == scores[b] && a < b);
+    });
     rows.resize(keep);
     out[i] = std::move(rows);
   });
@@ -89,8 +98,12 @@ StatusOr<double> QuantizedRecall(const Quantizer& quantizer, const float* base, 
 StatusOr<Quantizer> TrainQuantizer(size_t dim, Metric metric, const QuantizationConfig& config,
                                    const float* sample, size_t n, ThreadPool* pool) {
   QVEC_RETURN_IF_ERROR(config.Validate());
-  if (!config.NeedsCalibration()) return Quantizer::Create(dim, metric, config);
-  if (n == 0) return FailedPreconditionError("calibration needs a non-empty sample");
+  if (!config.NeedsCalibration()) {
+    return Quantizer::Create(dim, metric, config);
+  }
+  if (n == 0) {
+    return FailedPreconditionError("calibration needs a non-empty sample");
+  }
   // A per-vector quantizer of the same metric does the preprocessing.
   QVEC_ASSIGN_OR_RETURN(Quantizer plain, Quantizer::Create(dim, metric, QuantizationConfig{}));
   QVEC_ASSIGN_OR_RETURN(std::vector<float> pre, PreprocessAll(plain, sample, n));
@@ -98,7 +111,9 @@ StatusOr<Quantizer> TrainQuantizer(size_t dim, Metric metric, const Quantization
   QVEC_RETURN_IF_ERROR(observer.Observe(pre.data(), n));
   float quantile = config.quantile;
   if (config.recall_tuned) {
-    if (n < 50) return FailedPreconditionError("recall-tuned calibration needs >= 50 vectors");
+    if (n < 50) {
+      return FailedPreconditionError("recall-tuned calibration needs >= 50 vectors");
+    }
     const size_t held_out = std::clamp<size_t>(n / 10, 1, 200);
     const size_t base_n = n - held_out;
     const float* queries = pre.data() + base_n * dim;
@@ -106,13 +121,16 @@ StatusOr<Quantizer> TrainQuantizer(size_t dim, Metric metric, const Quantization
     QVEC_RETURN_IF_ERROR(base_observer.Observe(pre.data(), base_n));
     QVEC_ASSIGN_OR_RETURN(auto truth,
                           ExactTopK(plain, pre.data(), base_n, queries, held_out, 10, pool));
+    const std::vector<float> candidates(std::begin(kRecallTunedQuantiles),
+                                        std::end(kRecallTunedQuantiles));
+    QVEC_ASSIGN_OR_RETURN(std::vector<CalibrationParams> all_params,
+                          base_observer.ComputeMany(config.granularity, candidates));
     double best_recall = -1;
-    for (float candidate : kRecallTunedQuantiles) {
-      QVEC_ASSIGN_OR_RETURN(CalibrationParams params,
-                            base_observer.Compute(config.granularity, candidate));
-      QVEC_ASSIGN_OR_RETURN(Quantizer q, Quantizer::Create(dim, metric, config, &params));
-      QVEC_ASSIGN_OR_RETURN(double recall, RecallAgainst(q, pre.data(), base_n, queries,
-                                                         held_out, truth, 10, pool));
+    for (size_t c = 0; c < candidates.size(); ++c) {
+      const float candidate = candidates[c];
+      QVEC_ASSIGN_OR_RETURN(Quantizer q, Quantizer::Create(dim, metric, config, &all_params[c]));
+      QVEC_ASSIGN_OR_RETURN(
+          double recall, RecallAgainst(q, pre.data(), base_n, queries, held_out, truth, 10, pool));
       if (recall > best_recall) {
         best_recall = recall;
         quantile = candidate;

@@ -40,9 +40,11 @@ inline constexpr float kRecallTunedQuantiles[] = {1.0f,   0.99999f, 0.9999f, 0.9
 
 // Exact float top-k labels (row numbers in `base`) for each query, by the
 // quantizer's metric on preprocessed vectors; result is nq lists.
-[[nodiscard]] StatusOr<std::vector<std::vector<uint64_t>>> ExactTopK(
-    const Quantizer& quantizer, const float* base, size_t n, const float* queries, size_t nq,
-    size_t k, ThreadPool* pool = nullptr);
+[[nodiscard]] StatusOr<std::vector<std::vector<uint64_t>>> ExactTopK(const Quantizer& quantizer,
+                                                                     const float* base, size_t n,
+                                                                     const float* queries,
+                                                                     size_t nq, size_t k,
+                                                                     ThreadPool* pool = nullptr);
 
 }  // namespace qvec::index
 

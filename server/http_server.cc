@@ -128,7 +128,9 @@ bool SafeHeaderText(std::string_view s) {
   return s.find_first_of("\r\n") == std::string_view::npos && s.find('\0') == std::string_view::npos;
 }
 
-std::shared_ptr<BeastResponse> MakeResponse(HttpResponse in, unsigned version) {
+// `head`: the response answers a HEAD request, so it keeps its Content-Length
+// but carries no body.
+std::shared_ptr<BeastResponse> MakeResponse(HttpResponse in, unsigned version, bool head = false) {
   auto res = std::make_shared<BeastResponse>();
   res->version(version == 10 ? 10 : 11);
   unsigned status = in.status;
@@ -156,6 +158,7 @@ std::shared_ptr<BeastResponse> MakeResponse(HttpResponse in, unsigned version) {
   }
   res->body() = std::move(in.body);
   res->prepare_payload();
+  if (head) res->body().clear();
   return res;
 }
 
@@ -267,6 +270,7 @@ class Session : public std::enable_shared_from_this<Session> {
     std::shared_ptr<BeastResponse> response;  // once known
     unsigned version = 11;
     bool keep_alive = true;
+    bool head = false;  // a HEAD request
   };
 
   const ServerOptions& opts() const { return shared_->options; }
@@ -330,7 +334,7 @@ class Session : public std::enable_shared_from_this<Session> {
       reading_ = false;
       if (!reusable) stop_reading_ = true;
       PushError(status, status == 401 ? kUnauthenticatedMessage : kReadOnlyMessage, version,
-                reusable);
+                reusable, header.method() == http::verb::head);
       ReadNext();
       return;
     }
@@ -412,17 +416,19 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // Answers an unreadable request and closes the connection afterwards.
   void FailRequest(unsigned status, std::string_view message, unsigned version = 11) {
+    spdlog::debug("http: answering {} and closing the connection: {}", status, message);
     reading_ = false;
     stop_reading_ = true;
     PushError(status, message, version);
   }
 
   void PushError(unsigned status, std::string_view message, unsigned version,
-                 bool keep_alive = false) {
+                 bool keep_alive = false, bool head = false) {
     Item item;
     item.version = version;
     item.keep_alive = keep_alive;
-    item.response = MakeResponse(ErrorResponse(status, message), version);
+    item.head = head;
+    item.response = MakeResponse(ErrorResponse(status, message), version, head);
     items_.push_back(std::move(item));
     TryWrite();
   }
@@ -438,6 +444,7 @@ class Session : public std::enable_shared_from_this<Session> {
     Item item;
     item.version = msg.version();
     item.keep_alive = msg.keep_alive();
+    item.head = msg.method() == http::verb::head;
     if (!item.keep_alive) stop_reading_ = true;
     item.request = ToHttpRequest(std::move(msg));
     items_.push_back(std::move(item));
@@ -478,11 +485,11 @@ class Session : public std::enable_shared_from_this<Session> {
     for (auto& item : items_) {
       if (item.response) continue;
       try {
-        item.response = MakeResponse(std::move(res), item.version);
+        item.response = MakeResponse(std::move(res), item.version, item.head);
       } catch (const std::exception& e) {
         item.response =
             MakeResponse(ErrorResponse(500, fmt::format("Internal server error: {}", e.what())),
-                         item.version);
+                         item.version, item.head);
       }
       break;
     }

@@ -25,6 +25,7 @@ namespace {
 
 struct ServeFlags {
   std::string data_dir = "./data";
+  std::string snapshots_dir;
   std::string host = "127.0.0.1";
   int port = 6333;
   std::string api_key;
@@ -43,6 +44,7 @@ int Serve(const ServeFlags& flags) {
 
   qvec::server::RouterOptions router_options;
   router_options.data_dir = flags.data_dir;
+  router_options.snapshots_dir = flags.snapshots_dir;
   auto router = qvec::server::MakeRouter(router_options);
   if (!router.ok()) {
     spdlog::error("cannot open the database in {}: {}", flags.data_dir, router.status().ToString());
@@ -105,6 +107,10 @@ int main(int argc, char** argv) {
   ServeFlags flags;
   CLI::App* serve = app.add_subcommand("serve", "Open the database and serve the REST API over HTTP");
   serve->add_option("--data", flags.data_dir, "Directory holding the database")
+      ->capture_default_str();
+  serve->add_option("--snapshots-dir", flags.snapshots_dir,
+                    "Directory for collection snapshots (empty = \"<data>-snapshots\" next to the "
+                    "data directory)")
       ->capture_default_str();
   serve->add_option("--host", flags.host,
                     "Address to listen on (0.0.0.0 for all interfaces)")

@@ -19,6 +19,9 @@ using engine::JsonWriter;
 using simdjson::dom::element;
 using Clock = std::chrono::steady_clock;
 
+// The Qdrant REST API version whose shapes qvec follows.
+constexpr std::string_view kQdrantApiVersion = "1.18.0";
+
 // What a handler sees: the decoded path segments and the request.
 struct Call {
   const HttpRequest& request;
@@ -330,7 +333,11 @@ class Router final : public RequestHandler {
     JsonWriter w;
     w.BeginObject();
     w.Key("title").String("qvec - vector search engine");
-    w.Key("version").String(Version());
+    // Qdrant clients compare `version` with their own and warn beyond one
+    // minor version apart, so it carries the Qdrant API version qvec speaks;
+    // qvec's own version is `qvec_version`.
+    w.Key("version").String(kQdrantApiVersion);
+    w.Key("qvec_version").String(Version());
     w.EndObject();
     HttpResponse r;
     r.body = w.Take();

@@ -220,6 +220,13 @@ void WriteBatch::PutPayload(uint32_t cid, std::string_view key,
   });
 }
 
+void WriteBatch::PutCode(uint32_t cid, std::string_view key, std::string_view code) {
+  if (!rep_->Check(CheckCid(cid))) return;
+  rep_->Guarded([&] {
+    rep_->Add(BatchData::Kind::kPut, kCodes, codec::DataKey(cid, key), std::string(code));
+  });
+}
+
 void WriteBatch::DeletePoint(uint32_t cid, std::string_view key) {
   if (!rep_->Check(CheckCid(cid))) return;
   rep_->Guarded([&] {

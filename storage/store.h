@@ -60,6 +60,9 @@ class WriteBatch {
                 const float* original, size_t dim, std::optional<std::string_view> payload);
   // Replaces only the payload of a point (nullopt deletes it).
   void PutPayload(uint32_t cid, std::string_view key, std::optional<std::string_view> payload);
+  // Replaces only the code blob of an existing point (index rebuilds re-encode
+  // or re-assign points without touching originals and payloads).
+  void PutCode(uint32_t cid, std::string_view key, std::string_view code);
   // Removes a point from all column families.
   void DeletePoint(uint32_t cid, std::string_view key);
   void PutIndexState(uint32_t cid, std::string_view name, std::string_view value);

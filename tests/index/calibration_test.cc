@@ -56,6 +56,26 @@ TEST(CalibrationTest, PercentilePerDimension) {
   EXPECT_FLOAT_EQ(p->lo[1], -1978.0f);
 }
 
+TEST(CalibrationTest, ComputeManyMatchesCompute) {
+  const std::vector<float> values = ShuffledRamp(12000, 4);
+  std::vector<float> x(values.size());
+  for (size_t i = 0; i < x.size(); ++i) x[i] = (i % 3 == 0 ? -1.0f : 0.5f) * values[i];
+  CalibrationObserver observer(3);
+  ASSERT_TRUE(observer.Observe(x.data(), 4000).ok());
+  const std::vector<float> quantiles = {1.0f, 0.999f, 0.99f, 0.95f, 0.9f};
+  for (Granularity g : {Granularity::kPerCollection, Granularity::kPerDimension}) {
+    auto many = observer.ComputeMany(g, quantiles);
+    ASSERT_TRUE(many.ok());
+    ASSERT_EQ(many->size(), quantiles.size());
+    for (size_t i = 0; i < quantiles.size(); ++i) {
+      auto one = observer.Compute(g, quantiles[i]);
+      ASSERT_TRUE(one.ok());
+      EXPECT_EQ((*many)[i], *one) << "quantile " << quantiles[i];
+    }
+  }
+  EXPECT_FALSE(observer.ComputeMany(Granularity::kPerCollection, {0.3f}).ok());
+}
+
 TEST(CalibrationTest, QuantizerClipsToCalibratedRange) {
   const std::vector<float> values = ShuffledRamp(10000, 3);
   std::vector<float> scaled(values.size());

@@ -5,8 +5,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
-#include <unordered_set>
 #include <thread>
+#include <unordered_set>
 #include <vector>
 
 #include "index/training.h"
@@ -92,8 +92,8 @@ Quantizer Plain(Metric metric, size_t dim = kDim) {
 class FlatRecallTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    auto truth = ExactTopK(Plain(Metric::kCosine), Data().base.data(), kBase,
-                           Data().queries.data(), kQueries, 10);
+    auto truth = ExactTopK(Plain(Metric::kCosine), Data().base.data(), kBase, Data().queries.data(),
+                           kQueries, 10);
     ASSERT_TRUE(truth.ok());
     truth_ = new std::vector<std::vector<uint64_t>>(std::move(truth).value());
   }
@@ -216,9 +216,7 @@ TEST(FlatIndexTest, ScoresFollowMetricConventions) {
       auto hits = b.index.Search(queries.data() + i * dim, params);
       ASSERT_TRUE(hits.ok());
       ASSERT_EQ(hits->size(), 20u);
-      auto exact_hits = b.index.Search(queries.data() + i * dim,
-                                       Exact(20),
-                                       &b.originals);
+      auto exact_hits = b.index.Search(queries.data() + i * dim, Exact(20), &b.originals);
       ASSERT_TRUE(exact_hits.ok());
       std::vector<float> qv(queries.begin() + i * dim, queries.begin() + (i + 1) * dim);
       ASSERT_TRUE(q.Preprocess(qv.data()).ok());
@@ -339,12 +337,9 @@ TEST(FlatIndexTest, RejectsBadParamsAndQueries) {
   const float x[4] = {1, 2, 3, 4};
   ASSERT_TRUE(index.AddVector(1, x).ok());
   EXPECT_EQ(index.Search(x, WithK(0)).status().code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(index.Search(x, WithK(10001)).status().code(),
-            StatusCode::kInvalidArgument);
-  EXPECT_EQ(index.Search(x, Rescored(1)).status().code(),
-            StatusCode::kFailedPrecondition);
-  EXPECT_EQ(index.Search(x, Oversampled(0.5f)).status().code(),
-            StatusCode::kInvalidArgument);
+  EXPECT_EQ(index.Search(x, WithK(10001)).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(index.Search(x, Rescored(1)).status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(index.Search(x, Oversampled(0.5f)).status().code(), StatusCode::kInvalidArgument);
   const float zero[4] = {0, 0, 0, 0};
   EXPECT_EQ(index.Search(zero, SearchParams{}).status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(index.AddVector(2, zero).code(), StatusCode::kInvalidArgument);
@@ -383,6 +378,30 @@ TEST(FlatIndexTest, ConcurrentSearchesAgree) {
   }
   for (auto& t : threads) t.join();
   EXPECT_EQ(mismatches.load(), 0);
+}
+
+TEST(FlatIndexTest, ExtremeDimensions) {
+  for (size_t dim : {size_t{1}, size_t{65}, kMaxDim}) {
+    const std::vector<float> base = testing::GaussianVectors(6, dim, 15);
+    for (Metric metric : {Metric::kCosine, Metric::kDot, Metric::kEuclid}) {
+      Built b = Build(Plain(metric, dim), base);
+      EXPECT_EQ(b.index.row_stride() % 64, 0u);
+      SearchParams params;
+      params.k = 3;
+      // Each vector finds itself first (dim 1 Cosine: sign ties allowed).
+      for (size_t i = 0; i < 6; ++i) {
+        auto hits = b.index.Search(base.data() + i * dim, params);
+        ASSERT_TRUE(hits.ok());
+        ASSERT_EQ(hits->size(), 3u);
+        if (dim > 1) {
+          EXPECT_EQ((*hits)[0].label, i) << dim << " " << static_cast<int>(metric);
+        }
+      }
+      auto batch = b.index.SearchBatch(base.data(), 6, params);
+      ASSERT_TRUE(batch.ok());
+      EXPECT_EQ(batch->size(), 6u);
+    }
+  }
 }
 
 }  // namespace

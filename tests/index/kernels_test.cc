@@ -26,14 +26,26 @@ void Fill(Pattern p, std::mt19937& rng, int8_t* s8, uint8_t* u8, size_t n) {
   std::uniform_int_distribution<int> s(-127, 127), u(0, 255), bit(0, 1);
   for (size_t i = 0; i < n; ++i) {
     switch (p) {
-      case Pattern::kRandom: s8[i] = static_cast<int8_t>(s(rng)); u8[i] = u(rng); break;
-      case Pattern::kAllPlus: s8[i] = 127; u8[i] = 255; break;
-      case Pattern::kAllMinus: s8[i] = -127; u8[i] = 255; break;
+      case Pattern::kRandom:
+        s8[i] = static_cast<int8_t>(s(rng));
+        u8[i] = u(rng);
+        break;
+      case Pattern::kAllPlus:
+        s8[i] = 127;
+        u8[i] = 255;
+        break;
+      case Pattern::kAllMinus:
+        s8[i] = -127;
+        u8[i] = 255;
+        break;
       case Pattern::kMixedExtreme:
         s8[i] = bit(rng) ? 127 : -127;
         u8[i] = bit(rng) ? 255 : 0;
         break;
-      case Pattern::kZeros: s8[i] = 0; u8[i] = 0; break;
+      case Pattern::kZeros:
+        s8[i] = 0;
+        u8[i] = 0;
+        break;
     }
   }
 }

@@ -71,6 +71,20 @@ TEST(QuantizerTest, SymmetricPerVectorErrorIsAtMostHalfAStep) {
   }
 }
 
+TEST(QuantizerTest, RoundsHalfToEvenLikeNearbyint) {
+  // max |x| = 127 gives scale exactly 1, so x/s are the values themselves.
+  const float x[8] = {127, 2.5f, 3.5f, -2.5f, -0.5f, 0.5f, 126.5f, -126.4f};
+  const int want[8] = {127, 2, 4, -2, 0, 0, 126, -126};
+  const Quantizer q = MakeQuantizer(8, Metric::kDot);
+  std::vector<uint8_t> blob(q.EncodedSize());
+  ASSERT_TRUE(q.Encode(x, blob.data()).ok());
+  EXPECT_EQ(Quantizer::ReadMeta(blob.data(), 8).scale, 1.0f);
+  for (int i = 0; i < 8; ++i) {
+    EXPECT_EQ(static_cast<int8_t>(blob[i]), want[i]) << i;
+    EXPECT_EQ(want[i], static_cast<int>(std::nearbyint(x[i]))) << i;
+  }
+}
+
 TEST(QuantizerTest, AsymmetricPerVectorErrorIsAtMostHalfAStep) {
   const size_t dim = 64;
   QuantizationConfig config;
@@ -169,9 +183,9 @@ TEST(QuantizerTest, ScoresTrackFloatScoresForAllMetricsAndOptions) {
       ASSERT_TRUE(q.ok()) << q.status().ToString();
       auto report = Measure(*q, x.data(), n, 2000);
       ASSERT_TRUE(report.ok()) << report.status().ToString();
-      SCOPED_TRACE(::testing::Message() << "metric=" << static_cast<int>(metric)
-                                        << " type=" << static_cast<int>(c.type)
-                                        << " gran=" << static_cast<int>(c.granularity));
+      SCOPED_TRACE(::testing::Message()
+                   << "metric=" << static_cast<int>(metric) << " type=" << static_cast<int>(c.type)
+                   << " gran=" << static_cast<int>(c.granularity));
       // Typical score magnitude: 1 for Cosine, ~||x||^2 ~ 10 for Dot/Euclid.
       const double scale = metric == Metric::kCosine ? 1.0 : 10.0;
       EXPECT_LT(report->score_mean_abs_error, 0.01 * scale);

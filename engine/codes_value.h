@@ -1,0 +1,82 @@
+// The value stored in the codes column family for one point, and conversions
+// between public and index enums shared by the collection's source files.
+//
+//   offset 0   u64 LE  label (dense id of the point inside the collection)
+//   offset 8   u32 LE  generation of the index the blob was encoded for (0 = flat)
+//   offset 12  u32 LE  IVF list (0 for the flat index)
+//   offset 16  blob    index::Quantizer::Encode output (codes + 12 bytes metadata)
+#ifndef QVEC_ENGINE_CODES_VALUE_H_
+#define QVEC_ENGINE_CODES_VALUE_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "index/quantizer.h"
+#include "index/types.h"
+#include "qvec/options.h"
+
+namespace qvec::engine {
+
+inline constexpr size_t kCodesHeaderBytes = 16;
+
+// index_state entries of a collection. They change together, in one batch,
+// when a rebuilt index is swapped in.
+inline constexpr std::string_view kCalibrationStateKey = "calibration";  // CalibrationParams
+inline constexpr std::string_view kModelStateKey = "ivf_model";          // IvfModel
+inline constexpr std::string_view kGenerationStateKey = "generation";    // u32 LE
+
+struct CodesHeader {
+  uint64_t label = 0;
+  uint32_t generation = 0;
+  uint32_t list = 0;
+};
+
+inline void WriteCodesHeader(const CodesHeader& h, char* out) {
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>(h.label >> (8 * i));
+  for (int i = 0; i < 4; ++i) out[8 + i] = static_cast<char>(h.generation >> (8 * i));
+  for (int i = 0; i < 4; ++i) out[12 + i] = static_cast<char>(h.list >> (8 * i));
+}
+
+// Precondition: value.size() >= kCodesHeaderBytes.
+inline CodesHeader ReadCodesHeader(std::string_view value) {
+  auto byte = [&](int i) { return static_cast<uint64_t>(static_cast<unsigned char>(value[i])); };
+  CodesHeader h;
+  for (int i = 0; i < 8; ++i) h.label |= byte(i) << (8 * i);
+  for (int i = 0; i < 4; ++i) h.generation |= static_cast<uint32_t>(byte(8 + i) << (8 * i));
+  for (int i = 0; i < 4; ++i) h.list |= static_cast<uint32_t>(byte(12 + i) << (8 * i));
+  return h;
+}
+
+inline index::Metric ToMetric(Distance d) {
+  switch (d) {
+    case Distance::kCosine: return index::Metric::kCosine;
+    case Distance::kDot: return index::Metric::kDot;
+    case Distance::kEuclid: return index::Metric::kEuclid;
+  }
+  return index::Metric::kCosine;
+}
+
+inline index::QuantizationConfig ToQuantizationConfig(const QuantizationOptions& o) {
+  index::QuantizationConfig c;
+  c.type = o.type == QuantizationOptions::Type::kUint8 ? index::QuantizationType::kAsymmetricUint8
+                                                       : index::QuantizationType::kSymmetricInt8;
+  switch (o.granularity) {
+    case QuantizationOptions::Granularity::kPerVector:
+      c.granularity = index::Granularity::kPerVector;
+      break;
+    case QuantizationOptions::Granularity::kPerCollection:
+      c.granularity = index::Granularity::kPerCollection;
+      break;
+    case QuantizationOptions::Granularity::kPerDimension:
+      c.granularity = index::Granularity::kPerDimension;
+      break;
+  }
+  c.quantile = o.quantile;
+  c.recall_tuned = o.recall_tuned;
+  return c;
+}
+
+}  // namespace qvec::engine
+
+#endif  // QVEC_ENGINE_CODES_VALUE_H_

@@ -1,0 +1,489 @@
+// The vector index of a collection: creation, recovery on open, the write-side
+// encoding, and the background IVF (re)build with its atomic swap.
+#include <algorithm>
+#include <chrono>
+#include <numeric>
+#include <random>
+
+#include "engine/codes_value.h"
+#include "engine/collection_impl.h"
+#include "engine/point_key.h"
+#include "index/training.h"
+
+namespace qvec::engine {
+namespace {
+
+// Points read per storage round trip and encoded per write batch during a
+// rebuild; also the unit of lock hand-over to concurrent writers.
+constexpr size_t kRebuildChunk = 4096;
+// Largest k-means sample, bounding training time and memory.
+constexpr size_t kMaxTrainingSample = 200000;
+
+std::string EncodeU32(uint32_t v) {
+  std::string s(4, '\0');
+  for (int i = 0; i < 4; ++i) s[i] = static_cast<char>(v >> (8 * i));
+  return s;
+}
+
+StatusOr<uint32_t> DecodeU32(std::string_view s) {
+  if (s.size() != 4) return DataLossError("malformed index generation");
+  uint32_t v = 0;
+  for (int i = 0; i < 4; ++i) v |= static_cast<uint32_t>(static_cast<unsigned char>(s[i])) << (8 * i);
+  return v;
+}
+
+// Reads the originals of `keys`; a key deleted meanwhile leaves its slot
+// empty and `found[i]` false.
+Status ReadOriginals(storage::Store* store, uint32_t cid, size_t dim,
+                     const std::vector<std::string>& keys, std::vector<float>* out,
+                     std::vector<bool>* found) {
+  out->assign(keys.size() * dim, 0.0f);
+  found->assign(keys.size(), true);
+  Status s = store->MultiGetOriginals(cid, keys, dim, out->data());
+  if (s.ok()) return s;
+  if (s.code() != StatusCode::kNotFound) return s;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    auto p = store->GetPoint(cid, keys[i], false, true, false);
+    if (p.ok()) {
+      std::copy(p->original.begin(), p->original.end(), out->begin() + i * dim);
+    } else if (p.status().code() == StatusCode::kNotFound) {
+      (*found)[i] = false;
+    } else {
+      return p.status();
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+StatusOr<std::shared_ptr<CollectionImpl>> CollectionImpl::Create(storage::Store* store,
+                                                                 uint32_t cid, std::string name,
+                                                                 CollectionConfig config,
+                                                                 bool background_indexing) {
+  QVEC_RETURN_IF_ERROR(config.Validate());
+  const index::QuantizationConfig qc = ToQuantizationConfig(config.quantization);
+  QVEC_RETURN_IF_ERROR(qc.Validate());
+  QVEC_ASSIGN_OR_RETURN(index::Quantizer preprocessor,
+                        index::Quantizer::Create(config.dimension, ToMetric(config.distance),
+                                                 index::QuantizationConfig()));
+  auto coll = std::shared_ptr<CollectionImpl>(new CollectionImpl(
+      store, cid, std::move(name), config, std::move(preprocessor), background_indexing));
+  if (!qc.NeedsCalibration()) {
+    QVEC_ASSIGN_OR_RETURN(index::Quantizer q,
+                          index::Quantizer::Create(config.dimension, ToMetric(config.distance), qc));
+    coll->flat_ = std::make_unique<index::FlatIndex>(std::move(q));
+  }
+  return coll;
+}
+
+CollectionImpl::CollectionImpl(storage::Store* store, uint32_t cid, std::string name,
+                               CollectionConfig config, index::Quantizer preprocessor,
+                               bool background_indexing)
+    : store_(store),
+      cid_(cid),
+      name_(std::move(name)),
+      config_(config),
+      preprocessor_(std::move(preprocessor)),
+      quant_config_(ToQuantizationConfig(config_.quantization)),
+      background_indexing_(background_indexing) {}
+
+CollectionImpl::~CollectionImpl() {
+  stop_.store(true);
+  std::lock_guard lock(trainer_mu_);
+  if (trainer_.joinable()) trainer_.join();
+}
+
+void CollectionImpl::MarkDropped() {
+  dropped_.store(true);
+  stop_.store(true);
+}
+
+StatusOr<index::Quantizer> CollectionImpl::CalibratedQuantizer(const float* vectors,
+                                                               size_t n) const {
+  index::QuantizationConfig qc = quant_config_;
+  // Recall tuning needs held-out queries; a small sample is calibrated
+  // plainly (the IVF build recalibrates later on a larger sample).
+  if (qc.recall_tuned && n < 200) qc.recall_tuned = false;
+  return index::TrainQuantizer(config_.dimension, ToMetric(config_.distance), qc, vectors, n);
+}
+
+const index::Quantizer* CollectionImpl::ActiveQuantizer() const {
+  if (flat_) return &flat_->quantizer();
+  if (ivf_) return &ivf_->quantizer();
+  return nullptr;
+}
+
+Status CollectionImpl::EncodeValue(uint64_t label, const float* vector,
+                                   const index::Quantizer& quantizer, const index::IvfIndex* ivf,
+                                   uint32_t generation, std::string* value) const {
+  value->resize(kCodesHeaderBytes + quantizer.EncodedSize());
+  QVEC_RETURN_IF_ERROR(
+      quantizer.Encode(vector, reinterpret_cast<uint8_t*>(value->data()) + kCodesHeaderBytes));
+  CodesHeader h;
+  h.label = label;
+  h.generation = generation;
+  h.list = ivf ? ivf->Assign(vector) : 0;
+  WriteCodesHeader(h, value->data());
+  return Status::Ok();
+}
+
+Status CollectionImpl::AddValueToIndex(std::string_view value) {
+  if (value.size() < kCodesHeaderBytes) return DataLossError("stored code is truncated");
+  const CodesHeader h = ReadCodesHeader(value);
+  const auto* blob = reinterpret_cast<const uint8_t*>(value.data()) + kCodesHeaderBytes;
+  const size_t size = value.size() - kCodesHeaderBytes;
+  if (ivf_) {
+    if (h.list >= ivf_->nlist()) return DataLossError("stored code names an unknown IVF list");
+    return ivf_->Add(h.label, h.list, blob, size);
+  }
+  if (flat_) return flat_->Add(h.label, blob, size);
+  return FailedPreconditionError("collection has no index yet");
+}
+
+void CollectionImpl::RemoveFromIndex(uint64_t label) {
+  if (flat_) flat_->Remove(label);
+  if (ivf_) ivf_->Remove(label);
+}
+
+Status CollectionImpl::Load() {
+  std::lock_guard write_lock(write_mu_);
+  std::unique_lock state_lock(state_mu_);
+  const size_t dim = config_.dimension;
+  const std::string where = "collection '" + name_ + "'";
+
+  // The active index: its generation, calibration and IVF model.
+  auto gen = store_->GetIndexState(cid_, kGenerationStateKey);
+  if (gen.ok()) {
+    QVEC_ASSIGN_OR_RETURN(generation_, DecodeU32(*gen));
+  } else if (gen.status().code() != StatusCode::kNotFound) {
+    return gen.status();
+  }
+  std::optional<index::Quantizer> quantizer;
+  if (flat_) quantizer = flat_->quantizer();
+  auto calib = store_->GetIndexState(cid_, kCalibrationStateKey);
+  if (calib.ok()) {
+    auto params = index::CalibrationParams::Deserialize(*calib);
+    if (!params.ok()) return params.status().Annotate(where + " calibration");
+    auto q = index::Quantizer::Create(dim, ToMetric(config_.distance), quant_config_, &*params);
+    if (!q.ok()) return q.status().Annotate(where + " calibration");
+    quantizer = std::move(*q);
+  } else if (calib.status().code() != StatusCode::kNotFound) {
+    return calib.status();
+  }
+  if (generation_ > 0) {
+    auto model_bytes = store_->GetIndexState(cid_, kModelStateKey);
+    if (!model_bytes.ok()) return model_bytes.status().Annotate(where + " IVF model");
+    auto model = index::IvfModel::Deserialize(*model_bytes);
+    if (!model.ok()) return model.status().Annotate(where + " IVF model");
+    if (!quantizer) return DataLossError(where + ": IVF model without calibration");
+    auto ivf = index::IvfIndex::Create(*quantizer, std::move(*model));
+    if (!ivf.ok()) return ivf.status().Annotate(where);
+    ivf_ = std::make_unique<index::IvfIndex>(std::move(*ivf));
+    flat_.reset();
+    state_.store(IndexInfo::State::kIvf);
+  } else if (quantizer) {
+    flat_ = std::make_unique<index::FlatIndex>(std::move(*quantizer));
+  }
+  next_generation_ = generation_ + 1;
+
+  // Points, each with the code of the active generation; others (left by a
+  // crash during a rebuild) are re-encoded from their originals below.
+  const size_t value_size = ActiveQuantizer() ? kCodesHeaderBytes + ActiveQuantizer()->EncodedSize() : 0;
+  std::vector<std::pair<std::string, uint64_t>> repair;
+  Status inner;
+  Status scan = store_->ScanCodes(cid_, [&](std::string_view key, std::string_view value) {
+    auto id = DecodePointKey(key);
+    if (!id.ok()) {
+      inner = id.status();
+      return false;
+    }
+    if (value.size() < kCodesHeaderBytes) {
+      inner = DataLossError(where + ": stored code of point " + id->ToString() + " is truncated");
+      return false;
+    }
+    const CodesHeader h = ReadCodesHeader(value);
+    if (h.label > (uint64_t{1} << 40)) {
+      inner = DataLossError(where + ": stored label out of range");
+      return false;
+    }
+    if (h.label >= label_to_id_.size()) {
+      label_to_id_.resize(h.label + 1);
+      label_used_.resize(h.label + 1, false);
+    }
+    if (label_used_[h.label]) {
+      inner = DataLossError(where + ": two points share one label");
+      return false;
+    }
+    label_used_[h.label] = true;
+    label_to_id_[h.label] = *id;
+    id_to_label_.emplace(*id, h.label);
+    next_generation_ = std::max(next_generation_, h.generation + 1);
+    if (h.generation != generation_ || value.size() != value_size) {
+      repair.emplace_back(std::string(key), h.label);
+      return true;
+    }
+    inner = AddValueToIndex(value);
+    return inner.ok();
+  });
+  QVEC_RETURN_IF_ERROR(scan);
+  QVEC_RETURN_IF_ERROR(inner);
+  if (!repair.empty()) {
+    const index::Quantizer* q = ActiveQuantizer();
+    if (q == nullptr) return DataLossError(where + ": points stored without calibration");
+    for (size_t start = 0; start < repair.size(); start += kRebuildChunk) {
+      const size_t end = std::min(repair.size(), start + kRebuildChunk);
+      std::vector<std::string> keys;
+      for (size_t i = start; i < end; ++i) keys.push_back(repair[i].first);
+      std::vector<float> originals;
+      std::vector<bool> found;
+      QVEC_RETURN_IF_ERROR(ReadOriginals(store_, cid_, dim, keys, &originals, &found));
+      storage::WriteBatch batch;
+      for (size_t i = start; i < end; ++i) {
+        if (!found[i - start]) return DataLossError(where + ": a point has no original");
+        std::string value;
+        QVEC_RETURN_IF_ERROR(EncodeValue(repair[i].second, originals.data() + (i - start) * dim,
+                                         *q, ivf_.get(), generation_, &value));
+        QVEC_RETURN_IF_ERROR(AddValueToIndex(value));
+        batch.PutCode(cid_, keys[i - start], value);
+      }
+      QVEC_RETURN_IF_ERROR(store_->Write(&batch));
+    }
+  }
+  for (uint64_t l = label_used_.size(); l-- > 0;) {
+    if (!label_used_[l]) free_labels_.push_back(l);
+  }
+  return Status::Ok();
+}
+
+void CollectionImpl::MaybeStartTraining() {
+  if (!background_indexing_ || training_.load() || stop_.load()) return;
+  bool needed = false;
+  {
+    std::shared_lock lock(state_mu_);
+    const size_t n = id_to_label_.size();
+    if (flat_ != nullptr) {
+      needed = n >= config_.index.ivf_threshold;
+    } else if (ivf_ != nullptr) {
+      const uint64_t trained = ivf_->model().trained_on_points;
+      needed = trained > 0 && n >= 4 * trained;
+      if (!needed && writes_since_health_check_ >= 10000) {
+        writes_since_health_check_ = 0;
+        needed = ivf_->size() >= 64 * size_t{ivf_->nlist()} && ivf_->Health().imbalance > 8.0;
+      }
+    }
+  }
+  if (!needed) return;
+  bool expected = false;
+  if (!training_.compare_exchange_strong(expected, true)) return;
+  std::lock_guard lock(trainer_mu_);
+  if (trainer_.joinable()) trainer_.join();  // a finished earlier build
+  trainer_ = std::thread([this] {
+    (void)TrainAndSwap();
+    training_.store(false);
+  });
+}
+
+Status CollectionImpl::Optimize() {
+  QVEC_RETURN_IF_ERROR(CheckAlive());
+  {
+    // Let a running background build finish first.
+    std::lock_guard lock(trainer_mu_);
+    if (trainer_.joinable()) trainer_.join();
+  }
+  bool expected = false;
+  while (!training_.compare_exchange_strong(expected, true)) {
+    expected = false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  Status s = TrainAndSwap();
+  training_.store(false);
+  return s;
+}
+
+Status CollectionImpl::TrainAndSwap() {
+  const size_t dim = config_.dimension;
+  const IndexInfo::State previous = state_.load();
+  state_.store(IndexInfo::State::kTraining);
+  auto restore = [&](Status s) {
+    {
+      std::lock_guard write_lock(write_mu_);
+      tracking_ = false;
+      changed_during_build_.clear();
+    }
+    state_.store(previous);
+    return s;
+  };
+
+  // 1. The points to index, taken at the instant tracking starts, so that
+  //    every later write is replayed at the swap.
+  std::vector<std::pair<uint64_t, PointId>> members;
+  std::optional<index::Quantizer> current;
+  uint32_t generation;
+  {
+    std::lock_guard write_lock(write_mu_);
+    std::shared_lock state_lock(state_mu_);
+    members.reserve(id_to_label_.size());
+    for (const auto& [id, label] : id_to_label_) members.emplace_back(label, id);
+    if (const index::Quantizer* q = ActiveQuantizer()) current = *q;
+    tracking_ = true;
+    changed_during_build_.clear();
+    generation = next_generation_++;
+  }
+  if (members.empty() || !current) return restore(FailedPreconditionError("collection is empty"));
+
+  // 2. A seeded sample of the float originals, for k-means and calibration.
+  const uint32_t nlist =
+      std::min<uint32_t>(config_.index.nlist ? config_.index.nlist
+                                             : index::DefaultNlist(members.size()),
+                         static_cast<uint32_t>(std::max<size_t>(1, members.size())));
+  const size_t sample_size =
+      std::min({members.size(), std::max<size_t>(size_t{256} * nlist, 20000), kMaxTrainingSample});
+  std::vector<size_t> order(members.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::mt19937_64 rng(0x5eed0000ULL + cid_);
+  for (size_t i = 0; i < sample_size; ++i) {
+    std::swap(order[i], order[i + rng() % (order.size() - i)]);
+  }
+  std::vector<float> sample;
+  sample.reserve(sample_size * dim);
+  for (size_t start = 0; start < sample_size; start += kRebuildChunk) {
+    if (stop_.load()) return restore(AbortedError("collection dropped or closing"));
+    const size_t end = std::min(sample_size, start + kRebuildChunk);
+    std::vector<std::string> keys;
+    for (size_t i = start; i < end; ++i) keys.push_back(EncodePointKey(members[order[i]].second));
+    std::vector<float> chunk;
+    std::vector<bool> found;
+    Status s = ReadOriginals(store_, cid_, dim, keys, &chunk, &found);
+    if (!s.ok()) return restore(s);
+    for (size_t i = 0; i < keys.size(); ++i) {
+      if (found[i]) sample.insert(sample.end(), chunk.begin() + i * dim, chunk.begin() + (i + 1) * dim);
+    }
+  }
+  const size_t sampled = sample.size() / dim;
+  if (sampled == 0) return restore(FailedPreconditionError("collection is empty"));
+
+  // 3. Calibration (if configured) and k-means, both on the sample.
+  index::Quantizer quantizer = *current;
+  if (quant_config_.NeedsCalibration()) {
+    auto q = CalibratedQuantizer(sample.data(), sampled);
+    if (!q.ok()) return restore(q.status());
+    quantizer = std::move(*q);
+  }
+  index::IvfTrainOptions options;
+  options.nlist = std::min<uint32_t>(nlist, static_cast<uint32_t>(sampled));
+  auto model = index::TrainIvf(quantizer, sample.data(), sampled, options);
+  if (!model.ok()) return restore(model.status());
+  model->trained_on_points = members.size();
+  const std::string model_bytes = model->Serialize();
+  auto built = index::IvfIndex::Create(quantizer, std::move(*model));
+  if (!built.ok()) return restore(built.status());
+  auto ivf = std::make_unique<index::IvfIndex>(std::move(*built));
+  sample.clear();
+  sample.shrink_to_fit();
+
+  // 4. Every point, encoded and assigned for the new index and rewritten with
+  //    the new generation. Points written meanwhile are skipped here and
+  //    replayed at the swap.
+  for (size_t start = 0; start < members.size(); start += kRebuildChunk) {
+    if (stop_.load()) return restore(AbortedError("collection dropped or closing"));
+    const size_t end = std::min(members.size(), start + kRebuildChunk);
+    std::vector<std::string> keys;
+    for (size_t i = start; i < end; ++i) keys.push_back(EncodePointKey(members[i].second));
+    std::vector<float> originals;
+    std::vector<bool> found;
+    Status s = ReadOriginals(store_, cid_, dim, keys, &originals, &found);
+    if (!s.ok()) return restore(s);
+    std::vector<std::string> values(keys.size());
+    for (size_t i = 0; i < keys.size(); ++i) {
+      if (!found[i]) continue;
+      s = EncodeValue(members[start + i].first, originals.data() + i * dim, quantizer, ivf.get(),
+                      generation, &values[i]);
+      if (!s.ok()) return restore(s);
+    }
+    std::lock_guard write_lock(write_mu_);
+    storage::WriteBatch batch;
+    for (size_t i = 0; i < keys.size(); ++i) {
+      const uint64_t label = members[start + i].first;
+      if (!found[i] || changed_during_build_.count(label) || !label_used_[label] ||
+          !(label_to_id_[label] == members[start + i].second)) {
+        continue;
+      }
+      (void)ivf->Add(label, ReadCodesHeader(values[i]).list,
+                     reinterpret_cast<const uint8_t*>(values[i].data()) + kCodesHeaderBytes,
+                     values[i].size() - kCodesHeaderBytes);
+      batch.PutCode(cid_, keys[i], values[i]);
+    }
+    s = store_->Write(&batch);
+    if (!s.ok()) return restore(s);
+  }
+
+  // 5. The swap: replay the writes made during the build, then persist the
+  //    new generation, model and calibration in one batch and switch.
+  std::lock_guard write_lock(write_mu_);
+  if (stop_.load() || dropped_.load()) {
+    tracking_ = false;
+    changed_during_build_.clear();
+    state_.store(previous);
+    return AbortedError("collection dropped or closing");
+  }
+  storage::WriteBatch batch;
+  std::vector<uint64_t> replay(changed_during_build_.begin(), changed_during_build_.end());
+  std::vector<std::string> keys;
+  std::vector<uint64_t> live;
+  for (uint64_t label : replay) {
+    if (label < label_used_.size() && label_used_[label]) {
+      keys.push_back(EncodePointKey(label_to_id_[label]));
+      live.push_back(label);
+    } else {
+      ivf->Remove(label);
+    }
+  }
+  std::vector<float> originals;
+  std::vector<bool> found;
+  Status s = ReadOriginals(store_, cid_, dim, keys, &originals, &found);
+  if (!s.ok()) {
+    tracking_ = false;
+    changed_during_build_.clear();
+    state_.store(previous);
+    return s;
+  }
+  for (size_t i = 0; i < live.size(); ++i) {
+    if (!found[i]) continue;
+    std::string value;
+    s = EncodeValue(live[i], originals.data() + i * dim, quantizer, ivf.get(), generation, &value);
+    if (s.ok()) {
+      s = ivf->Add(live[i], ReadCodesHeader(value).list,
+                   reinterpret_cast<const uint8_t*>(value.data()) + kCodesHeaderBytes,
+                   value.size() - kCodesHeaderBytes);
+    }
+    if (!s.ok()) {
+      tracking_ = false;
+      changed_during_build_.clear();
+      state_.store(previous);
+      return s;
+    }
+    batch.PutCode(cid_, keys[i], value);
+  }
+  batch.PutIndexState(cid_, kModelStateKey, model_bytes);
+  batch.PutIndexState(cid_, kGenerationStateKey, EncodeU32(generation));
+  if (quantizer.calibration() != nullptr) {
+    batch.PutIndexState(cid_, kCalibrationStateKey, quantizer.calibration()->Serialize());
+  }
+  s = store_->Write(&batch);
+  tracking_ = false;
+  changed_during_build_.clear();
+  if (!s.ok()) {
+    state_.store(previous);
+    return s;
+  }
+  std::unique_lock state_lock(state_mu_);
+  ivf_ = std::move(ivf);
+  flat_.reset();
+  generation_ = generation;
+  writes_since_health_check_ = 0;
+  state_.store(IndexInfo::State::kIvf);
+  return Status::Ok();
+}
+
+}  // namespace qvec::engine

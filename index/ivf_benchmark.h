@@ -1,0 +1,64 @@
+// Benchmark of the int8 IVF index against FAISS IndexIVFScalarQuantizer
+// (QT_8bit) and IndexIVFFlat at equal nlist and equal recall@k. Lives in
+// index/ (the only library allowed to include FAISS) so that qvec-bench and
+// the DISABLED_IvfPerf* tests can both call it.
+#ifndef QVEC_INDEX_IVF_BENCHMARK_H_
+#define QVEC_INDEX_IVF_BENCHMARK_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "index/types.h"
+#include "qvec/status.h"
+
+namespace qvec::index {
+
+struct IvfBenchOptions {
+  size_t k = 10;
+  // Each index gets the smallest nprobe of a fixed sweep (1, 2, 3, 4, 5, 6,
+  // 8, 10, 12, 16, 20, 24, 32, ...) whose measured recall@k >= target.
+  float target_recall = 0.95f;
+  uint32_t nlist = 0;  // 0 = DefaultNlist(n)
+  int repeats = 3;     // timings are the best of `repeats` runs
+  // Queries of the one-query-at-a-time runs (the first ones of `queries`).
+  size_t single_queries = 300;
+  bool run_faiss = true;
+};
+
+struct IvfBenchRow {
+  std::string name;
+  uint32_t nlist = 0;
+  uint32_t nprobe = 0;
+  double recall = 0;
+  double train_seconds = 0;
+  double add_seconds = 0;
+  double qps_batch_1t = 0;    // whole query set in one call, 1 thread
+  double qps_batch_all = 0;   // whole query set in one call, all threads
+  double qps_single_1t = 0;   // one query per call, 1 thread
+  double qps_single_all = 0;  // one query per call, all threads
+};
+
+struct IvfBenchReport {
+  size_t n = 0, nq = 0, dim = 0, threads = 0;
+  std::vector<IvfBenchRow> rows;
+  // qvec with nprobe = 0 (NprobeForRecall(model, target)).
+  uint32_t auto_nprobe = 0;
+  double auto_recall = 0;
+  std::vector<std::pair<uint32_t, float>> recall_curve;
+  std::string ToString() const;
+};
+
+// base: n raw vectors, queries: nq raw vectors (row-major, `dim` floats).
+// Cosine normalizes copies for FAISS (inner-product IVF); Euclid uses L2.
+// For FAISS runs set OMP_WAIT_POLICY=PASSIVE in the environment (libgomp
+// reads it at start-up).
+[[nodiscard]] StatusOr<IvfBenchReport> RunIvfBenchmark(const float* base, size_t n,
+                                                       const float* queries, size_t nq,
+                                                       size_t dim, Metric metric,
+                                                       const IvfBenchOptions& options = {});
+
+}  // namespace qvec::index
+
+#endif  // QVEC_INDEX_IVF_BENCHMARK_H_

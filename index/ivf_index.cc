@@ -1,0 +1,1026 @@
+#include "index/ivf_index.h"
+
+#include <algorithm>
+#include <bit>
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <limits>
+#include <numeric>
+#include <unordered_set>
+
+#include "index/kernels.h"
+#include "index/kmeans.h"
+#include "index/training.h"
+
+namespace qvec::index {
+
+namespace {
+
+// A scored row during search: rank is higher-is-better (see
+// Quantizer::RankValue); ties go to the smaller label.
+struct Cand {
+  float rank;
+  uint64_t label;
+};
+
+inline bool Better(const Cand& a, const Cand& b) {
+  return a.rank > b.rank || (a.rank == b.rank && a.label < b.label);
+}
+
+// Bounded top-k as in flat_index.cc: appends candidates above the current
+// threshold and prunes to the best k when the buffer holds 2k. Counts pushes
+// (every push is a candidate that passed the filter and the score bar; a
+// candidate is only skipped for its rank once k better ones are held).
+class TopK {
+ public:
+  explicit TopK(size_t k) : k_(k) { buffer_.reserve(2 * k); }
+  float threshold() const { return threshold_; }
+  size_t pushed() const { return pushed_; }
+  void Push(float rank, uint64_t label) {
+    buffer_.push_back({rank, label});
+    ++pushed_;
+    if (buffer_.size() >= 2 * k_) Prune();
+  }
+  std::vector<Cand> Take() {
+    if (buffer_.size() > k_) Prune();
+    return std::move(buffer_);
+  }
+
+ private:
+  void Prune() {
+    std::nth_element(buffer_.begin(), buffer_.begin() + (k_ - 1), buffer_.end(), Better);
+    buffer_.resize(k_);
+    threshold_ = buffer_[k_ - 1].rank;
+  }
+  size_t k_;
+  size_t pushed_ = 0;
+  float threshold_ = -std::numeric_limits<float>::infinity();
+  std::vector<Cand> buffer_;
+};
+
+// Keeps the best k of `all`, sorted best first.
+void KeepBest(std::vector<Cand>& all, size_t k) {
+  if (all.size() > k) {
+    std::nth_element(all.begin(), all.begin() + (k - 1), all.end(), Better);
+    all.resize(k);
+  }
+  std::sort(all.begin(), all.end(), Better);
+}
+
+// Keeps (unsorted) the best k of `all` when it holds more than 2k.
+void Shrink(std::vector<Cand>& all, size_t k) {
+  if (all.size() > 2 * k) {
+    std::nth_element(all.begin(), all.begin() + (k - 1), all.end(), Better);
+    all.resize(k);
+  }
+}
+
+constexpr size_t kScanBlock = 512;       // rows per "many" kernel call
+constexpr size_t kBatchRowBlock = 256;   // rows per batch kernel call
+constexpr size_t kParallelRows = 32768;  // single query: smaller scans stay on the caller
+constexpr size_t kMinRowsPerTask = 8192;
+constexpr size_t kMaxQueryTile = 256;
+constexpr size_t kMinBatchGroup = 3;  // queries per list before the batch kernel pays off
+
+// Per-query state of a scan.
+struct ScanCtx {
+  const QueryCode* q;
+  float min_rank;
+};
+
+struct ScanShared {
+  bool euclid;
+  bool u8;
+  size_t dim;
+  size_t stride;
+  const std::function<bool(uint64_t)>* filter;
+  const Kernels* kernels;
+};
+
+// Converts nb integer dots against rows [r0, r0 + nb) of `l` into rank
+// values (same arithmetic as FlatIndex, so scores match it bit for bit) and
+// offers them to `top`.
+inline void Consume(const ScanShared& s, const ScanCtx& c, const IvfIndex::List& l, size_t r0,
+                    size_t nb, const int32_t* dots, float* ranks, TopK& top) {
+  const float* scale = l.scale.data() + r0;
+  const float* offset = l.offset.data() + r0;
+  const QueryCode& q = *c.q;
+  const float qs = q.scale, qsum = q.sum, qbias = q.bias;
+  for (size_t j = 0; j < nb; ++j) {
+    ranks[j] = qs * scale[j] * static_cast<float>(dots[j]) + offset[j] * qsum + qbias;
+  }
+  if (s.euclid) {
+    const float* norm = l.norm_sq.data() + r0;
+    for (size_t j = 0; j < nb; ++j) ranks[j] = 2.0f * ranks[j] - norm[j];
+  }
+  const uint64_t* labels = l.labels.data() + r0;
+  float bar = std::max(c.min_rank, top.threshold());
+  for (size_t j = 0; j < nb; ++j) {
+    if (ranks[j] <= top.threshold() || ranks[j] < bar) continue;
+    if (s.filter != nullptr && !(*s.filter)(labels[j])) continue;
+    top.Push(ranks[j], labels[j]);
+  }
+}
+
+inline void DotsMany(const ScanShared& s, const int8_t* qcodes, const uint8_t* codes, size_t nb,
+                     int32_t* dots) {
+  if (s.u8) {
+    s.kernels->dot_u8s8_many(qcodes, codes, s.stride, nb, s.dim, dots);
+  } else {
+    s.kernels->dot_s8_many(qcodes, reinterpret_cast<const int8_t*>(codes), s.stride, nb, s.dim,
+                           dots);
+  }
+}
+
+void ScanList(const ScanShared& s, const ScanCtx& c, const IvfIndex::List& l, TopK& top) {
+  alignas(64) int32_t dots[kScanBlock];
+  alignas(64) float ranks[kScanBlock];
+  const size_t n = l.size();
+  const uint8_t* codes = l.codes.get();
+  for (size_t r0 = 0; r0 < n; r0 += kScanBlock) {
+    const size_t nb = std::min(kScanBlock, n - r0);
+    DotsMany(s, c.q->codes.data(), codes + r0 * s.stride, nb, dots);
+    Consume(s, c, l, r0, nb, dots, ranks, top);
+  }
+}
+
+// ignore_quantization: scores a list with the float originals.
+Status ScanListFloat(const ScanShared& s, const ScanCtx& c, const IvfIndex::List& l,
+                     const OriginalsSource& originals, TopK& top) {
+  const size_t n = l.size();
+  if (n == 0) return Status::Ok();
+  std::vector<float> vectors(n * s.dim), ranks(n);
+  QVEC_RETURN_IF_ERROR(originals.Fetch(l.labels.data(), n, vectors.data()));
+  const QueryCode& q = *c.q;
+  if (s.euclid) {
+    s.kernels->l2sq_f32_many(q.vector.data(), vectors.data(), s.dim, n, s.dim, ranks.data());
+    for (float& r : ranks) r = q.norm_sq - r;
+  } else {
+    s.kernels->dot_f32_many(q.vector.data(), vectors.data(), s.dim, n, s.dim, ranks.data());
+  }
+  for (size_t j = 0; j < n; ++j) {
+    if (ranks[j] <= top.threshold() || ranks[j] < c.min_rank) continue;
+    if (s.filter != nullptr && !(*s.filter)(l.labels[j])) continue;
+    top.Push(ranks[j], l.labels[j]);
+  }
+  return Status::Ok();
+}
+
+constexpr size_t kMinGemmPoints = 64;  // AssignBatch: BLAS from this many points on
+
+}  // namespace
+
+// Fortran BLAS (OpenBLAS here), as FAISS declares it.
+extern "C" int sgemm_(const char* transa, const char* transb, const int* m, const int* n,
+                      const int* k, const float* alpha, const float* a, const int* lda,
+                      const float* b, const int* ldb, const float* beta, float* c,
+                      const int* ldc);
+
+namespace {
+namespace blas {
+// out[i * m + j] = a_j . b_i for a: m rows, b: n rows, both row-major with
+// `dim` floats per row.
+void Gemm(const float* a, size_t m, const float* b, size_t n, size_t dim, float* out) {
+  const int mi = static_cast<int>(m), ni = static_cast<int>(n), ki = static_cast<int>(dim);
+  const float one = 1.0f, zero = 0.0f;
+  sgemm_("T", "N", &mi, &ni, &ki, &one, a, &ki, b, &ki, &zero, out, &mi);
+}
+}  // namespace blas
+
+// Little-endian writer / reader for IvfModel.
+class Writer {
+ public:
+  void U8(uint8_t v) { out_.push_back(static_cast<char>(v)); }
+  void U32(uint32_t v) {
+    for (int i = 0; i < 4; ++i) U8(static_cast<uint8_t>(v >> (8 * i)));
+  }
+  void U64(uint64_t v) {
+    for (int i = 0; i < 8; ++i) U8(static_cast<uint8_t>(v >> (8 * i)));
+  }
+  void F32(float v) { U32(std::bit_cast<uint32_t>(v)); }
+  void F64(double v) { U64(std::bit_cast<uint64_t>(v)); }
+  std::string Take() { return std::move(out_); }
+
+ private:
+  std::string out_;
+};
+
+class Reader {
+ public:
+  explicit Reader(std::string_view in) : in_(in) {}
+  bool ok() const { return ok_; }
+  size_t remaining() const { return in_.size() - pos_; }
+  uint8_t U8() {
+    if (pos_ + 1 > in_.size()) {
+      ok_ = false;
+      return 0;
+    }
+    return static_cast<uint8_t>(in_[pos_++]);
+  }
+  uint32_t U32() {
+    uint32_t v = 0;
+    for (int i = 0; i < 4; ++i) v |= uint32_t{U8()} << (8 * i);
+    return v;
+  }
+  uint64_t U64() {
+    uint64_t v = 0;
+    for (int i = 0; i < 8; ++i) v |= uint64_t{U8()} << (8 * i);
+    return v;
+  }
+  float F32() { return std::bit_cast<float>(U32()); }
+  double F64() { return std::bit_cast<double>(U64()); }
+
+ private:
+  std::string_view in_;
+  size_t pos_ = 0;
+  bool ok_ = true;
+};
+
+constexpr float kCurveMargin = 0.015f;
+constexpr uint32_t kIvfMagic = 0x46495651;  // "QVIF" little-endian
+
+double Recall(const std::vector<std::vector<uint64_t>>& truth,
+              const std::vector<std::vector<Hit>>& got) {
+  double total = 0;
+  for (size_t i = 0; i < truth.size(); ++i) {
+    std::unordered_set<uint64_t> want(truth[i].begin(), truth[i].end());
+    size_t found = 0;
+    for (const Hit& h : got[i]) found += want.count(h.label);
+    total += truth[i].empty() ? 1.0 : static_cast<double>(found) / truth[i].size();
+  }
+  return truth.empty() ? 1.0 : total / truth.size();
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// IvfModel
+// ---------------------------------------------------------------------------
+
+Status IvfModel::Validate() const {
+  if (version != kIvfModelVersion) return InvalidArgumentError("IVF model: unknown version");
+  if (static_cast<uint8_t>(metric) > static_cast<uint8_t>(Metric::kEuclid)) {
+    return InvalidArgumentError("IVF model: unknown metric");
+  }
+  if (dim == 0 || dim > kMaxDim) return InvalidArgumentError("IVF model: dim out of range");
+  if (nlist == 0 || nlist > kMaxNlist) {
+    return InvalidArgumentError("IVF model: nlist out of range");
+  }
+  if (centroids.size() != static_cast<size_t>(nlist) * dim) {
+    return InvalidArgumentError("IVF model: centroids size != nlist * dim");
+  }
+  for (float v : centroids) {
+    if (!std::isfinite(v)) return InvalidArgumentError("IVF model: non-finite centroid");
+  }
+  uint32_t prev = 0;
+  for (const auto& [nprobe, recall] : recall_curve) {
+    if (nprobe <= prev || nprobe > nlist) {
+      return InvalidArgumentError("IVF model: recall curve nprobe not increasing in [1, nlist]");
+    }
+    if (!(recall >= 0.0f && recall <= 1.0f)) {
+      return InvalidArgumentError("IVF model: recall outside [0, 1]");
+    }
+    prev = nprobe;
+  }
+  return Status::Ok();
+}
+
+std::string IvfModel::Serialize() const {
+  Writer w;
+  w.U32(kIvfMagic);
+  w.U32(version);
+  w.U8(static_cast<uint8_t>(metric));
+  w.U32(dim);
+  w.U32(nlist);
+  w.F32(objective);
+  w.F64(training_seconds);
+  w.U64(trained_on_points);
+  w.U32(static_cast<uint32_t>(recall_curve.size()));
+  for (const auto& [nprobe, recall] : recall_curve) {
+    w.U32(nprobe);
+    w.F32(recall);
+  }
+  w.U64(centroids.size());
+  for (float v : centroids) w.F32(v);
+  return w.Take();
+}
+
+StatusOr<IvfModel> IvfModel::Deserialize(std::string_view bytes) {
+  Reader r(bytes);
+  if (r.U32() != kIvfMagic || !r.ok()) return DataLossError("IVF model: bad magic");
+  IvfModel m;
+  m.version = r.U32();
+  if (!r.ok()) return DataLossError("IVF model: truncated");
+  if (m.version != kIvfModelVersion) return InvalidArgumentError("IVF model: unknown version");
+  const uint8_t metric = r.U8();
+  if (metric > static_cast<uint8_t>(Metric::kEuclid)) {
+    return InvalidArgumentError("IVF model: unknown metric");
+  }
+  m.metric = static_cast<Metric>(metric);
+  m.dim = r.U32();
+  m.nlist = r.U32();
+  m.objective = r.F32();
+  m.training_seconds = r.F64();
+  m.trained_on_points = r.U64();
+  const uint32_t curve = r.U32();
+  if (!r.ok()) return DataLossError("IVF model: truncated");
+  if (curve > 64 || static_cast<size_t>(curve) * 8 > r.remaining()) {
+    return DataLossError("IVF model: bad recall curve length");
+  }
+  for (uint32_t i = 0; i < curve; ++i) {
+    const uint32_t nprobe = r.U32();
+    const float recall = r.F32();
+    m.recall_curve.emplace_back(nprobe, recall);
+  }
+  const uint64_t count = r.U64();
+  if (!r.ok()) return DataLossError("IVF model: truncated");
+  if (count != static_cast<uint64_t>(m.nlist) * m.dim) {
+    return DataLossError("IVF model: centroid count != nlist * dim");
+  }
+  if (count * 4 != r.remaining()) {
+    return DataLossError(count * 4 > r.remaining() ? "IVF model: truncated"
+                                                   : "IVF model: trailing bytes");
+  }
+  m.centroids.resize(count);
+  for (uint64_t i = 0; i < count; ++i) m.centroids[i] = r.F32();
+  QVEC_RETURN_IF_ERROR(m.Validate());
+  return m;
+}
+
+uint32_t DefaultNlist(size_t n) {
+  if (n == 0) return 1;
+  const double target = 4.0 * std::sqrt(static_cast<double>(n));
+  const int e = std::clamp(static_cast<int>(std::lround(std::log2(target))), 4, 16);
+  uint32_t nlist = uint32_t{1} << e;
+  const size_t cap = std::max<size_t>(1, n / 39);
+  const uint32_t cap_pow2 =
+      static_cast<uint32_t>(std::bit_floor(std::min<size_t>(cap, kMaxNlist)));
+  return std::min(nlist, cap_pow2);
+}
+
+uint32_t NprobeForRecall(const IvfModel& model, float target) {
+  const uint32_t nlist = std::max<uint32_t>(1, model.nlist);
+  if (!(target > 0.0f)) return 1;
+  const auto& curve = model.recall_curve;
+  float best = 0.0f;
+  for (const auto& point : curve) best = std::max(best, point.second);
+  if (curve.empty() || best < target) return nlist;
+  // Aim a little above target (the curve comes from <= 200 held-out
+  // queries), but not above what the curve reaches.
+  const double aim = std::min<double>(static_cast<double>(target) + kCurveMargin, best);
+  for (size_t i = 0; i < curve.size(); ++i) {
+    if (curve[i].second < aim) continue;
+    if (i == 0) return std::clamp<uint32_t>(curve[0].first, 1, nlist);
+    const auto [p0, r0] = curve[i - 1];
+    const auto [p1, r1] = curve[i];
+    const double t = (aim - r0) / (static_cast<double>(r1) - r0);
+    const double lp = std::log2(static_cast<double>(p0)) +
+                      t * (std::log2(static_cast<double>(p1)) - std::log2(static_cast<double>(p0)));
+    const double p = std::ceil(std::exp2(lp) - 1e-9);
+    return std::clamp<uint32_t>(static_cast<uint32_t>(p), p0 + 1, std::min(p1, nlist));
+  }
+  return nlist;
+}
+
+// ---------------------------------------------------------------------------
+// IvfIndex
+// ---------------------------------------------------------------------------
+
+struct IvfIndex::Impl {
+  static ScanShared Shared(const IvfIndex& ix, const std::function<bool(uint64_t)>* filter) {
+    return ScanShared{ix.quantizer_.metric() == Metric::kEuclid, ix.quantizer_.unsigned_codes(),
+                      ix.quantizer_.dim(), ix.stride_, filter, &ActiveKernels()};
+  }
+
+  static size_t CandidateCount(const IvfSearchParams& p) {
+    if (!p.rescore || p.ignore_quantization) return p.k;
+    const double want = std::ceil(static_cast<double>(p.k) * p.oversampling);
+    return static_cast<size_t>(std::min(want, 1e9));
+  }
+
+  static float MinRank(const IvfIndex& ix, const IvfSearchParams& p, const QueryCode& q) {
+    if (p.score_threshold && (!p.rescore || p.ignore_quantization)) {
+      return ix.quantizer_.ScoreToRank(*p.score_threshold, q);
+    }
+    return -std::numeric_limits<float>::infinity();
+  }
+
+  // Scans lists ids[0..nl) for one query, appending up to kk candidates per
+  // task to *out and adding the push counts to *pushed.
+  static Status ScanLists(const IvfIndex& ix, const ScanShared& s, const ScanCtx& c,
+                          const uint32_t* ids, size_t nl, size_t kk, bool parallel,
+                          const OriginalsSource* float_src, std::vector<Cand>* out,
+                          size_t* pushed) {
+    size_t total = 0;
+    for (size_t i = 0; i < nl; ++i) total += ix.lists_[ids[i]].size();
+    size_t num_tasks = 1;
+    if (parallel && ix.pool_->num_threads() > 1 && total >= kParallelRows) {
+      num_tasks = std::min({ix.pool_->num_threads() * 4, total / kMinRowsPerTask, nl});
+    }
+    auto scan_range = [&](size_t b, size_t e, TopK& top) -> Status {
+      for (size_t i = b; i < e; ++i) {
+        const List& l = ix.lists_[ids[i]];
+        if (float_src != nullptr) {
+          QVEC_RETURN_IF_ERROR(ScanListFloat(s, c, l, *float_src, top));
+        } else {
+          ScanList(s, c, l, top);
+        }
+      }
+      return Status::Ok();
+    };
+    if (num_tasks <= 1) {
+      TopK top(kk);
+      QVEC_RETURN_IF_ERROR(scan_range(0, nl, top));
+      *pushed += top.pushed();
+      std::vector<Cand> best = top.Take();
+      out->insert(out->end(), best.begin(), best.end());
+      return Status::Ok();
+    }
+    // Contiguous runs of lists with about total / num_tasks rows each.
+    std::vector<size_t> bounds(num_tasks + 1, nl);
+    bounds[0] = 0;
+    size_t acc = 0, t = 1;
+    for (size_t i = 0; i < nl && t < num_tasks; ++i) {
+      acc += ix.lists_[ids[i]].size();
+      while (t < num_tasks && acc * num_tasks >= total * t) bounds[t++] = i + 1;
+    }
+    std::vector<std::vector<Cand>> parts(num_tasks);
+    std::vector<size_t> pushes(num_tasks, 0);
+    std::vector<Status> errors(num_tasks);
+    ix.pool_->ParallelFor(num_tasks, [&](size_t task) {
+      TopK top(kk);
+      errors[task] = scan_range(bounds[task], bounds[task + 1], top);
+      pushes[task] = top.pushed();
+      parts[task] = top.Take();
+    });
+    for (size_t task = 0; task < num_tasks; ++task) {
+      QVEC_RETURN_IF_ERROR(errors[task]);
+      *pushed += pushes[task];
+      out->insert(out->end(), parts[task].begin(), parts[task].end());
+    }
+    return Status::Ok();
+  }
+
+  // Rescoring, threshold and conversion to hits.
+  static StatusOr<std::vector<Hit>> Finish(const IvfIndex& ix, const QueryCode& q,
+                                           std::vector<Cand> cands, const IvfSearchParams& p,
+                                           const OriginalsSource* originals) {
+    const size_t dim = ix.quantizer_.dim();
+    if (p.rescore && !p.ignore_quantization && !cands.empty()) {
+      std::vector<uint64_t> labels(cands.size());
+      for (size_t i = 0; i < cands.size(); ++i) labels[i] = cands[i].label;
+      std::vector<float> vectors(cands.size() * dim);
+      QVEC_RETURN_IF_ERROR(originals->Fetch(labels.data(), labels.size(), vectors.data()));
+      const Kernels& kernels = ActiveKernels();
+      const bool euclid = ix.quantizer_.metric() == Metric::kEuclid;
+      for (size_t i = 0; i < cands.size(); ++i) {
+        const float* x = vectors.data() + i * dim;
+        cands[i].rank = euclid ? q.norm_sq - kernels.l2sq_f32(q.vector.data(), x, dim)
+                               : kernels.dot_f32(q.vector.data(), x, dim);
+      }
+    }
+    KeepBest(cands, p.k);
+    std::vector<Hit> hits;
+    hits.reserve(cands.size());
+    for (const Cand& c : cands) {
+      const float score = ix.quantizer_.ToScore(c.rank, q);
+      if (p.score_threshold && !ix.quantizer_.PassesThreshold(score, *p.score_threshold)) break;
+      hits.push_back({c.label, score});
+    }
+    return hits;
+  }
+
+  // Probe order: the best nprobe lists sorted first.
+  static void ProbeOrder(const IvfIndex& ix, const QueryCode& q, uint32_t nprobe,
+                         std::vector<float>& scores, std::vector<uint32_t>& order) {
+    const uint32_t nlist = ix.model_.nlist;
+    scores.resize(nlist);
+    ix.ProbeScores(q.vector.data(), scores.data());
+    order.resize(nlist);
+    std::iota(order.begin(), order.end(), 0u);
+    auto by = [&](uint32_t a, uint32_t b) {
+      return scores[a] > scores[b] || (scores[a] == scores[b] && a < b);
+    };
+    if (nprobe < nlist) {
+      std::nth_element(order.begin(), order.begin() + nprobe, order.end(), by);
+      std::sort(order.begin(), order.begin() + nprobe, by);
+    } else {
+      std::sort(order.begin(), order.end(), by);
+    }
+  }
+
+  static StatusOr<std::vector<Hit>> SearchOne(const IvfIndex& ix, const QueryCode& q,
+                                              const IvfSearchParams& p,
+                                              const OriginalsSource* originals, bool parallel) {
+    const uint32_t nlist = ix.model_.nlist;
+    const uint32_t nprobe = ix.ResolveNprobe(p);
+    std::vector<float> scores;
+    std::vector<uint32_t> order;
+    ProbeOrder(ix, q, nprobe, scores, order);
+    const ScanShared s = Shared(ix, p.filter);
+    const ScanCtx c{&q, MinRank(ix, p, q)};
+    const size_t kk = CandidateCount(p);
+    const OriginalsSource* float_src = p.ignore_quantization ? originals : nullptr;
+    std::vector<Cand> all;
+    size_t pushed = 0;
+    QVEC_RETURN_IF_ERROR(
+        ScanLists(ix, s, c, order.data(), nprobe, kk, parallel, float_src, &all, &pushed));
+    if (p.filter != nullptr && pushed < p.k && nprobe < nlist) {
+      // Keep probing in centroid order, doubling the probed lists per round.
+      auto by = [&](uint32_t a, uint32_t b) {
+        return scores[a] > scores[b] || (scores[a] == scores[b] && a < b);
+      };
+      std::sort(order.begin() + nprobe, order.end(), by);
+      size_t done = nprobe;
+      while (pushed < p.k && done < nlist) {
+        const size_t step = std::min<size_t>(nlist - done, std::max<size_t>(done, 1));
+        QVEC_RETURN_IF_ERROR(ScanLists(ix, s, c, order.data() + done, step, kk, parallel,
+                                       float_src, &all, &pushed));
+        done += step;
+        Shrink(all, kk);
+      }
+    }
+    KeepBest(all, kk);
+    return Finish(ix, q, std::move(all), p, p.ignore_quantization ? nullptr : originals);
+  }
+};
+
+void IvfIndex::FreeDeleter::operator()(uint8_t* p) const { std::free(p); }
+
+IvfIndex::IvfIndex(Quantizer quantizer, IvfModel model, ThreadPool* pool)
+    : quantizer_(std::move(quantizer)),
+      model_(std::move(model)),
+      pool_(pool != nullptr ? pool : &ThreadPool::Default()),
+      stride_((quantizer_.dim() + 63) / 64 * 64) {
+  const size_t dim = model_.dim;
+  centroid_norm_sq_.resize(model_.nlist);
+  for (uint32_t c = 0; c < model_.nlist; ++c) {
+    double s = 0;
+    for (size_t d = 0; d < dim; ++d) {
+      const double v = model_.centroids[c * dim + d];
+      s += v * v;
+    }
+    centroid_norm_sq_[c] = static_cast<float>(s);
+  }
+  lists_.resize(model_.nlist);
+}
+
+IvfIndex::~IvfIndex() = default;
+IvfIndex::IvfIndex(IvfIndex&&) noexcept = default;
+IvfIndex& IvfIndex::operator=(IvfIndex&&) noexcept = default;
+
+StatusOr<IvfIndex> IvfIndex::Create(Quantizer quantizer, IvfModel model, ThreadPool* pool) {
+  QVEC_RETURN_IF_ERROR(model.Validate());
+  if (model.dim != quantizer.dim()) return InvalidArgumentError("IVF model dim != quantizer dim");
+  if (model.metric != quantizer.metric()) {
+    return InvalidArgumentError("IVF model metric != quantizer metric");
+  }
+  return IvfIndex(std::move(quantizer), std::move(model), pool);
+}
+
+void IvfIndex::ProbeScores(const float* q, float* out) const {
+  const size_t dim = model_.dim;
+  ActiveKernels().dot_f32_many(q, model_.centroids.data(), dim, model_.nlist, dim, out);
+  if (model_.metric == Metric::kEuclid) {
+    for (uint32_t c = 0; c < model_.nlist; ++c) out[c] = 2.0f * out[c] - centroid_norm_sq_[c];
+  }
+}
+
+uint32_t IvfIndex::Assign(const float* preprocessed) const {
+  const uint32_t nlist = model_.nlist;
+  std::vector<float> scores(nlist);
+  ActiveKernels().dot_f32_many(preprocessed, model_.centroids.data(), model_.dim, nlist,
+                               model_.dim, scores.data());
+  if (model_.metric != Metric::kCosine) {
+    for (uint32_t c = 0; c < nlist; ++c) scores[c] = 2.0f * scores[c] - centroid_norm_sq_[c];
+  }
+  uint32_t best = 0;
+  for (uint32_t c = 1; c < nlist; ++c) {
+    if (scores[c] > scores[best]) best = c;
+  }
+  return best;
+}
+
+void IvfIndex::AssignBatch(const float* preprocessed, size_t n, uint32_t* lists) const {
+  const size_t dim = model_.dim;
+  const uint32_t nlist = model_.nlist;
+  if (n < kMinGemmPoints || nlist < 16) {
+    const size_t chunk = 64;
+    pool_->ParallelFor((n + chunk - 1) / chunk, [&](size_t t) {
+      const size_t end = std::min(n, (t + 1) * chunk);
+      for (size_t i = t * chunk; i < end; ++i) lists[i] = Assign(preprocessed + i * dim);
+    });
+    return;
+  }
+  // Blocks of points against all centroids with one BLAS sgemm each (called
+  // from this thread; BLAS may use its own threads), then arg-max per point
+  // on the pool. Scores in block: scores[i * nlist + c] = x_i . c.
+  const size_t block = std::max<size_t>(64, std::min<size_t>(4096, (size_t{1} << 24) / nlist));
+  std::vector<float> scores(block * nlist);
+  const bool cosine = model_.metric == Metric::kCosine;
+  for (size_t b0 = 0; b0 < n; b0 += block) {
+    const size_t nb = std::min(block, n - b0);
+    blas::Gemm(model_.centroids.data(), nlist, preprocessed + b0 * dim, nb, dim, scores.data());
+    const size_t chunk = 64;
+    pool_->ParallelFor((nb + chunk - 1) / chunk, [&](size_t t) {
+      const size_t end = std::min(nb, (t + 1) * chunk);
+      for (size_t i = t * chunk; i < end; ++i) {
+        const float* row = scores.data() + i * nlist;
+        uint32_t best = 0;
+        float best_score = -std::numeric_limits<float>::infinity();
+        for (uint32_t c = 0; c < nlist; ++c) {
+          const float v = cosine ? row[c] : 2.0f * row[c] - centroid_norm_sq_[c];
+          if (v > best_score) {
+            best_score = v;
+            best = c;
+          }
+        }
+        lists[b0 + i] = best;
+      }
+    });
+  }
+}
+
+void IvfIndex::Reserve(List& list, size_t rows) {
+  if (rows <= list.capacity) return;
+  const size_t cap = std::max({rows, list.capacity * 2, size_t{16}});
+  auto* fresh = static_cast<uint8_t*>(std::aligned_alloc(64, cap * stride_));
+  if (fresh == nullptr) std::abort();  // out of memory
+  if (list.codes) std::memcpy(fresh, list.codes.get(), list.size() * stride_);
+  list.codes.reset(fresh);
+  list.capacity = cap;
+}
+
+void IvfIndex::RemoveAt(Slot slot) {
+  List& l = lists_[slot.list];
+  const size_t row = slot.row, last = l.size() - 1;
+  if (row != last) {
+    std::memcpy(l.codes.get() + row * stride_, l.codes.get() + last * stride_, stride_);
+    l.labels[row] = l.labels[last];
+    l.scale[row] = l.scale[last];
+    l.offset[row] = l.offset[last];
+    l.norm_sq[row] = l.norm_sq[last];
+    where_[l.labels[row]].row = static_cast<uint32_t>(row);
+  }
+  l.labels.pop_back();
+  l.scale.pop_back();
+  l.offset.pop_back();
+  l.norm_sq.pop_back();
+}
+
+Status IvfIndex::Add(uint64_t label, uint32_t list, const uint8_t* blob, size_t blob_size) {
+  const size_t dim = quantizer_.dim();
+  if (blob_size != quantizer_.EncodedSize()) {
+    return InvalidArgumentError("encoded vector has the wrong size");
+  }
+  if (list >= model_.nlist) return InvalidArgumentError("IVF list out of range");
+  const VectorMeta meta = Quantizer::ReadMeta(blob, dim);
+  if (!std::isfinite(meta.scale) || !std::isfinite(meta.offset) || !std::isfinite(meta.norm_sq)) {
+    return InvalidArgumentError("encoded vector has non-finite metadata");
+  }
+  Slot slot;
+  auto it = where_.find(label);
+  if (it != where_.end() && it->second.list == list) {
+    slot = it->second;
+  } else {
+    if (it != where_.end()) RemoveAt(it->second);
+    List& l = lists_[list];
+    if (l.size() >= std::numeric_limits<uint32_t>::max()) {
+      return ResourceExhaustedError("IVF list is full");
+    }
+    Reserve(l, l.size() + 1);
+    slot = Slot{list, static_cast<uint32_t>(l.size())};
+    l.labels.push_back(label);
+    l.scale.push_back(0);
+    l.offset.push_back(0);
+    l.norm_sq.push_back(0);
+    where_[label] = slot;
+  }
+  List& l = lists_[slot.list];
+  uint8_t* dst = l.codes.get() + size_t{slot.row} * stride_;
+  std::memcpy(dst, blob, dim);
+  std::memset(dst + dim, 0, stride_ - dim);
+  l.scale[slot.row] = meta.scale;
+  l.offset[slot.row] = meta.offset;
+  l.norm_sq[slot.row] = meta.norm_sq;
+  return Status::Ok();
+}
+
+Status IvfIndex::AddVector(uint64_t label, const float* x) {
+  const size_t dim = quantizer_.dim();
+  std::vector<float> pre(x, x + dim);
+  QVEC_RETURN_IF_ERROR(quantizer_.Preprocess(pre.data()));
+  std::vector<uint8_t> blob(quantizer_.EncodedSize());
+  QVEC_RETURN_IF_ERROR(quantizer_.Encode(pre.data(), blob.data()));
+  return Add(label, Assign(pre.data()), blob.data(), blob.size());
+}
+
+bool IvfIndex::Remove(uint64_t label) {
+  auto it = where_.find(label);
+  if (it == where_.end()) return false;
+  const Slot slot = it->second;
+  where_.erase(it);
+  RemoveAt(slot);
+  return true;
+}
+
+size_t IvfIndex::MemoryBytes() const {
+  size_t bytes = model_.centroids.capacity() * sizeof(float) +
+                 centroid_norm_sq_.capacity() * sizeof(float) + lists_.capacity() * sizeof(List);
+  for (const List& l : lists_) {
+    bytes += l.capacity * stride_ + l.labels.capacity() * sizeof(uint64_t) +
+             (l.scale.capacity() + l.offset.capacity() + l.norm_sq.capacity()) * sizeof(float);
+  }
+  bytes += where_.bucket_count() * sizeof(void*) +
+           where_.size() * (sizeof(uint64_t) + sizeof(Slot) + 2 * sizeof(void*));
+  return bytes;
+}
+
+uint32_t IvfIndex::ResolveNprobe(const IvfSearchParams& p) const {
+  const uint32_t nprobe = p.nprobe != 0 ? p.nprobe : NprobeForRecall(model_, p.target_recall);
+  return std::clamp<uint32_t>(nprobe, 1, model_.nlist);
+}
+
+Status IvfIndex::CheckParams(const IvfSearchParams& p, const OriginalsSource* originals) const {
+  if (p.k == 0 || p.k > kMaxSearchK) return InvalidArgumentError("k must be in [1, 10000]");
+  if (!(p.oversampling >= 1.0f) || !std::isfinite(p.oversampling)) {
+    return InvalidArgumentError("oversampling must be a finite value >= 1");
+  }
+  if (p.score_threshold && !std::isfinite(*p.score_threshold)) {
+    return InvalidArgumentError("score_threshold must be finite");
+  }
+  if (p.nprobe == 0 && !(p.target_recall > 0.0f && p.target_recall <= 1.0f)) {
+    return InvalidArgumentError("target_recall must be in (0, 1]");
+  }
+  if ((p.rescore || p.ignore_quantization) && originals == nullptr) {
+    return FailedPreconditionError("rescoring needs the float originals");
+  }
+  return Status::Ok();
+}
+
+StatusOr<std::vector<Hit>> IvfIndex::Search(const float* query, const IvfSearchParams& params,
+                                            const OriginalsSource* originals) const {
+  QVEC_RETURN_IF_ERROR(CheckParams(params, originals));
+  QVEC_ASSIGN_OR_RETURN(QueryCode q, quantizer_.PrepareQuery(query));
+  return Impl::SearchOne(*this, q, params, originals, /*parallel=*/true);
+}
+
+StatusOr<std::vector<std::vector<Hit>>> IvfIndex::SearchBatch(
+    const float* queries, size_t nq, const IvfSearchParams& params,
+    const OriginalsSource* originals) const {
+  QVEC_RETURN_IF_ERROR(CheckParams(params, originals));
+  const size_t dim = quantizer_.dim();
+  std::vector<QueryCode> prepared;
+  prepared.reserve(nq);
+  for (size_t i = 0; i < nq; ++i) {
+    QVEC_ASSIGN_OR_RETURN(QueryCode q, quantizer_.PrepareQuery(queries + i * dim));
+    prepared.push_back(std::move(q));
+  }
+  std::vector<std::vector<Hit>> results(nq);
+  if (nq == 0) return results;
+  const size_t threads = pool_->num_threads();
+  if (params.filter != nullptr || params.ignore_quantization || nq < threads) {
+    // Per query; a query may probe further lists (filter) or fetch originals.
+    std::vector<Status> errors(nq);
+    const bool inner_parallel = nq < threads;
+    pool_->ParallelFor(nq, [&](size_t i) {
+      auto hits = Impl::SearchOne(*this, prepared[i], params, originals, inner_parallel);
+      if (hits.ok()) {
+        results[i] = std::move(hits).value();
+      } else {
+        errors[i] = hits.status();
+      }
+    });
+    for (const Status& s : errors) QVEC_RETURN_IF_ERROR(s);
+    return results;
+  }
+  // Tiles of queries; inside a tile, queries are grouped by probed list so
+  // each list's codes are read once for all of them (batch kernel).
+  const uint32_t nprobe = ResolveNprobe(params);
+  const size_t kk = Impl::CandidateCount(params);
+  const size_t tile = std::clamp<size_t>((nq + 2 * threads - 1) / (2 * threads), 1, kMaxQueryTile);
+  const size_t num_tasks = (nq + tile - 1) / tile;
+  const ScanShared s = Impl::Shared(*this, nullptr);
+  std::vector<Status> errors(num_tasks);
+  pool_->ParallelFor(num_tasks, [&](size_t task) {
+    const size_t q0 = task * tile, tq = std::min(tile, nq - q0);
+    std::vector<float> scores;
+    std::vector<uint32_t> order;
+    // (list, query in tile) pairs, sorted by list.
+    std::vector<uint64_t> pairs;
+    pairs.reserve(tq * nprobe);
+    std::vector<ScanCtx> ctx;
+    std::vector<TopK> tops;
+    ctx.reserve(tq);
+    tops.reserve(tq);
+    for (size_t i = 0; i < tq; ++i) {
+      const QueryCode& q = prepared[q0 + i];
+      Impl::ProbeOrder(*this, q, nprobe, scores, order);
+      for (uint32_t j = 0; j < nprobe; ++j) pairs.push_back((uint64_t{order[j]} << 32) | i);
+      ctx.push_back({&q, Impl::MinRank(*this, params, q)});
+      tops.emplace_back(kk);
+    }
+    std::sort(pairs.begin(), pairs.end());
+    std::vector<int8_t> qcodes;
+    std::vector<int32_t> dots(std::max(kScanBlock, tq * kBatchRowBlock));
+    alignas(64) float ranks[kScanBlock];
+    std::vector<uint32_t> group;
+    for (size_t g0 = 0; g0 < pairs.size();) {
+      const uint32_t list = static_cast<uint32_t>(pairs[g0] >> 32);
+      size_t g1 = g0;
+      group.clear();
+      while (g1 < pairs.size() && static_cast<uint32_t>(pairs[g1] >> 32) == list) {
+        group.push_back(static_cast<uint32_t>(pairs[g1] & 0xffffffffu));
+        ++g1;
+      }
+      g0 = g1;
+      const List& l = lists_[list];
+      const size_t n = l.size();
+      if (n == 0) continue;
+      if (group.size() < kMinBatchGroup) {
+        for (uint32_t qi : group) ScanList(s, ctx[qi], l, tops[qi]);
+        continue;
+      }
+      const size_t ng = group.size();
+      qcodes.resize(ng * dim);
+      for (size_t gi = 0; gi < ng; ++gi) {
+        const auto& codes = ctx[group[gi]].q->codes;
+        std::copy(codes.begin(), codes.end(), qcodes.begin() + gi * dim);
+      }
+      for (size_t r0 = 0; r0 < n; r0 += kBatchRowBlock) {
+        const size_t nb = std::min(kBatchRowBlock, n - r0);
+        const uint8_t* codes = l.codes.get() + r0 * stride_;
+        if (s.u8) {
+          s.kernels->dot_u8s8_batch(qcodes.data(), dim, ng, codes, stride_, nb, dim, dots.data());
+        } else {
+          s.kernels->dot_s8_batch(qcodes.data(), dim, ng, reinterpret_cast<const int8_t*>(codes),
+                                  stride_, nb, dim, dots.data());
+        }
+        for (size_t gi = 0; gi < ng; ++gi) {
+          Consume(s, ctx[group[gi]], l, r0, nb, dots.data() + gi * nb, ranks, tops[group[gi]]);
+        }
+      }
+    }
+    for (size_t i = 0; i < tq; ++i) {
+      std::vector<Cand> best = tops[i].Take();
+      KeepBest(best, kk);
+      auto hits = Impl::Finish(*this, prepared[q0 + i], std::move(best), params, originals);
+      if (!hits.ok()) {
+        errors[task] = hits.status();
+        return;
+      }
+      results[q0 + i] = std::move(hits).value();
+    }
+  });
+  for (const Status& st : errors) QVEC_RETURN_IF_ERROR(st);
+  return results;
+}
+
+StatusOr<std::vector<Hit>> IvfIndex::SearchAllowed(const float* query,
+                                                   const IvfSearchParams& params,
+                                                   const std::vector<uint64_t>& allowed_labels,
+                                                   const OriginalsSource* originals) const {
+  QVEC_RETURN_IF_ERROR(CheckParams(params, originals));
+  QVEC_ASSIGN_OR_RETURN(QueryCode q, quantizer_.PrepareQuery(query));
+  const ScanShared s = Impl::Shared(*this, params.filter);
+  const float min_rank = Impl::MinRank(*this, params, q);
+  const size_t kk = Impl::CandidateCount(params);
+  // Rows of the allowed labels (duplicates and unknown labels dropped).
+  std::vector<Slot> slots;
+  slots.reserve(allowed_labels.size());
+  {
+    std::unordered_set<uint64_t> seen;
+    seen.reserve(allowed_labels.size());
+    for (uint64_t label : allowed_labels) {
+      auto it = where_.find(label);
+      if (it == where_.end() || !seen.insert(label).second) continue;
+      if (s.filter != nullptr && !(*s.filter)(label)) continue;
+      slots.push_back(it->second);
+    }
+  }
+  TopK top(kk);
+  if (params.ignore_quantization) {
+    const size_t chunk = 1024;
+    std::vector<uint64_t> labels;
+    std::vector<float> vectors, ranks;
+    for (size_t b = 0; b < slots.size(); b += chunk) {
+      const size_t nb = std::min(chunk, slots.size() - b);
+      labels.resize(nb);
+      for (size_t j = 0; j < nb; ++j) labels[j] = lists_[slots[b + j].list].labels[slots[b + j].row];
+      vectors.resize(nb * s.dim);
+      ranks.resize(nb);
+      QVEC_RETURN_IF_ERROR(originals->Fetch(labels.data(), nb, vectors.data()));
+      if (s.euclid) {
+        s.kernels->l2sq_f32_many(q.vector.data(), vectors.data(), s.dim, nb, s.dim, ranks.data());
+        for (float& r : ranks) r = q.norm_sq - r;
+      } else {
+        s.kernels->dot_f32_many(q.vector.data(), vectors.data(), s.dim, nb, s.dim, ranks.data());
+      }
+      for (size_t j = 0; j < nb; ++j) {
+        if (ranks[j] > top.threshold() && ranks[j] >= min_rank) top.Push(ranks[j], labels[j]);
+      }
+    }
+  } else {
+    for (const Slot& slot : slots) {
+      const List& l = lists_[slot.list];
+      const uint8_t* code = l.codes.get() + size_t{slot.row} * stride_;
+      const int32_t dot =
+          s.u8 ? s.kernels->dot_u8s8(code, q.codes.data(), s.dim)
+               : s.kernels->dot_s8(reinterpret_cast<const int8_t*>(code), q.codes.data(), s.dim);
+      float rank = q.scale * l.scale[slot.row] * static_cast<float>(dot) +
+                   l.offset[slot.row] * q.sum + q.bias;
+      if (s.euclid) rank = 2.0f * rank - l.norm_sq[slot.row];
+      if (rank > top.threshold() && rank >= min_rank) top.Push(rank, l.labels[slot.row]);
+    }
+  }
+  std::vector<Cand> best = top.Take();
+  KeepBest(best, kk);
+  return Impl::Finish(*this, q, std::move(best), params,
+                      params.ignore_quantization ? nullptr : originals);
+}
+
+IvfHealth IvfIndex::Health() const {
+  IvfHealth h;
+  h.nlist = model_.nlist;
+  h.size = size();
+  std::vector<size_t> sizes(lists_.size());
+  for (size_t i = 0; i < lists_.size(); ++i) sizes[i] = lists_[i].size();
+  std::sort(sizes.begin(), sizes.end());
+  if (!sizes.empty()) {
+    h.min_list = sizes.front();
+    h.max_list = sizes.back();
+    h.median_list = sizes[sizes.size() / 2];
+    h.empty_lists = static_cast<size_t>(std::count(sizes.begin(), sizes.end(), size_t{0}));
+    const double mean = static_cast<double>(h.size) / sizes.size();
+    h.imbalance = mean > 0 ? static_cast<double>(h.max_list) / mean : 0.0;
+  }
+  h.objective = model_.objective;
+  h.training_seconds = model_.training_seconds;
+  h.trained_on_points = model_.trained_on_points;
+  h.recall_curve = model_.recall_curve;
+  return h;
+}
+
+// ---------------------------------------------------------------------------
+// Training
+// ---------------------------------------------------------------------------
+
+StatusOr<IvfModel> TrainIvf(const Quantizer& quantizer, const float* sample, size_t n,
+                            const IvfTrainOptions& options, ThreadPool* pool) {
+  const auto start = std::chrono::steady_clock::now();
+  const size_t dim = quantizer.dim();
+  if (n == 0) return FailedPreconditionError("IVF training needs a non-empty sample");
+  std::vector<float> pre(sample, sample + n * dim);
+  for (size_t i = 0; i < n; ++i) QVEC_RETURN_IF_ERROR(quantizer.Preprocess(pre.data() + i * dim));
+  const size_t held_out = options.recall_curve && n >= 100 ? std::min<size_t>(200, n / 10) : 0;
+  const size_t nb = n - held_out;
+  const uint32_t nlist = options.nlist != 0 ? options.nlist : DefaultNlist(nb);
+  if (nlist > kMaxNlist) return InvalidArgumentError("nlist must be <= 65536");
+  if (nb < nlist) {
+    return FailedPreconditionError("IVF training needs at least nlist sample vectors");
+  }
+  KmeansOptions ko;
+  ko.k = nlist;
+  ko.niter = options.niter;
+  ko.seed = options.seed;
+  ko.max_points_per_centroid = options.max_points_per_centroid;
+  ko.spherical = quantizer.metric() == Metric::kCosine;
+  ko.inner_product = quantizer.metric() == Metric::kCosine;
+  QVEC_ASSIGN_OR_RETURN(KmeansResult km, Kmeans(pre.data(), nb, dim, ko));
+  IvfModel model;
+  model.metric = quantizer.metric();
+  model.dim = static_cast<uint32_t>(dim);
+  model.nlist = nlist;
+  model.centroids = std::move(km.centroids);
+  model.objective = km.objective;
+  model.trained_on_points = km.points_used;
+  if (held_out > 0) {
+    const float* queries = pre.data() + nb * dim;
+    QVEC_ASSIGN_OR_RETURN(IvfIndex index, IvfIndex::Create(quantizer, model, pool));
+    std::vector<uint32_t> lists(nb);
+    index.AssignBatch(pre.data(), nb, lists.data());
+    std::vector<uint8_t> blob(quantizer.EncodedSize());
+    for (size_t i = 0; i < nb; ++i) {
+      QVEC_RETURN_IF_ERROR(quantizer.Encode(pre.data() + i * dim, blob.data()));
+      QVEC_RETURN_IF_ERROR(index.Add(i, lists[i], blob.data(), blob.size()));
+    }
+    QVEC_ASSIGN_OR_RETURN(auto truth,
+                          ExactTopK(quantizer, pre.data(), nb, queries, held_out, 10, pool));
+    for (uint32_t nprobe = 1;; nprobe = std::min(nlist, nprobe * 2)) {
+      IvfSearchParams params;
+      params.k = 10;
+      params.nprobe = nprobe;
+      QVEC_ASSIGN_OR_RETURN(auto got, index.SearchBatch(queries, held_out, params));
+      model.recall_curve.emplace_back(nprobe, static_cast<float>(Recall(truth, got)));
+      if (nprobe == nlist) break;
+    }
+  }
+  model.training_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return model;
+}
+
+}  // namespace qvec::index

@@ -1,0 +1,73 @@
+#include "index/kmeans.h"
+
+#include <faiss/Clustering.h>
+#include <faiss/IndexFlat.h>
+#include <faiss/impl/FaissException.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <exception>
+#include <memory>
+#include <string>
+
+#include "index/types.h"
+
+namespace qvec::index {
+
+StatusOr<KmeansResult> Kmeans(const float* x, size_t n, size_t dim, const KmeansOptions& options) {
+  if (dim == 0 || dim > kMaxDim) return InvalidArgumentError("k-means: dim out of range");
+  if (options.k == 0) return InvalidArgumentError("k-means: k must be >= 1");
+  if (options.niter < 1) return InvalidArgumentError("k-means: niter must be >= 1");
+  if (options.max_points_per_centroid < 1) {
+    return InvalidArgumentError("k-means: max_points_per_centroid must be >= 1");
+  }
+  if (n < options.k) return FailedPreconditionError("k-means: fewer points than centroids");
+  for (size_t i = 0; i < n * dim; ++i) {
+    if (!std::isfinite(x[i])) return InvalidArgumentError("k-means: non-finite input");
+  }
+  const auto start = std::chrono::steady_clock::now();
+  try {
+    faiss::ClusteringParameters cp;
+    cp.niter = options.niter;
+    cp.seed = static_cast<int>(options.seed & 0x7fffffff);
+    cp.spherical = options.spherical;
+    cp.verbose = false;
+    cp.min_points_per_centroid = 1;  // the caller picks k; no stderr warnings
+    cp.max_points_per_centroid = options.max_points_per_centroid;
+    faiss::Clustering clustering(static_cast<int>(dim), static_cast<int>(options.k), cp);
+    std::unique_ptr<faiss::IndexFlat> assign;
+    if (options.inner_product) {
+      assign = std::make_unique<faiss::IndexFlatIP>(static_cast<faiss::Index::idx_t>(dim));
+    } else {
+      assign = std::make_unique<faiss::IndexFlatL2>(static_cast<faiss::Index::idx_t>(dim));
+    }
+    clustering.train(static_cast<faiss::Index::idx_t>(n), x, *assign);
+    KmeansResult result;
+    result.centroids = std::move(clustering.centroids);
+    for (const auto& it : clustering.iteration_stats) {
+      result.objective_per_iteration.push_back(it.obj);
+    }
+    if (!result.objective_per_iteration.empty()) {
+      result.objective = result.objective_per_iteration.back();
+    }
+    result.points_used =
+        std::min(n, static_cast<size_t>(options.k) * options.max_points_per_centroid);
+    result.seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (result.centroids.size() != static_cast<size_t>(options.k) * dim) {
+      return InternalError("k-means: FAISS returned the wrong number of centroids");
+    }
+    return result;
+  } catch (const faiss::FaissException& e) {
+    return InternalError(std::string("k-means: FAISS error: ") + e.what());
+  } catch (const std::bad_alloc&) {
+    return ResourceExhaustedError("k-means: out of memory");
+  } catch (const std::exception& e) {
+    return InternalError(std::string("k-means: ") + e.what());
+  } catch (...) {
+    return InternalError("k-means: unknown exception");
+  }
+}
+
+}  // namespace qvec::index

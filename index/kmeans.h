@@ -1,0 +1,48 @@
+// k-means for the IVF coarse quantizer: a thin, exception-free wrapper over
+// FAISS Clustering (FAISS uses OpenMP here; acceptable for training only).
+#ifndef QVEC_INDEX_KMEANS_H_
+#define QVEC_INDEX_KMEANS_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "qvec/status.h"
+
+namespace qvec::index {
+
+struct KmeansOptions {
+  // Number of centroids, >= 1 and <= n.
+  uint32_t k = 0;
+  // Lloyd iterations. Default: 10.
+  int niter = 10;
+  // Seed of the initialization and subsampling. Default: 1234.
+  uint32_t seed = 1234;
+  // Normalize centroids after each iteration (Cosine). Default: false.
+  bool spherical = false;
+  // Assign points by highest inner product instead of lowest L2 distance.
+  // Default: false.
+  bool inner_product = false;
+  // Subsample to at most k * this many points. Default: 256.
+  int max_points_per_centroid = 256;
+};
+
+struct KmeansResult {
+  std::vector<float> centroids;  // k * dim
+  // Objective after the last iteration (sum of squared L2 distances, or sum
+  // of inner products with inner_product), and per iteration.
+  float objective = 0;
+  std::vector<float> objective_per_iteration;
+  size_t points_used = 0;  // after subsampling
+  double seconds = 0;
+};
+
+// Clusters x (n * dim floats, row-major). Errors: InvalidArgument for bad
+// sizes/options or non-finite input, FailedPrecondition if n < k, Internal
+// if FAISS throws.
+[[nodiscard]] StatusOr<KmeansResult> Kmeans(const float* x, size_t n, size_t dim,
+                                            const KmeansOptions& options);
+
+}  // namespace qvec::index
+
+#endif  // QVEC_INDEX_KMEANS_H_

@@ -1,0 +1,120 @@
+// Tests against the real `qvec serve` process: the README's curl session,
+// signals, persistence across restarts.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+#include <regex>
+#include <sstream>
+
+#include "tests/util/server_process.h"
+#include "tests/util/temp_dir.h"
+
+namespace qvec {
+namespace {
+
+using ::testing::HasSubstr;
+using testing_util::HttpCall;
+using testing_util::ServerProcess;
+using testing_util::TempDir;
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+int RunShell(const std::string& script, std::string* output) {
+  FILE* pipe = popen(("bash -c '" + std::regex_replace(script, std::regex("'"), "'\\''") +
+                      "' 2>&1")
+                         .c_str(),
+                     "r");
+  if (pipe == nullptr) return -1;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), pipe)) > 0) output->append(buf, n);
+  int status = pclose(pipe);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// The README's first session must work verbatim (only the port differs).
+TEST(ServerTest, ReadmeCurlSessionWorks) {
+  std::string readme = ReadFile(std::string(QVEC_SOURCE_DIR) + "/README.md");
+  size_t section = readme.find("## A first session with curl");
+  ASSERT_NE(section, std::string::npos);
+  size_t start = readme.find("```sh\n", section);
+  ASSERT_NE(start, std::string::npos);
+  start += 6;
+  size_t end = readme.find("```", start);
+  std::string script = readme.substr(start, end - start);
+
+  TempDir dir;
+  ServerProcess server(QVEC_BINARY, dir.Sub("data"));
+  ASSERT_TRUE(server.Start());
+  script = std::regex_replace(script, std::regex("127\\.0\\.0\\.1:6333"),
+                              "127.0.0.1:" + std::to_string(server.port()));
+  std::string out;
+  ASSERT_EQ(RunShell("set -e\n" + script, &out), 0) << out;
+  // Create, upsert, search, filtered query: four answers, all ok.
+  EXPECT_THAT(out, HasSubstr(R"({"result":true,"status":"ok")"));
+  EXPECT_THAT(out, HasSubstr(R"("status":"completed")"));
+  EXPECT_THAT(out, HasSubstr(R"({"result":[{"id":1,"version":0,"score":0.89)"));
+  EXPECT_THAT(out, HasSubstr(R"({"result":{"points":[{"id":2,)"));
+  EXPECT_THAT(out, ::testing::Not(HasSubstr("error")));
+}
+
+TEST(ServerTest, SigtermStopsCleanlyAndDataSurvivesRestart) {
+  TempDir dir;
+  {
+    ServerProcess server(QVEC_BINARY, dir.Sub("data"));
+    ASSERT_TRUE(server.Start());
+    auto r = HttpCall(server.port(), "PUT", "/collections/c",
+                      R"({"vectors":{"size":3,"distance":"Dot"}})");
+    ASSERT_EQ(r.status, 200) << r.body;
+    r = HttpCall(server.port(), "PUT", "/collections/c/points?wait=true",
+                 R"({"points":[{"id":7,"vector":[1,2,3],"payload":{"k":"v"}}]})");
+    ASSERT_EQ(r.status, 200) << r.body;
+    server.Kill(SIGTERM);
+    int status = server.WaitExit(10000);
+    ASSERT_NE(status, -1) << "qvec did not exit within 10 s of SIGTERM";
+    EXPECT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 0);
+  }
+  ServerProcess server(QVEC_BINARY, dir.Sub("data"));
+  ASSERT_TRUE(server.Start());
+  auto r = HttpCall(server.port(), "GET", "/collections/c/points/7");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_THAT(r.body, HasSubstr(R"("payload":{"k":"v"},"vector":[1,2,3])"));
+  server.Kill(SIGINT);
+  int status = server.WaitExit(10000);
+  ASSERT_NE(status, -1);
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+TEST(ServerTest, SecondServerOnTheSameDataFailsClearly) {
+  TempDir dir;
+  ServerProcess first(QVEC_BINARY, dir.Sub("data"));
+  ASSERT_TRUE(first.Start());
+  std::string out;
+  int rc = RunShell(std::string(QVEC_BINARY) + " serve --data " + dir.Sub("data") +
+                        " --port 0",
+                    &out);
+  EXPECT_NE(rc, 0);
+  EXPECT_THAT(out, HasSubstr("in use"));
+}
+
+TEST(ServerTest, VersionAndHelp) {
+  std::string out;
+  EXPECT_EQ(RunShell(std::string(QVEC_BINARY) + " --version", &out), 0);
+  EXPECT_THAT(out, HasSubstr("qvec 0.1.0"));
+  out.clear();
+  EXPECT_EQ(RunShell(std::string(QVEC_BINARY) + " serve --help", &out), 0);
+  for (const char* flag : {"--data", "--host", "--port", "--api-key", "--read-only-api-key"}) {
+    EXPECT_THAT(out, HasSubstr(flag));
+  }
+}
+
+}  // namespace
+}  // namespace qvec
