@@ -16,7 +16,7 @@ namespace fs = std::filesystem;
 using testing_util::ServerProcess;
 using testing_util::TempDir;
 
-int Run(const std::string& command, std::string* output) {
+int RunCommand(const std::string& command, std::string* output) {
   FILE* pipe = popen((command + " 2>&1").c_str(), "r");
   if (pipe == nullptr) return -1;
   char buf[4096];
@@ -28,7 +28,7 @@ int Run(const std::string& command, std::string* output) {
 
 TEST(QdrantJsClient, OfficialClientWorksWithoutWarnings) {
   std::string out;
-  if (Run("node --version", &out) != 0) GTEST_SKIP() << "Node.js is not installed";
+  if (RunCommand("node --version", &out) != 0) GTEST_SKIP() << "Node.js is not installed";
   // Install the pinned client once per build tree, next to the binaries.
   const fs::path node_dir = fs::path(QVEC_BINARY).parent_path().parent_path() / "node";
   fs::create_directories(node_dir);
@@ -38,7 +38,7 @@ TEST(QdrantJsClient, OfficialClientWorksWithoutWarnings) {
                 node_dir / "qdrant_client.mjs", fs::copy_options::overwrite_existing);
   if (!fs::exists(node_dir / "node_modules/@qdrant/js-client-rest/package.json")) {
     out.clear();
-    int rc = Run("cd '" + node_dir.string() +
+    int rc = RunCommand("cd '" + node_dir.string() +
                      "' && npm install --no-audit --no-fund --no-package-lock --loglevel=error",
                  &out);
     ASSERT_EQ(rc, 0) << "npm install failed:\n" << out;
@@ -48,7 +48,7 @@ TEST(QdrantJsClient, OfficialClientWorksWithoutWarnings) {
   ServerProcess server(QVEC_BINARY, dir.Sub("data"));
   ASSERT_TRUE(server.Start()) << "qvec did not start";
   out.clear();
-  int rc = Run("cd '" + node_dir.string() + "' && node qdrant_client.mjs http://127.0.0.1:" +
+  int rc = RunCommand("cd '" + node_dir.string() + "' && node qdrant_client.mjs http://127.0.0.1:" +
                    std::to_string(server.port()),
                &out);
   EXPECT_EQ(rc, 0) << out;
