@@ -194,9 +194,32 @@ StatusOr<size_t> CollectionImpl::Delete(std::span<const PointId> ids) {
     batch.DeletePoint(cid_, EncodePointKey(id));
   }
   if (labels.empty()) return size_t{0};
-  QVEC_RETURN_IF_ERROR(store_->Write(&batch));
-  std::unique_lock state_lock(state_mu_);
-  ApplyDelete(labels);
+  // Memory first: a search that found one of these points must still be
+  // able to read its original for rescoring, so the points leave the index
+  // before their originals leave the disk.
+  std::vector<PointId> deleted_ids;
+  for (uint64_t label : labels) deleted_ids.push_back(label_to_id_[label]);
+  {
+    std::unique_lock state_lock(state_mu_);
+    ApplyDelete(labels);
+  }
+  Status written = store_->Write(&batch);
+  if (!written.ok()) {
+    // Nothing was deleted: put the points back as they are stored.
+    std::unique_lock state_lock(state_mu_);
+    for (size_t i = 0; i < labels.size(); ++i) {
+      auto stored = store_->GetPoint(cid_, EncodePointKey(deleted_ids[i]), true, false, true);
+      if (!stored.ok()) continue;
+      free_labels_.erase(std::remove(free_labels_.begin(), free_labels_.end(), labels[i]),
+                         free_labels_.end());
+      label_used_[labels[i]] = true;
+      label_to_id_[labels[i]] = deleted_ids[i];
+      id_to_label_.emplace(deleted_ids[i], labels[i]);
+      (void)AddValueToIndex(stored->code);
+      payload_index_.Update(labels[i], stored->payload.value_or(""));
+    }
+    return written;
+  }
   return labels.size();
 }
 
@@ -475,7 +498,7 @@ StatusOr<std::vector<ScoredPoint>> CollectionImpl::SearchLocked(const SearchRequ
     index::IvfSearchParams p;
     p.k = k;
     p.oversampling = r.params.oversampling;
-    p.rescore = r.params.rescore.value_or(r.params.oversampling > 1.0f);
+    p.rescore = r.params.rescore.value_or(true);
     std::function<bool(uint64_t)> allowed;
     if (filtered) {
       allowed = [this, &r](uint64_t label) { return Passes(*r.filter, label); };

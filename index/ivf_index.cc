@@ -618,7 +618,7 @@ void IvfIndex::AssignBatch(const float* preprocessed, size_t n, uint32_t* lists)
   // Blocks of points against all centroids with one BLAS sgemm each (called
   // from this thread; BLAS may use its own threads), then arg-max per point
   // on the pool. Scores in block: scores[i * nlist + c] = x_i . c.
-  const size_t block = std::max<size_t>(64, std::min<size_t>(4096, (size_t{1} << 24) / nlist));
+  const size_t block = std::max<size_t>(64, std::min<size_t>(4096, (size_t{1} << 22) / nlist));
   std::vector<float> scores(block * nlist);
   const bool cosine = model_.metric == Metric::kCosine;
   for (size_t b0 = 0; b0 < n; b0 += block) {

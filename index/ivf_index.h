@@ -67,9 +67,11 @@ struct IvfTrainOptions {
   uint32_t nlist = 0;
   // k-means iterations. Default: 10 (as FAISS's IndexIVF).
   int niter = 10;
-  // k-means subsamples to at most this many points per centroid.
-  // Default: 256 (FAISS default).
-  int max_points_per_centroid = 256;
+  // k-means subsamples to at most this many points per centroid. k-means
+  // cost is proportional to the points used; 64 keeps well above FAISS's
+  // 39-point minimum and makes training cheaper than FAISS's IndexIVF
+  // (which uses up to 256). Default: 64.
+  int max_points_per_centroid = 64;
   uint32_t seed = 1234;
   // Measure the recall curve (needs n >= 100). Default: true.
   bool recall_curve = true;

@@ -57,17 +57,20 @@ inline Code FastQuantizeOne(float x, float inv, float zp, float lo, float hi) {
   return static_cast<Code>(static_cast<int32_t>(v + zp));
 }
 
-// One scale and zero point for all values.
+// One scale and zero point for all values. Kept out of line: inlined into
+// Encode, GCC turned the clamps into branches and did not vectorize.
 template <typename Code>
-void FastQuantize(const float* __restrict x, size_t n, float inv, float zp, float lo, float hi,
-                  Code* __restrict out) {
+__attribute__((noinline)) void FastQuantize(const float* __restrict x, size_t n, float inv,
+                                            float zp, float lo, float hi, Code* __restrict out) {
   for (size_t i = 0; i < n; ++i) out[i] = FastQuantizeOne<Code>(x[i], inv, zp, lo, hi);
 }
 
 // Per-dimension scales and zero points.
 template <typename Code>
-void FastQuantizePerDim(const float* __restrict x, size_t n, const float* __restrict inv,
-                        const float* __restrict zp, float lo, float hi, Code* __restrict out) {
+__attribute__((noinline)) void FastQuantizePerDim(const float* __restrict x, size_t n,
+                                                  const float* __restrict inv,
+                                                  const float* __restrict zp, float lo, float hi,
+                                                  Code* __restrict out) {
   for (size_t i = 0; i < n; ++i) out[i] = FastQuantizeOne<Code>(x[i], inv[i], zp[i], lo, hi);
 }
 

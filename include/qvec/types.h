@@ -153,8 +153,10 @@ struct SearchParams {
   // Score with the float originals instead of int8 codes (slow; exact).
   // Default: false.
   bool ignore_quantization = false;
-  // Re-rank limit * oversampling int8 candidates with the float originals.
-  // Default: true when oversampling > 1, otherwise false.
+  // Re-rank limit * oversampling int8 candidates by their exact float scores
+  // (read from disk), so that returned scores are exact, as Qdrant does by
+  // default. Set false for the fastest, int8-scored answer.
+  // Default: true.
   std::optional<bool> rescore;
   // Candidates taken by int8 score per result when rescoring, in [1, 100].
   // Default: 1.
