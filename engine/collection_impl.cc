@@ -484,6 +484,21 @@ StatusOr<std::vector<std::pair<uint64_t, float>>> CollectionImpl::ExactFloatSear
   return out;
 }
 
+index::IvfSearchParams CollectionImpl::IndexParams(const SearchRequest& r) const {
+  index::IvfSearchParams p;
+  p.k = r.limit + r.offset;
+  p.oversampling = r.params.oversampling;
+  p.rescore = r.params.rescore.value_or(true);
+  if (ivf_ != nullptr) {
+    p.nprobe = r.params.exact ? ivf_->nlist() : r.params.nprobe;
+    if (p.nprobe == 0 && r.params.target_recall == 0) p.nprobe = config_.index.default_nprobe;
+    p.target_recall = r.params.target_recall > 0 ? r.params.target_recall
+                                                 : config_.index.default_target_recall;
+    if (p.nprobe > ivf_->nlist()) p.nprobe = ivf_->nlist();
+  }
+  return p;
+}
+
 StatusOr<std::vector<ScoredPoint>> CollectionImpl::SearchLocked(const SearchRequest& r) {
   const size_t k = r.limit + r.offset;
   std::vector<float> query = r.vector;
@@ -495,10 +510,7 @@ StatusOr<std::vector<ScoredPoint>> CollectionImpl::SearchLocked(const SearchRequ
     QVEC_ASSIGN_OR_RETURN(hits, ExactFloatSearch(r, query.data(), k));
   } else {
     if (flat_ == nullptr && ivf_ == nullptr) return std::vector<ScoredPoint>();  // nothing yet
-    index::IvfSearchParams p;
-    p.k = k;
-    p.oversampling = r.params.oversampling;
-    p.rescore = r.params.rescore.value_or(true);
+    index::IvfSearchParams p = IndexParams(r);
     std::function<bool(uint64_t)> allowed;
     if (filtered) {
       allowed = [this, &r](uint64_t label) { return Passes(*r.filter, label); };
@@ -510,11 +522,6 @@ StatusOr<std::vector<ScoredPoint>> CollectionImpl::SearchLocked(const SearchRequ
     if (flat_ != nullptr) {
       QVEC_ASSIGN_OR_RETURN(raw, flat_->Search(query.data(), p, source));
     } else {
-      p.nprobe = r.params.exact ? ivf_->nlist() : r.params.nprobe;
-      if (p.nprobe == 0 && r.params.target_recall == 0) p.nprobe = config_.index.default_nprobe;
-      p.target_recall = r.params.target_recall > 0 ? r.params.target_recall
-                                                   : config_.index.default_target_recall;
-      if (p.nprobe > ivf_->nlist()) p.nprobe = ivf_->nlist();
       // Query planner: a selective filter is answered by an exact scan of the
       // allowed points (IVF probing would visit many lists to find k of
       // them); otherwise the IVF search checks the filter as it scans and
@@ -549,6 +556,11 @@ StatusOr<std::vector<ScoredPoint>> CollectionImpl::SearchLocked(const SearchRequ
     for (const auto& h : raw) hits.emplace_back(h.label, h.score);
   }
 
+  return Finalize(r, hits);
+}
+
+StatusOr<std::vector<ScoredPoint>> CollectionImpl::Finalize(
+    const SearchRequest& r, const std::vector<std::pair<uint64_t, float>>& hits) {
   std::vector<ScoredPoint> out;
   std::vector<PointId> ids;
   const bool euclid = config_.distance == Distance::kEuclid;
@@ -593,8 +605,45 @@ StatusOr<std::vector<std::vector<ScoredPoint>>> CollectionImpl::SearchBatch(
   std::shared_lock lock(state_mu_);
   std::vector<std::vector<ScoredPoint>> out;
   out.reserve(requests.size());
+  // Unfiltered requests with the same parameters share one pass over the
+  // codes (the index's cache-blocked batch kernels).
+  bool shared = requests.size() > 1 && (flat_ != nullptr || ivf_ != nullptr);
   for (const auto& r : requests) {
-    QVEC_ASSIGN_OR_RETURN(auto one, SearchLocked(r));
+    shared = shared && !(r.filter && !r.filter->empty()) && !r.params.ignore_quantization &&
+             r.limit + r.offset == requests[0].limit + requests[0].offset &&
+             r.params.nprobe == requests[0].params.nprobe &&
+             r.params.target_recall == requests[0].params.target_recall &&
+             r.params.exact == requests[0].params.exact &&
+             r.params.rescore == requests[0].params.rescore &&
+             r.params.oversampling == requests[0].params.oversampling;
+  }
+  if (!shared) {
+    for (const auto& r : requests) {
+      QVEC_ASSIGN_OR_RETURN(auto one, SearchLocked(r));
+      out.push_back(std::move(one));
+    }
+    return out;
+  }
+  const size_t dim = config_.dimension;
+  std::vector<float> queries(requests.size() * dim);
+  for (size_t i = 0; i < requests.size(); ++i) {
+    std::copy(requests[i].vector.begin(), requests[i].vector.end(), queries.begin() + i * dim);
+    QVEC_RETURN_IF_ERROR(preprocessor_.Preprocess(queries.data() + i * dim));
+  }
+  const index::IvfSearchParams p = IndexParams(requests[0]);
+  StoredOriginals originals(store_, cid_, dim, &label_to_id_);
+  const index::OriginalsSource* source = p.rescore ? &originals : nullptr;
+  std::vector<std::vector<index::Hit>> raw;
+  if (flat_ != nullptr) {
+    QVEC_ASSIGN_OR_RETURN(raw, flat_->SearchBatch(queries.data(), requests.size(), p, source));
+  } else {
+    QVEC_ASSIGN_OR_RETURN(raw, ivf_->SearchBatch(queries.data(), requests.size(), p, source));
+  }
+  for (size_t i = 0; i < requests.size(); ++i) {
+    std::vector<std::pair<uint64_t, float>> hits;
+    hits.reserve(raw[i].size());
+    for (const auto& h : raw[i]) hits.emplace_back(h.label, h.score);
+    QVEC_ASSIGN_OR_RETURN(auto one, Finalize(requests[i], hits));
     out.push_back(std::move(one));
   }
   return out;

@@ -81,6 +81,12 @@ class CollectionImpl final : public Collection {
   Status EnsureFilterFields(const Filter& filter);
   // True when the point with `label` passes `filter`; requires state_mu_.
   bool Passes(const Filter& filter, uint64_t label) const;
+  // The index's parameters for request `r`; requires state_mu_.
+  index::IvfSearchParams IndexParams(const SearchRequest& r) const;
+  // Turns raw (label, score) hits into results: offset, score threshold,
+  // payloads and vectors. Requires state_mu_ held shared.
+  StatusOr<std::vector<ScoredPoint>> Finalize(const SearchRequest& r,
+                                              const std::vector<std::pair<uint64_t, float>>& hits);
   // Runs one search; requires state_mu_ held shared and filter fields indexed.
   StatusOr<std::vector<ScoredPoint>> SearchLocked(const SearchRequest& r);
   StatusOr<std::vector<std::pair<uint64_t, float>>> ExactFloatSearch(const SearchRequest& r,

@@ -128,6 +128,38 @@ TEST_F(CollectionTest, UpsertSearchGet) {
   EXPECT_FALSE((*got)[0].vector.has_value());
 }
 
+TEST_F(CollectionTest, SearchBatchEqualsSingleSearches) {
+  auto c = Make("c", Config(24, Distance::kDot));
+  ASSERT_TRUE(c->Upsert(RandomPoints(3000, 24, 21)).ok());
+  std::mt19937 rng(22);
+  for (bool rescore : {false, true}) {
+    std::vector<SearchRequest> requests(17);
+    for (auto& r : requests) {
+      r.vector = RandomVector(rng, 24);
+      r.limit = 7;
+      r.offset = 2;
+      r.params.rescore = rescore;
+    }
+    auto batch = c->SearchBatch(requests);
+    ASSERT_TRUE(batch.ok()) << batch.status().ToString();
+    ASSERT_EQ(batch->size(), requests.size());
+    for (size_t i = 0; i < requests.size(); ++i) {
+      auto one = c->Search(requests[i]);
+      ASSERT_TRUE(one.ok());
+      ASSERT_EQ((*batch)[i].size(), one->size());
+      for (size_t j = 0; j < one->size(); ++j) {
+        EXPECT_EQ((*batch)[i][j].id, (*one)[j].id);
+        EXPECT_NEAR((*batch)[i][j].score, (*one)[j].score, 1e-4);
+      }
+    }
+  }
+  auto info = c->Info();
+  ASSERT_TRUE(info.ok());
+  EXPECT_GT(info->quality.sample_size, 0u);
+  EXPECT_GT(info->quality.sqnr_db, 20.0);
+  EXPECT_GT(info->memory_bytes, 3000u * 24);
+}
+
 TEST_F(CollectionTest, RejectedBatchWritesNothing) {
   auto c = Make("c", Config(8));
   auto points = RandomPoints(10, 8, 2);
