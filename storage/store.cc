@@ -26,7 +26,7 @@
 // originals together (and writes or deletes the payload) in one WriteBatch.
 // DropCollection deletes [BE32(cid), BE32(cid + 1)) in codes, originals,
 // payloads and index_state (DeleteRange) and the meta record in ONE batch.
-#include "storage/store.h"
+#include "store.h"  // NOLINT(build/include_subdir)
 
 #include <rocksdb/cache.h>
 #include <rocksdb/convenience.h>
@@ -48,7 +48,7 @@
 #include <new>
 #include <utility>
 
-#include "storage/key_codec.h"
+#include "key_codec.h"  // NOLINT(build/include_subdir)
 
 namespace qvec::storage {
 namespace {
