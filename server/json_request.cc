@@ -1,7 +1,10 @@
 #include "server/json_request.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
+
+#include "engine/json_writer.h"
 
 namespace qvec::server {
 namespace {
@@ -32,6 +35,49 @@ bool Lookup(element obj, std::string_view key, element* out) {
   return obj.type() == element_type::OBJECT &&
          simdjson::dom::object(obj).at_key(key).get(*out) == simdjson::SUCCESS &&
          out->type() != element_type::NULL_VALUE;
+}
+
+// A double as float: values beyond float range become +-infinity instead of
+// the undefined behaviour of static_cast (UBSan's float-cast-overflow).
+float ToFloat(double d) {
+  constexpr double kMax = std::numeric_limits<float>::max();
+  if (d > kMax) return std::numeric_limits<float>::infinity();
+  if (d < -kMax) return -std::numeric_limits<float>::infinity();
+  return static_cast<float>(d);
+}
+
+// InvalidArgument naming the first key that occurs twice in one object of
+// `e` (at any depth). Qdrant rejects duplicate fields; taking either value
+// silently would make a request (or a stored payload) ambiguous.
+Status CheckDuplicateKeys(element e, size_t depth = 0) {
+  if (depth > kMaxJsonDepth) return InvalidArgumentError("JSON nesting is too deep");
+  if (e.type() == element_type::ARRAY) {
+    for (element x : simdjson::dom::array(e)) {
+      const auto t = x.type();
+      if (t == element_type::ARRAY || t == element_type::OBJECT) {
+        QVEC_RETURN_IF_ERROR(CheckDuplicateKeys(x, depth + 1));
+      }
+    }
+    return Status::Ok();
+  }
+  if (e.type() != element_type::OBJECT) return Status::Ok();
+  simdjson::dom::object obj(e);
+  std::vector<std::string_view> keys;
+  for (auto field : obj) {
+    keys.push_back(field.key);
+    const auto t = field.value.type();
+    if (t == element_type::ARRAY || t == element_type::OBJECT) {
+      QVEC_RETURN_IF_ERROR(CheckDuplicateKeys(field.value, depth + 1));
+    }
+  }
+  if (keys.size() < 2) return Status::Ok();
+  std::sort(keys.begin(), keys.end());
+  for (size_t i = 1; i < keys.size(); ++i) {
+    if (keys[i] == keys[i - 1]) {
+      return InvalidArgumentError("duplicate key \"" + std::string(keys[i]) + "\" in a JSON object");
+    }
+  }
+  return Status::Ok();
 }
 
 StatusOr<double> GetNumber(element e, std::string_view field) {
@@ -218,6 +264,7 @@ StatusOr<element> ParseBody(simdjson::dom::parser& parser, std::string_view body
   if (doc.type() != element_type::OBJECT) {
     return InvalidArgumentError("request body must be a JSON object");
   }
+  QVEC_RETURN_IF_ERROR(CheckDuplicateKeys(doc));
   return doc;
 }
 
@@ -356,7 +403,7 @@ StatusOr<CollectionConfig> ParseCollectionConfig(element e) {
       }
       if (Lookup(q, "quantile", &x)) {
         QVEC_ASSIGN_OR_RETURN(double d, GetNumber(x, "qvec.quantization.quantile"));
-        c.quantization.quantile = static_cast<float>(d);
+        c.quantization.quantile = ToFloat(d);
       }
       if (Lookup(q, "recall_tuned", &x)) {
         QVEC_ASSIGN_OR_RETURN(c.quantization.recall_tuned, GetBool(x, "recall_tuned"));
@@ -380,7 +427,7 @@ StatusOr<CollectionConfig> ParseCollectionConfig(element e) {
       }
       if (Lookup(idx, "default_target_recall", &x)) {
         QVEC_ASSIGN_OR_RETURN(double d, GetNumber(x, "default_target_recall"));
-        c.index.default_target_recall = static_cast<float>(d);
+        c.index.default_target_recall = ToFloat(d);
       }
     }
   }
@@ -398,6 +445,74 @@ StatusOr<bool> ParseWithFlag(element obj, std::string_view key, bool default_val
     case element_type::OBJECT: return true;  // include / exclude selectors
     default: return WrongType(key, "a boolean or a selector", x);
   }
+}
+
+StatusOr<PayloadSelector> ParsePayloadSelector(element obj, bool default_enabled) {
+  PayloadSelector sel;
+  sel.enabled = default_enabled;
+  element x;
+  if (!Lookup(obj, "with_payload", &x)) return sel;
+  auto strings = [](element list, std::string_view field,
+                    std::vector<std::string>* out) -> Status {
+    if (list.type() != element_type::ARRAY) return WrongType(field, "an array of keys", list);
+    for (element k : simdjson::dom::array(list)) {
+      if (k.type() != element_type::STRING) return WrongType(field, "an array of keys", k);
+      out->emplace_back(std::string_view(k));
+    }
+    return Status::Ok();
+  };
+  switch (x.type()) {
+    case element_type::BOOL:
+      sel.enabled = bool(x);
+      return sel;
+    case element_type::ARRAY:
+      sel.enabled = true;
+      QVEC_RETURN_IF_ERROR(strings(x, "with_payload", &sel.include));
+      return sel;
+    case element_type::OBJECT: {
+      sel.enabled = true;
+      element list;
+      if (Lookup(x, "include", &list)) {
+        QVEC_RETURN_IF_ERROR(strings(list, "with_payload.include", &sel.include));
+      }
+      if (Lookup(x, "exclude", &list)) {
+        QVEC_RETURN_IF_ERROR(strings(list, "with_payload.exclude", &sel.exclude));
+      }
+      return sel;
+    }
+    default:
+      return WrongType("with_payload", "a boolean, a list of keys or a selector", x);
+  }
+}
+
+std::string PayloadSelector::Apply(std::string_view payload) const {
+  if (include.empty() && exclude.empty()) return std::string(payload);
+  auto names = [](const std::vector<std::string>& keys, std::string_view field) {
+    for (const auto& k : keys) {
+      std::string_view head = std::string_view(k).substr(0, k.find('.'));
+      if (head == field) return true;
+    }
+    return false;
+  };
+  simdjson::dom::parser parser;
+  element doc;
+  if (parser.parse(payload.data(), payload.size()).get(doc) != simdjson::SUCCESS ||
+      doc.type() != element_type::OBJECT) {
+    return std::string(payload);
+  }
+  std::string out = "{";
+  bool first = true;
+  for (auto field : simdjson::dom::object(doc)) {
+    if (!include.empty() && !names(include, field.key)) continue;
+    if (names(exclude, field.key)) continue;
+    if (!first) out += ',';
+    first = false;
+    engine::JsonWriter::AppendQuoted(out, field.key);
+    out += ':';
+    out += simdjson::to_string(field.value);
+  }
+  out += '}';
+  return out;
 }
 
 StatusOr<SearchRequest> ParseSearchRequest(element e, bool query_api) {
@@ -438,13 +553,14 @@ StatusOr<SearchRequest> ParseSearchRequest(element e, bool query_api) {
   }
   if (Lookup(e, "score_threshold", &x)) {
     QVEC_ASSIGN_OR_RETURN(double d, GetNumber(x, "score_threshold"));
-    r.score_threshold = static_cast<float>(d);
+    r.score_threshold = ToFloat(d);
   }
   if (Lookup(e, "filter", &x)) {
     QVEC_ASSIGN_OR_RETURN(Filter f, ParseFilter(x));
     r.filter = std::move(f);
   }
-  QVEC_ASSIGN_OR_RETURN(r.with_payload, ParseWithFlag(e, "with_payload", query_api ? false : false));
+  QVEC_ASSIGN_OR_RETURN(PayloadSelector selector, ParsePayloadSelector(e, false));
+  r.with_payload = selector.enabled;
   QVEC_ASSIGN_OR_RETURN(r.with_vector, ParseWithFlag(e, "with_vector", false));
   if (Lookup(e, "params", &x)) {
     if (x.type() != element_type::OBJECT) return WrongType("params", "an object", x);

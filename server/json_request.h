@@ -36,6 +36,20 @@ inline constexpr size_t kMaxJsonDepth = 64;
 // with_payload / with_vector: bool, or a list / selector (treated as true).
 [[nodiscard]] StatusOr<bool> ParseWithFlag(simdjson::dom::element obj, std::string_view key,
                                            bool default_value);
+// Qdrant's with_payload: a boolean, a list of keys to include, or
+// {"include": [...]} / {"exclude": [...]}. Keys select top-level fields (a
+// dotted key selects the field its first segment names).
+struct PayloadSelector {
+  bool enabled = false;
+  std::vector<std::string> include;  // empty = every field
+  std::vector<std::string> exclude;
+
+  // `payload` (a JSON object) restricted to the selected fields.
+  std::string Apply(std::string_view payload) const;
+};
+[[nodiscard]] StatusOr<PayloadSelector> ParsePayloadSelector(simdjson::dom::element obj,
+                                                             bool default_enabled);
+
 // Upsert body: {"points": [...]} or {"batch": {...}}.
 [[nodiscard]] StatusOr<std::vector<Point>> ParsePoints(simdjson::dom::element e);
 

@@ -2,6 +2,7 @@
 
 #include <simdjson.h>
 
+#include <cctype>
 #include <chrono>
 #include <filesystem>
 #include <functional>
@@ -96,13 +97,13 @@ void WriteVector(JsonWriter& w, const std::vector<float>& v) {
   w.EndArray();
 }
 
-void WriteRecord(JsonWriter& w, const Record& r) {
+void WriteRecord(JsonWriter& w, const Record& r, const PayloadSelector& selector) {
   w.BeginObject();
   w.Key("id");
   WriteId(w, r.id);
   w.Key("payload");
   if (r.payload) {
-    w.Raw(*r.payload);
+    w.Raw(selector.Apply(*r.payload));
   } else {
     w.Null();
   }
@@ -115,7 +116,8 @@ void WriteRecord(JsonWriter& w, const Record& r) {
   w.EndObject();
 }
 
-void WriteScoredPoints(JsonWriter& w, const std::vector<ScoredPoint>& points) {
+void WriteScoredPoints(JsonWriter& w, const std::vector<ScoredPoint>& points,
+                       const PayloadSelector& selector) {
   w.BeginArray();
   for (const auto& p : points) {
     w.BeginObject();
@@ -125,7 +127,7 @@ void WriteScoredPoints(JsonWriter& w, const std::vector<ScoredPoint>& points) {
     w.Key("score").Float(p.score);
     w.Key("payload");
     if (p.payload) {
-      w.Raw(*p.payload);
+      w.Raw(selector.Apply(*p.payload));
     } else {
       w.Null();
     }
@@ -165,6 +167,22 @@ StatusOr<std::string> DecodeSegment(std::string_view s) {
     i += 2;
   }
   return out;
+}
+
+// True unless the request carries a body with a Content-Type other than JSON
+// ("application/json" or "application/*+json", any parameters). A missing
+// Content-Type is accepted.
+bool JsonContentType(const HttpRequest& req) {
+  if (req.body.empty()) return true;
+  std::string_view type = req.Header("content-type");
+  if (type.empty()) return true;
+  type = type.substr(0, type.find(';'));
+  std::string t;
+  for (char c : type) {
+    if (c != ' ' && c != '\t') t += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  if (t == "application/json") return true;
+  return t.rfind("application/", 0) == 0 && t.size() > 5 && t.compare(t.size() - 5, 5, "+json") == 0;
 }
 
 class Router final : public RequestHandler {
@@ -213,6 +231,12 @@ class Router final : public RequestHandler {
     std::string_view path = target.substr(0, q);
     if (path.empty() || path[0] != '/') {
       return ErrorResponse(400, "request target must be an absolute path", Seconds(start));
+    }
+    if (!JsonContentType(req)) {
+      return ErrorResponse(415,
+                           "Content-Type must be application/json, got " +
+                               std::string(req.Header("content-type")),
+                           Seconds(start));
     }
     size_t pos = 1;
     while (pos <= path.size()) {
@@ -556,15 +580,15 @@ class Router final : public RequestHandler {
         if (!pid.ok()) return StatusResponse(pid.status(), Seconds(call.start));
         list.push_back(*pid);
       }
-      auto wp = ParseWithFlag(body, "with_payload", true);
+      auto wp = ParsePayloadSelector(body, true);
       auto wv = ParseWithFlag(body, "with_vector", false);
       if (!wp.ok()) return StatusResponse(wp.status(), Seconds(call.start));
       if (!wv.ok()) return StatusResponse(wv.status(), Seconds(call.start));
-      auto records = c.Get(list, *wp, *wv);
+      auto records = c.Get(list, wp->enabled, *wv);
       if (!records.ok()) return StatusResponse(records.status(), Seconds(call.start));
       JsonWriter w;
       w.BeginArray();
-      for (const auto& r : *records) WriteRecord(w, r);
+      for (const auto& r : *records) WriteRecord(w, r, *wp);
       w.EndArray();
       return OkResponse(w.str(), Seconds(call.start));
     });
@@ -580,7 +604,7 @@ class Router final : public RequestHandler {
         return ErrorResponse(404, "no point with id " + id->ToString(), Seconds(call.start));
       }
       JsonWriter w;
-      WriteRecord(w, records->front());
+      WriteRecord(w, records->front(), PayloadSelector{true, {}, {}});
       return OkResponse(w.str(), Seconds(call.start));
     });
   }
@@ -683,17 +707,17 @@ class Router final : public RequestHandler {
         if (!f.ok()) return StatusResponse(f.status(), Seconds(call.start));
         r.filter = std::move(*f);
       }
-      auto wp = ParseWithFlag(body, "with_payload", true);
+      auto wp = ParsePayloadSelector(body, true);
       auto wv = ParseWithFlag(body, "with_vector", false);
       if (!wp.ok()) return StatusResponse(wp.status(), Seconds(call.start));
       if (!wv.ok()) return StatusResponse(wv.status(), Seconds(call.start));
-      r.with_payload = *wp;
+      r.with_payload = wp->enabled;
       r.with_vector = *wv;
       auto page = c.Scroll(r);
       if (!page.ok()) return StatusResponse(page.status(), Seconds(call.start));
       JsonWriter w;
       w.BeginObject().Key("points").BeginArray();
-      for (const auto& rec : page->points) WriteRecord(w, rec);
+      for (const auto& rec : page->points) WriteRecord(w, rec, *wp);
       w.EndArray();
       w.Key("next_page_offset");
       if (page->next_page_offset) {
@@ -710,11 +734,13 @@ class Router final : public RequestHandler {
     return WithBody(call, name, [&](Collection& c, element body) {
       auto req = ParseSearchRequest(body, query_api);
       if (!req.ok()) return StatusResponse(req.status(), Seconds(call.start));
+      auto selector = ParsePayloadSelector(body, false);
+      if (!selector.ok()) return StatusResponse(selector.status(), Seconds(call.start));
       auto hits = c.Search(*req);
       if (!hits.ok()) return StatusResponse(hits.status(), Seconds(call.start));
       JsonWriter w;
       if (query_api) w.BeginObject().Key("points");
-      WriteScoredPoints(w, *hits);
+      WriteScoredPoints(w, *hits, *selector);
       if (query_api) w.EndObject();
       return OkResponse(w.str(), Seconds(call.start));
     });
@@ -728,21 +754,26 @@ class Router final : public RequestHandler {
         return ErrorResponse(400, "searches must be an array", Seconds(call.start));
       }
       std::vector<SearchRequest> reqs;
+      std::vector<PayloadSelector> selectors;
       for (element s : simdjson::dom::array(searches)) {
         if (s.type() != simdjson::dom::element_type::OBJECT) {
           return ErrorResponse(400, "each search must be an object", Seconds(call.start));
         }
         auto req = ParseSearchRequest(s, query_api);
         if (!req.ok()) return StatusResponse(req.status(), Seconds(call.start));
+        auto selector = ParsePayloadSelector(s, false);
+        if (!selector.ok()) return StatusResponse(selector.status(), Seconds(call.start));
         reqs.push_back(std::move(*req));
+        selectors.push_back(std::move(*selector));
       }
       auto results = c.SearchBatch(reqs);
       if (!results.ok()) return StatusResponse(results.status(), Seconds(call.start));
       JsonWriter w;
       w.BeginArray();
-      for (const auto& hits : *results) {
+      for (size_t i = 0; i < results->size(); ++i) {
+        const auto& hits = (*results)[i];
         if (query_api) w.BeginObject().Key("points");
-        WriteScoredPoints(w, hits);
+        WriteScoredPoints(w, hits, selectors[i]);
         if (query_api) w.EndObject();
       }
       w.EndArray();

@@ -205,6 +205,23 @@ TEST_F(RouterTest, BadInputGetsJsonErrors) {
   EXPECT_THAT(r.body, HasSubstr(R"("result":{"count":3})"));
 }
 
+TEST_F(RouterTest, PayloadSelectors) {
+  CreateDemo();
+  auto r = Call("POST", "/collections/demo/points", R"({"ids":[1],"with_payload":["city"]})");
+  EXPECT_THAT(r.body, HasSubstr(R"("payload":{"city":"Berlin"})"));
+  r = Call("POST", "/collections/demo/points",
+           R"({"ids":[1],"with_payload":{"exclude":["city"]}})");
+  EXPECT_THAT(r.body, HasSubstr(R"("payload":{"n":1})"));
+  r = Call("POST", "/collections/demo/points/query",
+           R"({"query":[0.05,0.61,0.76,0.74],"limit":1,"with_payload":{"include":["n"]}})");
+  EXPECT_THAT(r.body, HasSubstr(R"("payload":{"n":1})"));
+  r = Call("POST", "/collections/demo/points/search",
+           R"({"vector":[0.05,0.61,0.76,0.74],"limit":1})");
+  EXPECT_THAT(r.body, HasSubstr(R"("payload":null)"));
+  r = Call("POST", "/collections/demo/points", R"({"ids":[1],"with_payload":5})");
+  EXPECT_EQ(r.status, 400u);
+}
+
 TEST_F(RouterTest, AccessLevels) {
   EXPECT_EQ(router_->RequiredAccess("GET", "/healthz"), Access::kNone);
   EXPECT_EQ(router_->RequiredAccess("GET", "/collections"), Access::kRead);
