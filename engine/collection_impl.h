@@ -50,6 +50,10 @@ class CollectionImpl final : public Collection {
 
   // Rebuilds the in-memory state from stored calibration, IVF model and codes.
   [[nodiscard]] Status Load();
+  // Starts a background (re)training when the collection needs one. Called
+  // after writes and, by the database, after Load(): a build that a crash
+  // interrupted (or that never started) resumes then. Takes the locks itself.
+  void MaybeStartTraining();
   // After a drop every call answers NotFound and background work stops.
   void MarkDropped();
   uint32_t id() const { return cid_; }
@@ -117,8 +121,6 @@ class CollectionImpl final : public Collection {
   // Adds a stored codes value to the active index; requires both locks.
   Status AddValueToIndex(std::string_view value);
   void RemoveFromIndex(uint64_t label);
-  // Starts a background (re)training when the collection needs one.
-  void MaybeStartTraining();
   // Trains IVF on the current points and swaps it in; the body of the
   // background thread and of Optimize().
   Status TrainAndSwap();

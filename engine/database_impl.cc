@@ -30,6 +30,7 @@ class DatabaseImpl final : public Database {
                             engine::CollectionImpl::Create(store_.get(), rec.id, rec.name, *config,
                                                          options_.background_indexing));
       QVEC_RETURN_IF_ERROR(coll->Load());
+      coll->MaybeStartTraining();
       collections_[rec.name] = std::move(coll);
     }
     return Status::Ok();

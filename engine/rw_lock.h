@@ -24,10 +24,17 @@ class RwLock {
   RwLock(const RwLock&) = delete;
   RwLock& operator=(const RwLock&) = delete;
 
-  void lock() { pthread_rwlock_wrlock(&lock_); }
+  // Taking the lock again in a thread that holds it is a programming error
+  // (glibc returns EDEADLK instead of blocking); fail loudly rather than
+  // continue without the lock.
+  void lock() {
+    if (pthread_rwlock_wrlock(&lock_) != 0) std::abort();
+  }
   bool try_lock() { return pthread_rwlock_trywrlock(&lock_) == 0; }
   void unlock() { pthread_rwlock_unlock(&lock_); }
-  void lock_shared() { pthread_rwlock_rdlock(&lock_); }
+  void lock_shared() {
+    if (pthread_rwlock_rdlock(&lock_) != 0) std::abort();
+  }
   bool try_lock_shared() { return pthread_rwlock_tryrdlock(&lock_) == 0; }
   void unlock_shared() { pthread_rwlock_unlock(&lock_); }
 
