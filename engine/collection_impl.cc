@@ -198,6 +198,7 @@ StatusOr<size_t> CollectionImpl::Delete(std::span<const PointId> ids) {
   // able to read its original for rescoring, so the points leave the index
   // before their originals leave the disk.
   std::vector<PointId> deleted_ids;
+  deleted_ids.reserve(labels.size());
   for (uint64_t label : labels) deleted_ids.push_back(label_to_id_[label]);
   {
     std::unique_lock state_lock(state_mu_);
