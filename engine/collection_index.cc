@@ -217,7 +217,8 @@ Status CollectionImpl::Load() {
     }
     label_used_[h.label] = true;
     label_to_id_[h.label] = *id;
-    id_to_label_.emplace(*id, h.label);
+    // Codes arrive in key order, which is id order: appending is O(1).
+    id_to_label_.emplace_hint(id_to_label_.end(), *id, h.label);
     next_generation_ = std::max(next_generation_, h.generation + 1);
     if (h.generation != generation_ || value.size() != value_size) {
       repair.emplace_back(std::string(key), h.label);

@@ -59,6 +59,20 @@ struct IvfBenchReport {
                                                        size_t dim, Metric metric,
                                                        const IvfBenchOptions& options = {});
 
+// Build time only: qvec (TrainIvf + preprocess/encode/assign/add) and FAISS
+// IndexIVFScalarQuantizer(QT_8bit) and IndexIVFFlat (train + add) at the same
+// nlist, interleaved `rounds` times; best time of each. All threads.
+struct IvfBuildTimes {
+  uint32_t nlist = 0;
+  double qvec_train = 0, qvec_add = 0;
+  double sq8_train = 0, sq8_add = 0;
+  double flat_train = 0, flat_add = 0;
+  std::string ToString() const;
+};
+[[nodiscard]] StatusOr<IvfBuildTimes> RunIvfBuildBenchmark(const float* base, size_t n,
+                                                           size_t dim, Metric metric,
+                                                           uint32_t nlist = 0, int rounds = 2);
+
 }  // namespace qvec::index
 
 #endif  // QVEC_INDEX_IVF_BENCHMARK_H_

@@ -169,7 +169,23 @@ Status ScanListFloat(const ScanShared& s, const ScanCtx& c, const IvfIndex::List
   return Status::Ok();
 }
 
-constexpr size_t kMinGemmPoints = 64;  // AssignBatch: BLAS from this many points on
+constexpr size_t kMinGemmPoints = 64;
+
+// Symmetric int8 codes of x (scale = max|x| / 127); returns the scale.
+float QuantizeRow(const float* x, size_t dim, int8_t* out) {
+  float max_abs = 0;
+  for (size_t d = 0; d < dim; ++d) max_abs = std::max(max_abs, std::fabs(x[d]));
+  if (!(max_abs > 0)) {
+    std::fill(out, out + dim, int8_t{0});
+    return 0.0f;
+  }
+  const float inv = 127.0f / max_abs;
+  for (size_t d = 0; d < dim; ++d) {
+    const float v = std::nearbyint(x[d] * inv);
+    out[d] = static_cast<int8_t>(std::clamp(v, -127.0f, 127.0f));
+  }
+  return max_abs / 127.0f;
+}  // AssignBatch: BLAS from this many points on
 
 }  // namespace
 
@@ -189,6 +205,57 @@ void Gemm(const float* a, size_t m, const float* b, size_t n, size_t dim, float*
   sgemm_("T", "N", &mi, &ni, &ki, &one, a, &ki, b, &ki, &zero, out, &mi);
 }
 }  // namespace blas
+
+// Exact float top-k rows of `base` (preprocessed) for each preprocessed query,
+// as ExactTopK but with BLAS: blocks of base rows x all queries per sgemm
+// (ExactTopK streams the whole base once per query).
+std::vector<std::vector<uint64_t>> GemmTopK(Metric metric, const float* base, size_t n,
+                                            const float* queries, size_t nq, size_t dim,
+                                            size_t k) {
+  const bool euclid = metric == Metric::kEuclid;
+  const size_t block = 8192;
+  std::vector<float> scores(block * nq);
+  std::vector<std::vector<std::pair<float, uint64_t>>> best(nq);
+  auto better = [](const std::pair<float, uint64_t>& a, const std::pair<float, uint64_t>& b) {
+    return a.first > b.first || (a.first == b.first && a.second < b.second);
+  };
+  std::vector<float> norms(block);
+  for (size_t b0 = 0; b0 < n; b0 += block) {
+    const size_t nb = std::min(block, n - b0);
+    // scores[i * nb + j] = q_i . x_(b0 + j)
+    blas::Gemm(base + b0 * dim, nb, queries, nq, dim, scores.data());
+    if (euclid) {
+      for (size_t j = 0; j < nb; ++j) {
+        const float* x = base + (b0 + j) * dim;
+        float norm = 0;
+        for (size_t d = 0; d < dim; ++d) norm += x[d] * x[d];
+        norms[j] = norm;
+      }
+    }
+    for (size_t i = 0; i < nq; ++i) {
+      auto& heap = best[i];  // heap under `better`: front is the worst kept
+      for (size_t j = 0; j < nb; ++j) {
+        float v = scores[i * nb + j];
+        if (euclid) v = 2.0f * v - norms[j];
+        const std::pair<float, uint64_t> c{v, b0 + j};
+        if (heap.size() < k) {
+          heap.push_back(c);
+          std::push_heap(heap.begin(), heap.end(), better);
+        } else if (better(c, heap.front())) {
+          std::pop_heap(heap.begin(), heap.end(), better);
+          heap.back() = c;
+          std::push_heap(heap.begin(), heap.end(), better);
+        }
+      }
+    }
+  }
+  std::vector<std::vector<uint64_t>> out(nq);
+  for (size_t i = 0; i < nq; ++i) {
+    std::sort(best[i].begin(), best[i].end(), better);
+    for (const auto& c : best[i]) out[i].push_back(c.second);
+  }
+  return out;
+}
 
 // Little-endian writer / reader for IvfModel.
 class Writer {
@@ -240,6 +307,7 @@ class Reader {
 };
 
 constexpr float kCurveMargin = 0.015f;
+constexpr float kPlateau = 0.005f;
 constexpr uint32_t kIvfMagic = 0x46495651;  // "QVIF" little-endian
 
 double Recall(const std::vector<std::vector<uint64_t>>& truth,
@@ -370,7 +438,10 @@ uint32_t NprobeForRecall(const IvfModel& model, float target) {
   if (curve.empty() || best < target) return nlist;
   // Aim a little above target (the curve comes from <= 200 held-out
   // queries), but not above what the curve reaches.
-  const double aim = std::min<double>(static_cast<double>(target) + kCurveMargin, best);
+  // On a plateau (best < target + margin) aim slightly below the best so the
+  // tiny last increments of the curve do not drive nprobe to its end.
+  const double aim = std::max<double>(
+      target, std::min<double>(static_cast<double>(target) + kCurveMargin, best - kPlateau));
   for (size_t i = 0; i < curve.size(); ++i) {
     if (curve[i].second < aim) continue;
     if (i == 0) return std::clamp<uint32_t>(curve[0].first, 1, nlist);
@@ -566,6 +637,15 @@ IvfIndex::IvfIndex(Quantizer quantizer, IvfModel model, ThreadPool* pool)
     centroid_norm_sq_[c] = static_cast<float>(s);
   }
   lists_.resize(model_.nlist);
+  auto* codes = static_cast<uint8_t*>(std::aligned_alloc(64, std::max<size_t>(1, model_.nlist) * stride_));
+  if (codes == nullptr) std::abort();  // out of memory
+  centroid_codes_.reset(codes);
+  centroid_scale_.resize(model_.nlist);
+  for (uint32_t c = 0; c < model_.nlist; ++c) {
+    centroid_scale_[c] = QuantizeRow(model_.centroids.data() + c * dim, dim,
+                                     reinterpret_cast<int8_t*>(codes + c * stride_));
+    std::memset(codes + c * stride_ + dim, 0, stride_ - dim);
+  }
 }
 
 IvfIndex::~IvfIndex() = default;
@@ -583,9 +663,15 @@ StatusOr<IvfIndex> IvfIndex::Create(Quantizer quantizer, IvfModel model, ThreadP
 
 void IvfIndex::ProbeScores(const float* q, float* out) const {
   const size_t dim = model_.dim;
-  ActiveKernels().dot_f32_many(q, model_.centroids.data(), dim, model_.nlist, dim, out);
+  const uint32_t nlist = model_.nlist;
+  std::vector<int8_t> qcodes(dim);
+  std::vector<int32_t> dots(nlist);
+  const float qs = QuantizeRow(q, dim, qcodes.data());
+  ActiveKernels().dot_s8_many(qcodes.data(), reinterpret_cast<const int8_t*>(centroid_codes_.get()),
+                              stride_, nlist, dim, dots.data());
+  for (uint32_t c = 0; c < nlist; ++c) out[c] = qs * centroid_scale_[c] * static_cast<float>(dots[c]);
   if (model_.metric == Metric::kEuclid) {
-    for (uint32_t c = 0; c < model_.nlist; ++c) out[c] = 2.0f * out[c] - centroid_norm_sq_[c];
+    for (uint32_t c = 0; c < nlist; ++c) out[c] = 2.0f * out[c] - centroid_norm_sq_[c];
   }
 }
 
@@ -729,7 +815,8 @@ bool IvfIndex::Remove(uint64_t label) {
 
 size_t IvfIndex::MemoryBytes() const {
   size_t bytes = model_.centroids.capacity() * sizeof(float) +
-                 centroid_norm_sq_.capacity() * sizeof(float) + lists_.capacity() * sizeof(List);
+                 centroid_norm_sq_.capacity() * sizeof(float) + lists_.capacity() * sizeof(List) +
+                 size_t{model_.nlist} * stride_ + centroid_scale_.capacity() * sizeof(float);
   for (const List& l : lists_) {
     bytes += l.capacity * stride_ + l.labels.capacity() * sizeof(uint64_t) +
              (l.scale.capacity() + l.offset.capacity() + l.norm_sq.capacity()) * sizeof(float);
@@ -1007,8 +1094,8 @@ StatusOr<IvfModel> TrainIvf(const Quantizer& quantizer, const float* sample, siz
       QVEC_RETURN_IF_ERROR(quantizer.Encode(pre.data() + i * dim, blob.data()));
       QVEC_RETURN_IF_ERROR(index.Add(i, lists[i], blob.data(), blob.size()));
     }
-    QVEC_ASSIGN_OR_RETURN(auto truth,
-                          ExactTopK(quantizer, pre.data(), nb, queries, held_out, 10, pool));
+    const std::vector<std::vector<uint64_t>> truth =
+        GemmTopK(quantizer.metric(), pre.data(), nb, queries, held_out, dim, 10);
     for (uint32_t nprobe = 1;; nprobe = std::min(nlist, nprobe * 2)) {
       IvfSearchParams params;
       params.k = 10;

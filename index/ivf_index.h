@@ -95,8 +95,10 @@ struct IvfTrainOptions {
 
 // Smallest nprobe expected to reach recall@10 >= target on the model's curve.
 // The curve comes from <= 200 held-out queries (noise ~ +-0.01), so it aims
-// at aim = min(target + 0.015, best recall on the curve): the first measured
-// point p1 with recall >= aim, interpolated linearly in log2(nprobe) from
+// at aim = max(target, min(target + 0.015, best - 0.005)) where best is the
+// curve's highest recall (the plateau rule keeps the curve's tiny last
+// increments from driving nprobe to nlist): the first measured point p1
+// with recall >= aim, interpolated linearly in log2(nprobe) from
 // the previous point p0, rounded up (conservative: the curve is concave in
 // log nprobe). nlist if the curve is empty or never reaches target; 1 if
 // target <= 0.
@@ -207,7 +209,9 @@ class IvfIndex {
   };
   void Reserve(List& list, size_t rows);
   void RemoveAt(Slot slot);
-  // Centroid ranking values of a preprocessed query (higher = probe first).
+  // Centroid ranking values of a preprocessed query (higher = probe first),
+  // from int8 copies of the query and the centroids (4x less memory traffic
+  // than floats; probe order only, list assignment stays float).
   void ProbeScores(const float* q, float* out) const;
   uint32_t ResolveNprobe(const IvfSearchParams& params) const;
   Status CheckParams(const IvfSearchParams& params, const OriginalsSource* originals) const;
@@ -218,6 +222,10 @@ class IvfIndex {
   ThreadPool* pool_;
   size_t stride_;
   std::vector<float> centroid_norm_sq_;
+  // Centroids as symmetric per-centroid int8 codes (stride_ bytes per row)
+  // and their scales, for probing.
+  std::unique_ptr<uint8_t, FreeDeleter> centroid_codes_;
+  std::vector<float> centroid_scale_;
   std::vector<List> lists_;
   std::unordered_map<uint64_t, Slot> where_;
 };

@@ -41,6 +41,16 @@ TEST(IvfPerfTest, DISABLED_Synthetic200kEuclid) {
   RunSynthetic(Metric::kEuclid);
 }
 
+// Build time only (train + add), qvec and FAISS interleaved, best of 2.
+TEST(IvfPerfTest, DISABLED_BuildTime200k) {
+  WarnOmp();
+  const size_t n = 200000, dim = 128;
+  std::vector<float> all = testing::OverlappingClusters(n, dim, 1000, 0.8f, 2024);
+  auto times = RunIvfBuildBenchmark(all.data(), n, dim, Metric::kCosine);
+  ASSERT_TRUE(times.ok()) << times.status().ToString();
+  std::printf("synthetic 200k x 128, cosine\n%s", times->ToString().c_str());
+}
+
 // Reads an IDX3 (gzip) image file into floats, `limit` images at most.
 std::vector<float> ReadIdxImages(const std::string& path, size_t limit, size_t* dim) {
   const std::string command = "gzip -dc '" + path + "'";
