@@ -478,6 +478,7 @@ Status CollectionImpl::TrainAndSwap() {
     state_.store(previous);
     return s;
   }
+  ivf->ShrinkToFit();
   std::unique_lock state_lock(state_mu_);
   ivf_ = std::move(ivf);
   flat_.reset();

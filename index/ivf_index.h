@@ -158,6 +158,8 @@ class IvfIndex {
   [[nodiscard]] Status AddVector(uint64_t label, const float* x);
   // Removes `label` (swap-remove within its list). False if absent.
   bool Remove(uint64_t label);
+  // Releases the spare capacity of every list (after a bulk build).
+  void ShrinkToFit();
   bool Contains(uint64_t label) const { return where_.count(label) != 0; }
   size_t size() const { return where_.size(); }
   size_t list_size(uint32_t list) const { return lists_[list].size(); }
