@@ -10,65 +10,12 @@
 
 namespace qvec::index {
 
-namespace internal {
-struct Candidate {
-  float rank;  // higher is better
-  size_t row;
-};
-}  // namespace internal
-
 namespace {
-
-using internal::Candidate;
 
 constexpr size_t kScanBlock = 1024;     // rows per kernel call, single-query scan
 constexpr size_t kBatchRowBlock = 256;  // rows per batch-kernel call (output stays in L2)
 constexpr size_t kBatchQueryTile = 256;
 constexpr size_t kMinRowsPerTask = 4096;
-
-bool Better(const Candidate& a, const Candidate& b) {
-  return a.rank > b.rank || (a.rank == b.rank && a.row < b.row);
-}
-
-// Bounded top-k: appends candidates above the current threshold and, when the
-// buffer holds 2k, keeps the best k with nth_element (amortized O(1) push).
-class TopK {
- public:
-  explicit TopK(size_t k) : k_(k) { buffer_.reserve(2 * k); }
-  float threshold() const { return threshold_; }
-  void Push(float rank, size_t row) {
-    buffer_.push_back({rank, row});
-    if (buffer_.size() >= 2 * k_) {
-      Prune();
-    }
-  }
-  // Best k, unsorted.
-  std::vector<Candidate> Take() {
-    if (buffer_.size() > k_) {
-      Prune();
-    }
-    return std::move(buffer_);
-  }
-
- private:
-  void Prune() {
-    std::nth_element(buffer_.begin(), buffer_.begin() + (k_ - 1), buffer_.end(), Better);
-    buffer_.resize(k_);
-    threshold_ = buffer_[k_ - 1].rank;
-  }
-  size_t k_;
-  float threshold_ = -std::numeric_limits<float>::infinity();
-  std::vector<Candidate> buffer_;
-};
-
-// Keeps the best k of `all`, sorted best first.
-void KeepBest(std::vector<Candidate>& all, size_t k) {
-  if (all.size() > k) {
-    std::nth_element(all.begin(), all.begin() + (k - 1), all.end(), Better);
-    all.resize(k);
-  }
-  std::sort(all.begin(), all.end(), Better);
-}
 
 // Per-row arrays the scan reads; shared by single and batch search.
 struct RowView {
@@ -275,7 +222,7 @@ StatusOr<std::vector<Hit>> FlatIndex::Finish(const QueryCode& q, std::vector<Can
   if (params.rescore && !params.ignore_quantization && !candidates.empty()) {
     std::vector<uint64_t> labels(candidates.size());
     for (size_t i = 0; i < candidates.size(); ++i) {
-      labels[i] = labels_[candidates[i].row];
+      labels[i] = labels_[candidates[i].id];
     }
     std::vector<float> vectors(candidates.size() * dim);
     QVEC_RETURN_IF_ERROR(originals->Fetch(labels.data(), labels.size(), vectors.data()));
@@ -295,7 +242,7 @@ StatusOr<std::vector<Hit>> FlatIndex::Finish(const QueryCode& q, std::vector<Can
     if (params.score_threshold && !quantizer_.PassesThreshold(score, *params.score_threshold)) {
       break;  // sorted best first: the rest fail too
     }
-    hits.push_back({labels_[c.row], score});
+    hits.push_back({labels_[c.id], score});
   }
   return hits;
 }

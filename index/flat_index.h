@@ -12,6 +12,7 @@
 
 #include "index/quantizer.h"
 #include "index/thread_pool.h"
+#include "index/topk.h"
 #include "qvec/status.h"
 
 namespace qvec::index {
@@ -24,10 +25,6 @@ struct Hit {
 
 // Maximum k of one search.
 inline constexpr size_t kMaxSearchK = 10000;
-
-namespace internal {
-struct Candidate;  // a scored row during search (flat_index.cc)
-}  // namespace internal
 
 struct SearchParams {
   // Number of hits, in [1, kMaxSearchK]. Default: 10.
@@ -122,7 +119,6 @@ class FlatIndex {
       const OriginalsSource* originals = nullptr) const;
 
  private:
-  using Candidate = internal::Candidate;
   Status CheckParams(const SearchParams& params, const OriginalsSource* originals) const;
   size_t CandidateCount(const SearchParams& params) const;
   // Turns the best candidates (rank values, rows) into hits: rescoring,

@@ -13,65 +13,15 @@
 
 #include "index/kernels.h"
 #include "index/kmeans.h"
+#include "index/topk.h"
 #include "index/training.h"
 
 namespace qvec::index {
 
 namespace {
 
-// A scored row during search: rank is higher-is-better (see
-// Quantizer::RankValue); ties go to the smaller label.
-struct Cand {
-  float rank;
-  uint64_t label;
-};
-
-inline bool Better(const Cand& a, const Cand& b) {
-  return a.rank > b.rank || (a.rank == b.rank && a.label < b.label);
-}
-
-// Bounded top-k as in flat_index.cc: appends candidates above the current
-// threshold and prunes to the best k when the buffer holds 2k. Counts pushes
-// (every push is a candidate that passed the filter and the score bar; a
-// candidate is only skipped for its rank once k better ones are held).
-class TopK {
- public:
-  explicit TopK(size_t k) : k_(k) { buffer_.reserve(2 * k); }
-  float threshold() const { return threshold_; }
-  size_t pushed() const { return pushed_; }
-  void Push(float rank, uint64_t label) {
-    buffer_.push_back({rank, label});
-    ++pushed_;
-    if (buffer_.size() >= 2 * k_) Prune();
-  }
-  std::vector<Cand> Take() {
-    if (buffer_.size() > k_) Prune();
-    return std::move(buffer_);
-  }
-
- private:
-  void Prune() {
-    std::nth_element(buffer_.begin(), buffer_.begin() + (k_ - 1), buffer_.end(), Better);
-    buffer_.resize(k_);
-    threshold_ = buffer_[k_ - 1].rank;
-  }
-  size_t k_;
-  size_t pushed_ = 0;
-  float threshold_ = -std::numeric_limits<float>::infinity();
-  std::vector<Cand> buffer_;
-};
-
-// Keeps the best k of `all`, sorted best first.
-void KeepBest(std::vector<Cand>& all, size_t k) {
-  if (all.size() > k) {
-    std::nth_element(all.begin(), all.begin() + (k - 1), all.end(), Better);
-    all.resize(k);
-  }
-  std::sort(all.begin(), all.end(), Better);
-}
-
 // Keeps (unsorted) the best k of `all` when it holds more than 2k.
-void Shrink(std::vector<Cand>& all, size_t k) {
+void Shrink(std::vector<Candidate>& all, size_t k) {
   if (all.size() > 2 * k) {
     std::nth_element(all.begin(), all.begin() + (k - 1), all.end(), Better);
     all.resize(k);
@@ -192,8 +142,7 @@ float QuantizeRow(const float* x, size_t dim, int8_t* out) {
 // Fortran BLAS (OpenBLAS here), as FAISS declares it.
 extern "C" int sgemm_(const char* transa, const char* transb, const int* m, const int* n,
                       const int* k, const float* alpha, const float* a, const int* lda,
-                      const float* b, const int* ldb, const float* beta, float* c,
-                      const int* ldc);
+                      const float* b, const int* ldb, const float* beta, float* c, const int* ldc);
 
 namespace {
 namespace blas {
@@ -210,8 +159,7 @@ void Gemm(const float* a, size_t m, const float* b, size_t n, size_t dim, float*
 // as ExactTopK but with BLAS: blocks of base rows x all queries per sgemm
 // (ExactTopK streams the whole base once per query).
 std::vector<std::vector<uint64_t>> GemmTopK(Metric metric, const float* base, size_t n,
-                                            const float* queries, size_t nq, size_t dim,
-                                            size_t k) {
+                                            const float* queries, size_t nq, size_t dim, size_t k) {
   const bool euclid = metric == Metric::kEuclid;
   const size_t block = 8192;
   std::vector<float> scores(block * nq);
@@ -424,8 +372,7 @@ uint32_t DefaultNlist(size_t n) {
   const int e = std::clamp(static_cast<int>(std::lround(std::log2(target))), 4, 16);
   uint32_t nlist = uint32_t{1} << e;
   const size_t cap = std::max<size_t>(1, n / 39);
-  const uint32_t cap_pow2 =
-      static_cast<uint32_t>(std::bit_floor(std::min<size_t>(cap, kMaxNlist)));
+  const uint32_t cap_pow2 = static_cast<uint32_t>(std::bit_floor(std::min<size_t>(cap, kMaxNlist)));
   return std::min(nlist, cap_pow2);
 }
 
@@ -462,8 +409,12 @@ uint32_t NprobeForRecall(const IvfModel& model, float target) {
 
 struct IvfIndex::Impl {
   static ScanShared Shared(const IvfIndex& ix, const std::function<bool(uint64_t)>* filter) {
-    return ScanShared{ix.quantizer_.metric() == Metric::kEuclid, ix.quantizer_.unsigned_codes(),
-                      ix.quantizer_.dim(), ix.stride_, filter, &ActiveKernels()};
+    return ScanShared{ix.quantizer_.metric() == Metric::kEuclid,
+                      ix.quantizer_.unsigned_codes(),
+                      ix.quantizer_.dim(),
+                      ix.stride_,
+                      filter,
+                      &ActiveKernels()};
   }
 
   static size_t CandidateCount(const IvfSearchParams& p) {
@@ -483,7 +434,7 @@ struct IvfIndex::Impl {
   // task to *out and adding the push counts to *pushed.
   static Status ScanLists(const IvfIndex& ix, const ScanShared& s, const ScanCtx& c,
                           const uint32_t* ids, size_t nl, size_t kk, bool parallel,
-                          const OriginalsSource* float_src, std::vector<Cand>* out,
+                          const OriginalsSource* float_src, std::vector<Candidate>* out,
                           size_t* pushed) {
     size_t total = 0;
     for (size_t i = 0; i < nl; ++i) total += ix.lists_[ids[i]].size();
@@ -506,7 +457,7 @@ struct IvfIndex::Impl {
       TopK top(kk);
       QVEC_RETURN_IF_ERROR(scan_range(0, nl, top));
       *pushed += top.pushed();
-      std::vector<Cand> best = top.Take();
+      std::vector<Candidate> best = top.Take();
       out->insert(out->end(), best.begin(), best.end());
       return Status::Ok();
     }
@@ -518,7 +469,7 @@ struct IvfIndex::Impl {
       acc += ix.lists_[ids[i]].size();
       while (t < num_tasks && acc * num_tasks >= total * t) bounds[t++] = i + 1;
     }
-    std::vector<std::vector<Cand>> parts(num_tasks);
+    std::vector<std::vector<Candidate>> parts(num_tasks);
     std::vector<size_t> pushes(num_tasks, 0);
     std::vector<Status> errors(num_tasks);
     ix.pool_->ParallelFor(num_tasks, [&](size_t task) {
@@ -537,12 +488,12 @@ struct IvfIndex::Impl {
 
   // Rescoring, threshold and conversion to hits.
   static StatusOr<std::vector<Hit>> Finish(const IvfIndex& ix, const QueryCode& q,
-                                           std::vector<Cand> cands, const IvfSearchParams& p,
+                                           std::vector<Candidate> cands, const IvfSearchParams& p,
                                            const OriginalsSource* originals) {
     const size_t dim = ix.quantizer_.dim();
     if (p.rescore && !p.ignore_quantization && !cands.empty()) {
       std::vector<uint64_t> labels(cands.size());
-      for (size_t i = 0; i < cands.size(); ++i) labels[i] = cands[i].label;
+      for (size_t i = 0; i < cands.size(); ++i) labels[i] = cands[i].id;
       std::vector<float> vectors(cands.size() * dim);
       QVEC_RETURN_IF_ERROR(originals->Fetch(labels.data(), labels.size(), vectors.data()));
       const Kernels& kernels = ActiveKernels();
@@ -556,10 +507,10 @@ struct IvfIndex::Impl {
     KeepBest(cands, p.k);
     std::vector<Hit> hits;
     hits.reserve(cands.size());
-    for (const Cand& c : cands) {
+    for (const Candidate& c : cands) {
       const float score = ix.quantizer_.ToScore(c.rank, q);
       if (p.score_threshold && !ix.quantizer_.PassesThreshold(score, *p.score_threshold)) break;
-      hits.push_back({c.label, score});
+      hits.push_back({c.id, score});
     }
     return hits;
   }
@@ -595,7 +546,7 @@ struct IvfIndex::Impl {
     const ScanCtx c{&q, MinRank(ix, p, q)};
     const size_t kk = CandidateCount(p);
     const OriginalsSource* float_src = p.ignore_quantization ? originals : nullptr;
-    std::vector<Cand> all;
+    std::vector<Candidate> all;
     size_t pushed = 0;
     QVEC_RETURN_IF_ERROR(
         ScanLists(ix, s, c, order.data(), nprobe, kk, parallel, float_src, &all, &pushed));
@@ -608,8 +559,8 @@ struct IvfIndex::Impl {
       size_t done = nprobe;
       while (pushed < p.k && done < nlist) {
         const size_t step = std::min<size_t>(nlist - done, std::max<size_t>(done, 1));
-        QVEC_RETURN_IF_ERROR(ScanLists(ix, s, c, order.data() + done, step, kk, parallel,
-                                       float_src, &all, &pushed));
+        QVEC_RETURN_IF_ERROR(
+            ScanLists(ix, s, c, order.data() + done, step, kk, parallel, float_src, &all, &pushed));
         done += step;
         Shrink(all, kk);
       }
@@ -637,7 +588,8 @@ IvfIndex::IvfIndex(Quantizer quantizer, IvfModel model, ThreadPool* pool)
     centroid_norm_sq_[c] = static_cast<float>(s);
   }
   lists_.resize(model_.nlist);
-  auto* codes = static_cast<uint8_t*>(std::aligned_alloc(64, std::max<size_t>(1, model_.nlist) * stride_));
+  auto* codes =
+      static_cast<uint8_t*>(std::aligned_alloc(64, std::max<size_t>(1, model_.nlist) * stride_));
   if (codes == nullptr) std::abort();  // out of memory
   centroid_codes_.reset(codes);
   centroid_scale_.resize(model_.nlist);
@@ -669,7 +621,8 @@ void IvfIndex::ProbeScores(const float* q, float* out) const {
   const float qs = QuantizeRow(q, dim, qcodes.data());
   ActiveKernels().dot_s8_many(qcodes.data(), reinterpret_cast<const int8_t*>(centroid_codes_.get()),
                               stride_, nlist, dim, dots.data());
-  for (uint32_t c = 0; c < nlist; ++c) out[c] = qs * centroid_scale_[c] * static_cast<float>(dots[c]);
+  for (uint32_t c = 0; c < nlist; ++c)
+    out[c] = qs * centroid_scale_[c] * static_cast<float>(dots[c]);
   if (model_.metric == Metric::kEuclid) {
     for (uint32_t c = 0; c < nlist; ++c) out[c] = 2.0f * out[c] - centroid_norm_sq_[c];
   }
@@ -678,8 +631,8 @@ void IvfIndex::ProbeScores(const float* q, float* out) const {
 uint32_t IvfIndex::Assign(const float* preprocessed) const {
   const uint32_t nlist = model_.nlist;
   std::vector<float> scores(nlist);
-  ActiveKernels().dot_f32_many(preprocessed, model_.centroids.data(), model_.dim, nlist,
-                               model_.dim, scores.data());
+  ActiveKernels().dot_f32_many(preprocessed, model_.centroids.data(), model_.dim, nlist, model_.dim,
+                               scores.data());
   if (model_.metric != Metric::kCosine) {
     for (uint32_t c = 0; c < nlist; ++c) scores[c] = 2.0f * scores[c] - centroid_norm_sq_[c];
   }
@@ -973,7 +926,7 @@ StatusOr<std::vector<std::vector<Hit>>> IvfIndex::SearchBatch(
       }
     }
     for (size_t i = 0; i < tq; ++i) {
-      std::vector<Cand> best = tops[i].Take();
+      std::vector<Candidate> best = tops[i].Take();
       KeepBest(best, kk);
       auto hits = Impl::Finish(*this, prepared[q0 + i], std::move(best), params, originals);
       if (!hits.ok()) {
@@ -1017,7 +970,8 @@ StatusOr<std::vector<Hit>> IvfIndex::SearchAllowed(const float* query,
     for (size_t b = 0; b < slots.size(); b += chunk) {
       const size_t nb = std::min(chunk, slots.size() - b);
       labels.resize(nb);
-      for (size_t j = 0; j < nb; ++j) labels[j] = lists_[slots[b + j].list].labels[slots[b + j].row];
+      for (size_t j = 0; j < nb; ++j)
+        labels[j] = lists_[slots[b + j].list].labels[slots[b + j].row];
       vectors.resize(nb * s.dim);
       ranks.resize(nb);
       QVEC_RETURN_IF_ERROR(originals->Fetch(labels.data(), nb, vectors.data()));
@@ -1044,7 +998,7 @@ StatusOr<std::vector<Hit>> IvfIndex::SearchAllowed(const float* query,
       if (rank > top.threshold() && rank >= min_rank) top.Push(rank, l.labels[slot.row]);
     }
   }
-  std::vector<Cand> best = top.Take();
+  std::vector<Candidate> best = top.Take();
   KeepBest(best, kk);
   return Impl::Finish(*this, q, std::move(best), params,
                       params.ignore_quantization ? nullptr : originals);
