@@ -134,9 +134,8 @@ Status FlatIndex::Add(uint64_t label, const uint8_t* blob, size_t blob_size) {
     return InvalidArgumentError("encoded vector has non-finite metadata");
   }
   size_t row;
-  auto it = row_of_.find(label);
-  if (it != row_of_.end()) {
-    row = it->second;
+  if (const uint64_t* found = row_of_.Find(label)) {
+    row = *found;
   } else {
     Reserve(labels_.size() + 1);
     row = labels_.size();
@@ -144,7 +143,7 @@ Status FlatIndex::Add(uint64_t label, const uint8_t* blob, size_t blob_size) {
     scale_.push_back(0);
     offset_.push_back(0);
     norm_sq_.push_back(0);
-    row_of_.emplace(label, row);
+    row_of_.Set(label, row);
   }
   uint8_t* dst = codes_ + row * stride_;
   std::memcpy(dst, blob, dim);
@@ -162,20 +161,20 @@ Status FlatIndex::AddVector(uint64_t label, const float* x) {
 }
 
 bool FlatIndex::Remove(uint64_t label) {
-  auto it = row_of_.find(label);
-  if (it == row_of_.end()) {
+  const uint64_t* found = row_of_.Find(label);
+  if (found == nullptr) {
     return false;
   }
-  const size_t row = it->second;
+  const size_t row = *found;
   const size_t last = labels_.size() - 1;
-  row_of_.erase(it);
+  row_of_.Erase(label);
   if (row != last) {
     std::memcpy(codes_ + row * stride_, codes_ + last * stride_, stride_);
     labels_[row] = labels_[last];
     scale_[row] = scale_[last];
     offset_[row] = offset_[last];
     norm_sq_[row] = norm_sq_[last];
-    row_of_[labels_[row]] = row;
+    row_of_.Set(labels_[row], row);
   }
   labels_.pop_back();
   scale_.pop_back();
@@ -187,8 +186,7 @@ bool FlatIndex::Remove(uint64_t label) {
 size_t FlatIndex::MemoryBytes() const {
   return capacity_ * stride_ + labels_.capacity() * sizeof(uint64_t) +
          (scale_.capacity() + offset_.capacity() + norm_sq_.capacity()) * sizeof(float) +
-         row_of_.bucket_count() * sizeof(void*) +
-         row_of_.size() * (sizeof(uint64_t) + sizeof(size_t) + 2 * sizeof(void*));
+         row_of_.MemoryBytes();
 }
 
 Status FlatIndex::CheckParams(const SearchParams& params, const OriginalsSource* originals) const {

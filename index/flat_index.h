@@ -10,6 +10,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "index/label_map.h"
 #include "index/quantizer.h"
 #include "index/thread_pool.h"
 #include "index/topk.h"
@@ -98,7 +99,7 @@ class FlatIndex {
   // Removes `label` (the last row moves into its slot). Returns false if
   // absent.
   bool Remove(uint64_t label);
-  bool Contains(uint64_t label) const { return row_of_.count(label) != 0; }
+  bool Contains(uint64_t label) const { return row_of_.Contains(label); }
 
   size_t size() const { return labels_.size(); }
   // Bytes held by codes, metadata, labels and the label map.
@@ -137,7 +138,7 @@ class FlatIndex {
   uint8_t* codes_ = nullptr;  // capacity_ * stride_ bytes, 64-byte aligned
   std::vector<uint64_t> labels_;
   std::vector<float> scale_, offset_, norm_sq_;
-  std::unordered_map<uint64_t, size_t> row_of_;
+  LabelMap row_of_;  // label -> row
 };
 
 }  // namespace qvec::index

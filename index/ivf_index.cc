@@ -723,7 +723,7 @@ void IvfIndex::RemoveAt(Slot slot) {
     l.scale[row] = l.scale[last];
     l.offset[row] = l.offset[last];
     l.norm_sq[row] = l.norm_sq[last];
-    where_[l.labels[row]].row = static_cast<uint32_t>(row);
+    where_.Set(l.labels[row], Pack(Slot{slot.list, static_cast<uint32_t>(row)}));
   }
   l.labels.pop_back();
   l.scale.pop_back();
@@ -742,11 +742,11 @@ Status IvfIndex::Add(uint64_t label, uint32_t list, const uint8_t* blob, size_t 
     return InvalidArgumentError("encoded vector has non-finite metadata");
   }
   Slot slot;
-  auto it = where_.find(label);
-  if (it != where_.end() && it->second.list == list) {
-    slot = it->second;
+  const uint64_t* found = where_.Find(label);
+  if (found != nullptr && Unpack(*found).list == list) {
+    slot = Unpack(*found);
   } else {
-    if (it != where_.end()) RemoveAt(it->second);
+    if (found != nullptr) RemoveAt(Unpack(*found));
     List& l = lists_[list];
     if (l.size() >= std::numeric_limits<uint32_t>::max()) {
       return ResourceExhaustedError("IVF list is full");
@@ -757,7 +757,7 @@ Status IvfIndex::Add(uint64_t label, uint32_t list, const uint8_t* blob, size_t 
     l.scale.push_back(0);
     l.offset.push_back(0);
     l.norm_sq.push_back(0);
-    where_[label] = slot;
+    where_.Set(label, Pack(slot));
   }
   List& l = lists_[slot.list];
   uint8_t* dst = l.codes.get() + size_t{slot.row} * stride_;
@@ -779,10 +779,10 @@ Status IvfIndex::AddVector(uint64_t label, const float* x) {
 }
 
 bool IvfIndex::Remove(uint64_t label) {
-  auto it = where_.find(label);
-  if (it == where_.end()) return false;
-  const Slot slot = it->second;
-  where_.erase(it);
+  const uint64_t* found = where_.Find(label);
+  if (found == nullptr) return false;
+  const Slot slot = Unpack(*found);
+  where_.Erase(label);
   RemoveAt(slot);
   return true;
 }
@@ -795,8 +795,7 @@ size_t IvfIndex::MemoryBytes() const {
     bytes += l.capacity * stride_ + l.labels.capacity() * sizeof(uint64_t) +
              (l.scale.capacity() + l.offset.capacity() + l.norm_sq.capacity()) * sizeof(float);
   }
-  bytes += where_.bucket_count() * sizeof(void*) +
-           where_.size() * (sizeof(uint64_t) + sizeof(Slot) + 2 * sizeof(void*));
+  bytes += where_.MemoryBytes();
   return bytes;
 }
 
@@ -956,10 +955,10 @@ StatusOr<std::vector<Hit>> IvfIndex::SearchAllowed(const float* query,
     std::unordered_set<uint64_t> seen;
     seen.reserve(allowed_labels.size());
     for (uint64_t label : allowed_labels) {
-      auto it = where_.find(label);
-      if (it == where_.end() || !seen.insert(label).second) continue;
+      const uint64_t* found = where_.Find(label);
+      if (found == nullptr || !seen.insert(label).second) continue;
       if (s.filter != nullptr && !(*s.filter)(label)) continue;
-      slots.push_back(it->second);
+      slots.push_back(Unpack(*found));
     }
   }
   TopK top(kk);

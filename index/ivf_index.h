@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "index/flat_index.h"
+#include "index/label_map.h"
 #include "index/quantizer.h"
 #include "index/thread_pool.h"
 #include "index/types.h"
@@ -160,7 +161,7 @@ class IvfIndex {
   bool Remove(uint64_t label);
   // Releases the spare capacity of every list (after a bulk build).
   void ShrinkToFit();
-  bool Contains(uint64_t label) const { return where_.count(label) != 0; }
+  bool Contains(uint64_t label) const { return where_.Contains(label); }
   size_t size() const { return where_.size(); }
   size_t list_size(uint32_t list) const { return lists_[list].size(); }
   // Bytes of codes, metadata, labels, label map and centroids.
@@ -229,7 +230,11 @@ class IvfIndex {
   std::unique_ptr<uint8_t, FreeDeleter> centroid_codes_;
   std::vector<float> centroid_scale_;
   std::vector<List> lists_;
-  std::unordered_map<uint64_t, Slot> where_;
+  static uint64_t Pack(Slot s) { return (uint64_t{s.list} << 32) | s.row; }
+  static Slot Unpack(uint64_t v) {
+    return Slot{static_cast<uint32_t>(v >> 32), static_cast<uint32_t>(v)};
+  }
+  LabelMap where_;  // label -> Pack(slot)
 };
 
 }  // namespace qvec::index
