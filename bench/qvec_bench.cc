@@ -1,5 +1,11 @@
-// qvec-bench: benchmarks of qvec components. Subcommands:
-//   flat  int8 flat index vs FAISS IndexFlatIP on Fashion-MNIST (cosine).
+// qvec-bench: benchmarks of qvec. Subcommands:
+//   quick    recall/QPS suite (make bench): Fashion-MNIST + synthetic 200k x 128
+//   full     the suite with 10k queries + synthetic 1M x 128 (make bench-full)
+//   run      the suite on the user's .fvecs/.bvecs/.npy files or synthetic NxD
+//   http     end-to-end against a running server on 127.0.0.1
+//   flat     int8 flat index variants vs FAISS IndexFlatIP on Fashion-MNIST
+//   kernels  single-thread kernel throughput
+// See bench/README.md.
 //
 // FAISS runs OpenMP; its worker threads spin after each parallel region
 // unless OMP_WAIT_POLICY=PASSIVE, which would steal our cores. libgomp reads
@@ -19,6 +25,8 @@
 #include <unordered_set>
 #include <vector>
 
+#include "bench/http_bench.h"
+#include "bench/suite.h"
 #include "index/flat_index.h"
 #include "index/kernels.h"
 #include "index/quality.h"
@@ -388,7 +396,11 @@ int main(int argc, char** argv) {
   kernels_cmd->add_option("--repeats", kernels.repeats, "timing repeats (best is reported)");
   kernels_cmd->add_flag("--batch-only", kernels.batch_only,
                         "only the active level's batch kernels");
+  qvec::bench::AddSuiteCommands(&app);
+  qvec::bench::AddHttpCommand(&app);
   CLI11_PARSE(app, argc, argv);
+  if (const int status = qvec::bench::RunParsedSuiteCommand(); status >= 0) return status;
+  if (const int status = qvec::bench::RunParsedHttpCommand(); status >= 0) return status;
   if (flat_cmd->parsed()) return RunFlat(flat);
   if (kernels_cmd->parsed()) return RunKernels(kernels);
   return 0;
