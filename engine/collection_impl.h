@@ -121,6 +121,9 @@ class CollectionImpl final : public Collection {
   // Adds a stored codes value to the active index; requires both locks.
   Status AddValueToIndex(std::string_view value);
   void RemoveFromIndex(uint64_t label);
+  // True when the collection should (re)train: flat past ivf_threshold, grown
+  // 4x since training, or lists badly imbalanced. Takes state_mu_ shared.
+  bool NeedsTraining();
   // Trains IVF on the current points and swaps it in; the body of the
   // background thread and of Optimize().
   Status TrainAndSwap();

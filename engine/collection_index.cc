@@ -257,30 +257,31 @@ Status CollectionImpl::Load() {
   return Status::Ok();
 }
 
+bool CollectionImpl::NeedsTraining() {
+  std::shared_lock lock(state_mu_);
+  const size_t n = id_to_label_.size();
+  if (flat_ != nullptr) return n >= config_.index.ivf_threshold;
+  if (ivf_ == nullptr) return false;
+  const uint64_t trained = ivf_->model().trained_on_points;
+  if (trained > 0 && n >= 4 * trained) return true;
+  if (writes_since_health_check_ < 10000) return false;
+  writes_since_health_check_ = 0;
+  return ivf_->size() >= 64 * size_t{ivf_->nlist()} && ivf_->Health().imbalance > 8.0;
+}
+
 void CollectionImpl::MaybeStartTraining() {
   if (!background_indexing_ || training_.load() || stop_.load()) return;
-  bool needed = false;
-  {
-    std::shared_lock lock(state_mu_);
-    const size_t n = id_to_label_.size();
-    if (flat_ != nullptr) {
-      needed = n >= config_.index.ivf_threshold;
-    } else if (ivf_ != nullptr) {
-      const uint64_t trained = ivf_->model().trained_on_points;
-      needed = trained > 0 && n >= 4 * trained;
-      if (!needed && writes_since_health_check_ >= 10000) {
-        writes_since_health_check_ = 0;
-        needed = ivf_->size() >= 64 * size_t{ivf_->nlist()} && ivf_->Health().imbalance > 8.0;
-      }
-    }
-  }
-  if (!needed) return;
+  if (!NeedsTraining()) return;
   bool expected = false;
   if (!training_.compare_exchange_strong(expected, true)) return;
   std::lock_guard lock(trainer_mu_);
   if (trainer_.joinable()) trainer_.join();  // a finished earlier build
   trainer_ = std::thread([this] {
-    (void)TrainAndSwap();
+    // Writes that arrive during a build cannot start another one, so the
+    // thread checks again when it is done (a collection loaded in bulk may
+    // outgrow the index it just trained).
+    while (TrainAndSwap().ok() && !stop_.load() && NeedsTraining()) {
+    }
     training_.store(false);
   });
 }
