@@ -1,6 +1,7 @@
 # qvec: the two commands are `make run` and `make test`; see README.md.
 BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
+SHELL := /bin/bash
 DATA_DIR ?= ./data
 HOST ?= 127.0.0.1
 PORT ?= 6333
@@ -22,7 +23,9 @@ configure: setup $(BUILD_DIR)/CMakeCache.txt
 build: configure
 	@cmake --build $(BUILD_DIR) -j$(JOBS)
 
-run: build
+# `run` builds only the server, so that a fresh clone serves within minutes.
+run: configure
+	@cmake --build $(BUILD_DIR) -j$(JOBS) --target qvec
 	@mkdir -p $(DATA_DIR)
 	$(BUILD_DIR)/bin/qvec serve --data $(DATA_DIR) --host $(HOST) --port $(PORT)
 
@@ -31,11 +34,13 @@ test: build
 	@cd $(BUILD_DIR) && ctest --output-on-failure -j2 --timeout 900
 
 bench: export QVEC_SETUP_BENCH=1
-bench: build
+bench: configure
+	@cmake --build $(BUILD_DIR) -j$(JOBS) --target qvec-bench
 	@OMP_WAIT_POLICY=PASSIVE $(BUILD_DIR)/bin/qvec-bench quick
 
 bench-full: export QVEC_SETUP_BENCH=1
-bench-full: build
+bench-full: configure
+	@cmake --build $(BUILD_DIR) -j$(JOBS) --target qvec-bench
 	@OMP_WAIT_POLICY=PASSIVE $(BUILD_DIR)/bin/qvec-bench full
 
 format:
@@ -45,17 +50,58 @@ tidy: build
 	@git ls-files 'engine/*.cc' 'index/*.cc' 'storage/*.cc' 'server/*.cc' | \
 	  xargs clang-tidy -p $(BUILD_DIR) --quiet
 
+# Sanitizer builds of the unit and integration suites. UBSan stops at the
+# first report; TSan uses tests/tsan.supp (third-party false positives only,
+# each documented there).
+SAN_JOBS ?= 2
 test-asan:
 	@scripts/setup.sh
 	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DQVEC_SANITIZE=address -DQVEC_BUILD_BENCH=OFF >/dev/null
-	@cmake --build build-asan -j$(JOBS)
-	@cd build-asan && ctest --output-on-failure -j2
+	@cmake --build build-asan -j$(SAN_JOBS)
+	@cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
+	  ctest --output-on-failure -j2 --timeout 1800
 
 test-tsan:
 	@scripts/setup.sh
 	@cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DQVEC_SANITIZE=thread -DQVEC_BUILD_BENCH=OFF >/dev/null
-	@cmake --build build-tsan -j$(JOBS)
-	@cd build-tsan && ctest --output-on-failure -j2
+	@cmake --build build-tsan -j$(SAN_JOBS)
+	@cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$(CURDIR)/tests/tsan.supp \
+	  ctest --output-on-failure -j2 --timeout 1800
+
+# Crash recovery: 100 kill -9 / restart trials (10 run in `make test`).
+CRASH_TRIALS ?= 100
+crash-test: build
+	@QVEC_CRASH_TRIALS=$(CRASH_TRIALS) $(BUILD_DIR)/bin/qvec_integration_test --gtest_filter='CrashTest.*'
+
+# Mixed load for SOAK_SECONDS (a 20 s version runs in `make test`).
+SOAK_SECONDS ?= 600
+soak: build
+	@QVEC_SOAK_SECONDS=$(SOAK_SECONDS) $(BUILD_DIR)/bin/qvec_integration_test --gtest_filter='SoakTest.*'
+
+# libFuzzer harnesses (clang 14, ASan + UBSan) in build-fuzz/, each run for
+# FUZZ_SECONDS on a copy of the seed corpus (tests/fuzz/corpus/<harness>);
+# crash inputs land in build-fuzz/findings/.
+FUZZ_SECONDS ?= 60
+FUZZ_HARNESSES = router json_request
+fuzz: export QVEC_SETUP_FUZZ=1
+fuzz:
+	@scripts/setup.sh
+	@cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
+	  -DCMAKE_CXX_COMPILER=clang++ -DQVEC_BUILD_FUZZ=ON -DQVEC_SANITIZE=address \
+	  -DQVEC_BUILD_TESTS=OFF -DQVEC_BUILD_BENCH=OFF >/dev/null
+	@cmake --build build-fuzz -j$(SAN_JOBS) --target $(addprefix qvec_,$(addsuffix _fuzzer,$(FUZZ_HARNESSES)))
+	@mkdir -p build-fuzz/findings
+	@set -e; for h in $(FUZZ_HARNESSES); do \
+	  mkdir -p build-fuzz/corpus/$$h; cp -n tests/fuzz/corpus/$$h/* build-fuzz/corpus/$$h/; \
+	  echo "fuzz: $$h for $(FUZZ_SECONDS) s"; \
+	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  build-fuzz/bin/qvec_$${h}_fuzzer build-fuzz/corpus/$$h -dict=tests/fuzz/json.dict \
+	    -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -timeout=10 -rss_limit_mb=4096 \
+	    -print_final_stats=1 -artifact_prefix=build-fuzz/findings/$$h- 2>&1 | tail -n 25; \
+	  test $${PIPESTATUS[0]} -eq 0; \
+	done
 
 clean:
-	@rm -rf $(BUILD_DIR) build-asan build-tsan
+	@rm -rf $(BUILD_DIR) build-asan build-tsan build-fuzz

@@ -58,10 +58,23 @@ class JsonWriter {
   const std::string& str() const { return out_; }
   std::string Take() { return std::move(out_); }
 
-  // Appends `s` as a quoted JSON string to `out`.
+  // Appends `s` as a quoted JSON string to `out`. Bytes that are not valid UTF-8 (possible in
+  // text taken from a request path, e.g. "%FF") become U+FFFD, so the output
+  // is always valid JSON.
   static void AppendQuoted(std::string& out, std::string_view s) {
     out += '"';
-    for (unsigned char c : s) {
+    for (size_t i = 0; i < s.size(); ++i) {
+      const unsigned char c = static_cast<unsigned char>(s[i]);
+      if (c >= 0x80) {
+        const size_t len = Utf8SequenceLength(s, i);
+        if (len == 0) {
+          out += "\ufffd";
+        } else {
+          out.append(s.data() + i, len);
+          i += len - 1;
+        }
+        continue;
+      }
       switch (c) {
         case '"': out += "\\\""; break;
         case '\\': out += "\\\\"; break;
@@ -85,6 +98,33 @@ class JsonWriter {
   }
 
  private:
+  // Length of the well-formed UTF-8 sequence starting at s[i] (a lead byte
+  // >= 0x80), or 0 if it is malformed, overlong, a surrogate or > U+10FFFF.
+  static size_t Utf8SequenceLength(std::string_view s, size_t i) {
+    const auto b = [&](size_t k) { return static_cast<unsigned char>(s[i + k]); };
+    const unsigned char c = b(0);
+    size_t len;
+    unsigned char lo = 0x80, hi = 0xBF;  // allowed range of the second byte
+    if (c >= 0xC2 && c <= 0xDF) {
+      len = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      len = 3;
+      if (c == 0xE0) lo = 0xA0;
+      if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      len = 4;
+      if (c == 0xF0) lo = 0x90;
+      if (c == 0xF4) hi = 0x8F;
+    } else {
+      return 0;
+    }
+    if (i + len > s.size()) return 0;
+    if (b(1) < lo || b(1) > hi) return 0;
+    for (size_t k = 2; k < len; ++k) {
+      if ((b(k) & 0xC0) != 0x80) return 0;
+    }
+    return len;
+  }
   void Sep() {
     if (!first_) out_ += ',';
     first_ = false;

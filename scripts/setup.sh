@@ -19,6 +19,9 @@ packages=(
 if [[ "${QVEC_SETUP_BENCH:-0}" == 1 ]]; then
   packages+=(dataset-fashion-mnist gnuplot-nox)
 fi
+if [[ "${QVEC_SETUP_FUZZ:-0}" == 1 ]]; then
+  packages+=(clang libclang-rt-14-dev)  # `make fuzz`: libFuzzer, ASan, UBSan runtimes
+fi
 if [[ "${QVEC_SETUP_TEST:-0}" == 1 ]]; then
   packages+=(nodejs npm)
 fi

@@ -312,6 +312,8 @@ class RocksStore final : public Store {
     return FromRocks(s, path_, what);
   }
   Status CheckFormatVersion();
+  // Verifies the checksums of all SST files if they total at most max_bytes.
+  Status VerifySstChecksums(uint64_t max_bytes);
   // Iterates the keys of `cid` in `c` in order, calling fn(point key, value).
   Status ScanPrefix(Cf c, uint32_t cid, bool fill_cache,
                     const std::function<Status(std::string_view, const rocksdb::Slice&, bool*)>& fn);
@@ -417,7 +419,23 @@ Status RocksStore::OpenDb(const StoreOptions& options) {
     return Rocks(s, "opening");
   }
   for (int i = 0; i < kNumCfs; ++i) cfs_[i] = handles_[i];
-  return CheckFormatVersion();
+  QVEC_RETURN_IF_ERROR(CheckFormatVersion());
+  return VerifySstChecksums(options.verify_checksums_on_open_max_bytes);
+}
+
+Status RocksStore::VerifySstChecksums(uint64_t max_bytes) {
+  if (max_bytes == 0) return Status::Ok();
+  std::vector<rocksdb::LiveFileMetaData> files;
+  db_->GetLiveFilesMetaData(&files);
+  uint64_t total = 0;
+  for (const auto& f : files) total += f.size;
+  if (total == 0 || total > max_bytes) return Status::Ok();
+  rocksdb::Status s = db_->VerifyChecksum();
+  if (s.ok()) return Status::Ok();
+  // Any failure here means an SST cannot be read back intact: refuse to serve
+  // rather than serve part of the data.
+  return DataLossError("database at " + path_ + " is corrupted (SST checksum verification at "
+                       "open failed): " + s.ToString());
 }
 
 Status RocksStore::CheckFormatVersion() {

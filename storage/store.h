@@ -39,6 +39,14 @@ struct StoreOptions {
   // Create the database if the directory holds none.
   // Default: true.
   bool create_if_missing = true;
+  // At open, read every SST file in full and verify its block checksums when
+  // their total size is at most this many bytes (0 = never). RocksDB opens
+  // SSTs lazily: a damaged data block is otherwise found only when read, and
+  // open scans only the codes, so damaged originals or payloads would surface
+  // later as read errors of single requests instead of a refusal to start.
+  // Larger databases still verify every block they read.
+  // Default: 1 GiB.
+  uint64_t verify_checksums_on_open_max_bytes = uint64_t{1} << 30;
 
   // InvalidArgument if a field is out of range (block cache < 1 MiB).
   [[nodiscard]] Status Validate() const;
