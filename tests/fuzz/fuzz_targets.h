@@ -38,9 +38,10 @@ inline void FuzzCheck(bool ok, const char* what, std::string_view detail) {
 // collection "c" (4-d, Dot, a few points with payloads) and "u" (Cosine).
 class RouterFixture {
  public:
+  // Destroyed at exit: the database closes, then its directory is removed.
   static RouterFixture& Get() {
-    static RouterFixture* fixture = new RouterFixture();  // never destroyed: threads may run
-    return *fixture;
+    static RouterFixture fixture;
+    return fixture;
   }
 
   server::RequestHandler& router() { return *router_; }
