@@ -18,9 +18,12 @@ std::string_view Version() {
 
 std::string_view DistanceName(Distance d) {
   switch (d) {
-    case Distance::kCosine: return "Cosine";
-    case Distance::kDot: return "Dot";
-    case Distance::kEuclid: return "Euclid";
+    case Distance::kCosine:
+      return "Cosine";
+    case Distance::kDot:
+      return "Dot";
+    case Distance::kEuclid:
+      return "Euclid";
   }
   return "Cosine";
 }
@@ -29,7 +32,8 @@ StatusOr<Distance> ParseDistance(std::string_view name) {
   if (name == "Cosine") return Distance::kCosine;
   if (name == "Dot") return Distance::kDot;
   if (name == "Euclid") return Distance::kEuclid;
-  if (name == "Manhattan") return InvalidArgumentError("distance Manhattan is not supported by qvec");
+  if (name == "Manhattan")
+    return InvalidArgumentError("distance Manhattan is not supported by qvec");
   return InvalidArgumentError("unknown distance '" + std::string(name) +
                               "'; expected Cosine, Dot or Euclid");
 }

@@ -50,9 +50,12 @@ inline CodesHeader ReadCodesHeader(std::string_view value) {
 
 inline index::Metric ToMetric(Distance d) {
   switch (d) {
-    case Distance::kCosine: return index::Metric::kCosine;
-    case Distance::kDot: return index::Metric::kDot;
-    case Distance::kEuclid: return index::Metric::kEuclid;
+    case Distance::kCosine:
+      return index::Metric::kCosine;
+    case Distance::kDot:
+      return index::Metric::kDot;
+    case Distance::kEuclid:
+      return index::Metric::kEuclid;
   }
   return index::Metric::kCosine;
 }

@@ -133,8 +133,8 @@ Status CollectionImpl::Upsert(std::span<const Point> points) {
       auto it = id_to_label_.find(p.id);
       pp.is_new = it == id_to_label_.end();
       pp.label = pp.is_new ? AllocateLabel(&reserved) : it->second;
-      Status s = EncodeValue(pp.label, pp.vector.data(), *quantizer, ivf_.get(), generation_,
-                             &pp.value);
+      Status s =
+          EncodeValue(pp.label, pp.vector.data(), *quantizer, ivf_.get(), generation_, &pp.value);
       if (!s.ok()) return s.Annotate("point " + p.id.ToString());
       std::optional<std::string_view> payload;
       if (!p.payload.empty()) payload = p.payload;
@@ -466,7 +466,8 @@ StatusOr<std::vector<std::pair<uint64_t, float>>> CollectionImpl::ExactFloatSear
     auto it = id_to_label_.find(*id);
     if (it == id_to_label_.end()) return true;
     if (filtered && !Passes(*r.filter, it->second)) return true;
-    float score = euclid ? std::sqrt(kernels.l2sq_f32(query, x, dim)) : kernels.dot_f32(query, x, dim);
+    float score =
+        euclid ? std::sqrt(kernels.l2sq_f32(query, x, dim)) : kernels.dot_f32(query, x, dim);
     if (heap.size() < k) {
       heap.emplace(score, it->second);
     } else if (worse({score, it->second}, heap.top())) {
@@ -493,8 +494,8 @@ index::IvfSearchParams CollectionImpl::IndexParams(const SearchRequest& r) const
   if (ivf_ != nullptr) {
     p.nprobe = r.params.exact ? ivf_->nlist() : r.params.nprobe;
     if (p.nprobe == 0 && r.params.target_recall == 0) p.nprobe = config_.index.default_nprobe;
-    p.target_recall = r.params.target_recall > 0 ? r.params.target_recall
-                                                 : config_.index.default_target_recall;
+    p.target_recall =
+        r.params.target_recall > 0 ? r.params.target_recall : config_.index.default_target_recall;
     if (p.nprobe > ivf_->nlist()) p.nprobe = ivf_->nlist();
   }
   return p;
@@ -701,8 +702,7 @@ StatusOr<CollectionInfo> CollectionImpl::Info() {
     info.index.trained_on_points = h.trained_on_points;
     info.index.recall_curve = h.recall_curve;
   }
-  const size_t index_bytes =
-      flat_ ? flat_->MemoryBytes() : ivf_ ? ivf_->MemoryBytes() : 0;
+  const size_t index_bytes = flat_ ? flat_->MemoryBytes() : ivf_ ? ivf_->MemoryBytes() : 0;
   info.memory_bytes = index_bytes + payload_index_.MemoryBytes() +
                       label_to_id_.capacity() * sizeof(PointId) +
                       id_to_label_.size() * (sizeof(PointId) + sizeof(uint64_t) + 32);

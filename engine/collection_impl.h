@@ -43,8 +43,7 @@ class CollectionImpl final : public Collection {
  public:
   // Creates the in-memory collection; Load() fills it from storage.
   static StatusOr<std::shared_ptr<CollectionImpl>> Create(storage::Store* store, uint32_t cid,
-                                                          std::string name,
-                                                          CollectionConfig config,
+                                                          std::string name, CollectionConfig config,
                                                           bool background_indexing);
   ~CollectionImpl() override;
 
@@ -94,8 +93,7 @@ class CollectionImpl final : public Collection {
   // Runs one search; requires state_mu_ held shared and filter fields indexed.
   StatusOr<std::vector<ScoredPoint>> SearchLocked(const SearchRequest& r);
   StatusOr<std::vector<std::pair<uint64_t, float>>> ExactFloatSearch(const SearchRequest& r,
-                                                                     const float* query,
-                                                                     size_t k);
+                                                                     const float* query, size_t k);
   // Fills payloads / vectors of results from storage.
   Status FillRecords(const std::vector<PointId>& ids, bool with_payload, bool with_vector,
                      std::vector<std::optional<std::string>>* payloads,

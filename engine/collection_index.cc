@@ -28,7 +28,8 @@ std::string EncodeU32(uint32_t v) {
 StatusOr<uint32_t> DecodeU32(std::string_view s) {
   if (s.size() != 4) return DataLossError("malformed index generation");
   uint32_t v = 0;
-  for (int i = 0; i < 4; ++i) v |= static_cast<uint32_t>(static_cast<unsigned char>(s[i])) << (8 * i);
+  for (int i = 0; i < 4; ++i)
+    v |= static_cast<uint32_t>(static_cast<unsigned char>(s[i])) << (8 * i);
   return v;
 }
 
@@ -70,8 +71,8 @@ StatusOr<std::shared_ptr<CollectionImpl>> CollectionImpl::Create(storage::Store*
   auto coll = std::shared_ptr<CollectionImpl>(new CollectionImpl(
       store, cid, std::move(name), config, std::move(preprocessor), background_indexing));
   if (!qc.NeedsCalibration()) {
-    QVEC_ASSIGN_OR_RETURN(index::Quantizer q,
-                          index::Quantizer::Create(config.dimension, ToMetric(config.distance), qc));
+    QVEC_ASSIGN_OR_RETURN(index::Quantizer q, index::Quantizer::Create(
+                                                  config.dimension, ToMetric(config.distance), qc));
     coll->flat_ = std::make_unique<index::FlatIndex>(std::move(q));
   }
   return coll;
@@ -189,7 +190,8 @@ Status CollectionImpl::Load() {
 
   // Points, each with the code of the active generation; others (left by a
   // crash during a rebuild) are re-encoded from their originals below.
-  const size_t value_size = ActiveQuantizer() ? kCodesHeaderBytes + ActiveQuantizer()->EncodedSize() : 0;
+  const size_t value_size =
+      ActiveQuantizer() ? kCodesHeaderBytes + ActiveQuantizer()->EncodedSize() : 0;
   std::vector<std::pair<std::string, uint64_t>> repair;
   Status inner;
   Status scan = store_->ScanCodes(cid_, [&](std::string_view key, std::string_view value) {
@@ -243,8 +245,8 @@ Status CollectionImpl::Load() {
       for (size_t i = start; i < end; ++i) {
         if (!found[i - start]) return DataLossError(where + ": a point has no original");
         std::string value;
-        QVEC_RETURN_IF_ERROR(EncodeValue(repair[i].second, originals.data() + (i - start) * dim,
-                                         *q, ivf_.get(), generation_, &value));
+        QVEC_RETURN_IF_ERROR(EncodeValue(repair[i].second, originals.data() + (i - start) * dim, *q,
+                                         ivf_.get(), generation_, &value));
         QVEC_RETURN_IF_ERROR(AddValueToIndex(value));
         batch.PutCode(cid_, keys[i - start], value);
       }
@@ -335,10 +337,9 @@ Status CollectionImpl::TrainAndSwap() {
   if (members.empty() || !current) return restore(FailedPreconditionError("collection is empty"));
 
   // 2. A seeded sample of the float originals, for k-means and calibration.
-  const uint32_t nlist =
-      std::min<uint32_t>(config_.index.nlist ? config_.index.nlist
-                                             : index::DefaultNlist(members.size()),
-                         static_cast<uint32_t>(std::max<size_t>(1, members.size())));
+  const uint32_t nlist = std::min<uint32_t>(
+      config_.index.nlist ? config_.index.nlist : index::DefaultNlist(members.size()),
+      static_cast<uint32_t>(std::max<size_t>(1, members.size())));
   const size_t sample_size =
       std::min({members.size(), std::max<size_t>(size_t{256} * nlist, 20000), kMaxTrainingSample});
   std::vector<size_t> order(members.size());
@@ -359,7 +360,8 @@ Status CollectionImpl::TrainAndSwap() {
     Status s = ReadOriginals(store_, cid_, dim, keys, &chunk, &found);
     if (!s.ok()) return restore(s);
     for (size_t i = 0; i < keys.size(); ++i) {
-      if (found[i]) sample.insert(sample.end(), chunk.begin() + i * dim, chunk.begin() + (i + 1) * dim);
+      if (found[i])
+        sample.insert(sample.end(), chunk.begin() + i * dim, chunk.begin() + (i + 1) * dim);
     }
   }
   const size_t sampled = sample.size() / dim;

@@ -28,7 +28,7 @@ class DatabaseImpl final : public Database {
       if (!config.ok()) return config.status().Annotate("collection '" + rec.name + "'");
       QVEC_ASSIGN_OR_RETURN(auto coll,
                             engine::CollectionImpl::Create(store_.get(), rec.id, rec.name, *config,
-                                                         options_.background_indexing));
+                                                           options_.background_indexing));
       QVEC_RETURN_IF_ERROR(coll->Load());
       coll->MaybeStartTraining();
       collections_[rec.name] = std::move(coll);
@@ -44,9 +44,8 @@ class DatabaseImpl final : public Database {
       return AlreadyExistsError("collection '" + name + "' already exists");
     }
     QVEC_ASSIGN_OR_RETURN(uint32_t cid, store_->AllocateCollectionId());
-    QVEC_ASSIGN_OR_RETURN(auto coll,
-                          engine::CollectionImpl::Create(store_.get(), cid, name, config,
-                                                         options_.background_indexing));
+    QVEC_ASSIGN_OR_RETURN(auto coll, engine::CollectionImpl::Create(store_.get(), cid, name, config,
+                                                                    options_.background_indexing));
     storage::WriteBatch batch;
     batch.PutCollection(cid, name, engine::EncodeCollectionConfig(config));
     QVEC_RETURN_IF_ERROR(store_->Write(&batch));

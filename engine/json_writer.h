@@ -16,10 +16,28 @@ class JsonWriter {
  public:
   JsonWriter() { out_.reserve(256); }
 
-  JsonWriter& BeginObject() { Sep(); out_ += '{'; first_ = true; return *this; }
-  JsonWriter& EndObject() { out_ += '}'; first_ = false; return *this; }
-  JsonWriter& BeginArray() { Sep(); out_ += '['; first_ = true; return *this; }
-  JsonWriter& EndArray() { out_ += ']'; first_ = false; return *this; }
+  JsonWriter& BeginObject() {
+    Sep();
+    out_ += '{';
+    first_ = true;
+    return *this;
+  }
+  JsonWriter& EndObject() {
+    out_ += '}';
+    first_ = false;
+    return *this;
+  }
+  JsonWriter& BeginArray() {
+    Sep();
+    out_ += '[';
+    first_ = true;
+    return *this;
+  }
+  JsonWriter& EndArray() {
+    out_ += ']';
+    first_ = false;
+    return *this;
+  }
   // Writes `"name":`; the next value call writes the value.
   JsonWriter& Key(std::string_view name) {
     Sep();
@@ -28,11 +46,31 @@ class JsonWriter {
     first_ = true;
     return *this;
   }
-  JsonWriter& String(std::string_view s) { Sep(); AppendString(s); return *this; }
-  JsonWriter& Bool(bool b) { Sep(); out_ += b ? "true" : "false"; return *this; }
-  JsonWriter& Null() { Sep(); out_ += "null"; return *this; }
-  JsonWriter& Uint(uint64_t v) { Sep(); AppendNumber(v); return *this; }
-  JsonWriter& Int(int64_t v) { Sep(); AppendNumber(v); return *this; }
+  JsonWriter& String(std::string_view s) {
+    Sep();
+    AppendString(s);
+    return *this;
+  }
+  JsonWriter& Bool(bool b) {
+    Sep();
+    out_ += b ? "true" : "false";
+    return *this;
+  }
+  JsonWriter& Null() {
+    Sep();
+    out_ += "null";
+    return *this;
+  }
+  JsonWriter& Uint(uint64_t v) {
+    Sep();
+    AppendNumber(v);
+    return *this;
+  }
+  JsonWriter& Int(int64_t v) {
+    Sep();
+    AppendNumber(v);
+    return *this;
+  }
   // Non-finite numbers have no JSON form; they are written as null.
   JsonWriter& Double(double v) {
     Sep();
@@ -53,7 +91,11 @@ class JsonWriter {
     return *this;
   }
   // Inserts already-serialized JSON (e.g. a stored payload) as a value.
-  JsonWriter& Raw(std::string_view json) { Sep(); out_ += json; return *this; }
+  JsonWriter& Raw(std::string_view json) {
+    Sep();
+    out_ += json;
+    return *this;
+  }
 
   const std::string& str() const { return out_; }
   std::string Take() { return std::move(out_); }
@@ -76,13 +118,27 @@ class JsonWriter {
         continue;
       }
       switch (c) {
-        case '"': out += "\\\""; break;
-        case '\\': out += "\\\\"; break;
-        case '\n': out += "\\n"; break;
-        case '\r': out += "\\r"; break;
-        case '\t': out += "\\t"; break;
-        case '\b': out += "\\b"; break;
-        case '\f': out += "\\f"; break;
+        case '"':
+          out += "\\\"";
+          break;
+        case '\\':
+          out += "\\\\";
+          break;
+        case '\n':
+          out += "\\n";
+          break;
+        case '\r':
+          out += "\\r";
+          break;
+        case '\t':
+          out += "\\t";
+          break;
+        case '\b':
+          out += "\\b";
+          break;
+        case '\f':
+          out += "\\f";
+          break;
         default:
           if (c < 0x20) {
             static constexpr char kHex[] = "0123456789abcdef";

@@ -286,7 +286,8 @@ size_t PayloadIndex::MemoryBytes() const {
   size_t bytes = 0;
   for (const auto& [key, field] : fields_) {
     bytes += field.by_label.size() * (sizeof(uint64_t) + sizeof(FieldValues) + 32);
-    for (const auto& [label, fv] : field.by_label) bytes += fv.values.capacity() * sizeof(PayloadScalar);
+    for (const auto& [label, fv] : field.by_label)
+      bytes += fv.values.capacity() * sizeof(PayloadScalar);
   }
   return bytes;
 }

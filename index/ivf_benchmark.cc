@@ -113,8 +113,8 @@ Status Measure(const Runner& runner, uint32_t nlist, size_t nq, size_t threads,
 }
 
 StatusOr<IvfBenchRow> RunFaiss(bool sq8, const float* base, size_t n, const float* queries,
-                               size_t nq, size_t dim, Metric metric, uint32_t nlist,
-                               size_t threads, const std::vector<std::vector<uint64_t>>& truth,
+                               size_t nq, size_t dim, Metric metric, uint32_t nlist, size_t threads,
+                               const std::vector<std::vector<uint64_t>>& truth,
                                const IvfBenchOptions& o) {
   try {
     ThreadScope scope(static_cast<int>(threads));
@@ -128,8 +128,8 @@ StatusOr<IvfBenchRow> RunFaiss(bool sq8, const float* base, size_t n, const floa
     }
     std::unique_ptr<faiss::IndexIVF> index;
     if (sq8) {
-      index = std::make_unique<faiss::IndexIVFScalarQuantizer>(
-          coarse.get(), dim, nlist, faiss::ScalarQuantizer::QT_8bit, mt);
+      index = std::make_unique<faiss::IndexIVFScalarQuantizer>(coarse.get(), dim, nlist,
+                                                               faiss::ScalarQuantizer::QT_8bit, mt);
     } else {
       index = std::make_unique<faiss::IndexIVFFlat>(coarse.get(), dim, nlist, mt);
     }
@@ -219,15 +219,16 @@ std::string IvfBuildTimes::ToString() const {
   return line;
 }
 
-StatusOr<IvfBuildTimes> RunIvfBuildBenchmark(const float* base, size_t n, size_t dim,
-                                             Metric metric, uint32_t nlist, int rounds) {
+StatusOr<IvfBuildTimes> RunIvfBuildBenchmark(const float* base, size_t n, size_t dim, Metric metric,
+                                             uint32_t nlist, int rounds) {
   IvfBuildTimes t;
   t.nlist = nlist != 0 ? nlist : DefaultNlist(n);
   t.qvec_train = t.qvec_add = t.sq8_train = t.sq8_add = t.flat_train = t.flat_add = 1e300;
   QVEC_ASSIGN_OR_RETURN(Quantizer quantizer, Quantizer::Create(dim, metric, QuantizationConfig{}));
   std::vector<float> fbase(base, base + n * dim);
   if (metric == Metric::kCosine) {
-    for (size_t i = 0; i < n; ++i) QVEC_RETURN_IF_ERROR(quantizer.Preprocess(fbase.data() + i * dim));
+    for (size_t i = 0; i < n; ++i)
+      QVEC_RETURN_IF_ERROR(quantizer.Preprocess(fbase.data() + i * dim));
   }
   const faiss::MetricType mt =
       metric == Metric::kEuclid ? faiss::METRIC_L2 : faiss::METRIC_INNER_PRODUCT;
@@ -251,8 +252,10 @@ StatusOr<IvfBuildTimes> RunIvfBuildBenchmark(const float* base, size_t n, size_t
         } else {
           index = std::make_unique<faiss::IndexIVFFlat>(coarse.get(), dim, t.nlist, mt);
         }
-        const double tr = Seconds([&] { index->train(static_cast<faiss::Index::idx_t>(n), fbase.data()); });
-        const double ad = Seconds([&] { index->add(static_cast<faiss::Index::idx_t>(n), fbase.data()); });
+        const double tr =
+            Seconds([&] { index->train(static_cast<faiss::Index::idx_t>(n), fbase.data()); });
+        const double ad =
+            Seconds([&] { index->add(static_cast<faiss::Index::idx_t>(n), fbase.data()); });
         (sq8 ? t.sq8_train : t.flat_train) = std::min(sq8 ? t.sq8_train : t.flat_train, tr);
         (sq8 ? t.sq8_add : t.flat_add) = std::min(sq8 ? t.sq8_add : t.flat_add, ad);
       } catch (const std::exception& e) {
@@ -268,8 +271,8 @@ StatusOr<IvfBuildTimes> RunIvfBuildBenchmark(const float* base, size_t n, size_t
 std::string IvfBenchReport::ToString() const {
   std::string out;
   char line[512];
-  std::snprintf(line, sizeof(line), "IVF benchmark: n=%zu dim=%zu nq=%zu threads=%zu\n", n, dim,
-                nq, threads);
+  std::snprintf(line, sizeof(line), "IVF benchmark: n=%zu dim=%zu nq=%zu threads=%zu\n", n, dim, nq,
+                threads);
   out += line;
   std::snprintf(line, sizeof(line), "%-14s %6s %6s %7s %8s %8s %10s %10s %10s %10s\n", "index",
                 "nlist", "nprobe", "recall", "train_s", "add_s", "qps_b_1t", "qps_b_all",
@@ -277,13 +280,13 @@ std::string IvfBenchReport::ToString() const {
   out += line;
   for (const IvfBenchRow& r : rows) {
     std::snprintf(line, sizeof(line),
-                  "%-14s %6u %6u %7.4f %8.2f %8.2f %10.0f %10.0f %10.0f %10.0f\n",
-                  r.name.c_str(), r.nlist, r.nprobe, r.recall, r.train_seconds, r.add_seconds,
-                  r.qps_batch_1t, r.qps_batch_all, r.qps_single_1t, r.qps_single_all);
+                  "%-14s %6u %6u %7.4f %8.2f %8.2f %10.0f %10.0f %10.0f %10.0f\n", r.name.c_str(),
+                  r.nlist, r.nprobe, r.recall, r.train_seconds, r.add_seconds, r.qps_batch_1t,
+                  r.qps_batch_all, r.qps_single_1t, r.qps_single_all);
     out += line;
   }
-  std::snprintf(line, sizeof(line), "qvec auto nprobe (target): %u -> recall %.4f\ncurve:", auto_nprobe,
-                auto_recall);
+  std::snprintf(line, sizeof(line),
+                "qvec auto nprobe (target): %u -> recall %.4f\ncurve:", auto_nprobe, auto_recall);
   out += line;
   for (const auto& [p, r] : recall_curve) {
     std::snprintf(line, sizeof(line), " %u:%.3f", p, r);
@@ -405,14 +408,15 @@ StatusOr<IvfBenchReport> RunIvfBenchmark(const float* base, size_t n, const floa
 
   std::vector<float> fbase(base, base + n * dim), fqueries(queries, queries + nq * dim);
   if (metric == Metric::kCosine) {
-    for (size_t i = 0; i < n; ++i) QVEC_RETURN_IF_ERROR(quantizer.Preprocess(fbase.data() + i * dim));
+    for (size_t i = 0; i < n; ++i)
+      QVEC_RETURN_IF_ERROR(quantizer.Preprocess(fbase.data() + i * dim));
     for (size_t i = 0; i < nq; ++i) {
       QVEC_RETURN_IF_ERROR(quantizer.Preprocess(fqueries.data() + i * dim));
     }
   }
   for (bool sq8 : {true, false}) {
-    QVEC_ASSIGN_OR_RETURN(IvfBenchRow frow, RunFaiss(sq8, fbase.data(), n, fqueries.data(), nq,
-                                                     dim, metric, nlist, report.threads, truth, o));
+    QVEC_ASSIGN_OR_RETURN(IvfBenchRow frow, RunFaiss(sq8, fbase.data(), n, fqueries.data(), nq, dim,
+                                                     metric, nlist, report.threads, truth, o));
     report.rows.push_back(frow);
   }
   return report;

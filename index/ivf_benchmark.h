@@ -55,8 +55,8 @@ struct IvfBenchReport {
 // For FAISS runs set OMP_WAIT_POLICY=PASSIVE in the environment (libgomp
 // reads it at start-up).
 [[nodiscard]] StatusOr<IvfBenchReport> RunIvfBenchmark(const float* base, size_t n,
-                                                       const float* queries, size_t nq,
-                                                       size_t dim, Metric metric,
+                                                       const float* queries, size_t nq, size_t dim,
+                                                       Metric metric,
                                                        const IvfBenchOptions& options = {});
 
 // Build time only: qvec (TrainIvf + preprocess/encode/assign/add) and FAISS
@@ -69,9 +69,9 @@ struct IvfBuildTimes {
   double flat_train = 0, flat_add = 0;
   std::string ToString() const;
 };
-[[nodiscard]] StatusOr<IvfBuildTimes> RunIvfBuildBenchmark(const float* base, size_t n,
-                                                           size_t dim, Metric metric,
-                                                           uint32_t nlist = 0, int rounds = 2);
+[[nodiscard]] StatusOr<IvfBuildTimes> RunIvfBuildBenchmark(const float* base, size_t n, size_t dim,
+                                                           Metric metric, uint32_t nlist = 0,
+                                                           int rounds = 2);
 
 }  // namespace qvec::index
 

@@ -1,23 +1,11 @@
 #include "server/http_server.h"
 
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <array>
-#include <cctype>
-#include <iterator>
 #include <atomic>
-#include <condition_variable>
-#include <cstdint>
-#include <deque>
-#include <exception>
-#include <limits>
-#include <mutex>
-#include <optional>
-#include <string_view>
-#include <thread>
-#include <unordered_map>
-#include <utility>
-#include <vector>
-
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -29,8 +17,20 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <fmt/format.h>
-#include <spdlog/spdlog.h>
+#include <cctype>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <iterator>
+#include <limits>
+#include <mutex>
+#include <optional>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+#include <vector>
 
 namespace qvec::server {
 namespace {
@@ -58,11 +58,21 @@ std::string JsonEscape(std::string_view s) {
   out.reserve(s.size() + 8);
   for (char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           out += fmt::format("\\u{:04x}", static_cast<unsigned>(static_cast<unsigned char>(c)));
@@ -125,7 +135,8 @@ std::optional<std::string_view> ProvidedKey(const http::request_header<>& h) {
 }
 
 bool SafeHeaderText(std::string_view s) {
-  return s.find_first_of("\r\n") == std::string_view::npos && s.find('\0') == std::string_view::npos;
+  return s.find_first_of("\r\n") == std::string_view::npos &&
+         s.find('\0') == std::string_view::npos;
 }
 
 // `head`: the response answers a HEAD request, so it keeps its Content-Length
@@ -177,9 +188,8 @@ HttpRequest ToHttpRequest(http::request<http::string_body>&& msg) {
   r.headers.reserve(std::distance(msg.begin(), msg.end()));
   for (const auto& f : msg) {
     std::string name(SV(f.name_string()));
-    std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) {
-      return static_cast<char>(std::tolower(c));
-    });
+    std::transform(name.begin(), name.end(), name.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
     r.headers.emplace_back(std::move(name), std::string(SV(f.value())));
   }
   r.body = std::move(msg.body());
@@ -218,7 +228,9 @@ struct Shared {
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket&& socket, std::shared_ptr<Shared> shared)
-      : stream_(std::move(socket)), shared_(std::move(shared)), idle_timer_(stream_.get_executor()) {}
+      : stream_(std::move(socket)),
+        shared_(std::move(shared)),
+        idle_timer_(stream_.get_executor()) {}
 
   ~Session() {
     if (rejecting_) shared_->rejecting.fetch_sub(1);
@@ -266,7 +278,7 @@ class Session : public std::enable_shared_from_this<Session> {
  private:
   // A request read and not yet answered, in arrival order.
   struct Item {
-    std::optional<HttpRequest> request;      // until handed to the worker pool
+    std::optional<HttpRequest> request;       // until handed to the worker pool
     std::shared_ptr<BeastResponse> response;  // once known
     unsigned version = 11;
     bool keep_alive = true;
@@ -297,9 +309,10 @@ class Session : public std::enable_shared_from_this<Session> {
       waiting_first_byte_ = true;
       stream_.expires_never();
       MaybeArmIdleTimer();
-      stream_.async_read_some(
-          buffer_.prepare(kReadChunk),
-          [self = shared_from_this()](beast::error_code ec, size_t n) { self->OnFirstBytes(ec, n); });
+      stream_.async_read_some(buffer_.prepare(kReadChunk),
+                              [self = shared_from_this()](beast::error_code ec, size_t n) {
+                                self->OnFirstBytes(ec, n);
+                              });
     } else {
       ReadHeader();
     }
@@ -315,10 +328,9 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void ReadHeader() {
     stream_.expires_after(opts().read_timeout);
-    http::async_read_header(stream_, buffer_, *parser_,
-                            [self = shared_from_this()](beast::error_code ec, size_t) {
-                              self->OnHeader(ec);
-                            });
+    http::async_read_header(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
   }
 
   void OnHeader(beast::error_code ec) {
@@ -340,18 +352,19 @@ class Session : public std::enable_shared_from_this<Session> {
     }
 
     if (auto length = parser_->content_length(); length && *length > opts().max_body_bytes) {
-      return FailRequest(413, fmt::format("Payload too large: the request body has {} bytes, the "
-                                          "limit is {} bytes",
-                                          *length, opts().max_body_bytes),
+      return FailRequest(413,
+                         fmt::format("Payload too large: the request body has {} bytes, the "
+                                     "limit is {} bytes",
+                                     *length, opts().max_body_bytes),
                          version);
     }
     parser_->body_limit(static_cast<std::uint64_t>(opts().max_body_bytes));
 
     if (parser_->is_done()) return OnRequestComplete();
 
-    if (auto it = header.find(http::field::expect); it != header.end() &&
-                                                   IEquals(Trim(SV(it->value())), "100-continue") &&
-                                                   version == 11 && !writing_ && items_.empty()) {
+    if (auto it = header.find(http::field::expect);
+        it != header.end() && IEquals(Trim(SV(it->value())), "100-continue") && version == 11 &&
+        !writing_ && items_.empty()) {
       writing_ = true;
       stream_.expires_after(opts().idle_timeout);
       net::async_write(stream_, net::buffer(kContinue.data(), kContinue.size()),
@@ -471,9 +484,8 @@ class Session : public std::enable_shared_from_this<Session> {
           spdlog::error("request handler threw on {} {}", req.method, req.target);
           res = ErrorResponse(500, "Internal server error");
         }
-        net::post(self->stream_.get_executor(), [self, res = std::move(res)]() mutable {
-          self->OnHandled(std::move(res));
-        });
+        net::post(self->stream_.get_executor(),
+                  [self, res = std::move(res)]() mutable { self->OnHandled(std::move(res)); });
       });
       item.request.reset();
       return;
@@ -604,8 +616,7 @@ Status ServerOptions::Validate() const {
     return InvalidArgumentError("ServerOptions.worker_threads is too large");
   }
   if (max_body_bytes == 0) return InvalidArgumentError("ServerOptions.max_body_bytes must be > 0");
-  if (max_header_bytes < 256 ||
-      max_header_bytes > std::numeric_limits<std::uint32_t>::max()) {
+  if (max_header_bytes < 256 || max_header_bytes > std::numeric_limits<std::uint32_t>::max()) {
     return InvalidArgumentError("ServerOptions.max_header_bytes must be in [256, 2^32)");
   }
   if (read_timeout.count() <= 0) {
@@ -626,8 +637,7 @@ Status ServerOptions::Validate() const {
   for (const std::string* key : {&api_key, &read_only_api_key}) {
     for (char c : *key) {
       if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) {
-        return InvalidArgumentError(
-            "API keys must not contain spaces or control characters");
+        return InvalidArgumentError("API keys must not contain spaces or control characters");
       }
     }
   }
@@ -638,7 +648,8 @@ struct HttpServer::Impl {
   enum class State { kNew, kRunning, kStopping, kStopped };
 
   Impl(ServerOptions options, std::shared_ptr<RequestHandler> handler)
-      : shared(std::make_shared<Shared>()), acceptor(net::make_strand(ioc)),
+      : shared(std::make_shared<Shared>()),
+        acceptor(net::make_strand(ioc)),
         accept_retry(acceptor.get_executor()) {
     shared->options = std::move(options);
     shared->handler = std::move(handler);
@@ -853,9 +864,10 @@ void HttpServer::Stop() {
   const double secs =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
   if (forced > 0) {
-    spdlog::warn("http server stopped after {:.2f} s; closed {} connection(s) still busy after "
-                 "the {} s grace period",
-                 secs, forced, sh.options.shutdown_grace.count());
+    spdlog::warn(
+        "http server stopped after {:.2f} s; closed {} connection(s) still busy after "
+        "the {} s grace period",
+        secs, forced, sh.options.shutdown_grace.count());
   } else {
     spdlog::info("http server stopped ({:.2f} s)", secs);
   }
@@ -869,9 +881,8 @@ void HttpServer::Stop() {
 void HttpServer::Wait() {
   Impl& s = *impl_;
   std::unique_lock<std::mutex> lock(s.state_mu);
-  s.state_cv.wait(lock, [&] {
-    return s.state == Impl::State::kStopped || s.state == Impl::State::kNew;
-  });
+  s.state_cv.wait(lock,
+                  [&] { return s.state == Impl::State::kStopped || s.state == Impl::State::kNew; });
 }
 
 }  // namespace qvec::server

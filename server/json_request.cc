@@ -14,14 +14,20 @@ using simdjson::dom::element_type;
 
 std::string TypeName(element_type t) {
   switch (t) {
-    case element_type::ARRAY: return "an array";
-    case element_type::OBJECT: return "an object";
+    case element_type::ARRAY:
+      return "an array";
+    case element_type::OBJECT:
+      return "an object";
     case element_type::INT64:
     case element_type::UINT64:
-    case element_type::DOUBLE: return "a number";
-    case element_type::STRING: return "a string";
-    case element_type::BOOL: return "a boolean";
-    case element_type::NULL_VALUE: return "null";
+    case element_type::DOUBLE:
+      return "a number";
+    case element_type::STRING:
+      return "a string";
+    case element_type::BOOL:
+      return "a boolean";
+    case element_type::NULL_VALUE:
+      return "null";
   }
   return "a value";
 }
@@ -74,7 +80,8 @@ Status CheckDuplicateKeys(element e, size_t depth = 0) {
   std::sort(keys.begin(), keys.end());
   for (size_t i = 1; i < keys.size(); ++i) {
     if (keys[i] == keys[i - 1]) {
-      return InvalidArgumentError("duplicate key \"" + std::string(keys[i]) + "\" in a JSON object");
+      return InvalidArgumentError("duplicate key \"" + std::string(keys[i]) +
+                                  "\" in a JSON object");
     }
   }
   return Status::Ok();
@@ -82,10 +89,14 @@ Status CheckDuplicateKeys(element e, size_t depth = 0) {
 
 StatusOr<double> GetNumber(element e, std::string_view field) {
   switch (e.type()) {
-    case element_type::INT64: return static_cast<double>(int64_t(e));
-    case element_type::UINT64: return static_cast<double>(uint64_t(e));
-    case element_type::DOUBLE: return double(e);
-    default: return WrongType(field, "a number", e);
+    case element_type::INT64:
+      return static_cast<double>(int64_t(e));
+    case element_type::UINT64:
+      return static_cast<double>(uint64_t(e));
+    case element_type::DOUBLE:
+      return double(e);
+    default:
+      return WrongType(field, "a number", e);
   }
 }
 
@@ -106,8 +117,10 @@ StatusOr<bool> GetBool(element e, std::string_view field) {
 
 StatusOr<MatchValue> ParseMatchValue(element e, std::string_view field) {
   switch (e.type()) {
-    case element_type::STRING: return MatchValue(std::string(std::string_view(e)));
-    case element_type::INT64: return MatchValue(int64_t(e));
+    case element_type::STRING:
+      return MatchValue(std::string(std::string_view(e)));
+    case element_type::INT64:
+      return MatchValue(int64_t(e));
     case element_type::UINT64: {
       uint64_t u = uint64_t(e);
       if (u > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
@@ -115,8 +128,10 @@ StatusOr<MatchValue> ParseMatchValue(element e, std::string_view field) {
       }
       return MatchValue(static_cast<int64_t>(u));
     }
-    case element_type::BOOL: return MatchValue(bool(e));
-    default: return WrongType(field, "a string, integer or boolean", e);
+    case element_type::BOOL:
+      return MatchValue(bool(e));
+    default:
+      return WrongType(field, "a string, integer or boolean", e);
   }
 }
 
@@ -259,7 +274,8 @@ StatusOr<element> ParseBody(simdjson::dom::parser& parser, std::string_view body
     return InvalidArgumentError("JSON nesting is deeper than " + std::to_string(kMaxJsonDepth));
   }
   if (err != simdjson::SUCCESS) {
-    return InvalidArgumentError(std::string("malformed JSON body: ") + simdjson::error_message(err));
+    return InvalidArgumentError(std::string("malformed JSON body: ") +
+                                simdjson::error_message(err));
   }
   if (doc.type() != element_type::OBJECT) {
     return InvalidArgumentError("request body must be a JSON object");
@@ -284,14 +300,17 @@ StatusOr<PointId> ParsePointIdText(std::string_view text) {
 
 StatusOr<PointId> ParsePointId(element e) {
   switch (e.type()) {
-    case element_type::UINT64: return PointId::Num(uint64_t(e));
+    case element_type::UINT64:
+      return PointId::Num(uint64_t(e));
     case element_type::INT64: {
       int64_t v = int64_t(e);
       if (v < 0) return InvalidArgumentError("point id must be an unsigned integer or a UUID");
       return PointId::Num(static_cast<uint64_t>(v));
     }
-    case element_type::STRING: return PointId::ParseUuid(std::string_view(e));
-    default: return InvalidArgumentError("point id must be an unsigned integer or a UUID");
+    case element_type::STRING:
+      return PointId::ParseUuid(std::string_view(e));
+    default:
+      return InvalidArgumentError("point id must be an unsigned integer or a UUID");
   }
 }
 
@@ -304,10 +323,17 @@ Status ParseVector(element e, std::vector<float>* out) {
   for (element x : arr) {
     double d;
     switch (x.type()) {
-      case element_type::DOUBLE: d = double(x); break;
-      case element_type::INT64: d = static_cast<double>(int64_t(x)); break;
-      case element_type::UINT64: d = static_cast<double>(uint64_t(x)); break;
-      default: return WrongType("vector element", "a number", x);
+      case element_type::DOUBLE:
+        d = double(x);
+        break;
+      case element_type::INT64:
+        d = static_cast<double>(int64_t(x));
+        break;
+      case element_type::UINT64:
+        d = static_cast<double>(uint64_t(x));
+        break;
+      default:
+        return WrongType("vector element", "a number", x);
     }
     if (!(std::fabs(d) <= kFloatMax)) {
       return InvalidArgumentError("vector element is NaN, Inf or beyond float32 range");
@@ -440,10 +466,14 @@ StatusOr<bool> ParseWithFlag(element obj, std::string_view key, bool default_val
   element x;
   if (!Lookup(obj, key, &x)) return default_value;
   switch (x.type()) {
-    case element_type::BOOL: return bool(x);
-    case element_type::ARRAY: return simdjson::dom::array(x).size() > 0;
-    case element_type::OBJECT: return true;  // include / exclude selectors
-    default: return WrongType(key, "a boolean or a selector", x);
+    case element_type::BOOL:
+      return bool(x);
+    case element_type::ARRAY:
+      return simdjson::dom::array(x).size() > 0;
+    case element_type::OBJECT:
+      return true;  // include / exclude selectors
+    default:
+      return WrongType(key, "a boolean or a selector", x);
   }
 }
 
@@ -452,8 +482,7 @@ StatusOr<PayloadSelector> ParsePayloadSelector(element obj, bool default_enabled
   sel.enabled = default_enabled;
   element x;
   if (!Lookup(obj, "with_payload", &x)) return sel;
-  auto strings = [](element list, std::string_view field,
-                    std::vector<std::string>* out) -> Status {
+  auto strings = [](element list, std::string_view field, std::vector<std::string>* out) -> Status {
     if (list.type() != element_type::ARRAY) return WrongType(field, "an array of keys", list);
     for (element k : simdjson::dom::array(list)) {
       if (k.type() != element_type::STRING) return WrongType(field, "an array of keys", k);
@@ -580,7 +609,8 @@ StatusOr<SearchRequest> ParseSearchRequest(element e, bool query_api) {
     }
     element quant;
     if (Lookup(x, "quantization", &quant)) {
-      if (quant.type() != element_type::OBJECT) return WrongType("quantization", "an object", quant);
+      if (quant.type() != element_type::OBJECT)
+        return WrongType("quantization", "an object", quant);
       if (Lookup(quant, "ignore", &y)) {
         QVEC_ASSIGN_OR_RETURN(r.params.ignore_quantization, GetBool(y, "quantization.ignore"));
       }
@@ -655,7 +685,8 @@ StatusOr<std::vector<Point>> ParsePoints(element e) {
       ++i;
     }
     if (Lookup(x, "payloads", &payloads)) {
-      if (payloads.type() != element_type::ARRAY) return WrongType("batch.payloads", "an array", payloads);
+      if (payloads.type() != element_type::ARRAY)
+        return WrongType("batch.payloads", "an array", payloads);
       simdjson::dom::array parr(payloads);
       if (parr.size() != id_arr.size()) {
         return InvalidArgumentError("batch.payloads and batch.ids differ in length");

@@ -1,5 +1,11 @@
 // The qvec executable: `qvec serve` opens the database and serves Qdrant's
 // REST API over HTTP until SIGINT or SIGTERM.
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -7,12 +13,6 @@
 #include <string>
 #include <thread>
 #include <utility>
-
-#include <CLI/CLI.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/signal_set.hpp>
-#include <spdlog/sinks/stdout_color_sinks.h>
-#include <spdlog/spdlog.h>
 
 #include "server/http_server.h"
 #include "server/router.h"
@@ -105,38 +105,44 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
 
   ServeFlags flags;
-  CLI::App* serve = app.add_subcommand("serve", "Open the database and serve the REST API over HTTP");
+  CLI::App* serve =
+      app.add_subcommand("serve", "Open the database and serve the REST API over HTTP");
   serve->add_option("--data", flags.data_dir, "Directory holding the database")
       ->capture_default_str();
-  serve->add_option("--snapshots-dir", flags.snapshots_dir,
-                    "Directory for collection snapshots (empty = \"<data>-snapshots\" next to the "
-                    "data directory)")
+  serve
+      ->add_option("--snapshots-dir", flags.snapshots_dir,
+                   "Directory for collection snapshots (empty = \"<data>-snapshots\" next to the "
+                   "data directory)")
       ->capture_default_str();
-  serve->add_option("--host", flags.host,
-                    "Address to listen on (0.0.0.0 for all interfaces)")
+  serve->add_option("--host", flags.host, "Address to listen on (0.0.0.0 for all interfaces)")
       ->capture_default_str();
   serve->add_option("--port", flags.port, "TCP port to listen on (0 = any free port)")
       ->check(CLI::Range(0, 65535))
       ->capture_default_str();
-  serve->add_option("--api-key", flags.api_key,
-                    "API key required for all requests (as 'api-key: KEY' or 'Authorization: "
-                    "Bearer KEY'); empty = no authentication")
+  serve
+      ->add_option("--api-key", flags.api_key,
+                   "API key required for all requests (as 'api-key: KEY' or 'Authorization: "
+                   "Bearer KEY'); empty = no authentication")
       ->envname("QVEC_API_KEY")
       ->capture_default_str();
-  serve->add_option("--read-only-api-key", flags.read_only_api_key,
-                    "API key granting read-only access; empty = none")
+  serve
+      ->add_option("--read-only-api-key", flags.read_only_api_key,
+                   "API key granting read-only access; empty = none")
       ->envname("QVEC_READ_ONLY_API_KEY")
       ->capture_default_str();
-  serve->add_option("--max-body-mib", flags.max_body_mib,
-                    "Largest accepted request body, in MiB (larger requests get 413)")
+  serve
+      ->add_option("--max-body-mib", flags.max_body_mib,
+                   "Largest accepted request body, in MiB (larger requests get 413)")
       ->check(CLI::Range(size_t{1}, size_t{4096}))
       ->capture_default_str();
-  serve->add_option("--worker-threads", flags.worker_threads,
-                    "Threads executing requests (0 = one per CPU core)")
+  serve
+      ->add_option("--worker-threads", flags.worker_threads,
+                   "Threads executing requests (0 = one per CPU core)")
       ->check(CLI::Range(size_t{0}, size_t{4096}))
       ->capture_default_str();
-  serve->add_option("--log-level", flags.log_level,
-                    "Log level: trace, debug, info, warn, error, critical or off")
+  serve
+      ->add_option("--log-level", flags.log_level,
+                   "Log level: trace, debug, info, warn, error, critical or off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
       ->capture_default_str();
 

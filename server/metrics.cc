@@ -22,8 +22,9 @@ void Metrics::Render(std::string* out) const {
   *out += "# TYPE qvec_http_requests_total counter\n";
   for (const auto& [key, s] : series_) {
     for (const auto& [status, n] : s.by_status) {
-      *out += fmt::format("qvec_http_requests_total{{method=\"{}\",route=\"{}\",status=\"{}\"}} {}\n",
-                          key.first, key.second, status, n);
+      *out +=
+          fmt::format("qvec_http_requests_total{{method=\"{}\",route=\"{}\",status=\"{}\"}} {}\n",
+                      key.first, key.second, status, n);
     }
   }
   *out += "# HELP qvec_http_request_duration_seconds HTTP request latency by method and route.\n";
@@ -39,8 +40,9 @@ void Metrics::Render(std::string* out) const {
         key.first, key.second, s.count);
     *out += fmt::format("qvec_http_request_duration_seconds_sum{{method=\"{}\",route=\"{}\"}} {}\n",
                         key.first, key.second, s.sum);
-    *out += fmt::format("qvec_http_request_duration_seconds_count{{method=\"{}\",route=\"{}\"}} {}\n",
-                        key.first, key.second, s.count);
+    *out +=
+        fmt::format("qvec_http_request_duration_seconds_count{{method=\"{}\",route=\"{}\"}} {}\n",
+                    key.first, key.second, s.count);
   }
 }
 

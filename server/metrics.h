@@ -14,8 +14,7 @@ class Metrics {
  public:
   // Records one request to `route` (a pattern like "/collections/{name}")
   // that answered `status` after `seconds`.
-  void Record(const std::string& method, const std::string& route, unsigned status,
-              double seconds);
+  void Record(const std::string& method, const std::string& route, unsigned status, double seconds);
   // Appends all series to `out` in Prometheus text format.
   void Render(std::string* out) const;
 

@@ -182,7 +182,8 @@ bool JsonContentType(const HttpRequest& req) {
     if (c != ' ' && c != '\t') t += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   }
   if (t == "application/json") return true;
-  return t.rfind("application/", 0) == 0 && t.size() > 5 && t.compare(t.size() - 5, 5, "+json") == 0;
+  return t.rfind("application/", 0) == 0 && t.size() > 5 &&
+         t.compare(t.size() - 5, 5, "+json") == 0;
 }
 
 class Router final : public RequestHandler {
@@ -196,11 +197,10 @@ class Router final : public RequestHandler {
     if (method == "GET" || method == "HEAD") return Access::kRead;
     if (method == "POST") {
       // Reads that Qdrant sends as POST.
-      for (std::string_view suffix : {"/points", "/points/search", "/points/search/batch",
-                                      "/points/query", "/points/query/batch", "/points/count",
-                                      "/points/scroll"}) {
-        if (path.size() >= suffix.size() &&
-            path.substr(path.size() - suffix.size()) == suffix) {
+      for (std::string_view suffix :
+           {"/points", "/points/search", "/points/search/batch", "/points/query",
+            "/points/query/batch", "/points/count", "/points/scroll"}) {
+        if (path.size() >= suffix.size() && path.substr(path.size() - suffix.size()) == suffix) {
           return Access::kRead;
         }
       }
@@ -233,16 +233,16 @@ class Router final : public RequestHandler {
       return ErrorResponse(400, "request target must be an absolute path", Seconds(start));
     }
     if (!JsonContentType(req)) {
-      return ErrorResponse(415,
-                           "Content-Type must be application/json, got " +
-                               std::string(req.Header("content-type")),
-                           Seconds(start));
+      return ErrorResponse(
+          415,
+          "Content-Type must be application/json, got " + std::string(req.Header("content-type")),
+          Seconds(start));
     }
     size_t pos = 1;
     while (pos <= path.size()) {
       size_t slash = path.find('/', pos);
-      std::string_view seg = path.substr(pos, slash == std::string_view::npos ? std::string_view::npos
-                                                                               : slash - pos);
+      std::string_view seg =
+          path.substr(pos, slash == std::string_view::npos ? std::string_view::npos : slash - pos);
       if (!(seg.empty() && slash == std::string_view::npos)) {
         auto decoded = DecodeSegment(seg);
         if (!decoded.ok()) return StatusResponse(decoded.status(), Seconds(start));
@@ -253,8 +253,9 @@ class Router final : public RequestHandler {
     }
     const auto& s = call.segments;
     const std::string& m = req.method;
-    auto route_is = [&](std::string_view name, std::initializer_list<std::string_view> methods)
-        -> std::optional<HttpResponse> {
+    auto route_is =
+        [&](std::string_view name,
+            std::initializer_list<std::string_view> methods) -> std::optional<HttpResponse> {
       *route = std::string(name);
       for (auto allowed : methods) {
         if (m == allowed) return std::nullopt;
@@ -262,7 +263,7 @@ class Router final : public RequestHandler {
       return ErrorResponse(405, "method " + m + " is not allowed on " + std::string(name),
                            Seconds(start));
     };
-#define QVEC_ROUTE(name, ...)                                        \
+#define QVEC_ROUTE(name, ...) \
   if (auto not_allowed = route_is(name, {__VA_ARGS__})) return *not_allowed
 
     if (s.empty()) {
@@ -305,7 +306,8 @@ class Router final : public RequestHandler {
     }
     if (s.size() == 3 && s[2] == "index") {
       QVEC_ROUTE("/collections/{name}/index", "PUT");
-      return WithCollection(call, name, [&](Collection&) { return OkResponse(UpdateResult(), Seconds(start)); });
+      return WithCollection(
+          call, name, [&](Collection&) { return OkResponse(UpdateResult(), Seconds(start)); });
     }
     if (s.size() >= 3 && s[2] == "points") {
       if (s.size() == 3) {
@@ -413,7 +415,8 @@ class Router final : public RequestHandler {
   }
 
   HttpResponse UpdateCollection(const Call& call, const std::string& name) {
-    return WithCollection(call, name, [&](Collection&) { return OkResponse("true", Seconds(call.start)); });
+    return WithCollection(call, name,
+                          [&](Collection&) { return OkResponse("true", Seconds(call.start)); });
   }
 
   HttpResponse DropCollection(const Call& call, const std::string& name) {
@@ -498,8 +501,7 @@ class Router final : public RequestHandler {
       w.Key("granularity")
           .String(cfg.quantization.granularity == QuantizationOptions::Granularity::kPerVector
                       ? "per_vector"
-                  : cfg.quantization.granularity ==
-                          QuantizationOptions::Granularity::kPerCollection
+                  : cfg.quantization.granularity == QuantizationOptions::Granularity::kPerCollection
                       ? "per_collection"
                       : "per_dimension");
       w.Key("quantile").Double(cfg.quantization.quantile);
@@ -537,7 +539,8 @@ class Router final : public RequestHandler {
       std::string snap_name;
       std::filesystem::path dir;
       for (int attempt = 0;; ++attempt) {
-        snap_name = "snapshot-" + std::to_string(secs) + (attempt ? "-" + std::to_string(attempt) : "");
+        snap_name =
+            "snapshot-" + std::to_string(secs) + (attempt ? "-" + std::to_string(attempt) : "");
         dir = std::filesystem::path(snapshots_dir_) / snap_name;
         if (!std::filesystem::exists(dir)) break;
       }

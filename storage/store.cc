@@ -11,7 +11,8 @@
 //   meta         "next_collection_id"                 u32 little-endian; next id to hand out
 //                                                     (absent = 1; ids start at 1, never reused)
 //   meta         "collection/" + BE32(cid)            varint32(len(name)) + name + meta, where
-//                                                     meta (engine-defined) is the rest of the value
+//                                                     meta (engine-defined) is the rest of the
+//                                                     value
 //   codes        BE32(cid) + point key                encoded vector blob (engine-defined)
 //   originals    BE32(cid) + point key                dim float32 values, raw little-endian
 //                                                     (value size = 4 * dim)
@@ -57,8 +58,8 @@ namespace fs = std::filesystem;
 
 // Column family indexes into RocksStore::cfs_ and the names on disk.
 enum Cf : int { kDefault = 0, kMeta, kCodes, kOriginals, kPayloads, kIndexState, kNumCfs };
-constexpr std::array<const char*, kNumCfs> kCfNames = {
-    "default", "meta", "codes", "originals", "payloads", "index_state"};
+constexpr std::array<const char*, kNumCfs> kCfNames = {"default",   "meta",     "codes",
+                                                       "originals", "payloads", "index_state"};
 
 rocksdb::Slice ToSlice(std::string_view s) { return rocksdb::Slice(s.data(), s.size()); }
 std::string_view ToView(const rocksdb::Slice& s) { return std::string_view(s.data(), s.size()); }
@@ -190,8 +191,8 @@ void WriteBatch::PutPoint(uint32_t cid, std::string_view key, std::string_view c
                           std::optional<std::string_view> payload) {
   if (!rep_->Check(CheckCid(cid))) return;
   if (original == nullptr && dim != 0) {
-    rep_->Check(InvalidArgumentError("PutPoint: original is null but dim is " +
-                                     std::to_string(dim)));
+    rep_->Check(
+        InvalidArgumentError("PutPoint: original is null but dim is " + std::to_string(dim)));
     return;
   }
   rep_->Guarded([&] {
@@ -246,7 +247,8 @@ void WriteBatch::PutIndexState(uint32_t cid, std::string_view name, std::string_
 
 void WriteBatch::DeleteIndexState(uint32_t cid, std::string_view name) {
   if (!rep_->Check(CheckCid(cid))) return;
-  rep_->Guarded([&] { rep_->Add(BatchData::Kind::kDelete, kIndexState, codec::DataKey(cid, name)); });
+  rep_->Guarded(
+      [&] { rep_->Add(BatchData::Kind::kDelete, kIndexState, codec::DataKey(cid, name)); });
 }
 
 size_t WriteBatch::Count() const { return rep_->count; }
@@ -275,7 +277,8 @@ class RocksStore final : public Store {
     // Errors cannot be reported from a destructor; the WAL still holds the data.
     try {
       for (auto* h : handles_) {
-        if (db_ != nullptr && h != nullptr) db_->DestroyColumnFamilyHandle(h).PermitUncheckedError();
+        if (db_ != nullptr && h != nullptr)
+          db_->DestroyColumnFamilyHandle(h).PermitUncheckedError();
       }
       handles_.clear();
       if (db_ != nullptr) db_->Close().PermitUncheckedError();
@@ -315,8 +318,9 @@ class RocksStore final : public Store {
   // Verifies the checksums of all SST files if they total at most max_bytes.
   Status VerifySstChecksums(uint64_t max_bytes);
   // Iterates the keys of `cid` in `c` in order, calling fn(point key, value).
-  Status ScanPrefix(Cf c, uint32_t cid, bool fill_cache,
-                    const std::function<Status(std::string_view, const rocksdb::Slice&, bool*)>& fn);
+  Status ScanPrefix(
+      Cf c, uint32_t cid, bool fill_cache,
+      const std::function<Status(std::string_view, const rocksdb::Slice&, bool*)>& fn);
 
   const std::string path_;
   const RepAccessor rep_of_;
@@ -434,8 +438,10 @@ Status RocksStore::VerifySstChecksums(uint64_t max_bytes) {
   if (s.ok()) return Status::Ok();
   // Any failure here means an SST cannot be read back intact: refuse to serve
   // rather than serve part of the data.
-  return DataLossError("database at " + path_ + " is corrupted (SST checksum verification at "
-                       "open failed): " + s.ToString());
+  return DataLossError("database at " + path_ +
+                       " is corrupted (SST checksum verification at "
+                       "open failed): " +
+                       s.ToString());
 }
 
 Status RocksStore::CheckFormatVersion() {
@@ -468,9 +474,9 @@ Status RocksStore::CheckFormatVersion() {
                          std::to_string(value.size()) + " bytes)");
   }
   if (*version != kFormatVersion) {
-    return FailedPreconditionError("database at " + path_ + " has format version " +
-                                   std::to_string(*version) + "; this build of qvec reads version " +
-                                   std::to_string(kFormatVersion));
+    return FailedPreconditionError(
+        "database at " + path_ + " has format version " + std::to_string(*version) +
+        "; this build of qvec reads version " + std::to_string(kFormatVersion));
   }
   s = db_->Get(rocksdb::ReadOptions(), cf(kMeta), ToSlice(codec::kNextCollectionIdKey), &value);
   if (s.IsNotFound()) {
@@ -619,8 +625,8 @@ StatusOr<StoredPoint> RocksStore::GetPoint(uint32_t cid, std::string_view key, b
   });
 }
 
-Status RocksStore::MultiGetOriginals(uint32_t cid, const std::vector<std::string>& keys,
-                                     size_t dim, float* out) {
+Status RocksStore::MultiGetOriginals(uint32_t cid, const std::vector<std::string>& keys, size_t dim,
+                                     float* out) {
   return NoThrow([&]() -> Status {
     QVEC_RETURN_IF_ERROR(CheckCid(cid));
     if (keys.empty()) return Status::Ok();
@@ -631,8 +637,8 @@ Status RocksStore::MultiGetOriginals(uint32_t cid, const std::vector<std::string
     std::vector<rocksdb::Slice> slices(full.begin(), full.end());
     std::vector<rocksdb::PinnableSlice> values(keys.size());
     std::vector<rocksdb::Status> statuses(keys.size());
-    db_->MultiGet(rocksdb::ReadOptions(), cf(kOriginals), keys.size(), slices.data(),
-                  values.data(), statuses.data());
+    db_->MultiGet(rocksdb::ReadOptions(), cf(kOriginals), keys.size(), slices.data(), values.data(),
+                  statuses.data());
     const size_t want = dim * sizeof(float);
     for (size_t i = 0; i < keys.size(); ++i) {
       if (statuses[i].IsNotFound()) {
@@ -664,8 +670,8 @@ StatusOr<std::vector<std::optional<std::string>>> RocksStore::MultiGetPayloads(
     std::vector<rocksdb::Slice> slices(full.begin(), full.end());
     std::vector<rocksdb::PinnableSlice> values(keys.size());
     std::vector<rocksdb::Status> statuses(keys.size());
-    db_->MultiGet(rocksdb::ReadOptions(), cf(kPayloads), keys.size(), slices.data(),
-                  values.data(), statuses.data());
+    db_->MultiGet(rocksdb::ReadOptions(), cf(kPayloads), keys.size(), slices.data(), values.data(),
+                  statuses.data());
     for (size_t i = 0; i < keys.size(); ++i) {
       if (statuses[i].IsNotFound()) continue;
       QVEC_RETURN_IF_ERROR(Rocks(statuses[i], "reading payloads"));
@@ -693,9 +699,9 @@ Status RocksStore::ScanPrefix(
   for (it->Seek(lower); it->Valid(); it->Next()) {
     const rocksdb::Slice k = it->key();
     bool keep_going = true;
-    QVEC_RETURN_IF_ERROR(fn(std::string_view(k.data() + codec::kCidBytes,
-                                             k.size() - codec::kCidBytes),
-                            it->value(), &keep_going));
+    QVEC_RETURN_IF_ERROR(
+        fn(std::string_view(k.data() + codec::kCidBytes, k.size() - codec::kCidBytes), it->value(),
+           &keep_going));
     if (!keep_going) return Status::Ok();
   }
   return Rocks(it->status(), "scanning");
@@ -712,8 +718,8 @@ Status RocksStore::ScanCodes(uint32_t cid,
   });
 }
 
-Status RocksStore::ScanPayloads(
-    uint32_t cid, const std::function<bool(std::string_view, std::string_view)>& fn) {
+Status RocksStore::ScanPayloads(uint32_t cid,
+                                const std::function<bool(std::string_view, std::string_view)>& fn) {
   return NoThrow([&]() -> Status {
     return ScanPrefix(kPayloads, cid, /*fill_cache=*/false,
                       [&](std::string_view key, const rocksdb::Slice& v, bool* more) {
@@ -728,19 +734,19 @@ Status RocksStore::ScanOriginals(uint32_t cid, size_t dim,
   return NoThrow([&]() -> Status {
     std::vector<float> buf(dim);  // copy: RocksDB values are not float-aligned
     const size_t want = dim * sizeof(float);
-    return ScanPrefix(
-        kOriginals, cid, /*fill_cache=*/false,
-        [&](std::string_view key, const rocksdb::Slice& v, bool* more) -> Status {
-          if (v.size() != want) {
-            return DataLossError("database at " + path_ + ": original of point " +
-                                 codec::PrintableKey(key) + " in collection " +
-                                 std::to_string(cid) + " has " + std::to_string(v.size()) +
-                                 " bytes, expected " + std::to_string(want));
-          }
-          if (want != 0) std::memcpy(buf.data(), v.data(), want);
-          *more = fn(key, buf.data());
-          return Status::Ok();
-        });
+    return ScanPrefix(kOriginals, cid, /*fill_cache=*/false,
+                      [&](std::string_view key, const rocksdb::Slice& v, bool* more) -> Status {
+                        if (v.size() != want) {
+                          return DataLossError("database at " + path_ + ": original of point " +
+                                               codec::PrintableKey(key) + " in collection " +
+                                               std::to_string(cid) + " has " +
+                                               std::to_string(v.size()) + " bytes, expected " +
+                                               std::to_string(want));
+                        }
+                        if (want != 0) std::memcpy(buf.data(), v.data(), want);
+                        *more = fn(key, buf.data());
+                        return Status::Ok();
+                      });
   });
 }
 
@@ -770,7 +776,8 @@ Status RocksStore::Checkpoint(const std::string& dir) {
     // log_size_for_flush = 0: flush all memtables first, so the checkpoint is
     // self-contained SSTs (plus any WAL RocksDB still deems live) and consistent
     // across column families.
-    return Rocks(cp->CreateCheckpoint(dir, /*log_size_for_flush=*/0), "creating checkpoint in " + dir);
+    return Rocks(cp->CreateCheckpoint(dir, /*log_size_for_flush=*/0),
+                 "creating checkpoint in " + dir);
   });
 }
 
@@ -793,8 +800,7 @@ uint64_t RocksStore::ApproximateDiskBytes() {
 
 }  // namespace
 
-StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path,
-                                             const StoreOptions& options) {
+StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path, const StoreOptions& options) {
   return NoThrow([&]() -> StatusOr<std::unique_ptr<Store>> {
     QVEC_RETURN_IF_ERROR(options.Validate());
     if (path.empty()) return InvalidArgumentError("Store::Open: empty path");

@@ -64,8 +64,8 @@ class WriteBatch {
   void PutCollection(uint32_t cid, std::string_view name, std::string_view meta);
   // Writes a point: its code blob, its float original (dim floats) and, when
   // `payload` is set, its payload (otherwise an existing payload is deleted).
-  void PutPoint(uint32_t cid, std::string_view key, std::string_view code,
-                const float* original, size_t dim, std::optional<std::string_view> payload);
+  void PutPoint(uint32_t cid, std::string_view key, std::string_view code, const float* original,
+                size_t dim, std::optional<std::string_view> payload);
   // Replaces only the payload of a point (nullopt deletes it).
   void PutPayload(uint32_t cid, std::string_view key, std::optional<std::string_view> payload);
   // Replaces only the code blob of an existing point (index rebuilds re-encode
@@ -126,8 +126,7 @@ class Store {
                                                        bool with_payload) = 0;
   // Reads the float originals of `keys` into `out` (size keys.size() * dim).
   // NotFound if any key is absent, DataLoss if an original has the wrong size.
-  [[nodiscard]] virtual Status MultiGetOriginals(uint32_t cid,
-                                                 const std::vector<std::string>& keys,
+  [[nodiscard]] virtual Status MultiGetOriginals(uint32_t cid, const std::vector<std::string>& keys,
                                                  size_t dim, float* out) = 0;
   // Reads the payloads of `keys` (nullopt where a point has none or is absent).
   [[nodiscard]] virtual StatusOr<std::vector<std::optional<std::string>>> MultiGetPayloads(

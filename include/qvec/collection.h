@@ -17,11 +17,11 @@ namespace qvec {
 
 // How quantized vectors differ from the float originals, measured on a sample.
 struct QualityReport {
-  size_t sample_size = 0;            // vectors measured (0 = not measured yet)
-  double mse = 0;                    // mean squared error of decoded components
-  double sqnr_db = 0;                // signal-to-quantization-noise ratio
-  double max_abs_error = 0;          // largest component error
-  double score_mean_abs_error = 0;   // int8 score vs float score, over pairs
+  size_t sample_size = 0;           // vectors measured (0 = not measured yet)
+  double mse = 0;                   // mean squared error of decoded components
+  double sqnr_db = 0;               // signal-to-quantization-noise ratio
+  double max_abs_error = 0;         // largest component error
+  double score_mean_abs_error = 0;  // int8 score vs float score, over pairs
   double score_max_abs_error = 0;
 };
 
@@ -31,7 +31,7 @@ struct IndexInfo {
   State state = State::kFlat;
   uint32_t nlist = 0;
   size_t list_min = 0, list_median = 0, list_max = 0;
-  double imbalance = 0;          // largest list / mean list
+  double imbalance = 0;  // largest list / mean list
   double kmeans_objective = 0;
   double training_seconds = 0;
   size_t trained_on_points = 0;  // collection size when the index was trained
@@ -45,9 +45,9 @@ struct CollectionInfo {
   size_t points_count = 0;
   IndexInfo index;
   QualityReport quality;
-  size_t memory_bytes = 0;   // RAM held by codes, ids and the index
-  uint64_t disk_bytes = 0;   // approximate, whole database
-  std::string simd_level;    // kernels in use: "avx512", "avx2" or "scalar"
+  size_t memory_bytes = 0;  // RAM held by codes, ids and the index
+  uint64_t disk_bytes = 0;  // approximate, whole database
+  std::string simd_level;   // kernels in use: "avx512", "avx2" or "scalar"
 };
 
 // Thread safety: every method may be called from many threads at once;
@@ -81,8 +81,7 @@ class Collection {
 
   // Reads the given points in the order asked, skipping absent ids.
   [[nodiscard]] virtual StatusOr<std::vector<Record>> Get(std::span<const PointId> ids,
-                                                          bool with_payload,
-                                                          bool with_vector) = 0;
+                                                          bool with_payload, bool with_vector) = 0;
 
   // Exact number of points passing `filter` (all points when null).
   [[nodiscard]] virtual StatusOr<size_t> Count(const Filter* filter) = 0;
@@ -92,8 +91,7 @@ class Collection {
 
   // The best `limit` points after `offset`, best first. InvalidArgument for a
   // bad vector or out-of-range parameters.
-  [[nodiscard]] virtual StatusOr<std::vector<ScoredPoint>> Search(
-      const SearchRequest& request) = 0;
+  [[nodiscard]] virtual StatusOr<std::vector<ScoredPoint>> Search(const SearchRequest& request) = 0;
   // Runs many searches, sharing work between them; results in request order.
   [[nodiscard]] virtual StatusOr<std::vector<std::vector<ScoredPoint>>> SearchBatch(
       std::span<const SearchRequest> requests) = 0;

@@ -105,8 +105,8 @@ template <typename T>
 class [[nodiscard]] StatusOr {
  public:
   // Implicit on purpose, as absl::StatusOr: `return value;` and `return status;` both work.
-  StatusOr(const T& value) : value_(value) {}           // NOLINT(google-explicit-constructor)
-  StatusOr(T&& value) : value_(std::move(value)) {}     // NOLINT(google-explicit-constructor)
+  StatusOr(const T& value) : value_(value) {}             // NOLINT(google-explicit-constructor)
+  StatusOr(T&& value) : value_(std::move(value)) {}       // NOLINT(google-explicit-constructor)
   StatusOr(Status status) : status_(std::move(status)) {  // NOLINT(google-explicit-constructor)
     assert(!status_.ok() && "StatusOr built from an ok Status has no value");
     if (status_.ok()) status_ = Status(StatusCode::kInternal, "StatusOr built from ok Status");
@@ -129,28 +129,44 @@ class [[nodiscard]] StatusOr {
   std::optional<T> value_;
 };
 
-
 // ---- inline definitions ----
 
 inline std::string_view StatusCodeName(StatusCode code) {
   switch (code) {
-    case StatusCode::kOk: return "OK";
-    case StatusCode::kCancelled: return "CANCELLED";
-    case StatusCode::kUnknown: return "UNKNOWN";
-    case StatusCode::kInvalidArgument: return "INVALID_ARGUMENT";
-    case StatusCode::kDeadlineExceeded: return "DEADLINE_EXCEEDED";
-    case StatusCode::kNotFound: return "NOT_FOUND";
-    case StatusCode::kAlreadyExists: return "ALREADY_EXISTS";
-    case StatusCode::kPermissionDenied: return "PERMISSION_DENIED";
-    case StatusCode::kResourceExhausted: return "RESOURCE_EXHAUSTED";
-    case StatusCode::kFailedPrecondition: return "FAILED_PRECONDITION";
-    case StatusCode::kAborted: return "ABORTED";
-    case StatusCode::kOutOfRange: return "OUT_OF_RANGE";
-    case StatusCode::kUnimplemented: return "UNIMPLEMENTED";
-    case StatusCode::kInternal: return "INTERNAL";
-    case StatusCode::kUnavailable: return "UNAVAILABLE";
-    case StatusCode::kDataLoss: return "DATA_LOSS";
-    case StatusCode::kUnauthenticated: return "UNAUTHENTICATED";
+    case StatusCode::kOk:
+      return "OK";
+    case StatusCode::kCancelled:
+      return "CANCELLED";
+    case StatusCode::kUnknown:
+      return "UNKNOWN";
+    case StatusCode::kInvalidArgument:
+      return "INVALID_ARGUMENT";
+    case StatusCode::kDeadlineExceeded:
+      return "DEADLINE_EXCEEDED";
+    case StatusCode::kNotFound:
+      return "NOT_FOUND";
+    case StatusCode::kAlreadyExists:
+      return "ALREADY_EXISTS";
+    case StatusCode::kPermissionDenied:
+      return "PERMISSION_DENIED";
+    case StatusCode::kResourceExhausted:
+      return "RESOURCE_EXHAUSTED";
+    case StatusCode::kFailedPrecondition:
+      return "FAILED_PRECONDITION";
+    case StatusCode::kAborted:
+      return "ABORTED";
+    case StatusCode::kOutOfRange:
+      return "OUT_OF_RANGE";
+    case StatusCode::kUnimplemented:
+      return "UNIMPLEMENTED";
+    case StatusCode::kInternal:
+      return "INTERNAL";
+    case StatusCode::kUnavailable:
+      return "UNAVAILABLE";
+    case StatusCode::kDataLoss:
+      return "DATA_LOSS";
+    case StatusCode::kUnauthenticated:
+      return "UNAUTHENTICATED";
   }
   return "UNKNOWN";
 }
@@ -179,9 +195,9 @@ inline Status Status::Annotate(std::string_view prefix) const {
 }  // namespace qvec
 
 // Evaluates `expr` (a Status) and returns it from the current function if not ok.
-#define QVEC_RETURN_IF_ERROR(expr)                 \
-  do {                                             \
-    ::qvec::Status qvec_status_tmp_ = (expr);      \
+#define QVEC_RETURN_IF_ERROR(expr)                       \
+  do {                                                   \
+    ::qvec::Status qvec_status_tmp_ = (expr);            \
     if (!qvec_status_tmp_.ok()) return qvec_status_tmp_; \
   } while (0)
 
@@ -191,8 +207,8 @@ inline Status Status::Annotate(std::string_view prefix) const {
 #define QVEC_ASSIGN_OR_RETURN(lhs, rexpr) \
   QVEC_ASSIGN_OR_RETURN_IMPL_(QVEC_CONCAT_(qvec_statusor_, __LINE__), lhs, rexpr)
 #define QVEC_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, rexpr) \
-  auto tmp = (rexpr);                               \
-  if (!tmp.ok()) return tmp.status();               \
+  auto tmp = (rexpr);                                \
+  if (!tmp.ok()) return tmp.status();                \
   lhs = std::move(tmp).value()
 
 #endif  // QVEC_STATUS_H_

@@ -106,14 +106,14 @@ struct Filter;
 
 struct Condition {
   enum class Kind : uint8_t {
-    kMatchValue,  // payload[key] == value (or an array containing it)
-    kMatchAny,    // payload[key] equals any of `any`
-    kMatchExcept, // payload[key] has a value equal to none of `any`
-    kRange,       // gt / gte / lt / lte on numbers
-    kHasId,       // the point id is in `ids`
-    kIsEmpty,     // payload[key] is missing, null or []
-    kIsNull,      // payload[key] is null
-    kNested,      // a whole sub-filter
+    kMatchValue,   // payload[key] == value (or an array containing it)
+    kMatchAny,     // payload[key] equals any of `any`
+    kMatchExcept,  // payload[key] has a value equal to none of `any`
+    kRange,        // gt / gte / lt / lte on numbers
+    kHasId,        // the point id is in `ids`
+    kIsEmpty,      // payload[key] is missing, null or []
+    kIsNull,       // payload[key] is null
+    kNested,       // a whole sub-filter
   };
   Kind kind = Kind::kMatchValue;
   std::string key;  // payload key; dots address nested objects ("a.b")
@@ -164,9 +164,9 @@ struct SearchParams {
 };
 
 struct SearchRequest {
-  std::vector<float> vector;  // size = the collection's dimension
-  size_t limit = 10;           // in [1, 10000]. Default: 10.
-  size_t offset = 0;           // results skipped. Default: 0.
+  std::vector<float> vector;             // size = the collection's dimension
+  size_t limit = 10;                     // in [1, 10000]. Default: 10.
+  size_t offset = 0;                     // results skipped. Default: 0.
   std::optional<float> score_threshold;  // keep only scores at least this good
   std::optional<Filter> filter;
   bool with_payload = false;

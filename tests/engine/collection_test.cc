@@ -80,11 +80,10 @@ TEST_F(CollectionTest, CreateListDrop) {
 }
 
 TEST_F(CollectionTest, RejectsBadNamesAndConfigs) {
-  const std::vector<std::string> names = {"",    ".", "..", "a/b", "a\\b", "x..y", "a\x01",
-                                         std::string(256, 'n'), "\xff\xfe"};
+  const std::vector<std::string> names = {
+      "", ".", "..", "a/b", "a\\b", "x..y", "a\x01", std::string(256, 'n'), "\xff\xfe"};
   for (const std::string& name : names) {
-    EXPECT_EQ(db_->CreateCollection(name, Config(4)).code(), StatusCode::kInvalidArgument)
-        << name;
+    EXPECT_EQ(db_->CreateCollection(name, Config(4)).code(), StatusCode::kInvalidArgument) << name;
   }
   EXPECT_EQ(db_->CreateCollection("z", Config(0)).code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(db_->CreateCollection("z", Config(65537)).code(), StatusCode::kInvalidArgument);

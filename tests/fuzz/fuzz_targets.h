@@ -51,11 +51,12 @@ class RouterFixture {
     Call("PUT", "/collections/c", R"({"vectors":{"size":4,"distance":"Dot"}})");
     Call("PUT", "/collections/u", R"({"vectors":{"size":4,"distance":"Cosine"}})");
     if (++calls_ % 64 == 1) {
-      Call("PUT", "/collections/c/points?wait=true",
-           R"({"points":[{"id":1,"vector":[0.05,0.61,0.76,0.74],"payload":{"city":"Berlin","n":1}},)"
-           R"({"id":2,"vector":[0.19,0.81,0.75,0.11],"payload":{"city":"London","n":2,"t":[1,2]}},)"
-           R"({"id":"5c56c793-69f3-4fbf-87e6-c4bf54c28c26","vector":[0.36,0.55,0.47,0.94],)"
-           R"("payload":{"city":"Moscow","n":3.5,"b":true,"o":{"x":null}}}]})");
+      Call(
+          "PUT", "/collections/c/points?wait=true",
+          R"({"points":[{"id":1,"vector":[0.05,0.61,0.76,0.74],"payload":{"city":"Berlin","n":1}},)"
+          R"({"id":2,"vector":[0.19,0.81,0.75,0.11],"payload":{"city":"London","n":2,"t":[1,2]}},)"
+          R"({"id":"5c56c793-69f3-4fbf-87e6-c4bf54c28c26","vector":[0.36,0.55,0.47,0.94],)"
+          R"("payload":{"city":"Moscow","n":3.5,"b":true,"o":{"x":null}}}]})");
     }
   }
 

@@ -135,12 +135,12 @@ TEST(IvfTest, NprobeForRecall) {
   IvfModel m;
   m.nlist = 64;
   EXPECT_EQ(NprobeForRecall(m, 0.9f), 64u);  // no curve: exhaustive
-  m.recall_curve = {{1, 0.5f}, {2, 0.7f}, {4, 0.85f}, {8, 0.93f}, {16, 0.97f},
-                    {32, 0.98f}, {64, 0.98f}};
+  m.recall_curve = {{1, 0.5f},   {2, 0.7f},   {4, 0.85f}, {8, 0.93f},
+                    {16, 0.97f}, {32, 0.98f}, {64, 0.98f}};
   EXPECT_EQ(NprobeForRecall(m, 0.48f), 1u);  // aims at 0.48 + margin 0.015
   EXPECT_EQ(NprobeForRecall(m, 0.4f), 1u);
   EXPECT_EQ(NprobeForRecall(m, 0.68f), 2u);
-  EXPECT_EQ(NprobeForRecall(m, 0.96f), 23u);  // 2^4.5 between 16 and 32
+  EXPECT_EQ(NprobeForRecall(m, 0.96f), 23u);      // 2^4.5 between 16 and 32
   const uint32_t p = NprobeForRecall(m, 0.935f);  // aims at 0.95: between 8 and 16
   EXPECT_GT(p, 8u);
   EXPECT_LT(p, 16u);
@@ -285,7 +285,8 @@ TEST_F(IvfSearchTest, RecallNotTrivialAndDefaultReachesTarget) {
   auto got = b.ivf->SearchBatch(queries_->data(), kQueries, def);
   ASSERT_TRUE(got.ok());
   const double r = RecallOf(*truth_, *got);
-  const double flat = RecallOf(*truth_, b.flat->SearchBatch(queries_->data(), kQueries, {}).value());
+  const double flat =
+      RecallOf(*truth_, b.flat->SearchBatch(queries_->data(), kQueries, {}).value());
   std::printf("  nlist=%u recall@10: nprobe=1 %.3f, default (nprobe=%u) %.3f, flat int8 %.3f\n",
               model_->nlist, r1, NprobeForRecall(*model_, 0.95f), r, flat);
   EXPECT_LT(r1, 0.9) << "data is trivially separable";
@@ -444,8 +445,7 @@ TEST_F(IvfSearchTest, RescoreThresholdAndErrors) {
   EXPECT_EQ(b.ivf->Search(queries_->data(), bad).status().code(), StatusCode::kInvalidArgument);
   bad = {};
   bad.rescore = true;
-  EXPECT_EQ(b.ivf->Search(queries_->data(), bad).status().code(),
-            StatusCode::kFailedPrecondition);
+  EXPECT_EQ(b.ivf->Search(queries_->data(), bad).status().code(), StatusCode::kFailedPrecondition);
   std::vector<float> zero(kDim, 0.0f);
   EXPECT_EQ(b.ivf->Search(zero.data(), {}).status().code(), StatusCode::kInvalidArgument);
   std::vector<uint8_t> blob(quantizer_->EncodedSize());
@@ -466,15 +466,15 @@ TEST_F(IvfSearchTest, HealthIsSane) {
   EXPECT_EQ(h.recall_curve, model_->recall_curve);
   EXPECT_EQ(h.objective, model_->objective);
   EXPECT_GT(b.ivf->MemoryBytes(), kN * 128);
-  std::printf("  lists min/median/max %zu/%zu/%zu imbalance %.2f empty %zu objective %.1f "
-              "train %.2fs\n",
-              h.min_list, h.median_list, h.max_list, h.imbalance, h.empty_lists, h.objective,
-              h.training_seconds);
+  std::printf(
+      "  lists min/median/max %zu/%zu/%zu imbalance %.2f empty %zu objective %.1f "
+      "train %.2fs\n",
+      h.min_list, h.median_list, h.max_list, h.imbalance, h.empty_lists, h.objective,
+      h.training_seconds);
 }
 
 // Other metrics and code types: exhaustive IVF equals flat.
-class IvfMetricTest
-    : public ::testing::TestWithParam<std::tuple<Metric, QuantizationType>> {};
+class IvfMetricTest : public ::testing::TestWithParam<std::tuple<Metric, QuantizationType>> {};
 
 TEST_P(IvfMetricTest, ExhaustiveEqualsFlat) {
   const auto [metric, type] = GetParam();

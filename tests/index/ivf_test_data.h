@@ -14,8 +14,8 @@ namespace qvec::index::testing {
 // testing::ClusteredVectors but with cluster centers spread only
 // `center_scale` times the within-cluster spread, so clusters overlap about
 // as much as neighbourhoods of real embeddings do (nprobe = 1 is not enough).
-inline std::vector<float> OverlappingClusters(size_t n, size_t dim, size_t clusters, float center_scale,
-                                       uint32_t seed) {
+inline std::vector<float> OverlappingClusters(size_t n, size_t dim, size_t clusters,
+                                              float center_scale, uint32_t seed) {
   std::mt19937 rng(seed);
   std::normal_distribution<float> g(0.0f, 1.0f);
   std::vector<float> spread(dim), centers(clusters * dim);

@@ -156,9 +156,10 @@ std::string Verify(int port, const std::string& coll, std::vector<Writer>* write
       auto it = stored->find(id);
       std::optional<PointState> found;
       if (it != stored->end()) found = it->second;
-      const bool is_acked = found.has_value() == e.acked.has_value() && (!found || *found == *e.acked);
-      const bool is_pending =
-          e.in_flight && found.has_value() == e.pending.has_value() && (!found || *found == *e.pending);
+      const bool is_acked =
+          found.has_value() == e.acked.has_value() && (!found || *found == *e.acked);
+      const bool is_pending = e.in_flight && found.has_value() == e.pending.has_value() &&
+                              (!found || *found == *e.pending);
       if (!is_acked && !is_pending) {
         return "point " + std::to_string(id) + ": found " + Describe(found) + ", acknowledged " +
                Describe(e.acked) + (e.in_flight ? ", in flight " + Describe(e.pending) : "");
@@ -177,13 +178,13 @@ std::string Verify(int port, const std::string& coll, std::vector<Writer>* write
   int checked = 0;
   for (auto& [id, st] : *stored) {
     if (checked++ % 17 != 0) continue;
-    auto r = HttpCall(port, "POST", "/collections/" + coll + "/points/search",
-                      R"({"vector":)" + VectorJson(st.vector) +
-                          R"(,"limit":1,"params":{"exact":true}})");
+    auto r = HttpCall(
+        port, "POST", "/collections/" + coll + "/points/search",
+        R"({"vector":)" + VectorJson(st.vector) + R"(,"limit":1,"params":{"exact":true}})");
     auto ids = HitIds(r.body);
     if (r.status != 200 || ids.empty() || ids[0] != id) {
-      return "search for point " + std::to_string(id) + ": HTTP " + std::to_string(r.status) +
-             " " + r.body.substr(0, 300);
+      return "search for point " + std::to_string(id) + ": HTTP " + std::to_string(r.status) + " " +
+             r.body.substr(0, 300);
     }
   }
   return "";
@@ -213,16 +214,15 @@ TEST(CrashTest, AcknowledgedWritesSurviveKill9) {
 
     // Writers run until the kill (at most 2 s); the kill comes after a seeded
     // random delay of 20..400 ms.
-    const auto kill_after = std::chrono::milliseconds(
-        std::uniform_int_distribution<int>(20, 400)(rng));
+    const auto kill_after =
+        std::chrono::milliseconds(std::uniform_int_distribution<int>(20, 400)(rng));
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
     std::vector<std::string> errors(kWriters);
     std::vector<int> acked(kWriters);
     std::vector<std::thread> threads;
     for (int i = 0; i < kWriters; ++i) {
-      threads.emplace_back([&, i] {
-        acked[i] = writers[i].Run(server.port(), coll, deadline, &errors[i]);
-      });
+      threads.emplace_back(
+          [&, i] { acked[i] = writers[i].Run(server.port(), coll, deadline, &errors[i]); });
     }
     std::this_thread::sleep_for(kill_after);
     server.Kill(SIGKILL);

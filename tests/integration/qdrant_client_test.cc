@@ -38,9 +38,10 @@ TEST(QdrantJsClient, OfficialClientWorksWithoutWarnings) {
                 node_dir / "qdrant_client.mjs", fs::copy_options::overwrite_existing);
   if (!fs::exists(node_dir / "node_modules/@qdrant/js-client-rest/package.json")) {
     out.clear();
-    int rc = RunCommand("cd '" + node_dir.string() +
-                     "' && npm install --no-audit --no-fund --no-package-lock --loglevel=error",
-                 &out);
+    int rc =
+        RunCommand("cd '" + node_dir.string() +
+                       "' && npm install --no-audit --no-fund --no-package-lock --loglevel=error",
+                   &out);
     ASSERT_EQ(rc, 0) << "npm install failed:\n" << out;
   }
 
@@ -49,8 +50,8 @@ TEST(QdrantJsClient, OfficialClientWorksWithoutWarnings) {
   ASSERT_TRUE(server.Start()) << "qvec did not start";
   out.clear();
   int rc = RunCommand("cd '" + node_dir.string() + "' && node qdrant_client.mjs http://127.0.0.1:" +
-                   std::to_string(server.port()),
-               &out);
+                          std::to_string(server.port()),
+                      &out);
   EXPECT_EQ(rc, 0) << out;
   EXPECT_NE(out.find("all checks passed"), std::string::npos) << out;
 }

@@ -27,10 +27,8 @@ std::string ReadFile(const std::string& path) {
 }
 
 int RunShell(const std::string& script, std::string* output) {
-  FILE* pipe = popen(("bash -c '" + std::regex_replace(script, std::regex("'"), "'\\''") +
-                      "' 2>&1")
-                         .c_str(),
-                     "r");
+  FILE* pipe = popen(
+      ("bash -c '" + std::regex_replace(script, std::regex("'"), "'\\''") + "' 2>&1").c_str(), "r");
   if (pipe == nullptr) return -1;
   char buf[4096];
   size_t n;
@@ -98,9 +96,8 @@ TEST(ServerTest, SecondServerOnTheSameDataFailsClearly) {
   ServerProcess first(QVEC_BINARY, dir.Sub("data"));
   ASSERT_TRUE(first.Start());
   std::string out;
-  int rc = RunShell(std::string(QVEC_BINARY) + " serve --data " + dir.Sub("data") +
-                        " --port 0",
-                    &out);
+  int rc =
+      RunShell(std::string(QVEC_BINARY) + " serve --data " + dir.Sub("data") + " --port 0", &out);
   EXPECT_NE(rc, 0);
   EXPECT_THAT(out, HasSubstr("in use"));
 }

@@ -65,8 +65,9 @@ TEST(SoakTest, MixedLoadKeepsLatencyMemoryAndData) {
   const int port = server.port();
   {
     KeepAliveClient c(port);
-    auto r = c.Call("PUT", "/collections/soak",
-                    R"({"vectors":{"size":64,"distance":"Dot"},"qvec":{"index":{"ivf_threshold":5000}}})");
+    auto r = c.Call(
+        "PUT", "/collections/soak",
+        R"({"vectors":{"size":64,"distance":"Dot"},"qvec":{"index":{"ivf_threshold":5000}}})");
     ASSERT_EQ(r.status, 200) << r.body;
     // A base of 2000 points so searches have work from the start.
     std::mt19937_64 rng(5);
@@ -119,8 +120,8 @@ TEST(SoakTest, MixedLoadKeepsLatencyMemoryAndData) {
         const uint64_t id = next++ % kIdSpace;
         if (i) body += ',';
         body += R"({"id":)" + std::to_string(id) + R"(,"vector":)" +
-                VectorJson(UnitVector(rng, kDim)) + R"(,"payload":{"g":)" + std::to_string(id % 10) +
-                R"(,"b":)" + std::to_string(batch) + "}}";
+                VectorJson(UnitVector(rng, kDim)) + R"(,"payload":{"g":)" +
+                std::to_string(id % 10) + R"(,"b":)" + std::to_string(batch) + "}}";
         batch_ids.push_back(id);
       }
       body += "]}";

@@ -5,8 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <filesystem>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <random>
@@ -88,9 +88,18 @@ std::string Mutate(std::string s, const std::vector<std::string>& corpus,
         break;
       }
       case 6: {  // replace a digit run with an extreme number
-        static const char* kNumbers[] = {"1e39", "-1e39", "1e308", "4294967296", "-1", "0",
-                                         "18446744073709551615", "9223372036854775808", "1.5",
-                                         "65537", "1e-320", "100001"};
+        static const char* kNumbers[] = {"1e39",
+                                         "-1e39",
+                                         "1e308",
+                                         "4294967296",
+                                         "-1",
+                                         "0",
+                                         "18446744073709551615",
+                                         "9223372036854775808",
+                                         "1.5",
+                                         "65537",
+                                         "1e-320",
+                                         "100001"};
         size_t p = s.find_first_of("0123456789", s.empty() ? 0 : rng() % s.size());
         if (p == std::string::npos) break;
         size_t q = s.find_first_not_of("0123456789.e-", p);
@@ -109,9 +118,8 @@ std::string Mutate(std::string s, const std::vector<std::string>& corpus,
 
 // Runs the corpus and `mutations` mutated inputs; returns how many inputs
 // yielded each result of `target`.
-std::map<unsigned, int> Replay(const std::string& name,
-                               unsigned (*target)(const uint8_t*, size_t), int mutations,
-                               uint64_t seed) {
+std::map<unsigned, int> Replay(const std::string& name, unsigned (*target)(const uint8_t*, size_t),
+                               int mutations, uint64_t seed) {
   std::map<unsigned, int> results;
   const auto corpus = LoadCorpus(name);
   EXPECT_GE(corpus.size(), 10u) << name;

@@ -1,12 +1,20 @@
 // Tests of server/http_server over real sockets, with a fake RequestHandler.
 #include "server/http_server.h"
 
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <array>
 #include <atomic>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -19,15 +27,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <boost/asio/connect.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/write.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 namespace qvec::server {
 namespace {
@@ -598,9 +597,9 @@ TEST(QvecBinaryTest, VersionAndHelp) {
   EXPECT_EQ(code, 0);
   std::string help = RunCommand(std::string(QVEC_BINARY) + " serve --help", &code);
   EXPECT_EQ(code, 0);
-  for (const char* flag : {"--data", "--host", "--port", "--api-key", "--read-only-api-key",
-                           "--max-body-mib", "--worker-threads", "--log-level", "6333",
-                           "127.0.0.1", "./data"}) {
+  for (const char* flag :
+       {"--data", "--host", "--port", "--api-key", "--read-only-api-key", "--max-body-mib",
+        "--worker-threads", "--log-level", "6333", "127.0.0.1", "./data"}) {
     EXPECT_THAT(help, HasSubstr(flag));
   }
 }

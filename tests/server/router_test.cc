@@ -178,11 +178,13 @@ TEST_F(RouterTest, BadInputGetsJsonErrors) {
       {"POST", "/collections/demo/points/search", R"({"vector":[1,2,3,1e39]})", 400},
       {"POST", "/collections/demo/points/search", R"({"vector":[1,2,3,4],"limit":0})", 422},
       {"POST", "/collections/demo/points/search", R"({"vector":"abc"})", 400},
-      {"POST", "/collections/demo/points/search", std::string(100, '[') + std::string(100, ']'), 400},
+      {"POST", "/collections/demo/points/search", std::string(100, '[') + std::string(100, ']'),
+       400},
       {"PUT", "/collections/demo/points", R"({"points":[{"id":-1,"vector":[1,2,3,4]}]})", 400},
       {"PUT", "/collections/demo/points", R"({"points":[{"id":"nope","vector":[1,2,3,4]}]})", 400},
       {"PUT", "/collections/demo/points", R"({"points":[{"id":9,"vector":[0,0,0,0]}]})", 400},
-      {"PUT", "/collections/demo/points", R"({"points":[{"id":9,"vector":[1,2,3,4],"payload":5}]})", 400},
+      {"PUT", "/collections/demo/points", R"({"points":[{"id":9,"vector":[1,2,3,4],"payload":5}]})",
+       400},
       {"PUT", "/collections/x", R"({"vectors":{"size":0,"distance":"Cosine"}})", 422},
       {"PUT", "/collections/x", R"({"vectors":{"size":70000,"distance":"Cosine"}})", 422},
       {"PUT", "/collections/x", R"({"vectors":{"size":4,"distance":"Hamming"}})", 400},
@@ -239,7 +241,8 @@ TEST_F(RouterTest, MetricsAndSnapshot) {
   EXPECT_THAT(r.body, HasSubstr("snapshot-"));
   r = Call("GET", "/metrics");
   EXPECT_EQ(r.status, 200u);
-  EXPECT_THAT(r.body, HasSubstr("qvec_http_requests_total{method=\"PUT\",route=\"/collections/{name}/points\",status=\"200\"} 1"));
+  EXPECT_THAT(r.body, HasSubstr("qvec_http_requests_total{method=\"PUT\",route=\"/collections/"
+                                "{name}/points\",status=\"200\"} 1"));
   EXPECT_THAT(r.body, HasSubstr("qvec_collection_points{collection=\"demo\"} 3"));
 }
 

@@ -3,15 +3,14 @@
 #include "storage/store.h"
 
 #include <fcntl.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 #include <poll.h>
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
-#include <rocksdb/db.h>
-#include <rocksdb/options.h>
 
 #include <algorithm>
 #include <atomic>
@@ -36,16 +35,16 @@ using ::testing::ElementsAreArray;
 using ::testing::HasSubstr;
 using ::testing::Pair;
 
-#define ASSERT_OK(expr)                                  \
-  do {                                                   \
-    const ::qvec::Status s_ = (expr);                    \
+#define ASSERT_OK(expr)                                     \
+  do {                                                      \
+    const ::qvec::Status s_ = (expr);                       \
     ASSERT_TRUE(s_.ok()) << #expr << ": " << s_.ToString(); \
   } while (0)
 
-#define ASSERT_OK_AND_ASSIGN(lhs, rexpr)                                        \
-  auto QVEC_CONCAT_(sor_, __LINE__) = (rexpr);                                  \
-  ASSERT_TRUE(QVEC_CONCAT_(sor_, __LINE__).ok())                                \
-      << #rexpr << ": " << QVEC_CONCAT_(sor_, __LINE__).status().ToString();    \
+#define ASSERT_OK_AND_ASSIGN(lhs, rexpr)                                     \
+  auto QVEC_CONCAT_(sor_, __LINE__) = (rexpr);                               \
+  ASSERT_TRUE(QVEC_CONCAT_(sor_, __LINE__).ok())                             \
+      << #rexpr << ": " << QVEC_CONCAT_(sor_, __LINE__).status().ToString(); \
   lhs = std::move(QVEC_CONCAT_(sor_, __LINE__)).value()
 
 // A fresh directory under the gtest temp dir, removed on destruction.
@@ -341,9 +340,9 @@ TEST(StoreTest, ScansInKeyOrderAndIsolatedPerCollection) {
   EXPECT_EQ(seen, 5);
 
   // Wrong dim in a scan is DataLoss.
-  EXPECT_EQ(st->ScanOriginals(1, kDim + 1, [](std::string_view, const float*) { return true; })
-                .code(),
-            StatusCode::kDataLoss);
+  EXPECT_EQ(
+      st->ScanOriginals(1, kDim + 1, [](std::string_view, const float*) { return true; }).code(),
+      StatusCode::kDataLoss);
 }
 
 TEST(StoreTest, ScanSeesConsistentSnapshot) {
@@ -604,8 +603,10 @@ TEST(StoreTest, ConcurrentWritersAndIdAllocation) {
       const auto v = Vec(4, static_cast<float>(t));
       for (int i = 0; i < kIds; ++i) {
         auto id = st->AllocateCollectionId();
-        if (!id.ok()) ++failures;
-        else ids[t].push_back(*id);
+        if (!id.ok())
+          ++failures;
+        else
+          ids[t].push_back(*id);
       }
       for (int i = 0; i < kBatches; ++i) {
         WriteBatch b;
@@ -758,8 +759,10 @@ TEST(StoreCrashTest, KillNineKeepsEveryAcknowledgedBatchAtomically) {
       pollfd p{fd, POLLIN, 0};
       if (poll(&p, 1, static_cast<int>(std::max<int64_t>(left, 1))) > 0) {
         const ssize_t n = read(fd, buf, sizeof(buf));
-        if (n <= 0) eof = true;
-        else acks.append(buf, static_cast<size_t>(n));
+        if (n <= 0)
+          eof = true;
+        else
+          acks.append(buf, static_cast<size_t>(n));
       }
     }
     kill(pid, SIGKILL);
@@ -821,9 +824,10 @@ TEST(StoreCrashTest, KillNineKeepsEveryAcknowledgedBatchAtomically) {
   }
   // Not vacuous: the children acknowledged many batches before being killed.
   EXPECT_GT(total_acked, size_t{kIterations});
-  printf("[ crash    ] %zu acknowledged batches over %d kills; %zu kills left an "
-         "unacknowledged batch committed\n",
-         total_acked, kIterations, killed_mid_batch);
+  printf(
+      "[ crash    ] %zu acknowledged batches over %d kills; %zu kills left an "
+      "unacknowledged batch committed\n",
+      total_acked, kIterations, killed_mid_batch);
 }
 
 }  // namespace

@@ -86,9 +86,9 @@ inline std::optional<std::map<uint64_t, PointState>> ScrollAll(int port, const s
   simdjson::dom::parser parser;
   std::string offset = "null";
   for (int page = 0; page < 100000; ++page) {
-    auto r = HttpCall(port, "POST", "/collections/" + coll + "/points/scroll",
-                      R"({"limit":1000,"with_payload":true,"with_vector":true,"offset":)" +
-                          offset + "}");
+    auto r = HttpCall(
+        port, "POST", "/collections/" + coll + "/points/scroll",
+        R"({"limit":1000,"with_payload":true,"with_vector":true,"offset":)" + offset + "}");
     if (r.status != 200) {
       if (error) *error = "scroll: HTTP " + std::to_string(r.status) + " " + r.body;
       return std::nullopt;

@@ -58,8 +58,8 @@ inline HttpResult HttpCall(int port, const std::string& method, const std::strin
   std::string req = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
   for (const auto& h : extra_headers) req += h + "\r\n";
   if (!body.empty() || method == "POST" || method == "PUT") {
-    req += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
-           "\r\n";
+    req +=
+        "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
   }
   req += "\r\n" + body;
   size_t sent = 0;
@@ -112,8 +112,9 @@ class ServerProcess {
     port_ = FreePort();
     pid_ = fork();
     if (pid_ == 0) {
-      std::vector<std::string> args = {binary_, "serve", "--data", data_dir_, "--port",
-                                       std::to_string(port_), "--log-level", "warn"};
+      std::vector<std::string> args = {binary_,       "serve",  "--data",
+                                       data_dir_,     "--port", std::to_string(port_),
+                                       "--log-level", "warn"};
       args.insert(args.end(), extra_.begin(), extra_.end());
       std::vector<char*> argv;
       for (auto& a : args) argv.push_back(a.data());
