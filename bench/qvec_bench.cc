@@ -25,6 +25,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "bench/embedded_bench.h"
 #include "bench/http_bench.h"
 #include "bench/suite.h"
 #include "index/flat_index.h"
@@ -398,9 +399,11 @@ int main(int argc, char** argv) {
                         "only the active level's batch kernels");
   qvec::bench::AddSuiteCommands(&app);
   qvec::bench::AddHttpCommand(&app);
+  qvec::bench::AddEmbeddedCommand(&app);
   CLI11_PARSE(app, argc, argv);
   if (const int status = qvec::bench::RunParsedSuiteCommand(); status >= 0) return status;
   if (const int status = qvec::bench::RunParsedHttpCommand(); status >= 0) return status;
+  if (const int status = qvec::bench::RunParsedEmbeddedCommand(); status >= 0) return status;
   if (flat_cmd->parsed()) return RunFlat(flat);
   if (kernels_cmd->parsed()) return RunKernels(kernels);
   return 0;
