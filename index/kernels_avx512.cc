@@ -205,11 +205,11 @@ inline void MicroKernel(const uint32_t* const q[kQueryTile], const uint32_t* con
   const uint32_t* b1p = b[1];
   const uint32_t *q0p = q[0], *q1p = q[1], *q2p = q[2], *q3p = q[3];
   const uint32_t *q4p = q[4], *q5p = q[5], *q6p = q[6], *q7p = q[7];
-#define QVEC_STEP(row, acc0, acc1)                                  \
-  do {                                                              \
-    const __m512i qv = _mm512_set1_epi32(static_cast<int>(row[k])); \
-    acc0 = _mm512_dpbusd_epi32(acc0, b0, qv);                       \
-    acc1 = _mm512_dpbusd_epi32(acc1, b1, qv);                       \
+#define QVEC_STEP(row, acc0, acc1)                                    \
+  do {                                                                \
+    const __m512i qv = _mm512_set1_epi32(static_cast<int>((row)[k])); \
+    (acc0) = _mm512_dpbusd_epi32((acc0), b0, qv);                     \
+    (acc1) = _mm512_dpbusd_epi32((acc1), b1, qv);                     \
   } while (0)
   for (size_t k = 0; k < dim4; ++k) {
     const __m512i b0 = _mm512_load_si512(b0p + k * kSubBlock);
