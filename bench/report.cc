@@ -9,6 +9,7 @@
 #include <map>
 
 #include "bench/bench_util.h"
+#include "engine/json_writer.h"
 
 namespace qvec::bench {
 
@@ -29,27 +30,9 @@ std::string Micros(double us) {
 }
 
 std::string JsonString(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          out += fmt::format("\\u{:04x}", static_cast<int>(c));
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out + "\"";
+  std::string out;
+  engine::JsonWriter::AppendQuoted(out, s);
+  return out;
 }
 
 std::string JsonNumber(double v) {

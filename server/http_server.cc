@@ -32,6 +32,8 @@
 #include <utility>
 #include <vector>
 
+#include "engine/json_writer.h"
+
 namespace qvec::server {
 namespace {
 
@@ -53,39 +55,11 @@ constexpr size_t kReadChunk = 16 * 1024;
 // (and destroy the response) because of unread data.
 constexpr std::chrono::seconds kLingerTime{1};
 
-std::string JsonEscape(std::string_view s) {
-  std::string out;
-  out.reserve(s.size() + 8);
-  for (char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          out += fmt::format("\\u{:04x}", static_cast<unsigned>(static_cast<unsigned char>(c)));
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out;
-}
-
 std::string ErrorBody(std::string_view message) {
-  return "{\"status\":{\"error\":\"" + JsonEscape(message) + "\"},\"time\":0.0}";
+  std::string body = "{\"status\":{\"error\":";
+  engine::JsonWriter::AppendQuoted(body, message);
+  body += "},\"time\":0.0}";
+  return body;
 }
 
 // Compares in time depending only on the lengths, not on where the strings
