@@ -33,6 +33,7 @@
 #include "index/quality.h"
 #include "index/thread_pool.h"
 #include "index/training.h"
+#include "qvec/database.h"
 
 namespace {
 
@@ -371,10 +372,21 @@ int RunKernels(const KernelOptions& opt) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // OpenMP and OpenBLAS read these when they load, so the process
+  // re-executes itself once with them set: PASSIVE keeps idle OpenMP threads
+  // from stealing the cores from OpenBLAS; the BLAS core type matters because
+  // Debian's OpenBLAS falls back to generic kernels on some recent CPUs (every
+  // method in the run, FAISS included, gets the same BLAS).
+  bool reexec = false;
   if (std::getenv("OMP_WAIT_POLICY") == nullptr) {
     setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
-    execv("/proc/self/exe", argv);  // only returns on failure: carry on
+    reexec = true;
   }
+  if (std::getenv("OPENBLAS_CORETYPE") == nullptr && qvec::RecommendedBlasCoreType() != nullptr) {
+    setenv("OPENBLAS_CORETYPE", qvec::RecommendedBlasCoreType(), 1);
+    reexec = true;
+  }
+  if (reexec) execv("/proc/self/exe", argv);  // only returns on failure: carry on
   CLI::App app{"qvec benchmarks"};
   app.require_subcommand(1);
   FlatOptions flat;

@@ -16,6 +16,16 @@ std::string_view Version() {
 #endif
 }
 
+const char* RecommendedBlasCoreType() {
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512vl")) {
+    return "SkylakeX";
+  }
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "Haswell";
+  return nullptr;
+}
+
 std::string_view DistanceName(Distance d) {
   switch (d) {
     case Distance::kCosine:

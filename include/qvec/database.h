@@ -48,6 +48,13 @@ class Database {
   [[nodiscard]] virtual Status Snapshot(const std::string& dir) = 0;
 };
 
+// The OPENBLAS_CORETYPE that suits this CPU ("SkylakeX", "Haswell"), or
+// nullptr. Debian's OpenBLAS misdetects some recent CPUs and falls back to
+// generic kernels, making IVF training several times slower; OpenBLAS reads
+// the variable when it loads, so a program sets it in its environment before
+// starting (the qvec server re-executes itself with it).
+const char* RecommendedBlasCoreType();
+
 // InvalidArgument unless `name` is a valid collection name (see CreateCollection).
 [[nodiscard]] Status ValidateCollectionName(std::string_view name);
 
