@@ -25,6 +25,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "bench/datasets.h"
 #include "bench/embedded_bench.h"
 #include "bench/http_bench.h"
 #include "bench/suite.h"
@@ -55,26 +56,6 @@ double Seconds(Clock::time_point start) {
 [[noreturn]] void Die(const std::string& message) {
   std::fprintf(stderr, "qvec-bench: %s\n", message.c_str());
   std::exit(1);
-}
-
-// Reads an IDX3 (gzip) image file into floats, `limit` images at most.
-std::vector<float> ReadIdxImages(const std::string& path, size_t limit, size_t* dim) {
-  const std::string command = "gzip -dc '" + path + "'";
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) Die("cannot run " + command);
-  unsigned char header[16];
-  if (std::fread(header, 1, 16, pipe) != 16) Die("short IDX header in " + path);
-  auto be32 = [&](int at) {
-    return (uint32_t{header[at]} << 24) | (uint32_t{header[at + 1]} << 16) |
-           (uint32_t{header[at + 2]} << 8) | uint32_t{header[at + 3]};
-  };
-  if (be32(0) != 0x803) Die("not an IDX3 ubyte file: " + path);
-  const size_t n = std::min<size_t>(be32(4), limit);
-  *dim = size_t{be32(8)} * be32(12);
-  std::vector<unsigned char> bytes(n * *dim);
-  if (std::fread(bytes.data(), 1, bytes.size(), pipe) != bytes.size()) Die("short IDX body");
-  pclose(pipe);
-  return std::vector<float>(bytes.begin(), bytes.end());
 }
 
 void NormalizeRows(std::vector<float>& x, size_t dim) {
@@ -116,12 +97,10 @@ struct Variant {
 
 int RunFlat(const FlatOptions& opt) {
   const size_t k = 10;
-  size_t dim = 0, qdim = 0;
-  std::vector<float> base =
-      ReadIdxImages(opt.data_dir + "/train-images-idx3-ubyte.gz", SIZE_MAX, &dim);
-  std::vector<float> queries =
-      ReadIdxImages(opt.data_dir + "/t10k-images-idx3-ubyte.gz", opt.queries, &qdim);
-  if (dim != qdim) Die("base and query dims differ");
+  qvec::bench::Dataset data = qvec::bench::LoadFashionMnist(opt.data_dir, opt.queries);
+  const size_t dim = data.dim;
+  std::vector<float> base = std::move(data.base);
+  std::vector<float> queries = std::move(data.queries);
   const size_t n = base.size() / dim, nq = queries.size() / dim;
   const std::vector<float> raw_base = base, raw_queries = queries;
   NormalizeRows(base, dim);

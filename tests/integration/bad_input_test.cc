@@ -27,17 +27,8 @@ using testing_util::TempDir;
 // (or `timeout_ms`); returns the status code of the first response.
 HttpResult RawCall(int port, const std::string& bytes, int timeout_ms = 10000) {
   HttpResult result;
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    close(fd);
-    return result;
-  }
+  const int fd = testing_util::ConnectLoopback(port, timeout_ms);
+  if (fd < 0) return result;
   size_t sent = 0;
   while (sent < bytes.size()) {
     ssize_t n = send(fd, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
@@ -512,12 +503,8 @@ TEST_F(BadInputTest, SlowClientsDoNotBlockOthers) {
   // 20 connections each sending half a request and then nothing.
   std::vector<int> fds;
   for (int i = 0; i < 20; ++i) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = htons(static_cast<uint16_t>(port_));
-    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    const int fd = testing_util::ConnectLoopback(port_, 30000);
+    ASSERT_GE(fd, 0);
     const std::string half =
         i % 2 ? "PUT /collections/c/points?wait=true HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n"
                 "\r\n{\"points\":[{\"id\":1,"

@@ -190,19 +190,13 @@ class KeepAliveClient {
 
  private:
   bool Connect() {
-    fd_ = socket(AF_INET, SOCK_STREAM, 0);
-    timeval tv{timeout_ms_ / 1000, (timeout_ms_ % 1000) * 1000};
-    setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    int one = 1;
-    setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = htons(static_cast<uint16_t>(port_));
-    if (connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    fd_ = ConnectLoopback(port_, timeout_ms_);
+    if (fd_ < 0) {
       Close();
       return false;
     }
+    int one = 1;
+    setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     return true;
   }
 

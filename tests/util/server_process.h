@@ -38,13 +38,11 @@ struct HttpResult {
   std::string body;
 };
 
-// One request on a fresh connection; `Connection: close`.
-inline HttpResult HttpCall(int port, const std::string& method, const std::string& target,
-                           const std::string& body = "",
-                           const std::vector<std::string>& extra_headers = {},
-                           int timeout_ms = 30000) {
-  HttpResult result;
+// A TCP connection to 127.0.0.1:`port` whose reads time out after
+// `timeout_ms`; -1 if the connection fails.
+inline int ConnectLoopback(int port, int timeout_ms) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
   timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   sockaddr_in addr{};
@@ -53,8 +51,19 @@ inline HttpResult HttpCall(int port, const std::string& method, const std::strin
   addr.sin_port = htons(static_cast<uint16_t>(port));
   if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
     close(fd);
-    return result;
+    return -1;
   }
+  return fd;
+}
+
+// One request on a fresh connection; `Connection: close`.
+inline HttpResult HttpCall(int port, const std::string& method, const std::string& target,
+                           const std::string& body = "",
+                           const std::vector<std::string>& extra_headers = {},
+                           int timeout_ms = 30000) {
+  HttpResult result;
+  const int fd = ConnectLoopback(port, timeout_ms);
+  if (fd < 0) return result;
   std::string req = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
   for (const auto& h : extra_headers) req += h + "\r\n";
   if (!body.empty() || method == "POST" || method == "PUT") {
