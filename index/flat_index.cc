@@ -16,6 +16,7 @@ constexpr size_t kScanBlock = 1024;     // rows per kernel call, single-query sc
 constexpr size_t kBatchRowBlock = 256;  // rows per batch-kernel call (output stays in L2)
 constexpr size_t kBatchQueryTile = 256;
 constexpr size_t kMinRowsPerTask = 4096;
+constexpr size_t kMaxConsumeBlock = kScanBlock > kBatchRowBlock ? kScanBlock : kBatchRowBlock;
 
 // Per-row arrays the scan reads; shared by single and batch search.
 struct RowView {
@@ -29,24 +30,18 @@ struct RowView {
 
 // Converts nb integer dots of one query into rank values and offers them to
 // `top`. rank = estimated dot (Cosine/Dot) or 2*dot - ||x||^2 (Euclid).
-inline void ConsumeBlock(const QueryCode& q, bool euclid, const RowView& rows, size_t r0, size_t nb,
-                         const int32_t* dots, float* ranks, float min_rank,
-                         const std::function<bool(uint64_t)>* filter, TopK& top) {
-  const float* scale = rows.scale + r0;
-  const float* offset = rows.offset + r0;
-  const float qs = q.scale, qsum = q.sum, qbias = q.bias;
-  for (size_t j = 0; j < nb; ++j) {
-    ranks[j] = qs * scale[j] * static_cast<float>(dots[j]) + offset[j] * qsum + qbias;
-  }
-  if (euclid) {
-    const float* norm = rows.norm_sq + r0;
-    for (size_t j = 0; j < nb; ++j) {
-      ranks[j] = 2.0f * ranks[j] - norm[j];
-    }
-  }
+inline void ConsumeBlock(const Kernels& kernels, const QueryCode& q, bool euclid,
+                         const RowView& rows, size_t r0, size_t nb, const int32_t* dots,
+                         float* ranks, float min_rank, const std::function<bool(uint64_t)>* filter,
+                         TopK& top) {
+  alignas(64) uint32_t selected[kMaxConsumeBlock];
   const float bar = std::max(min_rank, top.threshold());
-  for (size_t j = 0; j < nb; ++j) {
-    if (ranks[j] <= top.threshold() || ranks[j] < bar) {
+  const size_t count = kernels.rank_select(dots, rows.scale + r0, rows.offset + r0,
+                                           euclid ? rows.norm_sq + r0 : nullptr, nb, q.scale, q.sum,
+                                           q.bias, bar, ranks, selected);
+  for (size_t i = 0; i < count; ++i) {
+    const size_t j = selected[i];
+    if (ranks[j] <= top.threshold()) {
       continue;
     }
     if (filter != nullptr && !(*filter)(rows.labels[r0 + j])) {
@@ -328,7 +323,7 @@ StatusOr<std::vector<Hit>> FlatIndex::Search(const float* query, const SearchPar
         kernels.dot_s8_many(q.codes.data(), reinterpret_cast<const int8_t*>(codes_ + r0 * stride_),
                             stride_, nb, dim, dots);
       }
-      ConsumeBlock(q, euclid, rows, r0, nb, dots, ranks, min_rank, params.filter, top);
+      ConsumeBlock(kernels, q, euclid, rows, r0, nb, dots, ranks, min_rank, params.filter, top);
     }
     parts[t] = top.Take();
   });
@@ -395,7 +390,7 @@ StatusOr<std::vector<std::vector<Hit>>> FlatIndex::SearchBatch(
                              dim, dots.data());
       }
       for (size_t i = 0; i < tq; ++i) {
-        ConsumeBlock(prepared[q0 + i], euclid, rows, r0, nb, dots.data() + i * nb, ranks,
+        ConsumeBlock(kernels, prepared[q0 + i], euclid, rows, r0, nb, dots.data() + i * nb, ranks,
                      min_rank[i], params.filter, tops[i]);
       }
     }

@@ -31,8 +31,9 @@ void Shrink(std::vector<Candidate>& all, size_t k) {
 // aligned_alloc needs a size that is a multiple of the alignment.
 inline size_t AllocBytes(size_t bytes) { return (bytes + 63) / 64 * 64; }
 
-constexpr size_t kScanBlock = 512;       // rows per "many" kernel call
-constexpr size_t kBatchRowBlock = 256;   // rows per batch kernel call
+constexpr size_t kScanBlock = 512;      // rows per "many" kernel call
+constexpr size_t kBatchRowBlock = 256;  // rows per batch kernel call
+constexpr size_t kMaxConsumeBlock = kScanBlock > kBatchRowBlock ? kScanBlock : kBatchRowBlock;
 constexpr size_t kParallelRows = 32768;  // single query: smaller scans stay on the caller
 constexpr size_t kMinRowsPerTask = 8192;
 constexpr size_t kMaxQueryTile = 256;
@@ -58,21 +59,16 @@ struct ScanShared {
 // offers them to `top`.
 inline void Consume(const ScanShared& s, const ScanCtx& c, const IvfIndex::List& l, size_t r0,
                     size_t nb, const int32_t* dots, float* ranks, TopK& top) {
-  const float* scale = l.scale.data() + r0;
-  const float* offset = l.offset.data() + r0;
+  alignas(64) uint32_t selected[kMaxConsumeBlock];
   const QueryCode& q = *c.q;
-  const float qs = q.scale, qsum = q.sum, qbias = q.bias;
-  for (size_t j = 0; j < nb; ++j) {
-    ranks[j] = qs * scale[j] * static_cast<float>(dots[j]) + offset[j] * qsum + qbias;
-  }
-  if (s.euclid) {
-    const float* norm = l.norm_sq.data() + r0;
-    for (size_t j = 0; j < nb; ++j) ranks[j] = 2.0f * ranks[j] - norm[j];
-  }
+  const float bar = std::max(c.min_rank, top.threshold());
+  const size_t count = s.kernels->rank_select(dots, l.scale.data() + r0, l.offset.data() + r0,
+                                              s.euclid ? l.norm_sq.data() + r0 : nullptr, nb,
+                                              q.scale, q.sum, q.bias, bar, ranks, selected);
   const uint64_t* labels = l.labels.data() + r0;
-  float bar = std::max(c.min_rank, top.threshold());
-  for (size_t j = 0; j < nb; ++j) {
-    if (ranks[j] <= top.threshold() || ranks[j] < bar) continue;
+  for (size_t i = 0; i < count; ++i) {
+    const size_t j = selected[i];
+    if (ranks[j] <= top.threshold()) continue;
     if (s.filter != nullptr && !(*s.filter)(labels[j])) continue;
     top.Push(ranks[j], labels[j]);
   }

@@ -1,6 +1,10 @@
 // Runtime dispatch of the kernel tables (generic x86-64: no intrinsics here).
 #include "index/kernels.h"
 
+#include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -21,6 +25,43 @@ bool CpuHasAvx512() {
          __builtin_cpu_supports("avx512vnni");
 }
 
+// AMX needs three things: the CPU's AMX-TILE and AMX-INT8 bits, an OS that
+// enabled the tile state in XCR0, and (Linux >= 5.16) this process's request
+// for permission to use tile data; without the permission the first tile
+// instruction faults. The request is made once, before any tile is touched.
+bool CpuHasAmx() {
+  static const bool supported = [] {
+    if (!CpuHasAvx512()) {
+      return false;
+    }
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    if (__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) == 0) {
+      return false;
+    }
+    const bool amx_tile = (edx >> 24) & 1u, amx_int8 = (edx >> 25) & 1u;
+    if (!amx_tile || !amx_int8) {
+      return false;
+    }
+    if (__get_cpuid(1, &eax, &ebx, &ecx, &edx) == 0 || ((ecx >> 27) & 1u) == 0) {
+      return false;  // no OSXSAVE: XCR0 cannot be read
+    }
+    uint32_t xcr0_lo = 0, xcr0_hi = 0;
+    __asm__ volatile("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
+    constexpr uint32_t kTileStateBits = (1u << 17) | (1u << 18);  // XTILECFG, XTILEDATA
+    if ((xcr0_lo & kTileStateBits) != kTileStateBits) {
+      return false;
+    }
+#if defined(__linux__) && defined(SYS_arch_prctl)
+    constexpr long kArchReqXcompPerm = 0x1023;
+    constexpr long kXfeatureXtiledata = 18;
+    return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+#else
+    return false;
+#endif
+  }();
+  return supported;
+}
+
 bool CpuSupports(SimdLevel level) {
   switch (level) {
     case SimdLevel::kScalar:
@@ -29,11 +70,16 @@ bool CpuSupports(SimdLevel level) {
       return CpuHasAvx2();
     case SimdLevel::kAvx512:
       return CpuHasAvx512();
+    case SimdLevel::kAmx:
+      return CpuHasAmx();
   }
   return false;
 }
 
 SimdLevel BestLevel() {
+  if (CpuHasAmx()) {
+    return SimdLevel::kAmx;
+  }
   if (CpuHasAvx512()) {
     return SimdLevel::kAvx512;
   }
@@ -62,6 +108,8 @@ SimdLevel ChooseSimdLevel(const char* env_value) {
     wanted = SimdLevel::kAvx2;
   } else if (std::strcmp(env_value, "avx512") == 0) {
     wanted = SimdLevel::kAvx512;
+  } else if (std::strcmp(env_value, "amx") == 0) {
+    wanted = SimdLevel::kAmx;
   } else {
     return BestLevel();
   }
@@ -101,6 +149,8 @@ const Kernels* KernelsFor(SimdLevel level) {
       return &internal::Avx2Kernels();
     case SimdLevel::kAvx512:
       return &internal::Avx512Kernels();
+    case SimdLevel::kAmx:
+      return &internal::AmxKernels();
   }
   return nullptr;
 }
@@ -118,6 +168,8 @@ std::string_view SimdLevelName(SimdLevel level) {
       return "avx2";
     case SimdLevel::kAvx512:
       return "avx512";
+    case SimdLevel::kAmx:
+      return "amx";
   }
   return "unknown";
 }

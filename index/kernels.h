@@ -1,6 +1,6 @@
 // SIMD distance kernels for int8/uint8 codes and float vectors, with one
-// implementation per ISA (scalar reference, AVX2, AVX-512 VNNI) selected once
-// at runtime.
+// implementation per ISA (scalar reference, AVX2, AVX-512 VNNI, and AMX-INT8
+// for the batch kernels) selected once at runtime.
 //
 // All integer kernels are exact: they return the same int32 as the scalar
 // reference for every input with dim in [1, 65536] and code values in
@@ -19,7 +19,9 @@
 
 namespace qvec::index {
 
-enum class SimdLevel : int { kScalar = 0, kAvx2 = 1, kAvx512 = 2 };
+// kAmx is kAvx512 with the batch kernels on AMX-INT8 tiles (Sapphire Rapids
+// and later, with the OS's permission to use tile data).
+enum class SimdLevel : int { kScalar = 0, kAvx2 = 1, kAvx512 = 2, kAmx = 3 };
 
 // Function table of one ISA level. Array shapes: a "code" is `dim` bytes;
 // `n` codes start every `code_stride` bytes (code_stride >= dim); outputs of
@@ -48,6 +50,17 @@ struct Kernels {
                          const uint8_t* codes, size_t code_stride, size_t n, size_t dim,
                          int32_t* out);
 
+  // Turns n integer dots into rank values and selects the promising ones:
+  // ranks[j] = qs * scale[j] * float(dots[j]) + offset[j] * qsum + qbias, then
+  // 2 * ranks[j] - norm_sq[j] when norm_sq is not null (Euclid); writes the
+  // indices j with ranks[j] >= bar to `selected` in increasing order and
+  // returns their count. Arrays: dots, scale, offset, norm_sq, ranks and
+  // selected hold n values. Every level computes bit-identical ranks (no
+  // fused multiply-add), so flat and IVF scans agree exactly.
+  size_t (*rank_select)(const int32_t* dots, const float* scale, const float* offset,
+                        const float* norm_sq, size_t n, float qs, float qsum, float qbias,
+                        float bar, float* ranks, uint32_t* selected);
+
   // Float kernels (rescoring and the float baseline path).
   float (*dot_f32)(const float* a, const float* b, size_t dim);
   float (*l2sq_f32)(const float* a, const float* b, size_t dim);
@@ -64,13 +77,13 @@ struct Kernels {
 inline constexpr size_t kMaxKernelDim = 65536;
 
 // The level used by ActiveKernels(): chosen once per process from CPU
-// features, overridable by env var QVEC_SIMD=scalar|avx2|avx512 (a level the
+// features, overridable by env var QVEC_SIMD=scalar|avx2|avx512|amx (a level the
 // CPU lacks, or an unknown value, falls back to the best available level).
 SimdLevel ActiveSimdLevel();
 const Kernels& ActiveKernels();
 // Kernels of `level`, or nullptr if this CPU cannot run them.
 const Kernels* KernelsFor(SimdLevel level);
-// "scalar", "avx2" or "avx512".
+// "scalar", "avx2", "avx512" or "amx".
 std::string_view SimdLevelName(SimdLevel level);
 
 namespace internal {
@@ -78,6 +91,7 @@ namespace internal {
 const Kernels& ScalarKernels();
 const Kernels& Avx2Kernels();
 const Kernels& Avx512Kernels();
+const Kernels& AmxKernels();
 // Per-thread, 64-byte aligned scratch of at least `bytes` bytes; `slot` in
 // [0, 4) selects independent buffers. Lives in a generic translation unit so
 // ISA files need no std:: containers (whose inline code could otherwise be

@@ -224,9 +224,46 @@ void L2SqF32Many(const float* query, const float* x, size_t stride, size_t n, si
   }
 }
 
+// Same operation order as the scalar reference (mul, mul, mul, add, add),
+// and this file is compiled with -ffp-contract=off, so ranks are identical.
+size_t RankSelect(const int32_t* dots, const float* scale, const float* offset,
+                  const float* norm_sq, size_t n, float qs, float qsum, float qbias, float bar,
+                  float* ranks, uint32_t* selected) {
+  const __m256 vqs = _mm256_set1_ps(qs), vqsum = _mm256_set1_ps(qsum),
+               vqbias = _mm256_set1_ps(qbias), vbar = _mm256_set1_ps(bar),
+               two = _mm256_set1_ps(2.0f);
+  size_t count = 0, j = 0;
+  for (; j + 8 <= n; j += 8) {
+    const __m256 d =
+        _mm256_cvtepi32_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(dots + j)));
+    __m256 r = _mm256_mul_ps(_mm256_mul_ps(vqs, _mm256_loadu_ps(scale + j)), d);
+    r = _mm256_add_ps(_mm256_add_ps(r, _mm256_mul_ps(_mm256_loadu_ps(offset + j), vqsum)), vqbias);
+    if (norm_sq != nullptr) {
+      r = _mm256_sub_ps(_mm256_mul_ps(two, r), _mm256_loadu_ps(norm_sq + j));
+    }
+    _mm256_storeu_ps(ranks + j, r);
+    unsigned mask = static_cast<unsigned>(_mm256_movemask_ps(_mm256_cmp_ps(r, vbar, _CMP_GE_OQ)));
+    while (mask != 0) {
+      selected[count++] = static_cast<uint32_t>(j + static_cast<unsigned>(__builtin_ctz(mask)));
+      mask &= mask - 1;
+    }
+  }
+  for (; j < n; ++j) {
+    float r = qs * scale[j] * static_cast<float>(dots[j]) + offset[j] * qsum + qbias;
+    if (norm_sq != nullptr) {
+      r = 2.0f * r - norm_sq[j];
+    }
+    ranks[j] = r;
+    if (r >= bar) {
+      selected[count++] = static_cast<uint32_t>(j);
+    }
+  }
+  return count;
+}
+
 constexpr Kernels kAvx2Kernels = {
-    SimdLevel::kAvx2, DotS8,  DotS8Many, DotU8S8,    DotU8S8Many, DotS8Batch,
-    DotU8S8Batch,     DotF32, L2SqF32,   DotF32Many, L2SqF32Many,
+    SimdLevel::kAvx2, DotS8,      DotS8Many, DotU8S8, DotU8S8Many, DotS8Batch,
+    DotU8S8Batch,     RankSelect, DotF32,    L2SqF32, DotF32Many,  L2SqF32Many,
 };
 
 }  // namespace

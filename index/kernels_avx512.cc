@@ -359,9 +359,41 @@ void L2SqF32Many(const float* query, const float* x, size_t stride, size_t n, si
   }
 }
 
+// Same operation order as the scalar reference (mul, mul, mul, add, add),
+// and this file is compiled with -ffp-contract=off, so ranks are identical.
+// Selected indices leave through a compress store, no branch per element.
+size_t RankSelect(const int32_t* dots, const float* scale, const float* offset,
+                  const float* norm_sq, size_t n, float qs, float qsum, float qbias, float bar,
+                  float* ranks, uint32_t* selected) {
+  const __m512 vqs = _mm512_set1_ps(qs), vqsum = _mm512_set1_ps(qsum),
+               vqbias = _mm512_set1_ps(qbias), vbar = _mm512_set1_ps(bar),
+               two = _mm512_set1_ps(2.0f);
+  const __m512i step = _mm512_set1_epi32(16);
+  __m512i index = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  size_t count = 0;
+  for (size_t j = 0; j < n; j += 16) {
+    const __mmask16 m = FloatTail(n - j < 16 ? n - j : 0);
+    const __m512 d = _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(m, dots + j));
+    __m512 r = _mm512_mul_ps(_mm512_mul_ps(vqs, _mm512_maskz_loadu_ps(m, scale + j)), d);
+    r = _mm512_add_ps(_mm512_add_ps(r, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, offset + j), vqsum)),
+                      vqbias);
+    if (norm_sq != nullptr) {
+      r = _mm512_sub_ps(_mm512_mul_ps(two, r), _mm512_maskz_loadu_ps(m, norm_sq + j));
+    }
+    _mm512_mask_storeu_ps(ranks + j, m, r);
+    const __mmask16 keep = _mm512_mask_cmp_ps_mask(m, r, vbar, _CMP_GE_OQ);
+    if (keep != 0) {
+      _mm512_mask_compressstoreu_epi32(selected + count, keep, index);
+      count += static_cast<size_t>(__builtin_popcount(keep));
+    }
+    index = _mm512_add_epi32(index, step);
+  }
+  return count;
+}
+
 constexpr Kernels kAvx512Kernels = {
-    SimdLevel::kAvx512, DotS8,  DotS8Many, DotU8S8,    DotU8S8Many, DotS8Batch,
-    DotU8S8Batch,       DotF32, L2SqF32,   DotF32Many, L2SqF32Many,
+    SimdLevel::kAvx512, DotS8,      DotS8Many, DotU8S8, DotU8S8Many, DotS8Batch,
+    DotU8S8Batch,       RankSelect, DotF32,    L2SqF32, DotF32Many,  L2SqF32Many,
 };
 
 }  // namespace

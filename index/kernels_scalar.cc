@@ -93,9 +93,26 @@ void L2SqF32Many(const float* query, const float* x, size_t stride, size_t n, si
   }
 }
 
+size_t RankSelect(const int32_t* dots, const float* scale, const float* offset,
+                  const float* norm_sq, size_t n, float qs, float qsum, float qbias, float bar,
+                  float* ranks, uint32_t* selected) {
+  size_t count = 0;
+  for (size_t j = 0; j < n; ++j) {
+    float r = qs * scale[j] * static_cast<float>(dots[j]) + offset[j] * qsum + qbias;
+    if (norm_sq != nullptr) {
+      r = 2.0f * r - norm_sq[j];
+    }
+    ranks[j] = r;
+    if (r >= bar) {
+      selected[count++] = static_cast<uint32_t>(j);
+    }
+  }
+  return count;
+}
+
 constexpr Kernels kScalarKernels = {
-    SimdLevel::kScalar, DotS8,  DotS8Many, DotU8S8,    DotU8S8Many, DotS8Batch,
-    DotU8S8Batch,       DotF32, L2SqF32,   DotF32Many, L2SqF32Many,
+    SimdLevel::kScalar, DotS8,      DotS8Many, DotU8S8, DotU8S8Many, DotS8Batch,
+    DotU8S8Batch,       RankSelect, DotF32,    L2SqF32, DotF32Many,  L2SqF32Many,
 };
 
 }  // namespace

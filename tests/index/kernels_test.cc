@@ -6,6 +6,8 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -14,7 +16,8 @@ namespace {
 
 std::vector<const Kernels*> SimdVariants() {
   std::vector<const Kernels*> out;
-  for (SimdLevel level : {SimdLevel::kScalar, SimdLevel::kAvx2, SimdLevel::kAvx512}) {
+  for (SimdLevel level :
+       {SimdLevel::kScalar, SimdLevel::kAvx2, SimdLevel::kAvx512, SimdLevel::kAmx}) {
     if (const Kernels* k = KernelsFor(level)) out.push_back(k);
   }
   return out;
@@ -52,11 +55,12 @@ void Fill(Pattern p, std::mt19937& rng, int8_t* s8, uint8_t* u8, size_t n) {
 
 // Checks every integer kernel of every variant on n codes of `dim` with
 // the query and codes following the given patterns.
+// nq = 5 exercises the small-batch path of every kernel table, larger counts
+// the AMX tiles (which pad queries to multiples of 32).
 void CheckIntegerKernels(size_t dim, size_t n, Pattern query_pattern, Pattern code_pattern,
-                         uint32_t seed) {
+                         uint32_t seed, size_t nq = 5, size_t stride_pad = 7) {
   std::mt19937 rng(seed);
-  const size_t stride = dim + 7;  // deliberately unaligned stride
-  const size_t nq = 5;
+  const size_t stride = dim + stride_pad;  // deliberately unaligned stride by default
   std::vector<int8_t> q(nq * dim), codes(n * stride);
   std::vector<uint8_t> q_unused(nq * dim), ucodes(n * stride);
   std::vector<int8_t> s_unused(n * stride);
@@ -117,6 +121,26 @@ TEST(KernelsTest, IntegerKernelsExactAtMaxDim) {
   CheckIntegerKernels(kMaxKernelDim, 6, Pattern::kRandom, Pattern::kRandom, 13);
 }
 
+TEST(KernelsTest, BatchKernelsMatchScalarAcrossQueryAndCodeCounts) {
+  // Query counts around the AMX tile sizes (16, 32) and the small-batch
+  // cut-off; code counts around the 32-code block; tight strides (0 padding)
+  // so that the last block's tile loads would run past the buffer unless the
+  // kernel copies it.
+  uint32_t seed = 100;
+  for (size_t dim : {1u, 4u, 63u, 64u, 65u, 130u, 784u}) {
+    for (size_t nq : {7u, 8u, 16u, 17u, 33u, 64u, 70u}) {
+      for (size_t n : {1u, 31u, 32u, 33u, 97u}) {
+        for (size_t pad : {0u, 5u, 64u}) {
+          CheckIntegerKernels(dim, n, Pattern::kRandom, Pattern::kRandom, ++seed, nq, pad);
+        }
+      }
+    }
+  }
+  for (Pattern p : {Pattern::kAllPlus, Pattern::kAllMinus, Pattern::kMixedExtreme}) {
+    CheckIntegerKernels(kMaxKernelDim, 3, p, p, 21, 40, 0);
+  }
+}
+
 TEST(KernelsTest, BatchHandlesManyCodesAndQueries) {
   // More codes than one packed block and a query count not a multiple of 4.
   std::mt19937 rng(3);
@@ -131,6 +155,43 @@ TEST(KernelsTest, BatchHandlesManyCodesAndQueries) {
   for (const Kernels* k : SimdVariants()) {
     k->dot_s8_batch(q.data(), dim, nq, codes.data(), dim, n, dim, got.data());
     EXPECT_EQ(got, want) << SimdLevelName(k->level);
+  }
+}
+
+TEST(KernelsTest, RankSelectMatchesScalarBitForBit) {
+  std::mt19937 rng(17);
+  std::normal_distribution<float> g;
+  std::uniform_int_distribution<int32_t> dot(-2000000, 2000000);
+  const Kernels& ref = *KernelsFor(SimdLevel::kScalar);
+  for (size_t n : {0u, 1u, 7u, 8u, 15u, 16u, 17u, 255u, 256u, 1000u}) {
+    std::vector<int32_t> dots(n);
+    std::vector<float> scale(n), offset(n), norm(n);
+    for (size_t j = 0; j < n; ++j) {
+      dots[j] = dot(rng);
+      scale[j] = std::abs(g(rng)) * 1e-3f;
+      offset[j] = g(rng) * 0.01f;
+      norm[j] = std::abs(g(rng));
+    }
+    for (bool euclid : {false, true}) {
+      for (float bar : {-std::numeric_limits<float>::infinity(), 0.0f, 0.5f}) {
+        std::vector<float> want_ranks(n), got_ranks(n);
+        std::vector<uint32_t> want_sel(n), got_sel(n);
+        const float* ns = euclid ? norm.data() : nullptr;
+        const size_t want = ref.rank_select(dots.data(), scale.data(), offset.data(), ns, n, 0.013f,
+                                            1.7f, -0.2f, bar, want_ranks.data(), want_sel.data());
+        want_sel.resize(want);
+        for (const Kernels* k : SimdVariants()) {
+          const size_t got = k->rank_select(dots.data(), scale.data(), offset.data(), ns, n, 0.013f,
+                                            1.7f, -0.2f, bar, got_ranks.data(), got_sel.data());
+          std::vector<uint32_t> sel(got_sel.begin(), got_sel.begin() + got);
+          EXPECT_EQ(sel, want_sel) << SimdLevelName(k->level) << " n=" << n;
+          for (size_t j = 0; j < n; ++j) {
+            ASSERT_EQ(std::memcmp(&got_ranks[j], &want_ranks[j], sizeof(float)), 0)
+                << SimdLevelName(k->level) << " j=" << j;
+          }
+        }
+      }
+    }
   }
 }
 
@@ -163,7 +224,7 @@ TEST(KernelsTest, EnvOverrideSelectsRequestedOrBestLevel) {
   const SimdLevel best = internal::ChooseSimdLevel(nullptr);
   EXPECT_EQ(internal::ChooseSimdLevel("scalar"), SimdLevel::kScalar);
   EXPECT_EQ(internal::ChooseSimdLevel("bogus"), best);
-  for (SimdLevel level : {SimdLevel::kAvx2, SimdLevel::kAvx512}) {
+  for (SimdLevel level : {SimdLevel::kAvx2, SimdLevel::kAvx512, SimdLevel::kAmx}) {
     const SimdLevel chosen = internal::ChooseSimdLevel(std::string(SimdLevelName(level)).c_str());
     EXPECT_EQ(chosen, KernelsFor(level) != nullptr ? level : best);
   }
