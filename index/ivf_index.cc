@@ -118,24 +118,6 @@ Status ScanListFloat(const ScanShared& s, const ScanCtx& c, const IvfIndex::List
   return Status::Ok();
 }
 
-constexpr size_t kMinGemmPoints = 64;
-
-// Symmetric int8 codes of x (scale = max|x| / 127); returns the scale.
-float QuantizeRow(const float* x, size_t dim, int8_t* out) {
-  float max_abs = 0;
-  for (size_t d = 0; d < dim; ++d) max_abs = std::max(max_abs, std::fabs(x[d]));
-  if (!(max_abs > 0)) {
-    std::fill(out, out + dim, int8_t{0});
-    return 0.0f;
-  }
-  const float inv = 127.0f / max_abs;
-  for (size_t d = 0; d < dim; ++d) {
-    const float v = std::nearbyint(x[d] * inv);
-    out[d] = static_cast<int8_t>(std::clamp(v, -127.0f, 127.0f));
-  }
-  return max_abs / 127.0f;
-}  // AssignBatch: BLAS from this many points on
-
 }  // namespace
 
 // Fortran BLAS (OpenBLAS here), as FAISS declares it.
@@ -579,27 +561,13 @@ IvfIndex::IvfIndex(Quantizer quantizer, IvfModel model, ThreadPool* pool)
       // unaligned and stream them sequentially, and at 784 dimensions 64-byte
       // padding would cost 6% more memory for no speed.
       stride_((quantizer_.dim() + 15) / 16 * 16) {
-  const size_t dim = model_.dim;
-  centroid_norm_sq_.resize(model_.nlist);
-  for (uint32_t c = 0; c < model_.nlist; ++c) {
-    double s = 0;
-    for (size_t d = 0; d < dim; ++d) {
-      const double v = model_.centroids[c * dim + d];
-      s += v * v;
-    }
-    centroid_norm_sq_[c] = static_cast<float>(s);
-  }
+  centroids_ = Int8Centroids(model_.centroids.data(), model_.nlist, model_.dim,
+                             model_.metric != Metric::kCosine);
+  // Probing and assignment only read the int8 copy; the float centroids
+  // (4x its size) live on in the caller's persisted model.
+  model_.centroids.clear();
+  model_.centroids.shrink_to_fit();
   lists_.resize(model_.nlist);
-  auto* codes = static_cast<uint8_t*>(
-      std::aligned_alloc(64, AllocBytes(std::max<size_t>(1, model_.nlist) * stride_)));
-  if (codes == nullptr) std::abort();  // out of memory
-  centroid_codes_.reset(codes);
-  centroid_scale_.resize(model_.nlist);
-  for (uint32_t c = 0; c < model_.nlist; ++c) {
-    centroid_scale_[c] = QuantizeRow(model_.centroids.data() + c * dim, dim,
-                                     reinterpret_cast<int8_t*>(codes + c * stride_));
-    std::memset(codes + c * stride_ + dim, 0, stride_ - dim);
-  }
 }
 
 IvfIndex::~IvfIndex() = default;
@@ -618,71 +586,25 @@ StatusOr<IvfIndex> IvfIndex::Create(Quantizer quantizer, IvfModel model, ThreadP
 void IvfIndex::ProbeScores(const float* q, float* out) const {
   const size_t dim = model_.dim;
   const uint32_t nlist = model_.nlist;
+  const Int8CentroidView c = centroids_.view();
   std::vector<int8_t> qcodes(dim);
   std::vector<int32_t> dots(nlist);
-  const float qs = QuantizeRow(q, dim, qcodes.data());
-  ActiveKernels().dot_s8_many(qcodes.data(), reinterpret_cast<const int8_t*>(centroid_codes_.get()),
-                              stride_, nlist, dim, dots.data());
-  for (uint32_t c = 0; c < nlist; ++c)
-    out[c] = qs * centroid_scale_[c] * static_cast<float>(dots[c]);
+  const float qs = QuantizeSymmetricRow(q, dim, qcodes.data());
+  ActiveKernels().dot_s8_many(qcodes.data(), c.codes, c.stride, nlist, dim, dots.data());
+  for (uint32_t i = 0; i < nlist; ++i) out[i] = qs * c.scale[i] * static_cast<float>(dots[i]);
   if (model_.metric == Metric::kEuclid) {
-    for (uint32_t c = 0; c < nlist; ++c) out[c] = 2.0f * out[c] - centroid_norm_sq_[c];
+    for (uint32_t i = 0; i < nlist; ++i) out[i] = 2.0f * out[i] - c.norm_sq[i];
   }
 }
 
 uint32_t IvfIndex::Assign(const float* preprocessed) const {
-  const uint32_t nlist = model_.nlist;
-  std::vector<float> scores(nlist);
-  ActiveKernels().dot_f32_many(preprocessed, model_.centroids.data(), model_.dim, nlist, model_.dim,
-                               scores.data());
-  if (model_.metric != Metric::kCosine) {
-    for (uint32_t c = 0; c < nlist; ++c) scores[c] = 2.0f * scores[c] - centroid_norm_sq_[c];
-  }
-  uint32_t best = 0;
-  for (uint32_t c = 1; c < nlist; ++c) {
-    if (scores[c] > scores[best]) best = c;
-  }
-  return best;
+  uint32_t list = 0;
+  AssignNearest(centroids_.view(), preprocessed, 1, &list, nullptr, nullptr);
+  return list;
 }
 
 void IvfIndex::AssignBatch(const float* preprocessed, size_t n, uint32_t* lists) const {
-  const size_t dim = model_.dim;
-  const uint32_t nlist = model_.nlist;
-  if (n < kMinGemmPoints || nlist < 16) {
-    const size_t chunk = 64;
-    pool_->ParallelFor((n + chunk - 1) / chunk, [&](size_t t) {
-      const size_t end = std::min(n, (t + 1) * chunk);
-      for (size_t i = t * chunk; i < end; ++i) lists[i] = Assign(preprocessed + i * dim);
-    });
-    return;
-  }
-  // Blocks of points against all centroids with one BLAS sgemm each (called
-  // from this thread; BLAS may use its own threads), then arg-max per point
-  // on the pool. Scores in block: scores[i * nlist + c] = x_i . c.
-  const size_t block = std::max<size_t>(64, std::min<size_t>(4096, (size_t{1} << 22) / nlist));
-  std::vector<float> scores(block * nlist);
-  const bool cosine = model_.metric == Metric::kCosine;
-  for (size_t b0 = 0; b0 < n; b0 += block) {
-    const size_t nb = std::min(block, n - b0);
-    blas::Gemm(model_.centroids.data(), nlist, preprocessed + b0 * dim, nb, dim, scores.data());
-    const size_t chunk = 64;
-    pool_->ParallelFor((nb + chunk - 1) / chunk, [&](size_t t) {
-      const size_t end = std::min(nb, (t + 1) * chunk);
-      for (size_t i = t * chunk; i < end; ++i) {
-        const float* row = scores.data() + i * nlist;
-        uint32_t best = 0;
-        float best_score = -std::numeric_limits<float>::infinity();
-        for (uint32_t c = 0; c < nlist; ++c) {
-          const float v = cosine ? row[c] : 2.0f * row[c] - centroid_norm_sq_[c];
-          if (v > best_score) {
-            best_score = v;
-            best = c;
-          }
-        }
-        lists[b0 + i] = best;
-      }
-    });
-  }
+  AssignNearest(centroids_.view(), preprocessed, n, lists, nullptr, pool_);
 }
 
 void IvfIndex::Reserve(List& list, size_t rows) {
@@ -790,9 +712,8 @@ bool IvfIndex::Remove(uint64_t label) {
 }
 
 size_t IvfIndex::MemoryBytes() const {
-  size_t bytes = model_.centroids.capacity() * sizeof(float) +
-                 centroid_norm_sq_.capacity() * sizeof(float) + lists_.capacity() * sizeof(List) +
-                 size_t{model_.nlist} * stride_ + centroid_scale_.capacity() * sizeof(float);
+  size_t bytes = model_.centroids.capacity() * sizeof(float) + centroids_.MemoryBytes() +
+                 lists_.capacity() * sizeof(List);
   for (const List& l : lists_) {
     bytes += l.capacity * stride_ + l.labels.capacity() * sizeof(uint64_t) +
              (l.scale.capacity() + l.offset.capacity() + l.norm_sq.capacity()) * sizeof(float);
@@ -1052,7 +973,7 @@ StatusOr<IvfModel> TrainIvf(const Quantizer& quantizer, const float* sample, siz
   ko.max_points_per_centroid = options.max_points_per_centroid;
   ko.spherical = quantizer.metric() == Metric::kCosine;
   ko.inner_product = quantizer.metric() == Metric::kCosine;
-  QVEC_ASSIGN_OR_RETURN(KmeansResult km, Kmeans(pre.data(), nb, dim, ko));
+  QVEC_ASSIGN_OR_RETURN(KmeansResult km, Kmeans(pre.data(), nb, dim, ko, pool));
   IvfModel model;
   model.metric = quantizer.metric();
   model.dim = static_cast<uint32_t>(dim);

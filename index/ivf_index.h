@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "index/centroid_assign.h"
 #include "index/flat_index.h"
 #include "index/label_map.h"
 #include "index/quantizer.h"
@@ -140,6 +141,8 @@ class IvfIndex {
   IvfIndex& operator=(IvfIndex&&) noexcept;
 
   const Quantizer& quantizer() const { return quantizer_; }
+  // The training model without its float centroids (released after the
+  // index quantized them; persist the model before creating the index).
   const IvfModel& model() const { return model_; }
   size_t dim() const { return quantizer_.dim(); }
   uint32_t nlist() const { return model_.nlist; }
@@ -214,7 +217,7 @@ class IvfIndex {
   void RemoveAt(Slot slot);
   // Centroid ranking values of a preprocessed query (higher = probe first),
   // from int8 copies of the query and the centroids (4x less memory traffic
-  // than floats; probe order only, list assignment stays float).
+  // than floats).
   void ProbeScores(const float* q, float* out) const;
   uint32_t ResolveNprobe(const IvfSearchParams& params) const;
   Status CheckParams(const IvfSearchParams& params, const OriginalsSource* originals) const;
@@ -224,11 +227,9 @@ class IvfIndex {
   IvfModel model_;
   ThreadPool* pool_;
   size_t stride_;
-  std::vector<float> centroid_norm_sq_;
-  // Centroids as symmetric per-centroid int8 codes (stride_ bytes per row)
-  // and their scales, for probing.
-  std::unique_ptr<uint8_t, FreeDeleter> centroid_codes_;
-  std::vector<float> centroid_scale_;
+  // Centroids as symmetric per-centroid int8 codes, for probing and list
+  // assignment; the float centroids are released after quantization.
+  Int8Centroids centroids_;
   std::vector<List> lists_;
   static uint64_t Pack(Slot s) { return (uint64_t{s.list} << 32) | s.row; }
   static Slot Unpack(uint64_t v) {

@@ -61,6 +61,16 @@ struct Kernels {
                         const float* norm_sq, size_t n, float qs, float qsum, float qbias,
                         float bar, float* ranks, uint32_t* selected);
 
+  // Symmetric int8 code of one finite row: out[i] = clamp(round_half_even(
+  // x[i] * (127 / max|x|)), -127, 127); returns the scale max|x| / 127 (0,
+  // with all-zero codes, for an all-zero row). Identical on every level.
+  float (*quantize_s8)(const float* x, size_t dim, int8_t* out);
+  // Index of the largest value (mul * scale[j]) * float(dots[j]) - bias[j]
+  // over j < n (bias may be null: nothing subtracted), the lowest index on
+  // ties; *best receives that value. n >= 1. Identical on every level.
+  size_t (*argmax_scaled)(const int32_t* dots, const float* scale, const float* bias, size_t n,
+                          float mul, float* best);
+
   // Float kernels (rescoring and the float baseline path).
   float (*dot_f32)(const float* a, const float* b, size_t dim);
   float (*l2sq_f32)(const float* a, const float* b, size_t dim);

@@ -261,9 +261,77 @@ size_t RankSelect(const int32_t* dots, const float* scale, const float* offset,
   return count;
 }
 
+float QuantizeS8(const float* x, size_t dim, int8_t* out) {
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  __m256 vmax = _mm256_setzero_ps();
+  size_t i = 0;
+  for (; i + 8 <= dim; i += 8)
+    vmax = _mm256_max_ps(vmax, _mm256_and_ps(_mm256_loadu_ps(x + i), abs_mask));
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, vmax);
+  float max_abs = 0;
+  for (float v : lanes) max_abs = v > max_abs ? v : max_abs;
+  for (; i < dim; ++i) {
+    const float a = x[i] < 0 ? -x[i] : x[i];
+    max_abs = a > max_abs ? a : max_abs;
+  }
+  if (!(max_abs > 0)) {
+    for (size_t j = 0; j < dim; ++j) out[j] = 0;
+    return 0.0f;
+  }
+  const float inv = 127.0f / max_abs;
+  const __m256 vinv = _mm256_set1_ps(inv);
+  const __m256i lo = _mm256_set1_epi32(-127), hi = _mm256_set1_epi32(127);
+  i = 0;
+  for (; i + 8 <= dim; i += 8) {
+    // cvtps rounds half to even in the default MXCSR mode, like nearbyint.
+    __m256i v = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + i), vinv));
+    v = _mm256_min_epi32(_mm256_max_epi32(v, lo), hi);
+    alignas(32) int32_t w[8];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(w), v);
+    for (int k = 0; k < 8; ++k) out[i + k] = static_cast<int8_t>(w[k]);
+  }
+  constexpr float kMagic = 12582912.0f;  // 1.5 * 2^23, see the scalar reference
+  for (; i < dim; ++i) {
+    float v = (x[i] * inv + kMagic) - kMagic;
+    v = v < -127.0f ? -127.0f : v;
+    v = v > 127.0f ? 127.0f : v;
+    out[i] = static_cast<int8_t>(v);
+  }
+  return max_abs / 127.0f;
+}
+
+size_t ArgmaxScaled(const int32_t* dots, const float* scale, const float* bias, size_t n, float mul,
+                    float* best) {
+  size_t arg = 0;
+  float top = 0;
+  for (size_t j = 0; j < n; ++j) {
+    float v = (mul * scale[j]) * static_cast<float>(dots[j]);
+    if (bias != nullptr) v -= bias[j];
+    if (j == 0 || v > top) {
+      top = v;
+      arg = j;
+    }
+  }
+  *best = top;
+  return arg;
+}
+
 constexpr Kernels kAvx2Kernels = {
-    SimdLevel::kAvx2, DotS8,      DotS8Many, DotU8S8, DotU8S8Many, DotS8Batch,
-    DotU8S8Batch,     RankSelect, DotF32,    L2SqF32, DotF32Many,  L2SqF32Many,
+    .level = SimdLevel::kAvx2,
+    .dot_s8 = DotS8,
+    .dot_s8_many = DotS8Many,
+    .dot_u8s8 = DotU8S8,
+    .dot_u8s8_many = DotU8S8Many,
+    .dot_s8_batch = DotS8Batch,
+    .dot_u8s8_batch = DotU8S8Batch,
+    .rank_select = RankSelect,
+    .quantize_s8 = QuantizeS8,
+    .argmax_scaled = ArgmaxScaled,
+    .dot_f32 = DotF32,
+    .l2sq_f32 = L2SqF32,
+    .dot_f32_many = DotF32Many,
+    .l2sq_f32_many = L2SqF32Many,
 };
 
 }  // namespace

@@ -391,9 +391,73 @@ size_t RankSelect(const int32_t* dots, const float* scale, const float* offset,
   return count;
 }
 
+float QuantizeS8(const float* x, size_t dim, int8_t* out) {
+  __m512 vmax = _mm512_setzero_ps();
+  for (size_t i = 0; i < dim; i += 16) {
+    const __mmask16 m = FloatTail(dim - i < 16 ? dim - i : 0);
+    vmax = _mm512_max_ps(vmax, _mm512_abs_ps(_mm512_maskz_loadu_ps(m, x + i)));
+  }
+  const float max_abs = _mm512_reduce_max_ps(vmax);
+  if (!(max_abs > 0)) {
+    for (size_t i = 0; i < dim; ++i) out[i] = 0;
+    return 0.0f;
+  }
+  const __m512 vinv = _mm512_set1_ps(127.0f / max_abs);
+  const __m512i lo = _mm512_set1_epi32(-127), hi = _mm512_set1_epi32(127);
+  for (size_t i = 0; i < dim; i += 16) {
+    const __mmask16 m = FloatTail(dim - i < 16 ? dim - i : 0);
+    // cvtps rounds half to even in the default MXCSR mode, like nearbyint.
+    __m512i v = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), vinv));
+    v = _mm512_min_epi32(_mm512_max_epi32(v, lo), hi);
+    _mm_mask_storeu_epi8(out + i, m, _mm512_cvtepi32_epi8(v));
+  }
+  return max_abs / 127.0f;
+}
+
+// Per-lane running maxima with their first indices (strict >), then the
+// lowest index among the lanes holding the overall maximum.
+size_t ArgmaxScaled(const int32_t* dots, const float* scale, const float* bias, size_t n, float mul,
+                    float* best) {
+  const __m512 vmul = _mm512_set1_ps(mul);
+  const __m512i step = _mm512_set1_epi32(16);
+  __m512i index = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  __m512 top = _mm512_set1_ps(-__builtin_inff());
+  __m512i arg = _mm512_set1_epi32(-1);
+  for (size_t j = 0; j < n; j += 16) {
+    const __mmask16 m = FloatTail(n - j < 16 ? n - j : 0);
+    __m512 v = _mm512_mul_ps(_mm512_mul_ps(vmul, _mm512_maskz_loadu_ps(m, scale + j)),
+                             _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(m, dots + j)));
+    if (bias != nullptr) v = _mm512_sub_ps(v, _mm512_maskz_loadu_ps(m, bias + j));
+    // A lane's first value is taken even if it is -inf (arg still -1).
+    const __mmask16 better = _mm512_mask_cmp_ps_mask(m, v, top, _CMP_GT_OQ) |
+                             (m & _mm512_cmpeq_epi32_mask(arg, _mm512_set1_epi32(-1)));
+    top = _mm512_mask_mov_ps(top, better, v);
+    arg = _mm512_mask_mov_epi32(arg, better, index);
+    index = _mm512_add_epi32(index, step);
+  }
+  const float max_value = _mm512_reduce_max_ps(top);
+  const __mmask16 at_max = _mm512_cmp_ps_mask(top, _mm512_set1_ps(max_value), _CMP_EQ_OQ) &
+                           _mm512_cmpneq_epi32_mask(arg, _mm512_set1_epi32(-1));
+  const __m512i candidates = _mm512_mask_mov_epi32(_mm512_set1_epi32(0x7fffffff), at_max, arg);
+  *best = max_value;
+  return static_cast<size_t>(_mm512_reduce_min_epi32(candidates));
+}
+
 constexpr Kernels kAvx512Kernels = {
-    SimdLevel::kAvx512, DotS8,      DotS8Many, DotU8S8, DotU8S8Many, DotS8Batch,
-    DotU8S8Batch,       RankSelect, DotF32,    L2SqF32, DotF32Many,  L2SqF32Many,
+    .level = SimdLevel::kAvx512,
+    .dot_s8 = DotS8,
+    .dot_s8_many = DotS8Many,
+    .dot_u8s8 = DotU8S8,
+    .dot_u8s8_many = DotU8S8Many,
+    .dot_s8_batch = DotS8Batch,
+    .dot_u8s8_batch = DotU8S8Batch,
+    .rank_select = RankSelect,
+    .quantize_s8 = QuantizeS8,
+    .argmax_scaled = ArgmaxScaled,
+    .dot_f32 = DotF32,
+    .l2sq_f32 = L2SqF32,
+    .dot_f32_many = DotF32Many,
+    .l2sq_f32_many = L2SqF32Many,
 };
 
 }  // namespace

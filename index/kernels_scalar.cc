@@ -110,9 +110,60 @@ size_t RankSelect(const int32_t* dots, const float* scale, const float* offset,
   return count;
 }
 
+float QuantizeS8(const float* x, size_t dim, int8_t* out) {
+  float max_abs = 0;
+  for (size_t i = 0; i < dim; ++i) {
+    const float a = x[i] < 0 ? -x[i] : x[i];
+    max_abs = a > max_abs ? a : max_abs;
+  }
+  if (!(max_abs > 0)) {
+    for (size_t i = 0; i < dim; ++i) out[i] = 0;
+    return 0.0f;
+  }
+  const float inv = 127.0f / max_abs;
+  // Adding and subtracting 1.5 * 2^23 rounds half to even for |v| < 2^22
+  // (|v| <= 127 here), like nearbyint in the default mode, without libm.
+  constexpr float kMagic = 12582912.0f;
+  for (size_t i = 0; i < dim; ++i) {
+    float v = (x[i] * inv + kMagic) - kMagic;
+    v = v < -127.0f ? -127.0f : v;
+    v = v > 127.0f ? 127.0f : v;
+    out[i] = static_cast<int8_t>(v);
+  }
+  return max_abs / 127.0f;
+}
+
+size_t ArgmaxScaled(const int32_t* dots, const float* scale, const float* bias, size_t n, float mul,
+                    float* best) {
+  size_t arg = 0;
+  float top = 0;
+  for (size_t j = 0; j < n; ++j) {
+    float v = (mul * scale[j]) * static_cast<float>(dots[j]);
+    if (bias != nullptr) v -= bias[j];
+    if (j == 0 || v > top) {
+      top = v;
+      arg = j;
+    }
+  }
+  *best = top;
+  return arg;
+}
+
 constexpr Kernels kScalarKernels = {
-    SimdLevel::kScalar, DotS8,      DotS8Many, DotU8S8, DotU8S8Many, DotS8Batch,
-    DotU8S8Batch,       RankSelect, DotF32,    L2SqF32, DotF32Many,  L2SqF32Many,
+    .level = SimdLevel::kScalar,
+    .dot_s8 = DotS8,
+    .dot_s8_many = DotS8Many,
+    .dot_u8s8 = DotU8S8,
+    .dot_u8s8_many = DotU8S8Many,
+    .dot_s8_batch = DotS8Batch,
+    .dot_u8s8_batch = DotU8S8Batch,
+    .rank_select = RankSelect,
+    .quantize_s8 = QuantizeS8,
+    .argmax_scaled = ArgmaxScaled,
+    .dot_f32 = DotF32,
+    .l2sq_f32 = L2SqF32,
+    .dot_f32_many = DotF32Many,
+    .l2sq_f32_many = L2SqF32Many,
 };
 
 }  // namespace

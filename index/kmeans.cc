@@ -2,6 +2,7 @@
 
 #include <faiss/Clustering.h>
 #include <faiss/IndexFlat.h>
+#include <faiss/impl/FaissAssert.h>
 #include <faiss/impl/FaissException.h>
 
 #include <algorithm>
@@ -11,11 +12,55 @@
 #include <memory>
 #include <string>
 
+#include "index/centroid_assign.h"
 #include "index/types.h"
 
 namespace qvec::index {
+namespace {
 
-StatusOr<KmeansResult> Kmeans(const float* x, size_t n, size_t dim, const KmeansOptions& options) {
+// The assignment index FAISS Clustering searches in every iteration (k = 1):
+// centroids are quantized when FAISS adds them, points when it searches.
+class Int8AssignIndex : public faiss::Index {
+ public:
+  Int8AssignIndex(size_t dim, bool inner_product, ThreadPool* pool)
+      : faiss::Index(static_cast<faiss::Index::idx_t>(dim),
+                     inner_product ? faiss::METRIC_INNER_PRODUCT : faiss::METRIC_L2),
+        pool_(pool) {
+    is_trained = true;
+  }
+
+  void add(idx_t n, const float* x) override {
+    all_.insert(all_.end(), x, x + static_cast<size_t>(n) * static_cast<size_t>(d));
+    ntotal += n;
+    centroids_ = Int8Centroids(all_.data(), static_cast<size_t>(ntotal), static_cast<size_t>(d),
+                               metric_type == faiss::METRIC_L2);
+  }
+
+  void reset() override {
+    all_.clear();
+    ntotal = 0;
+    centroids_ = Int8Centroids();
+  }
+
+  void search(idx_t n, const float* x, idx_t k, float* distances, idx_t* labels,
+              const faiss::SearchParameters* /*params*/) const override {
+    FAISS_THROW_IF_NOT_MSG(k == 1, "Int8AssignIndex answers k = 1 only");
+    FAISS_THROW_IF_NOT_MSG(ntotal > 0, "Int8AssignIndex: no centroids");
+    std::vector<uint32_t> nearest(static_cast<size_t>(n));
+    AssignNearest(centroids_.view(), x, static_cast<size_t>(n), nearest.data(), distances, pool_);
+    for (idx_t i = 0; i < n; ++i) labels[i] = nearest[static_cast<size_t>(i)];
+  }
+
+ private:
+  ThreadPool* pool_;
+  std::vector<float> all_;  // the float centroids added since the last reset
+  Int8Centroids centroids_;
+};
+
+}  // namespace
+
+StatusOr<KmeansResult> Kmeans(const float* x, size_t n, size_t dim, const KmeansOptions& options,
+                              ThreadPool* pool) {
   if (dim == 0 || dim > kMaxDim) return InvalidArgumentError("k-means: dim out of range");
   if (options.k == 0) return InvalidArgumentError("k-means: k must be >= 1");
   if (options.niter < 1) return InvalidArgumentError("k-means: niter must be >= 1");
@@ -36,8 +81,11 @@ StatusOr<KmeansResult> Kmeans(const float* x, size_t n, size_t dim, const Kmeans
     cp.min_points_per_centroid = 1;  // the caller picks k; no stderr warnings
     cp.max_points_per_centroid = options.max_points_per_centroid;
     faiss::Clustering clustering(static_cast<int>(dim), static_cast<int>(options.k), cp);
-    std::unique_ptr<faiss::IndexFlat> assign;
-    if (options.inner_product) {
+    std::unique_ptr<faiss::Index> assign;
+    if (options.int8_assignment) {
+      assign = std::make_unique<Int8AssignIndex>(dim, options.inner_product,
+                                                 pool != nullptr ? pool : &ThreadPool::Default());
+    } else if (options.inner_product) {
       assign = std::make_unique<faiss::IndexFlatIP>(static_cast<faiss::Index::idx_t>(dim));
     } else {
       assign = std::make_unique<faiss::IndexFlatL2>(static_cast<faiss::Index::idx_t>(dim));

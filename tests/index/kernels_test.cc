@@ -195,6 +195,68 @@ TEST(KernelsTest, RankSelectMatchesScalarBitForBit) {
   }
 }
 
+TEST(KernelsTest, QuantizeS8MatchesNearbyintAndScalar) {
+  std::mt19937 rng(23);
+  std::normal_distribution<float> g;
+  const Kernels& ref = *KernelsFor(SimdLevel::kScalar);
+  for (size_t dim = 1; dim <= 200; ++dim) {
+    std::vector<float> x(dim);
+    for (float& v : x) v = g(rng);
+    // Exact halves: with max|x| = 127 the scaled values are x itself.
+    x[0] = 127.0f;
+    for (size_t i = 1; i < dim; i += 3)
+      x[i] = static_cast<float>(static_cast<int>(i % 200) - 100) + 0.5f;
+    std::vector<int8_t> want(dim), got(dim);
+    const float scale = ref.quantize_s8(x.data(), dim, want.data());
+    EXPECT_FLOAT_EQ(scale, 1.0f);
+    for (size_t i = 0; i < dim; ++i) {
+      ASSERT_EQ(want[i], static_cast<int8_t>(std::nearbyint(x[i]))) << "i=" << i;
+    }
+    for (const Kernels* k : SimdVariants()) {
+      EXPECT_EQ(k->quantize_s8(x.data(), dim, got.data()), scale) << SimdLevelName(k->level);
+      EXPECT_EQ(got, want) << SimdLevelName(k->level) << " dim=" << dim;
+    }
+  }
+  std::vector<float> zeros(37, 0.0f);
+  std::vector<int8_t> out(37, 5);
+  for (const Kernels* k : SimdVariants()) {
+    EXPECT_EQ(k->quantize_s8(zeros.data(), zeros.size(), out.data()), 0.0f);
+    EXPECT_EQ(out, std::vector<int8_t>(37, 0));
+  }
+}
+
+TEST(KernelsTest, ArgmaxScaledMatchesScalarIncludingTies) {
+  std::mt19937 rng(29);
+  std::uniform_int_distribution<int32_t> dot(-50, 50);  // small range: many ties
+  const Kernels& ref = *KernelsFor(SimdLevel::kScalar);
+  for (size_t n : {1u, 2u, 15u, 16u, 17u, 31u, 64u, 100u, 1024u}) {
+    std::vector<int32_t> dots(n);
+    std::vector<float> scale(n, 0.5f), bias(n);
+    for (size_t j = 0; j < n; ++j) {
+      dots[j] = dot(rng);
+      bias[j] = static_cast<float>(j % 3);
+    }
+    for (const float* b :
+         {static_cast<const float*>(nullptr), static_cast<const float*>(bias.data())}) {
+      for (float mul : {1.0f, 0.25f, 0.0f}) {
+        float want_value = 0, got_value = 0;
+        const size_t want = ref.argmax_scaled(dots.data(), scale.data(), b, n, mul, &want_value);
+        for (const Kernels* k : SimdVariants()) {
+          EXPECT_EQ(k->argmax_scaled(dots.data(), scale.data(), b, n, mul, &got_value), want)
+              << SimdLevelName(k->level) << " n=" << n << " mul=" << mul;
+          EXPECT_EQ(got_value, want_value);
+        }
+        // The reference returns the first maximum.
+        for (size_t j = 0; j < want; ++j) {
+          float v = (mul * scale[j]) * static_cast<float>(dots[j]);
+          if (b != nullptr) v -= b[j];
+          EXPECT_LT(v, want_value);
+        }
+      }
+    }
+  }
+}
+
 TEST(KernelsTest, FloatKernelsMatchScalarWithinRounding) {
   std::mt19937 rng(5);
   std::normal_distribution<float> g;
