@@ -34,6 +34,14 @@ inline size_t AllocBytes(size_t bytes) { return (bytes + 63) / 64 * 64; }
 constexpr size_t kScanBlock = 512;      // rows per "many" kernel call
 constexpr size_t kBatchRowBlock = 256;  // rows per batch kernel call
 constexpr size_t kMaxConsumeBlock = kScanBlock > kBatchRowBlock ? kScanBlock : kBatchRowBlock;
+constexpr size_t kPrefetchHeadBytes = 4096;  // of the next list, while scanning one
+
+// An unsigned key that orders floats from highest to lowest.
+inline uint32_t DescendingKey(float v) {
+  const uint32_t u = std::bit_cast<uint32_t>(v);
+  const uint32_t ascending = (u & 0x80000000u) != 0 ? ~u : (u | 0x80000000u);
+  return ~ascending;
+}
 constexpr size_t kParallelRows = 32768;  // single query: smaller scans stay on the caller
 constexpr size_t kMinRowsPerTask = 8192;
 constexpr size_t kMaxQueryTile = 256;
@@ -413,6 +421,19 @@ struct IvfIndex::Impl {
 
   // Scans lists ids[0..nl) for one query, appending up to kk candidates per
   // task to *out and adding the push counts to *pushed.
+  // Lists are short (hundreds of rows) and scattered, so the hardware
+  // prefetcher restarts at each one; fetching the head of the next list while
+  // the current one is scanned hides that DRAM latency.
+  static void PrefetchListHead(const List& l, size_t stride) {
+    const size_t bytes = std::min(l.size() * stride, kPrefetchHeadBytes);
+    const char* codes = reinterpret_cast<const char*>(l.codes.get());
+    for (size_t off = 0; off < bytes; off += 64) __builtin_prefetch(codes + off);
+    if (!l.labels.empty()) {
+      __builtin_prefetch(l.scale.data());
+      __builtin_prefetch(l.offset.data());
+    }
+  }
+
   static Status ScanLists(const IvfIndex& ix, const ScanShared& s, const ScanCtx& c,
                           const uint32_t* ids, size_t nl, size_t kk, bool parallel,
                           const OriginalsSource* float_src, std::vector<Candidate>* out,
@@ -426,6 +447,7 @@ struct IvfIndex::Impl {
     auto scan_range = [&](size_t b, size_t e, TopK& top) -> Status {
       for (size_t i = b; i < e; ++i) {
         const List& l = ix.lists_[ids[i]];
+        if (i + 1 < e) PrefetchListHead(ix.lists_[ids[i + 1]], ix.stride_);
         if (float_src != nullptr) {
           QVEC_RETURN_IF_ERROR(ScanListFloat(s, c, l, *float_src, top));
         } else {
@@ -496,23 +518,27 @@ struct IvfIndex::Impl {
     return hits;
   }
 
-  // Probe order: the best nprobe lists sorted first.
+  // Probe order: the best nprobe lists sorted first (higher score first,
+  // ties to the lower list), the rest after them in no particular order.
+  // Scores and list numbers are packed into one integer key per list, so
+  // the selection compares plain integers instead of chasing indices.
   static void ProbeOrder(const IvfIndex& ix, const QueryCode& q, uint32_t nprobe,
                          std::vector<float>& scores, std::vector<uint32_t>& order) {
     const uint32_t nlist = ix.model_.nlist;
     scores.resize(nlist);
     ix.ProbeScores(q.vector.data(), scores.data());
-    order.resize(nlist);
-    std::iota(order.begin(), order.end(), 0u);
-    auto by = [&](uint32_t a, uint32_t b) {
-      return scores[a] > scores[b] || (scores[a] == scores[b] && a < b);
-    };
-    if (nprobe < nlist) {
-      std::nth_element(order.begin(), order.begin() + nprobe, order.end(), by);
-      std::sort(order.begin(), order.begin() + nprobe, by);
-    } else {
-      std::sort(order.begin(), order.end(), by);
+    std::vector<uint64_t> keys(nlist);
+    for (uint32_t c = 0; c < nlist; ++c) {
+      keys[c] = (uint64_t{DescendingKey(scores[c])} << 32) | c;
     }
+    if (nprobe < nlist) {
+      std::nth_element(keys.begin(), keys.begin() + nprobe, keys.end());
+      std::sort(keys.begin(), keys.begin() + nprobe);
+    } else {
+      std::sort(keys.begin(), keys.end());
+    }
+    order.resize(nlist);
+    for (uint32_t i = 0; i < nlist; ++i) order[i] = static_cast<uint32_t>(keys[i]);
   }
 
   static StatusOr<std::vector<Hit>> SearchOne(const IvfIndex& ix, const QueryCode& q,
