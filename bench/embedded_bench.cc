@@ -101,9 +101,10 @@ int OpenAndMeasure(const EmbeddedOptions& o) {
   const double per_vector = static_cast<double>(after - before) / info->points_count;
   fmt::print("| open (rebuilds the in-memory index) | {:.2f} s | {} points |\n", open_s,
              info->points_count);
-  fmt::print("| resident memory after open | {:.1f} B/vector | limit 1.1 x (dim + 8) = {:.1f} B "
-             "plus the id map |\n",
-             per_vector, 1.1 * (o.dim + 8));
+  fmt::print(
+      "| resident memory after open | {:.1f} B/vector | limit 1.1 x (dim + 8) = {:.1f} B "
+      "plus the id map |\n",
+      per_vector, 1.1 * (o.dim + 8));
   return 0;
 }
 
