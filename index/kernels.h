@@ -102,6 +102,10 @@ const Kernels& ScalarKernels();
 const Kernels& Avx2Kernels();
 const Kernels& Avx512Kernels();
 const Kernels& AmxKernels();
+// The scalar reference of Kernels::argmax_scaled, which the AVX2 table
+// reuses.
+size_t ScalarArgmaxScaled(const int32_t* dots, const float* scale, const float* bias, size_t n,
+                          float mul, float* best);
 // Per-thread, 64-byte aligned scratch of at least `bytes` bytes; `slot` in
 // [0, 4) selects independent buffers. Lives in a generic translation unit so
 // ISA files need no std:: containers (whose inline code could otherwise be

@@ -224,6 +224,13 @@ void L2SqF32Many(const float* query, const float* x, size_t stride, size_t n, si
   }
 }
 
+// Lanes [0, rem) set (all 8 when rem >= 8): the mask of the masked loads
+// that handle the last partial block of 8.
+inline __m256i LaneMask(size_t rem) {
+  const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(rem < 8 ? rem : 8)), lanes);
+}
+
 // Same operation order as the scalar reference (mul, mul, mul, add, add),
 // and this file is compiled with -ffp-contract=off, so ranks are identical.
 size_t RankSelect(const int32_t* dots, const float* scale, const float* offset,
@@ -232,30 +239,22 @@ size_t RankSelect(const int32_t* dots, const float* scale, const float* offset,
   const __m256 vqs = _mm256_set1_ps(qs), vqsum = _mm256_set1_ps(qsum),
                vqbias = _mm256_set1_ps(qbias), vbar = _mm256_set1_ps(bar),
                two = _mm256_set1_ps(2.0f);
-  size_t count = 0, j = 0;
-  for (; j + 8 <= n; j += 8) {
-    const __m256 d =
-        _mm256_cvtepi32_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(dots + j)));
-    __m256 r = _mm256_mul_ps(_mm256_mul_ps(vqs, _mm256_loadu_ps(scale + j)), d);
-    r = _mm256_add_ps(_mm256_add_ps(r, _mm256_mul_ps(_mm256_loadu_ps(offset + j), vqsum)), vqbias);
+  size_t count = 0;
+  for (size_t j = 0; j < n; j += 8) {
+    const __m256i m = LaneMask(n - j);
+    const __m256 d = _mm256_cvtepi32_ps(_mm256_maskload_epi32(dots + j, m));
+    __m256 r = _mm256_mul_ps(_mm256_mul_ps(vqs, _mm256_maskload_ps(scale + j, m)), d);
+    r = _mm256_add_ps(_mm256_add_ps(r, _mm256_mul_ps(_mm256_maskload_ps(offset + j, m), vqsum)),
+                      vqbias);
     if (norm_sq != nullptr) {
-      r = _mm256_sub_ps(_mm256_mul_ps(two, r), _mm256_loadu_ps(norm_sq + j));
+      r = _mm256_sub_ps(_mm256_mul_ps(two, r), _mm256_maskload_ps(norm_sq + j, m));
     }
-    _mm256_storeu_ps(ranks + j, r);
-    unsigned mask = static_cast<unsigned>(_mm256_movemask_ps(_mm256_cmp_ps(r, vbar, _CMP_GE_OQ)));
+    _mm256_maskstore_ps(ranks + j, m, r);
+    const __m256 keep = _mm256_and_ps(_mm256_cmp_ps(r, vbar, _CMP_GE_OQ), _mm256_castsi256_ps(m));
+    unsigned mask = static_cast<unsigned>(_mm256_movemask_ps(keep));
     while (mask != 0) {
       selected[count++] = static_cast<uint32_t>(j + static_cast<unsigned>(__builtin_ctz(mask)));
       mask &= mask - 1;
-    }
-  }
-  for (; j < n; ++j) {
-    float r = qs * scale[j] * static_cast<float>(dots[j]) + offset[j] * qsum + qbias;
-    if (norm_sq != nullptr) {
-      r = 2.0f * r - norm_sq[j];
-    }
-    ranks[j] = r;
-    if (r >= bar) {
-      selected[count++] = static_cast<uint32_t>(j);
     }
   }
   return count;
@@ -264,57 +263,31 @@ size_t RankSelect(const int32_t* dots, const float* scale, const float* offset,
 float QuantizeS8(const float* x, size_t dim, int8_t* out) {
   const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
   __m256 vmax = _mm256_setzero_ps();
-  size_t i = 0;
-  for (; i + 8 <= dim; i += 8)
-    vmax = _mm256_max_ps(vmax, _mm256_and_ps(_mm256_loadu_ps(x + i), abs_mask));
+  for (size_t i = 0; i < dim; i += 8) {
+    const __m256 v = _mm256_maskload_ps(x + i, LaneMask(dim - i));  // masked lanes read 0
+    vmax = _mm256_max_ps(vmax, _mm256_and_ps(v, abs_mask));
+  }
   alignas(32) float lanes[8];
   _mm256_store_ps(lanes, vmax);
   float max_abs = 0;
   for (float v : lanes) max_abs = v > max_abs ? v : max_abs;
-  for (; i < dim; ++i) {
-    const float a = x[i] < 0 ? -x[i] : x[i];
-    max_abs = a > max_abs ? a : max_abs;
-  }
   if (!(max_abs > 0)) {
-    for (size_t j = 0; j < dim; ++j) out[j] = 0;
+    for (size_t i = 0; i < dim; ++i) out[i] = 0;
     return 0.0f;
   }
-  const float inv = 127.0f / max_abs;
-  const __m256 vinv = _mm256_set1_ps(inv);
+  const __m256 vinv = _mm256_set1_ps(127.0f / max_abs);
   const __m256i lo = _mm256_set1_epi32(-127), hi = _mm256_set1_epi32(127);
-  i = 0;
-  for (; i + 8 <= dim; i += 8) {
+  for (size_t i = 0; i < dim; i += 8) {
     // cvtps rounds half to even in the default MXCSR mode, like nearbyint.
-    __m256i v = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + i), vinv));
-    v = _mm256_min_epi32(_mm256_max_epi32(v, lo), hi);
+    const __m256 v = _mm256_maskload_ps(x + i, LaneMask(dim - i));
+    __m256i q = _mm256_cvtps_epi32(_mm256_mul_ps(v, vinv));
+    q = _mm256_min_epi32(_mm256_max_epi32(q, lo), hi);
     alignas(32) int32_t w[8];
-    _mm256_store_si256(reinterpret_cast<__m256i*>(w), v);
-    for (int k = 0; k < 8; ++k) out[i + k] = static_cast<int8_t>(w[k]);
-  }
-  constexpr float kMagic = 12582912.0f;  // 1.5 * 2^23, see the scalar reference
-  for (; i < dim; ++i) {
-    float v = (x[i] * inv + kMagic) - kMagic;
-    v = v < -127.0f ? -127.0f : v;
-    v = v > 127.0f ? 127.0f : v;
-    out[i] = static_cast<int8_t>(v);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(w), q);
+    const size_t valid = dim - i < 8 ? dim - i : 8;
+    for (size_t k = 0; k < valid; ++k) out[i + k] = static_cast<int8_t>(w[k]);
   }
   return max_abs / 127.0f;
-}
-
-size_t ArgmaxScaled(const int32_t* dots, const float* scale, const float* bias, size_t n, float mul,
-                    float* best) {
-  size_t arg = 0;
-  float top = 0;
-  for (size_t j = 0; j < n; ++j) {
-    float v = (mul * scale[j]) * static_cast<float>(dots[j]);
-    if (bias != nullptr) v -= bias[j];
-    if (j == 0 || v > top) {
-      top = v;
-      arg = j;
-    }
-  }
-  *best = top;
-  return arg;
 }
 
 constexpr Kernels kAvx2Kernels = {
@@ -327,7 +300,7 @@ constexpr Kernels kAvx2Kernels = {
     .dot_u8s8_batch = DotU8S8Batch,
     .rank_select = RankSelect,
     .quantize_s8 = QuantizeS8,
-    .argmax_scaled = ArgmaxScaled,
+    .argmax_scaled = ScalarArgmaxScaled,  // the reference; AVX2 is the fallback level
     .dot_f32 = DotF32,
     .l2sq_f32 = L2SqF32,
     .dot_f32_many = DotF32Many,

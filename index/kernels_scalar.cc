@@ -133,8 +133,10 @@ float QuantizeS8(const float* x, size_t dim, int8_t* out) {
   return max_abs / 127.0f;
 }
 
-size_t ArgmaxScaled(const int32_t* dots, const float* scale, const float* bias, size_t n, float mul,
-                    float* best) {
+}  // namespace
+
+size_t ScalarArgmaxScaled(const int32_t* dots, const float* scale, const float* bias, size_t n,
+                          float mul, float* best) {
   size_t arg = 0;
   float top = 0;
   for (size_t j = 0; j < n; ++j) {
@@ -149,6 +151,8 @@ size_t ArgmaxScaled(const int32_t* dots, const float* scale, const float* bias, 
   return arg;
 }
 
+namespace {
+
 constexpr Kernels kScalarKernels = {
     .level = SimdLevel::kScalar,
     .dot_s8 = DotS8,
@@ -159,7 +163,7 @@ constexpr Kernels kScalarKernels = {
     .dot_u8s8_batch = DotU8S8Batch,
     .rank_select = RankSelect,
     .quantize_s8 = QuantizeS8,
-    .argmax_scaled = ArgmaxScaled,
+    .argmax_scaled = ScalarArgmaxScaled,
     .dot_f32 = DotF32,
     .l2sq_f32 = L2SqF32,
     .dot_f32_many = DotF32Many,
