@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "index/kernels.h"
+#include "index/search_finish.h"
 
 namespace qvec::index {
 
@@ -211,33 +212,8 @@ size_t FlatIndex::CandidateCount(const SearchParams& params) const {
 StatusOr<std::vector<Hit>> FlatIndex::Finish(const QueryCode& q, std::vector<Candidate> candidates,
                                              const SearchParams& params,
                                              const OriginalsSource* originals) const {
-  const size_t dim = quantizer_.dim();
-  if (params.rescore && !params.ignore_quantization && !candidates.empty()) {
-    std::vector<uint64_t> labels(candidates.size());
-    for (size_t i = 0; i < candidates.size(); ++i) {
-      labels[i] = labels_[candidates[i].id];
-    }
-    std::vector<float> vectors(candidates.size() * dim);
-    QVEC_RETURN_IF_ERROR(originals->Fetch(labels.data(), labels.size(), vectors.data()));
-    const Kernels& kernels = ActiveKernels();
-    const bool euclid = quantizer_.metric() == Metric::kEuclid;
-    for (size_t i = 0; i < candidates.size(); ++i) {
-      const float* x = vectors.data() + i * dim;
-      candidates[i].rank = euclid ? q.norm_sq - kernels.l2sq_f32(q.vector.data(), x, dim)
-                                  : kernels.dot_f32(q.vector.data(), x, dim);
-    }
-  }
-  KeepBest(candidates, params.k);
-  std::vector<Hit> hits;
-  hits.reserve(candidates.size());
-  for (const Candidate& c : candidates) {
-    const float score = quantizer_.ToScore(c.rank, q);
-    if (params.score_threshold && !quantizer_.PassesThreshold(score, *params.score_threshold)) {
-      break;  // sorted best first: the rest fail too
-    }
-    hits.push_back({labels_[c.id], score});
-  }
-  return hits;
+  for (Candidate& c : candidates) c.id = labels_[c.id];  // rows -> labels
+  return FinishSearch(quantizer_, q, std::move(candidates), params, originals);
 }
 
 StatusOr<std::vector<Hit>> FlatIndex::SearchFloat(const QueryCode& q, const SearchParams& params,

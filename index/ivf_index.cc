@@ -13,6 +13,7 @@
 
 #include "index/kernels.h"
 #include "index/kmeans.h"
+#include "index/search_finish.h"
 #include "index/topk.h"
 #include "index/training.h"
 
@@ -489,33 +490,11 @@ struct IvfIndex::Impl {
     return Status::Ok();
   }
 
-  // Rescoring, threshold and conversion to hits.
+  // Rescoring, threshold and conversion to hits (candidate ids are labels).
   static StatusOr<std::vector<Hit>> Finish(const IvfIndex& ix, const QueryCode& q,
                                            std::vector<Candidate> cands, const IvfSearchParams& p,
                                            const OriginalsSource* originals) {
-    const size_t dim = ix.quantizer_.dim();
-    if (p.rescore && !p.ignore_quantization && !cands.empty()) {
-      std::vector<uint64_t> labels(cands.size());
-      for (size_t i = 0; i < cands.size(); ++i) labels[i] = cands[i].id;
-      std::vector<float> vectors(cands.size() * dim);
-      QVEC_RETURN_IF_ERROR(originals->Fetch(labels.data(), labels.size(), vectors.data()));
-      const Kernels& kernels = ActiveKernels();
-      const bool euclid = ix.quantizer_.metric() == Metric::kEuclid;
-      for (size_t i = 0; i < cands.size(); ++i) {
-        const float* x = vectors.data() + i * dim;
-        cands[i].rank = euclid ? q.norm_sq - kernels.l2sq_f32(q.vector.data(), x, dim)
-                               : kernels.dot_f32(q.vector.data(), x, dim);
-      }
-    }
-    KeepBest(cands, p.k);
-    std::vector<Hit> hits;
-    hits.reserve(cands.size());
-    for (const Candidate& c : cands) {
-      const float score = ix.quantizer_.ToScore(c.rank, q);
-      if (p.score_threshold && !ix.quantizer_.PassesThreshold(score, *p.score_threshold)) break;
-      hits.push_back({c.id, score});
-    }
-    return hits;
+    return FinishSearch(ix.quantizer_, q, std::move(cands), p, originals);
   }
 
   // Probe order: the best nprobe lists sorted first (higher score first,
