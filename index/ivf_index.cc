@@ -499,25 +499,47 @@ struct IvfIndex::Impl {
 
   // Probe order: the best nprobe lists sorted first (higher score first,
   // ties to the lower list), the rest after them in no particular order.
-  // Scores and list numbers are packed into one integer key per list, so
-  // the selection compares plain integers instead of chasing indices.
+  // Each list gets one integer key (score bits ordered descending, then the
+  // list number); a bounded max-heap keeps the nprobe smallest keys, so
+  // most lists cost one well-predicted comparison (nth_element over all
+  // nlist keys was a tenth of a Fashion-MNIST query).
   static void ProbeOrder(const IvfIndex& ix, const QueryCode& q, uint32_t nprobe,
                          std::vector<float>& scores, std::vector<uint32_t>& order) {
     const uint32_t nlist = ix.model_.nlist;
     scores.resize(nlist);
     ix.ProbeScores(q.vector.data(), scores.data());
-    std::vector<uint64_t> keys(nlist);
-    for (uint32_t c = 0; c < nlist; ++c) {
-      keys[c] = (uint64_t{DescendingKey(scores[c])} << 32) | c;
-    }
-    if (nprobe < nlist) {
-      std::nth_element(keys.begin(), keys.begin() + nprobe, keys.end());
-      std::sort(keys.begin(), keys.begin() + nprobe);
-    } else {
-      std::sort(keys.begin(), keys.end());
-    }
     order.resize(nlist);
-    for (uint32_t i = 0; i < nlist; ++i) order[i] = static_cast<uint32_t>(keys[i]);
+    auto key = [&](uint32_t c) { return (uint64_t{DescendingKey(scores[c])} << 32) | c; };
+    if (nprobe >= nlist) {
+      std::vector<uint64_t> keys(nlist);
+      for (uint32_t c = 0; c < nlist; ++c) keys[c] = key(c);
+      std::sort(keys.begin(), keys.end());
+      for (uint32_t i = 0; i < nlist; ++i) order[i] = static_cast<uint32_t>(keys[i]);
+      return;
+    }
+    std::vector<uint64_t> heap;
+    heap.reserve(nprobe);
+    for (uint32_t c = 0; c < nlist; ++c) {
+      const uint64_t k = key(c);
+      if (heap.size() < nprobe) {
+        heap.push_back(k);
+        std::push_heap(heap.begin(), heap.end());
+      } else if (k < heap.front()) {
+        std::pop_heap(heap.begin(), heap.end());
+        heap.back() = k;
+        std::push_heap(heap.begin(), heap.end());
+      }
+    }
+    std::sort(heap.begin(), heap.end());
+    std::vector<bool> chosen(nlist, false);
+    for (uint32_t i = 0; i < nprobe; ++i) {
+      order[i] = static_cast<uint32_t>(heap[i]);
+      chosen[order[i]] = true;
+    }
+    uint32_t next = nprobe;
+    for (uint32_t c = 0; c < nlist; ++c) {
+      if (!chosen[c]) order[next++] = c;
+    }
   }
 
   static StatusOr<std::vector<Hit>> SearchOne(const IvfIndex& ix, const QueryCode& q,
