@@ -127,14 +127,29 @@ Status CollectionImpl::Upsert(std::span<const Point> points) {
       batch.PutIndexState(cid_, kCalibrationStateKey, calibrated->calibration()->Serialize());
       quantizer = &*calibrated;
     }
+    // IVF lists of the whole batch in one call (int8 batch kernels), not one
+    // centroid scan per point.
+    std::vector<uint32_t> lists;
+    if (ivf_) {
+      std::vector<float> vectors;
+      vectors.reserve(prepared.size() * dim);
+      for (const Prepared& pp : prepared) {
+        vectors.insert(vectors.end(), pp.vector.begin(), pp.vector.end());
+      }
+      lists.resize(prepared.size());
+      ivf_->AssignBatch(vectors.data(), prepared.size(), lists.data());
+    }
     std::vector<uint64_t> reserved;
-    for (Prepared& pp : prepared) {
+    for (size_t i = 0; i < prepared.size(); ++i) {
+      Prepared& pp = prepared[i];
       const Point& p = points[pp.index];
       auto it = id_to_label_.find(p.id);
       pp.is_new = it == id_to_label_.end();
       pp.label = pp.is_new ? AllocateLabel(&reserved) : it->second;
-      Status s =
-          EncodeValue(pp.label, pp.vector.data(), *quantizer, ivf_.get(), generation_, &pp.value);
+      const std::optional<uint32_t> list =
+          lists.empty() ? std::nullopt : std::optional<uint32_t>(lists[i]);
+      Status s = EncodeValue(pp.label, pp.vector.data(), *quantizer, ivf_.get(), generation_,
+                             &pp.value, list);
       if (!s.ok()) return s.Annotate("point " + p.id.ToString());
       std::optional<std::string_view> payload;
       if (!p.payload.empty()) payload = p.payload;

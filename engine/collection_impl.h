@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <thread>
@@ -113,9 +114,12 @@ class CollectionImpl final : public Collection {
   // sees its first batch. Requires write_mu_ or state_mu_.
   const index::Quantizer* ActiveQuantizer() const;
   // Encodes preprocessed `vector` for `ivf` (or the flat index when null) as a
-  // stored codes value: header (label, generation, list) + blob.
+  // stored codes value: header (label, generation, list) + blob. `list`, if
+  // given, is the vector's IVF list already assigned by the caller (batch
+  // assignment); otherwise `ivf` assigns it.
   Status EncodeValue(uint64_t label, const float* vector, const index::Quantizer& quantizer,
-                     const index::IvfIndex* ivf, uint32_t generation, std::string* value) const;
+                     const index::IvfIndex* ivf, uint32_t generation, std::string* value,
+                     std::optional<uint32_t> list = std::nullopt) const;
   // Adds a stored codes value to the active index; requires both locks.
   Status AddValueToIndex(std::string_view value);
   void RemoveFromIndex(uint64_t label);

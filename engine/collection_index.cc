@@ -117,14 +117,15 @@ const index::Quantizer* CollectionImpl::ActiveQuantizer() const {
 
 Status CollectionImpl::EncodeValue(uint64_t label, const float* vector,
                                    const index::Quantizer& quantizer, const index::IvfIndex* ivf,
-                                   uint32_t generation, std::string* value) const {
+                                   uint32_t generation, std::string* value,
+                                   std::optional<uint32_t> list) const {
   value->resize(kCodesHeaderBytes + quantizer.EncodedSize());
   QVEC_RETURN_IF_ERROR(
       quantizer.Encode(vector, reinterpret_cast<uint8_t*>(value->data()) + kCodesHeaderBytes));
   CodesHeader h;
   h.label = label;
   h.generation = generation;
-  h.list = ivf ? ivf->Assign(vector) : 0;
+  h.list = ivf == nullptr ? 0 : list ? *list : ivf->Assign(vector);
   WriteCodesHeader(h, value->data());
   return Status::Ok();
 }

@@ -13,6 +13,10 @@ constexpr size_t kPointsPerTask = 256;
 // Centroids per batch-kernel call: the int32 output of one task (256 points
 // x 1024 centroids = 1 MiB) stays in L2.
 constexpr size_t kCentroidBlock = 1024;
+// Fewer points than this are scored row by row: the batch kernels repack
+// the centroid block on every call, which only pays off over many points
+// (single inserts assign one point at a time).
+constexpr size_t kMinBatchPoints = 8;
 
 void AssignRange(const Int8CentroidView& v, const float* x, size_t begin, size_t end,
                  uint32_t* labels, float* scores) {
@@ -29,8 +33,15 @@ void AssignRange(const Int8CentroidView& v, const float* x, size_t begin, size_t
   std::vector<int32_t> dots(np * block);
   for (size_t c0 = 0; c0 < v.k; c0 += block) {
     const size_t nb = std::min(block, v.k - c0);
-    kernels.dot_s8_batch(qcodes.data(), dim, np, v.codes + c0 * v.stride, v.stride, nb, dim,
-                         dots.data());
+    if (np < kMinBatchPoints) {
+      for (size_t i = 0; i < np; ++i) {
+        kernels.dot_s8_many(qcodes.data() + i * dim, v.codes + c0 * v.stride, v.stride, nb, dim,
+                            dots.data() + i * nb);
+      }
+    } else {
+      kernels.dot_s8_batch(qcodes.data(), dim, np, v.codes + c0 * v.stride, v.stride, nb, dim,
+                           dots.data());
+    }
     for (size_t i = 0; i < np; ++i) {
       const int32_t* row = dots.data() + i * nb;
       // Inner product: the point's positive scale is a common factor, so
