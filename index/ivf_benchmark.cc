@@ -167,39 +167,47 @@ StatusOr<IvfBenchRow> RunFaiss(bool sq8, const float* base, size_t n, const floa
   }
 }
 
+// Preprocesses and encodes rows [0, n) of base on `pool`, assigns their
+// lists and adds them to `index` with labels 0..n-1; the encoded blobs and
+// lists are left in *blobs and *lists for further indexes.
+Status EncodeAssignAdd(const Quantizer& quantizer, const float* base, size_t n, ThreadPool& pool,
+                       IvfIndex& index, std::vector<uint8_t>* blobs, std::vector<uint32_t>* lists) {
+  const size_t dim = quantizer.dim(), blob_size = quantizer.EncodedSize();
+  blobs->assign(n * blob_size, 0);
+  lists->assign(n, 0);
+  std::vector<float> pre(base, base + n * dim);
+  std::vector<Status> errors((n + 1023) / 1024);
+  pool.ParallelFor(errors.size(), [&](size_t t) {
+    for (size_t i = t * 1024; i < std::min(n, (t + 1) * 1024); ++i) {
+      Status s = quantizer.Preprocess(pre.data() + i * dim);
+      if (s.ok()) s = quantizer.Encode(pre.data() + i * dim, blobs->data() + i * blob_size);
+      if (!s.ok()) errors[t] = s;
+    }
+  });
+  for (const Status& s : errors) QVEC_RETURN_IF_ERROR(s);
+  index.AssignBatch(pre.data(), n, lists->data());
+  for (size_t i = 0; i < n; ++i) {
+    QVEC_RETURN_IF_ERROR(index.Add(i, (*lists)[i], blobs->data() + i * blob_size, blob_size));
+  }
+  return Status::Ok();
+}
+
 // qvec build: TrainIvf on all of base, then preprocess + encode (parallel),
 // AssignBatch and Add.
 Status BuildQvec(const Quantizer& quantizer, const float* base, size_t n, uint32_t nlist,
                  double* train_s, double* add_s, std::unique_ptr<IvfIndex>* out) {
   ThreadPool& pool = ThreadPool::Default();
-  const size_t dim = quantizer.dim();
   IvfTrainOptions to;
   to.nlist = nlist;
   StatusOr<IvfModel> model = Status(StatusCode::kUnknown, "not run");
   *train_s = Seconds([&] { model = TrainIvf(quantizer, base, n, to); });
   QVEC_RETURN_IF_ERROR(model.status());
   QVEC_ASSIGN_OR_RETURN(IvfIndex index, IvfIndex::Create(quantizer, std::move(*model), &pool));
-  const size_t blob_size = quantizer.EncodedSize();
   Status add_status;
   *add_s = Seconds([&] {
-    std::vector<uint8_t> blobs(n * blob_size);
-    std::vector<uint32_t> lists(n);
-    std::vector<float> pre(base, base + n * dim);
-    std::vector<Status> errors((n + 1023) / 1024);
-    pool.ParallelFor(errors.size(), [&](size_t t) {
-      for (size_t i = t * 1024; i < std::min(n, (t + 1) * 1024); ++i) {
-        Status s = quantizer.Preprocess(pre.data() + i * dim);
-        if (s.ok()) s = quantizer.Encode(pre.data() + i * dim, blobs.data() + i * blob_size);
-        if (!s.ok()) errors[t] = s;
-      }
-    });
-    for (const Status& s : errors) {
-      if (!s.ok()) add_status = s;
-    }
-    index.AssignBatch(pre.data(), n, lists.data());
-    for (size_t i = 0; i < n && add_status.ok(); ++i) {
-      add_status = index.Add(i, lists[i], blobs.data() + i * blob_size, blob_size);
-    }
+    std::vector<uint8_t> blobs;
+    std::vector<uint32_t> lists;
+    add_status = EncodeAssignAdd(quantizer, base, n, pool, index, &blobs, &lists);
   });
   QVEC_RETURN_IF_ERROR(add_status);
   if (out != nullptr) *out = std::make_unique<IvfIndex>(std::move(index));
@@ -335,27 +343,11 @@ StatusOr<IvfBenchReport> RunIvfBenchmark(const float* base, size_t n, const floa
   report.recall_curve = model->recall_curve;
   QVEC_ASSIGN_OR_RETURN(IvfIndex index, IvfIndex::Create(quantizer, *model, &pool_all));
   const size_t blob_size = quantizer.EncodedSize();
-  std::vector<uint8_t> blobs(n * blob_size);
-  std::vector<uint32_t> lists(n);
+  std::vector<uint8_t> blobs;
+  std::vector<uint32_t> lists;
   Status add_status;
-  row.add_seconds = Seconds([&] {
-    std::vector<float> pre(base, base + n * dim);
-    std::vector<Status> errors((n + 1023) / 1024);
-    pool_all.ParallelFor(errors.size(), [&](size_t t) {
-      for (size_t i = t * 1024; i < std::min(n, (t + 1) * 1024); ++i) {
-        Status s = quantizer.Preprocess(pre.data() + i * dim);
-        if (s.ok()) s = quantizer.Encode(pre.data() + i * dim, blobs.data() + i * blob_size);
-        if (!s.ok()) errors[t] = s;
-      }
-    });
-    for (const Status& s : errors) {
-      if (!s.ok()) add_status = s;
-    }
-    index.AssignBatch(pre.data(), n, lists.data());
-    for (size_t i = 0; i < n && add_status.ok(); ++i) {
-      add_status = index.Add(i, lists[i], blobs.data() + i * blob_size, blob_size);
-    }
-  });
+  row.add_seconds = Seconds(
+      [&] { add_status = EncodeAssignAdd(quantizer, base, n, pool_all, index, &blobs, &lists); });
   QVEC_RETURN_IF_ERROR(add_status);
   // Same rows in an index whose searches use one thread.
   QVEC_ASSIGN_OR_RETURN(IvfIndex index_one, IvfIndex::Create(quantizer, *model, &pool_one));
