@@ -16,6 +16,15 @@ extern "C" void openblas_set_num_threads(int) __attribute__((weak));
 
 namespace qvec::bench {
 
+void NormalizeRows(std::vector<float>& x, size_t dim) {
+  for (size_t i = 0; i < x.size() / dim; ++i) {
+    double norm = 0;
+    for (size_t d = 0; d < dim; ++d) norm += double{x[i * dim + d]} * x[i * dim + d];
+    const float inv = norm > 0 ? static_cast<float>(1.0 / std::sqrt(norm)) : 0.0f;
+    for (size_t d = 0; d < dim; ++d) x[i * dim + d] *= inv;
+  }
+}
+
 void Die(const std::string& message) {
   Progress::Get().Break();
   std::fprintf(stderr, "qvec-bench: %s\n", message.c_str());

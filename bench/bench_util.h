@@ -20,6 +20,10 @@ inline double SecondsSince(Clock::time_point start) {
 // Prints "qvec-bench: <message>" to stderr and exits with status 1.
 [[noreturn]] void Die(const std::string& message);
 
+// Scales every row of x (rows of `dim` floats) to unit L2 norm; all-zero
+// rows stay zero.
+void NormalizeRows(std::vector<float>& x, size_t dim);
+
 // Number of hardware threads (at least 1).
 size_t HardwareThreads();
 

@@ -12,19 +12,6 @@
 
 namespace qvec::bench {
 
-namespace {
-
-void NormalizeRows(std::vector<float>& x, size_t dim) {
-  for (size_t i = 0; i < x.size() / dim; ++i) {
-    double norm = 0;
-    for (size_t d = 0; d < dim; ++d) norm += double{x[i * dim + d]} * x[i * dim + d];
-    const float inv = norm > 0 ? static_cast<float>(1.0 / std::sqrt(norm)) : 0.0f;
-    for (size_t d = 0; d < dim; ++d) x[i * dim + d] *= inv;
-  }
-}
-
-}  // namespace
-
 PreparedData Prepare(const Dataset& data) {
   PreparedData p{data.base, data.queries};
   if (data.metric == index::Metric::kCosine) {

@@ -25,6 +25,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "bench/bench_util.h"
 #include "bench/datasets.h"
 #include "bench/embedded_bench.h"
 #include "bench/http_bench.h"
@@ -47,25 +48,11 @@ using qvec::index::QuantizationType;
 using qvec::index::Quantizer;
 using qvec::index::SearchParams;
 
-using Clock = std::chrono::steady_clock;
+using qvec::bench::Clock;
+using qvec::bench::Die;
+using qvec::bench::NormalizeRows;
 
-double Seconds(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-[[noreturn]] void Die(const std::string& message) {
-  std::fprintf(stderr, "qvec-bench: %s\n", message.c_str());
-  std::exit(1);
-}
-
-void NormalizeRows(std::vector<float>& x, size_t dim) {
-  for (size_t i = 0; i < x.size() / dim; ++i) {
-    double norm = 0;
-    for (size_t d = 0; d < dim; ++d) norm += double{x[i * dim + d]} * x[i * dim + d];
-    const float inv = norm > 0 ? static_cast<float>(1.0 / std::sqrt(norm)) : 0.0f;
-    for (size_t d = 0; d < dim; ++d) x[i * dim + d] *= inv;
-  }
-}
+using qvec::bench::SecondsSince;
 
 double Recall(const std::vector<std::vector<int64_t>>& truth,
               const std::vector<std::vector<Hit>>& got) {
@@ -130,7 +117,7 @@ int RunFlat(const FlatOptions& opt) {
       const auto start = Clock::now();
       faiss_index.search(static_cast<faiss::Index::idx_t>(nq), queries.data(), k, distances.data(),
                          labels.data());
-      faiss_batch_s = std::min(faiss_batch_s, Seconds(start));
+      faiss_batch_s = std::min(faiss_batch_s, SecondsSince(start));
     }
     for (size_t i = 0; i < nq; ++i)
       truth[i].assign(labels.begin() + i * k, labels.begin() + (i + 1) * k);
@@ -139,7 +126,7 @@ int RunFlat(const FlatOptions& opt) {
     for (size_t i = 0; i < singles; ++i) {
       faiss_index.search(1, queries.data() + i * dim, k, distances.data(), labels.data());
     }
-    faiss_single_qps = singles / Seconds(start);
+    faiss_single_qps = singles / SecondsSince(start);
   } catch (const std::exception& e) {
     Die(std::string("faiss: ") + e.what());
   }
@@ -189,7 +176,7 @@ int RunFlat(const FlatOptions& opt) {
     auto quantizer = qvec::index::TrainQuantizer(dim, Metric::kCosine, variant.config,
                                                  raw_base.data(), sample, &pool);
     if (!quantizer.ok()) Die(variant.name + ": " + quantizer.status().ToString());
-    const double train_s = Seconds(train_start);
+    const double train_s = SecondsSince(train_start);
     FlatIndex index(*quantizer, &pool);
     std::vector<uint8_t> blob(quantizer->EncodedSize());
     const auto encode_start = Clock::now();
@@ -199,7 +186,7 @@ int RunFlat(const FlatOptions& opt) {
         Die("encode/add failed");
       }
     }
-    const double encode_us = Seconds(encode_start) * 1e6 / static_cast<double>(n);
+    const double encode_us = SecondsSince(encode_start) * 1e6 / static_cast<double>(n);
     SearchParams params;
     params.k = k;
     auto got = index.SearchBatch(raw_queries.data(), nq, params);
@@ -223,7 +210,7 @@ int RunFlat(const FlatOptions& opt) {
     for (int r = 0; r < opt.repeats; ++r) {
       const auto start = Clock::now();
       auto res = index.SearchBatch(raw_queries.data(), nq, params);
-      batch_s = std::min(batch_s, Seconds(start));
+      batch_s = std::min(batch_s, SecondsSince(start));
       if (!res.ok()) Die(res.status().ToString());
     }
     const size_t singles = std::min(opt.single_queries, nq);
@@ -234,7 +221,7 @@ int RunFlat(const FlatOptions& opt) {
         auto res = index.Search(raw_queries.data() + i * dim, params);
         if (!res.ok()) Die(res.status().ToString());
       }
-      single_s = std::min(single_s, Seconds(start));
+      single_s = std::min(single_s, SecondsSince(start));
     }
     const double qps = singles / single_s;
     const double code_gbs = qps * n * dim / 1e9;
@@ -251,7 +238,7 @@ int RunFlat(const FlatOptions& opt) {
       params.oversampling = over;
       const auto start = Clock::now();
       auto res = index.SearchBatch(raw_queries.data(), nq, params, &originals);
-      const double s = Seconds(start);
+      const double s = SecondsSince(start);
       if (!res.ok()) Die(res.status().ToString());
       std::printf("    rescored, oversampling %4.1f: recall %.4f (batch %.1f ms)\n", over,
                   Recall(truth, *res), s * 1e3);
@@ -292,10 +279,10 @@ int RunKernels(const KernelOptions& opt) {
       auto start = Clock::now();
       k->dot_s8_many(queries.data(), reinterpret_cast<const int8_t*>(codes.data()), stride,
                      opt.rows, opt.dim, out.data());
-      best_s8 = std::min(best_s8, Seconds(start));
+      best_s8 = std::min(best_s8, SecondsSince(start));
       start = Clock::now();
       k->dot_u8s8_many(queries.data(), codes.data(), stride, opt.rows, opt.dim, out.data());
-      best_u8 = std::min(best_u8, Seconds(start));
+      best_u8 = std::min(best_u8, SecondsSince(start));
     }
     if (!opt.batch_only) {
       std::printf("  %-7s many s8: %.2f ms (%.1f GB/s of rows)  u8: %.2f ms (%.1f GB/s)\n",
@@ -319,7 +306,7 @@ int RunKernels(const KernelOptions& opt) {
                              e - b, opt.dim, out.data() + b);
             }
           });
-          best = std::min(best, Seconds(start));
+          best = std::min(best, SecondsSince(start));
         }
         std::printf("  %-7s many s8 on %zu threads: %.2f ms (%.1f GB/s of rows)\n", name.c_str(),
                     pool.num_threads(), best * 1e3, opt.rows * stride / best / 1e9);
@@ -339,13 +326,13 @@ int RunKernels(const KernelOptions& opt) {
                         reinterpret_cast<const int8_t*>(codes.data() + r0 * stride), stride,
                         std::min(block, opt.rows - r0), opt.dim, bout.data());
       }
-      best_b = std::min(best_b, Seconds(start));
+      best_b = std::min(best_b, SecondsSince(start));
       start = Clock::now();
       for (size_t r0 = 0; r0 < opt.rows; r0 += block) {
         k->dot_u8s8_batch(queries.data(), opt.dim, opt.batch_queries, codes.data() + r0 * stride,
                           stride, std::min(block, opt.rows - r0), opt.dim, bout.data());
       }
-      best_bu = std::min(best_bu, Seconds(start));
+      best_bu = std::min(best_bu, SecondsSince(start));
     }
     const double macs = double(opt.batch_queries) * opt.rows * opt.dim;
     std::printf(

@@ -112,6 +112,29 @@ Status Measure(const Runner& runner, uint32_t nlist, size_t nq, size_t threads,
   return Status::Ok();
 }
 
+// A FAISS IVFSQ8 (QT_8bit) or IVFFlat index with its flat coarse quantizer
+// (L2 or inner product), which it references and must not outlive.
+struct FaissIvf {
+  std::unique_ptr<faiss::IndexFlat> coarse;
+  std::unique_ptr<faiss::IndexIVF> index;  // declared last: destroyed first
+};
+
+FaissIvf MakeFaissIvf(bool sq8, size_t dim, uint32_t nlist, faiss::MetricType mt) {
+  FaissIvf f;
+  if (mt == faiss::METRIC_L2) {
+    f.coarse = std::make_unique<faiss::IndexFlatL2>(dim);
+  } else {
+    f.coarse = std::make_unique<faiss::IndexFlatIP>(dim);
+  }
+  if (sq8) {
+    f.index = std::make_unique<faiss::IndexIVFScalarQuantizer>(f.coarse.get(), dim, nlist,
+                                                               faiss::ScalarQuantizer::QT_8bit, mt);
+  } else {
+    f.index = std::make_unique<faiss::IndexIVFFlat>(f.coarse.get(), dim, nlist, mt);
+  }
+  return f;
+}
+
 StatusOr<IvfBenchRow> RunFaiss(bool sq8, const float* base, size_t n, const float* queries,
                                size_t nq, size_t dim, Metric metric, uint32_t nlist, size_t threads,
                                const std::vector<std::vector<uint64_t>>& truth,
@@ -120,19 +143,8 @@ StatusOr<IvfBenchRow> RunFaiss(bool sq8, const float* base, size_t n, const floa
     ThreadScope scope(static_cast<int>(threads));
     const faiss::MetricType mt =
         metric == Metric::kEuclid ? faiss::METRIC_L2 : faiss::METRIC_INNER_PRODUCT;
-    std::unique_ptr<faiss::IndexFlat> coarse;
-    if (mt == faiss::METRIC_L2) {
-      coarse = std::make_unique<faiss::IndexFlatL2>(dim);
-    } else {
-      coarse = std::make_unique<faiss::IndexFlatIP>(dim);
-    }
-    std::unique_ptr<faiss::IndexIVF> index;
-    if (sq8) {
-      index = std::make_unique<faiss::IndexIVFScalarQuantizer>(coarse.get(), dim, nlist,
-                                                               faiss::ScalarQuantizer::QT_8bit, mt);
-    } else {
-      index = std::make_unique<faiss::IndexIVFFlat>(coarse.get(), dim, nlist, mt);
-    }
+    FaissIvf faiss_ivf = MakeFaissIvf(sq8, dim, nlist, mt);
+    faiss::IndexIVF* index = faiss_ivf.index.get();
     IvfBenchRow row;
     row.name = sq8 ? "faiss IVFSQ8" : "faiss IVFFlat";
     row.train_seconds = Seconds([&] { index->train(static_cast<faiss::Index::idx_t>(n), base); });
@@ -247,19 +259,8 @@ StatusOr<IvfBuildTimes> RunIvfBuildBenchmark(const float* base, size_t n, size_t
     t.qvec_add = std::min(t.qvec_add, add_s);
     for (bool sq8 : {true, false}) {
       try {
-        std::unique_ptr<faiss::IndexFlat> coarse;
-        if (mt == faiss::METRIC_L2) {
-          coarse = std::make_unique<faiss::IndexFlatL2>(dim);
-        } else {
-          coarse = std::make_unique<faiss::IndexFlatIP>(dim);
-        }
-        std::unique_ptr<faiss::IndexIVF> index;
-        if (sq8) {
-          index = std::make_unique<faiss::IndexIVFScalarQuantizer>(
-              coarse.get(), dim, t.nlist, faiss::ScalarQuantizer::QT_8bit, mt);
-        } else {
-          index = std::make_unique<faiss::IndexIVFFlat>(coarse.get(), dim, t.nlist, mt);
-        }
+        FaissIvf faiss_ivf = MakeFaissIvf(sq8, dim, t.nlist, mt);
+        faiss::IndexIVF* index = faiss_ivf.index.get();
         const double tr =
             Seconds([&] { index->train(static_cast<faiss::Index::idx_t>(n), fbase.data()); });
         const double ad =
