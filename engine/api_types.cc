@@ -109,6 +109,9 @@ Status DatabaseOptions::Validate() const {
   if (block_cache_bytes < (size_t{1} << 20)) {
     return InvalidArgumentError("block_cache_bytes must be at least 1 MiB");
   }
+  if (build_threads < 1 || build_threads > 64) {
+    return InvalidArgumentError("build_threads must be in [1, 64]");
+  }
   return Status::Ok();
 }
 

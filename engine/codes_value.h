@@ -25,6 +25,10 @@ inline constexpr size_t kCodesHeaderBytes = 16;
 inline constexpr std::string_view kCalibrationStateKey = "calibration";  // CalibrationParams
 inline constexpr std::string_view kModelStateKey = "ivf_model";          // IvfModel
 inline constexpr std::string_view kGenerationStateKey = "generation";    // u32 LE
+// "quarantine/" + point key: a point whose stored data was found damaged at
+// open, moved out of the collection: u32 LE length + reason text, u32 LE
+// length + the original's bytes (empty when unreadable), then the payload.
+inline constexpr std::string_view kQuarantinePrefix = "quarantine/";
 
 struct CodesHeader {
   uint64_t label = 0;

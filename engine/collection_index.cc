@@ -2,8 +2,10 @@
 // encoding, and the background IVF (re)build with its atomic swap.
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <numeric>
 #include <random>
+#include <thread>
 
 #include "engine/codes_value.h"
 #include "engine/collection_impl.h"
@@ -61,7 +63,8 @@ Status ReadOriginals(storage::Store* store, uint32_t cid, size_t dim,
 StatusOr<std::shared_ptr<CollectionImpl>> CollectionImpl::Create(storage::Store* store,
                                                                  uint32_t cid, std::string name,
                                                                  CollectionConfig config,
-                                                                 bool background_indexing) {
+                                                                 BuildPool* builds,
+                                                                 std::shared_ptr<Logger> logger) {
   QVEC_RETURN_IF_ERROR(config.Validate());
   const index::QuantizationConfig qc = ToQuantizationConfig(config.quantization);
   QVEC_RETURN_IF_ERROR(qc.Validate());
@@ -69,35 +72,43 @@ StatusOr<std::shared_ptr<CollectionImpl>> CollectionImpl::Create(storage::Store*
                         index::Quantizer::Create(config.dimension, ToMetric(config.distance),
                                                  index::QuantizationConfig()));
   auto coll = std::shared_ptr<CollectionImpl>(new CollectionImpl(
-      store, cid, std::move(name), config, std::move(preprocessor), background_indexing));
+      store, cid, std::move(name), config, std::move(preprocessor), builds, std::move(logger)));
   if (!qc.NeedsCalibration()) {
     QVEC_ASSIGN_OR_RETURN(index::Quantizer q, index::Quantizer::Create(
                                                   config.dimension, ToMetric(config.distance), qc));
     coll->flat_ = std::make_unique<index::FlatIndex>(std::move(q));
   }
+  coll->snapshot_ = store->GetSnapshot();
   return coll;
 }
 
 CollectionImpl::CollectionImpl(storage::Store* store, uint32_t cid, std::string name,
                                CollectionConfig config, index::Quantizer preprocessor,
-                               bool background_indexing)
+                               BuildPool* builds, std::shared_ptr<Logger> logger)
     : store_(store),
       cid_(cid),
       name_(std::move(name)),
       config_(config),
       preprocessor_(std::move(preprocessor)),
       quant_config_(ToQuantizationConfig(config_.quantization)),
-      background_indexing_(background_indexing) {}
+      builds_(builds),
+      log_(std::move(logger)) {}
 
-CollectionImpl::~CollectionImpl() {
-  stop_.store(true);
-  std::lock_guard lock(trainer_mu_);
-  if (trainer_.joinable()) trainer_.join();
-}
+// Background builds hold a reference to the collection while they run, so
+// by the time this runs none is left.
+CollectionImpl::~CollectionImpl() = default;
 
 void CollectionImpl::MarkDropped() {
   dropped_.store(true);
   stop_.store(true);
+}
+
+void CollectionImpl::Close() {
+  stop_.store(true);
+  closed_.store(true);
+  std::lock_guard write_lock(write_mu_);
+  std::unique_lock state_lock(state_mu_);
+  snapshot_.reset();
 }
 
 StatusOr<index::Quantizer> CollectionImpl::CalibratedQuantizer(const float* vectors,
@@ -148,115 +159,290 @@ void CollectionImpl::RemoveFromIndex(uint64_t label) {
   if (ivf_) ivf_->Remove(label);
 }
 
+void CollectionImpl::Quarantine(std::string_view key, const std::string& reason) {
+  // Keep what can still be read (payload, original) under the quarantine
+  // entry, and remove the point, so that the collection serves everything
+  // else. Best effort: a failed write leaves the point out of memory for
+  // this run and it is found again at the next open.
+  std::string record;
+  auto append_u32 = [&record](uint32_t v) {
+    for (int i = 0; i < 4; ++i) record.push_back(static_cast<char>(v >> (8 * i)));
+  };
+  append_u32(static_cast<uint32_t>(reason.size()));
+  record += reason;
+  std::string original, payload;
+  if (auto p = store_->GetPoint(cid_, key, false, true, true); p.ok()) {
+    original.assign(reinterpret_cast<const char*>(p->original.data()),
+                    p->original.size() * sizeof(float));
+    payload = p->payload.value_or("");
+  } else if (auto q = store_->GetPoint(cid_, key, false, false, true); q.ok()) {
+    payload = q->payload.value_or("");
+  }
+  append_u32(static_cast<uint32_t>(original.size()));
+  record += original;
+  record += payload;
+  storage::WriteBatch batch;
+  batch.PutIndexState(cid_, std::string(kQuarantinePrefix) + std::string(key), record);
+  batch.DeletePoint(cid_, key);
+  Status s = store_->Write(&batch);
+  ++quarantined_;
+  auto id = DecodePointKey(key);
+  log_.Error("collection '{}': point {} quarantined: {}{}", name_,
+             id.ok() ? id->ToString() : "with a malformed key", reason,
+             s.ok() ? "" : " (not yet recorded: " + s.ToString() + ")");
+}
+
+Status CollectionImpl::RepairPoints(const std::vector<std::pair<std::string, uint64_t>>& repair) {
+  // Requires write_mu_ and the exclusive state lock (Load). Codes are derived
+  // data: they are re-encoded from the originals, which are the truth.
+  const size_t dim = config_.dimension;
+  const index::Quantizer* q = ActiveQuantizer();
+  for (size_t start = 0; start < repair.size(); start += kRebuildChunk) {
+    const size_t end = std::min(repair.size(), start + kRebuildChunk);
+    storage::WriteBatch batch;
+    // One MultiGet per chunk; point by point only when it fails, to tell
+    // which original is damaged.
+    std::vector<std::string> keys;
+    for (size_t i = start; i < end; ++i) keys.push_back(repair[i].first);
+    std::vector<float> chunk(keys.size() * dim);
+    const bool chunk_ok = store_->MultiGetOriginals(cid_, keys, dim, chunk.data()).ok();
+    for (size_t i = start; i < end; ++i) {
+      const std::string& key = repair[i].first;
+      const uint64_t label = repair[i].second;
+      auto id = DecodePointKey(key);
+      std::string problem;
+      std::vector<float> original;
+      if (chunk_ok) {
+        original.assign(chunk.begin() + (i - start) * dim, chunk.begin() + (i - start + 1) * dim);
+      } else {
+        auto point = store_->GetPoint(cid_, key, false, true, false);
+        if (!point.ok()) {
+          problem = "its original cannot be read: " + point.status().message();
+        } else if (point->original.size() != dim) {
+          problem = "its original has " + std::to_string(point->original.size()) +
+                    " values, the collection's dimension is " + std::to_string(dim);
+        } else {
+          original = std::move(point->original);
+        }
+      }
+      std::string value;
+      if (problem.empty()) {
+        Status s = q == nullptr
+                       ? DataLossError("the collection has no calibration")
+                       : EncodeValue(label, original.data(), *q, ivf_.get(), generation_, &value);
+        if (!s.ok()) problem = "its original cannot be encoded: " + s.message();
+      }
+      if (problem.empty()) {
+        Status s = AddValueToIndex(value);
+        if (!s.ok()) problem = "its code cannot be indexed: " + s.message();
+      }
+      if (!problem.empty()) {
+        Quarantine(key, problem);
+        continue;
+      }
+      if (label >= label_to_id_.size()) {
+        label_to_id_.resize(label + 1);
+        label_used_.resize(label + 1, false);
+      }
+      label_used_[label] = true;
+      label_to_id_[label] = *id;
+      id_to_label_.emplace(*id, label);
+      batch.PutCode(cid_, key, value);
+    }
+    Status written = store_->Write(&batch);
+    if (!written.ok()) {
+      log_.Warn(
+          "collection '{}': repaired codes not written (they are repaired again at the next "
+          "open): {}",
+          name_, written.ToString());
+    }
+  }
+  return Status::Ok();
+}
+
 Status CollectionImpl::Load() {
   std::lock_guard write_lock(write_mu_);
   std::unique_lock state_lock(state_mu_);
   const size_t dim = config_.dimension;
-  const std::string where = "collection '" + name_ + "'";
+  // Codes, calibration and the IVF model are derived from the originals;
+  // when one of them is unusable the collection is re-encoded from the
+  // originals (as a flat index; the background build makes IVF again)
+  // instead of refusing to open.
+  bool reencode_all = false;
+  auto derived_damage = [&](const std::string& what, const Status& s) {
+    log_.Error("collection '{}': {} is damaged ({}); re-encoding every point from its original",
+               name_, what, s.ToString());
+    reencode_all = true;
+  };
 
-  // The active index: its generation, calibration and IVF model.
   auto gen = store_->GetIndexState(cid_, kGenerationStateKey);
   if (gen.ok()) {
-    QVEC_ASSIGN_OR_RETURN(generation_, DecodeU32(*gen));
+    auto g = DecodeU32(*gen);
+    if (g.ok()) {
+      generation_ = *g;
+    } else {
+      derived_damage("the index generation", g.status());
+    }
   } else if (gen.status().code() != StatusCode::kNotFound) {
     return gen.status();
   }
   std::optional<index::Quantizer> quantizer;
   if (flat_) quantizer = flat_->quantizer();
+  bool recalibrate = false;
   auto calib = store_->GetIndexState(cid_, kCalibrationStateKey);
   if (calib.ok()) {
     auto params = index::CalibrationParams::Deserialize(*calib);
-    if (!params.ok()) return params.status().Annotate(where + " calibration");
-    auto q = index::Quantizer::Create(dim, ToMetric(config_.distance), quant_config_, &*params);
-    if (!q.ok()) return q.status().Annotate(where + " calibration");
-    quantizer = std::move(*q);
+    StatusOr<index::Quantizer> q =
+        params.ok()
+            ? index::Quantizer::Create(dim, ToMetric(config_.distance), quant_config_, &*params)
+            : StatusOr<index::Quantizer>(params.status());
+    if (q.ok()) {
+      quantizer = std::move(*q);
+    } else {
+      derived_damage("the calibration", q.status());
+      recalibrate = true;
+    }
   } else if (calib.status().code() != StatusCode::kNotFound) {
     return calib.status();
   }
-  if (generation_ > 0) {
-    auto model_bytes = store_->GetIndexState(cid_, kModelStateKey);
-    if (!model_bytes.ok()) return model_bytes.status().Annotate(where + " IVF model");
-    auto model = index::IvfModel::Deserialize(*model_bytes);
-    if (!model.ok()) return model.status().Annotate(where + " IVF model");
-    if (!quantizer) return DataLossError(where + ": IVF model without calibration");
-    auto ivf = index::IvfIndex::Create(*quantizer, std::move(*model));
-    if (!ivf.ok()) return ivf.status().Annotate(where);
-    ivf_ = std::make_unique<index::IvfIndex>(std::move(*ivf));
-    flat_.reset();
-    state_.store(IndexInfo::State::kIvf);
-  } else if (quantizer) {
-    flat_ = std::make_unique<index::FlatIndex>(std::move(*quantizer));
+  std::optional<index::IvfModel> model;
+  if (generation_ > 0 && !reencode_all) {
+    auto bytes = store_->GetIndexState(cid_, kModelStateKey);
+    StatusOr<index::IvfModel> m = bytes.ok() ? index::IvfModel::Deserialize(*bytes)
+                                             : StatusOr<index::IvfModel>(bytes.status());
+    if (m.ok() && !quantizer) m = DataLossError("IVF model without calibration");
+    if (m.ok()) {
+      model = std::move(*m);
+    } else if (m.status().code() == StatusCode::kNotFound ||
+               m.status().code() == StatusCode::kDataLoss ||
+               m.status().code() == StatusCode::kInvalidArgument) {
+      derived_damage("the IVF model", m.status());
+    } else {
+      return m.status();
+    }
   }
-  next_generation_ = generation_ + 1;
+  if (model) {
+    auto ivf = index::IvfIndex::Create(*quantizer, std::move(*model));
+    if (ivf.ok()) {
+      ivf_ = std::make_unique<index::IvfIndex>(std::move(*ivf));
+      flat_.reset();
+      state_.store(IndexInfo::State::kIvf);
+    } else {
+      derived_damage("the IVF model", ivf.status());
+    }
+  }
+  if (!ivf_ && quantizer) flat_ = std::make_unique<index::FlatIndex>(std::move(*quantizer));
 
   // Points, each with the code of the active generation; others (left by a
-  // crash during a rebuild) are re-encoded from their originals below.
-  const size_t value_size =
-      ActiveQuantizer() ? kCodesHeaderBytes + ActiveQuantizer()->EncodedSize() : 0;
+  // crash during a rebuild, or damaged) are re-encoded from their originals.
   std::vector<std::pair<std::string, uint64_t>> repair;
-  Status inner;
+  std::vector<std::string> relabel;  // repairs that need a fresh label
+  uint32_t max_generation = generation_;
   Status scan = store_->ScanCodes(cid_, [&](std::string_view key, std::string_view value) {
     auto id = DecodePointKey(key);
     if (!id.ok()) {
-      inner = id.status();
-      return false;
+      Quarantine(key, "its key is not a point id");
+      return true;
     }
     if (value.size() < kCodesHeaderBytes) {
-      inner = DataLossError(where + ": stored code of point " + id->ToString() + " is truncated");
-      return false;
+      relabel.emplace_back(key);
+      return true;
     }
     const CodesHeader h = ReadCodesHeader(value);
-    if (h.label > (uint64_t{1} << 40)) {
-      inner = DataLossError(where + ": stored label out of range");
-      return false;
+    max_generation = std::max(max_generation, h.generation);
+    if (h.label > (uint64_t{1} << 40) || (h.label < label_used_.size() && label_used_[h.label])) {
+      relabel.emplace_back(key);
+      return true;
+    }
+    const index::Quantizer* q = ActiveQuantizer();
+    if (reencode_all || q == nullptr || h.generation != generation_ ||
+        value.size() != kCodesHeaderBytes + q->EncodedSize() || !AddValueToIndex(value).ok()) {
+      repair.emplace_back(std::string(key), h.label);
+      // Reserve the label now so that no relabelled point takes it.
+      if (h.label >= label_used_.size()) {
+        label_to_id_.resize(h.label + 1);
+        label_used_.resize(h.label + 1, false);
+      }
+      label_used_[h.label] = true;
+      return true;
     }
     if (h.label >= label_to_id_.size()) {
       label_to_id_.resize(h.label + 1);
       label_used_.resize(h.label + 1, false);
     }
-    if (label_used_[h.label]) {
-      inner = DataLossError(where + ": two points share one label");
-      return false;
-    }
     label_used_[h.label] = true;
     label_to_id_[h.label] = *id;
     // Codes arrive in key order, which is id order: appending is O(1).
     id_to_label_.emplace_hint(id_to_label_.end(), *id, h.label);
-    next_generation_ = std::max(next_generation_, h.generation + 1);
-    if (h.generation != generation_ || value.size() != value_size) {
-      repair.emplace_back(std::string(key), h.label);
-      return true;
-    }
-    inner = AddValueToIndex(value);
-    return inner.ok();
+    return true;
   });
   QVEC_RETURN_IF_ERROR(scan);
-  QVEC_RETURN_IF_ERROR(inner);
-  if (!repair.empty()) {
-    const index::Quantizer* q = ActiveQuantizer();
-    if (q == nullptr) return DataLossError(where + ": points stored without calibration");
-    for (size_t start = 0; start < repair.size(); start += kRebuildChunk) {
-      const size_t end = std::min(repair.size(), start + kRebuildChunk);
-      std::vector<std::string> keys;
-      for (size_t i = start; i < end; ++i) keys.push_back(repair[i].first);
-      std::vector<float> originals;
-      std::vector<bool> found;
-      QVEC_RETURN_IF_ERROR(ReadOriginals(store_, cid_, dim, keys, &originals, &found));
-      storage::WriteBatch batch;
-      for (size_t i = start; i < end; ++i) {
-        if (!found[i - start]) return DataLossError(where + ": a point has no original");
-        std::string value;
-        QVEC_RETURN_IF_ERROR(EncodeValue(repair[i].second, originals.data() + (i - start) * dim, *q,
-                                         ivf_.get(), generation_, &value));
-        QVEC_RETURN_IF_ERROR(AddValueToIndex(value));
-        batch.PutCode(cid_, keys[i - start], value);
+  next_generation_ = max_generation + 1;
+  uint64_t label = 0;
+  for (auto& key : relabel) {
+    // The next label not in use.
+    while (label < label_used_.size() && label_used_[label]) ++label;
+    if (label >= label_used_.size()) {
+      label_to_id_.resize(label + 1);
+      label_used_.resize(label + 1, false);
+    }
+    label_used_[label] = true;
+    repair.emplace_back(std::move(key), label);
+  }
+  for (const auto& [key, label] : repair) label_used_[label] = false;  // RepairPoints sets them
+
+  if (reencode_all && !repair.empty()) {
+    // A fresh generation for the flat index every point is re-encoded for.
+    generation_ = next_generation_++;
+    ivf_.reset();
+    state_.store(IndexInfo::State::kFlat);
+    if (recalibrate || (!ActiveQuantizer() && quant_config_.NeedsCalibration())) {
+      // Calibrate on (up to) the first 20000 readable originals.
+      std::vector<float> sample;
+      for (size_t i = 0; i < repair.size() && sample.size() < 20000 * dim; ++i) {
+        auto p = store_->GetPoint(cid_, repair[i].first, false, true, false);
+        if (!p.ok() || p->original.size() != dim) continue;
+        std::vector<float> v = p->original;
+        if (!preprocessor_.Preprocess(v.data()).ok()) continue;
+        sample.insert(sample.end(), v.begin(), v.end());
       }
-      QVEC_RETURN_IF_ERROR(store_->Write(&batch));
+      if (!sample.empty()) {
+        auto q = CalibratedQuantizer(sample.data(), sample.size() / dim);
+        if (q.ok()) flat_ = std::make_unique<index::FlatIndex>(std::move(*q));
+      }
+    } else if (!flat_ && ActiveQuantizer() == nullptr) {
+      // unreachable: a quantizer exists unless calibration is missing
+    }
+    if (!flat_) {
+      if (const index::Quantizer* q = ActiveQuantizer()) {
+        flat_ = std::make_unique<index::FlatIndex>(*q);
+      }
+    }
+    storage::WriteBatch batch;
+    batch.PutIndexState(cid_, kGenerationStateKey, EncodeU32(generation_));
+    batch.DeleteIndexState(cid_, kModelStateKey);
+    if (flat_ && flat_->quantizer().calibration() != nullptr) {
+      batch.PutIndexState(cid_, kCalibrationStateKey,
+                          flat_->quantizer().calibration()->Serialize());
+    }
+    Status written = store_->Write(&batch);
+    if (!written.ok()) {
+      log_.Warn("collection '{}': new index state not written: {}", name_, written.ToString());
     }
   }
+  QVEC_RETURN_IF_ERROR(RepairPoints(repair));
+  free_labels_.clear();
   for (uint64_t l = label_used_.size(); l-- > 0;) {
     if (!label_used_[l]) free_labels_.push_back(l);
   }
+  quarantined_ = 0;  // counted again below, with this run's entries
+  Status counted =
+      store_->ScanIndexState(cid_, kQuarantinePrefix, [&](std::string_view, std::string_view) {
+        ++quarantined_;
+        return true;
+      });
+  if (!counted.ok()) log_.Warn("collection '{}': {}", name_, counted.ToString());
+  snapshot_ = store_->GetSnapshot();
   return Status::Ok();
 }
 
@@ -273,35 +459,66 @@ bool CollectionImpl::NeedsTraining() {
 }
 
 void CollectionImpl::MaybeStartTraining() {
-  if (!background_indexing_ || training_.load() || stop_.load()) return;
+  if (builds_ == nullptr || training_.load() || stop_.load()) return;
+  {
+    std::lock_guard lock(build_status_mu_);
+    if (std::chrono::steady_clock::now() < next_build_attempt_) return;
+  }
   if (!NeedsTraining()) return;
   bool expected = false;
   if (!training_.compare_exchange_strong(expected, true)) return;
-  std::lock_guard lock(trainer_mu_);
-  if (trainer_.joinable()) trainer_.join();  // a finished earlier build
-  trainer_ = std::thread([this] {
-    // Writes that arrive during a build cannot start another one, so the
-    // thread checks again when it is done (a collection loaded in bulk may
-    // outgrow the index it just trained).
-    while (TrainAndSwap().ok() && !stop_.load() && NeedsTraining()) {
+  std::weak_ptr<CollectionImpl> weak = weak_from_this();
+  const bool queued = builds_->Submit([weak] {
+    if (auto self = weak.lock()) {
+      self->RunBackgroundBuild();
     }
-    training_.store(false);
   });
+  if (!queued) training_.store(false);
+}
+
+void CollectionImpl::RunBackgroundBuild() {
+  // Writes that arrive during a build cannot start another one, so the task
+  // checks again when it is done (a collection loaded in bulk may outgrow
+  // the index it just trained).
+  for (;;) {
+    if (stop_.load()) break;
+    const Status s = TrainAndSwap();
+    std::lock_guard lock(build_status_mu_);
+    if (!s.ok()) {
+      if (stop_.load()) break;  // dropped or closing: not a failure
+      ++build_failures_;
+      last_build_error_ = s.ToString();
+      const int shift = static_cast<int>(std::min<size_t>(build_failures_ - 1, 6));
+      const auto delay = std::min(std::chrono::seconds(10 << shift), std::chrono::seconds(600));
+      next_build_attempt_ = std::chrono::steady_clock::now() + delay;
+      log_.Warn("collection '{}': index build failed ({} in a row), retrying in {} s: {}", name_,
+                build_failures_, delay.count(), last_build_error_);
+      break;
+    }
+    build_failures_ = 0;
+    last_build_error_.clear();
+    if (!NeedsTraining()) break;
+  }
+  training_.store(false);
 }
 
 Status CollectionImpl::Optimize() {
   QVEC_RETURN_IF_ERROR(CheckAlive());
-  {
-    // Let a running background build finish first.
-    std::lock_guard lock(trainer_mu_);
-    if (trainer_.joinable()) trainer_.join();
-  }
+  // Wait for a running background build to finish first.
   bool expected = false;
   while (!training_.compare_exchange_strong(expected, true)) {
     expected = false;
+    QVEC_RETURN_IF_ERROR(CheckAlive());
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   Status s = TrainAndSwap();
+  {
+    std::lock_guard lock(build_status_mu_);
+    if (s.ok()) {
+      build_failures_ = 0;
+      last_build_error_.clear();
+    }
+  }
   training_.store(false);
   return s;
 }
@@ -377,6 +594,7 @@ Status CollectionImpl::TrainAndSwap() {
   }
   index::IvfTrainOptions options;
   options.nlist = std::min<uint32_t>(nlist, static_cast<uint32_t>(sampled));
+  options.cancel = &stop_;
   auto model = index::TrainIvf(quantizer, sample.data(), sampled, options);
   if (!model.ok()) return restore(model.status());
   model->trained_on_points = members.size();

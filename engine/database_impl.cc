@@ -1,10 +1,14 @@
 // The engine's implementation of qvec::Database: collection lifecycle on top
 // of one storage::Store.
+#include <algorithm>
 #include <map>
 #include <mutex>
+#include <vector>
 
+#include "engine/build_pool.h"
 #include "engine/collection_impl.h"
 #include "engine/collection_meta.h"
+#include "engine/engine_log.h"
 #include "qvec/database.h"
 #include "storage/store.h"
 
@@ -13,25 +17,52 @@ namespace {
 
 class DatabaseImpl final : public Database {
  public:
-  DatabaseImpl(std::unique_ptr<storage::Store> store, const DatabaseOptions& options)
-      : store_(std::move(store)), options_(options) {}
+  DatabaseImpl(std::unique_ptr<storage::Store> store, const DatabaseOptions& options,
+               std::shared_ptr<Logger> logger)
+      : store_(std::move(store)),
+        options_(options),
+        logger_(std::move(logger)),
+        log_(logger_),
+        builds_(options.build_threads) {}
 
   ~DatabaseImpl() override {
-    std::lock_guard lock(mu_);
-    collections_.clear();
+    std::map<std::string, std::shared_ptr<engine::CollectionImpl>> collections;
+    {
+      std::lock_guard lock(mu_);
+      collections.swap(collections_);
+    }
+    // Stop builds (they notice within one k-means iteration or one chunk),
+    // then release every collection's storage snapshot before the store
+    // closes.
+    for (auto& [name, c] : collections) c->MarkDropped();
+    builds_.Shutdown();
+    for (auto& [name, c] : collections) c->Close();
+    for (auto& c : dropped_) c->Close();
   }
 
   Status LoadAll() {
     QVEC_ASSIGN_OR_RETURN(auto records, store_->ListCollections());
     for (const auto& rec : records) {
       auto config = engine::DecodeCollectionConfig(rec.meta);
-      if (!config.ok()) return config.status().Annotate("collection '" + rec.name + "'");
-      QVEC_ASSIGN_OR_RETURN(auto coll,
-                            engine::CollectionImpl::Create(store_.get(), rec.id, rec.name, *config,
-                                                           options_.background_indexing));
-      QVEC_RETURN_IF_ERROR(coll->Load());
-      coll->MaybeStartTraining();
-      collections_[rec.name] = std::move(coll);
+      if (!config.ok()) {
+        // Without its config a collection cannot be served, but the others
+        // can: keep its name taken and report it, never refuse to open.
+        log_.Error("collection '{}' cannot be opened: its stored config is damaged ({})", rec.name,
+                   config.status().ToString());
+        damaged_[rec.name] = {rec.id, config.status().message()};
+        continue;
+      }
+      auto coll = engine::CollectionImpl::Create(store_.get(), rec.id, rec.name, *config,
+                                                 options_.background_indexing ? &builds_ : nullptr,
+                                                 logger_);
+      if (!coll.ok()) {
+        log_.Error("collection '{}' cannot be opened: {}", rec.name, coll.status().ToString());
+        damaged_[rec.name] = {rec.id, coll.status().message()};
+        continue;
+      }
+      QVEC_RETURN_IF_ERROR((*coll)->Load().Annotate("collection '" + rec.name + "'"));
+      (*coll)->MaybeStartTraining();
+      collections_[rec.name] = std::move(*coll);
     }
     return Status::Ok();
   }
@@ -40,12 +71,14 @@ class DatabaseImpl final : public Database {
     QVEC_RETURN_IF_ERROR(ValidateCollectionName(name));
     QVEC_RETURN_IF_ERROR(config.Validate());
     std::lock_guard lock(mu_);
-    if (collections_.count(name)) {
+    if (collections_.count(name) || damaged_.count(name)) {
       return AlreadyExistsError("collection '" + name + "' already exists");
     }
     QVEC_ASSIGN_OR_RETURN(uint32_t cid, store_->AllocateCollectionId());
-    QVEC_ASSIGN_OR_RETURN(auto coll, engine::CollectionImpl::Create(store_.get(), cid, name, config,
-                                                                    options_.background_indexing));
+    QVEC_ASSIGN_OR_RETURN(
+        auto coll,
+        engine::CollectionImpl::Create(store_.get(), cid, name, config,
+                                       options_.background_indexing ? &builds_ : nullptr, logger_));
     storage::WriteBatch batch;
     batch.PutCollection(cid, name, engine::EncodeCollectionConfig(config));
     QVEC_RETURN_IF_ERROR(store_->Write(&batch));
@@ -56,35 +89,90 @@ class DatabaseImpl final : public Database {
   StatusOr<std::shared_ptr<Collection>> GetCollection(const std::string& name) override {
     std::lock_guard lock(mu_);
     auto it = collections_.find(name);
-    if (it == collections_.end()) return NotFoundError("collection '" + name + "' does not exist");
+    if (it == collections_.end()) {
+      if (auto d = damaged_.find(name); d != damaged_.end()) {
+        return FailedPreconditionError("collection '" + name +
+                                       "' is damaged and cannot be served (" + d->second.reason +
+                                       "); drop it to remove it");
+      }
+      return NotFoundError("collection '" + name + "' does not exist");
+    }
     return std::shared_ptr<Collection>(it->second);
   }
 
   Status DropCollection(const std::string& name) override {
-    std::lock_guard lock(mu_);
-    auto it = collections_.find(name);
-    if (it == collections_.end()) return NotFoundError("collection '" + name + "' does not exist");
-    QVEC_RETURN_IF_ERROR(store_->DropCollection(it->second->id()));
-    it->second->MarkDropped();
-    collections_.erase(it);
+    std::shared_ptr<engine::CollectionImpl> coll;
+    {
+      std::lock_guard lock(mu_);
+      auto it = collections_.find(name);
+      if (it == collections_.end()) {
+        auto d = damaged_.find(name);
+        if (d == damaged_.end()) {
+          return NotFoundError("collection '" + name + "' does not exist");
+        }
+        QVEC_RETURN_IF_ERROR(store_->DropCollection(d->second.cid));
+        damaged_.erase(d);
+        return Status::Ok();
+      }
+      // One small batch (range deletions); the collection's own work (a
+      // running build) is not waited for: MarkDropped stops it, and it
+      // releases the collection when it returns, on its own thread.
+      QVEC_RETURN_IF_ERROR(store_->DropCollection(it->second->id()));
+      it->second->MarkDropped();
+      coll = std::move(it->second);
+      collections_.erase(it);
+      dropped_.push_back(coll);
+      // Forget dropped collections nobody uses any more.
+      std::erase_if(dropped_, [](const auto& c) { return c.use_count() == 1; });
+    }
     return Status::Ok();
   }
 
   std::vector<std::string> ListCollections() override {
     std::lock_guard lock(mu_);
     std::vector<std::string> names;
-    names.reserve(collections_.size());
+    names.reserve(collections_.size() + damaged_.size());
     for (const auto& [name, c] : collections_) names.push_back(name);
+    for (const auto& [name, d] : damaged_) names.push_back(name);
+    std::sort(names.begin(), names.end());
     return names;
   }
 
-  Status Snapshot(const std::string& dir) override { return store_->Checkpoint(dir); }
+  Status Snapshot(const std::string& dir) override {
+    // One at a time: RocksDB's checkpoint stages into a temporary directory
+    // beside `dir`, and concurrent ones race on it.
+    std::lock_guard lock(snapshot_mu_);
+    return store_->Checkpoint(dir);
+  }
+
+  StatusOr<StorageHealth> Health() override {
+    const storage::DiskState d = store_->GetDiskState();
+    StorageHealth h;
+    h.free_disk_bytes = d.free_bytes;
+    h.reserved_disk_bytes = d.reserve_bytes;
+    h.writes_stopped = d.writes_stopped;
+    h.reason = d.last_error;
+    return h;
+  }
 
  private:
+  struct Damaged {
+    uint32_t cid;
+    std::string reason;
+  };
+
   std::unique_ptr<storage::Store> store_;
   const DatabaseOptions options_;
-  std::mutex mu_;
+  const std::shared_ptr<Logger> logger_;
+  const engine::EngineLog log_;
+  engine::BuildPool builds_;
+  std::mutex snapshot_mu_;  // serializes Snapshot()
+  std::mutex mu_;           // guards the maps below
   std::map<std::string, std::shared_ptr<engine::CollectionImpl>> collections_;
+  std::map<std::string, Damaged> damaged_;
+  // Dropped collections still referenced elsewhere (a request, a build):
+  // closed with the database, so none outlives the store with a snapshot.
+  std::vector<std::shared_ptr<engine::CollectionImpl>> dropped_;
 };
 
 }  // namespace
@@ -92,12 +180,15 @@ class DatabaseImpl final : public Database {
 StatusOr<std::unique_ptr<Database>> Database::Open(const DatabaseOptions& options,
                                                    const std::string& path) {
   QVEC_RETURN_IF_ERROR(options.Validate());
+  std::shared_ptr<Logger> logger = engine::LoggerOrDefault(options.logger);
   storage::StoreOptions so;
   so.sync_writes = options.sync_writes;
   so.block_cache_bytes = options.block_cache_bytes;
   so.create_if_missing = options.create_if_missing;
+  so.min_free_disk_bytes = options.min_free_disk_bytes;
+  so.log_error = [logger](std::string_view line) { logger->Log(LogLevel::kWarning, line); };
   QVEC_ASSIGN_OR_RETURN(auto store, storage::Store::Open(path, so));
-  auto db = std::make_unique<DatabaseImpl>(std::move(store), options);
+  auto db = std::make_unique<DatabaseImpl>(std::move(store), options, logger);
   QVEC_RETURN_IF_ERROR(db->LoadAll());
   return std::unique_ptr<Database>(std::move(db));
 }

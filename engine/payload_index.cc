@@ -2,6 +2,7 @@
 
 #include <simdjson.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "engine/json_writer.h"
@@ -146,11 +147,11 @@ StatusOr<std::string> MergePayloads(std::string_view base, std::string_view patc
   return w.Take();
 }
 
-void PayloadIndex::CollectKeys(const Filter& filter, std::set<std::string>* keys) {
+void CollectFilterKeys(const Filter& filter, std::set<std::string>* keys) {
   for (const auto* list : {&filter.must, &filter.should, &filter.must_not}) {
     for (const Condition& c : *list) {
       if (c.kind == Condition::Kind::kNested) {
-        if (c.filter) CollectKeys(*c.filter, keys);
+        if (c.filter) CollectFilterKeys(*c.filter, keys);
       } else if (c.kind != Condition::Kind::kHasId) {
         keys->insert(c.key);
       }
@@ -158,44 +159,188 @@ void PayloadIndex::CollectKeys(const Filter& filter, std::set<std::string>* keys
   }
 }
 
-void PayloadIndex::AddField(
-    const std::string& key,
-    const std::function<void(const std::function<void(uint64_t, std::string_view)>&)>&
-        for_each_payload) {
-  Field field;
-  for_each_payload([&](uint64_t label, std::string_view payload) {
-    FieldValues fv = ExtractField(payload, key);
-    if (fv.present) field.by_label.emplace(label, std::move(fv));
-  });
-  fields_[key] = std::move(field);
+// ---- FieldIndex ----
+
+size_t FieldIndex::EntryBytes(const FieldValues& fv) {
+  size_t bytes = sizeof(PointId) + sizeof(FieldValues) + 32;  // hash node
+  for (const auto& v : fv.values) {
+    bytes += sizeof(PayloadScalar);
+    if (const auto* str = std::get_if<std::string>(&v)) bytes += str->capacity();
+  }
+  return bytes;
 }
 
-void PayloadIndex::Update(uint64_t label, std::string_view payload) {
-  if (fields_.empty()) return;
-  simdjson::dom::element doc;
-  bool parsed = !payload.empty() &&
-                ThreadParser().parse(payload.data(), payload.size()).get(doc) == simdjson::SUCCESS;
-  for (auto& [key, field] : fields_) {
-    field.by_label.erase(label);
-    if (!parsed) continue;
-    FieldValues fv;
-    Walk(doc, key, &fv);
-    if (fv.present) field.by_label.emplace(label, std::move(fv));
+void FieldIndex::Set(const PointId& id, const std::string* payload) {
+  Erase(id);
+  if (payload == nullptr || payload->empty()) return;
+  FieldValues fv = ExtractField(*payload, key_);
+  if (!fv.present) return;
+  bytes_ += EntryBytes(fv);
+  values_.emplace(id, std::move(fv));
+}
+
+void FieldIndex::Erase(const PointId& id) {
+  auto it = values_.find(id);
+  if (it == values_.end()) return;
+  bytes_ -= EntryBytes(it->second);
+  values_.erase(it);
+}
+
+const FieldValues* FieldIndex::Find(const PointId& id) const {
+  auto it = values_.find(id);
+  return it == values_.end() ? nullptr : &it->second;
+}
+
+// ---- PayloadChangeLog ----
+
+void PayloadChangeLog::Append(uint64_t version, const PointId& id,
+                              std::shared_ptr<const std::string> payload) {
+  bytes_ += payload ? payload->size() : 0;
+  changes_.push_back(Change{version, id, std::move(payload)});
+  while (!changes_.empty() && (changes_.size() > max_changes_ || bytes_ > max_bytes_)) {
+    // Drop whole versions, so that covered_from_ stays exact.
+    const uint64_t v = changes_.front().version;
+    while (!changes_.empty() && changes_.front().version == v) {
+      bytes_ -= changes_.front().payload ? changes_.front().payload->size() : 0;
+      changes_.pop_front();
+    }
+    covered_from_ = v;
   }
 }
 
-void PayloadIndex::Remove(uint64_t label) {
-  for (auto& [key, field] : fields_) field.by_label.erase(label);
+bool PayloadChangeLog::Replay(uint64_t from, uint64_t to,
+                              const std::function<void(const Change&)>& fn) const {
+  if (from >= to) return true;
+  if (from < covered_from_) return false;
+  // Versions increase along the deque: binary search the first one > from.
+  auto it = std::upper_bound(changes_.begin(), changes_.end(), from,
+                             [](uint64_t v, const Change& c) { return v < c.version; });
+  for (; it != changes_.end() && it->version <= to; ++it) fn(*it);
+  return true;
 }
 
-const FieldValues* PayloadIndex::Lookup(const std::string& key, uint64_t label) const {
-  auto f = fields_.find(key);
-  if (f == fields_.end()) return nullptr;
-  auto it = f->second.by_label.find(label);
-  return it == f->second.by_label.end() ? nullptr : &it->second;
+// ---- FieldCache ----
+
+bool FieldCache::CatchUpLocked(CachedField* field, uint64_t version, const PayloadChangeLog& log) {
+  if (field->version >= version) return true;
+  const bool ok = log.Replay(field->version, version, [&](const PayloadChangeLog::Change& c) {
+    field->index.Set(c.id, c.payload.get());
+  });
+  if (!ok) return false;
+  field->version = version;
+  return true;
 }
 
-bool PayloadIndex::ConditionHolds(const Condition& c, uint64_t label, const PointId& id) const {
+void FieldCache::TouchLocked(const std::string& key, Entry& e) {
+  lru_.splice(lru_.begin(), lru_, e.lru);
+  const size_t now = e.field->index.MemoryBytes();
+  bytes_ = bytes_ - e.bytes + now;
+  e.bytes = now;
+  (void)key;
+}
+
+std::shared_ptr<CachedField> FieldCache::Get(const std::string& key, uint64_t version,
+                                             const PayloadChangeLog& log) {
+  std::lock_guard lock(mu_);
+  auto it = entries_.find(key);
+  if (it == entries_.end()) return nullptr;
+  Entry& e = it->second;
+  if (e.field->version > version || !CatchUpLocked(e.field.get(), version, log)) {
+    // Built from a newer snapshot than this reader's state (a reader raced
+    // a writer), or too old for the log: this reader builds its own.
+    if (e.field->version < version) {
+      bytes_ -= e.bytes;
+      lru_.erase(e.lru);
+      entries_.erase(it);
+    }
+    return nullptr;
+  }
+  TouchLocked(key, e);
+  std::shared_ptr<CachedField> out = e.field;
+  EvictLocked();
+  return out;
+}
+
+bool FieldCache::CatchUp(CachedField* field, uint64_t version, const PayloadChangeLog& log) {
+  std::lock_guard lock(mu_);
+  return CatchUpLocked(field, version, log);
+}
+
+void FieldCache::Insert(std::shared_ptr<CachedField> field) {
+  std::lock_guard lock(mu_);
+  const std::string key = field->index.key();
+  auto it = entries_.find(key);
+  if (it != entries_.end()) {
+    if (it->second.field->version >= field->version) return;
+    bytes_ -= it->second.bytes;
+    lru_.erase(it->second.lru);
+    entries_.erase(it);
+  }
+  lru_.push_front(key);
+  Entry e;
+  e.field = std::move(field);
+  e.bytes = e.field->index.MemoryBytes();
+  e.lru = lru_.begin();
+  bytes_ += e.bytes;
+  entries_.emplace(key, std::move(e));
+  EvictLocked();
+}
+
+void FieldCache::EvictLocked() {
+  // Keep the most recently used entry even if it alone exceeds the bytes.
+  while (entries_.size() > 1 && (entries_.size() > max_fields_ || bytes_ > max_bytes_)) {
+    const std::string& victim = lru_.back();
+    auto it = entries_.find(victim);
+    bytes_ -= it->second.bytes;
+    entries_.erase(it);
+    lru_.pop_back();
+  }
+}
+
+size_t FieldCache::MemoryBytes() const {
+  std::lock_guard lock(mu_);
+  return bytes_;
+}
+
+size_t FieldCache::size() const {
+  std::lock_guard lock(mu_);
+  return entries_.size();
+}
+
+// ---- evaluation ----
+
+namespace {
+
+const FieldValues* Lookup(const FilterFields& fields, const std::string& key, const PointId& id) {
+  const FieldIndex* f = fields.Get(key);
+  return f == nullptr ? nullptr : f->Find(id);
+}
+
+bool ConditionHolds(const Condition& c, const FilterFields& fields, const PointId& id);
+
+}  // namespace
+
+bool MatchesFilter(const Filter& filter, const FilterFields& fields, const PointId& id) {
+  for (const Condition& c : filter.must) {
+    if (!ConditionHolds(c, fields, id)) return false;
+  }
+  for (const Condition& c : filter.must_not) {
+    if (ConditionHolds(c, fields, id)) return false;
+  }
+  if (!filter.should.empty()) {
+    size_t need = filter.min_should == 0 ? 1 : filter.min_should;
+    size_t held = 0;
+    for (const Condition& c : filter.should) {
+      if (ConditionHolds(c, fields, id) && ++held >= need) break;
+    }
+    if (held < need) return false;
+  }
+  return true;
+}
+
+namespace {
+
+bool ConditionHolds(const Condition& c, const FilterFields& fields, const PointId& id) {
   using K = Condition::Kind;
   switch (c.kind) {
     case K::kHasId:
@@ -204,11 +349,11 @@ bool PayloadIndex::ConditionHolds(const Condition& c, uint64_t label, const Poin
       }
       return false;
     case K::kNested:
-      return c.filter == nullptr || Matches(*c.filter, label, id);
+      return c.filter == nullptr || MatchesFilter(*c.filter, fields, id);
     default:
       break;
   }
-  const FieldValues* fv = Lookup(c.key, label);
+  const FieldValues* fv = Lookup(fields, c.key, id);
   switch (c.kind) {
     case K::kIsEmpty: {
       if (fv == nullptr) return true;
@@ -264,32 +409,6 @@ bool PayloadIndex::ConditionHolds(const Condition& c, uint64_t label, const Poin
   }
 }
 
-bool PayloadIndex::Matches(const Filter& filter, uint64_t label, const PointId& id) const {
-  for (const Condition& c : filter.must) {
-    if (!ConditionHolds(c, label, id)) return false;
-  }
-  for (const Condition& c : filter.must_not) {
-    if (ConditionHolds(c, label, id)) return false;
-  }
-  if (!filter.should.empty()) {
-    size_t need = filter.min_should == 0 ? 1 : filter.min_should;
-    size_t held = 0;
-    for (const Condition& c : filter.should) {
-      if (ConditionHolds(c, label, id) && ++held >= need) break;
-    }
-    if (held < need) return false;
-  }
-  return true;
-}
-
-size_t PayloadIndex::MemoryBytes() const {
-  size_t bytes = 0;
-  for (const auto& [key, field] : fields_) {
-    bytes += field.by_label.size() * (sizeof(uint64_t) + sizeof(FieldValues) + 32);
-    for (const auto& [label, fv] : field.by_label)
-      bytes += fv.values.capacity() * sizeof(PayloadScalar);
-  }
-  return bytes;
-}
+}  // namespace
 
 }  // namespace qvec::engine

@@ -1,11 +1,26 @@
-// In-memory index of the payload fields that filters use, and filter
-// evaluation against it. A field is indexed the first time a filter names it
-// (built from stored payloads) and kept current by every write after that.
+// Filter evaluation over payloads, without making writers pay for what
+// readers filter on.
+//
+// A filter condition on payload key K is answered from a FieldIndex of K:
+// the values at K of every point that has them. Field indexes live in a
+// bounded FieldCache, built from stored payloads the first time a filter
+// names K (by the reader, from a storage snapshot, without holding a
+// collection lock). Writers never update them: every write appends its
+// payload changes to the collection's PayloadChangeLog (O(1) per point,
+// whatever the number of keys filters have used), and a reader brings the
+// field indexes it needs up to the version it reads by replaying the log.
+// Entries the log no longer covers are rebuilt; the least recently used are
+// evicted beyond the cache's bounds.
 #ifndef QVEC_ENGINE_PAYLOAD_INDEX_H_
 #define QVEC_ENGINE_PAYLOAD_INDEX_H_
 
 #include <cstdint>
+#include <deque>
 #include <functional>
+#include <list>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <set>
 #include <string>
 #include <string_view>
@@ -36,37 +51,133 @@ FieldValues ExtractField(std::string_view json, std::string_view key);
 // text); returns the merged object text.
 [[nodiscard]] StatusOr<std::string> MergePayloads(std::string_view base, std::string_view patch);
 
-// Not thread-safe: the collection guards it with its own lock.
-class PayloadIndex {
+// Every payload key that `filter` names (recursively).
+void CollectFilterKeys(const Filter& filter, std::set<std::string>* keys);
+
+// The values of one payload key, by point id, for the points that have it.
+// Not thread-safe (FieldCache serializes its mutations).
+class FieldIndex {
  public:
-  // Every payload key that `filter` names (recursively).
-  static void CollectKeys(const Filter& filter, std::set<std::string>* keys);
-
-  bool HasField(const std::string& key) const { return fields_.count(key) != 0; }
-  // Starts indexing `key`; `for_each_payload` must call its argument with the
-  // (label, payload) of every point that has a payload.
-  void AddField(const std::string& key,
-                const std::function<void(const std::function<void(uint64_t, std::string_view)>&)>&
-                    for_each_payload);
-  // Records the payload of `label` (empty = none) in every indexed field.
-  void Update(uint64_t label, std::string_view payload);
-  void Remove(uint64_t label);
-
-  // True when the point (`label`, `id`) passes `filter`. Every key that the
-  // filter names must be indexed (see AddField).
-  bool Matches(const Filter& filter, uint64_t label, const PointId& id) const;
-
-  size_t MemoryBytes() const;
+  explicit FieldIndex(std::string key) : key_(std::move(key)) {}
+  const std::string& key() const { return key_; }
+  // Records the payload of `id` (nullptr or empty = none).
+  void Set(const PointId& id, const std::string* payload);
+  void Erase(const PointId& id);
+  // nullptr when the point has no value at the key (or does not exist).
+  const FieldValues* Find(const PointId& id) const;
+  size_t MemoryBytes() const { return bytes_; }
 
  private:
-  struct Field {
-    std::unordered_map<uint64_t, FieldValues> by_label;
-  };
-  bool ConditionHolds(const Condition& c, uint64_t label, const PointId& id) const;
-  const FieldValues* Lookup(const std::string& key, uint64_t label) const;
-
-  std::unordered_map<std::string, Field> fields_;
+  static size_t EntryBytes(const FieldValues& fv);
+  std::string key_;
+  std::unordered_map<PointId, FieldValues, PointIdHash> values_;
+  size_t bytes_ = 0;
 };
+
+// The payload changes of a collection in version order, bounded in entries
+// and bytes (the oldest are dropped first). Version v is the collection's
+// state after its v-th committed write. Not thread-safe: the collection
+// appends under its exclusive state lock and readers replay under the
+// shared one.
+class PayloadChangeLog {
+ public:
+  struct Change {
+    uint64_t version;
+    PointId id;
+    std::shared_ptr<const std::string> payload;  // nullptr: deleted or no payload
+  };
+  // Bounds. Default: 65536 changes, 32 MiB of payload text.
+  explicit PayloadChangeLog(size_t max_changes = 65536, size_t max_bytes = size_t{32} << 20)
+      : max_changes_(max_changes), max_bytes_(max_bytes) {}
+
+  void Append(uint64_t version, const PointId& id, std::shared_ptr<const std::string> payload);
+  // Calls fn for every change with version in (from, to], in order. False
+  // (and no call) when changes after `from` were already dropped.
+  bool Replay(uint64_t from, uint64_t to, const std::function<void(const Change&)>& fn) const;
+  size_t MemoryBytes() const { return bytes_ + changes_.size() * sizeof(Change); }
+
+ private:
+  const size_t max_changes_;
+  const size_t max_bytes_;
+  std::deque<Change> changes_;
+  size_t bytes_ = 0;
+  // Every change with version > covered_from_ is in changes_.
+  uint64_t covered_from_ = 0;
+};
+
+// A FieldIndex and the version it is valid at. Mutated only by FieldCache,
+// under its mutex.
+struct CachedField {
+  explicit CachedField(std::string key) : index(std::move(key)) {}
+  FieldIndex index;
+  uint64_t version = 0;
+};
+
+// Field indexes by key, each valid at a version. Thread-safe.
+//
+// Every reader of a field holds the collection lock that fixes the version
+// it reads, and all holders at one moment read the same version (writers
+// change it only under the exclusive lock). So bringing a field up to that
+// version in place, under the cache's mutex, never changes a field that
+// another thread is evaluating.
+class FieldCache {
+ public:
+  // Bounds. Default: 64 keys, 64 MiB of field indexes.
+  explicit FieldCache(size_t max_fields = 64, size_t max_bytes = size_t{64} << 20)
+      : max_fields_(max_fields), max_bytes_(max_bytes) {}
+
+  // The field of `key` brought up to `version` with `log`, or nullptr when
+  // the cache has none the log can bring there (build one, Insert it).
+  std::shared_ptr<CachedField> Get(const std::string& key, uint64_t version,
+                                   const PayloadChangeLog& log);
+  // Brings `field` (which may have been evicted meanwhile) up to `version`;
+  // false when the log no longer reaches back to the field's version.
+  bool CatchUp(CachedField* field, uint64_t version, const PayloadChangeLog& log);
+  // Offers a field built at field->version; kept unless the cache holds a
+  // newer one for the key. Evicts the least recently used beyond the bounds.
+  void Insert(std::shared_ptr<CachedField> field);
+  size_t MemoryBytes() const;
+  size_t size() const;
+
+ private:
+  struct Entry {
+    std::shared_ptr<CachedField> field;
+    size_t bytes = 0;  // as last accounted in bytes_
+    std::list<std::string>::iterator lru;
+  };
+  // Requires mu_.
+  bool CatchUpLocked(CachedField* field, uint64_t version, const PayloadChangeLog& log);
+  void TouchLocked(const std::string& key, Entry& e);
+  void EvictLocked();
+
+  const size_t max_fields_;
+  const size_t max_bytes_;
+  mutable std::mutex mu_;  // guards everything below and every CachedField
+  std::unordered_map<std::string, Entry> entries_;
+  std::list<std::string> lru_;  // front = most recently used
+  size_t bytes_ = 0;
+};
+
+// The field indexes one filter evaluation uses, by key.
+class FilterFields {
+ public:
+  void Add(std::shared_ptr<CachedField> field) {
+    const std::string k = field->index.key();
+    fields_[k] = std::move(field);
+  }
+  const FieldIndex* Get(const std::string& key) const {
+    auto it = fields_.find(key);
+    return it == fields_.end() ? nullptr : &it->second->index;
+  }
+  const std::map<std::string, std::shared_ptr<CachedField>>& all() const { return fields_; }
+
+ private:
+  std::map<std::string, std::shared_ptr<CachedField>> fields_;
+};
+
+// True when point `id` passes `filter`. Every key the filter names must be
+// in `fields`.
+bool MatchesFilter(const Filter& filter, const FilterFields& fields, const PointId& id);
 
 }  // namespace qvec::engine
 

@@ -187,7 +187,7 @@ size_t FlatIndex::MemoryBytes() const {
 
 Status FlatIndex::CheckParams(const SearchParams& params, const OriginalsSource* originals) const {
   if (params.k == 0 || params.k > kMaxSearchK) {
-    return InvalidArgumentError("k must be in [1, 10000]");
+    return InvalidArgumentError("k must be in [1, " + std::to_string(kMaxSearchK) + "]");
   }
   if (!(params.oversampling >= 1.0f) || !std::isfinite(params.oversampling)) {
     return InvalidArgumentError("oversampling must be a finite value >= 1");

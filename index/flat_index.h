@@ -14,6 +14,7 @@
 #include "index/quantizer.h"
 #include "index/thread_pool.h"
 #include "index/topk.h"
+#include "qvec/options.h"
 #include "qvec/status.h"
 
 namespace qvec::index {
@@ -24,8 +25,8 @@ struct Hit {
   bool operator==(const Hit&) const = default;
 };
 
-// Maximum k of one search.
-inline constexpr size_t kMaxSearchK = 10000;
+// Maximum k of one search: the engine asks for offset + limit hits.
+inline constexpr size_t kMaxSearchK = kMaxSearchLimit + kMaxSearchOffset;
 
 struct SearchParams {
   // Number of hits, in [1, kMaxSearchK]. Default: 10.
@@ -108,7 +109,7 @@ class FlatIndex {
   size_t row_stride() const { return stride_; }
 
   // Best hits first, at most params.k. Errors: InvalidArgument for a bad
-  // query (see Quantizer::PrepareQuery) or params (k outside [1, 10000],
+  // query (see Quantizer::PrepareQuery) or params (k outside [1, kMaxSearchK],
   // oversampling < 1); FailedPrecondition if rescore / ignore_quantization
   // is requested without `originals`; errors of originals->Fetch.
   [[nodiscard]] StatusOr<std::vector<Hit>> Search(const float* query, const SearchParams& params,

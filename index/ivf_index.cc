@@ -755,7 +755,8 @@ uint32_t IvfIndex::ResolveNprobe(const IvfSearchParams& p) const {
 }
 
 Status IvfIndex::CheckParams(const IvfSearchParams& p, const OriginalsSource* originals) const {
-  if (p.k == 0 || p.k > kMaxSearchK) return InvalidArgumentError("k must be in [1, 10000]");
+  if (p.k == 0 || p.k > kMaxSearchK)
+    return InvalidArgumentError("k must be in [1, " + std::to_string(kMaxSearchK) + "]");
   if (!(p.oversampling >= 1.0f) || !std::isfinite(p.oversampling)) {
     return InvalidArgumentError("oversampling must be a finite value >= 1");
   }
@@ -1000,6 +1001,7 @@ StatusOr<IvfModel> TrainIvf(const Quantizer& quantizer, const float* sample, siz
   ko.max_points_per_centroid = options.max_points_per_centroid;
   ko.spherical = quantizer.metric() == Metric::kCosine;
   ko.inner_product = quantizer.metric() == Metric::kCosine;
+  ko.cancel = options.cancel;
   QVEC_ASSIGN_OR_RETURN(KmeansResult km, Kmeans(pre.data(), nb, dim, ko, pool));
   IvfModel model;
   model.metric = quantizer.metric();
@@ -1021,6 +1023,9 @@ StatusOr<IvfModel> TrainIvf(const Quantizer& quantizer, const float* sample, siz
     const std::vector<std::vector<uint64_t>> truth =
         GemmTopK(quantizer.metric(), pre.data(), nb, queries, held_out, dim, 10);
     for (uint32_t nprobe = 1;; nprobe = std::min(nlist, nprobe * 2)) {
+      if (options.cancel != nullptr && options.cancel->load()) {
+        return AbortedError("IVF training cancelled");
+      }
       IvfSearchParams params;
       params.k = 10;
       params.nprobe = nprobe;

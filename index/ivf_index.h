@@ -5,6 +5,7 @@
 #ifndef QVEC_INDEX_IVF_INDEX_H_
 #define QVEC_INDEX_IVF_INDEX_H_
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -77,6 +78,9 @@ struct IvfTrainOptions {
   uint32_t seed = 1234;
   // Measure the recall curve (needs n >= 100). Default: true.
   bool recall_curve = true;
+  // Checked during training; once true, TrainIvf returns Aborted.
+  // Default: none.
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 // Trains the coarse quantizer on `sample` (n raw vectors, size n * dim,

@@ -18,6 +18,38 @@
 namespace qvec::index {
 namespace {
 
+// Thrown out of FAISS's k-means loop by the assignment index when the
+// caller cancels; FAISS runs the assignment outside its OpenMP regions, so
+// the exception reaches Kmeans().
+struct KmeansCancelled {};
+
+// Wraps an assignment index and checks the cancel flag before each
+// assignment pass (one per k-means iteration).
+class CancellableIndex : public faiss::Index {
+ public:
+  CancellableIndex(faiss::Index* inner, const std::atomic<bool>* cancel)
+      : faiss::Index(inner->d, inner->metric_type), inner_(inner), cancel_(cancel) {
+    is_trained = true;
+  }
+  void add(idx_t n, const float* x) override {
+    inner_->add(n, x);
+    ntotal = inner_->ntotal;
+  }
+  void reset() override {
+    inner_->reset();
+    ntotal = 0;
+  }
+  void search(idx_t n, const float* x, idx_t k, float* distances, idx_t* labels,
+              const faiss::SearchParameters* params) const override {
+    if (cancel_->load(std::memory_order_relaxed)) throw KmeansCancelled{};
+    inner_->search(n, x, k, distances, labels, params);
+  }
+
+ private:
+  faiss::Index* inner_;
+  const std::atomic<bool>* cancel_;
+};
+
 // The assignment index FAISS Clustering searches in every iteration (k = 1):
 // centroids are quantized when FAISS adds them, points when it searches.
 class Int8AssignIndex : public faiss::Index {
@@ -90,7 +122,12 @@ StatusOr<KmeansResult> Kmeans(const float* x, size_t n, size_t dim, const Kmeans
     } else {
       assign = std::make_unique<faiss::IndexFlatL2>(static_cast<faiss::Index::idx_t>(dim));
     }
-    clustering.train(static_cast<faiss::Index::idx_t>(n), x, *assign);
+    if (options.cancel != nullptr) {
+      CancellableIndex cancellable(assign.get(), options.cancel);
+      clustering.train(static_cast<faiss::Index::idx_t>(n), x, cancellable);
+    } else {
+      clustering.train(static_cast<faiss::Index::idx_t>(n), x, *assign);
+    }
     KmeansResult result;
     result.centroids = std::move(clustering.centroids);
     for (const auto& it : clustering.iteration_stats) {
@@ -107,10 +144,12 @@ StatusOr<KmeansResult> Kmeans(const float* x, size_t n, size_t dim, const Kmeans
       return InternalError("k-means: FAISS returned the wrong number of centroids");
     }
     return result;
+  } catch (const KmeansCancelled&) {
+    return AbortedError("k-means: cancelled");
   } catch (const faiss::FaissException& e) {
     return InternalError(std::string("k-means: FAISS error: ") + e.what());
   } catch (const std::bad_alloc&) {
-    return ResourceExhaustedError("k-means: out of memory");
+    return UnavailableError("k-means: out of memory");
   } catch (const std::exception& e) {
     return InternalError(std::string("k-means: ") + e.what());
   } catch (...) {

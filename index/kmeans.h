@@ -4,6 +4,7 @@
 #ifndef QVEC_INDEX_KMEANS_H_
 #define QVEC_INDEX_KMEANS_H_
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -32,6 +33,9 @@ struct KmeansOptions {
   // faster; the clustering differs only at near-ties. Centroid updates stay
   // float. Default: true.
   bool int8_assignment = true;
+  // When set, checked once per iteration: once true, k-means stops and
+  // returns Aborted (a dropped collection or a closing database). Default: none.
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 struct KmeansResult {
@@ -45,8 +49,8 @@ struct KmeansResult {
 };
 
 // Clusters x (n * dim floats, row-major). Errors: InvalidArgument for bad
-// sizes/options or non-finite input, FailedPrecondition if n < k, Internal
-// if FAISS throws.
+// sizes/options or non-finite input, FailedPrecondition if n < k, Aborted
+// when options.cancel became true, Internal if FAISS throws.
 // The int8 assignment step runs on `pool` (null: ThreadPool::Default()).
 [[nodiscard]] StatusOr<KmeansResult> Kmeans(const float* x, size_t n, size_t dim,
                                             const KmeansOptions& options,

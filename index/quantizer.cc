@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 
@@ -226,10 +227,18 @@ Status Quantizer::Preprocess(float* x) const {
   if (!AllFinite(x, dim_)) {
     return InvalidArgumentError("vector contains NaN or Inf");
   }
+  const double norm_sq = SumSquares(x, dim_);
   if (metric_ != Metric::kCosine) {
+    if (norm_sq > kMaxSquaredNorm) {
+      char buf[160];
+      std::snprintf(buf, sizeof(buf),
+                    "vector is too large: its squared length %.3g exceeds %.3g, beyond what "
+                    "float32 scores and distances can hold",
+                    norm_sq, kMaxSquaredNorm);
+      return InvalidArgumentError(buf);
+    }
     return Status::Ok();
   }
-  const double norm_sq = SumSquares(x, dim_);
   if (!(norm_sq > 0)) {
     return InvalidArgumentError("zero vector has no direction under Cosine");
   }
@@ -301,6 +310,11 @@ Status Quantizer::Encode(const float* x, uint8_t* out) const {
       }
       break;
     }
+  }
+  if (!std::isfinite(meta.scale) || !std::isfinite(meta.offset) || !std::isfinite(meta.norm_sq)) {
+    // Unreachable for vectors Preprocess accepts; kept so that nothing
+    // unsearchable is ever handed to an index or stored.
+    return InvalidArgumentError("vector cannot be encoded: its code metadata is not finite");
   }
   WriteMeta(meta, out + dim_);
   return Status::Ok();

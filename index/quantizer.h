@@ -66,6 +66,10 @@ struct QueryCode {
 class Quantizer {
  public:
   static constexpr size_t kMetaBytes = 12;
+  // Largest squared L2 norm of a vector under Dot and Euclid: a quarter of
+  // FLT_MAX, so that the stored norm, |q . x| and ||q - x||^2 of two such
+  // vectors stay finite in float32.
+  static constexpr double kMaxSquaredNorm = 3.4028234663852886e38 / 4;
 
   // Errors: InvalidArgument for dim outside [1, kMaxDim], an invalid config,
   // a calibrated granularity without `calibration`, or calibration params
@@ -85,8 +89,9 @@ class Quantizer {
   size_t EncodedSize() const { return dim_ + kMetaBytes; }
 
   // Turns x (size dim) in place into the float vector the engine should
-  // store as the original: validates (InvalidArgument on NaN/Inf, and on a
-  // zero vector under Cosine) and L2-normalizes under Cosine.
+  // store as the original: validates (InvalidArgument on NaN/Inf, on a zero
+  // vector under Cosine, and on a squared norm above kMaxSquaredNorm under
+  // Dot and Euclid) and L2-normalizes under Cosine.
   [[nodiscard]] Status Preprocess(float* x) const;
 
   // Preprocesses a copy of x (size dim) and writes EncodedSize() bytes to

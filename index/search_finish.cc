@@ -1,5 +1,8 @@
 #include "index/search_finish.h"
 
+#include <algorithm>
+#include <cmath>
+
 #include "index/kernels.h"
 
 namespace qvec::index {
@@ -33,6 +36,43 @@ StatusOr<std::vector<Hit>> FinishSearch(const Quantizer& quantizer, const QueryC
     hits.push_back({c.id, score});
   }
   return hits;
+}
+
+void SortHits(Metric metric, std::vector<Hit>* hits, size_t k) {
+  const bool lower_better = metric == Metric::kEuclid;
+  auto better = [lower_better](const Hit& a, const Hit& b) {
+    if (a.score != b.score) return lower_better ? a.score < b.score : a.score > b.score;
+    return a.label < b.label;
+  };
+  if (k == 0) {
+    hits->clear();
+    return;
+  }
+  if (hits->size() > k) {
+    std::nth_element(hits->begin(), hits->begin() + (k - 1), hits->end(), better);
+    hits->resize(k);
+  }
+  std::sort(hits->begin(), hits->end(), better);
+}
+
+void RescoreExact(Metric metric, const float* query, size_t dim, const float* originals,
+                  std::vector<Hit>* hits, size_t k, std::optional<float> threshold) {
+  const Kernels& kernels = ActiveKernels();
+  const bool euclid = metric == Metric::kEuclid;
+  for (size_t i = 0; i < hits->size(); ++i) {
+    const float* x = originals + i * dim;
+    (*hits)[i].score =
+        euclid ? std::sqrt(kernels.l2sq_f32(query, x, dim)) : kernels.dot_f32(query, x, dim);
+  }
+  SortHits(metric, hits, k);
+  if (threshold) {
+    size_t keep = 0;
+    while (keep < hits->size() &&
+           (euclid ? (*hits)[keep].score <= *threshold : (*hits)[keep].score >= *threshold)) {
+      ++keep;
+    }
+    hits->resize(keep);
+  }
 }
 
 }  // namespace qvec::index

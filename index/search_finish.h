@@ -23,6 +23,18 @@ namespace qvec::index {
                                                       const SearchParams& params,
                                                       const OriginalsSource* originals);
 
+// Exact rescoring of approximate `hits`: `originals` holds their
+// preprocessed float originals (hits->size() * dim, in order) and `query` the
+// preprocessed query. Each score becomes the exact one (inner product for
+// Cosine and Dot, L2 distance for Euclid); the best `k` are kept, best first
+// (ties by label), and hits failing `threshold` (score below it, or distance
+// above it for Euclid) are dropped.
+void RescoreExact(Metric metric, const float* query, size_t dim, const float* originals,
+                  std::vector<Hit>* hits, size_t k, std::optional<float> threshold);
+
+// Sorts hits best first (ties by label) and keeps the best k.
+void SortHits(Metric metric, std::vector<Hit>* hits, size_t k);
+
 }  // namespace qvec::index
 
 #endif  // QVEC_INDEX_SEARCH_FINISH_H_

@@ -27,7 +27,9 @@ inline bool Better(const Candidate& a, const Candidate& b) {
 // threshold lets scans skip most rows without a push. Counts pushes.
 class TopK {
  public:
-  explicit TopK(size_t k) : k_(k) { buffer_.reserve(2 * k); }
+  // Reserves at most 8192 entries up front: k can be large (offset + limit)
+  // while most scans push far fewer than 2k candidates.
+  explicit TopK(size_t k) : k_(k) { buffer_.reserve(std::min<size_t>(2 * k, 8192)); }
   float threshold() const { return threshold_; }
   size_t pushed() const { return pushed_; }
   void Push(float rank, uint64_t id) {

@@ -25,7 +25,7 @@ inline unsigned HttpStatusFor(StatusCode code) {
     case StatusCode::kAborted:
       return 409;
     case StatusCode::kResourceExhausted:
-      return 413;
+      return 507;  // Insufficient Storage: the disk is full (see storage::Store::Write)
     case StatusCode::kOutOfRange:
       return 422;
     case StatusCode::kCancelled:

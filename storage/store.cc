@@ -33,20 +33,27 @@
 #include <rocksdb/convenience.h>
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/listener.h>
 #include <rocksdb/options.h>
 #include <rocksdb/slice.h>
 #include <rocksdb/table.h>
 #include <rocksdb/transaction_log.h>
 #include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/write_batch.h>
+#include <sys/statvfs.h>
 
 #include <algorithm>
 #include <array>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <exception>
 #include <filesystem>
 #include <mutex>
 #include <new>
+#include <shared_mutex>
+#include <thread>
 #include <utility>
 
 #include "key_codec.h"  // NOLINT(build/include_subdir)
@@ -64,21 +71,61 @@ constexpr std::array<const char*, kNumCfs> kCfNames = {"default",   "meta",     
 rocksdb::Slice ToSlice(std::string_view s) { return rocksdb::Slice(s.data(), s.size()); }
 std::string_view ToView(const rocksdb::Slice& s) { return std::string_view(s.data(), s.size()); }
 
-// Converts a RocksDB status. `path` names the database in messages.
-Status FromRocks(const rocksdb::Status& s, const std::string& path, std::string_view what) {
-  if (s.ok()) return Status::Ok();
-  std::string msg(what);
-  msg += " (database at ";
-  msg += path;
-  msg += "): ";
-  msg += s.ToString();
+// A RocksDB status in words, without the file names RocksDB puts in its
+// messages (Status messages reach HTTP clients; paths are for the log).
+std::string Describe(const rocksdb::Status& s) {
+  if (s.IsNoSpace()) return "no space left on the device";
   switch (s.code()) {
     case rocksdb::Status::kCorruption:
-      return DataLossError("database at " + path + " is corrupted: " + s.ToString());
+      return "the database is corrupted";
+    case rocksdb::Status::kIOError:
+      return "I/O error";
+    case rocksdb::Status::kNotFound:
+      return "not found";
+    case rocksdb::Status::kInvalidArgument:
+      return "invalid argument";
+    case rocksdb::Status::kBusy:
+      return "busy";
+    case rocksdb::Status::kTimedOut:
+      return "timed out";
+    case rocksdb::Status::kAborted:
+      return "aborted";
+    case rocksdb::Status::kShutdownInProgress:
+      return "shutting down";
+    case rocksdb::Status::kNotSupported:
+      return "not supported";
+    default:
+      return "storage error (code " + std::to_string(static_cast<int>(s.code())) + ")";
+  }
+}
+
+bool IsSpaceError(const rocksdb::Status& s) {
+  return s.IsNoSpace() || s.subcode() == rocksdb::Status::kSpaceLimit;
+}
+
+// Converts a RocksDB status; `what` says what was being done.
+Status FromRocks(const rocksdb::Status& s, std::string_view what) {
+  if (s.ok()) return Status::Ok();
+  std::string msg = "storage: " + std::string(what) + ": " + Describe(s);
+  if (IsSpaceError(s)) {
+    return ResourceExhaustedError(
+        "disk full: the disk holding the database has no space left; writes are refused "
+        "until space is freed and resume by themselves (" +
+        msg + ")");
+  }
+  switch (s.code()) {
+    case rocksdb::Status::kCorruption:
+      return DataLossError(msg);
     case rocksdb::Status::kNotFound:
       return NotFoundError(msg);
     case rocksdb::Status::kInvalidArgument:
       return InvalidArgumentError(msg);
+    case rocksdb::Status::kIOError:
+    case rocksdb::Status::kBusy:
+    case rocksdb::Status::kTimedOut:
+    case rocksdb::Status::kTryAgain:
+    case rocksdb::Status::kShutdownInProgress:
+      return UnavailableError(msg);
     default:
       return InternalError(msg);
   }
@@ -101,7 +148,7 @@ auto NoThrow(Fn&& fn) -> decltype(fn()) {
   try {
     return fn();
   } catch (const std::bad_alloc&) {
-    return ResourceExhaustedError("storage: out of memory");
+    return UnavailableError("storage: out of memory");
   } catch (const std::exception& e) {
     return InternalError(std::string("storage: unexpected exception: ") + e.what());
   } catch (...) {
@@ -165,7 +212,7 @@ struct BatchData {
       fn();
       ++count;
     } catch (const std::bad_alloc&) {
-      Check(ResourceExhaustedError("storage: out of memory building a write batch"));
+      Check(UnavailableError("storage: out of memory building a write batch"));
     } catch (const std::exception& e) {
       Check(InternalError(std::string("storage: exception building a write batch: ") + e.what()));
     }
@@ -258,6 +305,50 @@ size_t WriteBatch::Count() const { return rep_->count; }
 // ---------------------------------------------------------------------------
 namespace {
 
+class RocksSnapshot final : public Snapshot {
+ public:
+  RocksSnapshot(rocksdb::DB* db, const rocksdb::Snapshot* snapshot) : db_(db), snap_(snapshot) {}
+  ~RocksSnapshot() override { db_->ReleaseSnapshot(snap_); }
+  const rocksdb::Snapshot* get() const { return snap_; }
+
+ private:
+  rocksdb::DB* const db_;
+  const rocksdb::Snapshot* const snap_;
+};
+
+rocksdb::ReadOptions ReadAt(const Snapshot* snapshot) {
+  rocksdb::ReadOptions ro;
+  if (snapshot != nullptr) ro.snapshot = static_cast<const RocksSnapshot*>(snapshot)->get();
+  return ro;
+}
+
+class RocksStore;
+
+// Learns of RocksDB's background errors (a failed flush, WAL write or
+// compaction) and turns off RocksDB's own out-of-space recovery, which waits
+// for a whole write buffer of free space and polls every 5 s: the store's
+// monitor thread resumes as soon as min_free_disk_bytes are free.
+class ErrorListener final : public rocksdb::EventListener {
+ public:
+  explicit ErrorListener(RocksStore* store) : store_(store) {}
+  void OnBackgroundError(rocksdb::BackgroundErrorReason reason, rocksdb::Status* error) override;
+  void OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason, rocksdb::Status error,
+                            bool* auto_recovery) override {
+    error.PermitUncheckedError();
+    *auto_recovery = false;
+  }
+
+ private:
+  RocksStore* const store_;
+};
+
+// Writes and everything that can make RocksDB reuse a WAL writer that saw an
+// error are kept apart: after a failed WAL write (disk full) RocksDB's debug
+// assertions (Debian's build keeps them) abort the process if anything but
+// its recovery switches the memtable, as a checkpoint's flush or the flush
+// at Close would. `io_mu_` orders them: writes share it; Checkpoint and
+// Close take it exclusively and refuse (or skip the flush) while writes are
+// stopped.
 class RocksStore final : public Store {
  public:
   // WriteBatch's representation is private to WriteBatch and its friend
@@ -266,16 +357,34 @@ class RocksStore final : public Store {
   using RepAccessor = BatchData* (*)(WriteBatch*);
 
   RocksStore(std::string path, const StoreOptions& options, RepAccessor rep_of)
-      : path_(std::move(path)), rep_of_(rep_of) {
+      : path_(std::move(path)),
+        rep_of_(rep_of),
+        reserve_bytes_(options.min_free_disk_bytes),
+        log_error_(options.log_error) {
     write_options_.sync = options.sync_writes;
     write_options_.disableWAL = false;  // never: the WAL is our only crash protection
   }
 
   ~RocksStore() override {
-    // Handles must be destroyed before the DB; Close() flushes memtables
-    // (avoid_flush_during_shutdown = false) so the next Open replays no WAL.
-    // Errors cannot be reported from a destructor; the WAL still holds the data.
+    {
+      std::lock_guard lock(monitor_mu_);
+      closing_ = true;
+    }
+    monitor_cv_.notify_all();
+    if (monitor_.joinable()) monitor_.join();
+    // Handles must be destroyed before the DB. Memtables are flushed first so
+    // that the next Open replays no WAL, except while writes are stopped:
+    // flushing then would reuse the failed WAL writer (see io_mu_), and the
+    // WAL holds every acknowledged write anyway. Errors cannot be reported
+    // from a destructor; the WAL still holds the data.
     try {
+      std::unique_lock io_lock(io_mu_);
+      if (db_ != nullptr && !writes_stopped_.load()) {
+        rocksdb::FlushOptions fo;
+        fo.allow_write_stall = true;
+        std::vector<rocksdb::ColumnFamilyHandle*> all(cfs_.begin(), cfs_.end());
+        db_->Flush(fo, all).PermitUncheckedError();
+      }
       for (auto* h : handles_) {
         if (db_ != nullptr && h != nullptr)
           db_->DestroyColumnFamilyHandle(h).PermitUncheckedError();
@@ -293,37 +402,65 @@ class RocksStore final : public Store {
   StatusOr<uint32_t> AllocateCollectionId() override;
   StatusOr<std::vector<CollectionRecord>> ListCollections() override;
   Status DropCollection(uint32_t cid) override;
+  std::shared_ptr<const Snapshot> GetSnapshot() override;
   StatusOr<StoredPoint> GetPoint(uint32_t cid, std::string_view key, bool with_code,
-                                 bool with_original, bool with_payload) override;
+                                 bool with_original, bool with_payload,
+                                 const Snapshot* snapshot) override;
   Status MultiGetOriginals(uint32_t cid, const std::vector<std::string>& keys, size_t dim,
-                           float* out) override;
+                           float* out, const Snapshot* snapshot) override;
   StatusOr<std::vector<std::optional<std::string>>> MultiGetPayloads(
-      uint32_t cid, const std::vector<std::string>& keys) override;
+      uint32_t cid, const std::vector<std::string>& keys, const Snapshot* snapshot) override;
   Status ScanCodes(uint32_t cid,
                    const std::function<bool(std::string_view, std::string_view)>& fn) override;
   Status ScanPayloads(uint32_t cid,
-                      const std::function<bool(std::string_view, std::string_view)>& fn) override;
+                      const std::function<bool(std::string_view, std::string_view)>& fn,
+                      const Snapshot* snapshot) override;
   Status ScanOriginals(uint32_t cid, size_t dim,
-                       const std::function<bool(std::string_view, const float*)>& fn) override;
+                       const std::function<bool(std::string_view, const float*)>& fn,
+                       const Snapshot* snapshot) override;
   StatusOr<std::string> GetIndexState(uint32_t cid, std::string_view name) override;
+  Status ScanIndexState(uint32_t cid, std::string_view prefix,
+                        const std::function<bool(std::string_view, std::string_view)>& fn) override;
   Status Checkpoint(const std::string& dir) override;
+  DiskState GetDiskState() override;
   uint64_t ApproximateDiskBytes() override;
+
+  // Called by ErrorListener from RocksDB's threads.
+  void OnBackgroundError(const rocksdb::Status& error);
 
  private:
   rocksdb::ColumnFamilyHandle* cf(Cf c) const { return cfs_[c]; }
   Status Rocks(const rocksdb::Status& s, std::string_view what) const {
-    return FromRocks(s, path_, what);
+    if (!s.ok() && log_error_) {
+      log_error_("rocksdb (" + path_ + "): " + std::string(what) + ": " + s.ToString());
+    }
+    return FromRocks(s, what);
   }
   Status CheckFormatVersion();
   // Verifies the checksums of all SST files if they total at most max_bytes.
   Status VerifySstChecksums(uint64_t max_bytes);
   // Iterates the keys of `cid` in `c` in order, calling fn(point key, value).
   Status ScanPrefix(
-      Cf c, uint32_t cid, bool fill_cache,
+      Cf c, uint32_t cid, bool fill_cache, const Snapshot* snapshot,
       const std::function<Status(std::string_view, const rocksdb::Slice&, bool*)>& fn);
+
+  // The one way writes reach RocksDB: checks free space (unless the batch
+  // only deletes), refuses while writes are stopped, and notes failures.
+  Status GuardedWrite(const rocksdb::WriteOptions& options, rocksdb::WriteBatch* batch,
+                      size_t bytes, bool deletes_only, std::string_view what);
+  // Free bytes on the file system of the database (statvfs); 0 on error.
+  uint64_t FreeBytes() const;
+  // ResourceExhausted when `bytes` more would leave less than the reserve.
+  Status CheckSpace(size_t bytes, bool deletes_only);
+  void StopWrites(const std::string& why);
+  // The monitor thread: while writes are stopped, resumes RocksDB once the
+  // reserve is free again.
+  void MonitorLoop();
 
   const std::string path_;
   const RepAccessor rep_of_;
+  const uint64_t reserve_bytes_;
+  const std::function<void(std::string_view)> log_error_;
   rocksdb::WriteOptions write_options_;
   std::shared_ptr<rocksdb::Cache> cache_;
   rocksdb::DB* db_ = nullptr;
@@ -332,7 +469,27 @@ class RocksStore final : public Store {
 
   std::mutex id_mu_;       // guards next_cid_ and serializes its durable update
   uint32_t next_cid_ = 1;  // mirrors meta "next_collection_id"
+
+  std::shared_mutex io_mu_;  // writes (shared) vs. Checkpoint and Close (exclusive)
+  // Set when a write failed or RocksDB reported a background error; cleared
+  // when Resume() succeeds.
+  std::atomic<bool> writes_stopped_{false};
+  // Free-space estimate between statvfs calls: the last reading, when it was
+  // taken (steady clock, ns) and the bytes written since.
+  std::atomic<uint64_t> free_seen_{0};
+  std::atomic<int64_t> free_seen_at_ns_{0};
+  std::atomic<uint64_t> written_since_{0};
+
+  std::mutex monitor_mu_;  // guards closing_, stop_reason_
+  std::condition_variable monitor_cv_;
+  bool closing_ = false;
+  std::string stop_reason_;
+  std::thread monitor_;
 };
+
+void ErrorListener::OnBackgroundError(rocksdb::BackgroundErrorReason, rocksdb::Status* error) {
+  if (error != nullptr && !error->ok()) store_->OnBackgroundError(*error);
+}
 
 rocksdb::ColumnFamilyOptions MakeCfOptions(Cf c, const std::shared_ptr<rocksdb::Cache>& cache,
                                            bool lz4) {
@@ -383,8 +540,8 @@ Status RocksStore::OpenDb(const StoreOptions& options) {
   db_opts.paranoid_checks = true;
   // The machine is small and shared: one flush plus one compaction thread.
   db_opts.max_background_jobs = 2;
-  // Flush memtables on Close so a clean restart replays no WAL.
-  db_opts.avoid_flush_during_shutdown = false;
+  // The destructor flushes explicitly, and only when that is safe.
+  db_opts.avoid_flush_during_shutdown = true;
   // A kill -9 can leave a torn record at the WAL tail: replay up to it and
   // drop it. Only the torn (hence never acknowledged) write is lost; with
   // kAbsoluteConsistency Open would fail instead.
@@ -395,6 +552,7 @@ Status RocksStore::OpenDb(const StoreOptions& options) {
   db_opts.max_total_wal_size = uint64_t{256} << 20;
   db_opts.keep_log_file_num = 4;
   db_opts.max_log_file_size = size_t{16} << 20;
+  db_opts.listeners.push_back(std::make_shared<ErrorListener>(this));
 
   std::vector<std::string> names(kCfNames.begin(), kCfNames.end());
   if (exists) {
@@ -402,7 +560,7 @@ Status RocksStore::OpenDb(const StoreOptions& options) {
     // a DB without listing all of them (the version check then decides).
     std::vector<std::string> on_disk;
     rocksdb::Status s = rocksdb::DB::ListColumnFamilies(db_opts, path_, &on_disk);
-    if (!s.ok()) return Rocks(s, "listing column families");
+    if (!s.ok()) return Rocks(s, "listing the column families of the database at " + path_);
     for (auto& n : on_disk) {
       if (std::find(names.begin(), names.end(), n) == names.end()) names.push_back(n);
     }
@@ -420,11 +578,131 @@ Status RocksStore::OpenDb(const StoreOptions& options) {
     if (IsLockError(s)) {
       return UnavailableError("database at " + path_ + " is in use by another process");
     }
-    return Rocks(s, "opening");
+    return Rocks(s, "opening the database at " + path_);
   }
   for (int i = 0; i < kNumCfs; ++i) cfs_[i] = handles_[i];
   QVEC_RETURN_IF_ERROR(CheckFormatVersion());
-  return VerifySstChecksums(options.verify_checksums_on_open_max_bytes);
+  QVEC_RETURN_IF_ERROR(VerifySstChecksums(options.verify_checksums_on_open_max_bytes));
+  monitor_ = std::thread([this] { MonitorLoop(); });
+  return Status::Ok();
+}
+
+uint64_t RocksStore::FreeBytes() const {
+  struct statvfs st;
+  if (statvfs(path_.c_str(), &st) != 0) return 0;
+  return static_cast<uint64_t>(st.f_bavail) * static_cast<uint64_t>(st.f_frsize);
+}
+
+Status RocksStore::CheckSpace(size_t bytes, bool deletes_only) {
+  if (reserve_bytes_ == 0) return Status::Ok();
+  const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                          std::chrono::steady_clock::now().time_since_epoch())
+                          .count();
+  // A WAL record is about as large as its batch; count it twice for slack.
+  const uint64_t need = 2 * static_cast<uint64_t>(bytes);
+  const uint64_t seen = free_seen_.load(), since = written_since_.load();
+  const uint64_t estimate = seen > since ? seen - since : 0;
+  uint64_t free = estimate;
+  // statvfs at most every 100 ms, and on every write once close to the edge.
+  if (now - free_seen_at_ns_.load() > 100'000'000 || estimate < reserve_bytes_ + 4 * need) {
+    free = FreeBytes();
+    free_seen_.store(free);
+    free_seen_at_ns_.store(now);
+    written_since_.store(0);
+  }
+  const uint64_t floor = deletes_only ? (uint64_t{1} << 20) : reserve_bytes_;
+  if (free >= floor + need) {
+    written_since_.fetch_add(need / 2);
+    return Status::Ok();
+  }
+  return ResourceExhaustedError(
+      "disk full: " + std::to_string(free >> 20) + " MiB free on the disk holding the database, " +
+      "and writes keep " + std::to_string(reserve_bytes_ >> 20) +
+      " MiB free (min_free_disk_bytes); free space and writes resume by themselves");
+}
+
+void RocksStore::StopWrites(const std::string& why) {
+  {
+    std::lock_guard lock(monitor_mu_);
+    stop_reason_ = why;
+    writes_stopped_.store(true);
+  }
+  monitor_cv_.notify_all();
+}
+
+void RocksStore::OnBackgroundError(const rocksdb::Status& error) {
+  if (log_error_) log_error_("rocksdb (" + path_ + "): background error: " + error.ToString());
+  StopWrites(FromRocks(error, "background flush or compaction").message());
+}
+
+void RocksStore::MonitorLoop() {
+  std::unique_lock lock(monitor_mu_);
+  while (!closing_) {
+    monitor_cv_.wait_for(lock, std::chrono::seconds(1));
+    if (closing_ || !writes_stopped_.load()) continue;
+    if (reserve_bytes_ != 0 && FreeBytes() < reserve_bytes_) continue;
+    lock.unlock();
+    rocksdb::Status s;
+    try {
+      // Resume() flushes every memtable and starts a new WAL (RocksDB's
+      // recovery path, which may reuse a WAL writer that saw the error).
+      s = db_->Resume();
+    } catch (...) {
+      s = rocksdb::Status::Aborted("exception in Resume");
+    }
+    lock.lock();
+    if (s.ok()) {
+      writes_stopped_.store(false);
+      stop_reason_.clear();
+      free_seen_at_ns_.store(0);  // re-read free space on the next write
+      if (log_error_) log_error_("rocksdb (" + path_ + "): writes resumed");
+    } else if (log_error_) {
+      log_error_("rocksdb (" + path_ + "): resume failed: " + s.ToString());
+    }
+  }
+}
+
+Status RocksStore::GuardedWrite(const rocksdb::WriteOptions& options, rocksdb::WriteBatch* batch,
+                                size_t bytes, bool deletes_only, std::string_view what) {
+  std::shared_lock io_lock(io_mu_);
+  if (writes_stopped_.load()) {
+    std::string why;
+    {
+      std::lock_guard lock(monitor_mu_);
+      why = stop_reason_;
+    }
+    if (why.rfind("disk full", 0) == 0 || why.find("no space") != std::string::npos) {
+      return ResourceExhaustedError(
+          "disk full: writes are stopped until space is freed on the disk holding the database; "
+          "they resume by themselves");
+    }
+    return UnavailableError("storage: writes are stopped after an error (" + why +
+                            "); they resume when the error clears");
+  }
+  QVEC_RETURN_IF_ERROR(CheckSpace(bytes, deletes_only));
+  rocksdb::Status s = db_->Write(options, batch);
+  if (!s.ok()) {
+    Status st = Rocks(s, what);
+    // Any failed write may have left the WAL writer with an error (see
+    // io_mu_); RocksDB stops writes then, and so do we until it resumes.
+    if (s.IsIOError() || IsSpaceError(s)) StopWrites(st.message());
+    return st;
+  }
+  return Status::Ok();
+}
+
+DiskState RocksStore::GetDiskState() {
+  DiskState d;
+  d.free_bytes = FreeBytes();
+  d.reserve_bytes = reserve_bytes_;
+  d.writes_stopped = writes_stopped_.load();
+  std::lock_guard lock(monitor_mu_);
+  d.last_error = stop_reason_;
+  return d;
+}
+
+std::shared_ptr<const Snapshot> RocksStore::GetSnapshot() {
+  return std::make_shared<RocksSnapshot>(db_, db_->GetSnapshot());
 }
 
 Status RocksStore::VerifySstChecksums(uint64_t max_bytes) {
@@ -500,13 +778,15 @@ Status RocksStore::Write(WriteBatch* batch) {
     QVEC_RETURN_IF_ERROR(rep.error);
     if (rep.ops.empty()) return Status::Ok();
     rocksdb::WriteBatch wb(rep.bytes + 64);
+    bool deletes_only = true;
     for (const auto& op : rep.ops) {
+      deletes_only = deletes_only && op.kind == BatchData::Kind::kDelete;
       rocksdb::Status s = op.kind == BatchData::Kind::kPut
                               ? wb.Put(cf(op.cf), ToSlice(op.key), ToSlice(op.value))
                               : wb.Delete(cf(op.cf), ToSlice(op.key));
       if (!s.ok()) return Rocks(s, "building write batch");
     }
-    return Rocks(db_->Write(write_options_, &wb), "writing batch");
+    return GuardedWrite(write_options_, &wb, rep.bytes, deletes_only, "writing batch");
   });
 }
 
@@ -514,16 +794,18 @@ StatusOr<uint32_t> RocksStore::AllocateCollectionId() {
   return NoThrow([&]() -> StatusOr<uint32_t> {
     std::lock_guard<std::mutex> lock(id_mu_);
     if (next_cid_ > codec::kMaxCollectionId) {
-      return ResourceExhaustedError("collection ids exhausted in database at " + path_);
+      return ResourceExhaustedError("collection ids exhausted (2^32 - 2 collections created)");
     }
     const uint32_t id = next_cid_;
     // Always synced: an id must never be handed out twice, even across a
     // power cut, and allocation is rare.
     rocksdb::WriteOptions wo = write_options_;
     wo.sync = true;
-    QVEC_RETURN_IF_ERROR(Rocks(db_->Put(wo, cf(kMeta), ToSlice(codec::kNextCollectionIdKey),
-                                        ToSlice(codec::EncodeFixed32LE(id + 1))),
-                               "allocating a collection id"));
+    rocksdb::WriteBatch wb;
+    QVEC_RETURN_IF_ERROR(Rocks(wb.Put(cf(kMeta), ToSlice(codec::kNextCollectionIdKey),
+                                      ToSlice(codec::EncodeFixed32LE(id + 1))),
+                               "building id batch"));
+    QVEC_RETURN_IF_ERROR(GuardedWrite(wo, &wb, 64, false, "allocating a collection id"));
     next_cid_ = id + 1;
     return id;
   });
@@ -569,12 +851,13 @@ Status RocksStore::DropCollection(uint32_t cid) {
     }
     QVEC_RETURN_IF_ERROR(
         Rocks(wb.Delete(cf(kMeta), codec::CollectionRecordKey(cid)), "building drop batch"));
-    return Rocks(db_->Write(write_options_, &wb), "dropping collection");
+    return GuardedWrite(write_options_, &wb, 64, true, "dropping collection");
   });
 }
 
 StatusOr<StoredPoint> RocksStore::GetPoint(uint32_t cid, std::string_view key, bool with_code,
-                                           bool with_original, bool with_payload) {
+                                           bool with_original, bool with_payload,
+                                           const Snapshot* snapshot) {
   return NoThrow([&]() -> StatusOr<StoredPoint> {
     QVEC_RETURN_IF_ERROR(CheckCid(cid));
     const std::string k = codec::DataKey(cid, key);
@@ -589,8 +872,7 @@ StatusOr<StoredPoint> RocksStore::GetPoint(uint32_t cid, std::string_view key, b
     std::array<rocksdb::Slice, 3> keys = {rocksdb::Slice(k), rocksdb::Slice(k), rocksdb::Slice(k)};
     std::array<rocksdb::PinnableSlice, 3> values;
     std::array<rocksdb::Status, 3> statuses;
-    db_->MultiGet(rocksdb::ReadOptions(), n, cfs.data(), keys.data(), values.data(),
-                  statuses.data());
+    db_->MultiGet(ReadAt(snapshot), n, cfs.data(), keys.data(), values.data(), statuses.data());
     StoredPoint p;
     for (size_t i = 0; i < n; ++i) {
       const rocksdb::Status& s = statuses[i];
@@ -600,8 +882,8 @@ StatusOr<StoredPoint> RocksStore::GetPoint(uint32_t cid, std::string_view key, b
                                std::to_string(cid));
         }
         if (which[i] == kOriginals) {
-          return DataLossError("database at " + path_ + ": point " + codec::PrintableKey(key) +
-                               " of collection " + std::to_string(cid) + " has no original");
+          return DataLossError("storage: point " + codec::PrintableKey(key) + " of collection " +
+                               std::to_string(cid) + " has no original");
         }
         continue;  // no payload
       }
@@ -611,9 +893,8 @@ StatusOr<StoredPoint> RocksStore::GetPoint(uint32_t cid, std::string_view key, b
         if (with_code) p.code.assign(v.data(), v.size());
       } else if (which[i] == kOriginals) {
         if (v.size() % sizeof(float) != 0) {
-          return DataLossError("database at " + path_ + ": original of point " +
-                               codec::PrintableKey(key) + " has " + std::to_string(v.size()) +
-                               " bytes, not a multiple of 4");
+          return DataLossError("storage: original of point " + codec::PrintableKey(key) + " has " +
+                               std::to_string(v.size()) + " bytes, not a multiple of 4");
         }
         p.original.resize(v.size() / sizeof(float));
         if (!v.empty()) std::memcpy(p.original.data(), v.data(), v.size());
@@ -626,7 +907,7 @@ StatusOr<StoredPoint> RocksStore::GetPoint(uint32_t cid, std::string_view key, b
 }
 
 Status RocksStore::MultiGetOriginals(uint32_t cid, const std::vector<std::string>& keys, size_t dim,
-                                     float* out) {
+                                     float* out, const Snapshot* snapshot) {
   return NoThrow([&]() -> Status {
     QVEC_RETURN_IF_ERROR(CheckCid(cid));
     if (keys.empty()) return Status::Ok();
@@ -637,7 +918,7 @@ Status RocksStore::MultiGetOriginals(uint32_t cid, const std::vector<std::string
     std::vector<rocksdb::Slice> slices(full.begin(), full.end());
     std::vector<rocksdb::PinnableSlice> values(keys.size());
     std::vector<rocksdb::Status> statuses(keys.size());
-    db_->MultiGet(rocksdb::ReadOptions(), cf(kOriginals), keys.size(), slices.data(), values.data(),
+    db_->MultiGet(ReadAt(snapshot), cf(kOriginals), keys.size(), slices.data(), values.data(),
                   statuses.data());
     const size_t want = dim * sizeof(float);
     for (size_t i = 0; i < keys.size(); ++i) {
@@ -647,10 +928,10 @@ Status RocksStore::MultiGetOriginals(uint32_t cid, const std::vector<std::string
       }
       QVEC_RETURN_IF_ERROR(Rocks(statuses[i], "reading originals"));
       if (values[i].size() != want) {
-        return DataLossError("database at " + path_ + ": original of point " +
-                             codec::PrintableKey(keys[i]) + " in collection " +
-                             std::to_string(cid) + " has " + std::to_string(values[i].size()) +
-                             " bytes, expected " + std::to_string(want));
+        return DataLossError("storage: original of point " + codec::PrintableKey(keys[i]) +
+                             " in collection " + std::to_string(cid) + " has " +
+                             std::to_string(values[i].size()) + " bytes, expected " +
+                             std::to_string(want));
       }
       if (want != 0) std::memcpy(out + i * dim, values[i].data(), want);
     }
@@ -659,7 +940,7 @@ Status RocksStore::MultiGetOriginals(uint32_t cid, const std::vector<std::string
 }
 
 StatusOr<std::vector<std::optional<std::string>>> RocksStore::MultiGetPayloads(
-    uint32_t cid, const std::vector<std::string>& keys) {
+    uint32_t cid, const std::vector<std::string>& keys, const Snapshot* snapshot) {
   return NoThrow([&]() -> StatusOr<std::vector<std::optional<std::string>>> {
     QVEC_RETURN_IF_ERROR(CheckCid(cid));
     std::vector<std::optional<std::string>> out(keys.size());
@@ -670,7 +951,7 @@ StatusOr<std::vector<std::optional<std::string>>> RocksStore::MultiGetPayloads(
     std::vector<rocksdb::Slice> slices(full.begin(), full.end());
     std::vector<rocksdb::PinnableSlice> values(keys.size());
     std::vector<rocksdb::Status> statuses(keys.size());
-    db_->MultiGet(rocksdb::ReadOptions(), cf(kPayloads), keys.size(), slices.data(), values.data(),
+    db_->MultiGet(ReadAt(snapshot), cf(kPayloads), keys.size(), slices.data(), values.data(),
                   statuses.data());
     for (size_t i = 0; i < keys.size(); ++i) {
       if (statuses[i].IsNotFound()) continue;
@@ -682,15 +963,15 @@ StatusOr<std::vector<std::optional<std::string>>> RocksStore::MultiGetPayloads(
 }
 
 Status RocksStore::ScanPrefix(
-    Cf c, uint32_t cid, bool fill_cache,
+    Cf c, uint32_t cid, bool fill_cache, const Snapshot* snapshot,
     const std::function<Status(std::string_view, const rocksdb::Slice&, bool*)>& fn) {
   QVEC_RETURN_IF_ERROR(CheckCid(cid));
   const std::string lower = codec::CollectionPrefix(cid);
   const std::string upper = codec::CollectionPrefix(cid + 1);
   rocksdb::Slice upper_slice(upper);
-  rocksdb::ReadOptions ro;
-  // The iterator reads from an implicit snapshot taken at creation, so the
-  // whole scan sees one consistent state. The upper bound keeps it inside the
+  rocksdb::ReadOptions ro = ReadAt(snapshot);
+  // The iterator reads from `snapshot`, or an implicit one taken at creation,
+  // so the whole scan sees one consistent state. The upper bound keeps it inside the
   // collection (and lets RocksDB skip tombstones/files beyond it).
   ro.iterate_upper_bound = &upper_slice;
   ro.fill_cache = fill_cache;
@@ -710,7 +991,7 @@ Status RocksStore::ScanPrefix(
 Status RocksStore::ScanCodes(uint32_t cid,
                              const std::function<bool(std::string_view, std::string_view)>& fn) {
   return NoThrow([&]() -> Status {
-    return ScanPrefix(kCodes, cid, /*fill_cache=*/false,
+    return ScanPrefix(kCodes, cid, /*fill_cache=*/false, nullptr,
                       [&](std::string_view key, const rocksdb::Slice& v, bool* more) {
                         *more = fn(key, ToView(v));
                         return Status::Ok();
@@ -719,9 +1000,10 @@ Status RocksStore::ScanCodes(uint32_t cid,
 }
 
 Status RocksStore::ScanPayloads(uint32_t cid,
-                                const std::function<bool(std::string_view, std::string_view)>& fn) {
+                                const std::function<bool(std::string_view, std::string_view)>& fn,
+                                const Snapshot* snapshot) {
   return NoThrow([&]() -> Status {
-    return ScanPrefix(kPayloads, cid, /*fill_cache=*/false,
+    return ScanPrefix(kPayloads, cid, /*fill_cache=*/false, snapshot,
                       [&](std::string_view key, const rocksdb::Slice& v, bool* more) {
                         *more = fn(key, ToView(v));
                         return Status::Ok();
@@ -730,14 +1012,15 @@ Status RocksStore::ScanPayloads(uint32_t cid,
 }
 
 Status RocksStore::ScanOriginals(uint32_t cid, size_t dim,
-                                 const std::function<bool(std::string_view, const float*)>& fn) {
+                                 const std::function<bool(std::string_view, const float*)>& fn,
+                                 const Snapshot* snapshot) {
   return NoThrow([&]() -> Status {
     std::vector<float> buf(dim);  // copy: RocksDB values are not float-aligned
     const size_t want = dim * sizeof(float);
-    return ScanPrefix(kOriginals, cid, /*fill_cache=*/false,
+    return ScanPrefix(kOriginals, cid, /*fill_cache=*/false, snapshot,
                       [&](std::string_view key, const rocksdb::Slice& v, bool* more) -> Status {
                         if (v.size() != want) {
-                          return DataLossError("database at " + path_ + ": original of point " +
+                          return DataLossError("storage: original of point " +
                                                codec::PrintableKey(key) + " in collection " +
                                                std::to_string(cid) + " has " +
                                                std::to_string(v.size()) + " bytes, expected " +
@@ -765,19 +1048,45 @@ StatusOr<std::string> RocksStore::GetIndexState(uint32_t cid, std::string_view n
   });
 }
 
+Status RocksStore::ScanIndexState(
+    uint32_t cid, std::string_view prefix,
+    const std::function<bool(std::string_view, std::string_view)>& fn) {
+  return NoThrow([&]() -> Status {
+    return ScanPrefix(kIndexState, cid, /*fill_cache=*/false, nullptr,
+                      [&](std::string_view name, const rocksdb::Slice& v, bool* more) {
+                        if (name.substr(0, prefix.size()) == prefix) {
+                          *more = fn(name, ToView(v));
+                        } else {
+                          *more = name < prefix;  // sorted: past the prefix, stop
+                        }
+                        return Status::Ok();
+                      });
+  });
+}
+
 Status RocksStore::Checkpoint(const std::string& dir) {
   return NoThrow([&]() -> Status {
+    std::unique_lock io_lock(io_mu_);
+    if (writes_stopped_.load()) {
+      return UnavailableError(
+          "snapshots are unavailable while writes are stopped (disk full or a storage error); "
+          "they work again once writes resume");
+    }
     std::error_code ec;
     const auto st = fs::symlink_status(dir, ec);
-    if (!ec && fs::exists(st)) return AlreadyExistsError("checkpoint directory " + dir + " exists");
+    if (!ec && fs::exists(st)) return AlreadyExistsError("the snapshot directory exists already");
     rocksdb::Checkpoint* raw = nullptr;
-    QVEC_RETURN_IF_ERROR(Rocks(rocksdb::Checkpoint::Create(db_, &raw), "creating checkpoint"));
+    QVEC_RETURN_IF_ERROR(Rocks(rocksdb::Checkpoint::Create(db_, &raw), "creating a snapshot"));
     std::unique_ptr<rocksdb::Checkpoint> cp(raw);
     // log_size_for_flush = 0: flush all memtables first, so the checkpoint is
     // self-contained SSTs (plus any WAL RocksDB still deems live) and consistent
     // across column families.
-    return Rocks(cp->CreateCheckpoint(dir, /*log_size_for_flush=*/0),
-                 "creating checkpoint in " + dir);
+    rocksdb::Status s = cp->CreateCheckpoint(dir, /*log_size_for_flush=*/0);
+    if (!s.ok()) {
+      fs::remove_all(dir, ec);
+      fs::remove_all(dir + ".tmp", ec);
+    }
+    return Rocks(s, "creating a snapshot");
   });
 }
 

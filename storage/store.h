@@ -47,9 +47,43 @@ struct StoreOptions {
   // Larger databases still verify every block they read.
   // Default: 1 GiB.
   uint64_t verify_checksums_on_open_max_bytes = uint64_t{1} << 30;
+  // Disk space kept free on the file system of the database. A write that
+  // would leave less free is refused with ResourceExhausted ("disk full")
+  // before it reaches RocksDB, so that RocksDB always has room to flush the
+  // memtables holding acknowledged writes (up to one 64 MiB write buffer of
+  // the codes or originals column family at a time) and to recover. Batches
+  // that only delete are let through while any space is left: deleting is how
+  // an operator makes room. 0 disables the check (RocksDB's own out-of-space
+  // error is still turned into ResourceExhausted and recovered from).
+  // Default: 64 MiB.
+  uint64_t min_free_disk_bytes = uint64_t{64} << 20;
+  // Receives RocksDB errors with their full text (paths included), which the
+  // Status messages returned to callers leave out. Called from any thread,
+  // possibly from RocksDB's background threads; must be thread-safe.
+  // Default: none.
+  std::function<void(std::string_view)> log_error;
 
   // InvalidArgument if a field is out of range (block cache < 1 MiB).
   [[nodiscard]] Status Validate() const;
+};
+
+// A consistent read view of the whole database (a RocksDB snapshot): reads
+// given a Snapshot see exactly the batches committed before it was taken.
+// Cheap to take; release it by dropping the last reference. Must not outlive
+// the Store that made it. Thread-safe.
+class Snapshot {
+ public:
+  virtual ~Snapshot() = default;
+};
+
+// Free space and error state of the storage, for health reports.
+struct DiskState {
+  uint64_t free_bytes = 0;     // on the file system of the database
+  uint64_t reserve_bytes = 0;  // StoreOptions::min_free_disk_bytes
+  // A write failed or RocksDB stopped writes (out of space or an I/O error);
+  // writes are refused until space returns and RocksDB resumes.
+  bool writes_stopped = false;
+  std::string last_error;  // why, without paths; empty when healthy
 };
 
 // A set of mutations applied atomically by Store::Write. Not thread-safe.
@@ -110,6 +144,9 @@ class Store {
 
   // Applies `batch` atomically with the WAL on; returns only once RocksDB's
   // Write() succeeded (and, with sync_writes, the WAL was fsynced).
+  // ResourceExhausted when the disk is full (free space below
+  // min_free_disk_bytes, or RocksDB ran out of space): nothing is written,
+  // and writes succeed again by themselves once space is freed.
   [[nodiscard]] virtual Status Write(WriteBatch* batch) = 0;
 
   // Returns a new collection id, durably reserved (ids are never reused).
@@ -120,17 +157,25 @@ class Store {
   // of it.
   [[nodiscard]] virtual Status DropCollection(uint32_t cid) = 0;
 
+  // A read view of the current state (see Snapshot).
+  virtual std::shared_ptr<const Snapshot> GetSnapshot() = 0;
+
+  // Every read below reads from `snapshot` when given (it must come from this
+  // Store's GetSnapshot), else from the latest committed state.
+
   // Reads one point. NotFound if absent.
   [[nodiscard]] virtual StatusOr<StoredPoint> GetPoint(uint32_t cid, std::string_view key,
                                                        bool with_code, bool with_original,
-                                                       bool with_payload) = 0;
+                                                       bool with_payload,
+                                                       const Snapshot* snapshot = nullptr) = 0;
   // Reads the float originals of `keys` into `out` (size keys.size() * dim).
   // NotFound if any key is absent, DataLoss if an original has the wrong size.
   [[nodiscard]] virtual Status MultiGetOriginals(uint32_t cid, const std::vector<std::string>& keys,
-                                                 size_t dim, float* out) = 0;
+                                                 size_t dim, float* out,
+                                                 const Snapshot* snapshot = nullptr) = 0;
   // Reads the payloads of `keys` (nullopt where a point has none or is absent).
   [[nodiscard]] virtual StatusOr<std::vector<std::optional<std::string>>> MultiGetPayloads(
-      uint32_t cid, const std::vector<std::string>& keys) = 0;
+      uint32_t cid, const std::vector<std::string>& keys, const Snapshot* snapshot = nullptr) = 0;
 
   // Calls `fn(key, code)` for every point of `cid` in key order, from one
   // consistent snapshot; stops early (returning ok) when fn returns false.
@@ -138,19 +183,30 @@ class Store {
       uint32_t cid, const std::function<bool(std::string_view, std::string_view)>& fn) = 0;
   // Calls `fn(key, payload)` for every point of `cid` that has a payload.
   [[nodiscard]] virtual Status ScanPayloads(
-      uint32_t cid, const std::function<bool(std::string_view, std::string_view)>& fn) = 0;
+      uint32_t cid, const std::function<bool(std::string_view, std::string_view)>& fn,
+      const Snapshot* snapshot = nullptr) = 0;
   // Calls `fn(key, original)` (original: dim floats) for every point of `cid`
   // in key order; used for retraining.
   [[nodiscard]] virtual Status ScanOriginals(
-      uint32_t cid, size_t dim, const std::function<bool(std::string_view, const float*)>& fn) = 0;
+      uint32_t cid, size_t dim, const std::function<bool(std::string_view, const float*)>& fn,
+      const Snapshot* snapshot = nullptr) = 0;
 
   // Returns NotFound when no value is stored under `name`.
   [[nodiscard]] virtual StatusOr<std::string> GetIndexState(uint32_t cid,
                                                             std::string_view name) = 0;
+  // Calls fn(name, value) for every index-state entry of `cid` whose name
+  // starts with `prefix`, in name order; stops early when fn returns false.
+  [[nodiscard]] virtual Status ScanIndexState(
+      uint32_t cid, std::string_view prefix,
+      const std::function<bool(std::string_view, std::string_view)>& fn) = 0;
 
   // Writes a consistent RocksDB checkpoint of the whole database into `dir`,
-  // which must not exist yet (its parent must).
+  // which must not exist yet (its parent must). Unavailable while writes are
+  // stopped (see DiskState): RocksDB cannot flush then.
   [[nodiscard]] virtual Status Checkpoint(const std::string& dir) = 0;
+
+  // Free space and whether writes are stopped.
+  virtual DiskState GetDiskState() = 0;
 
   // Approximate on-disk size in bytes of all column families.
   virtual uint64_t ApproximateDiskBytes() = 0;

@@ -37,12 +37,19 @@ struct IndexInfo {
   size_t trained_on_points = 0;  // collection size when the index was trained
   // nprobe -> measured recall@10 on held-out sample queries.
   std::vector<std::pair<uint32_t, float>> recall_curve;
+  // Why the last background build failed ("" when it succeeded or none ran);
+  // failed builds are retried with a growing delay (10 s, 20 s, ... 10 min).
+  std::string last_error;
+  size_t failed_builds = 0;  // since the last successful one
 };
 
 struct CollectionInfo {
   std::string name;
   CollectionConfig config;
   size_t points_count = 0;
+  // Points whose stored data was found damaged at open and moved out of the
+  // collection (see docs/ARCHITECTURE.md, "Quarantine").
+  size_t quarantined_points = 0;
   IndexInfo index;
   QualityReport quality;
   size_t memory_bytes = 0;  // RAM held by codes, ids and the index
@@ -50,10 +57,13 @@ struct CollectionInfo {
   std::string simd_level;   // kernels in use: "avx512", "avx2" or "scalar"
 };
 
-// Thread safety: every method may be called from many threads at once;
-// searches run concurrently with writes and see each write batch whole or not
-// at all. A Collection stays usable after Database::DropCollection but then
-// answers NotFound.
+// Thread safety: every method may be called from many threads at once.
+// Consistency: writes to a collection are atomic and ordered (each one sees
+// and changes the state every earlier one left); every read answer comes
+// from one committed state: it sees each write whole or not at all, and a
+// record's payload and vector, and a hit's score, come from the same write.
+// A Collection stays usable after Database::DropCollection but then answers
+// NotFound, and after its Database is destroyed it answers FailedPrecondition.
 class Collection {
  public:
   virtual ~Collection() = default;
@@ -99,7 +109,11 @@ class Collection {
   // Trains (or retrains) the IVF index now, in the calling thread.
   [[nodiscard]] virtual Status Optimize() = 0;
 
+  // Config, size, index health and the quantization quality report (which
+  // may read a sample of originals from disk when the collection changed).
   [[nodiscard]] virtual StatusOr<CollectionInfo> Info() = 0;
+  // The index state alone; never blocks on disk.
+  virtual IndexInfo::State index_state() const = 0;
 };
 
 }  // namespace qvec

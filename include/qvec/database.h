@@ -6,6 +6,7 @@
 #ifndef QVEC_DATABASE_H_
 #define QVEC_DATABASE_H_
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -19,7 +20,19 @@ namespace qvec {
 // The version of this build, e.g. "0.1.0".
 std::string_view Version();
 
+// The state of a database's storage.
+struct StorageHealth {
+  uint64_t free_disk_bytes = 0;      // on the file system of the database
+  uint64_t reserved_disk_bytes = 0;  // DatabaseOptions::min_free_disk_bytes
+  // Writes fail (ResourceExhausted when the disk is full) until the cause
+  // clears; they resume by themselves. Reads are not affected.
+  bool writes_stopped = false;
+  std::string reason;  // why writes are stopped
+};
+
 // Thread safety: all methods may be called from many threads at once.
+// Collections returned by GetCollection must not be used once the Database
+// is destroyed (they answer FailedPrecondition then, if still referenced).
 class Database {
  public:
   // Opens (or creates) the database in directory `path`, rebuilding the
@@ -39,13 +52,19 @@ class Database {
   [[nodiscard]] virtual StatusOr<std::shared_ptr<Collection>> GetCollection(
       const std::string& name) = 0;
   // Removes the collection and all its points durably. NotFound if absent.
+  // Never waits for the collection's background work (it is stopped).
   [[nodiscard]] virtual Status DropCollection(const std::string& name) = 0;
   // Names of all collections, sorted.
   virtual std::vector<std::string> ListCollections() = 0;
 
   // Writes a consistent checkpoint of the whole database into `dir`, which
-  // must not exist. The result opens with Database::Open.
+  // must not exist. The result opens with Database::Open. Concurrent calls
+  // run one after the other. Unavailable while writes are stopped.
   [[nodiscard]] virtual Status Snapshot(const std::string& dir) = 0;
+
+  // Free disk space and whether writes are stopped; never blocks on I/O
+  // beyond a statvfs.
+  [[nodiscard]] virtual StatusOr<StorageHealth> Health() = 0;
 };
 
 // The OPENBLAS_CORETYPE that suits this CPU ("SkylakeX", "Haswell"), or

@@ -5,13 +5,23 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 
+#include "qvec/logger.h"
 #include "qvec/status.h"
 #include "qvec/types.h"
 
 namespace qvec {
 
+// Limits of requests, checked once, by the engine (the server passes values
+// through and maps the engine's OutOfRange to 422).
 inline constexpr uint32_t kMaxDimension = 65536;
+// SearchRequest::limit is in [1, kMaxSearchLimit].
+inline constexpr size_t kMaxSearchLimit = 10000;
+// SearchRequest::offset is at most kMaxSearchOffset.
+inline constexpr size_t kMaxSearchOffset = 100000;
+// ScrollRequest::limit is in [1, kMaxScrollLimit].
+inline constexpr size_t kMaxScrollLimit = 100000;
 
 struct DatabaseOptions {
   // fsync the write-ahead log on every write group, for power-loss
@@ -22,9 +32,20 @@ struct DatabaseOptions {
   size_t block_cache_bytes = size_t{64} << 20;
   // Create the database when `path` holds none. Default: true.
   bool create_if_missing = true;
-  // Train IVF indexes in a background thread when collections grow; when
-  // false, training happens only through Collection::Optimize(). Default: true.
+  // Train IVF indexes in the background when collections grow; when false,
+  // training happens only through Collection::Optimize(). Default: true.
   bool background_indexing = true;
+  // Threads running background index builds, shared by all collections
+  // (builds queue beyond that), in [1, 64]. Default: 1.
+  size_t build_threads = 1;
+  // Disk space kept free: writes that would leave less are refused with
+  // ResourceExhausted ("disk full") until space returns, so that the
+  // database can always flush what it acknowledged; batches that only
+  // delete are let through. 0 disables the check. Default: 64 MiB.
+  uint64_t min_free_disk_bytes = uint64_t{64} << 20;
+  // Receives the engine's log lines; nullptr = spdlog's default logger.
+  // Default: nullptr.
+  std::shared_ptr<Logger> logger;
 
   [[nodiscard]] Status Validate() const;
 };

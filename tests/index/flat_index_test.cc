@@ -337,7 +337,7 @@ TEST(FlatIndexTest, RejectsBadParamsAndQueries) {
   const float x[4] = {1, 2, 3, 4};
   ASSERT_TRUE(index.AddVector(1, x).ok());
   EXPECT_EQ(index.Search(x, WithK(0)).status().code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(index.Search(x, WithK(10001)).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(index.Search(x, WithK(kMaxSearchK + 1)).status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(index.Search(x, Rescored(1)).status().code(), StatusCode::kFailedPrecondition);
   EXPECT_EQ(index.Search(x, Oversampled(0.5f)).status().code(), StatusCode::kInvalidArgument);
   const float zero[4] = {0, 0, 0, 0};
@@ -349,16 +349,20 @@ TEST(FlatIndexTest, RejectsBadParamsAndQueries) {
 }
 
 TEST(FlatIndexTest, LargeKReturnsEverythingSorted) {
+  // k = 10000 of 12000, and k = kMaxSearchK (offset + limit) beyond the size.
   const std::vector<float> base = testing::ClusteredVectors(12000, 16, 4, 13);
   Built b = Build(Plain(Metric::kDot, 16), base);
-  auto hits = b.index.Search(base.data(), WithK(kMaxSearchK));
-  ASSERT_TRUE(hits.ok());
-  EXPECT_EQ(hits->size(), kMaxSearchK);
-  EXPECT_TRUE(std::is_sorted(hits->begin(), hits->end(),
-                             [](const Hit& a, const Hit& c) { return a.score > c.score; }));
-  std::unordered_set<uint64_t> labels;
-  for (const Hit& h : *hits) labels.insert(h.label);
-  EXPECT_EQ(labels.size(), kMaxSearchK);
+  for (size_t k : {size_t{10000}, kMaxSearchK}) {
+    auto hits = b.index.Search(base.data(), WithK(k));
+    ASSERT_TRUE(hits.ok());
+    const size_t want = std::min<size_t>(k, 12000);
+    EXPECT_EQ(hits->size(), want);
+    EXPECT_TRUE(std::is_sorted(hits->begin(), hits->end(),
+                               [](const Hit& a, const Hit& c) { return a.score > c.score; }));
+    std::unordered_set<uint64_t> labels;
+    for (const Hit& h : *hits) labels.insert(h.label);
+    EXPECT_EQ(labels.size(), want);
+  }
 }
 
 TEST(FlatIndexTest, ConcurrentSearchesAgree) {

@@ -1,0 +1,24 @@
+// Where the engine's log lines go. An embedding program passes its own
+// Logger in DatabaseOptions::logger; by default lines go to spdlog's default
+// logger (stderr unless the program configured spdlog otherwise).
+#ifndef QVEC_LOGGER_H_
+#define QVEC_LOGGER_H_
+
+#include <cstdint>
+#include <string_view>
+
+namespace qvec {
+
+enum class LogLevel : uint8_t { kDebug = 0, kInfo = 1, kWarning = 2, kError = 3 };
+
+// Thread safety: Log is called from any thread (request threads, background
+// index builds, storage threads) and must be thread-safe.
+class Logger {
+ public:
+  virtual ~Logger() = default;
+  virtual void Log(LogLevel level, std::string_view message) = 0;
+};
+
+}  // namespace qvec
+
+#endif  // QVEC_LOGGER_H_
