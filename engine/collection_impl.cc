@@ -43,6 +43,21 @@ std::vector<std::string> KeysOf(const std::vector<PointId>& ids) {
 
 bool LowerIsBetter(Distance d) { return d == Distance::kEuclid; }
 
+// The answer-size estimate of SearchRequest::max_result_bytes.
+constexpr size_t kResultBytesPerPoint = 48;
+constexpr size_t kResultBytesPerComponent = 12;
+
+// The least an answer of `points` points takes (before payloads).
+size_t MinResultBytes(size_t points, bool with_vector, size_t dim) {
+  return points * (kResultBytesPerPoint + (with_vector ? dim * kResultBytesPerComponent : 0));
+}
+
+Status TooLarge(size_t limit) {
+  return OutOfRangeError("the answer would be larger than the result size limit (" +
+                         std::to_string(limit >> 20) +
+                         " MiB): ask for fewer points (limit), or leave out payloads or vectors");
+}
+
 // True when `score` is at least as good as `threshold`.
 bool PassesThreshold(Distance d, float score, float threshold) {
   return LowerIsBetter(d) ? score <= threshold : score >= threshold;
@@ -422,7 +437,7 @@ Status CollectionImpl::WithReadLock(const std::vector<const Filter*>& filters, F
 // ---- reads ----
 
 StatusOr<std::vector<Record>> CollectionImpl::Get(std::span<const PointId> ids, bool with_payload,
-                                                  bool with_vector) {
+                                                  bool with_vector, size_t max_result_bytes) {
   QVEC_RETURN_IF_ERROR(CheckAlive());
   std::vector<PointId> found_ids;
   ReadView view;
@@ -437,8 +452,10 @@ StatusOr<std::vector<Record>> CollectionImpl::Get(std::span<const PointId> ids, 
   std::vector<std::optional<std::string>> payloads;
   std::vector<std::optional<std::vector<float>>> vectors;
   std::vector<bool> found;
-  QVEC_RETURN_IF_ERROR(
-      FillRecords(found_ids, with_payload, with_vector, view, &payloads, &vectors, &found));
+  size_t budget = max_result_bytes;
+  QVEC_RETURN_IF_ERROR(FillRecords(found_ids, with_payload, with_vector, view,
+                                   max_result_bytes ? &budget : nullptr, &payloads, &vectors,
+                                   &found));
   std::vector<Record> out;
   out.reserve(found_ids.size());
   for (size_t i = 0; i < found_ids.size(); ++i) {
@@ -453,25 +470,42 @@ StatusOr<std::vector<Record>> CollectionImpl::Get(std::span<const PointId> ids, 
 }
 
 Status CollectionImpl::FillRecords(const std::vector<PointId>& ids, bool with_payload,
-                                   bool with_vector, const ReadView& view,
+                                   bool with_vector, const ReadView& view, size_t* budget,
                                    std::vector<std::optional<std::string>>* payloads,
                                    std::vector<std::optional<std::vector<float>>>* vectors,
                                    std::vector<bool>* found) {
   payloads->assign(ids.size(), std::nullopt);
   vectors->assign(ids.size(), std::nullopt);
   found->assign(ids.size(), true);
+  const size_t limit = budget ? *budget : 0;
+  auto spend = [&](size_t bytes) -> Status {
+    if (budget == nullptr) return Status::Ok();
+    if (bytes > *budget) return TooLarge(limit);
+    *budget -= bytes;
+    return Status::Ok();
+  };
+  const size_t dim = config_.dimension;
+  QVEC_RETURN_IF_ERROR(spend(ids.size() * (kResultBytesPerPoint +
+                                           (with_vector ? dim * kResultBytesPerComponent : 0))));
   if (ids.empty() || (!with_payload && !with_vector)) return Status::Ok();
   const storage::Snapshot* snap = view.snapshot.get();
   const std::vector<std::string> keys = KeysOf(ids);
   if (with_payload) {
-    QVEC_ASSIGN_OR_RETURN(*payloads, store_->MultiGetPayloads(cid_, keys, snap));
-    // A point without a payload has the empty one (Qdrant's answer).
-    for (auto& p : *payloads) {
-      if (!p) p = std::string("{}");
+    // In chunks, so that an answer too large stops before all of it is read.
+    constexpr size_t kChunk = 256;
+    for (size_t start = 0; start < keys.size(); start += kChunk) {
+      const size_t end = std::min(keys.size(), start + kChunk);
+      std::vector<std::string> chunk(keys.begin() + start, keys.begin() + end);
+      QVEC_ASSIGN_OR_RETURN(auto got, store_->MultiGetPayloads(cid_, chunk, snap));
+      for (size_t i = 0; i < got.size(); ++i) {
+        // A point without a payload has the empty one (Qdrant's answer).
+        if (!got[i]) got[i] = std::string("{}");
+        QVEC_RETURN_IF_ERROR(spend(got[i]->size()));
+        (*payloads)[start + i] = std::move(got[i]);
+      }
     }
   }
   if (with_vector) {
-    const size_t dim = config_.dimension;
     std::vector<float> buf(keys.size() * dim);
     Status s = store_->MultiGetOriginals(cid_, keys, dim, buf.data(), snap);
     if (s.ok()) {
@@ -520,6 +554,11 @@ StatusOr<ScrollPage> CollectionImpl::Scroll(const ScrollRequest& request) {
   if (request.limit < 1 || request.limit > kMaxScrollLimit) {
     return OutOfRangeError("limit must be in [1, " + std::to_string(kMaxScrollLimit) + "]");
   }
+  if (request.max_result_bytes &&
+      MinResultBytes(request.limit, request.with_vector, config_.dimension) >
+          request.max_result_bytes) {
+    return TooLarge(request.max_result_bytes);
+  }
   const Filter* filter = request.filter ? &*request.filter : nullptr;
   ScrollPage page;
   std::vector<PointId> ids;
@@ -541,7 +580,9 @@ StatusOr<ScrollPage> CollectionImpl::Scroll(const ScrollRequest& request) {
   std::vector<std::optional<std::string>> payloads;
   std::vector<std::optional<std::vector<float>>> vectors;
   std::vector<bool> found;
-  QVEC_RETURN_IF_ERROR(FillRecords(ids, request.with_payload, request.with_vector, view, &payloads,
+  size_t budget = request.max_result_bytes;
+  QVEC_RETURN_IF_ERROR(FillRecords(ids, request.with_payload, request.with_vector, view,
+                                   request.max_result_bytes ? &budget : nullptr, &payloads,
                                    &vectors, &found));
   for (size_t i = 0; i < ids.size(); ++i) {
     if (!found[i]) continue;
@@ -718,7 +759,8 @@ StatusOr<std::vector<std::pair<PointId, float>>> CollectionImpl::ExactFloatSearc
 
 StatusOr<std::vector<ScoredPoint>> CollectionImpl::FinishSearch(const SearchRequest& r,
                                                                 const float* query, Candidates c,
-                                                                const ReadView& view) {
+                                                                const ReadView& view,
+                                                                size_t* budget) {
   const size_t k = r.limit + r.offset;
   const size_t dim = config_.dimension;
   std::vector<std::pair<PointId, float>> hits;
@@ -775,12 +817,12 @@ StatusOr<std::vector<ScoredPoint>> CollectionImpl::FinishSearch(const SearchRequ
     ids.push_back(sp.id);
     out.push_back(std::move(sp));
   }
-  if (r.with_payload || r.with_vector) {
+  {
     std::vector<std::optional<std::string>> payloads;
     std::vector<std::optional<std::vector<float>>> vectors;
     std::vector<bool> found;
     QVEC_RETURN_IF_ERROR(
-        FillRecords(ids, r.with_payload, r.with_vector, view, &payloads, &vectors, &found));
+        FillRecords(ids, r.with_payload, r.with_vector, view, budget, &payloads, &vectors, &found));
     std::vector<ScoredPoint> kept;
     kept.reserve(out.size());
     for (size_t i = 0; i < out.size(); ++i) {
@@ -797,6 +839,11 @@ StatusOr<std::vector<ScoredPoint>> CollectionImpl::FinishSearch(const SearchRequ
 StatusOr<std::vector<ScoredPoint>> CollectionImpl::Search(const SearchRequest& request) {
   QVEC_RETURN_IF_ERROR(CheckAlive());
   QVEC_RETURN_IF_ERROR(ValidateSearch(request));
+  if (request.max_result_bytes &&
+      MinResultBytes(request.limit, request.with_vector, config_.dimension) >
+          request.max_result_bytes) {
+    return TooLarge(request.max_result_bytes);
+  }
   std::vector<float> query = request.vector;
   QVEC_RETURN_IF_ERROR(preprocessor_.Preprocess(query.data()));
   const Filter* filter = request.filter ? &*request.filter : nullptr;
@@ -808,7 +855,9 @@ StatusOr<std::vector<ScoredPoint>> CollectionImpl::Search(const SearchRequest& r
         view = ViewLocked();
         return Status::Ok();
       }));
-  return FinishSearch(request, query.data(), std::move(c), view);
+  size_t budget = request.max_result_bytes;
+  return FinishSearch(request, query.data(), std::move(c), view,
+                      request.max_result_bytes ? &budget : nullptr);
 }
 
 StatusOr<std::vector<std::vector<ScoredPoint>>> CollectionImpl::SearchBatch(
@@ -824,6 +873,13 @@ StatusOr<std::vector<std::vector<ScoredPoint>>> CollectionImpl::SearchBatch(
     QVEC_RETURN_IF_ERROR(preprocessor_.Preprocess(queries.data() + i * dim));
     filters.push_back(r.filter && !r.filter->empty() ? &*r.filter : nullptr);
   }
+  // Refused before any search runs when the hits alone would not fit.
+  if (!requests.empty() && requests[0].max_result_bytes) {
+    size_t least = 0;
+    for (const SearchRequest& r : requests) least += MinResultBytes(r.limit, r.with_vector, dim);
+    if (least > requests[0].max_result_bytes) return TooLarge(requests[0].max_result_bytes);
+  }
+
   // Unfiltered requests with the same parameters share one pass over the
   // codes (the index's cache-blocked batch kernels).
   bool shared = requests.size() > 1;
@@ -869,9 +925,12 @@ StatusOr<std::vector<std::vector<ScoredPoint>>> CollectionImpl::SearchBatch(
       }));
   std::vector<std::vector<ScoredPoint>> out;
   out.reserve(requests.size());
+  const size_t bound = requests.empty() ? 0 : requests[0].max_result_bytes;
+  size_t budget = bound;
   for (size_t i = 0; i < requests.size(); ++i) {
-    QVEC_ASSIGN_OR_RETURN(
-        auto one, FinishSearch(requests[i], queries.data() + i * dim, std::move(cands[i]), view));
+    QVEC_ASSIGN_OR_RETURN(auto one, FinishSearch(requests[i], queries.data() + i * dim,
+                                                 std::move(cands[i]), view,
+                                                 bound ? &budget : nullptr));
     out.push_back(std::move(one));
   }
   return out;

@@ -90,7 +90,7 @@ class CollectionImpl final : public Collection,
   Status SetPayload(std::span<const PointId> ids, std::string_view payload,
                     bool overwrite) override;
   StatusOr<std::vector<Record>> Get(std::span<const PointId> ids, bool with_payload,
-                                    bool with_vector) override;
+                                    bool with_vector, size_t max_result_bytes) override;
   StatusOr<size_t> Count(const Filter* filter) override;
   StatusOr<ScrollPage> Scroll(const ScrollRequest& request) override;
   StatusOr<std::vector<ScoredPoint>> Search(const SearchRequest& request) override;
@@ -151,15 +151,20 @@ class CollectionImpl final : public Collection,
                                     const FilterFields* fields);
   // Rescoring, offset, threshold, payloads and vectors, from `view`.
   StatusOr<std::vector<ScoredPoint>> FinishSearch(const SearchRequest& r, const float* query,
-                                                  Candidates c, const ReadView& view);
+                                                  Candidates c, const ReadView& view,
+                                                  size_t* budget);
   StatusOr<std::vector<std::pair<PointId, float>>> ExactFloatSearch(const SearchRequest& r,
                                                                     const float* query, size_t k,
                                                                     const Candidates& c,
                                                                     const ReadView& view);
   // Fills payloads / vectors of results from `view`; a point absent there
-  // (which a consistent view cannot have) leaves found[i] false.
+  // (which a consistent view cannot have) leaves found[i] false. `budget`
+  // (nullptr = none) is the answer size still allowed (see
+  // SearchRequest::max_result_bytes); it is reduced by what is read, and
+  // OutOfRange is returned beyond it.
   Status FillRecords(const std::vector<PointId>& ids, bool with_payload, bool with_vector,
-                     const ReadView& view, std::vector<std::optional<std::string>>* payloads,
+                     const ReadView& view, size_t* budget,
+                     std::vector<std::optional<std::string>>* payloads,
                      std::vector<std::optional<std::vector<float>>>* vectors,
                      std::vector<bool>* found);
   // Commits `batch` and applies it: `apply(version)` runs under the

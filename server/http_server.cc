@@ -1,6 +1,7 @@
 #include "server/http_server.h"
 
 #include <fmt/format.h>
+#include <sys/resource.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -178,6 +179,69 @@ bool IsMalformedRequest(const beast::error_code& ec) {
          ec != http::error::need_more && ec != http::error::need_buffer;
 }
 
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// Why a request's framing is refused (RFC 9112, sections 6.1 and 6.3), or
+// nullopt. Only "chunked" is supported as a transfer coding: any other
+// (identity, gzip, ...) or a final coding other than chunked makes the body
+// length unknowable, and a body read as the next request is request
+// smuggling.
+std::optional<std::string> FramingError(const http::request_header<>& h) {
+  std::vector<std::string> codings;
+  size_t te_fields = 0;
+  std::vector<std::string> lengths;
+  for (const auto& f : h) {
+    if (f.name() == http::field::transfer_encoding) {
+      ++te_fields;
+      std::string_view v = SV(f.value());
+      size_t pos = 0;
+      while (pos <= v.size()) {
+        const size_t comma = v.find(',', pos);
+        std::string_view token =
+            Trim(v.substr(pos, comma == std::string_view::npos ? std::string_view::npos : comma - pos));
+        if (!token.empty()) codings.push_back(Lower(token));
+        if (comma == std::string_view::npos) break;
+        pos = comma + 1;
+      }
+    } else if (f.name() == http::field::content_length) {
+      std::string_view v = SV(f.value());
+      size_t pos = 0;
+      while (pos <= v.size()) {
+        const size_t comma = v.find(',', pos);
+        lengths.emplace_back(
+            Trim(v.substr(pos, comma == std::string_view::npos ? std::string_view::npos : comma - pos)));
+        if (comma == std::string_view::npos) break;
+        pos = comma + 1;
+      }
+    }
+  }
+  if (te_fields > 0) {
+    if (!lengths.empty()) {
+      return std::string("Bad request: Content-Length and Transfer-Encoding together");
+    }
+    if (h.version() < 11) {
+      return std::string("Bad request: Transfer-Encoding in an HTTP/1.0 request");
+    }
+    if (codings.size() != 1 || codings[0] != "chunked") {
+      std::string all;
+      for (const auto& c : codings) all += (all.empty() ? "" : ", ") + c;
+      return "Bad request: Transfer-Encoding \"" + all +
+             "\" is not supported; the only accepted transfer coding is \"chunked\"";
+    }
+  }
+  for (const auto& l : lengths) {
+    if (l.empty() || l.find_first_not_of("0123456789") != std::string::npos) {
+      return std::string("Bad request: malformed Content-Length");
+    }
+    if (l != lengths.front()) return std::string("Bad request: differing Content-Length values");
+  }
+  return std::nullopt;
+}
+
 class Session;
 
 // State shared by the server and its sessions. Sessions hold it by shared_ptr
@@ -187,7 +251,13 @@ struct Shared {
   ServerOptions options;
   std::shared_ptr<RequestHandler> handler;
   net::thread_pool* workers = nullptr;
+  net::thread_pool* slow = nullptr;  // HandlerPool::kSlow
   bool auth_enabled = false;
+  // Bytes of request bodies being read or handled and of responses not yet
+  // written, over all connections (ServerOptions::max_buffered_bytes).
+  std::atomic<size_t> buffered{0};
+  std::atomic<int64_t> last_stall_scan_ns{0};
+  std::atomic<size_t> evicting{0};  // sessions being closed to make room
 
   std::atomic<bool> stopping{false};
   std::atomic<size_t> rejecting{0};
@@ -204,10 +274,32 @@ class Session : public std::enable_shared_from_this<Session> {
   Session(tcp::socket&& socket, std::shared_ptr<Shared> shared)
       : stream_(std::move(socket)),
         shared_(std::move(shared)),
-        idle_timer_(stream_.get_executor()) {}
+        idle_timer_(stream_.get_executor()),
+        retry_timer_(stream_.get_executor()) {}
+
+  // Since when (steady clock, ns) the connection has been waiting for a
+  // request with nothing in flight; 0 when busy. Read by the acceptor.
+  int64_t idle_since() const { return idle_since_ns_.load(std::memory_order_relaxed); }
+  // Since when a response write has been in progress; 0 when none.
+  int64_t write_started() const { return write_started_ns_.load(std::memory_order_relaxed); }
+  size_t unsent() const { return unsent_atomic_.load(std::memory_order_relaxed); }
+  // Claims the session for closing by the acceptor or the memory guard;
+  // false if another already did.
+  bool ClaimForEviction() { return !evicted_.exchange(true); }
+  bool evicted() const { return evicted_.load(); }
+  // The acceptor closes this session to make room: it no longer counts
+  // towards max_connections (until it is gone, Shared::evicting holds it).
+  void CountEviction() {
+    counted_eviction_ = true;
+    shared_->evicting.fetch_add(1);
+  }
 
   ~Session() {
+    size_t held = body_reserved_;
+    for (const Item& item : items_) held += item.reserved + item.bytes;
+    if (held > 0) shared_->buffered.fetch_sub(held);
     if (rejecting_) shared_->rejecting.fetch_sub(1);
+    if (counted_eviction_) shared_->evicting.fetch_sub(1);
     if (registered_) {
       std::lock_guard<std::mutex> lock(shared_->mu);
       shared_->sessions.erase(id_);
@@ -256,8 +348,44 @@ class Session : public std::enable_shared_from_this<Session> {
     std::shared_ptr<BeastResponse> response;  // once known
     unsigned version = 11;
     bool keep_alive = true;
-    bool head = false;  // a HEAD request
+    bool head = false;    // a HEAD request
+    size_t reserved = 0;  // body bytes counted in Shared::buffered until handled
+    size_t bytes = 0;     // response bytes counted in Shared::buffered until written
+    HandlerPool pool = HandlerPool::kWorkers;
   };
+
+  static int64_t NowNs() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  }
+
+  // Counts `bytes` in Shared::buffered unless that would pass the bound
+  // (one reservation always fits when nothing else is held).
+  bool TryReserve(size_t bytes) {
+    const size_t before = shared_->buffered.fetch_add(bytes);
+    if (before == 0 || before + bytes <= opts().max_buffered_bytes) return true;
+    shared_->buffered.fetch_sub(bytes);
+    return false;
+  }
+  void Release(size_t bytes) {
+    if (bytes > 0) shared_->buffered.fetch_sub(bytes);
+  }
+  bool OverBudget() const { return shared_->buffered.load() > opts().max_buffered_bytes; }
+  // Closes the connections whose response writes have stalled longest
+  // (largest unsent output first), at most one scan per 100 ms.
+  void EvictStalledWriters();
+  // Runs `fn` on the strand after a short wait (memory budget back-off).
+  template <typename Fn>
+  void RetrySoon(Fn&& fn) {
+    EvictStalledWriters();
+    retry_timer_.expires_after(std::chrono::milliseconds(20));
+    retry_timer_.async_wait([self = shared_from_this(), fn = std::forward<Fn>(fn)](
+                                beast::error_code ec) mutable {
+      if (ec || self->closed_) return;
+      fn();
+    });
+  }
 
   const ServerOptions& opts() const { return shared_->options; }
 
@@ -271,6 +399,8 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     if (reading_ || stop_reading_ || closed_ || lingering_) return;
     if (items_.size() >= opts().max_pipelined) return;
+    // Reading resumes once the client reads what it was sent (OnWrite).
+    if (unsent_bytes_ > opts().max_unsent_per_connection) return;
     reading_ = true;
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(opts().max_header_bytes));
@@ -278,11 +408,13 @@ class Session : public std::enable_shared_from_this<Session> {
     // boost::none: Boost 1.74's parser then rejects every body.)
     parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
     if (buffer_.size() == 0) {
-      // Wait for the first byte of the next request; idle_timeout applies
-      // (armed only while nothing is in flight), not read_timeout.
+      // Wait for the first byte of the next request; request_start_timeout
+      // (first request) or idle_timeout applies, armed only while nothing
+      // is in flight.
       waiting_first_byte_ = true;
       stream_.expires_never();
       MaybeArmIdleTimer();
+      MarkIdle();
       stream_.async_read_some(buffer_.prepare(kReadChunk),
                               [self = shared_from_this()](beast::error_code ec, size_t n) {
                                 self->OnFirstBytes(ec, n);
@@ -294,6 +426,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void OnFirstBytes(beast::error_code ec, size_t n) {
     waiting_first_byte_ = false;
+    idle_since_ns_.store(0);
     DisarmIdleTimer();
     if (ec) return OnReadError(ec);
     buffer_.commit(n);
@@ -301,7 +434,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void ReadHeader() {
-    stream_.expires_after(opts().read_timeout);
+    stream_.expires_after(opts().header_timeout);
     http::async_read_header(
         stream_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
@@ -311,6 +444,14 @@ class Session : public std::enable_shared_from_this<Session> {
     if (ec) return OnReadError(ec);
     const auto& header = parser_->get();
     const unsigned version = header.version();
+    ++requests_seen_;
+
+    // Message framing first (RFC 9112, section 6): a request whose length is
+    // ambiguous is refused and the connection closed, so that no byte of its
+    // body is ever read as a request of its own.
+    if (std::optional<std::string> why = FramingError(header)) {
+      return FailRequest(400, *why, version);
+    }
 
     // Authentication, before any body byte is read.
     if (unsigned status = CheckAuth(header); status != 0) {
@@ -335,6 +476,20 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_->body_limit(static_cast<std::uint64_t>(opts().max_body_bytes));
 
     if (parser_->is_done()) return OnRequestComplete();
+    // The body counts against the memory budget from now until it is
+    // handled: its declared length, or the body limit when chunked.
+    ReserveBodyThenRead(parser_->content_length().value_or(opts().max_body_bytes));
+  }
+
+  void ReserveBodyThenRead(size_t bytes) {
+    if (!TryReserve(bytes)) {
+      // Too much is buffered for all connections: wait (TCP pushes back on
+      // this client meanwhile) while stalled writers are closed.
+      return RetrySoon([this, bytes] { ReserveBodyThenRead(bytes); });
+    }
+    body_reserved_ = bytes;
+    const auto& header = parser_->get();
+    const unsigned version = header.version();
 
     if (auto it = header.find(http::field::expect);
         it != header.end() && IEquals(Trim(SV(it->value())), "100-continue") && version == 11 &&
@@ -378,6 +533,8 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void OnReadError(beast::error_code ec) {
     reading_ = false;
+    Release(body_reserved_);
+    body_reserved_ = 0;
     if (ec == http::error::header_limit) {
       return FailRequest(431, fmt::format("Request header fields too large (limit {} bytes)",
                                           opts().max_header_bytes));
@@ -432,6 +589,13 @@ class Session : public std::enable_shared_from_this<Session> {
     item.version = msg.version();
     item.keep_alive = msg.keep_alive();
     item.head = msg.method() == http::verb::head;
+    item.reserved = body_reserved_;
+    body_reserved_ = 0;
+    try {
+      item.pool = shared_->handler->PoolFor(SV(msg.method_string()), SV(msg.target()));
+    } catch (...) {
+      item.pool = HandlerPool::kWorkers;
+    }
     if (!item.keep_alive) stop_reading_ = true;
     item.request = ToHttpRequest(std::move(msg));
     items_.push_back(std::move(item));
@@ -442,12 +606,18 @@ class Session : public std::enable_shared_from_this<Session> {
   // ---- handling (one request at a time, in order) ----
 
   void Dispatch() {
-    if (handler_running_) return;
+    if (handler_running_ || closed_) return;
     for (auto& item : items_) {
       if (item.response) continue;
       if (!item.request) return;  // should not happen: running item has no request
+      // Pipelined requests wait while this connection's answers go unread,
+      // and every connection waits while too much is buffered in all.
+      if (unsent_bytes_ > opts().max_unsent_per_connection) return;  // OnWrite resumes
+      if (item.pool != HandlerPool::kInline && OverBudget()) {
+        return RetrySoon([this] { Dispatch(); });
+      }
       handler_running_ = true;
-      net::post(*shared_->workers, [self = shared_from_this(), req = std::move(*item.request)]() {
+      auto run = [self = shared_from_this(), req = std::move(*item.request)]() {
         HttpResponse res;
         try {
           res = self->shared_->handler->Handle(req);
@@ -460,8 +630,19 @@ class Session : public std::enable_shared_from_this<Session> {
         }
         net::post(self->stream_.get_executor(),
                   [self, res = std::move(res)]() mutable { self->OnHandled(std::move(res)); });
-      });
+      };
       item.request.reset();
+      switch (item.pool) {
+        case HandlerPool::kInline:
+          run();  // answers through OnHandled, posted to this strand
+          break;
+        case HandlerPool::kSlow:
+          net::post(*shared_->slow, std::move(run));
+          break;
+        case HandlerPool::kWorkers:
+          net::post(*shared_->workers, std::move(run));
+          break;
+      }
       return;
     }
   }
@@ -477,6 +658,13 @@ class Session : public std::enable_shared_from_this<Session> {
             MakeResponse(ErrorResponse(500, fmt::format("Internal server error: {}", e.what())),
                          item.version, item.head);
       }
+      // The request is gone; its answer is held until written.
+      Release(item.reserved);
+      item.reserved = 0;
+      item.bytes = item.response->body().size() + 256;
+      shared_->buffered.fetch_add(item.bytes);
+      unsent_bytes_ += item.bytes;
+      unsent_atomic_.store(unsent_bytes_, std::memory_order_relaxed);
       break;
     }
     Dispatch();
@@ -491,6 +679,7 @@ class Session : public std::enable_shared_from_this<Session> {
     const bool keep_alive = item.keep_alive && !closing_;
     item.response->keep_alive(keep_alive);
     writing_ = true;
+    write_started_ns_.store(NowNs(), std::memory_order_relaxed);
     stream_.expires_after(opts().idle_timeout);
     http::async_write(stream_, *item.response,
                       [self = shared_from_this(), keep_alive](beast::error_code ec, size_t) {
@@ -500,21 +689,41 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void OnWrite(beast::error_code ec, bool keep_alive) {
     writing_ = false;
+    write_started_ns_.store(0, std::memory_order_relaxed);
+    {
+      Item& done = items_.front();
+      Release(done.bytes);
+      unsent_bytes_ -= std::min(unsent_bytes_, done.bytes);
+      unsent_atomic_.store(unsent_bytes_, std::memory_order_relaxed);
+      done.bytes = 0;
+    }
     if (ec) return CloseNow();
     items_.pop_front();
+    Dispatch();
     if (!keep_alive) return LingeringClose();
     if (items_.empty() && (stop_reading_ || closing_)) return LingeringClose();
     TryWrite();
     ReadNext();
     MaybeArmIdleTimer();
+    MarkIdle();
   }
 
   // ---- idle timeout between requests ----
 
+  // Marks the connection idle (for the acceptor's eviction) when it waits
+  // for a request with nothing in flight.
+  void MarkIdle() {
+    if (waiting_first_byte_ && items_.empty() && !writing_ && !handler_running_ && !closed_) {
+      idle_since_ns_.store(NowNs(), std::memory_order_relaxed);
+    }
+  }
+
   void MaybeArmIdleTimer() {
     if (!waiting_first_byte_ || !items_.empty() || writing_ || closed_) return;
     const uint64_t gen = ++idle_gen_;
-    idle_timer_.expires_after(opts().idle_timeout);
+    // A connection that never sent a request gets the short timeout.
+    idle_timer_.expires_after(requests_seen_ == 0 ? opts().request_start_timeout
+                                                  : opts().idle_timeout);
     idle_timer_.async_wait([self = shared_from_this(), gen](beast::error_code ec) {
       if (ec || gen != self->idle_gen_) return;
       if (self->waiting_first_byte_ && self->items_.empty() && !self->writing_) self->CloseNow();
@@ -553,6 +762,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void CloseNow() {
     if (closed_) return;
     closed_ = true;
+    idle_since_ns_.store(0);
+    retry_timer_.cancel();
     DisarmIdleTimer();
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
@@ -562,6 +773,15 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::tcp_stream stream_;
   std::shared_ptr<Shared> shared_;
   net::steady_timer idle_timer_;
+  net::steady_timer retry_timer_;  // memory-budget back-off
+  size_t unsent_bytes_ = 0;        // response bytes queued or being written
+  size_t body_reserved_ = 0;       // body bytes reserved for the request being read
+  uint64_t requests_seen_ = 0;
+  std::atomic<size_t> unsent_atomic_{0};
+  std::atomic<int64_t> idle_since_ns_{0};
+  std::atomic<int64_t> write_started_ns_{0};
+  std::atomic<bool> evicted_{false};
+  bool counted_eviction_ = false;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::deque<Item> items_;
@@ -580,6 +800,40 @@ class Session : public std::enable_shared_from_this<Session> {
   bool closed_ = false;
 };
 
+void Session::EvictStalledWriters() {
+  const int64_t now = NowNs();
+  int64_t last = shared_->last_stall_scan_ns.load();
+  if (now - last < 100'000'000 || !shared_->last_stall_scan_ns.compare_exchange_strong(last, now)) {
+    return;
+  }
+  const size_t budget = opts().max_buffered_bytes;
+  const size_t held = shared_->buffered.load();
+  if (held <= budget) return;
+  std::vector<std::shared_ptr<Session>> stalled;
+  {
+    std::lock_guard<std::mutex> lock(shared_->mu);
+    for (auto& [id, weak] : shared_->sessions) {
+      auto s = weak.lock();
+      if (!s || s.get() == this) continue;
+      const int64_t started = s->write_started();
+      if (started > 0 && now - started > 1'000'000'000) stalled.push_back(std::move(s));
+    }
+  }
+  std::sort(stalled.begin(), stalled.end(),
+            [](const auto& a, const auto& b) { return a->unsent() > b->unsent(); });
+  size_t excess = held - budget;
+  for (auto& s : stalled) {
+    if (excess == 0) break;
+    if (!s->ClaimForEviction()) continue;
+    const size_t freed = s->unsent();
+    spdlog::warn("http: closing a connection whose client has not read {} bytes of answers for "
+                 "over a second (memory for buffered answers is full)",
+                 freed);
+    s->ForceClose();
+    excess -= std::min(excess, freed);
+  }
+}
+
 }  // namespace
 
 Status ServerOptions::Validate() const {
@@ -593,8 +847,13 @@ Status ServerOptions::Validate() const {
   if (max_header_bytes < 256 || max_header_bytes > std::numeric_limits<std::uint32_t>::max()) {
     return InvalidArgumentError("ServerOptions.max_header_bytes must be in [256, 2^32)");
   }
-  if (read_timeout.count() <= 0) {
-    return InvalidArgumentError("ServerOptions.read_timeout must be positive");
+  if (read_timeout.count() <= 0 || header_timeout.count() <= 0 ||
+      request_start_timeout.count() <= 0) {
+    return InvalidArgumentError(
+        "ServerOptions.read_timeout, header_timeout and request_start_timeout must be positive");
+  }
+  if (max_buffered_bytes < max_body_bytes) {
+    return InvalidArgumentError("ServerOptions.max_buffered_bytes must be >= max_body_bytes");
   }
   if (idle_timeout.count() <= 0) {
     return InvalidArgumentError("ServerOptions.idle_timeout must be positive");
@@ -652,12 +911,31 @@ struct HttpServer::Impl {
     }
     beast::error_code ignored;
     socket.set_option(tcp::no_delay(true), ignored);
+    const size_t max = shared->options.max_connections;
     size_t active;
+    std::shared_ptr<Session> victim;
     {
       std::lock_guard<std::mutex> lock(shared->mu);
-      active = shared->sessions.size();
+      active = shared->sessions.size() - shared->evicting.load();
+      if (active >= max) {
+        // Make room by closing the connection idle longest.
+        int64_t oldest = std::numeric_limits<int64_t>::max();
+        for (auto& [id, weak] : shared->sessions) {
+          auto s = weak.lock();
+          if (!s) continue;
+          const int64_t since = s->idle_since();
+          if (since > 0 && since < oldest && !s->evicted()) {
+            oldest = since;
+            victim = std::move(s);
+          }
+        }
+      }
     }
-    const size_t max = shared->options.max_connections;
+    if (victim && victim->ClaimForEviction()) {
+      victim->CountEviction();
+      victim->ForceClose();
+      --active;
+    }
     if (active >= max) {
       if (shared->rejecting.load() < max) {
         std::make_shared<Session>(std::move(socket), shared)->RunReject();
@@ -690,6 +968,7 @@ struct HttpServer::Impl {
   // Declared after ioc: destroyed first, so that tasks it drops (which own
   // sessions, whose sockets belong to ioc) are destroyed while ioc lives.
   std::unique_ptr<net::thread_pool> workers;
+  std::unique_ptr<net::thread_pool> slow;
   std::vector<std::thread> io_threads;
   std::atomic<uint16_t> port{0};
 
@@ -714,8 +993,16 @@ Status HttpServer::Start() {
     }
   }
   if (!s.shared->handler) return InvalidArgumentError("HttpServer needs a request handler");
-  const ServerOptions& o = s.shared->options;
+  ServerOptions& o = s.shared->options;
   if (Status st = o.Validate(); !st.ok()) return st;
+  // Every connection is a file descriptor; beyond the process's limit
+  // accept() fails for everyone. Keep 64 for the database and logs.
+  if (struct rlimit rl; getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+                        rl.rlim_cur > 128 && o.max_connections > rl.rlim_cur - 64) {
+    spdlog::warn("http server: max_connections lowered from {} to {} (open-file limit {})",
+                 o.max_connections, rl.rlim_cur - 64, rl.rlim_cur);
+    o.max_connections = rl.rlim_cur - 64;
+  }
 
   beast::error_code ec;
   tcp::resolver resolver(s.ioc);
@@ -753,6 +1040,8 @@ Status HttpServer::Start() {
   if (workers == 0) workers = std::max(1u, std::thread::hardware_concurrency());
   s.workers = std::make_unique<net::thread_pool>(workers);
   s.shared->workers = s.workers.get();
+  s.slow = std::make_unique<net::thread_pool>(1);
+  s.shared->slow = s.slow.get();
   s.work_guard.emplace(net::make_work_guard(s.ioc));
   net::dispatch(s.acceptor.get_executor(), [&s] { s.DoAccept(); });
 
@@ -831,9 +1120,11 @@ void HttpServer::Stop() {
   s.ioc.stop();
   for (auto& t : s.io_threads) t.join();
   s.io_threads.clear();
-  if (s.workers) {
-    s.workers->stop();
-    s.workers->join();
+  for (auto* pool : {s.workers.get(), s.slow.get()}) {
+    if (pool != nullptr) {
+      pool->stop();
+      pool->join();
+    }
   }
   const double secs =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();

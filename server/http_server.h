@@ -51,8 +51,16 @@ struct ServerOptions {
   // Default: 16 KiB.
   size_t max_header_bytes = size_t{16} << 10;
 
-  // Time allowed to receive one request (header, and then separately its body)
-  // once its first byte has arrived; slower clients are disconnected.
+  // Time a new connection may take to send the first byte of its first
+  // request; silent connections are closed, so that they cannot hold
+  // connection slots. Default: 5 s.
+  std::chrono::seconds request_start_timeout{5};
+
+  // Time allowed to receive a request's header once its first byte arrived.
+  // Default: 10 s.
+  std::chrono::seconds header_timeout{10};
+
+  // Time allowed to receive a request's body once its header arrived.
   // Default: 30 s.
   std::chrono::seconds read_timeout{30};
 
@@ -61,14 +69,27 @@ struct ServerOptions {
   // Default: 60 s.
   std::chrono::seconds idle_timeout{60};
 
-  // Open connections at most; connections beyond are answered 503 and closed.
-  // Default: 1024.
+  // Open connections at most. At the bound, a new connection closes the one
+  // idle longest (a connection waiting for its next request, none in flight);
+  // when none is idle it is answered 503 and closed. Default: 1024 (and at
+  // most the process's open-file limit minus 64).
   size_t max_connections = 1024;
 
   // Requests per connection read but not yet answered at most (HTTP
   // pipelining); the server stops reading from the connection at this bound.
   // Default: 16.
   size_t max_pipelined = 16;
+
+  // Response bytes a connection may have waiting to be written before the
+  // server stops handling its further pipelined requests (until the client
+  // reads). Default: 1 MiB.
+  size_t max_unsent_per_connection = size_t{1} << 20;
+
+  // Memory held for all connections at once: request bodies being read and
+  // responses not yet written. Beyond it, connections wait before reading a
+  // body or handling a request, and the connections whose response writes
+  // have stalled longest are closed first. Default: 128 MiB.
+  size_t max_buffered_bytes = size_t{128} << 20;
 
   // Key granting full access. When this or read_only_api_key is non-empty,
   // requests (except kNone routes such as /healthz) must carry a key, as

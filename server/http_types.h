@@ -37,6 +37,17 @@ struct HttpResponse {
 // What a request needs from the API keys (see ServerOptions).
 enum class Access { kNone, kRead, kWrite };
 
+// Where the server runs a request's handler.
+enum class HandlerPool {
+  kWorkers,  // the worker pool (most requests)
+  // On the connection's I/O strand, at once: cheap requests that must answer
+  // even when every worker is busy (health checks, metrics).
+  kInline,
+  // A separate single thread, in arrival order: long requests that must not
+  // occupy the workers (snapshots).
+  kSlow,
+};
+
 // The application behind the HTTP server: the router of server/router.h in
 // production, a fake in the server's own tests. Must be thread-safe: the
 // server calls it from several worker threads at once.
@@ -46,6 +57,11 @@ class RequestHandler {
   // The access level a request needs, judged from its method and target alone
   // (before any body is read).
   virtual Access RequiredAccess(std::string_view method, std::string_view target) const = 0;
+  // Where the server runs Handle for this request (judged like
+  // RequiredAccess). Default: the worker pool.
+  virtual HandlerPool PoolFor(std::string_view method, std::string_view target) const {
+    return HandlerPool::kWorkers;
+  }
   // Serves one request. Never throws.
   virtual HttpResponse Handle(const HttpRequest& request) = 0;
 };

@@ -571,13 +571,12 @@ StatusOr<SearchRequest> ParseSearchRequest(element e, bool query_api) {
     QVEC_RETURN_IF_ERROR(ParseVector(x, &r.vector));
   }
   if (Lookup(e, "limit", &x) || Lookup(e, "top", &x)) {
+    // Ranges are checked by the engine (qvec/options.h).
     QVEC_ASSIGN_OR_RETURN(uint64_t n, GetUint(x, "limit"));
-    if (n < 1 || n > 10000) return OutOfRangeError("limit must be in [1, 10000]");
     r.limit = static_cast<size_t>(n);
   }
   if (Lookup(e, "offset", &x)) {
     QVEC_ASSIGN_OR_RETURN(uint64_t n, GetUint(x, "offset"));
-    if (n > 100000) return OutOfRangeError("offset must be at most 100000");
     r.offset = static_cast<size_t>(n);
   }
   if (Lookup(e, "score_threshold", &x)) {

@@ -2,6 +2,7 @@
 // REST API over HTTP until SIGINT or SIGTERM.
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -33,6 +34,8 @@ struct ServeFlags {
   std::string api_key;
   std::string read_only_api_key;
   size_t max_body_mib = 32;
+  size_t max_response_mib = 32;
+  size_t min_free_disk_mib = 64;
   size_t worker_threads = 0;
   std::string log_level = "info";
 };
@@ -47,6 +50,8 @@ int Serve(const ServeFlags& flags) {
   qvec::server::RouterOptions router_options;
   router_options.data_dir = flags.data_dir;
   router_options.snapshots_dir = flags.snapshots_dir;
+  router_options.max_response_bytes = flags.max_response_mib << 20;
+  router_options.database.min_free_disk_bytes = uint64_t{flags.min_free_disk_mib} << 20;
   auto router = qvec::server::MakeRouter(router_options);
   if (!router.ok()) {
     spdlog::error("cannot open the database in {}: {}", flags.data_dir, router.status().ToString());
@@ -112,8 +117,20 @@ void ChooseBlasCoreType(char** argv) {
   execv("/proc/self/exe", argv);  // only returns on failure: carry on
 }
 
+// Every HTTP connection is a file descriptor: raise the soft limit to the
+// hard one so that a burst of connections meets the server's own connection
+// cap (and its eviction of idle ones) before the kernel's limit.
+void RaiseOpenFileLimit() {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
 int main(int argc, char** argv) {
   ChooseBlasCoreType(argv);
+  RaiseOpenFileLimit();
   spdlog::set_default_logger(spdlog::stderr_color_mt("qvec"));
 
   CLI::App app{"qvec: a vector database that speaks Qdrant's REST API.", "qvec"};
@@ -150,6 +167,18 @@ int main(int argc, char** argv) {
       ->add_option("--max-body-mib", flags.max_body_mib,
                    "Largest accepted request body, in MiB (larger requests get 413)")
       ->check(CLI::Range(size_t{1}, size_t{4096}))
+      ->capture_default_str();
+  serve
+      ->add_option("--max-response-mib", flags.max_response_mib,
+                   "Largest answer, in MiB: searches, scrolls and retrieves that would answer more "
+                   "are refused with 422 (ask for fewer points or without vectors/payloads)")
+      ->check(CLI::Range(size_t{1}, size_t{4096}))
+      ->capture_default_str();
+  serve
+      ->add_option("--min-free-disk-mib", flags.min_free_disk_mib,
+                   "Disk space kept free, in MiB: writes that would leave less are refused with "
+                   "507 until space is freed (0 = no reserve)")
+      ->check(CLI::Range(size_t{0}, size_t{1} << 20))
       ->capture_default_str();
   serve
       ->add_option("--worker-threads", flags.worker_threads,

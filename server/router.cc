@@ -2,6 +2,7 @@
 
 #include <simdjson.h>
 
+#include <atomic>
 #include <cctype>
 #include <chrono>
 #include <filesystem>
@@ -186,10 +187,34 @@ bool JsonContentType(const HttpRequest& req) {
          t.compare(t.size() - 5, 5, "+json") == 0;
 }
 
+// The methods /metrics counts by name; any other is counted as "other", so
+// that made-up methods cannot grow the metrics without bound.
+std::string_view MetricMethod(std::string_view m) {
+  for (std::string_view known : {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}) {
+    if (m == known) return known;
+  }
+  return "other";
+}
+
 class Router final : public RequestHandler {
  public:
-  Router(std::shared_ptr<Database> db, std::string snapshots_dir)
-      : db_(std::move(db)), snapshots_dir_(std::move(snapshots_dir)) {}
+  Router(std::shared_ptr<Database> db, std::string snapshots_dir, size_t max_response_bytes)
+      : db_(std::move(db)),
+        snapshots_dir_(std::move(snapshots_dir)),
+        max_response_bytes_(max_response_bytes) {}
+
+  HandlerPool PoolFor(std::string_view method, std::string_view target) const override {
+    std::string_view path = target.substr(0, target.find('?'));
+    if ((method == "GET" || method == "HEAD") &&
+        (path == "/healthz" || path == "/livez" || path == "/readyz" || path == "/metrics" ||
+         path == "/")) {
+      return HandlerPool::kInline;
+    }
+    if (method == "POST" && path.size() > 10 && path.substr(path.size() - 10) == "/snapshots") {
+      return HandlerPool::kSlow;
+    }
+    return HandlerPool::kWorkers;
+  }
 
   Access RequiredAccess(std::string_view method, std::string_view target) const override {
     std::string_view path = target.substr(0, target.find('?'));
@@ -210,14 +235,15 @@ class Router final : public RequestHandler {
 
   HttpResponse Handle(const HttpRequest& request) override {
     const auto start = Clock::now();
-    std::string route = "unknown";
+    std::string route = "other";
     HttpResponse response;
     try {
       response = Dispatch(request, start, &route);
     } catch (const std::exception& e) {
       response = ErrorResponse(500, std::string("internal error: ") + e.what(), Seconds(start));
     }
-    metrics_.Record(request.method, route, response.status, Seconds(start));
+    metrics_.Record(std::string(MetricMethod(request.method)), route, response.status,
+                    Seconds(start));
     return response;
   }
 
@@ -371,22 +397,34 @@ class Router final : public RequestHandler {
   }
 
   HttpResponse MetricsPage() {
+    // Never reads from disk: counts and states come from memory.
     HttpResponse r;
     r.content_type = "text/plain; version=0.0.4";
     metrics_.Render(&r.body);
     r.body += "# HELP qvec_collection_points Points per collection.\n";
     r.body += "# TYPE qvec_collection_points gauge\n";
+    std::string states;
     for (const auto& name : db_->ListCollections()) {
       auto c = db_->GetCollection(name);
       if (!c.ok()) continue;
-      auto info = (*c)->Info();
-      if (!info.ok()) continue;
+      auto n = (*c)->Count(nullptr);
+      if (!n.ok()) continue;
       std::string escaped;
       JsonWriter::AppendQuoted(escaped, name);
-      r.body += "qvec_collection_points{collection=" + escaped + "} " +
-                std::to_string(info->points_count) + "\n";
-      r.body += "qvec_collection_index_state{collection=" + escaped + "} " +
-                std::to_string(static_cast<int>(info->index.state)) + "\n";
+      r.body += "qvec_collection_points{collection=" + escaped + "} " + std::to_string(*n) + "\n";
+      states += "qvec_collection_index_state{collection=" + escaped + "} " +
+                std::to_string(static_cast<int>((*c)->index_state())) + "\n";
+    }
+    r.body += "# HELP qvec_collection_index_state 0 = flat, 1 = training, 2 = IVF.\n";
+    r.body += "# TYPE qvec_collection_index_state gauge\n";
+    r.body += states;
+    if (auto h = db_->Health(); h.ok()) {
+      r.body += "# HELP qvec_storage_free_bytes Free space on the disk holding the database.\n";
+      r.body += "# TYPE qvec_storage_free_bytes gauge\n";
+      r.body += "qvec_storage_free_bytes " + std::to_string(h->free_disk_bytes) + "\n";
+      r.body += "# HELP qvec_storage_writes_stopped 1 while writes are refused (disk full).\n";
+      r.body += "# TYPE qvec_storage_writes_stopped gauge\n";
+      r.body += std::string("qvec_storage_writes_stopped ") + (h->writes_stopped ? "1" : "0") + "\n";
     }
     return r;
   }
@@ -526,23 +564,25 @@ class Router final : public RequestHandler {
 
   HttpResponse CreateSnapshot(const Call& call, const std::string& name) {
     return WithCollection(call, name, [&](Collection&) {
-      // The server names the directory; clients never pass a path.
-      const auto now = std::chrono::system_clock::now();
-      const auto secs =
-          std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
+      // The server names the directory (clients never pass a path): the
+      // time in milliseconds and a counter, so that snapshots requested in
+      // the same instant get different names. Database::Snapshot runs them
+      // one at a time. Messages never name server paths.
       std::error_code ec;
       std::filesystem::create_directories(snapshots_dir_, ec);
       if (ec) {
-        return ErrorResponse(500, "cannot create snapshot directory: " + ec.message(),
+        return ErrorResponse(500, "cannot create the snapshot directory: " + ec.message(),
                              Seconds(call.start));
       }
+      const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
       std::string snap_name;
       std::filesystem::path dir;
-      for (int attempt = 0;; ++attempt) {
-        snap_name =
-            "snapshot-" + std::to_string(secs) + (attempt ? "-" + std::to_string(attempt) : "");
+      for (;;) {
+        snap_name = "snapshot-" + std::to_string(ms) + "-" + std::to_string(snapshot_counter_++);
         dir = std::filesystem::path(snapshots_dir_) / snap_name;
-        if (!std::filesystem::exists(dir)) break;
+        if (!std::filesystem::exists(dir, ec)) break;
       }
       Status s = db_->Snapshot(dir.string());
       if (!s.ok()) return StatusResponse(s, Seconds(call.start));
@@ -587,7 +627,7 @@ class Router final : public RequestHandler {
       auto wv = ParseWithFlag(body, "with_vector", false);
       if (!wp.ok()) return StatusResponse(wp.status(), Seconds(call.start));
       if (!wv.ok()) return StatusResponse(wv.status(), Seconds(call.start));
-      auto records = c.Get(list, wp->enabled, *wv);
+      auto records = c.Get(list, wp->enabled, *wv, max_response_bytes_);
       if (!records.ok()) return StatusResponse(records.status(), Seconds(call.start));
       JsonWriter w;
       w.BeginArray();
@@ -699,9 +739,7 @@ class Router final : public RequestHandler {
         if (x.get(n) != simdjson::SUCCESS) {
           return ErrorResponse(400, "limit must be an integer", Seconds(call.start));
         }
-        if (n < 1 || n > 100000) {
-          return ErrorResponse(422, "limit must be in [1, 100000]", Seconds(call.start));
-        }
+        if (n < 1) return ErrorResponse(422, "limit must be at least 1", Seconds(call.start));
         r.limit = static_cast<size_t>(n);
       }
       if (obj.at_key("filter").get(x) == simdjson::SUCCESS &&
@@ -716,6 +754,7 @@ class Router final : public RequestHandler {
       if (!wv.ok()) return StatusResponse(wv.status(), Seconds(call.start));
       r.with_payload = wp->enabled;
       r.with_vector = *wv;
+      r.max_result_bytes = max_response_bytes_;
       auto page = c.Scroll(r);
       if (!page.ok()) return StatusResponse(page.status(), Seconds(call.start));
       JsonWriter w;
@@ -739,6 +778,7 @@ class Router final : public RequestHandler {
       if (!req.ok()) return StatusResponse(req.status(), Seconds(call.start));
       auto selector = ParsePayloadSelector(body, false);
       if (!selector.ok()) return StatusResponse(selector.status(), Seconds(call.start));
+      req->max_result_bytes = max_response_bytes_;
       auto hits = c.Search(*req);
       if (!hits.ok()) return StatusResponse(hits.status(), Seconds(call.start));
       JsonWriter w;
@@ -766,6 +806,7 @@ class Router final : public RequestHandler {
         if (!req.ok()) return StatusResponse(req.status(), Seconds(call.start));
         auto selector = ParsePayloadSelector(s, false);
         if (!selector.ok()) return StatusResponse(selector.status(), Seconds(call.start));
+        req->max_result_bytes = max_response_bytes_;
         reqs.push_back(std::move(*req));
         selectors.push_back(std::move(*selector));
       }
@@ -815,14 +856,17 @@ class Router final : public RequestHandler {
 
   std::shared_ptr<Database> db_;
   std::string snapshots_dir_;
+  const size_t max_response_bytes_;
+  std::atomic<uint64_t> snapshot_counter_{0};
   Metrics metrics_;
 };
 
 }  // namespace
 
 std::shared_ptr<RequestHandler> MakeRouterFor(std::shared_ptr<Database> db,
-                                              std::string snapshots_dir) {
-  return std::make_shared<Router>(std::move(db), std::move(snapshots_dir));
+                                              std::string snapshots_dir,
+                                              size_t max_response_bytes) {
+  return std::make_shared<Router>(std::move(db), std::move(snapshots_dir), max_response_bytes);
 }
 
 StatusOr<std::shared_ptr<RequestHandler>> MakeRouter(const RouterOptions& options) {
@@ -840,7 +884,8 @@ StatusOr<std::shared_ptr<RequestHandler>> MakeRouter(const RouterOptions& option
     if (p.has_filename() == false) p = p.parent_path();
     snapshots = p.string() + "-snapshots";
   }
-  return MakeRouterFor(std::shared_ptr<Database>(std::move(*db)), snapshots);
+  return MakeRouterFor(std::shared_ptr<Database>(std::move(*db)), snapshots,
+                       options.max_response_bytes);
 }
 
 }  // namespace qvec::server

@@ -19,6 +19,10 @@ struct RouterOptions {
   // data_dir + "/../snapshots" resolved next to the data ("<data_dir>-snapshots").
   std::string snapshots_dir;
   DatabaseOptions database;
+  // Largest answer the router builds: searches, batches, scrolls and
+  // retrieves that would answer more are refused with 422 naming the limit
+  // (see SearchRequest::max_result_bytes). Default: 32 MiB.
+  size_t max_response_bytes = size_t{32} << 20;
 };
 
 // Opens the database under options.data_dir and returns the request handler.
@@ -27,7 +31,8 @@ struct RouterOptions {
 
 // A handler over an already open database (tests use this).
 std::shared_ptr<RequestHandler> MakeRouterFor(std::shared_ptr<Database> db,
-                                              std::string snapshots_dir);
+                                              std::string snapshots_dir,
+                                              size_t max_response_bytes = size_t{32} << 20);
 
 }  // namespace qvec::server
 

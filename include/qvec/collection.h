@@ -90,8 +90,11 @@ class Collection {
                                           bool overwrite) = 0;
 
   // Reads the given points in the order asked, skipping absent ids.
+  // `max_result_bytes` bounds the answer as SearchRequest::max_result_bytes
+  // does (0 = none).
   [[nodiscard]] virtual StatusOr<std::vector<Record>> Get(std::span<const PointId> ids,
-                                                          bool with_payload, bool with_vector) = 0;
+                                                          bool with_payload, bool with_vector,
+                                                          size_t max_result_bytes = 0) = 0;
 
   // Exact number of points passing `filter` (all points when null).
   [[nodiscard]] virtual StatusOr<size_t> Count(const Filter* filter) = 0;

@@ -172,6 +172,11 @@ struct SearchRequest {
   bool with_payload = false;
   bool with_vector = false;
   SearchParams params;
+  // Bound on the answer's size, counted as 48 bytes per point plus its
+  // payload text plus 12 bytes per vector component (about its JSON size);
+  // a larger answer is refused with OutOfRange. In SearchBatch the bound of
+  // the first request applies to the whole batch. 0 = none. Default: 0.
+  size_t max_result_bytes = 0;
 };
 
 struct ScrollRequest {
@@ -180,6 +185,8 @@ struct ScrollRequest {
   std::optional<Filter> filter;
   bool with_payload = true;
   bool with_vector = false;
+  // As SearchRequest::max_result_bytes. Default: 0 (none).
+  size_t max_result_bytes = 0;
 };
 
 struct ScrollPage {

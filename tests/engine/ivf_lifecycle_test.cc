@@ -175,6 +175,9 @@ TEST(IvfLifecycle, BackgroundBuildNeverHidesAPoint) {
   }
   done = true;
   searcher.join();
+  // A retrain for the grown collection may still be running: Optimize waits
+  // for it (and trains once more), so the state below is settled.
+  ASSERT_TRUE(c->Optimize().ok());
   auto info = c->Info();
   EXPECT_EQ(info->index.state, IndexInfo::State::kIvf);
   EXPECT_EQ(info->points_count, 12000u);

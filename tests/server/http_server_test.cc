@@ -463,7 +463,7 @@ TEST_F(HttpServerTest, ApiKeys) {
 
 TEST_F(HttpServerTest, SlowClientDropped) {
   ServerOptions o;
-  o.read_timeout = 1s;
+  o.header_timeout = 1s;
   o.idle_timeout = 10s;
   StartServer(o);
   Client c(port_);
@@ -516,32 +516,89 @@ TEST_F(HttpServerTest, StopLetsInFlightRequestFinish) {
   server_->Wait();  // returns at once: stopped
 }
 
-TEST_F(HttpServerTest, ConnectionCap) {
+TEST_F(HttpServerTest, ConnectionCapClosesIdleConnectionsFirst) {
   ServerOptions o;
   o.max_connections = 2;
   StartServer(o);
   auto c1 = std::make_unique<Client>(port_);
   Client c2(port_);
   ASSERT_TRUE(c1->Request(Req("GET", "/1")));
+  std::this_thread::sleep_for(20ms);
   ASSERT_TRUE(c2.Request(Req("GET", "/2")));
+  // At the cap, a new connection closes the one idle longest (c1) and is
+  // served.
   {
     Client c3(port_);
-    ASSERT_TRUE(c3.connected());
-    auto r = c3.Read();
+    auto r = c3.Request(Req("GET", "/3"));
     ASSERT_TRUE(r) << c3.last_error.message();
-    EXPECT_EQ(r->status, 503u);
-    EXPECT_THAT(r->body, HasSubstr("{\"status\":{\"error\":"));
-    EXPECT_TRUE(c3.WaitClosed(3000ms));
+    EXPECT_EQ(r->status, 200u);
+    EXPECT_TRUE(c1->WaitClosed(3000ms));
   }
-  c1.reset();  // frees a slot once the server notices
-  bool served = false;
-  for (int i = 0; i < 40 && !served; ++i) {
-    Client c4(port_);
-    auto r = c4.Request(Req("GET", "/4"));
-    served = r && r->status == 200;
-    if (!served) std::this_thread::sleep_for(50ms);
+  // With every connection busy there is nothing to close: 503.
+  Client busy1(port_), busy2(port_);
+  ASSERT_TRUE(busy1.Send(Req("GET", "/sleep/1500")));
+  ASSERT_TRUE(busy2.Send(Req("GET", "/sleep/1500")));
+  std::this_thread::sleep_for(300ms);
+  Client c4(port_);
+  ASSERT_TRUE(c4.connected());
+  auto r = c4.Read();
+  ASSERT_TRUE(r) << c4.last_error.message();
+  EXPECT_EQ(r->status, 503u);
+  EXPECT_THAT(r->body, HasSubstr("{\"status\":{\"error\":"));
+  EXPECT_TRUE(c4.WaitClosed(3000ms));
+  EXPECT_TRUE(busy1.Read());
+}
+
+TEST_F(HttpServerTest, SilentConnectionClosedQuickly) {
+  ServerOptions o;
+  o.request_start_timeout = 1s;
+  o.idle_timeout = 30s;
+  StartServer(o);
+  Client c(port_);
+  ASSERT_TRUE(c.connected());
+  auto start = Clock::now();
+  EXPECT_TRUE(c.WaitClosed(4000ms));
+  EXPECT_GT(SecondsSince(start), 0.8);
+  EXPECT_LT(SecondsSince(start), 3.0);
+}
+
+// Request smuggling (RFC 9112, 6.1 and 6.3): a request whose body length is
+// ambiguous is answered 400 and the connection closed; its body never runs
+// as a request of its own.
+TEST_F(HttpServerTest, AmbiguousFramingRefusedAndNothingSmuggled) {
+  StartServer();
+  const std::string smuggled = "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n";
+  const std::vector<std::string> headers = {
+      "Transfer-Encoding: identity\r\n",
+      "Transfer-Encoding: gzip\r\n",
+      "Transfer-Encoding: chunked, identity\r\n",
+      "Transfer-Encoding: xchunked\r\n",
+      "Transfer-Encoding: gzip, chunked\r\n",
+      "Transfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n",
+      "Content-Length: " + std::to_string(smuggled.size()) +
+          "\r\nTransfer-Encoding: chunked\r\n",
+      "Content-Length: " + std::to_string(smuggled.size()) + "\r\nContent-Length: 0\r\n",
+      "Content-Length: " + std::to_string(smuggled.size()) + ", 0\r\n",
+  };
+  for (const std::string& h : headers) {
+    SCOPED_TRACE(h);
+    const int before = handler_->calls.load();
+    Client c(port_);
+    ASSERT_TRUE(c.Send("POST /outer HTTP/1.1\r\nHost: x\r\n" + h + "\r\n" + smuggled));
+    auto r = c.Read();
+    ASSERT_TRUE(r) << c.last_error.message();
+    EXPECT_EQ(r->status, 400u) << r->body;
+    EXPECT_TRUE(c.WaitClosed(3000ms));
+    EXPECT_EQ(handler_->calls.load(), before) << "a request ran";
   }
-  EXPECT_TRUE(served);
+  // Chunked alone is fine.
+  Client ok(port_);
+  ASSERT_TRUE(ok.Send(
+      "POST /chunked HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"));
+  auto r = ok.Read();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200u);
+  EXPECT_THAT(r->body, HasSubstr("\"body_size\":3"));
 }
 
 TEST_F(HttpServerTest, StartErrors) {
