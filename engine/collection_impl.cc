@@ -485,8 +485,8 @@ Status CollectionImpl::FillRecords(const std::vector<PointId>& ids, bool with_pa
     return Status::Ok();
   };
   const size_t dim = config_.dimension;
-  QVEC_RETURN_IF_ERROR(spend(ids.size() * (kResultBytesPerPoint +
-                                           (with_vector ? dim * kResultBytesPerComponent : 0))));
+  QVEC_RETURN_IF_ERROR(spend(
+      ids.size() * (kResultBytesPerPoint + (with_vector ? dim * kResultBytesPerComponent : 0))));
   if (ids.empty() || (!with_payload && !with_vector)) return Status::Ok();
   const storage::Snapshot* snap = view.snapshot.get();
   const std::vector<std::string> keys = KeysOf(ids);
@@ -554,9 +554,8 @@ StatusOr<ScrollPage> CollectionImpl::Scroll(const ScrollRequest& request) {
   if (request.limit < 1 || request.limit > kMaxScrollLimit) {
     return OutOfRangeError("limit must be in [1, " + std::to_string(kMaxScrollLimit) + "]");
   }
-  if (request.max_result_bytes &&
-      MinResultBytes(request.limit, request.with_vector, config_.dimension) >
-          request.max_result_bytes) {
+  if (request.max_result_bytes && MinResultBytes(request.limit, request.with_vector,
+                                                 config_.dimension) > request.max_result_bytes) {
     return TooLarge(request.max_result_bytes);
   }
   const Filter* filter = request.filter ? &*request.filter : nullptr;
@@ -839,9 +838,8 @@ StatusOr<std::vector<ScoredPoint>> CollectionImpl::FinishSearch(const SearchRequ
 StatusOr<std::vector<ScoredPoint>> CollectionImpl::Search(const SearchRequest& request) {
   QVEC_RETURN_IF_ERROR(CheckAlive());
   QVEC_RETURN_IF_ERROR(ValidateSearch(request));
-  if (request.max_result_bytes &&
-      MinResultBytes(request.limit, request.with_vector, config_.dimension) >
-          request.max_result_bytes) {
+  if (request.max_result_bytes && MinResultBytes(request.limit, request.with_vector,
+                                                 config_.dimension) > request.max_result_bytes) {
     return TooLarge(request.max_result_bytes);
   }
   std::vector<float> query = request.vector;
@@ -928,9 +926,9 @@ StatusOr<std::vector<std::vector<ScoredPoint>>> CollectionImpl::SearchBatch(
   const size_t bound = requests.empty() ? 0 : requests[0].max_result_bytes;
   size_t budget = bound;
   for (size_t i = 0; i < requests.size(); ++i) {
-    QVEC_ASSIGN_OR_RETURN(auto one, FinishSearch(requests[i], queries.data() + i * dim,
-                                                 std::move(cands[i]), view,
-                                                 bound ? &budget : nullptr));
+    QVEC_ASSIGN_OR_RETURN(
+        auto one, FinishSearch(requests[i], queries.data() + i * dim, std::move(cands[i]), view,
+                               bound ? &budget : nullptr));
     out.push_back(std::move(one));
   }
   return out;

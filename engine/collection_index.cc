@@ -624,20 +624,23 @@ Status CollectionImpl::TrainAndSwap() {
                       generation, &values[i]);
       if (!s.ok()) return restore(s);
     }
-    std::lock_guard write_lock(write_mu_);
-    storage::WriteBatch batch;
-    for (size_t i = 0; i < keys.size(); ++i) {
-      const uint64_t label = members[start + i].first;
-      if (!found[i] || changed_during_build_.count(label) || !label_used_[label] ||
-          !(label_to_id_[label] == members[start + i].second)) {
-        continue;
+    {
+      std::lock_guard write_lock(write_mu_);
+      storage::WriteBatch batch;
+      for (size_t i = 0; i < keys.size(); ++i) {
+        const uint64_t label = members[start + i].first;
+        if (!found[i] || changed_during_build_.count(label) || !label_used_[label] ||
+            !(label_to_id_[label] == members[start + i].second)) {
+          continue;
+        }
+        (void)ivf->Add(label, ReadCodesHeader(values[i]).list,
+                       reinterpret_cast<const uint8_t*>(values[i].data()) + kCodesHeaderBytes,
+                       values[i].size() - kCodesHeaderBytes);
+        batch.PutCode(cid_, keys[i], values[i]);
       }
-      (void)ivf->Add(label, ReadCodesHeader(values[i]).list,
-                     reinterpret_cast<const uint8_t*>(values[i].data()) + kCodesHeaderBytes,
-                     values[i].size() - kCodesHeaderBytes);
-      batch.PutCode(cid_, keys[i], values[i]);
+      s = store_->Write(&batch);
     }
-    s = store_->Write(&batch);
+    // restore() takes write_mu_ itself.
     if (!s.ok()) return restore(s);
   }
 

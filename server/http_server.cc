@@ -1,8 +1,8 @@
 #include "server/http_server.h"
 
 #include <fmt/format.h>
-#include <sys/resource.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <array>
@@ -201,8 +201,8 @@ std::optional<std::string> FramingError(const http::request_header<>& h) {
       size_t pos = 0;
       while (pos <= v.size()) {
         const size_t comma = v.find(',', pos);
-        std::string_view token =
-            Trim(v.substr(pos, comma == std::string_view::npos ? std::string_view::npos : comma - pos));
+        std::string_view token = Trim(
+            v.substr(pos, comma == std::string_view::npos ? std::string_view::npos : comma - pos));
         if (!token.empty()) codings.push_back(Lower(token));
         if (comma == std::string_view::npos) break;
         pos = comma + 1;
@@ -212,8 +212,8 @@ std::optional<std::string> FramingError(const http::request_header<>& h) {
       size_t pos = 0;
       while (pos <= v.size()) {
         const size_t comma = v.find(',', pos);
-        lengths.emplace_back(
-            Trim(v.substr(pos, comma == std::string_view::npos ? std::string_view::npos : comma - pos)));
+        lengths.emplace_back(Trim(
+            v.substr(pos, comma == std::string_view::npos ? std::string_view::npos : comma - pos)));
         if (comma == std::string_view::npos) break;
         pos = comma + 1;
       }
@@ -380,11 +380,11 @@ class Session : public std::enable_shared_from_this<Session> {
   void RetrySoon(Fn&& fn) {
     EvictStalledWriters();
     retry_timer_.expires_after(std::chrono::milliseconds(20));
-    retry_timer_.async_wait([self = shared_from_this(), fn = std::forward<Fn>(fn)](
-                                beast::error_code ec) mutable {
-      if (ec || self->closed_) return;
-      fn();
-    });
+    retry_timer_.async_wait(
+        [self = shared_from_this(), fn = std::forward<Fn>(fn)](beast::error_code ec) mutable {
+          if (ec || self->closed_) return;
+          fn();
+        });
   }
 
   const ServerOptions& opts() const { return shared_->options; }
@@ -826,9 +826,10 @@ void Session::EvictStalledWriters() {
     if (excess == 0) break;
     if (!s->ClaimForEviction()) continue;
     const size_t freed = s->unsent();
-    spdlog::warn("http: closing a connection whose client has not read {} bytes of answers for "
-                 "over a second (memory for buffered answers is full)",
-                 freed);
+    spdlog::warn(
+        "http: closing a connection whose client has not read {} bytes of answers for "
+        "over a second (memory for buffered answers is full)",
+        freed);
     s->ForceClose();
     excess -= std::min(excess, freed);
   }

@@ -424,7 +424,8 @@ class Router final : public RequestHandler {
       r.body += "qvec_storage_free_bytes " + std::to_string(h->free_disk_bytes) + "\n";
       r.body += "# HELP qvec_storage_writes_stopped 1 while writes are refused (disk full).\n";
       r.body += "# TYPE qvec_storage_writes_stopped gauge\n";
-      r.body += std::string("qvec_storage_writes_stopped ") + (h->writes_stopped ? "1" : "0") + "\n";
+      r.body +=
+          std::string("qvec_storage_writes_stopped ") + (h->writes_stopped ? "1" : "0") + "\n";
     }
     return r;
   }

@@ -47,6 +47,8 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdarg>
+#include <cstdio>
 #include <cstring>
 #include <exception>
 #include <filesystem>
@@ -324,18 +326,41 @@ rocksdb::ReadOptions ReadAt(const Snapshot* snapshot) {
 
 class RocksStore;
 
+// RocksDB's own log lines, warnings and errors only, go to StoreOptions::
+// log_error instead of the LOG file RocksDB would keep beside the data: on a
+// full disk, a write to that file fails and RocksDB's next log line then
+// trips an assertion that aborts the process (Debian's build keeps its
+// assertions).
+class RocksLogger final : public rocksdb::Logger {
+ public:
+  explicit RocksLogger(std::function<void(std::string_view)> sink)
+      : rocksdb::Logger(rocksdb::InfoLogLevel::WARN_LEVEL), sink_(std::move(sink)) {}
+  using rocksdb::Logger::Logv;
+  void Logv(const char* format, va_list ap) override {
+    if (!sink_) return;
+    char buf[1024];
+    const int n = std::vsnprintf(buf, sizeof(buf), format, ap);
+    if (n > 0) sink_("rocksdb: " + std::string(buf, std::min<size_t>(n, sizeof(buf) - 1)));
+  }
+
+ private:
+  std::function<void(std::string_view)> sink_;
+};
+
 // Learns of RocksDB's background errors (a failed flush, WAL write or
-// compaction) and turns off RocksDB's own out-of-space recovery, which waits
-// for a whole write buffer of free space and polls every 5 s: the store's
-// monitor thread resumes as soon as min_free_disk_bytes are free.
+// compaction). A hard error (RocksDB stops writes) is recovered from by the
+// store's monitor thread, which resumes as soon as the reserve is free again,
+// instead of RocksDB's own recovery, which waits for a whole write buffer of
+// free space and polls every 5 s. A soft error (a compaction out of space)
+// is left to RocksDB: it delays compactions until there is room, and writes
+// go on.
 class ErrorListener final : public rocksdb::EventListener {
  public:
   explicit ErrorListener(RocksStore* store) : store_(store) {}
   void OnBackgroundError(rocksdb::BackgroundErrorReason reason, rocksdb::Status* error) override;
   void OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason, rocksdb::Status error,
                             bool* auto_recovery) override {
-    error.PermitUncheckedError();
-    *auto_recovery = false;
+    if (error.severity() >= rocksdb::Status::Severity::kHardError) *auto_recovery = false;
   }
 
  private:
@@ -450,6 +475,8 @@ class RocksStore final : public Store {
                       size_t bytes, bool deletes_only, std::string_view what);
   // Free bytes on the file system of the database (statvfs); 0 on error.
   uint64_t FreeBytes() const;
+  // Bytes held in memtables, which a flush writes out as SSTs.
+  uint64_t MemtableBytes() const;
   // ResourceExhausted when `bytes` more would leave less than the reserve.
   Status CheckSpace(size_t bytes, bool deletes_only);
   void StopWrites(const std::string& why);
@@ -477,8 +504,12 @@ class RocksStore final : public Store {
   // Free-space estimate between statvfs calls: the last reading, when it was
   // taken (steady clock, ns) and the bytes written since.
   std::atomic<uint64_t> free_seen_{0};
+  std::atomic<uint64_t> memtables_seen_{0};
   std::atomic<int64_t> free_seen_at_ns_{0};
   std::atomic<uint64_t> written_since_{0};
+  // A write was refused for space while memtables held data: the monitor
+  // flushes them, which lets RocksDB delete the WAL they were logged in.
+  std::atomic<bool> flush_wanted_{false};
 
   std::mutex monitor_mu_;  // guards closing_, stop_reason_
   std::condition_variable monitor_cv_;
@@ -553,6 +584,8 @@ Status RocksStore::OpenDb(const StoreOptions& options) {
   db_opts.keep_log_file_num = 4;
   db_opts.max_log_file_size = size_t{16} << 20;
   db_opts.listeners.push_back(std::make_shared<ErrorListener>(this));
+  db_opts.info_log = std::make_shared<RocksLogger>(log_error_);
+  db_opts.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
 
   std::vector<std::string> names(kCfNames.begin(), kCfNames.end());
   if (exists) {
@@ -593,32 +626,47 @@ uint64_t RocksStore::FreeBytes() const {
   return static_cast<uint64_t>(st.f_bavail) * static_cast<uint64_t>(st.f_frsize);
 }
 
+uint64_t RocksStore::MemtableBytes() const {
+  uint64_t v = 0;
+  if (!db_->GetAggregatedIntProperty(rocksdb::DB::Properties::kCurSizeAllMemTables, &v)) return 0;
+  return v;
+}
+
 Status RocksStore::CheckSpace(size_t bytes, bool deletes_only) {
   if (reserve_bytes_ == 0) return Status::Ok();
   const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
                           std::chrono::steady_clock::now().time_since_epoch())
                           .count();
-  // A WAL record is about as large as its batch; count it twice for slack.
+  // A WAL record is about as large as its batch, and the memtable holding it
+  // needs as much again when flushed: count the batch twice.
   const uint64_t need = 2 * static_cast<uint64_t>(bytes);
   const uint64_t seen = free_seen_.load(), since = written_since_.load();
-  const uint64_t estimate = seen > since ? seen - since : 0;
-  uint64_t free = estimate;
+  uint64_t free = seen > since ? seen - since : 0;
+  uint64_t memtables = memtables_seen_.load() + since / 2;
   // statvfs at most every 100 ms, and on every write once close to the edge.
-  if (now - free_seen_at_ns_.load() > 100'000'000 || estimate < reserve_bytes_ + 4 * need) {
+  if (now - free_seen_at_ns_.load() > 100'000'000 || free < reserve_bytes_ + memtables + 4 * need) {
     free = FreeBytes();
+    memtables = MemtableBytes();
     free_seen_.store(free);
+    memtables_seen_.store(memtables);
     free_seen_at_ns_.store(now);
     written_since_.store(0);
   }
-  const uint64_t floor = deletes_only ? (uint64_t{1} << 20) : reserve_bytes_;
+  // What is in the memtables must always fit on disk once more: a flush
+  // writes it out before the WAL holding it can be deleted.
+  const uint64_t floor = deletes_only ? (uint64_t{1} << 20) : reserve_bytes_ + memtables;
   if (free >= floor + need) {
     written_since_.fetch_add(need / 2);
     return Status::Ok();
   }
+  if (!deletes_only && memtables > (uint64_t{1} << 20) && !flush_wanted_.exchange(true)) {
+    monitor_cv_.notify_all();  // flushing frees the WAL that logged them
+  }
   return ResourceExhaustedError(
-      "disk full: " + std::to_string(free >> 20) + " MiB free on the disk holding the database, " +
-      "and writes keep " + std::to_string(reserve_bytes_ >> 20) +
-      " MiB free (min_free_disk_bytes); free space and writes resume by themselves");
+      "disk full: " + std::to_string(free >> 20) + " MiB free on the disk holding the database; " +
+      "writes keep " + std::to_string(reserve_bytes_ >> 20) +
+      " MiB free (min_free_disk_bytes) plus room to flush what is in memory (" +
+      std::to_string(memtables >> 20) + " MiB); free space and writes resume by themselves");
 }
 
 void RocksStore::StopWrites(const std::string& why) {
@@ -632,20 +680,46 @@ void RocksStore::StopWrites(const std::string& why) {
 
 void RocksStore::OnBackgroundError(const rocksdb::Status& error) {
   if (log_error_) log_error_("rocksdb (" + path_ + "): background error: " + error.ToString());
-  StopWrites(FromRocks(error, "background flush or compaction").message());
+  // Soft errors (a compaction without room) do not stop RocksDB's writes;
+  // ours stop with the hard ones.
+  if (error.severity() >= rocksdb::Status::Severity::kHardError) {
+    StopWrites(FromRocks(error, "background flush").message());
+  }
 }
 
 void RocksStore::MonitorLoop() {
   std::unique_lock lock(monitor_mu_);
   while (!closing_) {
     monitor_cv_.wait_for(lock, std::chrono::seconds(1));
-    if (closing_ || !writes_stopped_.load()) continue;
-    if (reserve_bytes_ != 0 && FreeBytes() < reserve_bytes_) continue;
+    if (closing_) break;
+    if (flush_wanted_.exchange(false) && !writes_stopped_.load()) {
+      lock.unlock();
+      {
+        // No write runs during the flush (see io_mu_); writes are being
+        // refused for space anyway.
+        std::unique_lock io_lock(io_mu_);
+        if (!writes_stopped_.load()) {
+          rocksdb::FlushOptions fo;
+          fo.allow_write_stall = true;
+          std::vector<rocksdb::ColumnFamilyHandle*> all(cfs_.begin(), cfs_.end());
+          rocksdb::Status s = db_->Flush(fo, all);
+          if (!s.ok() && log_error_) {
+            log_error_("rocksdb (" + path_ + "): flush to free the WAL failed: " + s.ToString());
+          }
+          free_seen_at_ns_.store(0);  // re-read free space on the next write
+        }
+      }
+      lock.lock();
+      continue;
+    }
+    if (!writes_stopped_.load()) continue;
+    // Resume() flushes the memtables: wait until they fit with the reserve.
+    if (reserve_bytes_ != 0 && FreeBytes() < reserve_bytes_ + MemtableBytes()) continue;
     lock.unlock();
     rocksdb::Status s;
     try {
-      // Resume() flushes every memtable and starts a new WAL (RocksDB's
-      // recovery path, which may reuse a WAL writer that saw the error).
+      // RocksDB's recovery path: flushes every memtable and starts a new WAL
+      // (the one path allowed to reuse a WAL writer that saw the error).
       s = db_->Resume();
     } catch (...) {
       s = rocksdb::Status::Aborted("exception in Resume");
@@ -654,7 +728,7 @@ void RocksStore::MonitorLoop() {
     if (s.ok()) {
       writes_stopped_.store(false);
       stop_reason_.clear();
-      free_seen_at_ns_.store(0);  // re-read free space on the next write
+      free_seen_at_ns_.store(0);
       if (log_error_) log_error_("rocksdb (" + path_ + "): writes resumed");
     } else if (log_error_) {
       log_error_("rocksdb (" + path_ + "): resume failed: " + s.ToString());
@@ -680,6 +754,14 @@ Status RocksStore::GuardedWrite(const rocksdb::WriteOptions& options, rocksdb::W
                             "); they resume when the error clears");
   }
   QVEC_RETURN_IF_ERROR(CheckSpace(bytes, deletes_only));
+  // A write RocksDB has stopped (compactions far behind, e.g. skipped for
+  // lack of disk space) would block until they catch up: answer instead.
+  if (uint64_t stopped = 0;
+      db_->GetIntProperty(rocksdb::DB::Properties::kIsWriteStopped, &stopped) && stopped != 0) {
+    return UnavailableError(
+        "storage: writes are stalled until compactions catch up (is the disk nearly full?); "
+        "retry later");
+  }
   rocksdb::Status s = db_->Write(options, batch);
   if (!s.ok()) {
     Status st = Rocks(s, what);
@@ -1071,6 +1153,16 @@ Status RocksStore::Checkpoint(const std::string& dir) {
       return UnavailableError(
           "snapshots are unavailable while writes are stopped (disk full or a storage error); "
           "they work again once writes resume");
+    }
+    // The checkpoint flushes the memtables first: refuse unless that fits
+    // with the reserve, instead of spending the reserve on it.
+    if (reserve_bytes_ != 0) {
+      const uint64_t free = FreeBytes(), memtables = MemtableBytes();
+      if (free < reserve_bytes_ + 2 * memtables) {
+        return ResourceExhaustedError("disk full: a snapshot needs " +
+                                      std::to_string((reserve_bytes_ + 2 * memtables) >> 20) +
+                                      " MiB free, " + std::to_string(free >> 20) + " MiB are");
+      }
     }
     std::error_code ec;
     const auto st = fs::symlink_status(dir, ec);

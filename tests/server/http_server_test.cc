@@ -575,8 +575,7 @@ TEST_F(HttpServerTest, AmbiguousFramingRefusedAndNothingSmuggled) {
       "Transfer-Encoding: xchunked\r\n",
       "Transfer-Encoding: gzip, chunked\r\n",
       "Transfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n",
-      "Content-Length: " + std::to_string(smuggled.size()) +
-          "\r\nTransfer-Encoding: chunked\r\n",
+      "Content-Length: " + std::to_string(smuggled.size()) + "\r\nTransfer-Encoding: chunked\r\n",
       "Content-Length: " + std::to_string(smuggled.size()) + "\r\nContent-Length: 0\r\n",
       "Content-Length: " + std::to_string(smuggled.size()) + ", 0\r\n",
   };
@@ -593,8 +592,9 @@ TEST_F(HttpServerTest, AmbiguousFramingRefusedAndNothingSmuggled) {
   }
   // Chunked alone is fine.
   Client ok(port_);
-  ASSERT_TRUE(ok.Send(
-      "POST /chunked HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"));
+  ASSERT_TRUE(
+      ok.Send("POST /chunked HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
+              "chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"));
   auto r = ok.Read();
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200u);
