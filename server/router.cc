@@ -68,7 +68,25 @@ HttpResponse StatusResponse(const Status& s, double seconds) {
   return ErrorResponse(HttpStatusFor(s.code()), s.message(), seconds);
 }
 
-// {"result": <result>, "status": "ok", "time": t}
+// {"result": <result>, "status": "ok", "time": t}, built in place in the
+// result's own buffer (answers can be tens of MiB; a copy would double them).
+HttpResponse OkResponse(std::string&& result_json, double seconds) {
+  constexpr std::string_view kHead = "{\"result\":";
+  result_json.insert(0, kHead);
+  result_json += ",\"status\":\"ok\",\"time\":";
+  JsonWriter t;
+  t.Double(seconds);
+  result_json += t.str();
+  result_json += '}';
+  HttpResponse r;
+  r.body = std::move(result_json);
+  return r;
+}
+
+HttpResponse OkResponse(const char* result_json, double seconds) {
+  return OkResponse(std::string(result_json), seconds);
+}
+
 HttpResponse OkResponse(std::string_view result_json, double seconds) {
   std::string body;
   body.reserve(result_json.size() + 48);
@@ -437,7 +455,7 @@ class Router final : public RequestHandler {
       w.BeginObject().Key("name").String(name).EndObject();
     }
     w.EndArray().EndObject();
-    return OkResponse(w.str(), Seconds(call.start));
+    return OkResponse(w.Take(), Seconds(call.start));
   }
 
   HttpResponse CreateCollection(const Call& call, const std::string& name) {
@@ -559,7 +577,7 @@ class Router final : public RequestHandler {
       w.Key("simd").String(info->simd_level);
       w.EndObject();
       w.EndObject();
-      return OkResponse(w.str(), Seconds(call.start));
+      return OkResponse(w.Take(), Seconds(call.start));
     });
   }
 
@@ -597,7 +615,7 @@ class Router final : public RequestHandler {
       w.Key("creation_time").Null();
       w.Key("size").Uint(size);
       w.EndObject();
-      return OkResponse(w.str(), Seconds(call.start));
+      return OkResponse(w.Take(), Seconds(call.start));
     });
   }
 
@@ -634,7 +652,7 @@ class Router final : public RequestHandler {
       w.BeginArray();
       for (const auto& r : *records) WriteRecord(w, r, *wp);
       w.EndArray();
-      return OkResponse(w.str(), Seconds(call.start));
+      return OkResponse(w.Take(), Seconds(call.start));
     });
   }
 
@@ -649,7 +667,7 @@ class Router final : public RequestHandler {
       }
       JsonWriter w;
       WriteRecord(w, records->front(), PayloadSelector{true, {}, {}});
-      return OkResponse(w.str(), Seconds(call.start));
+      return OkResponse(w.Take(), Seconds(call.start));
     });
   }
 
@@ -769,7 +787,7 @@ class Router final : public RequestHandler {
         w.Null();
       }
       w.EndObject();
-      return OkResponse(w.str(), Seconds(call.start));
+      return OkResponse(w.Take(), Seconds(call.start));
     });
   }
 
@@ -786,7 +804,7 @@ class Router final : public RequestHandler {
       if (query_api) w.BeginObject().Key("points");
       WriteScoredPoints(w, *hits, *selector);
       if (query_api) w.EndObject();
-      return OkResponse(w.str(), Seconds(call.start));
+      return OkResponse(w.Take(), Seconds(call.start));
     });
   }
 
@@ -822,7 +840,7 @@ class Router final : public RequestHandler {
         if (query_api) w.EndObject();
       }
       w.EndArray();
-      return OkResponse(w.str(), Seconds(call.start));
+      return OkResponse(w.Take(), Seconds(call.start));
     });
   }
 
