@@ -340,7 +340,12 @@ TEST_F(FloodTest, FloodsDegradeTheirSenderNeverTheServer) {
   const size_t peak = PeakRssKib(server_->pid());
   std::printf("server RSS: %zu KiB after loading, peak %zu KiB; probe at most %.3f s, %d failed\n",
               rss_loaded, peak, probe.max_seconds(), probe.failures());
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+  // Sanitizer shadow memory multiplies RSS; the bound holds for the real build.
+  (void)peak;
+#else
   EXPECT_LT(peak, 256u * 1024);
+#endif
   EXPECT_EQ(probe.failures(), 0);
 }
 
