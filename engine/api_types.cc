@@ -34,6 +34,8 @@ std::string_view DistanceName(Distance d) {
       return "Dot";
     case Distance::kEuclid:
       return "Euclid";
+    case Distance::kManhattan:
+      return "Manhattan";
   }
   return "Cosine";
 }
@@ -42,10 +44,9 @@ StatusOr<Distance> ParseDistance(std::string_view name) {
   if (name == "Cosine") return Distance::kCosine;
   if (name == "Dot") return Distance::kDot;
   if (name == "Euclid") return Distance::kEuclid;
-  if (name == "Manhattan")
-    return InvalidArgumentError("distance Manhattan is not supported by qvec");
+  if (name == "Manhattan") return Distance::kManhattan;
   return InvalidArgumentError("unknown distance '" + std::string(name) +
-                              "'; expected Cosine, Dot or Euclid");
+                              "'; expected Cosine, Dot, Euclid or Manhattan");
 }
 
 namespace {
@@ -144,11 +145,16 @@ Status CollectionConfig::Validate() const {
   if (dimension < 1 || dimension > kMaxDimension) {
     return InvalidArgumentError("vector size must be in [1, 65536]");
   }
-  if (distance != Distance::kCosine && distance != Distance::kDot &&
-      distance != Distance::kEuclid) {
+  if (static_cast<uint8_t>(distance) > static_cast<uint8_t>(Distance::kManhattan)) {
     return InvalidArgumentError("unknown distance");
   }
   QVEC_RETURN_IF_ERROR(quantization.Validate());
+  if (distance == Distance::kManhattan &&
+      quantization.granularity == QuantizationOptions::Granularity::kPerDimension) {
+    return InvalidArgumentError(
+        "Manhattan needs codes that share one scale: per_dimension granularity is not "
+        "supported (per_vector and per_collection both use one calibrated scale)");
+  }
   return index.Validate();
 }
 

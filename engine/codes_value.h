@@ -52,6 +52,7 @@ inline CodesHeader ReadCodesHeader(std::string_view value) {
   return h;
 }
 
+// The one place the public Distance maps to the index's Metric.
 inline index::Metric ToMetric(Distance d) {
   switch (d) {
     case Distance::kCosine:
@@ -60,9 +61,16 @@ inline index::Metric ToMetric(Distance d) {
       return index::Metric::kDot;
     case Distance::kEuclid:
       return index::Metric::kEuclid;
+    case Distance::kManhattan:
+      return index::Metric::kManhattan;
   }
   return index::Metric::kCosine;
 }
+
+// The quantization a vector field of distance `d` runs with: as configured,
+// except that metrics whose codes share one scale (Manhattan) calibrate one
+// range for the collection when per_vector (the default) is configured.
+inline index::QuantizationConfig ToQuantizationConfig(const QuantizationOptions& o, Distance d);
 
 inline index::QuantizationConfig ToQuantizationConfig(const QuantizationOptions& o) {
   index::QuantizationConfig c;
@@ -81,6 +89,15 @@ inline index::QuantizationConfig ToQuantizationConfig(const QuantizationOptions&
   }
   c.quantile = o.quantile;
   c.recall_tuned = o.recall_tuned;
+  return c;
+}
+
+inline index::QuantizationConfig ToQuantizationConfig(const QuantizationOptions& o, Distance d) {
+  index::QuantizationConfig c = ToQuantizationConfig(o);
+  if (index::Describe(ToMetric(d)).shared_scale &&
+      c.granularity == index::Granularity::kPerVector) {
+    c.granularity = index::Granularity::kPerCollection;
+  }
   return c;
 }
 

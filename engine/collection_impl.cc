@@ -41,8 +41,6 @@ std::vector<std::string> KeysOf(const std::vector<PointId>& ids) {
   return keys;
 }
 
-bool LowerIsBetter(Distance d) { return d == Distance::kEuclid; }
-
 // The answer-size estimate of SearchRequest::max_result_bytes.
 constexpr size_t kResultBytesPerPoint = 48;
 constexpr size_t kResultBytesPerComponent = 12;
@@ -60,7 +58,7 @@ Status TooLarge(size_t limit) {
 
 // True when `score` is at least as good as `threshold`.
 bool PassesThreshold(Distance d, float score, float threshold) {
-  return LowerIsBetter(d) ? score <= threshold : score >= threshold;
+  return index::ScorePasses(ToMetric(d), score, threshold);
 }
 
 }  // namespace
@@ -139,7 +137,7 @@ Status CollectionImpl::Upsert(std::span<const Point> points) {
   for (size_t i = 0; i < points.size(); ++i) {
     if (last[points[i].id] != i) continue;
     Prepared pp{i, points[i].vector, {}, 0, false, nullptr};
-    Status s = preprocessor_.Preprocess(pp.vector.data());
+    Status s = preprocessor_.Apply(pp.vector.data());
     if (!s.ok()) return s.Annotate("point " + points[i].id.ToString());
     if (!points[i].payload.empty()) {
       pp.payload = std::make_shared<const std::string>(points[i].payload);
@@ -716,11 +714,10 @@ StatusOr<std::vector<std::pair<PointId, float>>> CollectionImpl::ExactFloatSearc
   // Scores every original of the view; the heap keeps the k best (worst on
   // top). Every key of the view's originals is a point of its state.
   const size_t dim = config_.dimension;
-  const auto& kernels = index::ActiveKernels();
-  const bool euclid = config_.distance == Distance::kEuclid;
+  const index::Metric metric = ToMetric(config_.distance);
   using Scored = std::pair<float, PointId>;
-  auto worse = [euclid](const Scored& a, const Scored& b) {
-    if (a.first != b.first) return euclid ? a.first < b.first : a.first > b.first;
+  auto worse = [metric](const Scored& a, const Scored& b) {
+    if (a.first != b.first) return index::ScoreBetter(metric, a.first, b.first);
     return a.second < b.second;
   };
   std::priority_queue<Scored, std::vector<Scored>, decltype(worse)> heap(worse);
@@ -734,8 +731,7 @@ StatusOr<std::vector<std::pair<PointId, float>>> CollectionImpl::ExactFloatSearc
           return false;
         }
         if (c.allowed && !c.allowed->count(*id)) return true;
-        const float score =
-            euclid ? std::sqrt(kernels.l2sq_f32(query, x, dim)) : kernels.dot_f32(query, x, dim);
+        const float score = index::ExactScore(metric, query, x, dim);
         if (heap.size() < k) {
           heap.emplace(score, *id);
         } else if (worse({score, *id}, heap.top())) {
@@ -843,7 +839,7 @@ StatusOr<std::vector<ScoredPoint>> CollectionImpl::Search(const SearchRequest& r
     return TooLarge(request.max_result_bytes);
   }
   std::vector<float> query = request.vector;
-  QVEC_RETURN_IF_ERROR(preprocessor_.Preprocess(query.data()));
+  QVEC_RETURN_IF_ERROR(preprocessor_.Apply(query.data()));
   const Filter* filter = request.filter ? &*request.filter : nullptr;
   Candidates c;
   ReadView view;
@@ -868,7 +864,7 @@ StatusOr<std::vector<std::vector<ScoredPoint>>> CollectionImpl::SearchBatch(
     const SearchRequest& r = requests[i];
     QVEC_RETURN_IF_ERROR(ValidateSearch(r).Annotate("search " + std::to_string(i)));
     std::copy(r.vector.begin(), r.vector.end(), queries.begin() + i * dim);
-    QVEC_RETURN_IF_ERROR(preprocessor_.Preprocess(queries.data() + i * dim));
+    QVEC_RETURN_IF_ERROR(preprocessor_.Apply(queries.data() + i * dim));
     filters.push_back(r.filter && !r.filter->empty() ? &*r.filter : nullptr);
   }
   // Refused before any search runs when the hits alone would not fit.

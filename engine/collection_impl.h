@@ -102,7 +102,7 @@ class CollectionImpl final : public Collection,
 
  private:
   CollectionImpl(storage::Store* store, uint32_t cid, std::string name, CollectionConfig config,
-                 index::Quantizer preprocessor, BuildPool* builds, std::shared_ptr<Logger> logger);
+                 BuildPool* builds, std::shared_ptr<Logger> logger);
 
   // What a reader leaves the state lock with: the storage snapshot of the
   // state it saw.
@@ -216,9 +216,9 @@ class CollectionImpl final : public Collection,
   const uint32_t cid_;
   const std::string name_;
   const CollectionConfig config_;
-  // Validates and normalizes vectors (per-vector config, same metric); needs
-  // no calibration, so it exists from the start.
-  const index::Quantizer preprocessor_;
+  // Validates and normalizes vectors; needs no calibration, so it exists
+  // from the start.
+  const index::Preprocessor preprocessor_;
   const index::QuantizationConfig quant_config_;
   BuildPool* const builds_;
   const EngineLog log_;

@@ -66,13 +66,10 @@ StatusOr<std::shared_ptr<CollectionImpl>> CollectionImpl::Create(storage::Store*
                                                                  BuildPool* builds,
                                                                  std::shared_ptr<Logger> logger) {
   QVEC_RETURN_IF_ERROR(config.Validate());
-  const index::QuantizationConfig qc = ToQuantizationConfig(config.quantization);
+  const index::QuantizationConfig qc = ToQuantizationConfig(config.quantization, config.distance);
   QVEC_RETURN_IF_ERROR(qc.Validate());
-  QVEC_ASSIGN_OR_RETURN(index::Quantizer preprocessor,
-                        index::Quantizer::Create(config.dimension, ToMetric(config.distance),
-                                                 index::QuantizationConfig()));
-  auto coll = std::shared_ptr<CollectionImpl>(new CollectionImpl(
-      store, cid, std::move(name), config, std::move(preprocessor), builds, std::move(logger)));
+  auto coll = std::shared_ptr<CollectionImpl>(
+      new CollectionImpl(store, cid, std::move(name), config, builds, std::move(logger)));
   if (!qc.NeedsCalibration()) {
     QVEC_ASSIGN_OR_RETURN(index::Quantizer q, index::Quantizer::Create(
                                                   config.dimension, ToMetric(config.distance), qc));
@@ -83,14 +80,14 @@ StatusOr<std::shared_ptr<CollectionImpl>> CollectionImpl::Create(storage::Store*
 }
 
 CollectionImpl::CollectionImpl(storage::Store* store, uint32_t cid, std::string name,
-                               CollectionConfig config, index::Quantizer preprocessor,
-                               BuildPool* builds, std::shared_ptr<Logger> logger)
+                               CollectionConfig config, BuildPool* builds,
+                               std::shared_ptr<Logger> logger)
     : store_(store),
       cid_(cid),
       name_(std::move(name)),
       config_(config),
-      preprocessor_(std::move(preprocessor)),
-      quant_config_(ToQuantizationConfig(config_.quantization)),
+      preprocessor_(config_.dimension, ToMetric(config_.distance)),
+      quant_config_(ToQuantizationConfig(config_.quantization, config_.distance)),
       builds_(builds),
       log_(std::move(logger)) {}
 
@@ -403,7 +400,7 @@ Status CollectionImpl::Load() {
         auto p = store_->GetPoint(cid_, repair[i].first, false, true, false);
         if (!p.ok() || p->original.size() != dim) continue;
         std::vector<float> v = p->original;
-        if (!preprocessor_.Preprocess(v.data()).ok()) continue;
+        if (!preprocessor_.Apply(v.data()).ok()) continue;
         sample.insert(sample.end(), v.begin(), v.end());
       }
       if (!sample.empty()) {

@@ -93,12 +93,12 @@ void AssignNearest(const Int8CentroidView& view, const float* x, size_t n, uint3
   }
 }
 
-Int8Centroids::Int8Centroids(const float* centroids, size_t k, size_t dim, bool euclid)
+Int8Centroids::Int8Centroids(const float* centroids, size_t k, size_t dim, bool l2)
     : k_(k), dim_(dim), stride_((dim + 15) / 16 * 16), codes_(k * stride_, 0), scale_(k) {
   for (size_t c = 0; c < k; ++c) {
     scale_[c] = QuantizeSymmetricRow(centroids + c * dim, dim, codes_.data() + c * stride_);
   }
-  if (euclid) {
+  if (l2) {
     norm_sq_.resize(k);
     for (size_t c = 0; c < k; ++c) {
       double s = 0;

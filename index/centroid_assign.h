@@ -42,7 +42,7 @@ void AssignNearest(const Int8CentroidView& view, const float* x, size_t n, uint3
 class Int8Centroids {
  public:
   Int8Centroids() = default;
-  Int8Centroids(const float* centroids, size_t k, size_t dim, bool euclid);
+  Int8Centroids(const float* centroids, size_t k, size_t dim, bool l2);
 
   Int8CentroidView view() const;
   size_t MemoryBytes() const;
@@ -53,7 +53,7 @@ class Int8Centroids {
   size_t stride_ = 0;
   std::vector<int8_t> codes_;
   std::vector<float> scale_;
-  std::vector<float> norm_sq_;  // empty unless euclid
+  std::vector<float> norm_sq_;  // empty unless l2 (assignment by L2 distance)
 };
 
 }  // namespace qvec::index

@@ -29,17 +29,17 @@ struct RowView {
   const uint64_t* labels;
 };
 
-// Converts nb integer dots of one query into rank values and offers them to
-// `top`. rank = estimated dot (Cosine/Dot) or 2*dot - ||x||^2 (Euclid).
-inline void ConsumeBlock(const Kernels& kernels, const QueryCode& q, bool euclid,
+// Converts nb integer scores of one query into rank values and offers them
+// to `top`: Quantizer::RankOf, with ||x||^2 when the metric's rank uses it.
+inline void ConsumeBlock(const Kernels& kernels, const QueryCode& q, bool use_norms,
                          const RowView& rows, size_t r0, size_t nb, const int32_t* dots,
                          float* ranks, float min_rank, const std::function<bool(uint64_t)>* filter,
                          TopK& top) {
   alignas(64) uint32_t selected[kMaxConsumeBlock];
   const float bar = std::max(min_rank, top.threshold());
   const size_t count = kernels.rank_select(dots, rows.scale + r0, rows.offset + r0,
-                                           euclid ? rows.norm_sq + r0 : nullptr, nb, q.scale, q.sum,
-                                           q.bias, bar, ranks, selected);
+                                           use_norms ? rows.norm_sq + r0 : nullptr, nb, q.scale,
+                                           q.sum, q.bias, bar, ranks, selected);
   for (size_t i = 0; i < count; ++i) {
     const size_t j = selected[i];
     if (ranks[j] <= top.threshold()) {
@@ -223,7 +223,7 @@ StatusOr<std::vector<Hit>> FlatIndex::SearchFloat(const QueryCode& q, const Sear
   const size_t num_chunks = (n + chunk - 1) / chunk;
   std::vector<std::vector<Candidate>> parts(num_chunks);
   std::vector<Status> errors(num_chunks);
-  const bool euclid = quantizer_.metric() == Metric::kEuclid;
+  const Metric metric = quantizer_.metric();
   pool_->ParallelFor(num_chunks, [&](size_t t) {
     const size_t r0 = t * chunk, nb = std::min(chunk, n - r0);
     std::vector<float> vectors(nb * dim), ranks(nb);
@@ -231,14 +231,8 @@ StatusOr<std::vector<Hit>> FlatIndex::SearchFloat(const QueryCode& q, const Sear
     if (!errors[t].ok()) {
       return;
     }
-    const Kernels& kernels = ActiveKernels();
-    if (euclid) {
-      kernels.l2sq_f32_many(q.vector.data(), vectors.data(), dim, nb, dim, ranks.data());
-      for (float& r : ranks) {
-        r = q.norm_sq - r;
-      }
-    } else {
-      kernels.dot_f32_many(q.vector.data(), vectors.data(), dim, nb, dim, ranks.data());
+    for (size_t j = 0; j < nb; ++j) {
+      ranks[j] = ExactRank(metric, q.vector.data(), vectors.data() + j * dim, dim, q.norm_sq);
     }
     TopK top(params.k);
     for (size_t j = 0; j < nb; ++j) {
@@ -282,8 +276,8 @@ StatusOr<std::vector<Hit>> FlatIndex::Search(const float* query, const SearchPar
                              : -std::numeric_limits<float>::infinity();
   const RowView rows{codes_,         stride_,         scale_.data(),
                      offset_.data(), norm_sq_.data(), labels_.data()};
-  const bool euclid = quantizer_.metric() == Metric::kEuclid;
-  const bool u8 = quantizer_.unsigned_codes();
+  const bool use_norms = Describe(quantizer_.metric()).rank_uses_norms;
+  const CodeKernel kind = quantizer_.code_kernel();
   std::vector<std::vector<Candidate>> parts(num_tasks);
   pool_->ParallelFor(num_tasks, [&](size_t t) {
     const size_t begin = t * rows_per_task, end = std::min(n, begin + rows_per_task);
@@ -293,13 +287,8 @@ StatusOr<std::vector<Hit>> FlatIndex::Search(const float* query, const SearchPar
     alignas(64) float ranks[kScanBlock];
     for (size_t r0 = begin; r0 < end; r0 += kScanBlock) {
       const size_t nb = std::min(kScanBlock, end - r0);
-      if (u8) {
-        kernels.dot_u8s8_many(q.codes.data(), codes_ + r0 * stride_, stride_, nb, dim, dots);
-      } else {
-        kernels.dot_s8_many(q.codes.data(), reinterpret_cast<const int8_t*>(codes_ + r0 * stride_),
-                            stride_, nb, dim, dots);
-      }
-      ConsumeBlock(kernels, q, euclid, rows, r0, nb, dots, ranks, min_rank, params.filter, top);
+      ScoreCodes(kernels, kind, q.codes.data(), codes_ + r0 * stride_, stride_, nb, dim, dots);
+      ConsumeBlock(kernels, q, use_norms, rows, r0, nb, dots, ranks, min_rank, params.filter, top);
     }
     parts[t] = top.Take();
   });
@@ -335,8 +324,8 @@ StatusOr<std::vector<std::vector<Hit>>> FlatIndex::SearchBatch(
   const size_t num_tasks = (nq + tile - 1) / tile;
   const RowView rows{codes_,         stride_,         scale_.data(),
                      offset_.data(), norm_sq_.data(), labels_.data()};
-  const bool euclid = quantizer_.metric() == Metric::kEuclid;
-  const bool u8 = quantizer_.unsigned_codes();
+  const bool use_norms = Describe(quantizer_.metric()).rank_uses_norms;
+  const CodeKernel kind = quantizer_.code_kernel();
   std::vector<Status> errors(num_tasks);
   pool_->ParallelFor(num_tasks, [&](size_t t) {
     const size_t q0 = t * tile, tq = std::min(tile, nq - q0);
@@ -357,17 +346,11 @@ StatusOr<std::vector<std::vector<Hit>>> FlatIndex::SearchBatch(
     alignas(64) float ranks[kBatchRowBlock];
     for (size_t r0 = 0; r0 < n; r0 += kBatchRowBlock) {
       const size_t nb = std::min(kBatchRowBlock, n - r0);
-      if (u8) {
-        kernels.dot_u8s8_batch(qcodes.data(), dim, tq, codes_ + r0 * stride_, stride_, nb, dim,
-                               dots.data());
-      } else {
-        kernels.dot_s8_batch(qcodes.data(), dim, tq,
-                             reinterpret_cast<const int8_t*>(codes_ + r0 * stride_), stride_, nb,
-                             dim, dots.data());
-      }
+      ScoreCodesBatch(kernels, kind, qcodes.data(), dim, tq, codes_ + r0 * stride_, stride_, nb,
+                      dim, dots.data());
       for (size_t i = 0; i < tq; ++i) {
-        ConsumeBlock(kernels, prepared[q0 + i], euclid, rows, r0, nb, dots.data() + i * nb, ranks,
-                     min_rank[i], params.filter, tops[i]);
+        ConsumeBlock(kernels, prepared[q0 + i], use_norms, rows, r0, nb, dots.data() + i * nb,
+                     ranks, min_rank[i], params.filter, tops[i]);
       }
     }
     for (size_t i = 0; i < tq; ++i) {

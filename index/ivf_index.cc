@@ -55,8 +55,9 @@ struct ScanCtx {
 };
 
 struct ScanShared {
-  bool euclid;
-  bool u8;
+  Metric metric;
+  bool use_norms;  // the rank needs ||x||^2 (Describe(metric).rank_uses_norms)
+  CodeKernel kind;
   size_t dim;
   size_t stride;
   const std::function<bool(uint64_t)>* filter;
@@ -72,7 +73,7 @@ inline void Consume(const ScanShared& s, const ScanCtx& c, const IvfIndex::List&
   const QueryCode& q = *c.q;
   const float bar = std::max(c.min_rank, top.threshold());
   const size_t count = s.kernels->rank_select(dots, l.scale.data() + r0, l.offset.data() + r0,
-                                              s.euclid ? l.norm_sq.data() + r0 : nullptr, nb,
+                                              s.use_norms ? l.norm_sq.data() + r0 : nullptr, nb,
                                               q.scale, q.sum, q.bias, bar, ranks, selected);
   const uint64_t* labels = l.labels.data() + r0;
   for (size_t i = 0; i < count; ++i) {
@@ -85,12 +86,7 @@ inline void Consume(const ScanShared& s, const ScanCtx& c, const IvfIndex::List&
 
 inline void DotsMany(const ScanShared& s, const int8_t* qcodes, const uint8_t* codes, size_t nb,
                      int32_t* dots) {
-  if (s.u8) {
-    s.kernels->dot_u8s8_many(qcodes, codes, s.stride, nb, s.dim, dots);
-  } else {
-    s.kernels->dot_s8_many(qcodes, reinterpret_cast<const int8_t*>(codes), s.stride, nb, s.dim,
-                           dots);
-  }
+  ScoreCodes(*s.kernels, s.kind, qcodes, codes, s.stride, nb, s.dim, dots);
 }
 
 void ScanList(const ScanShared& s, const ScanCtx& c, const IvfIndex::List& l, TopK& top) {
@@ -113,11 +109,8 @@ Status ScanListFloat(const ScanShared& s, const ScanCtx& c, const IvfIndex::List
   std::vector<float> vectors(n * s.dim), ranks(n);
   QVEC_RETURN_IF_ERROR(originals.Fetch(l.labels.data(), n, vectors.data()));
   const QueryCode& q = *c.q;
-  if (s.euclid) {
-    s.kernels->l2sq_f32_many(q.vector.data(), vectors.data(), s.dim, n, s.dim, ranks.data());
-    for (float& r : ranks) r = q.norm_sq - r;
-  } else {
-    s.kernels->dot_f32_many(q.vector.data(), vectors.data(), s.dim, n, s.dim, ranks.data());
+  for (size_t j = 0; j < n; ++j) {
+    ranks[j] = ExactRank(s.metric, q.vector.data(), vectors.data() + j * s.dim, s.dim, q.norm_sq);
   }
   for (size_t j = 0; j < n; ++j) {
     if (ranks[j] <= top.threshold() || ranks[j] < c.min_rank) continue;
@@ -150,7 +143,24 @@ void Gemm(const float* a, size_t m, const float* b, size_t n, size_t dim, float*
 // (ExactTopK streams the whole base once per query).
 std::vector<std::vector<uint64_t>> GemmTopK(Metric metric, const float* base, size_t n,
                                             const float* queries, size_t nq, size_t dim, size_t k) {
-  const bool euclid = metric == Metric::kEuclid;
+  if (Describe(metric).int_scoring != IntScoring::kInnerProduct) {
+    // No GEMM form (L1): the exact ranks row by row.
+    std::vector<std::vector<uint64_t>> out(nq);
+    for (size_t i = 0; i < nq; ++i) {
+      std::vector<std::pair<float, uint64_t>> all(n);
+      for (size_t j = 0; j < n; ++j) {
+        all[j] = {ExactRank(metric, queries + i * dim, base + j * dim, dim, 0.0f), j};
+      }
+      const size_t keep = std::min(k, n);
+      std::partial_sort(all.begin(), all.begin() + keep, all.end(),
+                        [](const auto& a, const auto& b) {
+                          return a.first > b.first || (a.first == b.first && a.second < b.second);
+                        });
+      for (size_t j = 0; j < keep; ++j) out[i].push_back(all[j].second);
+    }
+    return out;
+  }
+  const bool use_norms = Describe(metric).rank_uses_norms;
   const size_t block = 8192;
   std::vector<float> scores(block * nq);
   std::vector<std::vector<std::pair<float, uint64_t>>> best(nq);
@@ -162,7 +172,7 @@ std::vector<std::vector<uint64_t>> GemmTopK(Metric metric, const float* base, si
     const size_t nb = std::min(block, n - b0);
     // scores[i * nb + j] = q_i . x_(b0 + j)
     blas::Gemm(base + b0 * dim, nb, queries, nq, dim, scores.data());
-    if (euclid) {
+    if (use_norms) {
       for (size_t j = 0; j < nb; ++j) {
         const float* x = base + (b0 + j) * dim;
         float norm = 0;
@@ -174,7 +184,7 @@ std::vector<std::vector<uint64_t>> GemmTopK(Metric metric, const float* base, si
       auto& heap = best[i];  // heap under `better`: front is the worst kept
       for (size_t j = 0; j < nb; ++j) {
         float v = scores[i * nb + j];
-        if (euclid) v = 2.0f * v - norms[j];
+        if (use_norms) v = 2.0f * v - norms[j];
         const std::pair<float, uint64_t> c{v, b0 + j};
         if (heap.size() < k) {
           heap.push_back(c);
@@ -268,7 +278,7 @@ double Recall(const std::vector<std::vector<uint64_t>>& truth,
 
 Status IvfModel::Validate() const {
   if (version != kIvfModelVersion) return InvalidArgumentError("IVF model: unknown version");
-  if (static_cast<uint8_t>(metric) > static_cast<uint8_t>(Metric::kEuclid)) {
+  if (static_cast<size_t>(metric) >= kNumMetrics) {
     return InvalidArgumentError("IVF model: unknown metric");
   }
   if (dim == 0 || dim > kMaxDim) return InvalidArgumentError("IVF model: dim out of range");
@@ -322,9 +332,7 @@ StatusOr<IvfModel> IvfModel::Deserialize(std::string_view bytes) {
   if (!r.ok()) return DataLossError("IVF model: truncated");
   if (m.version != kIvfModelVersion) return InvalidArgumentError("IVF model: unknown version");
   const uint8_t metric = r.U8();
-  if (metric > static_cast<uint8_t>(Metric::kEuclid)) {
-    return InvalidArgumentError("IVF model: unknown metric");
-  }
+  if (metric >= kNumMetrics) return InvalidArgumentError("IVF model: unknown metric");
   m.metric = static_cast<Metric>(metric);
   m.dim = r.U32();
   m.nlist = r.U32();
@@ -399,8 +407,10 @@ uint32_t NprobeForRecall(const IvfModel& model, float target) {
 
 struct IvfIndex::Impl {
   static ScanShared Shared(const IvfIndex& ix, const std::function<bool(uint64_t)>* filter) {
-    return ScanShared{ix.quantizer_.metric() == Metric::kEuclid,
-                      ix.quantizer_.unsigned_codes(),
+    const Metric m = ix.quantizer_.metric();
+    return ScanShared{m,
+                      Describe(m).rank_uses_norms,
+                      ix.quantizer_.code_kernel(),
                       ix.quantizer_.dim(),
                       ix.stride_,
                       filter,
@@ -589,7 +599,7 @@ IvfIndex::IvfIndex(Quantizer quantizer, IvfModel model, ThreadPool* pool)
       // padding would cost 6% more memory for no speed.
       stride_((quantizer_.dim() + 15) / 16 * 16) {
   centroids_ = Int8Centroids(model_.centroids.data(), model_.nlist, model_.dim,
-                             model_.metric != Metric::kCosine);
+                             Describe(model_.metric).kmeans == KmeansKind::kL2);
   // Probing and assignment only read the int8 copy; the float centroids
   // (4x its size) live on in the caller's persisted model.
   model_.centroids.clear();
@@ -619,7 +629,7 @@ void IvfIndex::ProbeScores(const float* q, float* out) const {
   const float qs = QuantizeSymmetricRow(q, dim, qcodes.data());
   ActiveKernels().dot_s8_many(qcodes.data(), c.codes, c.stride, nlist, dim, dots.data());
   for (uint32_t i = 0; i < nlist; ++i) out[i] = qs * c.scale[i] * static_cast<float>(dots[i]);
-  if (model_.metric == Metric::kEuclid) {
+  if (Describe(model_.metric).l2_centroids) {
     for (uint32_t i = 0; i < nlist; ++i) out[i] = 2.0f * out[i] - c.norm_sq[i];
   }
 }
@@ -864,12 +874,8 @@ StatusOr<std::vector<std::vector<Hit>>> IvfIndex::SearchBatch(
       for (size_t r0 = 0; r0 < n; r0 += kBatchRowBlock) {
         const size_t nb = std::min(kBatchRowBlock, n - r0);
         const uint8_t* codes = l.codes.get() + r0 * stride_;
-        if (s.u8) {
-          s.kernels->dot_u8s8_batch(qcodes.data(), dim, ng, codes, stride_, nb, dim, dots.data());
-        } else {
-          s.kernels->dot_s8_batch(qcodes.data(), dim, ng, reinterpret_cast<const int8_t*>(codes),
-                                  stride_, nb, dim, dots.data());
-        }
+        ScoreCodesBatch(*s.kernels, s.kind, qcodes.data(), dim, ng, codes, stride_, nb, dim,
+                        dots.data());
         for (size_t gi = 0; gi < ng; ++gi) {
           Consume(s, ctx[group[gi]], l, r0, nb, dots.data() + gi * nb, ranks, tops[group[gi]]);
         }
@@ -925,11 +931,9 @@ StatusOr<std::vector<Hit>> IvfIndex::SearchAllowed(const float* query,
       vectors.resize(nb * s.dim);
       ranks.resize(nb);
       QVEC_RETURN_IF_ERROR(originals->Fetch(labels.data(), nb, vectors.data()));
-      if (s.euclid) {
-        s.kernels->l2sq_f32_many(q.vector.data(), vectors.data(), s.dim, nb, s.dim, ranks.data());
-        for (float& r : ranks) r = q.norm_sq - r;
-      } else {
-        s.kernels->dot_f32_many(q.vector.data(), vectors.data(), s.dim, nb, s.dim, ranks.data());
+      for (size_t j = 0; j < nb; ++j) {
+        ranks[j] =
+            ExactRank(s.metric, q.vector.data(), vectors.data() + j * s.dim, s.dim, q.norm_sq);
       }
       for (size_t j = 0; j < nb; ++j) {
         if (ranks[j] > top.threshold() && ranks[j] >= min_rank) top.Push(ranks[j], labels[j]);
@@ -939,12 +943,10 @@ StatusOr<std::vector<Hit>> IvfIndex::SearchAllowed(const float* query,
     for (const Slot& slot : slots) {
       const List& l = lists_[slot.list];
       const uint8_t* code = l.codes.get() + size_t{slot.row} * stride_;
-      const int32_t dot =
-          s.u8 ? s.kernels->dot_u8s8(code, q.codes.data(), s.dim)
-               : s.kernels->dot_s8(reinterpret_cast<const int8_t*>(code), q.codes.data(), s.dim);
+      const int32_t dot = ScoreCode(*s.kernels, s.kind, q.codes.data(), code, s.dim);
       float rank = q.scale * l.scale[slot.row] * static_cast<float>(dot) +
                    l.offset[slot.row] * q.sum + q.bias;
-      if (s.euclid) rank = 2.0f * rank - l.norm_sq[slot.row];
+      if (s.use_norms) rank = 2.0f * rank - l.norm_sq[slot.row];
       if (rank > top.threshold() && rank >= min_rank) top.Push(rank, l.labels[slot.row]);
     }
   }
@@ -999,8 +1001,8 @@ StatusOr<IvfModel> TrainIvf(const Quantizer& quantizer, const float* sample, siz
   ko.niter = options.niter;
   ko.seed = options.seed;
   ko.max_points_per_centroid = options.max_points_per_centroid;
-  ko.spherical = quantizer.metric() == Metric::kCosine;
-  ko.inner_product = quantizer.metric() == Metric::kCosine;
+  ko.spherical = Describe(quantizer.metric()).kmeans == KmeansKind::kSphericalIp;
+  ko.inner_product = ko.spherical;
   ko.cancel = options.cancel;
   QVEC_ASSIGN_OR_RETURN(KmeansResult km, Kmeans(pre.data(), nb, dim, ko, pool));
   IvfModel model;

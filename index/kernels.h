@@ -4,7 +4,8 @@
 //
 // All integer kernels are exact: they return the same int32 as the scalar
 // reference for every input with dim in [1, 65536] and code values in
-// [-127, 127] (int8) or [0, 255] (uint8); query bytes are int8 in [-127, 127].
+// [-127, 127] (int8) or [0, 255] (uint8); query bytes are int8 in [-127, 127]
+// (uint8 in [0, 255] for the L1 kernels).
 // (-128 never occurs because every quantizer clamps to +-127.) Float kernels
 // agree with the reference up to summation order.
 //
@@ -50,6 +51,12 @@ struct Kernels {
                          const uint8_t* codes, size_t code_stride, size_t n, size_t dim,
                          int32_t* out);
 
+  // Sum over i < dim of |a[i] - b[i]|, uint8 x uint8 (Manhattan codes).
+  int32_t (*sad_u8)(const uint8_t* a, const uint8_t* b, size_t dim);
+  // out[j] = sad_u8(query, codes + j * code_stride, dim) for j < n.
+  void (*sad_u8_many)(const uint8_t* query, const uint8_t* codes, size_t code_stride, size_t n,
+                      size_t dim, int32_t* out);
+
   // Turns n integer dots into rank values and selects the promising ones:
   // ranks[j] = qs * scale[j] * float(dots[j]) + offset[j] * qsum + qbias, then
   // 2 * ranks[j] - norm_sq[j] when norm_sq is not null (Euclid); writes the
@@ -74,6 +81,8 @@ struct Kernels {
   // Float kernels (rescoring and the float baseline path).
   float (*dot_f32)(const float* a, const float* b, size_t dim);
   float (*l2sq_f32)(const float* a, const float* b, size_t dim);
+  // Sum over i < dim of |a[i] - b[i]|.
+  float (*l1_f32)(const float* a, const float* b, size_t dim);
   // out[j] = dot_f32(query, x + j * stride, dim); stride in floats.
   void (*dot_f32_many)(const float* query, const float* x, size_t stride, size_t n, size_t dim,
                        float* out);
@@ -81,6 +90,63 @@ struct Kernels {
   void (*l2sq_f32_many)(const float* query, const float* x, size_t stride, size_t n, size_t dim,
                         float* out);
 };
+
+// Which integer kernel scores a set of codes (see Quantizer::code_kernel).
+enum class CodeKernel : uint8_t {
+  kDotS8 = 0,    // int8 codes, dot with int8 query codes
+  kDotU8S8 = 1,  // uint8 codes, dot with int8 query codes
+  kSadU8 = 2,    // uint8 codes, sum of |differences| with uint8 query codes
+};
+
+// Integer scores of one query (`dim` code bytes) against `n` codes every
+// `stride` bytes, with the kernel `kind` calls for. For kSadU8 the query
+// bytes are uint8 codes (the int8 pointer is reinterpreted).
+inline void ScoreCodes(const Kernels& k, CodeKernel kind, const int8_t* query, const uint8_t* codes,
+                       size_t stride, size_t n, size_t dim, int32_t* out) {
+  switch (kind) {
+    case CodeKernel::kDotS8:
+      k.dot_s8_many(query, reinterpret_cast<const int8_t*>(codes), stride, n, dim, out);
+      return;
+    case CodeKernel::kDotU8S8:
+      k.dot_u8s8_many(query, codes, stride, n, dim, out);
+      return;
+    case CodeKernel::kSadU8:
+      k.sad_u8_many(reinterpret_cast<const uint8_t*>(query), codes, stride, n, dim, out);
+      return;
+  }
+}
+inline int32_t ScoreCode(const Kernels& k, CodeKernel kind, const int8_t* query,
+                         const uint8_t* code, size_t dim) {
+  switch (kind) {
+    case CodeKernel::kDotS8:
+      return k.dot_s8(query, reinterpret_cast<const int8_t*>(code), dim);
+    case CodeKernel::kDotU8S8:
+      return k.dot_u8s8(code, query, dim);
+    case CodeKernel::kSadU8:
+      return k.sad_u8(reinterpret_cast<const uint8_t*>(query), code, dim);
+  }
+  return 0;
+}
+// The batch form: `nq` queries every `query_stride` bytes; out is nq * n.
+inline void ScoreCodesBatch(const Kernels& k, CodeKernel kind, const int8_t* queries,
+                            size_t query_stride, size_t nq, const uint8_t* codes, size_t stride,
+                            size_t n, size_t dim, int32_t* out) {
+  switch (kind) {
+    case CodeKernel::kDotS8:
+      k.dot_s8_batch(queries, query_stride, nq, reinterpret_cast<const int8_t*>(codes), stride, n,
+                     dim, out);
+      return;
+    case CodeKernel::kDotU8S8:
+      k.dot_u8s8_batch(queries, query_stride, nq, codes, stride, n, dim, out);
+      return;
+    case CodeKernel::kSadU8:
+      for (size_t i = 0; i < nq; ++i) {
+        k.sad_u8_many(reinterpret_cast<const uint8_t*>(queries + i * query_stride), codes, stride,
+                      n, dim, out + i * n);
+      }
+      return;
+  }
+}
 
 // Largest dim for which the integer kernels are guaranteed exact (no int32
 // overflow in the accumulators).

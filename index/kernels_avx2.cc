@@ -210,6 +210,54 @@ float L2SqF32(const float* a, const float* b, size_t dim) {
   return sum;
 }
 
+// Sum of |a - b| over uint8: vpsadbw adds eight absolute byte differences
+// into each 64-bit lane; the lanes of 32-byte steps accumulate without
+// overflow (at most 255 * 65536 per lane).
+int32_t SadU8(const uint8_t* a, const uint8_t* b, size_t dim) {
+  __m256i acc = _mm256_setzero_si256();
+  size_t i = 0;
+  for (; i + 32 <= dim; i += 32) {
+    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + i));
+    const __m256i y = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + i));
+    acc = _mm256_add_epi64(acc, _mm256_sad_epu8(x, y));
+  }
+  __m128i s = _mm_add_epi64(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
+  s = _mm_add_epi64(s, _mm_unpackhi_epi64(s, s));
+  int32_t sum = static_cast<int32_t>(_mm_cvtsi128_si64(s));
+  for (; i < dim; ++i) {
+    const int32_t d = int32_t{a[i]} - int32_t{b[i]};
+    sum += d < 0 ? -d : d;
+  }
+  return sum;
+}
+
+void SadU8Many(const uint8_t* query, const uint8_t* codes, size_t code_stride, size_t n, size_t dim,
+               int32_t* out) {
+  for (size_t j = 0; j < n; ++j) out[j] = SadU8(query, codes + j * code_stride, dim);
+}
+
+float L1F32(const float* a, const float* b, size_t dim) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
+  size_t i = 0;
+  for (; i + 16 <= dim; i += 16) {
+    acc0 = _mm256_add_ps(acc0, _mm256_andnot_ps(sign, _mm256_sub_ps(_mm256_loadu_ps(a + i),
+                                                                    _mm256_loadu_ps(b + i))));
+    acc1 = _mm256_add_ps(acc1, _mm256_andnot_ps(sign, _mm256_sub_ps(_mm256_loadu_ps(a + i + 8),
+                                                                    _mm256_loadu_ps(b + i + 8))));
+  }
+  for (; i + 8 <= dim; i += 8) {
+    acc0 = _mm256_add_ps(acc0, _mm256_andnot_ps(sign, _mm256_sub_ps(_mm256_loadu_ps(a + i),
+                                                                    _mm256_loadu_ps(b + i))));
+  }
+  float sum = HorizontalSum(_mm256_add_ps(acc0, acc1));
+  for (; i < dim; ++i) {
+    const float d = a[i] - b[i];
+    sum += d < 0 ? -d : d;
+  }
+  return sum;
+}
+
 void DotF32Many(const float* query, const float* x, size_t stride, size_t n, size_t dim,
                 float* out) {
   for (size_t j = 0; j < n; ++j) {
@@ -298,11 +346,14 @@ constexpr Kernels kAvx2Kernels = {
     .dot_u8s8_many = DotU8S8Many,
     .dot_s8_batch = DotS8Batch,
     .dot_u8s8_batch = DotU8S8Batch,
+    .sad_u8 = SadU8,
+    .sad_u8_many = SadU8Many,
     .rank_select = RankSelect,
     .quantize_s8 = QuantizeS8,
     .argmax_scaled = ScalarArgmaxScaled,  // the reference; AVX2 is the fallback level
     .dot_f32 = DotF32,
     .l2sq_f32 = L2SqF32,
+    .l1_f32 = L1F32,
     .dot_f32_many = DotF32Many,
     .l2sq_f32_many = L2SqF32Many,
 };

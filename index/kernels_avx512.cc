@@ -330,6 +330,49 @@ float DotF32(const float* a, const float* b, size_t dim) {
   return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
 }
 
+// Sum of |a - b| over uint8 with vpsadbw on 64-byte steps; the tail is a
+// masked load (zeros on both sides add nothing).
+int32_t SadU8(const uint8_t* a, const uint8_t* b, size_t dim) {
+  __m512i acc = _mm512_setzero_si512();
+  size_t i = 0;
+  for (; i + 64 <= dim; i += 64) {
+    acc = _mm512_add_epi64(acc,
+                           _mm512_sad_epu8(_mm512_loadu_si512(a + i), _mm512_loadu_si512(b + i)));
+  }
+  if (i < dim) {
+    const __mmask64 m = _bzhi_u64(~uint64_t{0}, static_cast<unsigned>(dim - i));
+    acc = _mm512_add_epi64(
+        acc, _mm512_sad_epu8(_mm512_maskz_loadu_epi8(m, a + i), _mm512_maskz_loadu_epi8(m, b + i)));
+  }
+  return static_cast<int32_t>(_mm512_reduce_add_epi64(acc));
+}
+
+void SadU8Many(const uint8_t* query, const uint8_t* codes, size_t code_stride, size_t n, size_t dim,
+               int32_t* out) {
+  for (size_t j = 0; j < n; ++j) out[j] = SadU8(query, codes + j * code_stride, dim);
+}
+
+float L1F32(const float* a, const float* b, size_t dim) {
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
+  size_t i = 0;
+  for (; i + 32 <= dim; i += 32) {
+    acc0 = _mm512_add_ps(
+        acc0, _mm512_abs_ps(_mm512_sub_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i))));
+    acc1 = _mm512_add_ps(acc1, _mm512_abs_ps(_mm512_sub_ps(_mm512_loadu_ps(a + i + 16),
+                                                           _mm512_loadu_ps(b + i + 16))));
+  }
+  for (; i + 16 <= dim; i += 16) {
+    acc0 = _mm512_add_ps(
+        acc0, _mm512_abs_ps(_mm512_sub_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i))));
+  }
+  if (i < dim) {
+    const __mmask16 m = FloatTail(dim - i);
+    acc1 = _mm512_add_ps(acc1, _mm512_abs_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, a + i),
+                                                           _mm512_maskz_loadu_ps(m, b + i))));
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+}
+
 float L2SqF32(const float* a, const float* b, size_t dim) {
   __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
   size_t i = 0;
@@ -458,11 +501,14 @@ constexpr Kernels kAvx512Kernels = {
     .dot_u8s8_many = DotU8S8Many,
     .dot_s8_batch = DotS8Batch,
     .dot_u8s8_batch = DotU8S8Batch,
+    .sad_u8 = SadU8,
+    .sad_u8_many = SadU8Many,
     .rank_select = RankSelect,
     .quantize_s8 = QuantizeS8,
     .argmax_scaled = ArgmaxScaled,
     .dot_f32 = DotF32,
     .l2sq_f32 = L2SqF32,
+    .l1_f32 = L1F32,
     .dot_f32_many = DotF32Many,
     .l2sq_f32_many = L2SqF32Many,
 };

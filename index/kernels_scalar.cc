@@ -79,6 +79,31 @@ float L2SqF32(const float* a, const float* b, size_t dim) {
   return sum;
 }
 
+int32_t SadU8(const uint8_t* a, const uint8_t* b, size_t dim) {
+  int32_t sum = 0;
+  for (size_t i = 0; i < dim; ++i) {
+    const int32_t d = int32_t{a[i]} - int32_t{b[i]};
+    sum += d < 0 ? -d : d;
+  }
+  return sum;
+}
+
+void SadU8Many(const uint8_t* query, const uint8_t* codes, size_t code_stride, size_t n, size_t dim,
+               int32_t* out) {
+  for (size_t j = 0; j < n; ++j) {
+    out[j] = SadU8(query, codes + j * code_stride, dim);
+  }
+}
+
+float L1F32(const float* a, const float* b, size_t dim) {
+  float sum = 0.0f;
+  for (size_t i = 0; i < dim; ++i) {
+    const float d = a[i] - b[i];
+    sum += d < 0 ? -d : d;
+  }
+  return sum;
+}
+
 void DotF32Many(const float* query, const float* x, size_t stride, size_t n, size_t dim,
                 float* out) {
   for (size_t j = 0; j < n; ++j) {
@@ -161,11 +186,14 @@ constexpr Kernels kScalarKernels = {
     .dot_u8s8_many = DotU8S8Many,
     .dot_s8_batch = DotS8Batch,
     .dot_u8s8_batch = DotU8S8Batch,
+    .sad_u8 = SadU8,
+    .sad_u8_many = SadU8Many,
     .rank_select = RankSelect,
     .quantize_s8 = QuantizeS8,
     .argmax_scaled = ScalarArgmaxScaled,
     .dot_f32 = DotF32,
     .l2sq_f32 = L2SqF32,
+    .l1_f32 = L1F32,
     .dot_f32_many = DotF32Many,
     .l2sq_f32_many = L2SqF32Many,
 };

@@ -38,7 +38,6 @@ StatusOr<QualityReport> Measure(const Quantizer& quantizer, const float* vectors
   r.mse = err_sum / static_cast<double>(n * dim);
   r.sqnr_db = err_sum > 0 ? 10.0 * std::log10(signal_sum / err_sum)
                           : std::numeric_limits<double>::infinity();
-  const Kernels& kernels = ActiveKernels();
   std::mt19937_64 rng(seed);
   std::uniform_int_distribution<size_t> pick(0, n - 1);
   const size_t pairs = std::min(max_pairs, n * n);
@@ -47,17 +46,9 @@ StatusOr<QualityReport> Measure(const Quantizer& quantizer, const float* vectors
     const size_t qi = pick(rng), xi = pick(rng);
     QVEC_ASSIGN_OR_RETURN(QueryCode q, quantizer.PrepareQuery(vectors + qi * dim));
     const uint8_t* blob = blobs.data() + xi * blob_size;
-    const int32_t dot =
-        quantizer.unsigned_codes()
-            ? kernels.dot_u8s8(blob, q.codes.data(), dim)
-            : kernels.dot_s8(q.codes.data(), reinterpret_cast<const int8_t*>(blob), dim);
-    const VectorMeta meta = Quantizer::ReadMeta(blob, dim);
-    const float approx = quantizer.ToScore(
-        quantizer.RankValue(Quantizer::EstimateDot(q, dot, meta), meta.norm_sq), q);
+    const float approx = quantizer.ToScore(quantizer.ApproxRank(q, blob), q);
     const float* x = pre.data() + xi * dim;
-    const float exact = quantizer.metric() == Metric::kEuclid
-                            ? std::sqrt(kernels.l2sq_f32(q.vector.data(), x, dim))
-                            : kernels.dot_f32(q.vector.data(), x, dim);
+    const float exact = ExactScore(quantizer.metric(), q.vector.data(), x, dim);
     const double e = std::fabs(static_cast<double>(approx) - exact);
     score_err_sum += e;
     r.score_max_abs_error = std::max(r.score_max_abs_error, e);

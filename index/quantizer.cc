@@ -185,10 +185,13 @@ StatusOr<Quantizer> Quantizer::Create(size_t dim, Metric metric, const Quantizat
   if (dim == 0 || dim > kMaxDim) {
     return InvalidArgumentError("dim must be in [1, " + std::to_string(kMaxDim) + "]");
   }
-  if (metric != Metric::kCosine && metric != Metric::kDot && metric != Metric::kEuclid) {
-    return InvalidArgumentError("unknown metric");
-  }
+  if (static_cast<size_t>(metric) >= kNumMetrics) return InvalidArgumentError("unknown metric");
   QVEC_RETURN_IF_ERROR(config.Validate());
+  if (Describe(metric).shared_scale && config.granularity != Granularity::kPerCollection) {
+    return InvalidArgumentError(std::string(Describe(metric).name) +
+                                " scores codes that share one scale: it needs per-collection "
+                                "granularity");
+  }
   Quantizer q;
   q.dim_ = dim;
   q.metric_ = metric;
@@ -223,13 +226,13 @@ StatusOr<Quantizer> Quantizer::Create(size_t dim, Metric metric, const Quantizat
   return q;
 }
 
-Status Quantizer::Preprocess(float* x) const {
+Status Preprocessor::Apply(float* x) const {
   if (!AllFinite(x, dim_)) {
     return InvalidArgumentError("vector contains NaN or Inf");
   }
   const double norm_sq = SumSquares(x, dim_);
-  if (metric_ != Metric::kCosine) {
-    if (norm_sq > kMaxSquaredNorm) {
+  if (!Describe(metric_).normalize) {
+    if (Describe(metric_).bounded_norm && norm_sq > kMaxSquaredNorm) {
       char buf[160];
       std::snprintf(buf, sizeof(buf),
                     "vector is too large: its squared length %.3g exceeds %.3g, beyond what "
@@ -308,6 +311,10 @@ Status Quantizer::Encode(const float* x, uint8_t* out) const {
         meta.scale = dim_scale_[0];
         meta.offset = dim_offset_[0];
       }
+      if (symmetric && Describe(metric_).int_scoring == IntScoring::kL1) {
+        // The L1 kernel sums |differences| of uint8 bytes: store q + 128.
+        for (size_t i = 0; i < dim_; ++i) out[i] = static_cast<uint8_t>(out_s8[i] + 128);
+      }
       break;
     }
   }
@@ -324,6 +331,26 @@ StatusOr<QueryCode> Quantizer::PrepareQuery(const float* q) const {
   QueryCode code;
   code.vector.assign(q, q + dim_);
   QVEC_RETURN_IF_ERROR(Preprocess(code.vector.data()));
+  if (Describe(metric_).int_scoring == IntScoring::kL1) {
+    // Quantized with the collection's scale (and zero point), like the
+    // stored codes, so that |code differences| * scale estimates L1; the
+    // scan's rank is then -scale * sum (qs = -1, nothing else).
+    double norm_sq = 0;
+    for (float y : code.vector) norm_sq += static_cast<double>(y) * y;
+    code.codes.resize(dim_);
+    uint8_t* u = reinterpret_cast<uint8_t*>(code.codes.data());
+    const bool symmetric = config_.type == QuantizationType::kSymmetricInt8;
+    for (size_t i = 0; i < dim_; ++i) {
+      u[i] = symmetric
+                 ? static_cast<uint8_t>(QuantizeSymmetric(code.vector[i], dim_scale_[0]) + 128)
+                 : QuantizeAsymmetric(code.vector[i], dim_scale_[0], dim_zero_point_[0]);
+    }
+    code.scale = -1.0f;
+    code.sum = 0.0f;
+    code.bias = 0.0f;
+    code.norm_sq = static_cast<float>(norm_sq);
+    return code;
+  }
   const bool per_dim = config_.granularity == Granularity::kPerDimension;
   std::vector<double> folded(dim_);
   double sum = 0, norm_sq = 0, bias = 0, amax = 0;
@@ -376,25 +403,20 @@ VectorMeta Quantizer::ReadMeta(const uint8_t* blob, size_t dim) {
 void Quantizer::Decode(const uint8_t* blob, float* out) const {
   const VectorMeta m = ReadMeta(blob, dim_);
   const bool per_dim = config_.granularity == Granularity::kPerDimension;
+  // Offset codes of a symmetric L1 quantizer are q + 128.
+  const bool offset_codes = Describe(metric_).int_scoring == IntScoring::kL1 &&
+                            config_.type == QuantizationType::kSymmetricInt8;
   for (size_t i = 0; i < dim_; ++i) {
-    const float c = unsigned_codes() ? static_cast<float>(blob[i])
-                                     : static_cast<float>(static_cast<int8_t>(blob[i]));
+    const float c = offset_codes       ? static_cast<float>(int{blob[i]} - 128)
+                    : unsigned_codes() ? static_cast<float>(blob[i])
+                                       : static_cast<float>(static_cast<int8_t>(blob[i]));
     out[i] = per_dim ? dim_scale_[i] * c + dim_offset_[i] : m.scale * c + m.offset;
   }
 }
 
-float Quantizer::ToScore(float rank_value, const QueryCode& q) const {
-  if (metric_ != Metric::kEuclid) {
-    return rank_value;
-  }
-  return std::sqrt(std::max(0.0f, q.norm_sq - rank_value));
-}
-
-float Quantizer::ScoreToRank(float score, const QueryCode& q) const {
-  if (metric_ != Metric::kEuclid) {
-    return score;
-  }
-  return q.norm_sq - score * score;
+float Quantizer::ApproxRank(const QueryCode& q, const uint8_t* blob) const {
+  const int32_t integer = ScoreCode(ActiveKernels(), code_kernel(), q.codes.data(), blob, dim_);
+  return RankOf(q, integer, ReadMeta(blob, dim_));
 }
 
 }  // namespace qvec::index

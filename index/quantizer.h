@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "index/calibration.h"
+#include "index/kernels.h"
 #include "index/types.h"
 #include "qvec/status.h"
 
@@ -61,19 +62,35 @@ struct QueryCode {
   float norm_sq = 0;          // ||vector||^2
 };
 
+// Validation and normalization of float vectors for a metric, without any
+// quantization: what the engine stores as a vector's original. Immutable;
+// thread-safe.
+class Preprocessor {
+ public:
+  Preprocessor(size_t dim, Metric metric) : dim_(dim), metric_(metric) {}
+  size_t dim() const { return dim_; }
+  Metric metric() const { return metric_; }
+  // Turns x (size dim) in place into the stored form: InvalidArgument on
+  // NaN/Inf, on a zero vector under a normalized metric (Cosine), and on a
+  // squared norm above kMaxSquaredNorm under metrics with bounded_norm;
+  // L2-normalizes under normalized metrics.
+  [[nodiscard]] Status Apply(float* x) const;
+
+ private:
+  size_t dim_;
+  Metric metric_;
+};
+
 // Thread safety: immutable after Create(); all methods are const and safe to
 // call concurrently.
 class Quantizer {
  public:
   static constexpr size_t kMetaBytes = 12;
-  // Largest squared L2 norm of a vector under Dot and Euclid: a quarter of
-  // FLT_MAX, so that the stored norm, |q . x| and ||q - x||^2 of two such
-  // vectors stay finite in float32.
-  static constexpr double kMaxSquaredNorm = 3.4028234663852886e38 / 4;
 
   // Errors: InvalidArgument for dim outside [1, kMaxDim], an invalid config,
-  // a calibrated granularity without `calibration`, or calibration params
-  // whose granularity/dim do not match.
+  // a calibrated granularity without `calibration`, calibration params whose
+  // granularity/dim do not match, or a metric whose codes must share one
+  // scale (Manhattan) with another granularity than per-collection.
   [[nodiscard]] static StatusOr<Quantizer> Create(size_t dim, Metric metric,
                                                   const QuantizationConfig& config,
                                                   const CalibrationParams* calibration = nullptr);
@@ -83,22 +100,30 @@ class Quantizer {
   const QuantizationConfig& config() const { return config_; }
   // Calibration in use; nullptr for per-vector granularity.
   const CalibrationParams* calibration() const { return calibration_ ? &*calibration_ : nullptr; }
-  // True if codes are uint8 (asymmetric), false for int8.
-  bool unsigned_codes() const { return config_.type == QuantizationType::kAsymmetricUint8; }
+  // True if codes are uint8 (asymmetric, or offset codes of an L1 metric),
+  // false for int8.
+  bool unsigned_codes() const {
+    return config_.type == QuantizationType::kAsymmetricUint8 ||
+           Describe(metric_).int_scoring == IntScoring::kL1;
+  }
+  // The integer kernel that scores this quantizer's codes.
+  CodeKernel code_kernel() const {
+    if (Describe(metric_).int_scoring == IntScoring::kL1) return CodeKernel::kSadU8;
+    return unsigned_codes() ? CodeKernel::kDotU8S8 : CodeKernel::kDotS8;
+  }
 
   size_t EncodedSize() const { return dim_ + kMetaBytes; }
 
-  // Turns x (size dim) in place into the float vector the engine should
-  // store as the original: validates (InvalidArgument on NaN/Inf, on a zero
-  // vector under Cosine, and on a squared norm above kMaxSquaredNorm under
-  // Dot and Euclid) and L2-normalizes under Cosine.
-  [[nodiscard]] Status Preprocess(float* x) const;
+  // Preprocessor(dim, metric).Apply(x): the float vector the engine stores.
+  [[nodiscard]] Status Preprocess(float* x) const { return Preprocessor(dim_, metric_).Apply(x); }
 
   // Preprocesses a copy of x (size dim) and writes EncodedSize() bytes to
   // out. Errors as Preprocess.
   [[nodiscard]] Status Encode(const float* x, uint8_t* out) const;
 
-  // Preprocesses and dynamically quantizes a query (size dim). Errors as
+  // Preprocesses and quantizes a query (size dim): dynamically, with its own
+  // scale, for inner-product metrics; with the collection's shared scale
+  // (as uint8 offset codes, in `codes` reinterpreted) for L1. Errors as
   // Preprocess.
   [[nodiscard]] StatusOr<QueryCode> PrepareQuery(const float* q) const;
 
@@ -111,20 +136,27 @@ class Quantizer {
   static float EstimateDot(const QueryCode& q, int32_t dot, const VectorMeta& m) {
     return q.scale * m.scale * static_cast<float>(dot) + m.offset * q.sum + q.bias;
   }
-  // Higher-is-better ranking value from an estimated or exact inner product:
-  // the inner product for Cosine/Dot, 2*dot - ||x||^2 for Euclid (which
-  // orders like -||q-x||^2).
-  float RankValue(float dot, float x_norm_sq) const {
-    return metric_ == Metric::kEuclid ? 2.0f * dot - x_norm_sq : dot;
+  // Higher-is-better rank of a stored vector from its integer score (dot or
+  // L1 sum, from the kernel of code_kernel()) and metadata: what the scan
+  // kernels compute (see Kernels::rank_select).
+  float RankOf(const QueryCode& q, int32_t integer_score, const VectorMeta& m) const {
+    const float est = EstimateDot(q, integer_score, m);
+    return Describe(metric_).rank_uses_norms ? 2.0f * est - m.norm_sq : est;
   }
-  // Converts a ranking value into the user-facing score (distance for
-  // Euclid, unchanged otherwise).
-  float ToScore(float rank_value, const QueryCode& q) const;
+  // The approximate rank of one stored blob for q (quality reports, tests).
+  float ApproxRank(const QueryCode& q, const uint8_t* blob) const;
+  // Converts a ranking value into the user-facing score (a distance for
+  // Euclid and Manhattan, unchanged otherwise).
+  float ToScore(float rank_value, const QueryCode& q) const {
+    return RankToScore(metric_, rank_value, q.norm_sq);
+  }
   // Inverse of ToScore for thresholds: rank value of a user-facing score.
-  float ScoreToRank(float score, const QueryCode& q) const;
+  float ScoreToRank(float score, const QueryCode& q) const {
+    return index::ScoreToRank(metric_, score, q.norm_sq);
+  }
   // True if user-facing score `a` is at least as good as threshold `t`.
   bool PassesThreshold(float score, float threshold) const {
-    return metric_ == Metric::kEuclid ? score <= threshold : score >= threshold;
+    return ScorePasses(metric_, score, threshold);
   }
 
  private:

@@ -17,12 +17,9 @@ StatusOr<std::vector<Hit>> FinishSearch(const Quantizer& quantizer, const QueryC
     for (size_t i = 0; i < candidates.size(); ++i) labels[i] = candidates[i].id;
     std::vector<float> vectors(candidates.size() * dim);
     QVEC_RETURN_IF_ERROR(originals->Fetch(labels.data(), labels.size(), vectors.data()));
-    const Kernels& kernels = ActiveKernels();
-    const bool euclid = quantizer.metric() == Metric::kEuclid;
     for (size_t i = 0; i < candidates.size(); ++i) {
-      const float* x = vectors.data() + i * dim;
-      candidates[i].rank = euclid ? q.norm_sq - kernels.l2sq_f32(q.vector.data(), x, dim)
-                                  : kernels.dot_f32(q.vector.data(), x, dim);
+      candidates[i].rank =
+          ExactRank(quantizer.metric(), q.vector.data(), vectors.data() + i * dim, dim, q.norm_sq);
     }
   }
   KeepBest(candidates, params.k);
@@ -39,9 +36,8 @@ StatusOr<std::vector<Hit>> FinishSearch(const Quantizer& quantizer, const QueryC
 }
 
 void SortHits(Metric metric, std::vector<Hit>* hits, size_t k) {
-  const bool lower_better = metric == Metric::kEuclid;
-  auto better = [lower_better](const Hit& a, const Hit& b) {
-    if (a.score != b.score) return lower_better ? a.score < b.score : a.score > b.score;
+  auto better = [metric](const Hit& a, const Hit& b) {
+    if (a.score != b.score) return ScoreBetter(metric, a.score, b.score);
     return a.label < b.label;
   };
   if (k == 0) {
@@ -57,20 +53,13 @@ void SortHits(Metric metric, std::vector<Hit>* hits, size_t k) {
 
 void RescoreExact(Metric metric, const float* query, size_t dim, const float* originals,
                   std::vector<Hit>* hits, size_t k, std::optional<float> threshold) {
-  const Kernels& kernels = ActiveKernels();
-  const bool euclid = metric == Metric::kEuclid;
   for (size_t i = 0; i < hits->size(); ++i) {
-    const float* x = originals + i * dim;
-    (*hits)[i].score =
-        euclid ? std::sqrt(kernels.l2sq_f32(query, x, dim)) : kernels.dot_f32(query, x, dim);
+    (*hits)[i].score = ExactScore(metric, query, originals + i * dim, dim);
   }
   SortHits(metric, hits, k);
   if (threshold) {
     size_t keep = 0;
-    while (keep < hits->size() &&
-           (euclid ? (*hits)[keep].score <= *threshold : (*hits)[keep].score >= *threshold)) {
-      ++keep;
-    }
+    while (keep < hits->size() && ScorePasses(metric, (*hits)[keep].score, *threshold)) ++keep;
     hits->resize(keep);
   }
 }

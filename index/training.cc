@@ -9,11 +9,11 @@
 namespace qvec::index {
 namespace {
 
-StatusOr<std::vector<float>> PreprocessAll(const Quantizer& q, const float* x, size_t n) {
+StatusOr<std::vector<float>> PreprocessAll(const Preprocessor& q, const float* x, size_t n) {
   const size_t dim = q.dim();
   std::vector<float> out(x, x + n * dim);
   for (size_t i = 0; i < n; ++i) {
-    QVEC_RETURN_IF_ERROR(q.Preprocess(out.data() + i * dim));
+    QVEC_RETURN_IF_ERROR(q.Apply(out.data() + i * dim));
   }
   return out;
 }
@@ -55,26 +55,29 @@ StatusOr<std::vector<std::vector<uint64_t>>> ExactTopK(const Quantizer& quantize
                                                        const float* base, size_t n,
                                                        const float* queries, size_t nq, size_t k,
                                                        ThreadPool* pool) {
-  const size_t dim = quantizer.dim();
-  QVEC_ASSIGN_OR_RETURN(std::vector<float> pre, PreprocessAll(quantizer, base, n));
-  QVEC_ASSIGN_OR_RETURN(std::vector<float> pre_queries, PreprocessAll(quantizer, queries, nq));
+  return ExactTopK(Preprocessor(quantizer.dim(), quantizer.metric()), base, n, queries, nq, k,
+                   pool);
+}
+
+StatusOr<std::vector<std::vector<uint64_t>>> ExactTopK(const Preprocessor& prep, const float* base,
+                                                       size_t n, const float* queries, size_t nq,
+                                                       size_t k, ThreadPool* pool) {
+  const size_t dim = prep.dim();
+  QVEC_ASSIGN_OR_RETURN(std::vector<float> pre, PreprocessAll(prep, base, n));
+  QVEC_ASSIGN_OR_RETURN(std::vector<float> pre_queries, PreprocessAll(prep, queries, nq));
   if (pool == nullptr) {
     pool = &ThreadPool::Default();
   }
-  const bool euclid = quantizer.metric() == Metric::kEuclid;
+  const Metric metric = prep.metric();
+  const bool negate = Describe(metric).lower_is_better;
   const size_t keep = std::min(k, n);
   std::vector<std::vector<uint64_t>> out(nq);
   pool->ParallelFor(nq, [&](size_t i) {
-    const Kernels& kernels = ActiveKernels();
     const float* q = pre_queries.data() + i * dim;
     std::vector<float> scores(n);
-    if (euclid) {
-      kernels.l2sq_f32_many(q, pre.data(), dim, n, dim, scores.data());
-      for (float& s : scores) {
-        s = -s;
-      }
-    } else {
-      kernels.dot_f32_many(q, pre.data(), dim, n, dim, scores.data());
+    ExactScores(metric, q, pre.data(), dim, n, dim, scores.data());
+    if (negate) {
+      for (float& s : scores) s = -s;  // higher is better below
     }
     std::vector<uint64_t> rows(n);
     for (size_t r = 0; r < n; ++r) {
@@ -104,8 +107,7 @@ StatusOr<Quantizer> TrainQuantizer(size_t dim, Metric metric, const Quantization
   if (n == 0) {
     return FailedPreconditionError("calibration needs a non-empty sample");
   }
-  // A per-vector quantizer of the same metric does the preprocessing.
-  QVEC_ASSIGN_OR_RETURN(Quantizer plain, Quantizer::Create(dim, metric, QuantizationConfig{}));
+  const Preprocessor plain(dim, metric);
   QVEC_ASSIGN_OR_RETURN(std::vector<float> pre, PreprocessAll(plain, sample, n));
   CalibrationObserver observer(dim);
   QVEC_RETURN_IF_ERROR(observer.Observe(pre.data(), n));

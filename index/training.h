@@ -45,6 +45,12 @@ inline constexpr float kRecallTunedQuantiles[] = {1.0f,   0.99999f, 0.9999f, 0.9
                                                                      const float* queries,
                                                                      size_t nq, size_t k,
                                                                      ThreadPool* pool = nullptr);
+// The same with only the preprocessing (any metric, no quantization).
+[[nodiscard]] StatusOr<std::vector<std::vector<uint64_t>>> ExactTopK(const Preprocessor& prep,
+                                                                     const float* base, size_t n,
+                                                                     const float* queries,
+                                                                     size_t nq, size_t k,
+                                                                     ThreadPool* pool = nullptr);
 
 }  // namespace qvec::index
 

@@ -5,13 +5,9 @@
 #include <cstddef>
 #include <cstdint>
 
-namespace qvec::index {
+#include "index/metric.h"
 
-// Similarity metric. Cosine normalizes vectors at insert and query time;
-// Dot uses them as given; Euclid scores by L2 distance. Scores follow Qdrant:
-// Cosine and Dot return the (estimated) inner product, higher is better;
-// Euclid returns the distance sqrt(||a-b||^2), lower is better.
-enum class Metric : uint8_t { kCosine = 0, kDot = 1, kEuclid = 2 };
+namespace qvec::index {
 
 // How floats map to 8-bit codes.
 enum class QuantizationType : uint8_t {

@@ -388,7 +388,7 @@ StatusOr<CollectionConfig> ParseCollectionConfig(element e) {
   if (dim < 1 || dim > kMaxDimension) return OutOfRangeError("vectors.size must be in [1, 65536]");
   c.dimension = static_cast<uint32_t>(dim);
   if (!Lookup(vectors, "distance", &distance) || distance.type() != element_type::STRING) {
-    return InvalidArgumentError("vectors.distance is required: Cosine, Dot or Euclid");
+    return InvalidArgumentError("vectors.distance is required: Cosine, Dot, Euclid or Manhattan");
   }
   QVEC_ASSIGN_OR_RETURN(c.distance, ParseDistance(std::string_view(distance)));
   if (Lookup(e, "quantization_config", &x)) {

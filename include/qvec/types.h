@@ -20,11 +20,12 @@ namespace qvec {
 
 // How vectors are compared. Cosine normalizes vectors on insert and at query
 // time (stored vectors are returned normalized, as in Qdrant); Dot scores the
-// raw inner product; Euclid scores the L2 distance. Higher scores are better
-// for Cosine and Dot; for Euclid the score is a distance and lower is better.
-enum class Distance : uint8_t { kCosine = 0, kDot = 1, kEuclid = 2 };
+// raw inner product; Euclid the L2 distance; Manhattan the L1 distance.
+// Higher scores are better for Cosine and Dot; for Euclid and Manhattan the
+// score is a distance and lower is better.
+enum class Distance : uint8_t { kCosine = 0, kDot = 1, kEuclid = 2, kManhattan = 3 };
 
-// "Cosine", "Dot", "Euclid" (Qdrant's spelling).
+// "Cosine", "Dot", "Euclid", "Manhattan" (Qdrant's spelling).
 std::string_view DistanceName(Distance d);
 // Parses Qdrant's spelling; InvalidArgument for anything else.
 StatusOr<Distance> ParseDistance(std::string_view name);

@@ -67,11 +67,14 @@ void CheckIntegerKernels(size_t dim, size_t n, Pattern query_pattern, Pattern co
   Fill(query_pattern, rng, q.data(), q_unused.data(), nq * dim);
   Fill(code_pattern, rng, codes.data(), ucodes.data(), n * stride);
   const Kernels& ref = *KernelsFor(SimdLevel::kScalar);
-  std::vector<int32_t> want_s8(nq * n), want_u8(nq * n);
+  std::vector<int32_t> want_s8(nq * n), want_u8(nq * n), want_sad(nq * n);
+  // L1 kernels take uint8 queries: the query bytes reinterpreted.
+  const uint8_t* uq = reinterpret_cast<const uint8_t*>(q.data());
   for (size_t i = 0; i < nq; ++i) {
     for (size_t j = 0; j < n; ++j) {
       want_s8[i * n + j] = ref.dot_s8(q.data() + i * dim, codes.data() + j * stride, dim);
       want_u8[i * n + j] = ref.dot_u8s8(ucodes.data() + j * stride, q.data() + i * dim, dim);
+      want_sad[i * n + j] = ref.sad_u8(uq + i * dim, ucodes.data() + j * stride, dim);
     }
   }
   for (const Kernels* k : SimdVariants()) {
@@ -89,9 +92,17 @@ void CheckIntegerKernels(size_t dim, size_t n, Pattern query_pattern, Pattern co
     ASSERT_EQ(got, want_s8) << "dot_s8_batch";
     k->dot_u8s8_batch(q.data(), dim, nq, ucodes.data(), stride, n, dim, got.data());
     ASSERT_EQ(got, want_u8) << "dot_u8s8_batch";
+    for (size_t i = 0; i < nq; ++i) {
+      k->sad_u8_many(uq + i * dim, ucodes.data(), stride, n, dim, got.data() + i * n);
+    }
+    ASSERT_EQ(got, want_sad) << "sad_u8_many";
+    ScoreCodesBatch(*k, CodeKernel::kSadU8, q.data(), dim, nq, ucodes.data(), stride, n, dim,
+                    got.data());
+    ASSERT_EQ(got, want_sad) << "ScoreCodesBatch(kSadU8)";
     for (size_t j = 0; j < n; ++j) {
       ASSERT_EQ(k->dot_s8(q.data(), codes.data() + j * stride, dim), want_s8[j]);
       ASSERT_EQ(k->dot_u8s8(ucodes.data() + j * stride, q.data(), dim), want_u8[j]);
+      ASSERT_EQ(k->sad_u8(uq, ucodes.data() + j * stride, dim), want_sad[j]);
     }
   }
 }
@@ -277,6 +288,7 @@ TEST(KernelsTest, FloatKernelsMatchScalarWithinRounding) {
         EXPECT_NEAR(dots[j], ref.dot_f32(q.data(), xj, dim), tol);
         EXPECT_NEAR(k->l2sq_f32(q.data(), xj, dim), ref.l2sq_f32(q.data(), xj, dim), tol);
         EXPECT_NEAR(l2s[j], ref.l2sq_f32(q.data(), xj, dim), tol);
+        EXPECT_NEAR(k->l1_f32(q.data(), xj, dim), ref.l1_f32(q.data(), xj, dim), tol);
       }
     }
   }
