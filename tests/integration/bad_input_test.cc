@@ -269,7 +269,7 @@ std::vector<Case> Cases() {
       {"unknown distance",
        "PUT",
        "/collections/new3",
-       R"({"vectors":{"size":4,"distance":"Manhattan"}})",
+       R"({"vectors":{"size":4,"distance":"Chebyshev"}})",
        {},
        4},
       {"existing collection",
