@@ -141,7 +141,7 @@ Status IndexOptions::Validate() const {
   return Status::Ok();
 }
 
-Status CollectionConfig::Validate() const {
+Status VectorFieldConfig::Validate() const {
   if (dimension < 1 || dimension > kMaxDimension) {
     return InvalidArgumentError("vector size must be in [1, 65536]");
   }
@@ -156,6 +156,40 @@ Status CollectionConfig::Validate() const {
         "supported (per_vector and per_collection both use one calibrated scale)");
   }
   return index.Validate();
+}
+
+std::map<std::string, VectorFieldConfig> CollectionConfig::Fields() const {
+  if (!vectors.empty()) return vectors;
+  VectorFieldConfig f;
+  f.dimension = dimension;
+  f.distance = distance;
+  f.quantization = quantization;
+  f.index = index;
+  return {{"", f}};
+}
+
+Status CollectionConfig::Validate() const {
+  if (vectors.empty()) {
+    VectorFieldConfig f = Fields().begin()->second;
+    return f.Validate();
+  }
+  if (dimension != 0) {
+    return InvalidArgumentError(
+        "a collection has one unnamed vector (dimension) or named vectors (vectors), not both");
+  }
+  if (vectors.size() > kMaxVectorFields) {
+    return InvalidArgumentError("a collection has at most " + std::to_string(kMaxVectorFields) +
+                                " named vectors");
+  }
+  for (const auto& [name, field] : vectors) {
+    if (name.empty()) return InvalidArgumentError("a named vector needs a non-empty name");
+    if (name.size() > kMaxVectorFieldName) {
+      return InvalidArgumentError("vector name is longer than 255 bytes");
+    }
+    Status s = field.Validate();
+    if (!s.ok()) return s.Annotate("vector '" + name + "'");
+  }
+  return Status::Ok();
 }
 
 Status ValidateCollectionName(std::string_view name) {

@@ -1,14 +1,18 @@
-// The value stored in the codes column family for one point, and conversions
-// between public and index enums shared by the collection's source files.
+// The values the engine stores, and conversions between public and index
+// enums shared by the collection's source files.
 //
+// codes (per point and field):
 //   offset 0   u64 LE  label (dense id of the point inside the collection)
-//   offset 8   u32 LE  generation of the index the blob was encoded for (0 = flat)
-//   offset 12  u32 LE  IVF list (0 for the flat index)
+//   offset 8   u32 LE  generation of the index the blob was encoded for
+//   offset 12  u32 LE  slot: IVF list (0 for the flat index)
 //   offset 16  blob    index::Quantizer::Encode output (codes + 12 bytes metadata)
+// points (per point): u64 LE label (empty: written by the format upgrade;
+// the label is then the one the point's codes carry).
 #ifndef QVEC_ENGINE_CODES_VALUE_H_
 #define QVEC_ENGINE_CODES_VALUE_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -20,15 +24,40 @@ namespace qvec::engine {
 
 inline constexpr size_t kCodesHeaderBytes = 16;
 
-// index_state entries of a collection. They change together, in one batch,
-// when a rebuilt index is swapped in.
-inline constexpr std::string_view kCalibrationStateKey = "calibration";  // CalibrationParams
-inline constexpr std::string_view kModelStateKey = "ivf_model";          // IvfModel
-inline constexpr std::string_view kGenerationStateKey = "generation";    // u32 LE
+// index_state entries of a vector field, under "field/<id>/" (see
+// CollectionImpl::StateKey). They change together, in one batch, when a
+// rebuilt index is swapped in.
+inline constexpr std::string_view kKindState = "kind";                   // u8: index::IndexKind
+inline constexpr std::string_view kIndexState = "state";                 // TrainIndex's state
+inline constexpr std::string_view kCalibrationState = "calibration";     // CalibrationParams
+inline constexpr std::string_view kCalibratedOnState = "calibrated_on";  // u64 LE
+inline constexpr std::string_view kGenerationState = "generation";       // u32 LE
+// Format-1 names (one field, no prefix), read at load and migrated.
+inline constexpr std::string_view kLegacyCalibrationKey = "calibration";
+inline constexpr std::string_view kLegacyModelKey = "ivf_model";
+inline constexpr std::string_view kLegacyGenerationKey = "generation";
 // "quarantine/" + point key: a point whose stored data was found damaged at
 // open, moved out of the collection: u32 LE length + reason text, u32 LE
-// length + the original's bytes (empty when unreadable), then the payload.
+// count of vectors, each u16 LE field id + u32 LE length + the original's
+// bytes, then the payload.
 inline constexpr std::string_view kQuarantinePrefix = "quarantine/";
+
+inline std::string EncodeU32(uint32_t v) {
+  std::string s(4, '\0');
+  for (int i = 0; i < 4; ++i) s[i] = static_cast<char>(v >> (8 * i));
+  return s;
+}
+inline std::string EncodeU64(uint64_t v) {
+  std::string s(8, '\0');
+  for (int i = 0; i < 8; ++i) s[i] = static_cast<char>(v >> (8 * i));
+  return s;
+}
+inline std::optional<uint64_t> DecodeLE(std::string_view s, size_t bytes) {
+  if (s.size() != bytes) return std::nullopt;
+  uint64_t v = 0;
+  for (size_t i = 0; i < bytes; ++i) v |= uint64_t{static_cast<unsigned char>(s[i])} << (8 * i);
+  return v;
+}
 
 struct CodesHeader {
   uint64_t label = 0;

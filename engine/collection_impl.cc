@@ -10,8 +10,7 @@
 
 #include "engine/codes_value.h"
 #include "engine/point_key.h"
-#include "index/calibration.h"
-#include "index/kernels.h"
+#include "index/metric.h"
 #include "index/quality.h"
 #include "index/search_finish.h"
 #include "index/training.h"
@@ -45,9 +44,10 @@ std::vector<std::string> KeysOf(const std::vector<PointId>& ids) {
 constexpr size_t kResultBytesPerPoint = 48;
 constexpr size_t kResultBytesPerComponent = 12;
 
-// The least an answer of `points` points takes (before payloads).
-size_t MinResultBytes(size_t points, bool with_vector, size_t dim) {
-  return points * (kResultBytesPerPoint + (with_vector ? dim * kResultBytesPerComponent : 0));
+// The least an answer of `points` points takes (before payloads), when each
+// carries vectors of `components` values in all.
+size_t MinResultBytes(size_t points, size_t components) {
+  return points * (kResultBytesPerPoint + components * kResultBytesPerComponent);
 }
 
 Status TooLarge(size_t limit) {
@@ -56,18 +56,66 @@ Status TooLarge(size_t limit) {
                          " MiB): ask for fewer points (limit), or leave out payloads or vectors");
 }
 
-// True when `score` is at least as good as `threshold`.
-bool PassesThreshold(Distance d, float score, float threshold) {
-  return index::ScorePasses(ToMetric(d), score, threshold);
+std::string PointRecord(uint64_t label) {
+  std::string r(8, '\0');
+  for (int i = 0; i < 8; ++i) r[i] = static_cast<char>(label >> (8 * i));
+  return r;
 }
 
 }  // namespace
 
+VectorField::VectorField(std::string field_name, uint16_t field_id,
+                         const VectorFieldConfig& field_config)
+    : name(std::move(field_name)),
+      id(field_id),
+      config(field_config),
+      metric(ToMetric(field_config.distance)),
+      prep(field_config.dimension, ToMetric(field_config.distance)),
+      quant(ToQuantizationConfig(field_config.quantization, field_config.distance)) {}
+
 Status CollectionImpl::CheckAlive() const {
-  if (closed_.load())
+  if (closed_.load()) {
     return FailedPreconditionError("the database holding this collection is closed");
+  }
   if (dropped_.load()) return NotFoundError("collection '" + name_ + "' does not exist");
   return Status::Ok();
+}
+
+StatusOr<VectorField*> CollectionImpl::FieldFor(const std::string& name) const {
+  auto it = field_by_name_.find(name);
+  if (it != field_by_name_.end()) return it->second;
+  if (config_.single_vector()) {
+    return InvalidArgumentError("collection '" + name_ + "' has one unnamed vector; vector name '" +
+                                name + "' does not exist");
+  }
+  std::string names;
+  for (const auto& [n, f] : field_by_name_) names += (names.empty() ? "" : ", ") + n;
+  return InvalidArgumentError(
+      (name.empty() ? std::string("collection '" + name_ + "' has named vectors: name one")
+                    : "vector name '" + name + "' does not exist in collection '" + name_ + "'") +
+      " (vectors: " + names + ")");
+}
+
+StatusOr<std::vector<const VectorField*>> CollectionImpl::SelectFields(
+    const VectorSelector& selector) const {
+  std::vector<const VectorField*> out;
+  if (selector.all) {
+    for (const auto& f : fields_) out.push_back(f.get());
+    return out;
+  }
+  for (const std::string& name : selector.names) {
+    QVEC_ASSIGN_OR_RETURN(VectorField * f, FieldFor(name));
+    if (std::find(out.begin(), out.end(), f) == out.end()) out.push_back(f);
+  }
+  return out;
+}
+
+std::vector<uint16_t> CollectionImpl::FieldIds(uint64_t mask) const {
+  std::vector<uint16_t> ids;
+  for (size_t i = 0; i < fields_.size(); ++i) {
+    if (mask & (uint64_t{1} << i)) ids.push_back(fields_[i]->id);
+  }
+  return ids;
 }
 
 uint64_t CollectionImpl::AllocateLabel(std::vector<uint64_t>* reserved) {
@@ -102,79 +150,149 @@ Status CollectionImpl::Commit(storage::WriteBatch* batch,
   return Status::Ok();
 }
 
+// ---- writes ----
+
 Status CollectionImpl::Upsert(std::span<const Point> points) {
   QVEC_RETURN_IF_ERROR(CheckAlive());
-  const size_t dim = config_.dimension;
+  const size_t nf = fields_.size();
   // The last occurrence of an id in the batch wins.
   std::unordered_map<PointId, size_t, PointIdHash> last;
   last.reserve(points.size());
-  for (size_t i = 0; i < points.size(); ++i) {
-    const Point& p = points[i];
-    if (p.vector.size() != dim) {
-      return InvalidArgumentError("point " + p.id.ToString() + ": vector has dimension " +
-                                  std::to_string(p.vector.size()) + ", expected " +
-                                  std::to_string(dim));
-    }
-    if (!AllFinite(p.vector)) {
-      return InvalidArgumentError("point " + p.id.ToString() + ": vector contains NaN or Inf");
-    }
-    if (!p.payload.empty()) {
-      Status s = ValidatePayload(p.payload);
-      if (!s.ok()) return s.Annotate("point " + p.id.ToString());
-    }
-    last[p.id] = i;
-  }
+  for (size_t i = 0; i < points.size(); ++i) last[points[i].id] = i;
+
   struct Prepared {
     size_t index;
-    std::vector<float> vector;
-    std::string value;  // label + code blob
-    uint64_t label;
-    bool is_new;
+    // Per field (fields_ order): the preprocessed vector, empty if absent.
+    std::vector<std::vector<float>> vectors;
+    uint64_t mask = 0;
+    std::vector<std::string> values;  // per field: header + code blob
+    uint64_t label = 0;
+    bool is_new = false;
+    uint64_t old_mask = 0;
     std::shared_ptr<const std::string> payload;  // for the change log
   };
   std::vector<Prepared> prepared;
   prepared.reserve(last.size());
   for (size_t i = 0; i < points.size(); ++i) {
-    if (last[points[i].id] != i) continue;
-    Prepared pp{i, points[i].vector, {}, 0, false, nullptr};
-    Status s = preprocessor_.Apply(pp.vector.data());
-    if (!s.ok()) return s.Annotate("point " + points[i].id.ToString());
-    if (!points[i].payload.empty()) {
-      pp.payload = std::make_shared<const std::string>(points[i].payload);
+    const Point& p = points[i];
+    if (last[p.id] != i) continue;
+    const std::string where = "point " + p.id.ToString();
+    Prepared pp;
+    pp.index = i;
+    pp.vectors.resize(nf);
+    pp.values.resize(nf);
+    // Checks a vector for field `f` and stores it, preprocessed, at `fi`.
+    auto take = [&](size_t fi, const std::vector<float>& v) -> Status {
+      VectorField& f = *fields_[fi];
+      const std::string fname = f.name.empty() ? "" : " '" + f.name + "'";
+      if (v.size() != f.config.dimension) {
+        return InvalidArgumentError(where + ": vector" + fname + " has dimension " +
+                                    std::to_string(v.size()) + ", expected " +
+                                    std::to_string(f.config.dimension));
+      }
+      if (!AllFinite(v)) {
+        return InvalidArgumentError(where + ": vector" + fname + " contains NaN or Inf");
+      }
+      pp.vectors[fi] = v;
+      Status s = f.prep.Apply(pp.vectors[fi].data());
+      if (!s.ok()) return s.Annotate(where + (f.name.empty() ? "" : ", vector '" + f.name + "'"));
+      pp.mask |= uint64_t{1} << fi;
+      return Status::Ok();
+    };
+    if (config_.single_vector()) {
+      const std::vector<float>* v = &p.vector;
+      if (p.vector.empty() && p.vectors.size() == 1 && p.vectors.begin()->first.empty()) {
+        v = &p.vectors.begin()->second;
+      } else if (!p.vectors.empty()) {
+        return InvalidArgumentError(where + ": collection '" + name_ +
+                                    "' has one unnamed vector, not named vectors");
+      }
+      QVEC_RETURN_IF_ERROR(take(0, *v));
+    } else {
+      if (!p.vector.empty()) {
+        return InvalidArgumentError(where + ": collection '" + name_ +
+                                    "' has named vectors; give {\"name\": [...]}");
+      }
+      for (const auto& [fname, v] : p.vectors) {
+        QVEC_ASSIGN_OR_RETURN(VectorField * f, FieldFor(fname));
+        size_t fi = 0;
+        while (fields_[fi].get() != f) ++fi;
+        QVEC_RETURN_IF_ERROR(take(fi, v));
+      }
+    }
+    if (!p.payload.empty()) {
+      Status s = ValidatePayload(p.payload);
+      if (!s.ok()) return s.Annotate(where);
+      pp.payload = std::make_shared<const std::string>(p.payload);
     }
     prepared.push_back(std::move(pp));
   }
   if (prepared.empty()) return Status::Ok();
 
+  // A calibrated field calibrates on the first vectors it receives. That is
+  // done before the write lock is taken, so that other writers are not held
+  // up by it; under the lock it is used unless another batch calibrated the
+  // field meanwhile.
+  std::vector<std::unique_ptr<index::VectorIndex>> calibrated(nf);
+  std::vector<uint64_t> calibrated_on(nf, 0);
+  for (size_t fi = 0; fi < nf; ++fi) {
+    VectorField& f = *fields_[fi];
+    {
+      std::shared_lock lock(state_mu_);
+      if (f.index) continue;
+    }
+    std::vector<float> sample;
+    size_t n = 0;
+    for (const Prepared& pp : prepared) {
+      if (!(pp.mask & (uint64_t{1} << fi))) continue;
+      sample.insert(sample.end(), pp.vectors[fi].begin(), pp.vectors[fi].end());
+      ++n;
+    }
+    if (n == 0) continue;
+    QVEC_ASSIGN_OR_RETURN(index::Quantizer q, CalibratedQuantizer(f, sample.data(), n));
+    QVEC_ASSIGN_OR_RETURN(calibrated[fi], index::CreateIndex(index::IndexKind::kFlat, q, ""));
+    calibrated_on[fi] = n;
+  }
+
   {
     std::lock_guard write_lock(write_mu_);
     QVEC_RETURN_IF_ERROR(CheckAlive());
     storage::WriteBatch batch;
-    // A calibrated collection calibrates on its first batch; the parameters
-    // are written in the same atomic batch as the points they encode.
-    std::optional<index::Quantizer> calibrated;
-    const index::Quantizer* quantizer = ActiveQuantizer();
-    if (quantizer == nullptr) {
-      std::vector<float> sample;
-      sample.reserve(prepared.size() * dim);
-      for (const Prepared& pp : prepared) {
-        sample.insert(sample.end(), pp.vector.begin(), pp.vector.end());
+    // The index each field encodes for: its own, or the one calibrated above.
+    std::vector<const index::VectorIndex*> target(nf, nullptr);
+    for (size_t fi = 0; fi < nf; ++fi) {
+      VectorField& f = *fields_[fi];
+      if (f.index) {
+        calibrated[fi].reset();  // calibrated meanwhile by another batch
+        target[fi] = f.index.get();
+      } else if (calibrated[fi]) {
+        target[fi] = calibrated[fi].get();
+        const index::CalibrationParams* params = calibrated[fi]->quantizer().calibration();
+        if (params != nullptr)
+          batch.PutIndexState(cid_, StateKey(f, kCalibrationState), params->Serialize());
+        batch.PutIndexState(cid_, StateKey(f, kCalibratedOnState), EncodeU64(calibrated_on[fi]));
       }
-      QVEC_ASSIGN_OR_RETURN(calibrated, CalibratedQuantizer(sample.data(), prepared.size()));
-      batch.PutIndexState(cid_, kCalibrationStateKey, calibrated->calibration()->Serialize());
-      quantizer = &*calibrated;
     }
-    // IVF lists of the whole batch in one call (int8 batch kernels), not one
-    // centroid scan per point.
-    std::vector<uint32_t> lists;
-    if (ivf_) {
+    // Slots (IVF lists) of each field's vectors in one call per field (int8
+    // batch kernels), not one centroid scan per point.
+    std::vector<std::vector<uint32_t>> slots(nf);
+    for (size_t fi = 0; fi < nf; ++fi) {
+      if (target[fi] == nullptr) continue;
       std::vector<float> vectors;
-      vectors.reserve(prepared.size() * dim);
-      for (const Prepared& pp : prepared) {
-        vectors.insert(vectors.end(), pp.vector.begin(), pp.vector.end());
+      std::vector<size_t> which;
+      const size_t dim = fields_[fi]->config.dimension;
+      for (size_t i = 0; i < prepared.size(); ++i) {
+        if (!(prepared[i].mask & (uint64_t{1} << fi))) continue;
+        vectors.insert(vectors.end(), prepared[i].vectors[fi].begin(),
+                       prepared[i].vectors[fi].end());
+        which.push_back(i);
       }
-      lists.resize(prepared.size());
-      ivf_->AssignBatch(vectors.data(), prepared.size(), lists.data());
+      if (which.empty()) continue;
+      std::vector<uint32_t> got(which.size());
+      target[fi]->AssignSlots(vectors.data(), which.size(), got.data());
+      slots[fi].assign(prepared.size(), 0);
+      for (size_t j = 0; j < which.size(); ++j) slots[fi][which[j]] = got[j];
+      (void)dim;
     }
     std::vector<uint64_t> reserved;
     for (size_t i = 0; i < prepared.size(); ++i) {
@@ -183,17 +301,34 @@ Status CollectionImpl::Upsert(std::span<const Point> points) {
       auto it = id_to_label_.find(p.id);
       pp.is_new = it == id_to_label_.end();
       pp.label = pp.is_new ? AllocateLabel(&reserved) : it->second;
-      const std::optional<uint32_t> list =
-          lists.empty() ? std::nullopt : std::optional<uint32_t>(lists[i]);
-      Status s = EncodeValue(pp.label, pp.vector.data(), *quantizer, ivf_.get(), generation_,
-                             &pp.value, list);
-      if (!s.ok()) return s.Annotate("point " + p.id.ToString());
+      pp.old_mask = pp.is_new ? 0 : field_mask_[pp.label];
+      const std::string key = EncodePointKey(p.id);
+      batch.PutPointRecord(cid_, key, PointRecord(pp.label));
+      for (size_t fi = 0; fi < nf; ++fi) {
+        VectorField& f = *fields_[fi];
+        const uint64_t bit = uint64_t{1} << fi;
+        if (pp.mask & bit) {
+          Status s = EncodeValue(pp.label, pp.vectors[fi].data(), *target[fi],
+                                 f.index ? f.generation : 0, slots[fi][i], &pp.values[fi]);
+          if (!s.ok()) return s.Annotate("point " + p.id.ToString());
+          batch.PutVector(cid_, f.id, key, pp.values[fi], pp.vectors[fi].data(),
+                          f.config.dimension);
+        } else if (pp.old_mask & bit) {
+          batch.DeleteVector(cid_, f.id, key);  // an upsert replaces the whole point
+        }
+      }
       std::optional<std::string_view> payload;
-      if (!p.payload.empty()) payload = p.payload;
-      batch.PutPoint(cid_, EncodePointKey(p.id), pp.value, pp.vector.data(), dim, payload);
+      if (pp.payload) payload = *pp.payload;
+      batch.PutPayload(cid_, key, payload);
     }
     QVEC_RETURN_IF_ERROR(Commit(&batch, [&](uint64_t version) {
-      if (calibrated) flat_ = std::make_unique<index::FlatIndex>(std::move(*calibrated));
+      for (size_t fi = 0; fi < nf; ++fi) {
+        VectorField& f = *fields_[fi];
+        if (calibrated[fi]) {
+          f.index = std::move(calibrated[fi]);
+          f.calibrated_on = calibrated_on[fi];
+        }
+      }
       for (size_t r = 0; r < reserved.size() && !free_labels_.empty(); ++r) {
         if (reserved[r] == free_labels_.back()) free_labels_.pop_back();
       }
@@ -202,18 +337,30 @@ Status CollectionImpl::Upsert(std::span<const Point> points) {
         if (pp.label >= label_to_id_.size()) {
           label_to_id_.resize(pp.label + 1);
           label_used_.resize(pp.label + 1, false);
+          field_mask_.resize(pp.label + 1, 0);
         }
         label_used_[pp.label] = true;
         label_to_id_[pp.label] = p.id;
+        field_mask_[pp.label] = pp.mask;
         if (pp.is_new) id_to_label_.emplace(p.id, pp.label);
-        // Cannot fail: the blob was encoded (and checked) by the active
-        // quantizer above, under the same lock.
-        (void)AddValueToIndex(pp.value);
+        for (size_t fi = 0; fi < nf; ++fi) {
+          VectorField& f = *fields_[fi];
+          const uint64_t bit = uint64_t{1} << fi;
+          if (pp.mask & bit) {
+            // Cannot fail: encoded (and checked) for this index above, under
+            // the same lock.
+            (void)AddValue(f, pp.values[fi]);
+          } else if (pp.old_mask & bit) {
+            f.index->Remove(pp.label);
+          } else {
+            continue;
+          }
+          if (f.tracking) f.changed_during_build.insert(pp.label);
+          f.writes_since_health_check.fetch_add(1);
+        }
         payload_log_.Append(version, p.id, std::move(pp.payload));
-        if (tracking_) changed_during_build_.insert(pp.label);
       }
     }));
-    writes_since_health_check_ += prepared.size();
   }
   MaybeStartTraining();
   return Status::Ok();
@@ -223,11 +370,16 @@ void CollectionImpl::ApplyDelete(const std::vector<uint64_t>& labels, uint64_t v
   for (uint64_t label : labels) {
     const PointId id = label_to_id_[label];
     id_to_label_.erase(id);
+    for (size_t fi = 0; fi < fields_.size(); ++fi) {
+      if (!(field_mask_[label] & (uint64_t{1} << fi))) continue;
+      VectorField& f = *fields_[fi];
+      f.index->Remove(label);
+      if (f.tracking) f.changed_during_build.insert(label);
+    }
+    field_mask_[label] = 0;
     label_used_[label] = false;
     label_to_id_[label] = PointId();
-    RemoveFromIndex(label);
     payload_log_.Append(version, id, nullptr);
-    if (tracking_) changed_during_build_.insert(label);
     free_labels_.push_back(label);
   }
 }
@@ -235,7 +387,10 @@ void CollectionImpl::ApplyDelete(const std::vector<uint64_t>& labels, uint64_t v
 StatusOr<size_t> CollectionImpl::DeleteLabelsLocked(const std::vector<uint64_t>& labels) {
   if (labels.empty()) return size_t{0};
   storage::WriteBatch batch;
-  for (uint64_t label : labels) batch.DeletePoint(cid_, EncodePointKey(label_to_id_[label]));
+  for (uint64_t label : labels) {
+    const std::vector<uint16_t> fids = FieldIds(field_mask_[label]);
+    batch.DeletePoint(cid_, EncodePointKey(label_to_id_[label]), fids);
+  }
   // Storage first, then memory: readers that still search the old state read
   // their originals and payloads from its snapshot, which keeps them.
   QVEC_RETURN_IF_ERROR(Commit(&batch, [&](uint64_t version) { ApplyDelete(labels, version); }));
@@ -293,10 +448,9 @@ Status CollectionImpl::SetPayload(std::span<const PointId> ids, std::string_view
     if (!overwrite) {
       // The latest stored payload is this collection's current one: writes
       // are serialized by write_mu_.
-      QVEC_ASSIGN_OR_RETURN(storage::StoredPoint stored,
-                            store_->GetPoint(cid_, key, false, false, true));
-      if (stored.payload) {
-        QVEC_ASSIGN_OR_RETURN(merged, MergePayloads(*stored.payload, payload));
+      QVEC_ASSIGN_OR_RETURN(std::optional<std::string> stored, store_->GetPayload(cid_, key));
+      if (stored) {
+        QVEC_ASSIGN_OR_RETURN(merged, MergePayloads(*stored, payload));
       }
     }
     batch.PutPayload(cid_, key, merged);
@@ -434,24 +588,40 @@ Status CollectionImpl::WithReadLock(const std::vector<const Filter*>& filters, F
 
 // ---- reads ----
 
+void CollectionImpl::SetRecordVectors(Vectors v, std::optional<std::vector<float>>* unnamed,
+                                      std::map<std::string, std::vector<float>>* named) const {
+  if (config_.single_vector()) {
+    auto it = v.by_field.find("");
+    if (it != v.by_field.end()) *unnamed = std::move(it->second);
+  } else {
+    *named = std::move(v.by_field);
+  }
+}
+
 StatusOr<std::vector<Record>> CollectionImpl::Get(std::span<const PointId> ids, bool with_payload,
-                                                  bool with_vector, size_t max_result_bytes) {
+                                                  const VectorSelector& with_vector,
+                                                  size_t max_result_bytes) {
   QVEC_RETURN_IF_ERROR(CheckAlive());
+  QVEC_ASSIGN_OR_RETURN(std::vector<const VectorField*> fields, SelectFields(with_vector));
   std::vector<PointId> found_ids;
+  std::vector<uint64_t> masks;
   ReadView view;
   {
     std::shared_lock lock(state_mu_);
     std::unordered_set<PointId, PointIdHash> seen;
     for (const PointId& id : ids) {
-      if (id_to_label_.count(id) && seen.insert(id).second) found_ids.push_back(id);
+      auto it = id_to_label_.find(id);
+      if (it == id_to_label_.end() || !seen.insert(id).second) continue;
+      found_ids.push_back(id);
+      masks.push_back(field_mask_[it->second]);
     }
     view = ViewLocked();
   }
   std::vector<std::optional<std::string>> payloads;
-  std::vector<std::optional<std::vector<float>>> vectors;
+  std::vector<Vectors> vectors;
   std::vector<bool> found;
   size_t budget = max_result_bytes;
-  QVEC_RETURN_IF_ERROR(FillRecords(found_ids, with_payload, with_vector, view,
+  QVEC_RETURN_IF_ERROR(FillRecords(found_ids, masks, with_payload, fields, view,
                                    max_result_bytes ? &budget : nullptr, &payloads, &vectors,
                                    &found));
   std::vector<Record> out;
@@ -461,19 +631,20 @@ StatusOr<std::vector<Record>> CollectionImpl::Get(std::span<const PointId> ids, 
     Record r;
     r.id = found_ids[i];
     if (with_payload) r.payload = std::move(payloads[i]);
-    if (with_vector) r.vector = std::move(vectors[i]);
+    if (with_vector) SetRecordVectors(std::move(vectors[i]), &r.vector, &r.vectors);
     out.push_back(std::move(r));
   }
   return out;
 }
 
-Status CollectionImpl::FillRecords(const std::vector<PointId>& ids, bool with_payload,
-                                   bool with_vector, const ReadView& view, size_t* budget,
+Status CollectionImpl::FillRecords(const std::vector<PointId>& ids,
+                                   const std::vector<uint64_t>& masks, bool with_payload,
+                                   const std::vector<const VectorField*>& fields,
+                                   const ReadView& view, size_t* budget,
                                    std::vector<std::optional<std::string>>* payloads,
-                                   std::vector<std::optional<std::vector<float>>>* vectors,
-                                   std::vector<bool>* found) {
+                                   std::vector<Vectors>* vectors, std::vector<bool>* found) {
   payloads->assign(ids.size(), std::nullopt);
-  vectors->assign(ids.size(), std::nullopt);
+  vectors->assign(ids.size(), Vectors());
   found->assign(ids.size(), true);
   const size_t limit = budget ? *budget : 0;
   auto spend = [&](size_t bytes) -> Status {
@@ -482,10 +653,20 @@ Status CollectionImpl::FillRecords(const std::vector<PointId>& ids, bool with_pa
     *budget -= bytes;
     return Status::Ok();
   };
-  const size_t dim = config_.dimension;
-  QVEC_RETURN_IF_ERROR(spend(
-      ids.size() * (kResultBytesPerPoint + (with_vector ? dim * kResultBytesPerComponent : 0))));
-  if (ids.empty() || (!with_payload && !with_vector)) return Status::Ok();
+  // Field positions (bits of the masks) of the fields asked for.
+  std::vector<std::pair<const VectorField*, uint64_t>> wanted;
+  for (const VectorField* f : fields) {
+    for (size_t fi = 0; fi < fields_.size(); ++fi) {
+      if (fields_[fi].get() == f) wanted.emplace_back(f, uint64_t{1} << fi);
+    }
+  }
+  size_t components = 0;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    for (const auto& [f, bit] : wanted) components += (masks[i] & bit) ? f->config.dimension : 0;
+  }
+  QVEC_RETURN_IF_ERROR(
+      spend(MinResultBytes(ids.size(), 0) + components * kResultBytesPerComponent));
+  if (ids.empty() || (!with_payload && wanted.empty())) return Status::Ok();
   const storage::Snapshot* snap = view.snapshot.get();
   const std::vector<std::string> keys = KeysOf(ids);
   if (with_payload) {
@@ -503,24 +684,38 @@ Status CollectionImpl::FillRecords(const std::vector<PointId>& ids, bool with_pa
       }
     }
   }
-  if (with_vector) {
-    std::vector<float> buf(keys.size() * dim);
-    Status s = store_->MultiGetOriginals(cid_, keys, dim, buf.data(), snap);
+  for (const auto& [f, bit] : wanted) {
+    const size_t dim = f->config.dimension;
+    std::vector<size_t> rows;
+    std::vector<std::string> fkeys;
+    for (size_t i = 0; i < ids.size(); ++i) {
+      if (masks[i] & bit) {
+        rows.push_back(i);
+        fkeys.push_back(keys[i]);
+      }
+    }
+    if (rows.empty()) continue;
+    std::vector<float> buf(rows.size() * dim);
+    Status s = store_->MultiGetOriginals(cid_, f->id, fkeys, dim, buf.data(), snap);
     if (s.ok()) {
-      for (size_t i = 0; i < keys.size(); ++i) {
-        (*vectors)[i] = std::vector<float>(buf.begin() + i * dim, buf.begin() + (i + 1) * dim);
+      for (size_t j = 0; j < rows.size(); ++j) {
+        (*vectors)[rows[j]].by_field[f->name] =
+            std::vector<float>(buf.begin() + j * dim, buf.begin() + (j + 1) * dim);
       }
     } else if (s.code() == StatusCode::kNotFound) {
-      // The view holds every point of its state; one missing is damage
-      // (e.g. a point quarantined meanwhile). Serve the others.
-      for (size_t i = 0; i < keys.size(); ++i) {
-        auto sp = store_->GetPoint(cid_, keys[i], false, true, false, snap);
-        if (sp.ok()) {
-          (*vectors)[i] = std::move(sp->original);
+      // Point by point: a point whose fields were not known (mask ~0) may
+      // lack this one; a known field missing from the view is damage (a
+      // point quarantined meanwhile): that point is left out.
+      for (size_t j = 0; j < rows.size(); ++j) {
+        auto v = store_->GetOriginal(cid_, f->id, fkeys[j], snap);
+        if (v.ok()) {
+          (*vectors)[rows[j]].by_field[f->name] = std::move(*v);
+        } else if (v.status().code() == StatusCode::kNotFound && masks[rows[j]] == ~uint64_t{0}) {
+          continue;
         } else {
-          (*found)[i] = false;
-          log_.Error("collection '{}': point {} is in memory but not in storage", name_,
-                     ids[i].ToString());
+          (*found)[rows[j]] = false;
+          log_.Error("collection '{}': point {} is in memory but its vector '{}' is not in storage",
+                     name_, ids[rows[j]].ToString(), f->name);
         }
       }
     } else {
@@ -552,13 +747,18 @@ StatusOr<ScrollPage> CollectionImpl::Scroll(const ScrollRequest& request) {
   if (request.limit < 1 || request.limit > kMaxScrollLimit) {
     return OutOfRangeError("limit must be in [1, " + std::to_string(kMaxScrollLimit) + "]");
   }
-  if (request.max_result_bytes && MinResultBytes(request.limit, request.with_vector,
-                                                 config_.dimension) > request.max_result_bytes) {
-    return TooLarge(request.max_result_bytes);
+  QVEC_ASSIGN_OR_RETURN(std::vector<const VectorField*> vfields, SelectFields(request.with_vector));
+  if (request.max_result_bytes) {
+    size_t components = 0;
+    for (const VectorField* f : vfields) components += f->config.dimension;
+    if (MinResultBytes(request.limit, components) > request.max_result_bytes) {
+      return TooLarge(request.max_result_bytes);
+    }
   }
   const Filter* filter = request.filter ? &*request.filter : nullptr;
   ScrollPage page;
   std::vector<PointId> ids;
+  std::vector<uint64_t> masks;
   ReadView view;
   QVEC_RETURN_IF_ERROR(
       WithReadLock({filter}, [&](const std::vector<const FilterFields*>& fields) -> Status {
@@ -570,15 +770,16 @@ StatusOr<ScrollPage> CollectionImpl::Scroll(const ScrollRequest& request) {
             break;
           }
           ids.push_back(it->first);
+          masks.push_back(field_mask_[it->second]);
         }
         view = ViewLocked();
         return Status::Ok();
       }));
   std::vector<std::optional<std::string>> payloads;
-  std::vector<std::optional<std::vector<float>>> vectors;
+  std::vector<Vectors> vectors;
   std::vector<bool> found;
   size_t budget = request.max_result_bytes;
-  QVEC_RETURN_IF_ERROR(FillRecords(ids, request.with_payload, request.with_vector, view,
+  QVEC_RETURN_IF_ERROR(FillRecords(ids, masks, request.with_payload, vfields, view,
                                    request.max_result_bytes ? &budget : nullptr, &payloads,
                                    &vectors, &found));
   for (size_t i = 0; i < ids.size(); ++i) {
@@ -586,7 +787,7 @@ StatusOr<ScrollPage> CollectionImpl::Scroll(const ScrollRequest& request) {
     Record r;
     r.id = ids[i];
     if (request.with_payload) r.payload = std::move(payloads[i]);
-    if (request.with_vector) r.vector = std::move(vectors[i]);
+    if (request.with_vector) SetRecordVectors(std::move(vectors[i]), &r.vector, &r.vectors);
     page.points.push_back(std::move(r));
   }
   return page;
@@ -594,10 +795,10 @@ StatusOr<ScrollPage> CollectionImpl::Scroll(const ScrollRequest& request) {
 
 // ---- search ----
 
-Status CollectionImpl::ValidateSearch(const SearchRequest& r) const {
-  if (r.vector.size() != config_.dimension) {
+Status CollectionImpl::ValidateSearch(const SearchRequest& r, const VectorField& f) const {
+  if (r.vector.size() != f.config.dimension) {
     return InvalidArgumentError("query vector has dimension " + std::to_string(r.vector.size()) +
-                                ", expected " + std::to_string(config_.dimension));
+                                ", expected " + std::to_string(f.config.dimension));
   }
   if (!AllFinite(r.vector)) return InvalidArgumentError("query vector contains NaN or Inf");
   if (r.limit < 1 || r.limit > kMaxSearchLimit) {
@@ -626,30 +827,29 @@ size_t CollectionImpl::CandidateCount(const SearchRequest& r) const {
   return static_cast<size_t>(std::min({want, cap, static_cast<double>(index::kMaxSearchK)}));
 }
 
-index::IvfSearchParams CollectionImpl::IndexParams(const SearchRequest& r) const {
+index::IndexSearchParams CollectionImpl::IndexParams(const SearchRequest& r,
+                                                     const VectorField& f) const {
   // The index returns int8-scored candidates only; rescoring, thresholds and
   // offset are applied outside the lock (FinishSearch).
-  index::IvfSearchParams p;
+  index::IndexSearchParams p;
   p.k = CandidateCount(r);
-  p.rescore = false;
-  if (ivf_ != nullptr) {
-    p.nprobe = r.params.exact ? ivf_->nlist() : r.params.nprobe;
-    if (p.nprobe == 0 && r.params.target_recall == 0) p.nprobe = config_.index.default_nprobe;
-    p.target_recall =
-        r.params.target_recall > 0 ? r.params.target_recall : config_.index.default_target_recall;
-    if (p.nprobe > ivf_->nlist()) p.nprobe = ivf_->nlist();
-  }
+  p.exhaustive = r.params.exact;
+  p.nprobe = r.params.nprobe;
+  if (p.nprobe == 0 && r.params.target_recall == 0) p.nprobe = f.config.index.default_nprobe;
+  p.target_recall =
+      r.params.target_recall > 0 ? r.params.target_recall : f.config.index.default_target_recall;
   return p;
 }
 
 StatusOr<CollectionImpl::Candidates> CollectionImpl::SearchLocked(const SearchRequest& r,
+                                                                  const VectorField& f,
                                                                   const float* query,
                                                                   const FilterFields* fields) {
   Candidates c;
   const Filter* filter = fields != nullptr ? &*r.filter : nullptr;
   if (r.params.ignore_quantization) {
-    // The float scan reads originals from the view, outside the lock; here
-    // only the filter is decided.
+    // The float scan reads the field's originals from the view, outside the
+    // lock; here only the filter is decided.
     c.float_scan = true;
     if (filter != nullptr) {
       c.allowed.emplace();
@@ -659,62 +859,62 @@ StatusOr<CollectionImpl::Candidates> CollectionImpl::SearchLocked(const SearchRe
     }
     return c;
   }
-  if (flat_ == nullptr && ivf_ == nullptr) {  // a calibrated collection with nothing yet
+  if (f.index == nullptr) {  // a calibrated field with nothing yet
     c.exact = true;
     return c;
   }
-  index::IvfSearchParams p = IndexParams(r);
+  index::IndexSearchParams p = IndexParams(r, f);
   std::function<bool(uint64_t)> allowed;
   if (filter != nullptr) {
     allowed = [this, filter, fields](uint64_t label) { return Passes(*filter, *fields, label); };
     p.filter = &allowed;
   }
-  if (flat_ != nullptr) {
-    QVEC_ASSIGN_OR_RETURN(c.hits, flat_->Search(query, p, nullptr));
-  } else {
+  bool subset_scan = false;
+  std::vector<uint64_t> subset;
+  if (filter != nullptr && !f.index->exhaustive()) {
     // Query planner: a selective filter is answered by an exact scan of the
-    // allowed points (IVF probing would visit many lists to find k of
-    // them); otherwise the IVF search checks the filter as it scans and
-    // probes further lists until k matches are found.
-    bool exact_subset = false;
-    std::vector<uint64_t> subset;
-    if (filter != nullptr) {
-      const size_t n = id_to_label_.size();
-      const size_t stride = std::max<size_t>(1, label_to_id_.size() / 2000);
-      size_t seen = 0, passed = 0;
-      for (size_t l = 0; l < label_to_id_.size(); l += stride) {
-        if (!label_used_[l]) continue;
-        ++seen;
-        passed += Passes(*filter, *fields, l) ? 1 : 0;
-      }
-      const double selectivity = seen ? static_cast<double>(passed) / seen : 1.0;
-      exact_subset = selectivity * n <= std::max<double>(20000, 0.02 * n);
-      if (exact_subset) {
-        for (const auto& [id, label] : id_to_label_) {
-          if (MatchesFilter(*filter, *fields, id)) subset.push_back(label);
-        }
+    // allowed points (probing would visit many lists to find k of them);
+    // otherwise the index checks the filter as it scans and probes further
+    // lists until k matches are found.
+    const size_t n = id_to_label_.size();
+    const size_t stride = std::max<size_t>(1, label_to_id_.size() / 2000);
+    size_t seen = 0, passed = 0;
+    for (size_t l = 0; l < label_to_id_.size(); l += stride) {
+      if (!label_used_[l]) continue;
+      ++seen;
+      passed += Passes(*filter, *fields, l) ? 1 : 0;
+    }
+    const double selectivity = seen ? static_cast<double>(passed) / seen : 1.0;
+    subset_scan = selectivity * n <= std::max<double>(20000, 0.02 * n);
+    if (subset_scan) {
+      for (const auto& [id, label] : id_to_label_) {
+        if (MatchesFilter(*filter, *fields, id)) subset.push_back(label);
       }
     }
-    if (exact_subset) {
-      p.filter = nullptr;
-      QVEC_ASSIGN_OR_RETURN(c.hits, ivf_->SearchAllowed(query, p, subset, nullptr));
-    } else {
-      QVEC_ASSIGN_OR_RETURN(c.hits, ivf_->Search(query, p, nullptr));
-    }
+  }
+  if (subset_scan) {
+    p.filter = nullptr;
+    QVEC_ASSIGN_OR_RETURN(c.hits, f.index->SearchSubset(query, p, subset));
+  } else {
+    QVEC_ASSIGN_OR_RETURN(c.hits, f.index->Search(query, p));
   }
   c.exact = !r.params.rescore.value_or(true);
   c.ids.reserve(c.hits.size());
-  for (const index::Hit& h : c.hits) c.ids.push_back(label_to_id_[h.label]);
+  c.masks.reserve(c.hits.size());
+  for (const index::Hit& h : c.hits) {
+    c.ids.push_back(label_to_id_[h.label]);
+    c.masks.push_back(field_mask_[h.label]);
+  }
   return c;
 }
 
 StatusOr<std::vector<std::pair<PointId, float>>> CollectionImpl::ExactFloatSearch(
-    const SearchRequest& r, const float* query, size_t k, const Candidates& c,
-    const ReadView& view) {
-  // Scores every original of the view; the heap keeps the k best (worst on
-  // top). Every key of the view's originals is a point of its state.
-  const size_t dim = config_.dimension;
-  const index::Metric metric = ToMetric(config_.distance);
+    const VectorField& f, const float* query, size_t k, const Candidates& c, const ReadView& view) {
+  // Scores every original of the field in the view; the heap keeps the k
+  // best (worst on top). Every key of the view's originals is a point of
+  // its state.
+  const size_t dim = f.config.dimension;
+  const index::Metric metric = f.metric;
   using Scored = std::pair<float, PointId>;
   auto worse = [metric](const Scored& a, const Scored& b) {
     if (a.first != b.first) return index::ScoreBetter(metric, a.first, b.first);
@@ -723,7 +923,7 @@ StatusOr<std::vector<std::pair<PointId, float>>> CollectionImpl::ExactFloatSearc
   std::priority_queue<Scored, std::vector<Scored>, decltype(worse)> heap(worse);
   Status inner;
   Status scan = store_->ScanOriginals(
-      cid_, dim,
+      cid_, f.id, dim,
       [&](std::string_view key, const float* x) {
         auto id = DecodePointKey(key);
         if (!id.ok()) {
@@ -748,138 +948,157 @@ StatusOr<std::vector<std::pair<PointId, float>>> CollectionImpl::ExactFloatSearc
     out[i] = {heap.top().second, heap.top().first};
     heap.pop();
   }
-  (void)r;
   return out;
 }
 
 StatusOr<std::vector<ScoredPoint>> CollectionImpl::FinishSearch(const SearchRequest& r,
+                                                                const VectorField& f,
                                                                 const float* query, Candidates c,
                                                                 const ReadView& view,
                                                                 size_t* budget) {
   const size_t k = r.limit + r.offset;
-  const size_t dim = config_.dimension;
-  std::vector<std::pair<PointId, float>> hits;
+  const size_t dim = f.config.dimension;
+  struct Scored {
+    PointId id;
+    float score;
+    uint64_t mask;  // the fields the point carries (all unknown: ~0)
+  };
+  std::vector<Scored> hits;
   if (c.float_scan) {
-    QVEC_ASSIGN_OR_RETURN(hits, ExactFloatSearch(r, query, k, c, view));
+    QVEC_ASSIGN_OR_RETURN(auto exact, ExactFloatSearch(f, query, k, c, view));
+    for (auto& [id, score] : exact) hits.push_back({id, score, ~uint64_t{0}});
   } else if (!c.exact && !c.hits.empty()) {
     // Rescoring with the originals of the view: the state the candidates
     // were found in, so every candidate is there.
     std::vector<std::string> keys = KeysOf(c.ids);
     std::vector<float> originals(keys.size() * dim);
-    Status s = store_->MultiGetOriginals(cid_, keys, dim, originals.data(), view.snapshot.get());
-    std::vector<PointId> ids = std::move(c.ids);
+    Status s =
+        store_->MultiGetOriginals(cid_, f.id, keys, dim, originals.data(), view.snapshot.get());
     if (s.code() == StatusCode::kNotFound) {
       // Damage (see FillRecords): drop what storage lacks, keep the rest.
-      std::vector<index::Hit> kept;
-      std::vector<PointId> kept_ids;
+      Candidates kept;
       std::vector<float> kept_originals;
       for (size_t i = 0; i < keys.size(); ++i) {
-        auto sp = store_->GetPoint(cid_, keys[i], false, true, false, view.snapshot.get());
-        if (!sp.ok() || sp->original.size() != dim) continue;
-        kept.push_back(c.hits[i]);
-        kept_ids.push_back(ids[i]);
-        kept_originals.insert(kept_originals.end(), sp->original.begin(), sp->original.end());
+        auto v = store_->GetOriginal(cid_, f.id, keys[i], view.snapshot.get());
+        if (!v.ok() || v->size() != dim) continue;
+        kept.hits.push_back(c.hits[i]);
+        kept.ids.push_back(c.ids[i]);
+        kept.masks.push_back(c.masks[i]);
+        kept_originals.insert(kept_originals.end(), v->begin(), v->end());
       }
-      c.hits = std::move(kept);
-      ids = std::move(kept_ids);
+      c.hits = std::move(kept.hits);
+      c.ids = std::move(kept.ids);
+      c.masks = std::move(kept.masks);
       originals = std::move(kept_originals);
     } else if (!s.ok()) {
       return s;
     }
     // Hits carry their position in `ids` through the re-ranking.
     for (size_t i = 0; i < c.hits.size(); ++i) c.hits[i].label = i;
-    index::RescoreExact(ToMetric(config_.distance), query, dim, originals.data(), &c.hits, k,
-                        r.score_threshold);
+    index::RescoreExact(f.metric, query, dim, originals.data(), &c.hits, k, r.score_threshold);
     hits.reserve(c.hits.size());
-    for (const index::Hit& h : c.hits) hits.emplace_back(ids[h.label], h.score);
+    for (const index::Hit& h : c.hits) hits.push_back({c.ids[h.label], h.score, c.masks[h.label]});
   } else {
     hits.reserve(c.hits.size());
     for (size_t i = 0; i < c.hits.size() && hits.size() < k; ++i) {
-      hits.emplace_back(c.ids[i], c.hits[i].score);
+      hits.push_back({c.ids[i], c.hits[i].score, c.masks[i]});
     }
   }
 
   std::vector<ScoredPoint> out;
   std::vector<PointId> ids;
+  std::vector<uint64_t> masks;
   for (size_t i = r.offset; i < hits.size(); ++i) {
-    const float score = hits[i].second;
-    if (r.score_threshold && !PassesThreshold(config_.distance, score, *r.score_threshold)) {
+    const float score = hits[i].score;
+    if (r.score_threshold && !index::ScorePasses(f.metric, score, *r.score_threshold)) {
       break;  // best first: the rest fail too
     }
     ScoredPoint sp;
-    sp.id = hits[i].first;
+    sp.id = hits[i].id;
     sp.score = score;
     ids.push_back(sp.id);
+    masks.push_back(hits[i].mask);
     out.push_back(std::move(sp));
   }
-  {
-    std::vector<std::optional<std::string>> payloads;
-    std::vector<std::optional<std::vector<float>>> vectors;
-    std::vector<bool> found;
-    QVEC_RETURN_IF_ERROR(
-        FillRecords(ids, r.with_payload, r.with_vector, view, budget, &payloads, &vectors, &found));
-    std::vector<ScoredPoint> kept;
-    kept.reserve(out.size());
-    for (size_t i = 0; i < out.size(); ++i) {
-      if (!found[i]) continue;
-      if (r.with_payload) out[i].payload = std::move(payloads[i]);
-      if (r.with_vector) out[i].vector = std::move(vectors[i]);
-      kept.push_back(std::move(out[i]));
-    }
-    out = std::move(kept);
+  QVEC_ASSIGN_OR_RETURN(std::vector<const VectorField*> vfields, SelectFields(r.with_vector));
+  std::vector<std::optional<std::string>> payloads;
+  std::vector<Vectors> vectors;
+  std::vector<bool> found;
+  QVEC_RETURN_IF_ERROR(
+      FillRecords(ids, masks, r.with_payload, vfields, view, budget, &payloads, &vectors, &found));
+  std::vector<ScoredPoint> kept;
+  kept.reserve(out.size());
+  for (size_t i = 0; i < out.size(); ++i) {
+    if (!found[i]) continue;
+    if (r.with_payload) out[i].payload = std::move(payloads[i]);
+    if (r.with_vector) SetRecordVectors(std::move(vectors[i]), &out[i].vector, &out[i].vectors);
+    kept.push_back(std::move(out[i]));
   }
-  return out;
+  return kept;
 }
 
 StatusOr<std::vector<ScoredPoint>> CollectionImpl::Search(const SearchRequest& request) {
   QVEC_RETURN_IF_ERROR(CheckAlive());
-  QVEC_RETURN_IF_ERROR(ValidateSearch(request));
-  if (request.max_result_bytes && MinResultBytes(request.limit, request.with_vector,
-                                                 config_.dimension) > request.max_result_bytes) {
-    return TooLarge(request.max_result_bytes);
+  QVEC_ASSIGN_OR_RETURN(VectorField * f, FieldFor(request.vector_name));
+  QVEC_RETURN_IF_ERROR(ValidateSearch(request, *f));
+  QVEC_ASSIGN_OR_RETURN(std::vector<const VectorField*> vfields, SelectFields(request.with_vector));
+  if (request.max_result_bytes) {
+    size_t components = 0;
+    for (const VectorField* vf : vfields) components += vf->config.dimension;
+    if (MinResultBytes(request.limit, components) > request.max_result_bytes) {
+      return TooLarge(request.max_result_bytes);
+    }
   }
   std::vector<float> query = request.vector;
-  QVEC_RETURN_IF_ERROR(preprocessor_.Apply(query.data()));
+  QVEC_RETURN_IF_ERROR(f->prep.Apply(query.data()));
   const Filter* filter = request.filter ? &*request.filter : nullptr;
   Candidates c;
   ReadView view;
   QVEC_RETURN_IF_ERROR(
       WithReadLock({filter}, [&](const std::vector<const FilterFields*>& fields) -> Status {
-        QVEC_ASSIGN_OR_RETURN(c, SearchLocked(request, query.data(), fields[0]));
+        QVEC_ASSIGN_OR_RETURN(c, SearchLocked(request, *f, query.data(), fields[0]));
         view = ViewLocked();
         return Status::Ok();
       }));
   size_t budget = request.max_result_bytes;
-  return FinishSearch(request, query.data(), std::move(c), view,
+  return FinishSearch(request, *f, query.data(), std::move(c), view,
                       request.max_result_bytes ? &budget : nullptr);
 }
 
 StatusOr<std::vector<std::vector<ScoredPoint>>> CollectionImpl::SearchBatch(
     std::span<const SearchRequest> requests) {
   QVEC_RETURN_IF_ERROR(CheckAlive());
-  const size_t dim = config_.dimension;
-  std::vector<float> queries(requests.size() * dim);
+  std::vector<VectorField*> fields;
+  std::vector<std::vector<float>> queries;
   std::vector<const Filter*> filters;
+  size_t least = 0;
   for (size_t i = 0; i < requests.size(); ++i) {
     const SearchRequest& r = requests[i];
-    QVEC_RETURN_IF_ERROR(ValidateSearch(r).Annotate("search " + std::to_string(i)));
-    std::copy(r.vector.begin(), r.vector.end(), queries.begin() + i * dim);
-    QVEC_RETURN_IF_ERROR(preprocessor_.Apply(queries.data() + i * dim));
+    const std::string where = "search " + std::to_string(i);
+    auto f = FieldFor(r.vector_name);
+    if (!f.ok()) return f.status().Annotate(where);
+    QVEC_RETURN_IF_ERROR(ValidateSearch(r, **f).Annotate(where));
+    auto vfields = SelectFields(r.with_vector);
+    if (!vfields.ok()) return vfields.status().Annotate(where);
+    size_t components = 0;
+    for (const VectorField* vf : *vfields) components += vf->config.dimension;
+    least += MinResultBytes(r.limit, components);
+    queries.push_back(r.vector);
+    QVEC_RETURN_IF_ERROR((*f)->prep.Apply(queries.back().data()).Annotate(where));
+    fields.push_back(*f);
     filters.push_back(r.filter && !r.filter->empty() ? &*r.filter : nullptr);
   }
   // Refused before any search runs when the hits alone would not fit.
-  if (!requests.empty() && requests[0].max_result_bytes) {
-    size_t least = 0;
-    for (const SearchRequest& r : requests) least += MinResultBytes(r.limit, r.with_vector, dim);
-    if (least > requests[0].max_result_bytes) return TooLarge(requests[0].max_result_bytes);
+  if (!requests.empty() && requests[0].max_result_bytes && least > requests[0].max_result_bytes) {
+    return TooLarge(requests[0].max_result_bytes);
   }
-
-  // Unfiltered requests with the same parameters share one pass over the
-  // codes (the index's cache-blocked batch kernels).
+  // Unfiltered requests on one field with the same parameters share one pass
+  // over the codes (the index's cache-blocked batch kernels).
   bool shared = requests.size() > 1;
   for (size_t i = 0; i < requests.size(); ++i) {
     const SearchRequest& r = requests[i];
-    shared = shared && filters[i] == nullptr && !r.params.ignore_quantization &&
+    shared = shared && fields[i] == fields[0] && filters[i] == nullptr &&
+             !r.params.ignore_quantization &&
              r.limit + r.offset == requests[0].limit + requests[0].offset &&
              r.params.nprobe == requests[0].params.nprobe &&
              r.params.target_recall == requests[0].params.target_recall &&
@@ -890,30 +1109,30 @@ StatusOr<std::vector<std::vector<ScoredPoint>>> CollectionImpl::SearchBatch(
   std::vector<Candidates> cands(requests.size());
   ReadView view;
   QVEC_RETURN_IF_ERROR(
-      WithReadLock(filters, [&](const std::vector<const FilterFields*>& fields) -> Status {
+      WithReadLock(filters, [&](const std::vector<const FilterFields*>& ffields) -> Status {
         view = ViewLocked();
-        if (shared && (flat_ != nullptr || ivf_ != nullptr)) {
-          const index::IvfSearchParams p = IndexParams(requests[0]);
-          std::vector<std::vector<index::Hit>> raw;
-          if (flat_ != nullptr) {
-            QVEC_ASSIGN_OR_RETURN(raw,
-                                  flat_->SearchBatch(queries.data(), requests.size(), p, nullptr));
-          } else {
-            QVEC_ASSIGN_OR_RETURN(raw,
-                                  ivf_->SearchBatch(queries.data(), requests.size(), p, nullptr));
+        if (shared && fields[0]->index != nullptr) {
+          const VectorField& f = *fields[0];
+          const size_t dim = f.config.dimension;
+          std::vector<float> packed(requests.size() * dim);
+          for (size_t i = 0; i < requests.size(); ++i) {
+            std::copy(queries[i].begin(), queries[i].end(), packed.begin() + i * dim);
           }
+          QVEC_ASSIGN_OR_RETURN(auto raw, f.index->SearchBatch(packed.data(), requests.size(),
+                                                               IndexParams(requests[0], f)));
           for (size_t i = 0; i < requests.size(); ++i) {
             cands[i].exact = !requests[i].params.rescore.value_or(true);
             cands[i].hits = std::move(raw[i]);
             for (const index::Hit& h : cands[i].hits) {
               cands[i].ids.push_back(label_to_id_[h.label]);
+              cands[i].masks.push_back(field_mask_[h.label]);
             }
           }
           return Status::Ok();
         }
         for (size_t i = 0; i < requests.size(); ++i) {
-          QVEC_ASSIGN_OR_RETURN(cands[i],
-                                SearchLocked(requests[i], queries.data() + i * dim, fields[i]));
+          QVEC_ASSIGN_OR_RETURN(
+              cands[i], SearchLocked(requests[i], *fields[i], queries[i].data(), ffields[i]));
         }
         return Status::Ok();
       }));
@@ -923,8 +1142,8 @@ StatusOr<std::vector<std::vector<ScoredPoint>>> CollectionImpl::SearchBatch(
   size_t budget = bound;
   for (size_t i = 0; i < requests.size(); ++i) {
     QVEC_ASSIGN_OR_RETURN(
-        auto one, FinishSearch(requests[i], queries.data() + i * dim, std::move(cands[i]), view,
-                               bound ? &budget : nullptr));
+        auto one, FinishSearch(requests[i], *fields[i], queries[i].data(), std::move(cands[i]),
+                               view, bound ? &budget : nullptr));
     out.push_back(std::move(one));
   }
   return out;
@@ -932,38 +1151,38 @@ StatusOr<std::vector<std::vector<ScoredPoint>>> CollectionImpl::SearchBatch(
 
 // ---- info ----
 
-QualityReport CollectionImpl::Quality(size_t points) {
+QualityReport CollectionImpl::Quality(VectorField& f, size_t vectors) {
   std::optional<index::Quantizer> quantizer;
   {
     std::shared_lock lock(state_mu_);
-    if (const index::Quantizer* q = ActiveQuantizer()) quantizer = *q;
+    if (f.index) quantizer = f.index->quantizer();
   }
-  std::lock_guard lock(quality_mu_);
-  // Re-measured when the collection changed size by more than 10%.
-  if (!quantizer || points == 0) return QualityReport();
-  if (quality_.sample_size > 0 && points * 10 <= quality_points_ * 11 &&
-      points * 11 >= quality_points_ * 10) {
-    return quality_;
+  std::lock_guard lock(f.status_mu);
+  // Re-measured when the field changed size by more than 10%.
+  if (!quantizer || vectors == 0) return QualityReport();
+  if (f.quality.sample_size > 0 && vectors * 10 <= f.quality_points * 11 &&
+      vectors * 11 >= f.quality_points * 10) {
+    return f.quality;
   }
   constexpr size_t kSample = 1000;
-  const size_t dim = config_.dimension;
+  const size_t dim = f.config.dimension;
   std::vector<float> sample;
-  sample.reserve(std::min(points, kSample) * dim);
-  Status s = store_->ScanOriginals(cid_, dim, [&](std::string_view, const float* x) {
+  sample.reserve(std::min(vectors, kSample) * dim);
+  Status s = store_->ScanOriginals(cid_, f.id, dim, [&](std::string_view, const float* x) {
     sample.insert(sample.end(), x, x + dim);
     return sample.size() < kSample * dim;
   });
-  if (!s.ok() || sample.empty()) return quality_;
+  if (!s.ok() || sample.empty()) return f.quality;
   auto report = index::Measure(*quantizer, sample.data(), sample.size() / dim, 5000);
-  if (!report.ok()) return quality_;
-  quality_.sample_size = report->vectors;
-  quality_.mse = report->mse;
-  quality_.sqnr_db = report->sqnr_db;
-  quality_.max_abs_error = report->max_abs_error;
-  quality_.score_mean_abs_error = report->score_mean_abs_error;
-  quality_.score_max_abs_error = report->score_max_abs_error;
-  quality_points_ = points;
-  return quality_;
+  if (!report.ok()) return f.quality;
+  f.quality.sample_size = report->vectors;
+  f.quality.mse = report->mse;
+  f.quality.sqnr_db = report->sqnr_db;
+  f.quality.max_abs_error = report->max_abs_error;
+  f.quality.score_mean_abs_error = report->score_mean_abs_error;
+  f.quality.score_max_abs_error = report->score_max_abs_error;
+  f.quality_points = vectors;
+  return f.quality;
 }
 
 StatusOr<CollectionInfo> CollectionImpl::Info() {
@@ -972,35 +1191,49 @@ StatusOr<CollectionInfo> CollectionImpl::Info() {
   info.name = name_;
   info.config = config_;
   info.simd_level = std::string(index::SimdLevelName(index::ActiveSimdLevel()));
+  const auto configs = config_.Fields();
   {
     std::shared_lock lock(state_mu_);
     info.points_count = id_to_label_.size();
     info.quarantined_points = quarantined_;
-    info.index.state = state_.load();
-    if (ivf_ != nullptr) {
-      const index::IvfHealth h = ivf_->Health();
-      info.index.nlist = h.nlist;
-      info.index.list_min = h.min_list;
-      info.index.list_median = h.median_list;
-      info.index.list_max = h.max_list;
-      info.index.imbalance = h.imbalance;
-      info.index.kmeans_objective = h.objective;
-      info.index.training_seconds = h.training_seconds;
-      info.index.trained_on_points = h.trained_on_points;
-      info.index.recall_curve = h.recall_curve;
+    size_t index_bytes = 0;
+    for (const auto& f : fields_) {
+      VectorFieldInfo& fi = info.fields[f->name];
+      fi.config = configs.at(f->name);
+      fi.index.state = f->state.load();
+      if (f->index) {
+        const index::IndexStats st = f->index->Stats();
+        fi.vectors_count = st.size;
+        fi.memory_bytes = st.memory_bytes;
+        fi.index.nlist = st.nlist;
+        fi.index.list_min = st.min_list;
+        fi.index.list_median = st.median_list;
+        fi.index.list_max = st.max_list;
+        fi.index.imbalance = st.imbalance;
+        fi.index.kmeans_objective = st.objective;
+        fi.index.training_seconds = st.training_seconds;
+        fi.index.trained_on_points = st.trained_on_points;
+        fi.index.recall_curve = st.recall_curve;
+        index_bytes += st.memory_bytes;
+      }
     }
-    const size_t index_bytes = flat_ ? flat_->MemoryBytes() : ivf_ ? ivf_->MemoryBytes() : 0;
     info.memory_bytes = index_bytes + field_cache_.MemoryBytes() + payload_log_.MemoryBytes() +
-                        label_to_id_.capacity() * sizeof(PointId) +
+                        label_to_id_.capacity() * (sizeof(PointId) + sizeof(uint64_t)) +
                         id_to_label_.size() * (sizeof(PointId) + sizeof(uint64_t) + 32);
   }
-  {
-    std::lock_guard lock(build_status_mu_);
-    info.index.last_error = last_build_error_;
-    info.index.failed_builds = build_failures_;
+  for (const auto& f : fields_) {
+    VectorFieldInfo& fi = info.fields[f->name];
+    {
+      std::lock_guard lock(f->status_mu);
+      fi.index.last_error = f->last_build_error;
+      fi.index.failed_builds = f->build_failures;
+    }
+    fi.quality = Quality(*f, fi.vectors_count);
   }
+  const VectorFieldInfo& first = info.fields.at(fields_.front()->name);
+  info.index = first.index;
+  info.quality = first.quality;
   info.disk_bytes = store_->ApproximateDiskBytes();
-  info.quality = Quality(info.points_count);
   return info;
 }
 

@@ -8,6 +8,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <shared_mutex>
 #include <string>
 #include <unordered_set>
@@ -17,14 +18,47 @@
 #include "engine/engine_log.h"
 #include "engine/payload_index.h"
 #include "engine/rw_lock.h"
-#include "index/calibration.h"
-#include "index/flat_index.h"
-#include "index/ivf_index.h"
 #include "index/quantizer.h"
+#include "index/vector_index.h"
 #include "qvec/collection.h"
 #include "storage/store.h"
 
 namespace qvec::engine {
+
+// One vector field of a collection: its config, its index and its build
+// state. Points share one label space across fields; each field's index
+// holds the labels of the points that carry it.
+struct VectorField {
+  VectorField(std::string field_name, uint16_t field_id, const VectorFieldConfig& field_config);
+
+  const std::string name;
+  const uint16_t id;  // keys the field's codes and originals in storage
+  const VectorFieldConfig config;
+  const index::Metric metric;
+  const index::Preprocessor prep;
+  const index::QuantizationConfig quant;
+
+  // ---- guarded by the collection's state_mu_ (mutated under write_mu_ too)
+  // nullptr before a calibrated field's first vector.
+  std::unique_ptr<index::VectorIndex> index;
+  uint32_t generation = 0;     // of `index`; stored with every code
+  uint64_t calibrated_on = 0;  // vectors the calibration was computed on
+
+  // ---- guarded by write_mu_
+  uint32_t next_generation = 1;  // never reused, also across failed builds
+  bool tracking = false;         // a build runs: labels written meanwhile are recorded
+  std::unordered_set<uint64_t> changed_during_build;
+
+  // ---- thread-safe
+  std::atomic<IndexInfo::State> state{IndexInfo::State::kFlat};
+  std::atomic<size_t> writes_since_health_check{0};
+  std::mutex status_mu;  // guards the build status and the quality cache
+  std::string last_build_error;
+  size_t build_failures = 0;
+  std::chrono::steady_clock::time_point next_build_attempt{};
+  QualityReport quality;
+  size_t quality_points = 0;
+};
 
 // Concurrency and consistency
 // ---------------------------
@@ -41,39 +75,42 @@ namespace qvec::engine {
 // filters, the int8 scan) and leave with the snapshot of the state they saw;
 // every RocksDB read they then make (originals for rescoring, payloads,
 // vectors) reads that snapshot, without any lock. So one answer reflects one
-// committed state: a record's payload and vector come from the same write,
+// committed state: a record's payload and vectors come from the same write,
 // scores match the returned vectors, hits pass the filter.
 //
 // Filters read payload field indexes from `field_cache_` (see
 // payload_index.h); writers only append to `payload_log_`.
 //
-// Index lifecycle: a collection starts with an exact flat index; once it
-// holds `ivf_threshold` points a background build (on the database's
-// BuildPool) trains IVF and builds the new index while searches go on against
-// the old one; writes made meanwhile are tracked and replayed before the new
-// index is swapped in. Growth by 4x or badly imbalanced lists trigger a
-// retrain the same way. Every stored code carries the generation of the index
-// it was encoded for; on open, codes of another generation (left by a crash
-// during a rebuild) are re-encoded from their originals.
+// Index lifecycle, per vector field: a field starts with an exact flat index;
+// a background build (on the database's BuildPool) replaces it when the field
+// needs another index (IVF past `ivf_threshold` vectors, a retrain after 4x
+// growth or badly imbalanced lists, a recalibration of a calibrated flat
+// field that grew 4x past its calibration sample) while searches and writes
+// go on; writes made meanwhile are tracked and replayed before the new index
+// is swapped in. Every stored code carries the generation of the index it was
+// encoded for; on open, codes of another generation (left by a crash during
+// a rebuild) are re-encoded from their originals.
 class CollectionImpl final : public Collection,
                              public std::enable_shared_from_this<CollectionImpl> {
  public:
   // Creates the in-memory collection; Load() fills it from storage. `builds`
   // (nullptr: no background builds) must outlive the collection's Close().
+  // `legacy_state`: the collection was written by format 1 (its index
+  // state keys are migrated at Load).
   static StatusOr<std::shared_ptr<CollectionImpl>> Create(storage::Store* store, uint32_t cid,
                                                           std::string name, CollectionConfig config,
-                                                          BuildPool* builds,
+                                                          std::map<std::string, uint16_t> field_ids,
+                                                          bool legacy_state, BuildPool* builds,
                                                           std::shared_ptr<Logger> logger);
   ~CollectionImpl() override;
 
-  // Rebuilds the in-memory state from stored calibration, IVF model and
-  // codes. Derived data that is damaged (codes, calibration, IVF model) is
-  // rebuilt from the originals; a point whose original is damaged is moved
+  // Rebuilds the in-memory state from the stored points, codes and index
+  // state. Derived data that is damaged (codes, calibration, index state) is
+  // rebuilt from the originals; a point whose own data is unusable is moved
   // to quarantine (see docs/ARCHITECTURE.md). Fails only on storage errors.
   [[nodiscard]] Status Load();
-  // Queues a background (re)training when the collection needs one. Called
-  // after writes and, by the database, after Load(): a build that a crash
-  // interrupted (or that never started) resumes then.
+  // Queues a background (re)build when a field needs one. Called after
+  // writes and, by the database, after Load().
   void MaybeStartTraining();
   // After a drop every call answers NotFound and background work stops.
   void MarkDropped();
@@ -90,7 +127,8 @@ class CollectionImpl final : public Collection,
   Status SetPayload(std::span<const PointId> ids, std::string_view payload,
                     bool overwrite) override;
   StatusOr<std::vector<Record>> Get(std::span<const PointId> ids, bool with_payload,
-                                    bool with_vector, size_t max_result_bytes) override;
+                                    const VectorSelector& with_vector,
+                                    size_t max_result_bytes) override;
   StatusOr<size_t> Count(const Filter* filter) override;
   StatusOr<ScrollPage> Scroll(const ScrollRequest& request) override;
   StatusOr<std::vector<ScoredPoint>> Search(const SearchRequest& request) override;
@@ -98,10 +136,11 @@ class CollectionImpl final : public Collection,
       std::span<const SearchRequest> requests) override;
   Status Optimize() override;
   StatusOr<CollectionInfo> Info() override;
-  IndexInfo::State index_state() const override { return state_.load(); }
+  IndexInfo::State index_state() const override { return fields_.front()->state.load(); }
 
  private:
   CollectionImpl(storage::Store* store, uint32_t cid, std::string name, CollectionConfig config,
+                 const std::map<std::string, uint16_t>& field_ids, bool legacy_state,
                  BuildPool* builds, std::shared_ptr<Logger> logger);
 
   // What a reader leaves the state lock with: the storage snapshot of the
@@ -114,14 +153,21 @@ class CollectionImpl final : public Collection,
   struct Candidates {
     std::vector<index::Hit> hits;  // approximate scores unless `exact`
     std::vector<PointId> ids;      // of hits, in order
+    std::vector<uint64_t> masks;   // of hits: the fields each point carries
     bool exact = false;            // scores final (no rescoring needed)
     // ignore_quantization: the float scan runs outside the lock over these.
     bool float_scan = false;
     std::optional<std::unordered_set<PointId, PointIdHash>> allowed;
   };
+  // A point's vectors read for an answer.
+  struct Vectors {
+    std::map<std::string, std::vector<float>> by_field;
+  };
 
   Status CheckAlive() const;
-  Status ValidateSearch(const SearchRequest& r) const;
+  // The field a request names; InvalidArgument naming the fields otherwise.
+  StatusOr<VectorField*> FieldFor(const std::string& name) const;
+  Status ValidateSearch(const SearchRequest& r, const VectorField& f) const;
   // Field indexes for every payload key `filter` names, built at a snapshot
   // where missing (no lock held; reads storage). They are brought up to the
   // reader's version by ResolveFilterLocked.
@@ -142,31 +188,38 @@ class CollectionImpl final : public Collection,
   }
   // Requires state_mu_.
   ReadView ViewLocked() const { return ReadView{snapshot_, version_}; }
-  // The index's parameters for request `r`; requires state_mu_.
-  index::IvfSearchParams IndexParams(const SearchRequest& r) const;
+  // The index's parameters for request `r` on field `f`; requires state_mu_.
+  index::IndexSearchParams IndexParams(const SearchRequest& r, const VectorField& f) const;
   // Hits the index returns for `r`: k * oversampling when rescoring.
   size_t CandidateCount(const SearchRequest& r) const;
   // The in-memory part of a search; requires state_mu_ held shared.
-  StatusOr<Candidates> SearchLocked(const SearchRequest& r, const float* query,
-                                    const FilterFields* fields);
+  StatusOr<Candidates> SearchLocked(const SearchRequest& r, const VectorField& f,
+                                    const float* query, const FilterFields* fields);
   // Rescoring, offset, threshold, payloads and vectors, from `view`.
-  StatusOr<std::vector<ScoredPoint>> FinishSearch(const SearchRequest& r, const float* query,
-                                                  Candidates c, const ReadView& view,
-                                                  size_t* budget);
-  StatusOr<std::vector<std::pair<PointId, float>>> ExactFloatSearch(const SearchRequest& r,
+  StatusOr<std::vector<ScoredPoint>> FinishSearch(const SearchRequest& r, const VectorField& f,
+                                                  const float* query, Candidates c,
+                                                  const ReadView& view, size_t* budget);
+  StatusOr<std::vector<std::pair<PointId, float>>> ExactFloatSearch(const VectorField& f,
                                                                     const float* query, size_t k,
                                                                     const Candidates& c,
                                                                     const ReadView& view);
-  // Fills payloads / vectors of results from `view`; a point absent there
-  // (which a consistent view cannot have) leaves found[i] false. `budget`
-  // (nullptr = none) is the answer size still allowed (see
-  // SearchRequest::max_result_bytes); it is reduced by what is read, and
-  // OutOfRange is returned beyond it.
-  Status FillRecords(const std::vector<PointId>& ids, bool with_payload, bool with_vector,
+  // The fields a read returns: those `selector` asks for (InvalidArgument
+  // for an unknown name).
+  StatusOr<std::vector<const VectorField*>> SelectFields(const VectorSelector& selector) const;
+  // Fills payloads / vectors of results from `view`. `masks[i]` are the
+  // fields point i carries (from memory, under the lock the caller held).
+  // A point absent there (which a consistent view cannot have) leaves
+  // found[i] false. `budget` (nullptr = none) is the answer size still
+  // allowed (see SearchRequest::max_result_bytes); it is reduced by what is
+  // read, and OutOfRange is returned beyond it.
+  Status FillRecords(const std::vector<PointId>& ids, const std::vector<uint64_t>& masks,
+                     bool with_payload, const std::vector<const VectorField*>& fields,
                      const ReadView& view, size_t* budget,
                      std::vector<std::optional<std::string>>* payloads,
-                     std::vector<std::optional<std::vector<float>>>* vectors,
-                     std::vector<bool>* found);
+                     std::vector<Vectors>* vectors, std::vector<bool>* found);
+  // Moves the vectors read for a point into a record's fields.
+  void SetRecordVectors(Vectors v, std::optional<std::vector<float>>* unnamed,
+                        std::map<std::string, std::vector<float>>* named) const;
   // Commits `batch` and applies it: `apply(version)` runs under the
   // exclusive state lock; then (version, snapshot) is published. Requires
   // write_mu_.
@@ -176,39 +229,47 @@ class CollectionImpl final : public Collection,
   // Applies a committed deletion of `labels` to the in-memory state.
   void ApplyDelete(const std::vector<uint64_t>& labels, uint64_t version);
   uint64_t AllocateLabel(std::vector<uint64_t>* reserved);
-  // The quantization report, re-measured on a sample of stored originals
-  // when the collection size moved by more than 10%.
-  QualityReport Quality(size_t points);
+  // The field ids of a fields mask.
+  std::vector<uint16_t> FieldIds(uint64_t mask) const;
+  // The quantization report of `f`, re-measured on a sample of stored
+  // originals when the field's size moved by more than 10%.
+  QualityReport Quality(VectorField& f, size_t vectors);
 
-  // ---- the vector index (collection_index.cc) ----
-  // For calibrated granularities: a quantizer calibrated on `vectors`
-  // (preprocessed, size n * dim).
-  StatusOr<index::Quantizer> CalibratedQuantizer(const float* vectors, size_t n) const;
-  // The quantizer of the active index; nullptr before a calibrated collection
-  // sees its first batch. Requires write_mu_ or state_mu_.
-  const index::Quantizer* ActiveQuantizer() const;
-  // Encodes preprocessed `vector` for `ivf` (or the flat index when null) as a
-  // stored codes value: header (label, generation, list) + blob. `list`, if
-  // given, is the vector's IVF list already assigned by the caller (batch
-  // assignment); otherwise `ivf` assigns it.
-  Status EncodeValue(uint64_t label, const float* vector, const index::Quantizer& quantizer,
-                     const index::IvfIndex* ivf, uint32_t generation, std::string* value,
-                     std::optional<uint32_t> list = std::nullopt) const;
-  // Adds a stored codes value to the active index; requires both locks.
-  Status AddValueToIndex(std::string_view value);
-  void RemoveFromIndex(uint64_t label);
-  // True when the collection should (re)train: flat past ivf_threshold, grown
-  // 4x since training, or lists badly imbalanced. Takes state_mu_ shared.
-  bool NeedsTraining();
-  // Trains IVF on the current points and swaps it in; the body of the
-  // background build and of Optimize().
-  Status TrainAndSwap();
-  // The background build task: trains while needed, records failures and
-  // backs off before the next attempt.
+  // ---- the vector indexes (collection_index.cc) ----
+  // A quantizer for `f` calibrated on `vectors` (preprocessed, n * dim).
+  StatusOr<index::Quantizer> CalibratedQuantizer(const VectorField& f, const float* vectors,
+                                                 size_t n) const;
+  // Encodes preprocessed `vector` for `index` as a stored codes value:
+  // header (label, generation, slot) + blob. `slot` is the vector's slot
+  // (IVF list) already assigned by the caller.
+  Status EncodeValue(uint64_t label, const float* vector, const index::VectorIndex& index,
+                     uint32_t generation, uint32_t slot, std::string* value) const;
+  // Adds a stored codes value to `f`'s index; requires both locks.
+  static Status AddValue(VectorField& f, std::string_view value);
+  // What `f` needs built next, if anything (takes state_mu_ shared).
+  std::optional<index::IndexKind> NeedsBuild(VectorField& f);
+  // Builds `kind` for `f` on its current vectors and swaps it in: the body
+  // of the background build and of Optimize(). Generic over index kinds:
+  // snapshot the labels, sample the originals, (re)calibrate, train
+  // (index::TrainIndex), re-encode and assign in chunks, replay the writes
+  // tracked meanwhile, persist and swap.
+  Status BuildIndex(VectorField& f, index::IndexKind kind);
+  // The background build task: builds while some field needs it, records
+  // failures and backs off before the next attempt.
   void RunBackgroundBuild();
-  // Load(): re-encodes `repair` (point key, label) from their originals,
-  // quarantining points whose original is unusable.
-  Status RepairPoints(const std::vector<std::pair<std::string, uint64_t>>& repair);
+  // Index-state key of `f`'s `name` entry ("field/<id>/<name>").
+  static std::string StateKey(const VectorField& f, std::string_view name);
+  // Load(): fills `f`'s index from its stored state and codes; points
+  // without a known label (`pending`, by point key) take the one their code
+  // carries. Codes to re-encode go to `repair` (point keys).
+  Status LoadField(VectorField& f, size_t field_index, std::set<std::string>* pending,
+                   std::vector<std::string>* repair, storage::WriteBatch* fixes);
+  // Load(): re-encodes `repair` (point keys) of `f` from their originals;
+  // returns the keys whose original is unusable, with why.
+  StatusOr<std::vector<std::pair<std::string, std::string>>> RepairField(
+      VectorField& f, size_t field_index, const std::vector<std::string>& repair);
+  // Load(): registers a point under `label` (both locks held).
+  void RegisterLoaded(const PointId& id, uint64_t label);
   // Moves a damaged point's stored data to quarantine (best effort).
   void Quarantine(std::string_view key, const std::string& reason);
 
@@ -216,14 +277,15 @@ class CollectionImpl final : public Collection,
   const uint32_t cid_;
   const std::string name_;
   const CollectionConfig config_;
-  // Validates and normalizes vectors; needs no calibration, so it exists
-  // from the start.
-  const index::Preprocessor preprocessor_;
-  const index::QuantizationConfig quant_config_;
   BuildPool* const builds_;
   const EngineLog log_;
+  bool legacy_state_;  // see Create; cleared once Load migrated it
   std::atomic<bool> dropped_{false};
   std::atomic<bool> closed_{false};
+
+  // Fixed at creation (the field set of a collection never changes).
+  std::vector<std::unique_ptr<VectorField>> fields_;
+  std::map<std::string, VectorField*> field_by_name_;
 
   // The serialization point of all writes (see the comment at the top).
   std::mutex write_mu_;
@@ -233,12 +295,8 @@ class CollectionImpl final : public Collection,
   std::map<PointId, uint64_t> id_to_label_;  // ordered: Scroll walks it
   std::vector<PointId> label_to_id_;         // index = label
   std::vector<bool> label_used_;
+  std::vector<uint64_t> field_mask_;  // index = label: the fields the point carries
   std::vector<uint64_t> free_labels_;
-  // Exactly one of flat_ / ivf_ is set once a quantizer exists; neither
-  // before a calibrated collection receives its first batch.
-  std::unique_ptr<index::FlatIndex> flat_;
-  std::unique_ptr<index::IvfIndex> ivf_;
-  uint32_t generation_ = 0;                            // of the active index
   uint64_t version_ = 0;                               // committed writes applied
   std::shared_ptr<const storage::Snapshot> snapshot_;  // storage at version_
   PayloadChangeLog payload_log_;
@@ -247,26 +305,9 @@ class CollectionImpl final : public Collection,
   // Thread-safe on its own.
   FieldCache field_cache_;
 
-  // ---- guarded by write_mu_ ----
-  uint32_t next_generation_ = 1;  // never reused, also across failed builds
-  // While an index build runs, labels written meanwhile.
-  bool tracking_ = false;
-  std::unordered_set<uint64_t> changed_during_build_;
-
-  std::atomic<IndexInfo::State> state_{IndexInfo::State::kFlat};
-  std::atomic<size_t> writes_since_health_check_{0};
-  // One build at a time (background or Optimize).
+  // One build at a time per collection (background or Optimize).
   std::atomic<bool> training_{false};
   std::atomic<bool> stop_{false};
-
-  std::mutex build_status_mu_;  // guards the build status below
-  std::string last_build_error_;
-  size_t build_failures_ = 0;
-  std::chrono::steady_clock::time_point next_build_attempt_{};
-
-  std::mutex quality_mu_;  // guards quality_ and quality_points_
-  QualityReport quality_;
-  size_t quality_points_ = 0;
 };
 
 }  // namespace qvec::engine

@@ -1,5 +1,5 @@
-// The vector index of a collection: creation, recovery on open, the write-side
-// encoding, and the background IVF (re)build with its atomic swap.
+// The vector indexes of a collection: creation, recovery on open, the
+// write-side encoding, and the generic background build with its swap.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -9,6 +9,7 @@
 
 #include "engine/codes_value.h"
 #include "engine/collection_impl.h"
+#include "engine/collection_meta.h"
 #include "engine/point_key.h"
 #include "index/training.h"
 
@@ -18,41 +19,35 @@ namespace {
 // Points read per storage round trip and encoded per write batch during a
 // rebuild; also the unit of lock hand-over to concurrent writers.
 constexpr size_t kRebuildChunk = 4096;
-// Largest k-means sample, bounding training time and memory.
-constexpr size_t kMaxTrainingSample = 200000;
+// A calibrated flat field recalibrates when it has grown 4x past the sample
+// its calibration saw, while that sample was smaller than this (above it, a
+// calibration is representative enough).
+constexpr uint64_t kRecalibrationCap = 100000;
 
-std::string EncodeU32(uint32_t v) {
-  std::string s(4, '\0');
-  for (int i = 0; i < 4; ++i) s[i] = static_cast<char>(v >> (8 * i));
-  return s;
-}
-
-StatusOr<uint32_t> DecodeU32(std::string_view s) {
-  if (s.size() != 4) return DataLossError("malformed index generation");
-  uint32_t v = 0;
-  for (int i = 0; i < 4; ++i)
-    v |= static_cast<uint32_t>(static_cast<unsigned char>(s[i])) << (8 * i);
-  return v;
-}
-
-// Reads the originals of `keys`; a key deleted meanwhile leaves its slot
-// empty and `found[i]` false.
-Status ReadOriginals(storage::Store* store, uint32_t cid, size_t dim,
+// Reads the originals of field `field` of `keys`; a key deleted meanwhile
+// leaves its slot empty and `found[i]` false. A damaged original (wrong
+// size, failed checksum) is an error, unless `damaged_as_missing` (loading
+// repairs, which quarantine such points).
+Status ReadOriginals(storage::Store* store, uint32_t cid, uint16_t field, size_t dim,
                      const std::vector<std::string>& keys, std::vector<float>* out,
-                     std::vector<bool>* found) {
+                     std::vector<bool>* found, bool damaged_as_missing = false) {
   out->assign(keys.size() * dim, 0.0f);
   found->assign(keys.size(), true);
-  Status s = store->MultiGetOriginals(cid, keys, dim, out->data());
+  Status s = store->MultiGetOriginals(cid, field, keys, dim, out->data());
   if (s.ok()) return s;
-  if (s.code() != StatusCode::kNotFound) return s;
+  if (s.code() != StatusCode::kNotFound &&
+      !(damaged_as_missing && s.code() == StatusCode::kDataLoss))
+    return s;
   for (size_t i = 0; i < keys.size(); ++i) {
-    auto p = store->GetPoint(cid, keys[i], false, true, false);
-    if (p.ok()) {
-      std::copy(p->original.begin(), p->original.end(), out->begin() + i * dim);
-    } else if (p.status().code() == StatusCode::kNotFound) {
+    auto v = store->GetOriginal(cid, field, keys[i]);
+    if (v.ok() && v->size() == dim) {
+      std::copy(v->begin(), v->end(), out->begin() + i * dim);
+    } else if (!v.ok() && v.status().code() == StatusCode::kNotFound) {
+      (*found)[i] = false;
+    } else if (damaged_as_missing) {
       (*found)[i] = false;
     } else {
-      return p.status();
+      return v.ok() ? DataLossError("an original has the wrong size") : v.status();
     }
   }
   return Status::Ok();
@@ -60,36 +55,46 @@ Status ReadOriginals(storage::Store* store, uint32_t cid, size_t dim,
 
 }  // namespace
 
-StatusOr<std::shared_ptr<CollectionImpl>> CollectionImpl::Create(storage::Store* store,
-                                                                 uint32_t cid, std::string name,
-                                                                 CollectionConfig config,
-                                                                 BuildPool* builds,
-                                                                 std::shared_ptr<Logger> logger) {
+StatusOr<std::shared_ptr<CollectionImpl>> CollectionImpl::Create(
+    storage::Store* store, uint32_t cid, std::string name, CollectionConfig config,
+    std::map<std::string, uint16_t> field_ids, bool legacy_state, BuildPool* builds,
+    std::shared_ptr<Logger> logger) {
   QVEC_RETURN_IF_ERROR(config.Validate());
-  const index::QuantizationConfig qc = ToQuantizationConfig(config.quantization, config.distance);
-  QVEC_RETURN_IF_ERROR(qc.Validate());
+  for (const auto& [fname, field] : config.Fields()) {
+    if (!field_ids.count(fname)) return InternalError("vector '" + fname + "' has no field id");
+    QVEC_RETURN_IF_ERROR(
+        ToQuantizationConfig(field.quantization, field.distance).Validate().Annotate(fname));
+  }
   auto coll = std::shared_ptr<CollectionImpl>(
-      new CollectionImpl(store, cid, std::move(name), config, builds, std::move(logger)));
-  if (!qc.NeedsCalibration()) {
-    QVEC_ASSIGN_OR_RETURN(index::Quantizer q, index::Quantizer::Create(
-                                                  config.dimension, ToMetric(config.distance), qc));
-    coll->flat_ = std::make_unique<index::FlatIndex>(std::move(q));
+      new CollectionImpl(store, cid, std::move(name), std::move(config), field_ids, legacy_state,
+                         builds, std::move(logger)));
+  for (auto& f : coll->fields_) {
+    if (!f->quant.NeedsCalibration()) {
+      QVEC_ASSIGN_OR_RETURN(index::Quantizer q,
+                            index::Quantizer::Create(f->config.dimension, f->metric, f->quant));
+      QVEC_ASSIGN_OR_RETURN(f->index, index::CreateIndex(index::IndexKind::kFlat, q, ""));
+    }
   }
   coll->snapshot_ = store->GetSnapshot();
   return coll;
 }
 
 CollectionImpl::CollectionImpl(storage::Store* store, uint32_t cid, std::string name,
-                               CollectionConfig config, BuildPool* builds,
-                               std::shared_ptr<Logger> logger)
+                               CollectionConfig config,
+                               const std::map<std::string, uint16_t>& field_ids, bool legacy_state,
+                               BuildPool* builds, std::shared_ptr<Logger> logger)
     : store_(store),
       cid_(cid),
       name_(std::move(name)),
-      config_(config),
-      preprocessor_(config_.dimension, ToMetric(config_.distance)),
-      quant_config_(ToQuantizationConfig(config_.quantization, config_.distance)),
+      config_(std::move(config)),
       builds_(builds),
-      log_(std::move(logger)) {}
+      log_(std::move(logger)),
+      legacy_state_(legacy_state) {
+  for (const auto& [fname, field] : config_.Fields()) {
+    fields_.push_back(std::make_unique<VectorField>(fname, field_ids.at(fname), field));
+    field_by_name_[fname] = fields_.back().get();
+  }
+}
 
 // Background builds hold a reference to the collection while they run, so
 // by the time this runs none is left.
@@ -108,56 +113,49 @@ void CollectionImpl::Close() {
   snapshot_.reset();
 }
 
-StatusOr<index::Quantizer> CollectionImpl::CalibratedQuantizer(const float* vectors,
-                                                               size_t n) const {
-  index::QuantizationConfig qc = quant_config_;
-  // Recall tuning needs held-out queries; a small sample is calibrated
-  // plainly (the IVF build recalibrates later on a larger sample).
-  if (qc.recall_tuned && n < 200) qc.recall_tuned = false;
-  return index::TrainQuantizer(config_.dimension, ToMetric(config_.distance), qc, vectors, n);
+std::string CollectionImpl::StateKey(const VectorField& f, std::string_view name) {
+  return "field/" + std::to_string(f.id) + "/" + std::string(name);
 }
 
-const index::Quantizer* CollectionImpl::ActiveQuantizer() const {
-  if (flat_) return &flat_->quantizer();
-  if (ivf_) return &ivf_->quantizer();
-  return nullptr;
+StatusOr<index::Quantizer> CollectionImpl::CalibratedQuantizer(const VectorField& f,
+                                                               const float* vectors,
+                                                               size_t n) const {
+  index::QuantizationConfig qc = f.quant;
+  // Recall tuning needs held-out queries; a small sample is calibrated
+  // plainly (a later build recalibrates on a larger sample).
+  if (qc.recall_tuned && n < 200) qc.recall_tuned = false;
+  return index::TrainQuantizer(f.config.dimension, f.metric, qc, vectors, n);
 }
 
 Status CollectionImpl::EncodeValue(uint64_t label, const float* vector,
-                                   const index::Quantizer& quantizer, const index::IvfIndex* ivf,
-                                   uint32_t generation, std::string* value,
-                                   std::optional<uint32_t> list) const {
-  value->resize(kCodesHeaderBytes + quantizer.EncodedSize());
+                                   const index::VectorIndex& index, uint32_t generation,
+                                   uint32_t slot, std::string* value) const {
+  const index::Quantizer& q = index.quantizer();
+  value->resize(kCodesHeaderBytes + q.EncodedSize());
   QVEC_RETURN_IF_ERROR(
-      quantizer.Encode(vector, reinterpret_cast<uint8_t*>(value->data()) + kCodesHeaderBytes));
+      q.Encode(vector, reinterpret_cast<uint8_t*>(value->data()) + kCodesHeaderBytes));
   CodesHeader h;
   h.label = label;
   h.generation = generation;
-  h.list = ivf == nullptr ? 0 : list ? *list : ivf->Assign(vector);
+  h.list = slot;
   WriteCodesHeader(h, value->data());
   return Status::Ok();
 }
 
-Status CollectionImpl::AddValueToIndex(std::string_view value) {
+Status CollectionImpl::AddValue(VectorField& f, std::string_view value) {
   if (value.size() < kCodesHeaderBytes) return DataLossError("stored code is truncated");
+  if (f.index == nullptr) return FailedPreconditionError("vector field has no index yet");
   const CodesHeader h = ReadCodesHeader(value);
-  const auto* blob = reinterpret_cast<const uint8_t*>(value.data()) + kCodesHeaderBytes;
-  const size_t size = value.size() - kCodesHeaderBytes;
-  if (ivf_) {
-    if (h.list >= ivf_->nlist()) return DataLossError("stored code names an unknown IVF list");
-    return ivf_->Add(h.label, h.list, blob, size);
-  }
-  if (flat_) return flat_->Add(h.label, blob, size);
-  return FailedPreconditionError("collection has no index yet");
+  if (h.list >= f.index->num_slots()) return DataLossError("stored code names an unknown slot");
+  return f.index->AddCode(h.label, h.list,
+                          reinterpret_cast<const uint8_t*>(value.data()) + kCodesHeaderBytes,
+                          value.size() - kCodesHeaderBytes);
 }
 
-void CollectionImpl::RemoveFromIndex(uint64_t label) {
-  if (flat_) flat_->Remove(label);
-  if (ivf_) ivf_->Remove(label);
-}
+// ---- open ----
 
 void CollectionImpl::Quarantine(std::string_view key, const std::string& reason) {
-  // Keep what can still be read (payload, original) under the quarantine
+  // Keep what can still be read (payload, originals) under the quarantine
   // entry, and remove the point, so that the collection serves everything
   // else. Best effort: a failed write leaves the point out of memory for
   // this run and it is found again at the next open.
@@ -167,20 +165,26 @@ void CollectionImpl::Quarantine(std::string_view key, const std::string& reason)
   };
   append_u32(static_cast<uint32_t>(reason.size()));
   record += reason;
-  std::string original, payload;
-  if (auto p = store_->GetPoint(cid_, key, false, true, true); p.ok()) {
-    original.assign(reinterpret_cast<const char*>(p->original.data()),
-                    p->original.size() * sizeof(float));
-    payload = p->payload.value_or("");
-  } else if (auto q = store_->GetPoint(cid_, key, false, false, true); q.ok()) {
-    payload = q->payload.value_or("");
+  std::string vectors;
+  uint32_t count = 0;
+  std::vector<uint16_t> ids;
+  for (const auto& f : fields_) {
+    ids.push_back(f->id);
+    auto v = store_->GetOriginal(cid_, f->id, key);
+    if (!v.ok()) continue;
+    ++count;
+    vectors.push_back(static_cast<char>(f->id));
+    vectors.push_back(static_cast<char>(f->id >> 8));
+    const uint32_t bytes = static_cast<uint32_t>(v->size() * sizeof(float));
+    for (int i = 0; i < 4; ++i) vectors.push_back(static_cast<char>(bytes >> (8 * i)));
+    vectors.append(reinterpret_cast<const char*>(v->data()), bytes);
   }
-  append_u32(static_cast<uint32_t>(original.size()));
-  record += original;
-  record += payload;
+  append_u32(count);
+  record += vectors;
+  if (auto p = store_->GetPayload(cid_, key); p.ok() && *p) record += **p;
   storage::WriteBatch batch;
   batch.PutIndexState(cid_, std::string(kQuarantinePrefix) + std::string(key), record);
-  batch.DeletePoint(cid_, key);
+  batch.DeletePoint(cid_, key, ids);
   Status s = store_->Write(&batch);
   ++quarantined_;
   auto id = DecodePointKey(key);
@@ -189,62 +193,240 @@ void CollectionImpl::Quarantine(std::string_view key, const std::string& reason)
              s.ok() ? "" : " (not yet recorded: " + s.ToString() + ")");
 }
 
-Status CollectionImpl::RepairPoints(const std::vector<std::pair<std::string, uint64_t>>& repair) {
+void CollectionImpl::RegisterLoaded(const PointId& id, uint64_t label) {
+  if (label >= label_to_id_.size()) {
+    label_to_id_.resize(label + 1);
+    label_used_.resize(label + 1, false);
+    field_mask_.resize(label + 1, 0);
+  }
+  label_used_[label] = true;
+  label_to_id_[label] = id;
+  id_to_label_[id] = label;
+}
+
+Status CollectionImpl::LoadField(VectorField& f, size_t field_index, std::set<std::string>* pending,
+                                 std::vector<std::string>* repair, storage::WriteBatch* fixes) {
+  const size_t dim = f.config.dimension;
+  const bool legacy = legacy_state_ && f.id == 0;
+  bool reencode_all = false;
+  auto damage = [&](const std::string& what, const Status& s) {
+    log_.Error(
+        "collection '{}' vector '{}': {} is damaged ({}); re-encoding every vector from "
+        "its original",
+        name_, f.name, what, s.ToString());
+    reencode_all = true;
+  };
+  auto state = [&](std::string_view v2_name,
+                   std::string_view v1_name) -> StatusOr<std::optional<std::string>> {
+    auto v = store_->GetIndexState(cid_, legacy ? std::string(v1_name) : StateKey(f, v2_name));
+    if (v.ok()) return std::optional<std::string>(std::move(*v));
+    if (v.status().code() == StatusCode::kNotFound) return std::optional<std::string>();
+    return v.status();
+  };
+
+  // The index kind, its state and generation (format 1: IVF iff generation > 0).
+  QVEC_ASSIGN_OR_RETURN(auto gen, state(kGenerationState, kLegacyGenerationKey));
+  if (gen) {
+    auto g = DecodeLE(*gen, 4);
+    if (g) {
+      f.generation = static_cast<uint32_t>(*g);
+    } else {
+      damage("the index generation", DataLossError("malformed"));
+    }
+  }
+  index::IndexKind kind = index::IndexKind::kFlat;
+  std::optional<std::string> index_state;
+  if (legacy) {
+    if (f.generation > 0) kind = index::IndexKind::kIvf;
+    if (kind == index::IndexKind::kIvf) {
+      QVEC_ASSIGN_OR_RETURN(index_state, state(kIndexState, kLegacyModelKey));
+    }
+  } else {
+    QVEC_ASSIGN_OR_RETURN(auto k, state(kKindState, kKindState));
+    if (k) {
+      if (k->size() == 1 && static_cast<uint8_t>((*k)[0]) <= 1) {
+        kind = static_cast<index::IndexKind>((*k)[0]);
+      } else {
+        damage("the index kind", DataLossError("malformed"));
+      }
+    }
+    if (kind != index::IndexKind::kFlat) {
+      QVEC_ASSIGN_OR_RETURN(index_state, state(kIndexState, kIndexState));
+    }
+  }
+  QVEC_ASSIGN_OR_RETURN(auto cal_on, state(kCalibratedOnState, kCalibratedOnState));
+  if (cal_on && !legacy) f.calibrated_on = DecodeLE(*cal_on, 8).value_or(0);
+
+  // The quantizer: calibrated from its stored parameters, or plain.
+  std::optional<index::Quantizer> quantizer;
+  bool recalibrate = false;
+  if (f.quant.NeedsCalibration()) {
+    QVEC_ASSIGN_OR_RETURN(auto calib, state(kCalibrationState, kLegacyCalibrationKey));
+    if (calib) {
+      auto params = index::CalibrationParams::Deserialize(*calib);
+      StatusOr<index::Quantizer> q =
+          params.ok() ? index::Quantizer::Create(dim, f.metric, f.quant, &*params)
+                      : StatusOr<index::Quantizer>(params.status());
+      if (q.ok()) {
+        quantizer = std::move(*q);
+      } else {
+        damage("the calibration", q.status());
+        recalibrate = true;
+      }
+    }
+  } else {
+    QVEC_ASSIGN_OR_RETURN(quantizer, index::Quantizer::Create(dim, f.metric, f.quant));
+  }
+  f.index.reset();
+  if (quantizer && kind != index::IndexKind::kFlat && !reencode_all) {
+    auto built =
+        index_state
+            ? index::CreateIndex(kind, *quantizer, *index_state)
+            : StatusOr<std::unique_ptr<index::VectorIndex>>(DataLossError("no index state"));
+    if (built.ok()) {
+      f.index = std::move(*built);
+    } else {
+      damage("the " + std::string(index::IndexKindName(kind)) + " index state", built.status());
+    }
+  }
+  if (!f.index && quantizer) {
+    QVEC_ASSIGN_OR_RETURN(f.index, index::CreateIndex(index::IndexKind::kFlat, *quantizer, ""));
+    if (kind != index::IndexKind::kFlat) reencode_all = true;
+  }
+  if (reencode_all) {
+    // A fresh generation for the flat index every vector is re-encoded for;
+    // the background build makes the index kind the field needs again.
+    f.next_generation = std::max(f.next_generation, f.generation + 1);
+    f.generation = f.next_generation++;
+    if (recalibrate) f.index.reset();
+  }
+  f.state.store(f.index && f.index->kind() == index::IndexKind::kIvf ? IndexInfo::State::kIvf
+                                                                     : IndexInfo::State::kFlat);
+
+  // The field's codes. Each must belong to a point; it carries the label of
+  // the points written by format 1 (whose records are empty).
+  const uint64_t bit = uint64_t{1} << field_index;
+  const index::VectorIndex* idx = f.index.get();
+  const size_t value_size = idx ? kCodesHeaderBytes + idx->quantizer().EncodedSize() : 0;
+  uint32_t max_generation = f.generation;
+  Status scan = store_->ScanCodes(cid_, f.id, [&](std::string_view key, std::string_view value) {
+    auto id = DecodePointKey(key);
+    auto it = id.ok() ? id_to_label_.find(*id) : id_to_label_.end();
+    const bool is_pending = pending->count(std::string(key)) != 0;
+    if (!id.ok() || (it == id_to_label_.end() && !is_pending)) {
+      // A vector of no point: left over, never served.
+      fixes->DeleteVector(cid_, f.id, key);
+      return true;
+    }
+    const bool whole = value.size() >= kCodesHeaderBytes;
+    const CodesHeader h = whole ? ReadCodesHeader(value) : CodesHeader{};
+    if (whole) max_generation = std::max(max_generation, h.generation);
+    if (is_pending) {
+      // Adopt the code's label if it is usable.
+      if (whole && h.label <= (uint64_t{1} << 40) &&
+          !(h.label < label_used_.size() && label_used_[h.label])) {
+        RegisterLoaded(*id, h.label);
+        pending->erase(std::string(key));
+        it = id_to_label_.find(*id);
+      } else {
+        repair->emplace_back(key);  // labelled later, then re-encoded
+        return true;
+      }
+    }
+    field_mask_[it->second] |= bit;
+    if (reencode_all || idx == nullptr || !whole || h.label != it->second ||
+        h.generation != f.generation || value.size() != value_size || !AddValue(f, value).ok()) {
+      repair->emplace_back(key);
+    }
+    return true;
+  });
+  QVEC_RETURN_IF_ERROR(scan);
+  f.next_generation = std::max(f.next_generation, max_generation + 1);
+  if (legacy) {
+    // Move the field's state to its own names.
+    if (gen) fixes->PutIndexState(cid_, StateKey(f, kGenerationState), *gen);
+    fixes->PutIndexState(cid_, StateKey(f, kKindState), std::string(1, static_cast<char>(kind)));
+    if (index_state) fixes->PutIndexState(cid_, StateKey(f, kIndexState), *index_state);
+    if (f.quant.NeedsCalibration()) {
+      auto calib = store_->GetIndexState(cid_, std::string(kLegacyCalibrationKey));
+      if (calib.ok()) fixes->PutIndexState(cid_, StateKey(f, kCalibrationState), *calib);
+    }
+    for (std::string_view old_name :
+         {kLegacyGenerationKey, kLegacyModelKey, kLegacyCalibrationKey}) {
+      fixes->DeleteIndexState(cid_, std::string(old_name));
+    }
+  }
+  if (reencode_all) {
+    fixes->PutIndexState(cid_, StateKey(f, kGenerationState), EncodeU32(f.generation));
+    fixes->PutIndexState(cid_, StateKey(f, kKindState),
+                         std::string(1, static_cast<char>(index::IndexKind::kFlat)));
+    fixes->DeleteIndexState(cid_, StateKey(f, kIndexState));
+  }
+  return Status::Ok();
+}
+
+StatusOr<std::vector<std::pair<std::string, std::string>>> CollectionImpl::RepairField(
+    VectorField& f, size_t field_index, const std::vector<std::string>& repair) {
   // Requires write_mu_ and the exclusive state lock (Load). Codes are derived
   // data: they are re-encoded from the originals, which are the truth.
-  const size_t dim = config_.dimension;
-  const index::Quantizer* q = ActiveQuantizer();
+  std::vector<std::pair<std::string, std::string>> unusable;
+  if (repair.empty()) return unusable;
+  const size_t dim = f.config.dimension;
+  const uint64_t bit = uint64_t{1} << field_index;
+  // A field whose calibration was lost calibrates again on its originals.
+  if (f.index == nullptr && f.quant.NeedsCalibration()) {
+    std::vector<float> sample;
+    for (size_t i = 0; i < repair.size() && sample.size() < 20000 * dim; ++i) {
+      auto v = store_->GetOriginal(cid_, f.id, repair[i]);
+      if (!v.ok() || v->size() != dim || !f.prep.Apply(v->data()).ok()) continue;
+      sample.insert(sample.end(), v->begin(), v->end());
+    }
+    if (!sample.empty()) {
+      auto q = CalibratedQuantizer(f, sample.data(), sample.size() / dim);
+      if (q.ok()) {
+        QVEC_ASSIGN_OR_RETURN(f.index, index::CreateIndex(index::IndexKind::kFlat, *q, ""));
+        f.calibrated_on = sample.size() / dim;
+        storage::WriteBatch batch;
+        batch.PutIndexState(cid_, StateKey(f, kCalibrationState), q->calibration()->Serialize());
+        batch.PutIndexState(cid_, StateKey(f, kCalibratedOnState), EncodeU64(f.calibrated_on));
+        (void)store_->Write(&batch);
+      }
+    }
+  }
   for (size_t start = 0; start < repair.size(); start += kRebuildChunk) {
     const size_t end = std::min(repair.size(), start + kRebuildChunk);
+    std::vector<std::string> keys(repair.begin() + start, repair.begin() + end);
+    std::vector<float> chunk;
+    std::vector<bool> found;
+    // One MultiGet per chunk; point by point only when it fails.
+    QVEC_RETURN_IF_ERROR(ReadOriginals(store_, cid_, f.id, dim, keys, &chunk, &found,
+                                       /*damaged_as_missing=*/true));
+    std::vector<uint32_t> slots(keys.size(), 0);
+    if (f.index) f.index->AssignSlots(chunk.data(), keys.size(), slots.data());
     storage::WriteBatch batch;
-    // One MultiGet per chunk; point by point only when it fails, to tell
-    // which original is damaged.
-    std::vector<std::string> keys;
-    for (size_t i = start; i < end; ++i) keys.push_back(repair[i].first);
-    std::vector<float> chunk(keys.size() * dim);
-    const bool chunk_ok = store_->MultiGetOriginals(cid_, keys, dim, chunk.data()).ok();
-    for (size_t i = start; i < end; ++i) {
-      const std::string& key = repair[i].first;
-      const uint64_t label = repair[i].second;
+    for (size_t i = 0; i < keys.size(); ++i) {
+      const std::string& key = keys[i];
       auto id = DecodePointKey(key);
+      auto it = id.ok() ? id_to_label_.find(*id) : id_to_label_.end();
+      if (it == id_to_label_.end()) continue;  // quarantined by another field
       std::string problem;
-      std::vector<float> original;
-      if (chunk_ok) {
-        original.assign(chunk.begin() + (i - start) * dim, chunk.begin() + (i - start + 1) * dim);
-      } else {
-        auto point = store_->GetPoint(cid_, key, false, true, false);
-        if (!point.ok()) {
-          problem = "its original cannot be read: " + point.status().message();
-        } else if (point->original.size() != dim) {
-          problem = "its original has " + std::to_string(point->original.size()) +
-                    " values, the collection's dimension is " + std::to_string(dim);
-        } else {
-          original = std::move(point->original);
-        }
-      }
       std::string value;
-      if (problem.empty()) {
-        Status s = q == nullptr
-                       ? DataLossError("the collection has no calibration")
-                       : EncodeValue(label, original.data(), *q, ivf_.get(), generation_, &value);
-        if (!s.ok()) problem = "its original cannot be encoded: " + s.message();
-      }
-      if (problem.empty()) {
-        Status s = AddValueToIndex(value);
-        if (!s.ok()) problem = "its code cannot be indexed: " + s.message();
+      if (!found[i]) {
+        problem = "its original of vector '" + f.name + "' cannot be read or has the wrong size";
+      } else if (f.index == nullptr) {
+        problem = "vector '" + f.name + "' has no calibration to encode it";
+      } else {
+        std::vector<float> x(chunk.begin() + i * dim, chunk.begin() + (i + 1) * dim);
+        Status s = EncodeValue(it->second, x.data(), *f.index, f.generation, slots[i], &value);
+        if (s.ok()) s = AddValue(f, value);
+        if (!s.ok()) problem = "its vector '" + f.name + "' cannot be encoded: " + s.message();
       }
       if (!problem.empty()) {
-        Quarantine(key, problem);
+        unusable.emplace_back(key, problem);
         continue;
       }
-      if (label >= label_to_id_.size()) {
-        label_to_id_.resize(label + 1);
-        label_used_.resize(label + 1, false);
-      }
-      label_used_[label] = true;
-      label_to_id_[label] = *id;
-      id_to_label_.emplace(*id, label);
-      batch.PutCode(cid_, key, value);
+      field_mask_[it->second] |= bit;
+      batch.PutCode(cid_, f.id, key, value);
     }
     Status written = store_->Write(&batch);
     if (!written.ok()) {
@@ -254,185 +436,97 @@ Status CollectionImpl::RepairPoints(const std::vector<std::pair<std::string, uin
           name_, written.ToString());
     }
   }
-  return Status::Ok();
+  return unusable;
 }
 
 Status CollectionImpl::Load() {
   std::lock_guard write_lock(write_mu_);
   std::unique_lock state_lock(state_mu_);
-  const size_t dim = config_.dimension;
-  // Codes, calibration and the IVF model are derived from the originals;
-  // when one of them is unusable the collection is re-encoded from the
-  // originals (as a flat index; the background build makes IVF again)
-  // instead of refusing to open.
-  bool reencode_all = false;
-  auto derived_damage = [&](const std::string& what, const Status& s) {
-    log_.Error("collection '{}': {} is damaged ({}); re-encoding every point from its original",
-               name_, what, s.ToString());
-    reencode_all = true;
-  };
+  storage::WriteBatch fixes;  // records and state rewritten after loading
 
-  auto gen = store_->GetIndexState(cid_, kGenerationStateKey);
-  if (gen.ok()) {
-    auto g = DecodeU32(*gen);
-    if (g.ok()) {
-      generation_ = *g;
-    } else {
-      derived_damage("the index generation", g.status());
-    }
-  } else if (gen.status().code() != StatusCode::kNotFound) {
-    return gen.status();
-  }
-  std::optional<index::Quantizer> quantizer;
-  if (flat_) quantizer = flat_->quantizer();
-  bool recalibrate = false;
-  auto calib = store_->GetIndexState(cid_, kCalibrationStateKey);
-  if (calib.ok()) {
-    auto params = index::CalibrationParams::Deserialize(*calib);
-    StatusOr<index::Quantizer> q =
-        params.ok()
-            ? index::Quantizer::Create(dim, ToMetric(config_.distance), quant_config_, &*params)
-            : StatusOr<index::Quantizer>(params.status());
-    if (q.ok()) {
-      quantizer = std::move(*q);
-    } else {
-      derived_damage("the calibration", q.status());
-      recalibrate = true;
-    }
-  } else if (calib.status().code() != StatusCode::kNotFound) {
-    return calib.status();
-  }
-  std::optional<index::IvfModel> model;
-  if (generation_ > 0 && !reencode_all) {
-    auto bytes = store_->GetIndexState(cid_, kModelStateKey);
-    StatusOr<index::IvfModel> m = bytes.ok() ? index::IvfModel::Deserialize(*bytes)
-                                             : StatusOr<index::IvfModel>(bytes.status());
-    if (m.ok() && !quantizer) m = DataLossError("IVF model without calibration");
-    if (m.ok()) {
-      model = std::move(*m);
-    } else if (m.status().code() == StatusCode::kNotFound ||
-               m.status().code() == StatusCode::kDataLoss ||
-               m.status().code() == StatusCode::kInvalidArgument) {
-      derived_damage("the IVF model", m.status());
-    } else {
-      return m.status();
-    }
-  }
-  if (model) {
-    auto ivf = index::IvfIndex::Create(*quantizer, std::move(*model));
-    if (ivf.ok()) {
-      ivf_ = std::make_unique<index::IvfIndex>(std::move(*ivf));
-      flat_.reset();
-      state_.store(IndexInfo::State::kIvf);
-    } else {
-      derived_damage("the IVF model", ivf.status());
-    }
-  }
-  if (!ivf_ && quantizer) flat_ = std::make_unique<index::FlatIndex>(std::move(*quantizer));
-
-  // Points, each with the code of the active generation; others (left by a
-  // crash during a rebuild, or damaged) are re-encoded from their originals.
-  std::vector<std::pair<std::string, uint64_t>> repair;
-  std::vector<std::string> relabel;  // repairs that need a fresh label
-  uint32_t max_generation = generation_;
-  Status scan = store_->ScanCodes(cid_, [&](std::string_view key, std::string_view value) {
+  // 1. The points and their labels. A record without a (usable) label is
+  //    pending: its label comes from its codes, or a new one is given.
+  std::set<std::string> pending;
+  Status scan = store_->ScanPoints(cid_, [&](std::string_view key, std::string_view record) {
     auto id = DecodePointKey(key);
     if (!id.ok()) {
       Quarantine(key, "its key is not a point id");
       return true;
     }
-    if (value.size() < kCodesHeaderBytes) {
-      relabel.emplace_back(key);
+    auto label = DecodeLE(record, 8);
+    if (!label || *label > (uint64_t{1} << 40) ||
+        (*label < label_used_.size() && label_used_[*label])) {
+      pending.insert(std::string(key));
       return true;
     }
-    const CodesHeader h = ReadCodesHeader(value);
-    max_generation = std::max(max_generation, h.generation);
-    if (h.label > (uint64_t{1} << 40) || (h.label < label_used_.size() && label_used_[h.label])) {
-      relabel.emplace_back(key);
-      return true;
-    }
-    const index::Quantizer* q = ActiveQuantizer();
-    if (reencode_all || q == nullptr || h.generation != generation_ ||
-        value.size() != kCodesHeaderBytes + q->EncodedSize() || !AddValueToIndex(value).ok()) {
-      repair.emplace_back(std::string(key), h.label);
-      // Reserve the label now so that no relabelled point takes it.
-      if (h.label >= label_used_.size()) {
-        label_to_id_.resize(h.label + 1);
-        label_used_.resize(h.label + 1, false);
-      }
-      label_used_[h.label] = true;
-      return true;
-    }
-    if (h.label >= label_to_id_.size()) {
-      label_to_id_.resize(h.label + 1);
-      label_used_.resize(h.label + 1, false);
-    }
-    label_used_[h.label] = true;
-    label_to_id_[h.label] = *id;
-    // Codes arrive in key order, which is id order: appending is O(1).
-    id_to_label_.emplace_hint(id_to_label_.end(), *id, h.label);
+    RegisterLoaded(*id, *label);
     return true;
   });
   QVEC_RETURN_IF_ERROR(scan);
-  next_generation_ = max_generation + 1;
-  uint64_t label = 0;
-  for (auto& key : relabel) {
-    // The next label not in use.
-    while (label < label_used_.size() && label_used_[label]) ++label;
-    if (label >= label_used_.size()) {
-      label_to_id_.resize(label + 1);
-      label_used_.resize(label + 1, false);
-    }
-    label_used_[label] = true;
-    repair.emplace_back(std::move(key), label);
-  }
-  for (const auto& [key, label] : repair) label_used_[label] = false;  // RepairPoints sets them
+  // Records the engine writes itself for the points whose record is not
+  // theirs yet (format 1, or damaged).
+  const std::set<std::string> rewrite_record = pending;
 
-  if (reencode_all && !repair.empty()) {
-    // A fresh generation for the flat index every point is re-encoded for.
-    generation_ = next_generation_++;
-    ivf_.reset();
-    state_.store(IndexInfo::State::kFlat);
-    if (recalibrate || (!ActiveQuantizer() && quant_config_.NeedsCalibration())) {
-      // Calibrate on (up to) the first 20000 readable originals.
-      std::vector<float> sample;
-      for (size_t i = 0; i < repair.size() && sample.size() < 20000 * dim; ++i) {
-        auto p = store_->GetPoint(cid_, repair[i].first, false, true, false);
-        if (!p.ok() || p->original.size() != dim) continue;
-        std::vector<float> v = p->original;
-        if (!preprocessor_.Apply(v.data()).ok()) continue;
-        sample.insert(sample.end(), v.begin(), v.end());
+  // 2. Every field's index and codes.
+  std::vector<std::vector<std::string>> repairs(fields_.size());
+  for (size_t fi = 0; fi < fields_.size(); ++fi) {
+    QVEC_RETURN_IF_ERROR(LoadField(*fields_[fi], fi, &pending, &repairs[fi], &fixes));
+  }
+  // 3. Points still without a label get the lowest free ones.
+  uint64_t next = 0;
+  for (const std::string& key : pending) {
+    auto id = DecodePointKey(key);
+    while (next < label_used_.size() && label_used_[next]) ++next;
+    RegisterLoaded(*id, next);
+  }
+  // 4. Re-encode what needs it; a point with an unusable original goes to
+  //    quarantine (out of every field's index).
+  for (size_t fi = 0; fi < fields_.size(); ++fi) {
+    QVEC_ASSIGN_OR_RETURN(auto unusable, RepairField(*fields_[fi], fi, repairs[fi]));
+    for (const auto& [key, why] : unusable) {
+      auto id = DecodePointKey(key);
+      auto it = id_to_label_.find(*id);
+      if (it == id_to_label_.end()) continue;
+      const uint64_t label = it->second;
+      for (auto& f : fields_) {
+        if (f->index) f->index->Remove(label);
       }
-      if (!sample.empty()) {
-        auto q = CalibratedQuantizer(sample.data(), sample.size() / dim);
-        if (q.ok()) flat_ = std::make_unique<index::FlatIndex>(std::move(*q));
-      }
-    } else if (!flat_ && ActiveQuantizer() == nullptr) {
-      // unreachable: a quantizer exists unless calibration is missing
-    }
-    if (!flat_) {
-      if (const index::Quantizer* q = ActiveQuantizer()) {
-        flat_ = std::make_unique<index::FlatIndex>(*q);
-      }
-    }
-    storage::WriteBatch batch;
-    batch.PutIndexState(cid_, kGenerationStateKey, EncodeU32(generation_));
-    batch.DeleteIndexState(cid_, kModelStateKey);
-    if (flat_ && flat_->quantizer().calibration() != nullptr) {
-      batch.PutIndexState(cid_, kCalibrationStateKey,
-                          flat_->quantizer().calibration()->Serialize());
-    }
-    Status written = store_->Write(&batch);
-    if (!written.ok()) {
-      log_.Warn("collection '{}': new index state not written: {}", name_, written.ToString());
+      id_to_label_.erase(it);
+      label_used_[label] = false;
+      field_mask_[label] = 0;
+      label_to_id_[label] = PointId();
+      Quarantine(key, why);
     }
   }
-  QVEC_RETURN_IF_ERROR(RepairPoints(repair));
+  // 5. The records of points whose label was not theirs yet (the
+  //    quarantined ones are gone).
+  for (const std::string& key : rewrite_record) {
+    auto id = DecodePointKey(key);
+    auto it = id_to_label_.find(*id);
+    if (it == id_to_label_.end()) continue;
+    uint64_t label = it->second;
+    fixes.PutPointRecord(cid_, key, EncodeU64(label));
+  }
+  if (legacy_state_) {
+    // Format 1 kept the config in its own shape: store it as version 2.
+    std::map<std::string, uint16_t> ids;
+    for (const auto& f : fields_) ids[f->name] = f->id;
+    fixes.PutCollection(cid_, name_, EncodeCollectionConfig(config_, ids));
+  }
+  if (fixes.Count() > 0) {
+    Status written = store_->Write(&fixes);
+    if (!written.ok()) {
+      log_.Warn("collection '{}': loading fixes not written (redone at the next open): {}", name_,
+                written.ToString());
+    } else {
+      legacy_state_ = false;
+    }
+  }
   free_labels_.clear();
   for (uint64_t l = label_used_.size(); l-- > 0;) {
     if (!label_used_[l]) free_labels_.push_back(l);
   }
-  quarantined_ = 0;  // counted again below, with this run's entries
+  quarantined_ = 0;  // counted below, with this run's entries
   Status counted =
       store_->ScanIndexState(cid_, kQuarantinePrefix, [&](std::string_view, std::string_view) {
         ++quarantined_;
@@ -443,25 +537,45 @@ Status CollectionImpl::Load() {
   return Status::Ok();
 }
 
-bool CollectionImpl::NeedsTraining() {
+// ---- builds ----
+
+std::optional<index::IndexKind> CollectionImpl::NeedsBuild(VectorField& f) {
   std::shared_lock lock(state_mu_);
-  const size_t n = id_to_label_.size();
-  if (flat_ != nullptr) return n >= config_.index.ivf_threshold;
-  if (ivf_ == nullptr) return false;
-  const uint64_t trained = ivf_->model().trained_on_points;
-  if (trained > 0 && n >= 4 * trained) return true;
-  if (writes_since_health_check_ < 10000) return false;
-  writes_since_health_check_ = 0;
-  return ivf_->size() >= 64 * size_t{ivf_->nlist()} && ivf_->Health().imbalance > 8.0;
+  if (f.index == nullptr) return std::nullopt;
+  const size_t n = f.index->size();
+  const index::IndexStats st = f.index->Stats();
+  if (f.index->kind() == index::IndexKind::kFlat) {
+    if (n >= f.config.index.ivf_threshold) return index::IndexKind::kIvf;
+    // A calibrated field calibrated on its first batch: once it has grown 4x
+    // past that sample, calibrate again on a real sample.
+    if (f.quant.NeedsCalibration() && f.calibrated_on > 0 && f.calibrated_on < kRecalibrationCap &&
+        n >= 4 * f.calibrated_on && n >= 64) {
+      return index::IndexKind::kFlat;
+    }
+    return std::nullopt;
+  }
+  if (st.trained_on_points > 0 && n >= 4 * st.trained_on_points) return f.index->kind();
+  if (f.writes_since_health_check.load() < 10000) return std::nullopt;
+  f.writes_since_health_check.store(0);
+  if (st.nlist > 0 && n >= 64 * size_t{st.nlist} && st.imbalance > 8.0) return f.index->kind();
+  return std::nullopt;
 }
 
 void CollectionImpl::MaybeStartTraining() {
   if (builds_ == nullptr || training_.load() || stop_.load()) return;
-  {
-    std::lock_guard lock(build_status_mu_);
-    if (std::chrono::steady_clock::now() < next_build_attempt_) return;
+  bool any = false;
+  const auto now = std::chrono::steady_clock::now();
+  for (auto& f : fields_) {
+    {
+      std::lock_guard lock(f->status_mu);
+      if (now < f->next_build_attempt) continue;
+    }
+    if (NeedsBuild(*f)) {
+      any = true;
+      break;
+    }
   }
-  if (!NeedsTraining()) return;
+  if (!any) return;
   bool expected = false;
   if (!training_.compare_exchange_strong(expected, true)) return;
   std::weak_ptr<CollectionImpl> weak = weak_from_this();
@@ -477,24 +591,35 @@ void CollectionImpl::RunBackgroundBuild() {
   // Writes that arrive during a build cannot start another one, so the task
   // checks again when it is done (a collection loaded in bulk may outgrow
   // the index it just trained).
-  for (;;) {
-    if (stop_.load()) break;
-    const Status s = TrainAndSwap();
-    std::lock_guard lock(build_status_mu_);
-    if (!s.ok()) {
-      if (stop_.load()) break;  // dropped or closing: not a failure
-      ++build_failures_;
-      last_build_error_ = s.ToString();
-      const int shift = static_cast<int>(std::min<size_t>(build_failures_ - 1, 6));
-      const auto delay = std::min(std::chrono::seconds(10 << shift), std::chrono::seconds(600));
-      next_build_attempt_ = std::chrono::steady_clock::now() + delay;
-      log_.Warn("collection '{}': index build failed ({} in a row), retrying in {} s: {}", name_,
-                build_failures_, delay.count(), last_build_error_);
-      break;
+  for (bool built = true; built && !stop_.load();) {
+    built = false;
+    for (auto& f : fields_) {
+      if (stop_.load()) break;
+      {
+        std::lock_guard lock(f->status_mu);
+        if (std::chrono::steady_clock::now() < f->next_build_attempt) continue;
+      }
+      const std::optional<index::IndexKind> kind = NeedsBuild(*f);
+      if (!kind) continue;
+      const Status s = BuildIndex(*f, *kind);
+      std::lock_guard lock(f->status_mu);
+      if (!s.ok()) {
+        if (stop_.load()) break;  // dropped or closing: not a failure
+        ++f->build_failures;
+        f->last_build_error = s.ToString();
+        const int shift = static_cast<int>(std::min<size_t>(f->build_failures - 1, 6));
+        const auto delay = std::min(std::chrono::seconds(10 << shift), std::chrono::seconds(600));
+        f->next_build_attempt = std::chrono::steady_clock::now() + delay;
+        log_.Warn(
+            "collection '{}' vector '{}': index build failed ({} in a row), retrying in {} s: "
+            "{}",
+            name_, f->name, f->build_failures, delay.count(), f->last_build_error);
+        continue;
+      }
+      f->build_failures = 0;
+      f->last_build_error.clear();
+      built = true;
     }
-    build_failures_ = 0;
-    last_build_error_.clear();
-    if (!NeedsTraining()) break;
   }
   training_.store(false);
 }
@@ -508,205 +633,219 @@ Status CollectionImpl::Optimize() {
     QVEC_RETURN_IF_ERROR(CheckAlive());
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  Status s = TrainAndSwap();
-  {
-    std::lock_guard lock(build_status_mu_);
+  Status result = Status::Ok();
+  for (auto& f : fields_) {
+    {
+      std::shared_lock lock(state_mu_);
+      if (f->index == nullptr) continue;
+    }
+    Status s = BuildIndex(*f, index::IndexKind::kIvf);
+    std::lock_guard lock(f->status_mu);
     if (s.ok()) {
-      build_failures_ = 0;
-      last_build_error_.clear();
+      f->build_failures = 0;
+      f->last_build_error.clear();
+    } else if (result.ok()) {
+      result = s.Annotate(f->name.empty() ? "index build" : "vector '" + f->name + "'");
     }
   }
   training_.store(false);
-  return s;
+  return result;
 }
 
-Status CollectionImpl::TrainAndSwap() {
-  const size_t dim = config_.dimension;
-  const IndexInfo::State previous = state_.load();
-  state_.store(IndexInfo::State::kTraining);
-  auto restore = [&](Status s) {
+Status CollectionImpl::BuildIndex(VectorField& f, index::IndexKind kind) {
+  const size_t dim = f.config.dimension;
+  const IndexInfo::State previous = f.state.load();
+  f.state.store(IndexInfo::State::kTraining);
+  // Every way out of the build: stop tracking and restore the state.
+  auto end_build = [&](Status s) {
     {
       std::lock_guard write_lock(write_mu_);
-      tracking_ = false;
-      changed_during_build_.clear();
+      f.tracking = false;
+      f.changed_during_build.clear();
     }
-    state_.store(previous);
+    f.state.store(previous);
     return s;
   };
 
-  // 1. The points to index, taken at the instant tracking starts, so that
+  // 1. The field's vectors, taken at the instant tracking starts, so that
   //    every later write is replayed at the swap.
   std::vector<std::pair<uint64_t, PointId>> members;
   std::optional<index::Quantizer> current;
   uint32_t generation;
+  size_t field_index = 0;
+  while (fields_[field_index].get() != &f) ++field_index;
+  const uint64_t bit = uint64_t{1} << field_index;
   {
     std::lock_guard write_lock(write_mu_);
     std::shared_lock state_lock(state_mu_);
-    members.reserve(id_to_label_.size());
-    for (const auto& [id, label] : id_to_label_) members.emplace_back(label, id);
-    if (const index::Quantizer* q = ActiveQuantizer()) current = *q;
-    tracking_ = true;
-    changed_during_build_.clear();
-    generation = next_generation_++;
+    members.reserve(f.index ? f.index->size() : 0);
+    for (const auto& [id, label] : id_to_label_) {
+      if (field_mask_[label] & bit) members.emplace_back(label, id);
+    }
+    if (f.index) current = f.index->quantizer();
+    f.tracking = true;
+    f.changed_during_build.clear();
+    generation = f.next_generation++;
   }
-  if (members.empty() || !current) return restore(FailedPreconditionError("collection is empty"));
+  if (members.empty() || !current) return end_build(FailedPreconditionError("no vectors"));
 
-  // 2. A seeded sample of the float originals, for k-means and calibration.
-  const uint32_t nlist = std::min<uint32_t>(
-      config_.index.nlist ? config_.index.nlist : index::DefaultNlist(members.size()),
-      static_cast<uint32_t>(std::max<size_t>(1, members.size())));
-  const size_t sample_size =
-      std::min({members.size(), std::max<size_t>(size_t{256} * nlist, 20000), kMaxTrainingSample});
+  // 2. A seeded sample of the float originals, for training and calibration.
+  index::IndexTrainOptions options;
+  options.nlist = f.config.index.nlist;
+  options.collection_size = members.size();
+  options.cancel = &stop_;
+  const size_t sample_size = index::TrainingSampleSize(kind, members.size(), options);
   std::vector<size_t> order(members.size());
   std::iota(order.begin(), order.end(), 0);
-  std::mt19937_64 rng(0x5eed0000ULL + cid_);
+  std::mt19937_64 rng(0x5eed0000ULL + cid_ * 131 + f.id);
   for (size_t i = 0; i < sample_size; ++i) {
     std::swap(order[i], order[i + rng() % (order.size() - i)]);
   }
   std::vector<float> sample;
   sample.reserve(sample_size * dim);
   for (size_t start = 0; start < sample_size; start += kRebuildChunk) {
-    if (stop_.load()) return restore(AbortedError("collection dropped or closing"));
+    if (stop_.load()) return end_build(AbortedError("collection dropped or closing"));
     const size_t end = std::min(sample_size, start + kRebuildChunk);
     std::vector<std::string> keys;
     for (size_t i = start; i < end; ++i) keys.push_back(EncodePointKey(members[order[i]].second));
     std::vector<float> chunk;
     std::vector<bool> found;
-    Status s = ReadOriginals(store_, cid_, dim, keys, &chunk, &found);
-    if (!s.ok()) return restore(s);
+    Status s = ReadOriginals(store_, cid_, f.id, dim, keys, &chunk, &found);
+    if (!s.ok()) return end_build(s);
     for (size_t i = 0; i < keys.size(); ++i) {
       if (found[i])
         sample.insert(sample.end(), chunk.begin() + i * dim, chunk.begin() + (i + 1) * dim);
     }
   }
   const size_t sampled = sample.size() / dim;
-  if (sampled == 0) return restore(FailedPreconditionError("collection is empty"));
+  if (sampled == 0) return end_build(FailedPreconditionError("no vectors"));
 
-  // 3. Calibration (if configured) and k-means, both on the sample.
+  // 3. Calibration (if configured) and training, both on the sample.
   index::Quantizer quantizer = *current;
-  if (quant_config_.NeedsCalibration()) {
-    auto q = CalibratedQuantizer(sample.data(), sampled);
-    if (!q.ok()) return restore(q.status());
+  uint64_t calibrated_on = f.calibrated_on;
+  if (f.quant.NeedsCalibration()) {
+    auto q = CalibratedQuantizer(f, sample.data(), sampled);
+    if (!q.ok()) return end_build(q.status());
     quantizer = std::move(*q);
+    calibrated_on = sampled;
   }
-  index::IvfTrainOptions options;
-  options.nlist = std::min<uint32_t>(nlist, static_cast<uint32_t>(sampled));
-  options.cancel = &stop_;
-  auto model = index::TrainIvf(quantizer, sample.data(), sampled, options);
-  if (!model.ok()) return restore(model.status());
-  model->trained_on_points = members.size();
-  const std::string model_bytes = model->Serialize();
-  auto built = index::IvfIndex::Create(quantizer, std::move(*model));
-  if (!built.ok()) return restore(built.status());
-  auto ivf = std::make_unique<index::IvfIndex>(std::move(*built));
+  auto trained = index::TrainIndex(kind, quantizer, sample.data(), sampled, options);
+  if (!trained.ok()) return end_build(trained.status());
+  std::unique_ptr<index::VectorIndex> built = std::move(trained->index);
+  const std::string index_state = std::move(trained->state);
   sample.clear();
   sample.shrink_to_fit();
 
-  // 4. Every point, encoded and assigned for the new index and rewritten with
-  //    the new generation. Points written meanwhile are skipped here and
-  //    replayed at the swap.
+  // 4. Every vector, encoded and assigned for the new index and rewritten
+  //    with the new generation. Vectors written meanwhile are skipped here
+  //    and replayed at the swap.
   for (size_t start = 0; start < members.size(); start += kRebuildChunk) {
-    if (stop_.load()) return restore(AbortedError("collection dropped or closing"));
+    if (stop_.load()) return end_build(AbortedError("collection dropped or closing"));
     const size_t end = std::min(members.size(), start + kRebuildChunk);
     std::vector<std::string> keys;
     for (size_t i = start; i < end; ++i) keys.push_back(EncodePointKey(members[i].second));
     std::vector<float> originals;
     std::vector<bool> found;
-    Status s = ReadOriginals(store_, cid_, dim, keys, &originals, &found);
-    if (!s.ok()) return restore(s);
+    Status s = ReadOriginals(store_, cid_, f.id, dim, keys, &originals, &found);
+    if (!s.ok()) return end_build(s);
+    std::vector<uint32_t> slots(keys.size());
+    built->AssignSlots(originals.data(), keys.size(), slots.data());
     std::vector<std::string> values(keys.size());
     for (size_t i = 0; i < keys.size(); ++i) {
       if (!found[i]) continue;
-      s = EncodeValue(members[start + i].first, originals.data() + i * dim, quantizer, ivf.get(),
-                      generation, &values[i]);
-      if (!s.ok()) return restore(s);
+      s = EncodeValue(members[start + i].first, originals.data() + i * dim, *built, generation,
+                      slots[i], &values[i]);
+      if (!s.ok()) return end_build(s);
     }
     {
       std::lock_guard write_lock(write_mu_);
       storage::WriteBatch batch;
       for (size_t i = 0; i < keys.size(); ++i) {
         const uint64_t label = members[start + i].first;
-        if (!found[i] || changed_during_build_.count(label) || !label_used_[label] ||
-            !(label_to_id_[label] == members[start + i].second)) {
+        if (!found[i] || f.changed_during_build.count(label) || !label_used_[label] ||
+            !(label_to_id_[label] == members[start + i].second) || !(field_mask_[label] & bit)) {
           continue;
         }
-        (void)ivf->Add(label, ReadCodesHeader(values[i]).list,
-                       reinterpret_cast<const uint8_t*>(values[i].data()) + kCodesHeaderBytes,
-                       values[i].size() - kCodesHeaderBytes);
-        batch.PutCode(cid_, keys[i], values[i]);
+        (void)built->AddCode(label, slots[i],
+                             reinterpret_cast<const uint8_t*>(values[i].data()) + kCodesHeaderBytes,
+                             values[i].size() - kCodesHeaderBytes);
+        batch.PutCode(cid_, f.id, keys[i], values[i]);
       }
       s = store_->Write(&batch);
     }
-    // restore() takes write_mu_ itself.
-    if (!s.ok()) return restore(s);
+    // end_build() takes write_mu_ itself.
+    if (!s.ok()) return end_build(s);
   }
 
   // 5. The swap: replay the writes made during the build, then persist the
-  //    new generation, model and calibration in one batch and switch.
+  //    new generation, index state and calibration in one batch and switch.
   std::lock_guard write_lock(write_mu_);
-  if (stop_.load() || dropped_.load()) {
-    tracking_ = false;
-    changed_during_build_.clear();
-    state_.store(previous);
-    return AbortedError("collection dropped or closing");
-  }
+  auto fail = [&](Status s) {
+    f.tracking = false;
+    f.changed_during_build.clear();
+    f.state.store(previous);
+    return s;
+  };
+  if (stop_.load() || dropped_.load()) return fail(AbortedError("collection dropped or closing"));
   storage::WriteBatch batch;
-  std::vector<uint64_t> replay(changed_during_build_.begin(), changed_during_build_.end());
   std::vector<std::string> keys;
   std::vector<uint64_t> live;
-  for (uint64_t label : replay) {
-    if (label < label_used_.size() && label_used_[label]) {
+  for (uint64_t label : f.changed_during_build) {
+    if (label < label_used_.size() && label_used_[label] && (field_mask_[label] & bit)) {
       keys.push_back(EncodePointKey(label_to_id_[label]));
       live.push_back(label);
     } else {
-      ivf->Remove(label);
+      built->Remove(label);
     }
   }
   std::vector<float> originals;
   std::vector<bool> found;
-  Status s = ReadOriginals(store_, cid_, dim, keys, &originals, &found);
-  if (!s.ok()) {
-    tracking_ = false;
-    changed_during_build_.clear();
-    state_.store(previous);
-    return s;
-  }
+  Status s = ReadOriginals(store_, cid_, f.id, dim, keys, &originals, &found);
+  if (!s.ok()) return fail(s);
+  std::vector<uint32_t> slots(live.size());
+  if (!live.empty()) built->AssignSlots(originals.data(), live.size(), slots.data());
   for (size_t i = 0; i < live.size(); ++i) {
     if (!found[i]) continue;
     std::string value;
-    s = EncodeValue(live[i], originals.data() + i * dim, quantizer, ivf.get(), generation, &value);
+    s = EncodeValue(live[i], originals.data() + i * dim, *built, generation, slots[i], &value);
     if (s.ok()) {
-      s = ivf->Add(live[i], ReadCodesHeader(value).list,
-                   reinterpret_cast<const uint8_t*>(value.data()) + kCodesHeaderBytes,
-                   value.size() - kCodesHeaderBytes);
+      s = built->AddCode(live[i], slots[i],
+                         reinterpret_cast<const uint8_t*>(value.data()) + kCodesHeaderBytes,
+                         value.size() - kCodesHeaderBytes);
     }
-    if (!s.ok()) {
-      tracking_ = false;
-      changed_during_build_.clear();
-      state_.store(previous);
-      return s;
-    }
-    batch.PutCode(cid_, keys[i], value);
+    if (!s.ok()) return fail(s);
+    batch.PutCode(cid_, f.id, keys[i], value);
   }
-  batch.PutIndexState(cid_, kModelStateKey, model_bytes);
-  batch.PutIndexState(cid_, kGenerationStateKey, EncodeU32(generation));
-  if (quantizer.calibration() != nullptr) {
-    batch.PutIndexState(cid_, kCalibrationStateKey, quantizer.calibration()->Serialize());
+  batch.PutIndexState(cid_, StateKey(f, kKindState),
+                      std::string(1, static_cast<char>(built->kind())));
+  if (index_state.empty()) {
+    batch.DeleteIndexState(cid_, StateKey(f, kIndexState));
+  } else {
+    batch.PutIndexState(cid_, StateKey(f, kIndexState), index_state);
+  }
+  batch.PutIndexState(cid_, StateKey(f, kGenerationState), EncodeU32(generation));
+  if (const index::CalibrationParams* params = quantizer.calibration()) {
+    batch.PutIndexState(cid_, StateKey(f, kCalibrationState), params->Serialize());
+    batch.PutIndexState(cid_, StateKey(f, kCalibratedOnState), EncodeU64(calibrated_on));
   }
   s = store_->Write(&batch);
-  tracking_ = false;
-  changed_during_build_.clear();
+  f.tracking = false;
+  f.changed_during_build.clear();
   if (!s.ok()) {
-    state_.store(previous);
+    f.state.store(previous);
     return s;
   }
-  ivf->ShrinkToFit();
-  std::unique_lock state_lock(state_mu_);
-  ivf_ = std::move(ivf);
-  flat_.reset();
-  generation_ = generation;
-  writes_since_health_check_ = 0;
-  state_.store(IndexInfo::State::kIvf);
+  built->ShrinkToFit();
+  const IndexInfo::State next =
+      built->kind() == index::IndexKind::kIvf ? IndexInfo::State::kIvf : IndexInfo::State::kFlat;
+  {
+    std::unique_lock state_lock(state_mu_);
+    f.index = std::move(built);
+    f.generation = generation;
+    f.calibrated_on = calibrated_on;
+    f.writes_since_health_check.store(0);
+  }
+  f.state.store(next);
   return Status::Ok();
 }
 

@@ -52,9 +52,9 @@ class DatabaseImpl final : public Database {
         damaged_[rec.name] = {rec.id, config.status().message()};
         continue;
       }
-      auto coll = engine::CollectionImpl::Create(store_.get(), rec.id, rec.name, *config,
-                                                 options_.background_indexing ? &builds_ : nullptr,
-                                                 logger_);
+      auto coll = engine::CollectionImpl::Create(
+          store_.get(), rec.id, rec.name, std::move(config->config), std::move(config->field_ids),
+          config->legacy, options_.background_indexing ? &builds_ : nullptr, logger_);
       if (!coll.ok()) {
         log_.Error("collection '{}' cannot be opened: {}", rec.name, coll.status().ToString());
         damaged_[rec.name] = {rec.id, coll.status().message()};
@@ -75,12 +75,15 @@ class DatabaseImpl final : public Database {
       return AlreadyExistsError("collection '" + name + "' already exists");
     }
     QVEC_ASSIGN_OR_RETURN(uint32_t cid, store_->AllocateCollectionId());
+    std::map<std::string, uint16_t> field_ids = engine::AssignFieldIds(config);
+    const std::string meta = engine::EncodeCollectionConfig(config, field_ids);
     QVEC_ASSIGN_OR_RETURN(
         auto coll,
-        engine::CollectionImpl::Create(store_.get(), cid, name, config,
+        engine::CollectionImpl::Create(store_.get(), cid, name, config, std::move(field_ids),
+                                       /*legacy_state=*/false,
                                        options_.background_indexing ? &builds_ : nullptr, logger_));
     storage::WriteBatch batch;
-    batch.PutCollection(cid, name, engine::EncodeCollectionConfig(config));
+    batch.PutCollection(cid, name, meta);
     QVEC_RETURN_IF_ERROR(store_->Write(&batch));
     collections_[name] = std::move(coll);
     return Status::Ok();

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <unordered_set>
 
 #include "index/kernels.h"
 #include "index/search_finish.h"
@@ -368,6 +369,69 @@ StatusOr<std::vector<std::vector<Hit>>> FlatIndex::SearchBatch(
     QVEC_RETURN_IF_ERROR(s);
   }
   return results;
+}
+
+void FlatIndex::AssignSlots(const float* /*preprocessed*/, size_t n, uint32_t* slots) const {
+  std::fill(slots, slots + n, 0u);
+}
+
+Status FlatIndex::AddCode(uint64_t label, uint32_t slot, const uint8_t* blob, size_t size) {
+  if (slot != 0) return InvalidArgumentError("a flat index has one slot");
+  return Add(label, blob, size);
+}
+
+namespace {
+SearchParams ToFlatParams(const IndexSearchParams& p) {
+  SearchParams sp;
+  sp.k = p.k;
+  sp.filter = p.filter;
+  return sp;
+}
+}  // namespace
+
+StatusOr<std::vector<Hit>> FlatIndex::Search(const float* query,
+                                             const IndexSearchParams& params) const {
+  return Search(query, ToFlatParams(params), nullptr);
+}
+
+StatusOr<std::vector<std::vector<Hit>>> FlatIndex::SearchBatch(
+    const float* queries, size_t nq, const IndexSearchParams& params) const {
+  return SearchBatch(queries, nq, ToFlatParams(params), nullptr);
+}
+
+StatusOr<std::vector<Hit>> FlatIndex::SearchSubset(const float* query,
+                                                   const IndexSearchParams& params,
+                                                   const std::vector<uint64_t>& labels) const {
+  const SearchParams sp = ToFlatParams(params);
+  QVEC_RETURN_IF_ERROR(CheckParams(sp, nullptr));
+  QVEC_ASSIGN_OR_RETURN(QueryCode q, quantizer_.PrepareQuery(query));
+  const Kernels& kernels = ActiveKernels();
+  const CodeKernel kind = quantizer_.code_kernel();
+  const size_t dim = quantizer_.dim();
+  TopK top(sp.k);
+  std::unordered_set<uint64_t> seen;
+  seen.reserve(labels.size());
+  for (uint64_t label : labels) {
+    const uint64_t* row = row_of_.Find(label);
+    if (row == nullptr || !seen.insert(label).second) continue;
+    if (sp.filter != nullptr && !(*sp.filter)(label)) continue;
+    const uint8_t* code = codes_ + *row * stride_;
+    const int32_t integer = ScoreCode(kernels, kind, q.codes.data(), code, dim);
+    const VectorMeta m{scale_[*row], offset_[*row], norm_sq_[*row]};
+    const float rank = quantizer_.RankOf(q, integer, m);
+    if (rank > top.threshold()) top.Push(rank, *row);
+  }
+  std::vector<Candidate> best = top.Take();
+  KeepBest(best, sp.k);
+  return Finish(q, std::move(best), sp, nullptr);
+}
+
+IndexStats FlatIndex::Stats() const {
+  IndexStats s;
+  s.kind = IndexKind::kFlat;
+  s.size = size();
+  s.memory_bytes = MemoryBytes();
+  return s;
 }
 
 }  // namespace qvec::index

@@ -14,16 +14,11 @@
 #include "index/quantizer.h"
 #include "index/thread_pool.h"
 #include "index/topk.h"
+#include "index/vector_index.h"
 #include "qvec/options.h"
 #include "qvec/status.h"
 
 namespace qvec::index {
-
-struct Hit {
-  uint64_t label;
-  float score;  // Qdrant convention, see Metric
-  bool operator==(const Hit&) const = default;
-};
 
 // Maximum k of one search: the engine asks for offset + limit hits.
 inline constexpr size_t kMaxSearchK = kMaxSearchLimit + kMaxSearchOffset;
@@ -79,16 +74,16 @@ class InMemoryOriginals : public OriginalsSource {
 // Thread safety: const methods (Search, SearchBatch, size, ...) may run
 // concurrently with each other; Add/Remove need external exclusive locking
 // (no search may run during a mutation).
-class FlatIndex {
+class FlatIndex final : public VectorIndex {
  public:
   // Searches use `pool` (nullptr = ThreadPool::Default()), which must outlive
   // the index.
   explicit FlatIndex(Quantizer quantizer, ThreadPool* pool = nullptr);
-  ~FlatIndex();
+  ~FlatIndex() override;
   FlatIndex(FlatIndex&&) noexcept;
   FlatIndex& operator=(FlatIndex&&) noexcept;
 
-  const Quantizer& quantizer() const { return quantizer_; }
+  const Quantizer& quantizer() const override { return quantizer_; }
   size_t dim() const { return quantizer_.dim(); }
 
   // Inserts the encoded vector `blob` (from quantizer().Encode, blob_size ==
@@ -99,10 +94,10 @@ class FlatIndex {
   [[nodiscard]] Status AddVector(uint64_t label, const float* x);
   // Removes `label` (the last row moves into its slot). Returns false if
   // absent.
-  bool Remove(uint64_t label);
+  bool Remove(uint64_t label) override;
   bool Contains(uint64_t label) const { return row_of_.Contains(label); }
 
-  size_t size() const { return labels_.size(); }
+  size_t size() const override { return labels_.size(); }
   // Bytes held by codes, metadata, labels and the label map.
   size_t MemoryBytes() const;
   // Bytes of one stored row of codes (dim rounded up to 64).
@@ -119,6 +114,23 @@ class FlatIndex {
   [[nodiscard]] StatusOr<std::vector<std::vector<Hit>>> SearchBatch(
       const float* queries, size_t nq, const SearchParams& params,
       const OriginalsSource* originals = nullptr) const;
+
+  // VectorIndex: one slot; every search is exhaustive.
+  IndexKind kind() const override { return IndexKind::kFlat; }
+  void AssignSlots(const float* preprocessed, size_t n, uint32_t* slots) const override;
+  uint32_t num_slots() const override { return 1; }
+  [[nodiscard]] Status AddCode(uint64_t label, uint32_t slot, const uint8_t* blob,
+                               size_t size) override;
+  void ShrinkToFit() override {}
+  bool exhaustive() const override { return true; }
+  [[nodiscard]] StatusOr<std::vector<Hit>> Search(const float* query,
+                                                  const IndexSearchParams& params) const override;
+  [[nodiscard]] StatusOr<std::vector<std::vector<Hit>>> SearchBatch(
+      const float* queries, size_t nq, const IndexSearchParams& params) const override;
+  [[nodiscard]] StatusOr<std::vector<Hit>> SearchSubset(
+      const float* query, const IndexSearchParams& params,
+      const std::vector<uint64_t>& labels) const override;
+  IndexStats Stats() const override;
 
  private:
   Status CheckParams(const SearchParams& params, const OriginalsSource* originals) const;

@@ -364,6 +364,10 @@ StatusOr<IvfModel> IvfModel::Deserialize(std::string_view bytes) {
   return m;
 }
 
+size_t IvfHeldOut(size_t n, bool recall_curve) {
+  return recall_curve && n >= 100 ? std::min<size_t>(200, n / 10) : 0;
+}
+
 uint32_t DefaultNlist(size_t n) {
   if (n == 0) return 1;
   const double target = 4.0 * std::sqrt(static_cast<double>(n));
@@ -982,6 +986,52 @@ IvfHealth IvfIndex::Health() const {
 // Training
 // ---------------------------------------------------------------------------
 
+namespace {
+IvfSearchParams ToIvfParams(const IndexSearchParams& p, uint32_t nlist) {
+  IvfSearchParams ip;
+  ip.k = p.k;
+  ip.filter = p.filter;
+  ip.nprobe = p.exhaustive ? nlist : p.nprobe;
+  ip.target_recall = p.target_recall;
+  return ip;
+}
+}  // namespace
+
+StatusOr<std::vector<Hit>> IvfIndex::Search(const float* query,
+                                            const IndexSearchParams& params) const {
+  return Search(query, ToIvfParams(params, nlist()), nullptr);
+}
+
+StatusOr<std::vector<std::vector<Hit>>> IvfIndex::SearchBatch(
+    const float* queries, size_t nq, const IndexSearchParams& params) const {
+  return SearchBatch(queries, nq, ToIvfParams(params, nlist()), nullptr);
+}
+
+StatusOr<std::vector<Hit>> IvfIndex::SearchSubset(const float* query,
+                                                  const IndexSearchParams& params,
+                                                  const std::vector<uint64_t>& labels) const {
+  return SearchAllowed(query, ToIvfParams(params, nlist()), labels, nullptr);
+}
+
+IndexStats IvfIndex::Stats() const {
+  const IvfHealth h = Health();
+  IndexStats s;
+  s.kind = IndexKind::kIvf;
+  s.size = h.size;
+  s.memory_bytes = MemoryBytes();
+  s.nlist = h.nlist;
+  s.min_list = h.min_list;
+  s.median_list = h.median_list;
+  s.max_list = h.max_list;
+  s.empty_lists = h.empty_lists;
+  s.imbalance = h.imbalance;
+  s.objective = h.objective;
+  s.training_seconds = h.training_seconds;
+  s.trained_on_points = h.trained_on_points;
+  s.recall_curve = h.recall_curve;
+  return s;
+}
+
 StatusOr<IvfModel> TrainIvf(const Quantizer& quantizer, const float* sample, size_t n,
                             const IvfTrainOptions& options, ThreadPool* pool) {
   const auto start = std::chrono::steady_clock::now();
@@ -989,7 +1039,7 @@ StatusOr<IvfModel> TrainIvf(const Quantizer& quantizer, const float* sample, siz
   if (n == 0) return FailedPreconditionError("IVF training needs a non-empty sample");
   std::vector<float> pre(sample, sample + n * dim);
   for (size_t i = 0; i < n; ++i) QVEC_RETURN_IF_ERROR(quantizer.Preprocess(pre.data() + i * dim));
-  const size_t held_out = options.recall_curve && n >= 100 ? std::min<size_t>(200, n / 10) : 0;
+  const size_t held_out = IvfHeldOut(n, options.recall_curve);
   const size_t nb = n - held_out;
   const uint32_t nlist = options.nlist != 0 ? options.nlist : DefaultNlist(nb);
   if (nlist > kMaxNlist) return InvalidArgumentError("nlist must be <= 65536");

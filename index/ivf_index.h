@@ -63,6 +63,8 @@ struct IvfModel {
 // two <= n / 39 (FAISS's minimum of 39 training points per centroid) and at
 // least 1. E.g. 20k -> 512, 50k -> 1024, 200k -> 2048, 1M -> 4096.
 uint32_t DefaultNlist(size_t n);
+// Sample vectors TrainIvf holds out of n to measure its recall curve.
+size_t IvfHeldOut(size_t n, bool recall_curve);
 
 struct IvfTrainOptions {
   // Number of lists; 0 = DefaultNlist(n). Must be <= n (minus the held-out
@@ -133,18 +135,18 @@ struct IvfHealth {
 // Thread safety: const methods (Search, SearchBatch, SearchAllowed, Assign,
 // Health, ...) may run concurrently; Add/Remove need external exclusive
 // locking (no search may run during a mutation).
-class IvfIndex {
+class IvfIndex final : public VectorIndex {
  public:
   // InvalidArgument if the model is invalid or does not match the
   // quantizer's dim / metric. Searches use `pool` (nullptr =
   // ThreadPool::Default()), which must outlive the index.
   [[nodiscard]] static StatusOr<IvfIndex> Create(Quantizer quantizer, IvfModel model,
                                                  ThreadPool* pool = nullptr);
-  ~IvfIndex();
+  ~IvfIndex() override;
   IvfIndex(IvfIndex&&) noexcept;
   IvfIndex& operator=(IvfIndex&&) noexcept;
 
-  const Quantizer& quantizer() const { return quantizer_; }
+  const Quantizer& quantizer() const override { return quantizer_; }
   // The training model without its float centroids (released after the
   // index quantized them; persist the model before creating the index).
   const IvfModel& model() const { return model_; }
@@ -165,11 +167,11 @@ class IvfIndex {
   // Preprocesses + encodes x (size dim, raw), assigns and adds it.
   [[nodiscard]] Status AddVector(uint64_t label, const float* x);
   // Removes `label` (swap-remove within its list). False if absent.
-  bool Remove(uint64_t label);
+  bool Remove(uint64_t label) override;
   // Releases the spare capacity of every list (after a bulk build).
-  void ShrinkToFit();
+  void ShrinkToFit() override;
   bool Contains(uint64_t label) const { return where_.Contains(label); }
-  size_t size() const { return where_.size(); }
+  size_t size() const override { return where_.size(); }
   size_t list_size(uint32_t list) const { return lists_[list].size(); }
   // Bytes of codes, metadata, labels, label map and centroids.
   size_t MemoryBytes() const;
@@ -196,6 +198,26 @@ class IvfIndex {
       const OriginalsSource* originals = nullptr) const;
 
   IvfHealth Health() const;
+
+  // VectorIndex: slots are lists; searches probe part of them.
+  IndexKind kind() const override { return IndexKind::kIvf; }
+  void AssignSlots(const float* preprocessed, size_t n, uint32_t* slots) const override {
+    AssignBatch(preprocessed, n, slots);
+  }
+  uint32_t num_slots() const override { return nlist(); }
+  [[nodiscard]] Status AddCode(uint64_t label, uint32_t slot, const uint8_t* blob,
+                               size_t size) override {
+    return Add(label, slot, blob, size);
+  }
+  bool exhaustive() const override { return false; }
+  [[nodiscard]] StatusOr<std::vector<Hit>> Search(const float* query,
+                                                  const IndexSearchParams& params) const override;
+  [[nodiscard]] StatusOr<std::vector<std::vector<Hit>>> SearchBatch(
+      const float* queries, size_t nq, const IndexSearchParams& params) const override;
+  [[nodiscard]] StatusOr<std::vector<Hit>> SearchSubset(
+      const float* query, const IndexSearchParams& params,
+      const std::vector<uint64_t>& labels) const override;
+  IndexStats Stats() const override;
 
   // One inverted list: 64-byte aligned code rows (stride = dim rounded up to
   // 64) with per-row metadata and labels. Public for the implementation

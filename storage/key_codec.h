@@ -67,6 +67,36 @@ inline std::string DataKey(uint32_t cid, std::string_view suffix) {
   return out;
 }
 
+inline void AppendBigEndian16(std::string* out, uint16_t v) {
+  const char b[2] = {static_cast<char>(v >> 8), static_cast<char>(v)};
+  out->append(b, 2);
+}
+
+inline constexpr size_t kFieldBytes = 2;
+
+// BE(cid) + BE16(field) + point key: key of a vector (codes/originals, v2).
+inline std::string VectorKey(uint32_t cid, uint16_t field, std::string_view point_key) {
+  std::string out;
+  out.reserve(kCidBytes + kFieldBytes + point_key.size());
+  AppendBigEndian32(&out, cid);
+  AppendBigEndian16(&out, field);
+  out.append(point_key);
+  return out;
+}
+
+// BE(cid) + BE16(field): the prefix of every vector key of one field.
+inline std::string FieldPrefix(uint32_t cid, uint16_t field) {
+  std::string out;
+  AppendBigEndian32(&out, cid);
+  AppendBigEndian16(&out, field);
+  return out;
+}
+
+// Version-1 point keys are 9 (integer id) or 17 (UUID) bytes after the
+// collection id; version-2 vector keys carry a 2-byte field id first, so a
+// key's length tells its version.
+inline bool IsV1PointKeySize(size_t suffix_size) { return suffix_size == 9 || suffix_size == 17; }
+
 // "collection/" + BE(cid): key of a collection record in the meta CF.
 inline std::string CollectionRecordKey(uint32_t cid) {
   std::string out(kCollectionKeyPrefix);

@@ -66,9 +66,11 @@ namespace {
 namespace fs = std::filesystem;
 
 // Column family indexes into RocksStore::cfs_ and the names on disk.
-enum Cf : int { kDefault = 0, kMeta, kCodes, kOriginals, kPayloads, kIndexState, kNumCfs };
-constexpr std::array<const char*, kNumCfs> kCfNames = {"default",   "meta",     "codes",
-                                                       "originals", "payloads", "index_state"};
+// "points" is new in version 2 and comes last, so the indexes of the others
+// stay those of version 1.
+enum Cf : int { kDefault = 0, kMeta, kCodes, kOriginals, kPayloads, kIndexState, kPoints, kNumCfs };
+constexpr std::array<const char*, kNumCfs> kCfNames = {
+    "default", "meta", "codes", "originals", "payloads", "index_state", "points"};
 
 rocksdb::Slice ToSlice(std::string_view s) { return rocksdb::Slice(s.data(), s.size()); }
 std::string_view ToView(const rocksdb::Slice& s) { return std::string_view(s.data(), s.size()); }
@@ -196,7 +198,7 @@ struct BatchData {
   };
   std::vector<Op> ops;
   size_t bytes = 0;
-  size_t count = 0;  // public mutations (PutPoint counts once)
+  size_t count = 0;  // public mutations (PutVector counts once)
   Status error;      // first invalid call; Write returns it
 
   void Add(Kind kind, Cf cf, std::string key, std::string value = {}) {
@@ -235,26 +237,36 @@ void WriteBatch::PutCollection(uint32_t cid, std::string_view name, std::string_
   });
 }
 
-void WriteBatch::PutPoint(uint32_t cid, std::string_view key, std::string_view code,
-                          const float* original, size_t dim,
-                          std::optional<std::string_view> payload) {
+void WriteBatch::PutPointRecord(uint32_t cid, std::string_view key, std::string_view record) {
+  if (!rep_->Check(CheckCid(cid))) return;
+  rep_->Guarded([&] {
+    rep_->Add(BatchData::Kind::kPut, kPoints, codec::DataKey(cid, key), std::string(record));
+  });
+}
+
+void WriteBatch::PutVector(uint32_t cid, uint16_t field, std::string_view key,
+                           std::string_view code, const float* original, size_t dim) {
   if (!rep_->Check(CheckCid(cid))) return;
   if (original == nullptr && dim != 0) {
     rep_->Check(
-        InvalidArgumentError("PutPoint: original is null but dim is " + std::to_string(dim)));
+        InvalidArgumentError("PutVector: original is null but dim is " + std::to_string(dim)));
     return;
   }
   rep_->Guarded([&] {
-    std::string k = codec::DataKey(cid, key);
+    std::string k = codec::VectorKey(cid, field, key);
     std::string orig(dim * sizeof(float), '\0');
     if (dim != 0) std::memcpy(orig.data(), original, dim * sizeof(float));  // raw LE floats
     rep_->Add(BatchData::Kind::kPut, kCodes, k, std::string(code));
-    rep_->Add(BatchData::Kind::kPut, kOriginals, k, std::move(orig));
-    if (payload.has_value()) {
-      rep_->Add(BatchData::Kind::kPut, kPayloads, std::move(k), std::string(*payload));
-    } else {
-      rep_->Add(BatchData::Kind::kDelete, kPayloads, std::move(k));
-    }
+    rep_->Add(BatchData::Kind::kPut, kOriginals, std::move(k), std::move(orig));
+  });
+}
+
+void WriteBatch::DeleteVector(uint32_t cid, uint16_t field, std::string_view key) {
+  if (!rep_->Check(CheckCid(cid))) return;
+  rep_->Guarded([&] {
+    std::string k = codec::VectorKey(cid, field, key);
+    rep_->Add(BatchData::Kind::kDelete, kCodes, k);
+    rep_->Add(BatchData::Kind::kDelete, kOriginals, std::move(k));
   });
 }
 
@@ -270,20 +282,25 @@ void WriteBatch::PutPayload(uint32_t cid, std::string_view key,
   });
 }
 
-void WriteBatch::PutCode(uint32_t cid, std::string_view key, std::string_view code) {
+void WriteBatch::PutCode(uint32_t cid, uint16_t field, std::string_view key,
+                         std::string_view code) {
   if (!rep_->Check(CheckCid(cid))) return;
   rep_->Guarded([&] {
-    rep_->Add(BatchData::Kind::kPut, kCodes, codec::DataKey(cid, key), std::string(code));
+    rep_->Add(BatchData::Kind::kPut, kCodes, codec::VectorKey(cid, field, key), std::string(code));
   });
 }
 
-void WriteBatch::DeletePoint(uint32_t cid, std::string_view key) {
+void WriteBatch::DeletePoint(uint32_t cid, std::string_view key, std::span<const uint16_t> fields) {
   if (!rep_->Check(CheckCid(cid))) return;
   rep_->Guarded([&] {
     std::string k = codec::DataKey(cid, key);
-    rep_->Add(BatchData::Kind::kDelete, kCodes, k);
-    rep_->Add(BatchData::Kind::kDelete, kOriginals, k);
+    rep_->Add(BatchData::Kind::kDelete, kPoints, k);
     rep_->Add(BatchData::Kind::kDelete, kPayloads, std::move(k));
+    for (uint16_t field : fields) {
+      std::string vk = codec::VectorKey(cid, field, key);
+      rep_->Add(BatchData::Kind::kDelete, kCodes, vk);
+      rep_->Add(BatchData::Kind::kDelete, kOriginals, std::move(vk));
+    }
   });
 }
 
@@ -301,6 +318,7 @@ void WriteBatch::DeleteIndexState(uint32_t cid, std::string_view name) {
 }
 
 size_t WriteBatch::Count() const { return rep_->count; }
+size_t WriteBatch::ByteSize() const { return rep_->bytes; }
 
 // ---------------------------------------------------------------------------
 // RocksStore
@@ -428,19 +446,22 @@ class RocksStore final : public Store {
   StatusOr<std::vector<CollectionRecord>> ListCollections() override;
   Status DropCollection(uint32_t cid) override;
   std::shared_ptr<const Snapshot> GetSnapshot() override;
-  StatusOr<StoredPoint> GetPoint(uint32_t cid, std::string_view key, bool with_code,
-                                 bool with_original, bool with_payload,
-                                 const Snapshot* snapshot) override;
-  Status MultiGetOriginals(uint32_t cid, const std::vector<std::string>& keys, size_t dim,
-                           float* out, const Snapshot* snapshot) override;
+  StatusOr<std::vector<float>> GetOriginal(uint32_t cid, uint16_t field, std::string_view key,
+                                           const Snapshot* snapshot) override;
+  StatusOr<std::optional<std::string>> GetPayload(uint32_t cid, std::string_view key,
+                                                  const Snapshot* snapshot) override;
+  Status MultiGetOriginals(uint32_t cid, uint16_t field, const std::vector<std::string>& keys,
+                           size_t dim, float* out, const Snapshot* snapshot) override;
   StatusOr<std::vector<std::optional<std::string>>> MultiGetPayloads(
       uint32_t cid, const std::vector<std::string>& keys, const Snapshot* snapshot) override;
-  Status ScanCodes(uint32_t cid,
+  Status ScanPoints(uint32_t cid,
+                    const std::function<bool(std::string_view, std::string_view)>& fn) override;
+  Status ScanCodes(uint32_t cid, uint16_t field,
                    const std::function<bool(std::string_view, std::string_view)>& fn) override;
   Status ScanPayloads(uint32_t cid,
                       const std::function<bool(std::string_view, std::string_view)>& fn,
                       const Snapshot* snapshot) override;
-  Status ScanOriginals(uint32_t cid, size_t dim,
+  Status ScanOriginals(uint32_t cid, uint16_t field, size_t dim,
                        const std::function<bool(std::string_view, const float*)>& fn,
                        const Snapshot* snapshot) override;
   StatusOr<std::string> GetIndexState(uint32_t cid, std::string_view name) override;
@@ -464,10 +485,14 @@ class RocksStore final : public Store {
   Status CheckFormatVersion();
   // Verifies the checksums of all SST files if they total at most max_bytes.
   Status VerifySstChecksums(uint64_t max_bytes);
-  // Iterates the keys of `cid` in `c` in order, calling fn(point key, value).
+  // Iterates the keys starting with `prefix` in `c` in order, calling
+  // fn(key without the prefix, value).
   Status ScanPrefix(
-      Cf c, uint32_t cid, bool fill_cache, const Snapshot* snapshot,
+      Cf c, const std::string& prefix, bool fill_cache, const Snapshot* snapshot,
       const std::function<Status(std::string_view, const rocksdb::Slice&, bool*)>& fn);
+  // Version 1 -> 2: moves every collection's vectors to field 0 and writes
+  // the points records (see Upgrade in store.cc).
+  Status UpgradeFromV1();
 
   // The one way writes reach RocksDB: checks free space (unless the batch
   // only deletes), refuses while writes are stopped, and notes failures.
@@ -804,6 +829,69 @@ Status RocksStore::VerifySstChecksums(uint64_t max_bytes) {
                        s.ToString());
 }
 
+Status RocksStore::UpgradeFromV1() {
+  // Version 1 kept one vector per point: codes and originals under
+  // BE32(cid) + point key, and a point existed iff its code did. Version 2
+  // moves them to field 0 (BE32(cid) + BE16(0) + point key) and writes an
+  // empty points record (the engine takes the label from the code and
+  // writes its own record at the next load). In batches of 1024 points.
+  QVEC_ASSIGN_OR_RETURN(auto records, ListCollections());
+  const char* crash_after = std::getenv("QVEC_TEST_CRASH_DURING_UPGRADE");  // test hook
+  int batches = 0;
+  for (const auto& rec : records) {
+    const std::string prefix = codec::CollectionPrefix(rec.id);
+    std::vector<std::pair<std::string, std::string>> chunk;  // (point key, code)
+    auto flush = [&]() -> Status {
+      if (chunk.empty()) return Status::Ok();
+      rocksdb::WriteBatch wb;
+      for (const auto& [pk, code] : chunk) {
+        const std::string old_key = prefix + pk;
+        const std::string new_key = codec::VectorKey(rec.id, 0, pk);
+        std::string original;
+        rocksdb::Status g = db_->Get(rocksdb::ReadOptions(), cf(kOriginals), old_key, &original);
+        if (!g.ok() && !g.IsNotFound()) return Rocks(g, "upgrading: reading an original");
+        QVEC_RETURN_IF_ERROR(Rocks(wb.Put(cf(kCodes), new_key, code), "upgrading"));
+        if (g.ok()) {
+          QVEC_RETURN_IF_ERROR(Rocks(wb.Put(cf(kOriginals), new_key, original), "upgrading"));
+        }
+        QVEC_RETURN_IF_ERROR(Rocks(wb.Put(cf(kPoints), old_key, ""), "upgrading"));
+        QVEC_RETURN_IF_ERROR(Rocks(wb.Delete(cf(kCodes), old_key), "upgrading"));
+        QVEC_RETURN_IF_ERROR(Rocks(wb.Delete(cf(kOriginals), old_key), "upgrading"));
+      }
+      chunk.clear();
+      QVEC_RETURN_IF_ERROR(Rocks(db_->Write(write_options_, &wb), "upgrading: writing"));
+      if (crash_after != nullptr && ++batches >= std::atoi(crash_after)) std::_Exit(137);
+      return Status::Ok();
+    };
+    Status inner;
+    QVEC_RETURN_IF_ERROR(
+        ScanPrefix(kCodes, prefix, false, nullptr,
+                   [&](std::string_view key, const rocksdb::Slice& v, bool* more) -> Status {
+                     if (!codec::IsV1PointKeySize(key.size())) return Status::Ok();
+                     chunk.emplace_back(std::string(key), v.ToString());
+                     if (chunk.size() >= 1024) inner = flush();
+                     *more = inner.ok();
+                     return Status::Ok();
+                   }));
+    QVEC_RETURN_IF_ERROR(inner);
+    QVEC_RETURN_IF_ERROR(flush());
+    // Originals without a code were no point in version 1: drop them.
+    rocksdb::WriteBatch orphans;
+    QVEC_RETURN_IF_ERROR(ScanPrefix(
+        kOriginals, prefix, false, nullptr,
+        [&](std::string_view key, const rocksdb::Slice&, bool*) -> Status {
+          if (codec::IsV1PointKeySize(key.size())) {
+            return Rocks(orphans.Delete(cf(kOriginals), prefix + std::string(key)), "upgrading");
+          }
+          return Status::Ok();
+        }));
+    if (orphans.Count() > 0) {
+      QVEC_RETURN_IF_ERROR(Rocks(db_->Write(write_options_, &orphans), "upgrading: writing"));
+    }
+  }
+  return Status::Ok();
+}
+
 Status RocksStore::CheckFormatVersion() {
   std::string value;
   rocksdb::Status s =
@@ -833,10 +921,27 @@ Status RocksStore::CheckFormatVersion() {
     return DataLossError("database at " + path_ + " has a malformed format_version record (" +
                          std::to_string(value.size()) + " bytes)");
   }
-  if (*version != kFormatVersion) {
+  if (*version == 1 || *version == kFormatUpgradingToV2) {
+    // Upgrade in place. The marker goes first (synced) so that a version-1
+    // build refuses the half-upgraded database; the conversion is idempotent
+    // (a key's length tells its version), so after a crash the next open
+    // simply runs it again.
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    if (*version == 1) {
+      QVEC_RETURN_IF_ERROR(Rocks(db_->Put(wo, cf(kMeta), ToSlice(codec::kFormatVersionKey),
+                                          ToSlice(codec::EncodeFixed32LE(kFormatUpgradingToV2))),
+                                 "marking the format upgrade"));
+    }
+    QVEC_RETURN_IF_ERROR(UpgradeFromV1());
+    QVEC_RETURN_IF_ERROR(Rocks(db_->Put(wo, cf(kMeta), ToSlice(codec::kFormatVersionKey),
+                                        ToSlice(codec::EncodeFixed32LE(kFormatVersion))),
+                               "writing format_version"));
+    if (log_error_) log_error_("storage: upgraded the database at " + path_ + " to format 2");
+  } else if (*version != kFormatVersion) {
     return FailedPreconditionError(
         "database at " + path_ + " has format version " + std::to_string(*version) +
-        "; this build of qvec reads version " + std::to_string(kFormatVersion));
+        "; this build of qvec reads versions 1 and " + std::to_string(kFormatVersion));
   }
   s = db_->Get(rocksdb::ReadOptions(), cf(kMeta), ToSlice(codec::kNextCollectionIdKey), &value);
   if (s.IsNotFound()) {
@@ -928,7 +1033,7 @@ Status RocksStore::DropCollection(uint32_t cid) {
     const std::string begin = codec::CollectionPrefix(cid);
     const std::string end = codec::CollectionPrefix(cid + 1);
     rocksdb::WriteBatch wb;
-    for (Cf c : {kCodes, kOriginals, kPayloads, kIndexState}) {
+    for (Cf c : {kPoints, kCodes, kOriginals, kPayloads, kIndexState}) {
       QVEC_RETURN_IF_ERROR(Rocks(wb.DeleteRange(cf(c), begin, end), "building drop batch"));
     }
     QVEC_RETURN_IF_ERROR(
@@ -937,66 +1042,51 @@ Status RocksStore::DropCollection(uint32_t cid) {
   });
 }
 
-StatusOr<StoredPoint> RocksStore::GetPoint(uint32_t cid, std::string_view key, bool with_code,
-                                           bool with_original, bool with_payload,
-                                           const Snapshot* snapshot) {
-  return NoThrow([&]() -> StatusOr<StoredPoint> {
+StatusOr<std::vector<float>> RocksStore::GetOriginal(uint32_t cid, uint16_t field,
+                                                     std::string_view key,
+                                                     const Snapshot* snapshot) {
+  return NoThrow([&]() -> StatusOr<std::vector<float>> {
     QVEC_RETURN_IF_ERROR(CheckCid(cid));
-    const std::string k = codec::DataKey(cid, key);
-    // One batched MultiGet across CFs reads them all from one consistent view.
-    // The code is always read: its presence defines the point's existence.
-    std::array<rocksdb::ColumnFamilyHandle*, 3> cfs{};
-    std::array<int, 3> which{};
-    size_t n = 0;
-    cfs[n] = cf(kCodes), which[n++] = kCodes;
-    if (with_original) cfs[n] = cf(kOriginals), which[n++] = kOriginals;
-    if (with_payload) cfs[n] = cf(kPayloads), which[n++] = kPayloads;
-    std::array<rocksdb::Slice, 3> keys = {rocksdb::Slice(k), rocksdb::Slice(k), rocksdb::Slice(k)};
-    std::array<rocksdb::PinnableSlice, 3> values;
-    std::array<rocksdb::Status, 3> statuses;
-    db_->MultiGet(ReadAt(snapshot), n, cfs.data(), keys.data(), values.data(), statuses.data());
-    StoredPoint p;
-    for (size_t i = 0; i < n; ++i) {
-      const rocksdb::Status& s = statuses[i];
-      if (s.IsNotFound()) {
-        if (which[i] == kCodes) {
-          return NotFoundError("point " + codec::PrintableKey(key) + " not found in collection " +
-                               std::to_string(cid));
-        }
-        if (which[i] == kOriginals) {
-          return DataLossError("storage: point " + codec::PrintableKey(key) + " of collection " +
-                               std::to_string(cid) + " has no original");
-        }
-        continue;  // no payload
-      }
-      QVEC_RETURN_IF_ERROR(Rocks(s, "reading a point"));
-      const rocksdb::Slice v = values[i];
-      if (which[i] == kCodes) {
-        if (with_code) p.code.assign(v.data(), v.size());
-      } else if (which[i] == kOriginals) {
-        if (v.size() % sizeof(float) != 0) {
-          return DataLossError("storage: original of point " + codec::PrintableKey(key) + " has " +
-                               std::to_string(v.size()) + " bytes, not a multiple of 4");
-        }
-        p.original.resize(v.size() / sizeof(float));
-        if (!v.empty()) std::memcpy(p.original.data(), v.data(), v.size());
-      } else {
-        p.payload.emplace(v.data(), v.size());
-      }
+    rocksdb::PinnableSlice v;
+    rocksdb::Status s =
+        db_->Get(ReadAt(snapshot), cf(kOriginals), codec::VectorKey(cid, field, key), &v);
+    if (s.IsNotFound()) {
+      return NotFoundError("no vector " + std::to_string(field) + " for point " +
+                           codec::PrintableKey(key) + " in collection " + std::to_string(cid));
     }
-    return p;
+    QVEC_RETURN_IF_ERROR(Rocks(s, "reading an original"));
+    if (v.size() % sizeof(float) != 0) {
+      return DataLossError("storage: original of point " + codec::PrintableKey(key) + " has " +
+                           std::to_string(v.size()) + " bytes, not a multiple of 4");
+    }
+    std::vector<float> out(v.size() / sizeof(float));
+    if (!v.empty()) std::memcpy(out.data(), v.data(), v.size());
+    return out;
   });
 }
 
-Status RocksStore::MultiGetOriginals(uint32_t cid, const std::vector<std::string>& keys, size_t dim,
-                                     float* out, const Snapshot* snapshot) {
+StatusOr<std::optional<std::string>> RocksStore::GetPayload(uint32_t cid, std::string_view key,
+                                                            const Snapshot* snapshot) {
+  return NoThrow([&]() -> StatusOr<std::optional<std::string>> {
+    QVEC_RETURN_IF_ERROR(CheckCid(cid));
+    std::string v;
+    rocksdb::Status s = db_->Get(ReadAt(snapshot), cf(kPayloads), codec::DataKey(cid, key), &v);
+    if (s.IsNotFound()) return std::optional<std::string>();
+    QVEC_RETURN_IF_ERROR(Rocks(s, "reading a payload"));
+    return std::optional<std::string>(std::move(v));
+  });
+}
+
+Status RocksStore::MultiGetOriginals(uint32_t cid, uint16_t field,
+                                     const std::vector<std::string>& keys, size_t dim, float* out,
+                                     const Snapshot* snapshot) {
   return NoThrow([&]() -> Status {
     QVEC_RETURN_IF_ERROR(CheckCid(cid));
     if (keys.empty()) return Status::Ok();
     if (out == nullptr) return InvalidArgumentError("MultiGetOriginals: null output");
     std::vector<std::string> full;
     full.reserve(keys.size());
-    for (const auto& k : keys) full.push_back(codec::DataKey(cid, k));
+    for (const auto& k : keys) full.push_back(codec::VectorKey(cid, field, k));
     std::vector<rocksdb::Slice> slices(full.begin(), full.end());
     std::vector<rocksdb::PinnableSlice> values(keys.size());
     std::vector<rocksdb::Status> statuses(keys.size());
@@ -1005,8 +1095,8 @@ Status RocksStore::MultiGetOriginals(uint32_t cid, const std::vector<std::string
     const size_t want = dim * sizeof(float);
     for (size_t i = 0; i < keys.size(); ++i) {
       if (statuses[i].IsNotFound()) {
-        return NotFoundError("point " + codec::PrintableKey(keys[i]) + " not found in collection " +
-                             std::to_string(cid));
+        return NotFoundError("point " + codec::PrintableKey(keys[i]) + " has no vector " +
+                             std::to_string(field) + " in collection " + std::to_string(cid));
       }
       QVEC_RETURN_IF_ERROR(Rocks(statuses[i], "reading originals"));
       if (values[i].size() != want) {
@@ -1045,35 +1135,54 @@ StatusOr<std::vector<std::optional<std::string>>> RocksStore::MultiGetPayloads(
 }
 
 Status RocksStore::ScanPrefix(
-    Cf c, uint32_t cid, bool fill_cache, const Snapshot* snapshot,
+    Cf c, const std::string& prefix, bool fill_cache, const Snapshot* snapshot,
     const std::function<Status(std::string_view, const rocksdb::Slice&, bool*)>& fn) {
-  QVEC_RETURN_IF_ERROR(CheckCid(cid));
-  const std::string lower = codec::CollectionPrefix(cid);
-  const std::string upper = codec::CollectionPrefix(cid + 1);
+  // The upper bound: the prefix incremented as a big-endian number (the
+  // prefixes here are collection or field ids, never all 0xff).
+  std::string upper = prefix;
+  for (size_t i = upper.size(); i-- > 0;) {
+    if (static_cast<unsigned char>(upper[i]) != 0xff) {
+      upper[i] = static_cast<char>(static_cast<unsigned char>(upper[i]) + 1);
+      upper.resize(i + 1);
+      break;
+    }
+  }
   rocksdb::Slice upper_slice(upper);
   rocksdb::ReadOptions ro = ReadAt(snapshot);
   // The iterator reads from `snapshot`, or an implicit one taken at creation,
-  // so the whole scan sees one consistent state. The upper bound keeps it inside the
-  // collection (and lets RocksDB skip tombstones/files beyond it).
+  // so the whole scan sees one consistent state. The upper bound keeps it
+  // inside the prefix (and lets RocksDB skip tombstones/files beyond it).
   ro.iterate_upper_bound = &upper_slice;
   ro.fill_cache = fill_cache;
   ro.adaptive_readahead = true;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf(c)));
-  for (it->Seek(lower); it->Valid(); it->Next()) {
+  for (it->Seek(prefix); it->Valid(); it->Next()) {
     const rocksdb::Slice k = it->key();
     bool keep_going = true;
-    QVEC_RETURN_IF_ERROR(
-        fn(std::string_view(k.data() + codec::kCidBytes, k.size() - codec::kCidBytes), it->value(),
-           &keep_going));
+    QVEC_RETURN_IF_ERROR(fn(std::string_view(k.data() + prefix.size(), k.size() - prefix.size()),
+                            it->value(), &keep_going));
     if (!keep_going) return Status::Ok();
   }
   return Rocks(it->status(), "scanning");
 }
 
-Status RocksStore::ScanCodes(uint32_t cid,
+Status RocksStore::ScanPoints(uint32_t cid,
+                              const std::function<bool(std::string_view, std::string_view)>& fn) {
+  return NoThrow([&]() -> Status {
+    QVEC_RETURN_IF_ERROR(CheckCid(cid));
+    return ScanPrefix(kPoints, codec::CollectionPrefix(cid), /*fill_cache=*/false, nullptr,
+                      [&](std::string_view key, const rocksdb::Slice& v, bool* more) {
+                        *more = fn(key, ToView(v));
+                        return Status::Ok();
+                      });
+  });
+}
+
+Status RocksStore::ScanCodes(uint32_t cid, uint16_t field,
                              const std::function<bool(std::string_view, std::string_view)>& fn) {
   return NoThrow([&]() -> Status {
-    return ScanPrefix(kCodes, cid, /*fill_cache=*/false, nullptr,
+    QVEC_RETURN_IF_ERROR(CheckCid(cid));
+    return ScanPrefix(kCodes, codec::FieldPrefix(cid, field), /*fill_cache=*/false, nullptr,
                       [&](std::string_view key, const rocksdb::Slice& v, bool* more) {
                         *more = fn(key, ToView(v));
                         return Status::Ok();
@@ -1085,7 +1194,8 @@ Status RocksStore::ScanPayloads(uint32_t cid,
                                 const std::function<bool(std::string_view, std::string_view)>& fn,
                                 const Snapshot* snapshot) {
   return NoThrow([&]() -> Status {
-    return ScanPrefix(kPayloads, cid, /*fill_cache=*/false, snapshot,
+    QVEC_RETURN_IF_ERROR(CheckCid(cid));
+    return ScanPrefix(kPayloads, codec::CollectionPrefix(cid), /*fill_cache=*/false, snapshot,
                       [&](std::string_view key, const rocksdb::Slice& v, bool* more) {
                         *more = fn(key, ToView(v));
                         return Status::Ok();
@@ -1093,13 +1203,14 @@ Status RocksStore::ScanPayloads(uint32_t cid,
   });
 }
 
-Status RocksStore::ScanOriginals(uint32_t cid, size_t dim,
+Status RocksStore::ScanOriginals(uint32_t cid, uint16_t field, size_t dim,
                                  const std::function<bool(std::string_view, const float*)>& fn,
                                  const Snapshot* snapshot) {
   return NoThrow([&]() -> Status {
+    QVEC_RETURN_IF_ERROR(CheckCid(cid));
     std::vector<float> buf(dim);  // copy: RocksDB values are not float-aligned
     const size_t want = dim * sizeof(float);
-    return ScanPrefix(kOriginals, cid, /*fill_cache=*/false, snapshot,
+    return ScanPrefix(kOriginals, codec::FieldPrefix(cid, field), /*fill_cache=*/false, snapshot,
                       [&](std::string_view key, const rocksdb::Slice& v, bool* more) -> Status {
                         if (v.size() != want) {
                           return DataLossError("storage: original of point " +
@@ -1134,7 +1245,8 @@ Status RocksStore::ScanIndexState(
     uint32_t cid, std::string_view prefix,
     const std::function<bool(std::string_view, std::string_view)>& fn) {
   return NoThrow([&]() -> Status {
-    return ScanPrefix(kIndexState, cid, /*fill_cache=*/false, nullptr,
+    QVEC_RETURN_IF_ERROR(CheckCid(cid));
+    return ScanPrefix(kIndexState, codec::CollectionPrefix(cid), /*fill_cache=*/false, nullptr,
                       [&](std::string_view name, const rocksdb::Slice& v, bool* more) {
                         if (name.substr(0, prefix.size()) == prefix) {
                           *more = fn(name, ToView(v));

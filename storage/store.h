@@ -1,14 +1,20 @@
 // Durable storage of qvec on RocksDB. The only module that includes RocksDB.
 //
-// Layout (docs/ARCHITECTURE.md has the full on-disk format): column families
+// Layout, format version 2 (docs/ARCHITECTURE.md has the full on-disk
+// format): column families
 //   "default"      unused by qvec
 //   "meta"         format version, collection-id counter, collection records
-//   "codes"        (collection id, point key) -> encoded vector blob (engine-defined)
-//   "originals"    (collection id, point key) -> float32 original, little-endian
-//   "payloads"     (collection id, point key) -> payload JSON text
-//   "index_state"  (collection id, name)      -> opaque bytes (centroids, calibration, ...)
-// Point keys are opaque byte strings chosen by the engine; iteration is in
-// bytewise key order within a collection.
+//   "points"       (collection id, point key)           -> point record (engine-defined)
+//   "codes"        (collection id, field id, point key) -> encoded vector blob (engine-defined)
+//   "originals"    (collection id, field id, point key) -> float32 original, little-endian
+//   "payloads"     (collection id, point key)           -> payload JSON text
+//   "index_state"  (collection id, name)                -> opaque bytes (calibration, ...)
+// A point exists iff its points record exists; it has one code and one
+// original per vector field it carries. Point keys are opaque byte strings
+// chosen by the engine; iteration is in bytewise key order within a
+// collection (and field). A version-1 database (one vector per point, codes
+// and originals keyed by (collection id, point key), no points records) is
+// upgraded in place at Open: its vectors become field 0.
 #ifndef QVEC_STORAGE_STORE_H_
 #define QVEC_STORAGE_STORE_H_
 
@@ -17,6 +23,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -25,8 +32,12 @@
 
 namespace qvec::storage {
 
-// The on-disk format version this build writes and understands.
-inline constexpr uint32_t kFormatVersion = 1;
+// The on-disk format version this build writes and understands (it also
+// opens version 1, upgrading it in place).
+inline constexpr uint32_t kFormatVersion = 2;
+// format_version while a version-1 database is being upgraded (unknown to
+// version-1 builds, so they refuse it).
+inline constexpr uint32_t kFormatUpgradingToV2 = 0x80000002;
 
 struct StoreOptions {
   // fsync the WAL on every write group, for power-loss durability. Without it
@@ -96,33 +107,33 @@ class WriteBatch {
 
   // Stores the record of collection `cid` (its name and engine-defined metadata).
   void PutCollection(uint32_t cid, std::string_view name, std::string_view meta);
-  // Writes a point: its code blob, its float original (dim floats) and, when
-  // `payload` is set, its payload (otherwise an existing payload is deleted).
-  void PutPoint(uint32_t cid, std::string_view key, std::string_view code, const float* original,
-                size_t dim, std::optional<std::string_view> payload);
-  // Replaces only the payload of a point (nullopt deletes it).
+  // Stores the record of a point (engine-defined; its existence is the
+  // point's).
+  void PutPointRecord(uint32_t cid, std::string_view key, std::string_view record);
+  // Writes vector field `field` of a point: its code blob and its float
+  // original (dim floats).
+  void PutVector(uint32_t cid, uint16_t field, std::string_view key, std::string_view code,
+                 const float* original, size_t dim);
+  // Removes vector field `field` of a point (its code and original).
+  void DeleteVector(uint32_t cid, uint16_t field, std::string_view key);
+  // Replaces the payload of a point (nullopt deletes it).
   void PutPayload(uint32_t cid, std::string_view key, std::optional<std::string_view> payload);
-  // Replaces only the code blob of an existing point (index rebuilds re-encode
-  // or re-assign points without touching originals and payloads).
-  void PutCode(uint32_t cid, std::string_view key, std::string_view code);
-  // Removes a point from all column families.
-  void DeletePoint(uint32_t cid, std::string_view key);
+  // Replaces only the code blob of a field of an existing point (index
+  // rebuilds re-encode or re-assign points without touching originals).
+  void PutCode(uint32_t cid, uint16_t field, std::string_view key, std::string_view code);
+  // Removes a point: its record, its payload and the vectors of `fields`.
+  void DeletePoint(uint32_t cid, std::string_view key, std::span<const uint16_t> fields);
   void PutIndexState(uint32_t cid, std::string_view name, std::string_view value);
   void DeleteIndexState(uint32_t cid, std::string_view name);
   // Number of mutations recorded.
   size_t Count() const;
+  // Bytes of keys and values recorded (about the WAL record's size).
+  size_t ByteSize() const;
 
  private:
   friend class Store;
   struct Rep;
   std::unique_ptr<Rep> rep_;
-};
-
-// What GetPoint returns; fields not asked for stay empty.
-struct StoredPoint {
-  std::string code;
-  std::vector<float> original;
-  std::optional<std::string> payload;
 };
 
 struct CollectionRecord {
@@ -163,32 +174,41 @@ class Store {
   // Every read below reads from `snapshot` when given (it must come from this
   // Store's GetSnapshot), else from the latest committed state.
 
-  // Reads one point. NotFound if absent.
-  [[nodiscard]] virtual StatusOr<StoredPoint> GetPoint(uint32_t cid, std::string_view key,
-                                                       bool with_code, bool with_original,
-                                                       bool with_payload,
-                                                       const Snapshot* snapshot = nullptr) = 0;
-  // Reads the float originals of `keys` into `out` (size keys.size() * dim).
-  // NotFound if any key is absent, DataLoss if an original has the wrong size.
-  [[nodiscard]] virtual Status MultiGetOriginals(uint32_t cid, const std::vector<std::string>& keys,
-                                                 size_t dim, float* out,
+  // The original of vector field `field` of a point. NotFound if absent,
+  // DataLoss if it is not a whole number of floats.
+  [[nodiscard]] virtual StatusOr<std::vector<float>> GetOriginal(
+      uint32_t cid, uint16_t field, std::string_view key, const Snapshot* snapshot = nullptr) = 0;
+  // The payload of a point; nullopt when it has none (or does not exist).
+  [[nodiscard]] virtual StatusOr<std::optional<std::string>> GetPayload(
+      uint32_t cid, std::string_view key, const Snapshot* snapshot = nullptr) = 0;
+  // Reads the originals of field `field` of `keys` into `out` (size
+  // keys.size() * dim). NotFound if any key is absent, DataLoss if an
+  // original has the wrong size.
+  [[nodiscard]] virtual Status MultiGetOriginals(uint32_t cid, uint16_t field,
+                                                 const std::vector<std::string>& keys, size_t dim,
+                                                 float* out,
                                                  const Snapshot* snapshot = nullptr) = 0;
   // Reads the payloads of `keys` (nullopt where a point has none or is absent).
   [[nodiscard]] virtual StatusOr<std::vector<std::optional<std::string>>> MultiGetPayloads(
       uint32_t cid, const std::vector<std::string>& keys, const Snapshot* snapshot = nullptr) = 0;
 
-  // Calls `fn(key, code)` for every point of `cid` in key order, from one
-  // consistent snapshot; stops early (returning ok) when fn returns false.
-  [[nodiscard]] virtual Status ScanCodes(
+  // Scans call fn(point key, value) in key order from one consistent view
+  // and stop early (returning ok) when fn returns false.
+  // Every point record of `cid`.
+  [[nodiscard]] virtual Status ScanPoints(
       uint32_t cid, const std::function<bool(std::string_view, std::string_view)>& fn) = 0;
-  // Calls `fn(key, payload)` for every point of `cid` that has a payload.
+  // Every code of field `field` of `cid`.
+  [[nodiscard]] virtual Status ScanCodes(
+      uint32_t cid, uint16_t field,
+      const std::function<bool(std::string_view, std::string_view)>& fn) = 0;
+  // Every payload of `cid`.
   [[nodiscard]] virtual Status ScanPayloads(
       uint32_t cid, const std::function<bool(std::string_view, std::string_view)>& fn,
       const Snapshot* snapshot = nullptr) = 0;
-  // Calls `fn(key, original)` (original: dim floats) for every point of `cid`
-  // in key order; used for retraining.
+  // Every original of field `field` of `cid` (dim floats each).
   [[nodiscard]] virtual Status ScanOriginals(
-      uint32_t cid, size_t dim, const std::function<bool(std::string_view, const float*)>& fn,
+      uint32_t cid, uint16_t field, size_t dim,
+      const std::function<bool(std::string_view, const float*)>& fn,
       const Snapshot* snapshot = nullptr) = 0;
 
   // Returns NotFound when no value is stored under `name`.

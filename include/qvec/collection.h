@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <span>
 #include <string>
@@ -43,6 +44,15 @@ struct IndexInfo {
   size_t failed_builds = 0;  // since the last successful one
 };
 
+// One vector field's index and quantization figures.
+struct VectorFieldInfo {
+  VectorFieldConfig config;
+  size_t vectors_count = 0;  // points carrying this field
+  IndexInfo index;
+  QualityReport quality;
+  size_t memory_bytes = 0;  // codes and index of this field
+};
+
 struct CollectionInfo {
   std::string name;
   CollectionConfig config;
@@ -50,9 +60,13 @@ struct CollectionInfo {
   // Points whose stored data was found damaged at open and moved out of the
   // collection (see docs/ARCHITECTURE.md, "Quarantine").
   size_t quarantined_points = 0;
+  // Per vector field ("" for the unnamed one).
+  std::map<std::string, VectorFieldInfo> fields;
+  // The first field's index and quality (the unnamed field's, for a
+  // single-vector collection).
   IndexInfo index;
   QualityReport quality;
-  size_t memory_bytes = 0;  // RAM held by codes, ids and the index
+  size_t memory_bytes = 0;  // RAM held by codes, ids, indexes and filters
   uint64_t disk_bytes = 0;  // approximate, whole database
   std::string simd_level;   // kernels in use: "avx512", "avx2" or "scalar"
 };
@@ -93,7 +107,8 @@ class Collection {
   // `max_result_bytes` bounds the answer as SearchRequest::max_result_bytes
   // does (0 = none).
   [[nodiscard]] virtual StatusOr<std::vector<Record>> Get(std::span<const PointId> ids,
-                                                          bool with_payload, bool with_vector,
+                                                          bool with_payload,
+                                                          const VectorSelector& with_vector,
                                                           size_t max_result_bytes = 0) = 0;
 
   // Exact number of points passing `filter` (all points when null).

@@ -5,7 +5,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <string>
 
 #include "qvec/logger.h"
 #include "qvec/status.h"
@@ -96,14 +98,46 @@ struct IndexOptions {
   [[nodiscard]] Status Validate() const;
 };
 
-struct CollectionConfig {
+// One vector field of a collection: every point may carry one vector of it.
+struct VectorFieldConfig {
   // Vector dimension, in [1, 65536]. Default: 0 (must be set).
+  uint32_t dimension = 0;
+  // Default: Cosine.
+  Distance distance = Distance::kCosine;
+  // Manhattan codes share one calibrated scale: per_vector means
+  // per_collection for it, and per_dimension is refused.
+  QuantizationOptions quantization;
+  IndexOptions index;
+
+  [[nodiscard]] Status Validate() const;
+};
+
+// Fields per collection at most, and the longest field name (bytes).
+inline constexpr size_t kMaxVectorFields = 64;
+inline constexpr size_t kMaxVectorFieldName = 255;
+
+// A collection's vector fields, in one of Qdrant's two forms: one unnamed
+// field (set `dimension` and optionally `distance`, `quantization`, `index`
+// here; it is the field named "") or named fields (fill `vectors`, leave
+// `dimension` 0). Points of a collection with named fields may carry any
+// subset of them.
+struct CollectionConfig {
+  // The unnamed field's dimension, in [1, 65536]; 0 when `vectors` is used.
+  // Default: 0.
   uint32_t dimension = 0;
   // Default: Cosine.
   Distance distance = Distance::kCosine;
   QuantizationOptions quantization;
   IndexOptions index;
+  // Named fields (non-empty names, at most kMaxVectorFields). Default: none.
+  std::map<std::string, VectorFieldConfig> vectors;
 
+  // The fields by name: {"": the unnamed field} or `vectors`.
+  std::map<std::string, VectorFieldConfig> Fields() const;
+  // True for the unnamed form.
+  bool single_vector() const { return vectors.empty(); }
+
+  // InvalidArgument for a bad field, both forms at once, or neither.
   [[nodiscard]] Status Validate() const;
 };
 

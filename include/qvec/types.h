@@ -7,6 +7,7 @@
 #include <compare>
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -74,19 +75,45 @@ struct PointIdHash {
   size_t operator()(const PointId& id) const;
 };
 
-// A point as written by Upsert.
+// A point as written by Upsert. An upsert replaces the whole point: vector
+// fields it does not carry are removed from it.
 struct Point {
   PointId id;
-  std::vector<float> vector;  // size = the collection's dimension
+  // The unnamed field's vector (size = its dimension); empty in a collection
+  // with named fields.
+  std::vector<float> vector;
   // A JSON object as text, stored and returned as given; empty = no payload.
   std::string payload;
+  // Named fields' vectors (any subset of the collection's fields; a point
+  // may carry none).
+  std::map<std::string, std::vector<float>> vectors;
+};
+
+// Which vector fields a read returns: none, all, or the named ones.
+// Converts from bool (true = all).
+struct VectorSelector {
+  VectorSelector(bool all_fields = false) : all(all_fields) {}  // NOLINT: implicit on purpose
+  explicit VectorSelector(std::vector<std::string> field_names) : names(std::move(field_names)) {}
+  bool all = false;
+  std::vector<std::string> names;  // when !all
+  explicit operator bool() const { return all || !names.empty(); }
+  bool Wants(const std::string& field) const {
+    if (all) return true;
+    for (const auto& n : names) {
+      if (n == field) return true;
+    }
+    return false;
+  }
 };
 
 // A point as read back by Get, Scroll and Search.
 struct Record {
   PointId id;
-  std::optional<std::string> payload;        // JSON object text, when asked for
-  std::optional<std::vector<float>> vector;  // when asked for (normalized under Cosine)
+  std::optional<std::string> payload;  // JSON object text, when asked for
+  // The unnamed field's vector, when asked for (normalized under Cosine).
+  std::optional<std::vector<float>> vector;
+  // Named fields' vectors asked for that the point carries.
+  std::map<std::string, std::vector<float>> vectors;
 };
 
 struct ScoredPoint {
@@ -94,6 +121,7 @@ struct ScoredPoint {
   float score = 0;
   std::optional<std::string> payload;
   std::optional<std::vector<float>> vector;
+  std::map<std::string, std::vector<float>> vectors;
 };
 
 // ---------------------------------------------------------------------------
@@ -165,13 +193,15 @@ struct SearchParams {
 };
 
 struct SearchRequest {
-  std::vector<float> vector;             // size = the collection's dimension
+  // The vector field searched ("" = the unnamed one). Default: "".
+  std::string vector_name;
+  std::vector<float> vector;             // size = the field's dimension
   size_t limit = 10;                     // in [1, 10000]. Default: 10.
   size_t offset = 0;                     // results skipped. Default: 0.
   std::optional<float> score_threshold;  // keep only scores at least this good
   std::optional<Filter> filter;
   bool with_payload = false;
-  bool with_vector = false;
+  VectorSelector with_vector;
   SearchParams params;
   // Bound on the answer's size, counted as 48 bytes per point plus its
   // payload text plus 12 bytes per vector component (about its JSON size);
@@ -185,7 +215,7 @@ struct ScrollRequest {
   size_t limit = 10;              // in [1, 100000]. Default: 10.
   std::optional<Filter> filter;
   bool with_payload = true;
-  bool with_vector = false;
+  VectorSelector with_vector;
   // As SearchRequest::max_result_bytes. Default: 0 (none).
   size_t max_result_bytes = 0;
 };

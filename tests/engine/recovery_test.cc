@@ -43,6 +43,16 @@ uint32_t CollectionId(storage::Store& store, const std::string& name) {
   return 0;
 }
 
+// A point of field 0 as a format upgrade leaves it: an empty points record
+// (the label comes from the code), the code, the original and the payload.
+void PutV1StylePoint(storage::WriteBatch* batch, uint32_t cid, const std::string& key,
+                     const std::string& code, const float* v, size_t dim,
+                     std::optional<std::string_view> payload) {
+  batch->PutPointRecord(cid, key, "");
+  batch->PutVector(cid, 0, key, code, v, dim);
+  batch->PutPayload(cid, key, payload);
+}
+
 CollectionConfig Config(Distance d, size_t dim) {
   CollectionConfig c;
   c.dimension = static_cast<uint32_t>(dim);
@@ -76,23 +86,23 @@ TEST(RecoveryTest, DamagedRecordsAreQuarantinedAndTheDatabaseOpens) {
     engine::WriteCodesHeader(h, code.data());
     const float inf = std::numeric_limits<float>::infinity();
     std::memcpy(code.data() + engine::kCodesHeaderBytes + dim + 8, &inf, 4);
-    batch.PutPoint(cid, engine::EncodePointKey(PointId::Num(1000)), code, huge.data(), dim,
-                   std::string_view("{\"bad\":1}"));
+    PutV1StylePoint(&batch, cid, engine::EncodePointKey(PointId::Num(1000)), code, huge.data(), dim,
+                    std::string_view("{\"bad\":1}"));
     // 2. A truncated code of a good point: re-encoded from its original.
     std::vector<float> fine(dim, 0.5f);
-    batch.PutPoint(cid, engine::EncodePointKey(PointId::Num(1001)), std::string("\x01\x02", 2),
-                   fine.data(), dim, std::nullopt);
+    PutV1StylePoint(&batch, cid, engine::EncodePointKey(PointId::Num(1001)),
+                    std::string("\x01\x02", 2), fine.data(), dim, std::nullopt);
     // 3. A code whose label collides with point 1's: relabelled.
     std::string dup(engine::kCodesHeaderBytes + dim + 12, '\0');
     engine::CodesHeader hd;
     hd.label = 0;
     engine::WriteCodesHeader(hd, dup.data());
-    batch.PutPoint(cid, engine::EncodePointKey(PointId::Num(1002)), dup, fine.data(), dim,
-                   std::nullopt);
+    PutV1StylePoint(&batch, cid, engine::EncodePointKey(PointId::Num(1002)), dup, fine.data(), dim,
+                    std::nullopt);
     // 4. An original of the wrong size.
     std::vector<float> short_original(dim / 2, 1.0f);
-    batch.PutPoint(cid, engine::EncodePointKey(PointId::Num(1003)), code, short_original.data(),
-                   dim / 2, std::nullopt);
+    PutV1StylePoint(&batch, cid, engine::EncodePointKey(PointId::Num(1003)), code,
+                    short_original.data(), dim / 2, std::nullopt);
     ASSERT_TRUE(store->Write(&batch).ok());
   }
   auto db = Database::Open(DatabaseOptions(), dir.path());
@@ -174,7 +184,8 @@ TEST(RecoveryTest, DamagedIvfModelFallsBackToFlatAndRebuilds) {
   {
     auto store = storage::Store::Open(dir.path(), storage::StoreOptions()).value();
     storage::WriteBatch batch;
-    batch.PutIndexState(CollectionId(*store, "c"), engine::kModelStateKey, "garbage");
+    batch.PutIndexState(CollectionId(*store, "c"), "field/0/" + std::string(engine::kIndexState),
+                        "garbage");
     ASSERT_TRUE(store->Write(&batch).ok());
   }
   auto db = Database::Open(opts, dir.path());

@@ -307,7 +307,7 @@ TEST_F(IvfSearchTest, RecallNotTrivialAndDefaultReachesTarget) {
   ASSERT_TRUE(got.ok());
   const double r = RecallOf(*truth_, *got);
   const double flat =
-      RecallOf(*truth_, b.flat->SearchBatch(queries_->data(), kQueries, {}).value());
+      RecallOf(*truth_, b.flat->SearchBatch(queries_->data(), kQueries, SearchParams{}).value());
   std::printf("  nlist=%u recall@10: nprobe=1 %.3f, default (nprobe=%u) %.3f, flat int8 %.3f\n",
               model_->nlist, r1, NprobeForRecall(*model_, 0.95f), r, flat);
   EXPECT_LT(r1, 0.9) << "data is trivially separable";
@@ -468,7 +468,8 @@ TEST_F(IvfSearchTest, RescoreThresholdAndErrors) {
   bad.rescore = true;
   EXPECT_EQ(b.ivf->Search(queries_->data(), bad).status().code(), StatusCode::kFailedPrecondition);
   std::vector<float> zero(kDim, 0.0f);
-  EXPECT_EQ(b.ivf->Search(zero.data(), {}).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(b.ivf->Search(zero.data(), IvfSearchParams{}).status().code(),
+            StatusCode::kInvalidArgument);
   std::vector<uint8_t> blob(quantizer_->EncodedSize());
   EXPECT_FALSE(b.ivf->Add(1, model_->nlist, blob.data(), blob.size()).ok());
   EXPECT_FALSE(b.ivf->Add(1, 0, blob.data(), blob.size() - 1).ok());

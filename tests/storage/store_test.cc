@@ -85,20 +85,60 @@ std::vector<float> Vec(size_t dim, float base) {
   return v;
 }
 
-std::vector<std::string> ScanCodeKeys(Store* st, uint32_t cid) {
+std::vector<std::string> ScanCodeKeys(Store* st, uint32_t cid, uint16_t field = 0) {
   std::vector<std::string> keys;
-  EXPECT_TRUE(st->ScanCodes(cid, [&](std::string_view k, std::string_view) {
+  EXPECT_TRUE(st->ScanCodes(cid, field, [&](std::string_view k, std::string_view) {
                   keys.emplace_back(k);
                   return true;
                 }).ok());
   return keys;
 }
 
+// A point with one vector (field 0) as the engine writes it: a points
+// record, the code and original of field 0, and the payload.
+void PutPoint(WriteBatch* b, uint32_t cid, std::string_view key, std::string_view code,
+              const float* v, size_t dim, std::optional<std::string_view> payload) {
+  b->PutPointRecord(cid, key, "");
+  b->PutVector(cid, 0, key, code, v, dim);
+  b->PutPayload(cid, key, payload);
+}
+
+constexpr uint16_t kField0[] = {0};
+
+struct StoredPoint {
+  std::string code;
+  std::vector<float> original;
+  std::optional<std::string> payload;
+};
+
+// Field 0's code and original and the payload of a point; NotFound if it has
+// no points record.
+StatusOr<StoredPoint> GetPoint(Store* st, uint32_t cid, std::string_view key) {
+  bool exists = false;
+  std::string code;
+  QVEC_RETURN_IF_ERROR(st->ScanPoints(cid, [&](std::string_view k, std::string_view) {
+    exists |= k == key;
+    return true;
+  }));
+  if (!exists) return NotFoundError("no point");
+  QVEC_RETURN_IF_ERROR(st->ScanCodes(cid, 0, [&](std::string_view k, std::string_view c) {
+    if (k == key) code = c;
+    return true;
+  }));
+  StoredPoint p;
+  p.code = code;
+  auto original = st->GetOriginal(cid, 0, key);
+  if (original.ok()) p.original = std::move(*original);
+  QVEC_ASSIGN_OR_RETURN(p.payload, st->GetPayload(cid, key));
+  return p;
+}
+
 // Opens the database with raw RocksDB (all qvec column families).
 struct RawDb {
   explicit RawDb(const std::string& path) {
     std::vector<rocksdb::ColumnFamilyDescriptor> descs;
-    for (const char* n : {"default", "meta", "codes", "originals", "payloads", "index_state"}) {
+    for (const char* n :
+         {"default", "meta", "codes", "originals", "payloads", "index_state", "points"}) {
       descs.emplace_back(n, rocksdb::ColumnFamilyOptions());
     }
     rocksdb::DBOptions o;
@@ -120,7 +160,7 @@ struct RawDb {
   rocksdb::DB* db = nullptr;
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
 };
-enum { kRawDefault, kRawMeta, kRawCodes, kRawOriginals, kRawPayloads, kRawIndexState };
+enum { kRawDefault, kRawMeta, kRawCodes, kRawOriginals, kRawPayloads, kRawIndexState, kRawPoints };
 
 TEST(StoreOptionsTest, ValidateRejectsTinyBlockCache) {
   StoreOptions o;
@@ -147,27 +187,22 @@ TEST(StoreTest, PutGetRoundTripAllFields) {
   const std::string code("\x00\x7f\x80\xff", 4);
   const std::string key("k\x00\xff", 3);  // opaque binary key
   WriteBatch b;
-  b.PutPoint(3, key, code, v.data(), v.size(), std::string_view("{\"a\":1}"));
-  EXPECT_EQ(b.Count(), 1u);
+  PutPoint(&b, 3, key, code, v.data(), v.size(), std::string_view("{\"a\":1}"));
+  EXPECT_EQ(b.Count(), 3u);  // record, vector, payload
   ASSERT_OK(st->Write(&b));
 
-  ASSERT_OK_AND_ASSIGN(StoredPoint p, st->GetPoint(3, key, true, true, true));
+  ASSERT_OK_AND_ASSIGN(StoredPoint p, GetPoint(st.get(), 3, key));
   EXPECT_EQ(p.code, code);
   EXPECT_EQ(p.original, v);
   EXPECT_EQ(p.payload, std::optional<std::string>("{\"a\":1}"));
-
-  // Fields not asked for stay empty.
-  ASSERT_OK_AND_ASSIGN(StoredPoint q, st->GetPoint(3, key, false, false, true));
-  EXPECT_TRUE(q.code.empty());
-  EXPECT_TRUE(q.original.empty());
-  EXPECT_TRUE(q.payload.has_value());
-  ASSERT_OK_AND_ASSIGN(StoredPoint r, st->GetPoint(3, key, true, false, false));
-  EXPECT_EQ(r.code, code);
-  EXPECT_FALSE(r.payload.has_value());
+  ASSERT_OK_AND_ASSIGN(std::vector<float> original, st->GetOriginal(3, 0, key));
+  EXPECT_EQ(original, v);
+  // Another field of the same point has nothing.
+  EXPECT_EQ(st->GetOriginal(3, 1, key).status().code(), StatusCode::kNotFound);
 
   // Absent point / other collection.
-  EXPECT_EQ(st->GetPoint(3, "nope", true, true, true).status().code(), StatusCode::kNotFound);
-  EXPECT_EQ(st->GetPoint(4, key, true, true, true).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(GetPoint(st.get(), 3, "nope").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(GetPoint(st.get(), 4, key).status().code(), StatusCode::kNotFound);
 
   // Index state.
   EXPECT_EQ(st->GetIndexState(3, "centroids").status().code(), StatusCode::kNotFound);
@@ -194,8 +229,8 @@ TEST(StoreTest, PayloadReplaceAndDeleteSemantics) {
   const auto v = Vec(4, 1.0f);
   {
     WriteBatch b;
-    b.PutPoint(1, "a", "ca", v.data(), v.size(), std::string_view("p1"));
-    b.PutPoint(1, "b", "cb", v.data(), v.size(), std::nullopt);
+    PutPoint(&b, 1, "a", "ca", v.data(), v.size(), std::string_view("p1"));
+    PutPoint(&b, 1, "b", "cb", v.data(), v.size(), std::nullopt);
     ASSERT_OK(st->Write(&b));
   }
   ASSERT_OK_AND_ASSIGN(auto pl, st->MultiGetPayloads(1, {"a", "b", "missing"}));
@@ -210,18 +245,18 @@ TEST(StoreTest, PayloadReplaceAndDeleteSemantics) {
   }
   ASSERT_OK_AND_ASSIGN(pl, st->MultiGetPayloads(1, {"a", "b"}));
   EXPECT_THAT(pl, ElementsAre(std::optional<std::string>("p2"), std::optional<std::string>("pb")));
-  ASSERT_OK_AND_ASSIGN(StoredPoint pa, st->GetPoint(1, "a", true, true, true));
+  ASSERT_OK_AND_ASSIGN(StoredPoint pa, GetPoint(st.get(), 1, "a"));
   EXPECT_EQ(pa.code, "ca");
   EXPECT_EQ(pa.original, v);
 
   // PutPoint with nullopt deletes an existing payload; PutPayload(nullopt) too.
   {
     WriteBatch b;
-    b.PutPoint(1, "a", "ca2", v.data(), v.size(), std::nullopt);
+    PutPoint(&b, 1, "a", "ca2", v.data(), v.size(), std::nullopt);
     b.PutPayload(1, "b", std::nullopt);
     ASSERT_OK(st->Write(&b));
   }
-  ASSERT_OK_AND_ASSIGN(pa, st->GetPoint(1, "a", true, true, true));
+  ASSERT_OK_AND_ASSIGN(pa, GetPoint(st.get(), 1, "a"));
   EXPECT_EQ(pa.code, "ca2");
   EXPECT_FALSE(pa.payload.has_value());
   ASSERT_OK_AND_ASSIGN(pl, st->MultiGetPayloads(1, {"a", "b"}));
@@ -240,15 +275,15 @@ TEST(StoreTest, DeletePointRemovesFromEveryColumnFamily) {
     auto st = MustOpen(dir.Sub("db"));
     ASSERT_NE(st, nullptr);
     WriteBatch b;
-    b.PutPoint(9, "x", "cx", v.data(), v.size(), std::string_view("px"));
-    b.PutPoint(9, "y", "cy", v.data(), v.size(), std::string_view("py"));
+    PutPoint(&b, 9, "x", "cx", v.data(), v.size(), std::string_view("px"));
+    PutPoint(&b, 9, "y", "cy", v.data(), v.size(), std::string_view("py"));
     ASSERT_OK(st->Write(&b));
     WriteBatch d;
-    d.DeletePoint(9, "x");
+    d.DeletePoint(9, "x", kField0);
     ASSERT_OK(st->Write(&d));
-    EXPECT_EQ(st->GetPoint(9, "x", true, true, true).status().code(), StatusCode::kNotFound);
+    EXPECT_EQ(GetPoint(st.get(), 9, "x").status().code(), StatusCode::kNotFound);
     std::vector<float> out(3);
-    EXPECT_EQ(st->MultiGetOriginals(9, {"x"}, 3, out.data()).code(), StatusCode::kNotFound);
+    EXPECT_EQ(st->MultiGetOriginals(9, 0, {"x"}, 3, out.data()).code(), StatusCode::kNotFound);
     ASSERT_OK_AND_ASSIGN(auto pl, st->MultiGetPayloads(9, {"x"}));
     EXPECT_FALSE(pl[0].has_value());
     EXPECT_THAT(ScanCodeKeys(st.get(), 9), ElementsAre("y"));
@@ -259,8 +294,10 @@ TEST(StoreTest, DeletePointRemovesFromEveryColumnFamily) {
   EXPECT_EQ(raw.Count(kRawCodes), 1u);
   EXPECT_EQ(raw.Count(kRawOriginals), 1u);
   EXPECT_EQ(raw.Count(kRawPayloads), 1u);
+  EXPECT_EQ(raw.Count(kRawPoints), 1u);
   std::string value;
-  const std::string key_y = std::string("\x00\x00\x00\x09", 4) + "y";
+  // Vectors are keyed BE32(cid) + BE16(field) + point key.
+  const std::string key_y = std::string("\x00\x00\x00\x09\x00\x00", 6) + "y";
   EXPECT_TRUE(raw.db->Get(rocksdb::ReadOptions(), raw.handles[kRawOriginals], key_y, &value).ok());
   EXPECT_EQ(value.size(), 12u);
   EXPECT_EQ(std::memcmp(value.data(), v.data(), 12), 0);  // raw little-endian floats
@@ -290,20 +327,20 @@ TEST(StoreTest, ScansInKeyOrderAndIsolatedPerCollection) {
     const auto v2 = Vec(kDim, -1.0f - static_cast<float>(i));
     std::optional<std::string_view> payload;
     if (i % 3 == 0) payload = std::string_view(shuffled[i]);
-    b.PutPoint(1, shuffled[i], "one:" + shuffled[i], v1.data(), kDim, payload);
-    b.PutPoint(2, shuffled[i], "two:" + shuffled[i], v2.data(), kDim, std::nullopt);
+    PutPoint(&b, 1, shuffled[i], "one:" + shuffled[i], v1.data(), kDim, payload);
+    PutPoint(&b, 2, shuffled[i], "two:" + shuffled[i], v2.data(), kDim, std::nullopt);
   }
   // A neighbour whose id differs only in the low byte, and cid 0x100.
   const auto v0 = Vec(kDim, 0.0f);
-  b.PutPoint(0, "zzz", "zero", v0.data(), kDim, std::string_view("p"));
-  b.PutPoint(3, "a", "three", v0.data(), kDim, std::string_view("p"));
-  b.PutPoint(0x100, "a", "big", v0.data(), kDim, std::string_view("p"));
+  PutPoint(&b, 0, "zzz", "zero", v0.data(), kDim, std::string_view("p"));
+  PutPoint(&b, 3, "a", "three", v0.data(), kDim, std::string_view("p"));
+  PutPoint(&b, 0x100, "a", "big", v0.data(), kDim, std::string_view("p"));
   ASSERT_OK(st->Write(&b));
 
   const std::vector<std::string> sorted(uniq.begin(), uniq.end());  // bytewise order
   for (uint32_t cid : {1u, 2u}) {
     std::vector<std::string> got;
-    ASSERT_OK(st->ScanCodes(cid, [&](std::string_view k, std::string_view code) {
+    ASSERT_OK(st->ScanCodes(cid, 0, [&](std::string_view k, std::string_view code) {
       EXPECT_EQ(code, (cid == 1 ? "one:" : "two:") + std::string(k));
       got.emplace_back(k);
       return true;
@@ -311,7 +348,7 @@ TEST(StoreTest, ScansInKeyOrderAndIsolatedPerCollection) {
     EXPECT_EQ(got, sorted) << "cid " << cid;
 
     std::vector<std::string> orig_keys;
-    ASSERT_OK(st->ScanOriginals(cid, kDim, [&](std::string_view k, const float* f) {
+    ASSERT_OK(st->ScanOriginals(cid, 0, kDim, [&](std::string_view k, const float* f) {
       EXPECT_EQ(cid == 1 ? f[0] > 0 : f[0] < 0, true);
       orig_keys.emplace_back(k);
       return true;
@@ -336,12 +373,12 @@ TEST(StoreTest, ScansInKeyOrderAndIsolatedPerCollection) {
 
   // Early stop.
   int seen = 0;
-  ASSERT_OK(st->ScanCodes(1, [&](std::string_view, std::string_view) { return ++seen < 5; }));
+  ASSERT_OK(st->ScanCodes(1, 0, [&](std::string_view, std::string_view) { return ++seen < 5; }));
   EXPECT_EQ(seen, 5);
 
   // Wrong dim in a scan is DataLoss.
   EXPECT_EQ(
-      st->ScanOriginals(1, kDim + 1, [](std::string_view, const float*) { return true; }).code(),
+      st->ScanOriginals(1, 0, kDim + 1, [](std::string_view, const float*) { return true; }).code(),
       StatusCode::kDataLoss);
 }
 
@@ -352,16 +389,16 @@ TEST(StoreTest, ScanSeesConsistentSnapshot) {
   const auto v = Vec(2, 0.0f);
   WriteBatch b;
   for (int i = 0; i < 100; ++i) {
-    b.PutPoint(1, std::string("k").append(std::to_string(1000 + i)), "c", v.data(), 2,
-               std::nullopt);
+    PutPoint(&b, 1, std::string("k").append(std::to_string(1000 + i)), "c", v.data(), 2,
+             std::nullopt);
   }
   ASSERT_OK(st->Write(&b));
   int n = 0;
-  ASSERT_OK(st->ScanCodes(1, [&](std::string_view, std::string_view) {
+  ASSERT_OK(st->ScanCodes(1, 0, [&](std::string_view, std::string_view) {
     if (n++ == 10) {  // writes during the scan are invisible to it
       WriteBatch w;
-      w.DeletePoint(1, "k1050");
-      w.PutPoint(1, "k1099x", "c", v.data(), 2, std::nullopt);
+      w.DeletePoint(1, "k1050", kField0);
+      PutPoint(&w, 1, "k1099x", "c", v.data(), 2, std::nullopt);
       EXPECT_TRUE(st->Write(&w).ok());
     }
     return true;
@@ -381,8 +418,8 @@ TEST(StoreTest, DropCollectionRemovesEverythingAndKeepsOthers) {
     b.PutCollection(2, "two", "meta2");
     for (int i = 0; i < 50; ++i) {
       const std::string k = std::string("p").append(std::to_string(i));
-      b.PutPoint(1, k, "c1", v.data(), v.size(), std::string_view("x"));
-      b.PutPoint(2, k, "c2", v.data(), v.size(), std::string_view("y"));
+      PutPoint(&b, 1, k, "c1", v.data(), v.size(), std::string_view("x"));
+      PutPoint(&b, 2, k, "c2", v.data(), v.size(), std::string_view("y"));
     }
     b.PutIndexState(1, "centroids", "s1");
     b.PutIndexState(2, "centroids", "s2");
@@ -396,7 +433,7 @@ TEST(StoreTest, DropCollectionRemovesEverythingAndKeepsOthers) {
     EXPECT_EQ(cols[0].meta, "meta2");
     EXPECT_TRUE(ScanCodeKeys(st.get(), 1).empty());
     EXPECT_EQ(ScanCodeKeys(st.get(), 2).size(), 50u);
-    EXPECT_EQ(st->GetPoint(1, "p1", true, true, true).status().code(), StatusCode::kNotFound);
+    EXPECT_EQ(GetPoint(st.get(), 1, "p1").status().code(), StatusCode::kNotFound);
     EXPECT_EQ(st->GetIndexState(1, "centroids").status().code(), StatusCode::kNotFound);
     ASSERT_OK_AND_ASSIGN(std::string s2, st->GetIndexState(2, "centroids"));
     EXPECT_EQ(s2, "s2");
@@ -411,7 +448,7 @@ TEST(StoreTest, DropCollectionRemovesEverythingAndKeepsOthers) {
   ASSERT_NE(st, nullptr);
   EXPECT_TRUE(ScanCodeKeys(st.get(), 1).empty());
   EXPECT_EQ(ScanCodeKeys(st.get(), 2).size(), 50u);
-  ASSERT_OK_AND_ASSIGN(StoredPoint p, st->GetPoint(2, "p7", true, true, true));
+  ASSERT_OK_AND_ASSIGN(StoredPoint p, GetPoint(st.get(), 2, "p7"));
   EXPECT_EQ(p.original, v);
 }
 
@@ -429,7 +466,7 @@ TEST(StoreTest, ReopenKeepsDataAndCollectionIds) {
     WriteBatch w;
     w.PutCollection(a, "zeta", "");
     w.PutCollection(b, "alpha", std::string("m\x00m", 3));
-    w.PutPoint(a, "k", "code", v.data(), v.size(), std::string_view("{}"));
+    PutPoint(&w, a, "k", "code", v.data(), v.size(), std::string_view("{}"));
     ASSERT_OK(st->Write(&w));
     EXPECT_GT(st->ApproximateDiskBytes(), 0u);  // at least the WAL
   }
@@ -444,7 +481,7 @@ TEST(StoreTest, ReopenKeepsDataAndCollectionIds) {
   EXPECT_EQ(cols[0].meta, std::string("m\x00m", 3));
   EXPECT_EQ(cols[1].name, "zeta");
   EXPECT_EQ(cols[1].id, a);
-  ASSERT_OK_AND_ASSIGN(StoredPoint p, st->GetPoint(a, "k", true, true, true));
+  ASSERT_OK_AND_ASSIGN(StoredPoint p, GetPoint(st.get(), a, "k"));
   EXPECT_EQ(p.code, "code");
   EXPECT_EQ(p.original, v);
   EXPECT_EQ(p.payload, std::optional<std::string>("{}"));
@@ -460,17 +497,134 @@ TEST(StoreTest, UnknownFormatVersionIsRefused) {
     std::string v;
     ASSERT_TRUE(
         raw.db->Get(rocksdb::ReadOptions(), raw.handles[kRawMeta], "format_version", &v).ok());
-    EXPECT_EQ(v, std::string("\x01\x00\x00\x00", 4));
+    EXPECT_EQ(v, std::string("\x02\x00\x00\x00", 4));
     ASSERT_TRUE(raw.db
                     ->Put(rocksdb::WriteOptions(), raw.handles[kRawMeta], "format_version",
-                          std::string("\x02\x00\x00\x00", 4))
+                          std::string("\x03\x00\x00\x00", 4))
                     .ok());
   }
   auto st = Store::Open(dir.Sub("db"), SmallOptions());
   ASSERT_FALSE(st.ok());
   EXPECT_EQ(st.status().code(), StatusCode::kFailedPrecondition);
-  EXPECT_EQ(st.status().message(), "database at " + dir.Sub("db") +
-                                       " has format version 2; this build of qvec reads version 1");
+  EXPECT_EQ(st.status().message(),
+            "database at " + dir.Sub("db") +
+                " has format version 3; this build of qvec reads versions 1 and 2");
+}
+
+// A version-1 database as qvec 0.x wrote it: codes and originals keyed
+// BE32(cid) + point key (9-byte integer keys here), no points records.
+void WriteV1Database(const std::string& path, uint32_t cid, int points, uint32_t version,
+                     int already_converted) {
+  std::vector<rocksdb::ColumnFamilyDescriptor> descs;
+  for (const char* n : {"default", "meta", "codes", "originals", "payloads", "index_state"}) {
+    descs.emplace_back(n, rocksdb::ColumnFamilyOptions());
+  }
+  // A crashed upgrade had created the points column family.
+  if (already_converted > 0) descs.emplace_back("points", rocksdb::ColumnFamilyOptions());
+  rocksdb::DBOptions o;
+  o.create_if_missing = true;
+  o.create_missing_column_families = true;
+  rocksdb::DB* db = nullptr;
+  std::vector<rocksdb::ColumnFamilyHandle*> h;
+  ASSERT_TRUE(rocksdb::DB::Open(o, path, descs, &h, &db).ok());
+  auto be32 = [](uint32_t x) {
+    return std::string{static_cast<char>(x >> 24), static_cast<char>(x >> 16),
+                       static_cast<char>(x >> 8), static_cast<char>(x)};
+  };
+  rocksdb::WriteBatch wb;
+  std::string ver(4, '\0');
+  std::memcpy(ver.data(), &version, 4);
+  wb.Put(h[1], "format_version", ver);
+  uint32_t next = cid + 1;
+  std::string next_s(4, '\0');
+  std::memcpy(next_s.data(), &next, 4);
+  wb.Put(h[1], "next_collection_id", next_s);
+  wb.Put(h[1], "collection/" + be32(cid), std::string("\x01", 1) + "c" + "{\"version\":1}");
+  for (int i = 0; i < points; ++i) {
+    std::string pk(1, '\x01');
+    pk += be32(0) + be32(static_cast<uint32_t>(i));
+    const auto v = Vec(4, static_cast<float>(i));
+    const std::string orig(reinterpret_cast<const char*>(v.data()), 16);
+    const std::string code = "code" + std::to_string(i);
+    if (i < already_converted) {  // as a crashed upgrade left it
+      wb.Put(h[2], be32(cid) + std::string("\x00\x00", 2) + pk, code);
+      wb.Put(h[3], be32(cid) + std::string("\x00\x00", 2) + pk, orig);
+      wb.Put(h[6], be32(cid) + pk, "");
+    } else {
+      wb.Put(h[2], be32(cid) + pk, code);
+      wb.Put(h[3], be32(cid) + pk, orig);
+    }
+    if (i % 2 == 0) wb.Put(h[4], be32(cid) + pk, "payload" + std::to_string(i));
+  }
+  // An original without a code was no point in version 1.
+  wb.Put(h[3], be32(cid) + std::string("\x01\x00\x00\x00\x00\xff\xff\xff\xff", 9), "junk");
+  ASSERT_TRUE(db->Write(rocksdb::WriteOptions(), &wb).ok());
+  for (auto* x : h) db->DestroyColumnFamilyHandle(x).PermitUncheckedError();
+  delete db;
+}
+
+void ExpectUpgraded(Store* st, uint32_t cid, int points) {
+  std::vector<std::string> records;
+  ASSERT_OK(st->ScanPoints(cid, [&](std::string_view k, std::string_view) {
+    records.emplace_back(k);
+    return true;
+  }));
+  EXPECT_EQ(records.size(), size_t(points));
+  EXPECT_EQ(ScanCodeKeys(st, cid).size(), size_t(points));
+  size_t originals = 0;
+  ASSERT_OK(st->ScanOriginals(cid, 0, 4, [&](std::string_view, const float*) {
+    ++originals;
+    return true;
+  }));
+  EXPECT_EQ(originals, size_t(points));  // the orphan is gone
+  for (int i = 0; i < points; i += 37) {
+    ASSERT_OK_AND_ASSIGN(StoredPoint p, GetPoint(st, cid, records[i]));
+    ASSERT_EQ(records[i].size(), 9u);
+    const uint32_t id = (uint32_t{static_cast<uint8_t>(records[i][5])} << 24) |
+                        (uint32_t{static_cast<uint8_t>(records[i][6])} << 16) |
+                        (uint32_t{static_cast<uint8_t>(records[i][7])} << 8) |
+                        uint32_t{static_cast<uint8_t>(records[i][8])};
+    EXPECT_EQ(p.code, "code" + std::to_string(id));
+    EXPECT_EQ(p.original, Vec(4, static_cast<float>(id)));
+    if (id % 2 == 0) {
+      EXPECT_EQ(p.payload, std::optional<std::string>("payload" + std::to_string(id)));
+    } else {
+      EXPECT_FALSE(p.payload.has_value());
+    }
+  }
+  ASSERT_OK_AND_ASSIGN(auto cols, st->ListCollections());
+  ASSERT_EQ(cols.size(), 1u);
+  EXPECT_EQ(cols[0].meta, "{\"version\":1}");  // the engine migrates its own metadata
+}
+
+TEST(StoreTest, VersionOneDatabaseIsUpgradedInPlace) {
+  TempDir dir;
+  WriteV1Database(dir.Sub("db"), 7, 2500, 1, 0);
+  {
+    auto st = MustOpen(dir.Sub("db"));
+    ASSERT_NE(st, nullptr);
+    ExpectUpgraded(st.get(), 7, 2500);
+    // Writable in the new format; another id comes after the old ones.
+    ASSERT_OK_AND_ASSIGN(uint32_t next, st->AllocateCollectionId());
+    EXPECT_EQ(next, 8u);
+  }
+  RawDb raw(dir.Sub("db"));
+  std::string v;
+  ASSERT_TRUE(
+      raw.db->Get(rocksdb::ReadOptions(), raw.handles[kRawMeta], "format_version", &v).ok());
+  EXPECT_EQ(v, std::string("\x02\x00\x00\x00", 4));
+  EXPECT_EQ(raw.Count(kRawCodes), 2500u);
+  EXPECT_EQ(raw.Count(kRawOriginals), 2500u);
+}
+
+TEST(StoreTest, InterruptedUpgradeResumes) {
+  // What a crash after 1024 converted points leaves: the upgrading marker,
+  // some vectors under the new keys and the rest under the old.
+  TempDir dir;
+  WriteV1Database(dir.Sub("db"), 3, 1500, kFormatUpgradingToV2, 1024);
+  auto st = MustOpen(dir.Sub("db"));
+  ASSERT_NE(st, nullptr);
+  ExpectUpgraded(st.get(), 3, 1500);
 }
 
 TEST(StoreTest, SecondOpenWhileOpenIsUnavailable) {
@@ -523,22 +677,23 @@ TEST(StoreTest, MultiGetOriginals) {
   WriteBatch b;
   for (int i = 0; i < 20; ++i) {
     const auto v = Vec(kDim, static_cast<float>(i));
-    b.PutPoint(5, "k" + std::to_string(i), "c", v.data(), kDim, std::nullopt);
+    PutPoint(&b, 5, "k" + std::to_string(i), "c", v.data(), kDim, std::nullopt);
   }
   ASSERT_OK(st->Write(&b));
   const std::vector<std::string> keys = {"k7", "k0", "k19", "k7"};
   std::vector<float> out(keys.size() * kDim, -99.0f);
-  ASSERT_OK(st->MultiGetOriginals(5, keys, kDim, out.data()));
+  ASSERT_OK(st->MultiGetOriginals(5, 0, keys, kDim, out.data()));
   for (size_t i = 0; i < keys.size(); ++i) {
     const auto want = Vec(kDim, static_cast<float>(std::stoi(keys[i].substr(1))));
     EXPECT_TRUE(std::equal(want.begin(), want.end(), out.begin() + i * kDim)) << i;
   }
-  const Status missing = st->MultiGetOriginals(5, {"k1", "nope", "k2"}, kDim, out.data());
+  const Status missing = st->MultiGetOriginals(5, 0, {"k1", "nope", "k2"}, kDim, out.data());
   EXPECT_EQ(missing.code(), StatusCode::kNotFound);
   EXPECT_THAT(missing.message(), HasSubstr("nope"));
-  EXPECT_EQ(st->MultiGetOriginals(6, {"k1"}, kDim, out.data()).code(), StatusCode::kNotFound);
-  EXPECT_EQ(st->MultiGetOriginals(5, {"k1"}, kDim - 1, out.data()).code(), StatusCode::kDataLoss);
-  ASSERT_OK(st->MultiGetOriginals(5, {}, kDim, nullptr));
+  EXPECT_EQ(st->MultiGetOriginals(6, 0, {"k1"}, kDim, out.data()).code(), StatusCode::kNotFound);
+  EXPECT_EQ(st->MultiGetOriginals(5, 0, {"k1"}, kDim - 1, out.data()).code(),
+            StatusCode::kDataLoss);
+  ASSERT_OK(st->MultiGetOriginals(5, 0, {}, kDim, nullptr));
 }
 
 TEST(StoreTest, CheckpointOpensWithTheData) {
@@ -549,7 +704,7 @@ TEST(StoreTest, CheckpointOpensWithTheData) {
     ASSERT_NE(st, nullptr);
     WriteBatch b;
     b.PutCollection(1, "c", "m");
-    b.PutPoint(1, "a", "ca", v.data(), v.size(), std::string_view("pa"));
+    PutPoint(&b, 1, "a", "ca", v.data(), v.size(), std::string_view("pa"));
     b.PutIndexState(1, "s", "state");
     ASSERT_OK(st->Write(&b));
     ASSERT_OK(st->Checkpoint(dir.Sub("cp")));
@@ -557,12 +712,12 @@ TEST(StoreTest, CheckpointOpensWithTheData) {
     EXPECT_NE(st->Checkpoint(dir.Sub("no/such/parent")).code(), StatusCode::kOk);
     // Later writes do not reach the checkpoint.
     WriteBatch later;
-    later.PutPoint(1, "b", "cb", v.data(), v.size(), std::nullopt);
+    PutPoint(&later, 1, "b", "cb", v.data(), v.size(), std::nullopt);
     ASSERT_OK(st->Write(&later));
   }
   auto cp = MustOpen(dir.Sub("cp"));
   ASSERT_NE(cp, nullptr);
-  ASSERT_OK_AND_ASSIGN(StoredPoint p, cp->GetPoint(1, "a", true, true, true));
+  ASSERT_OK_AND_ASSIGN(StoredPoint p, GetPoint(cp.get(), 1, "a"));
   EXPECT_EQ(p.code, "ca");
   EXPECT_EQ(p.original, v);
   EXPECT_EQ(p.payload, std::optional<std::string>("pa"));
@@ -580,12 +735,12 @@ TEST(StoreTest, InvalidBatchIsRejectedWhole) {
   ASSERT_NE(st, nullptr);
   const auto v = Vec(2, 0.0f);
   WriteBatch b;
-  b.PutPoint(1, "ok", "c", v.data(), 2, std::nullopt);
-  b.PutPoint(UINT32_MAX, "bad", "c", v.data(), 2, std::nullopt);
+  PutPoint(&b, 1, "ok", "c", v.data(), 2, std::nullopt);
+  PutPoint(&b, UINT32_MAX, "bad", "c", v.data(), 2, std::nullopt);
   EXPECT_EQ(st->Write(&b).code(), StatusCode::kInvalidArgument);
   EXPECT_TRUE(ScanCodeKeys(st.get(), 1).empty());
   WriteBatch n;
-  n.PutPoint(1, "null", "c", nullptr, 3, std::nullopt);
+  PutPoint(&n, 1, "null", "c", nullptr, 3, std::nullopt);
   EXPECT_EQ(st->Write(&n).code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(st->Write(nullptr).code(), StatusCode::kInvalidArgument);
 }
@@ -613,10 +768,10 @@ TEST(StoreTest, ConcurrentWritersAndIdAllocation) {
         for (int j = 0; j < 10; ++j) {
           char key[32];
           snprintf(key, sizeof(key), "t%d-%d", t, i * 10 + j);
-          b.PutPoint(1, key, "c", v.data(), 4, std::nullopt);
+          PutPoint(&b, 1, key, "c", v.data(), 4, std::nullopt);
         }
         if (!st->Write(&b).ok()) ++failures;
-        if (!st->ScanCodes(1, [](std::string_view, std::string_view) { return true; }).ok()) {
+        if (!st->ScanCodes(1, 0, [](std::string_view, std::string_view) { return true; }).ok()) {
           ++failures;
         }
       }
@@ -667,7 +822,7 @@ std::vector<float> CrashVec(uint32_t batch, int j) {
     for (int j = 0; j < kPointsPerBatch; ++j) {
       const auto v = CrashVec(batch, j);
       const std::string k = CrashKey(batch, j);
-      b.PutPoint(cid, k, k, v.data(), kCrashDim, std::string_view(k));
+      PutPoint(&b, cid, k, k, v.data(), kCrashDim, std::string_view(k));
     }
     b.PutIndexState(cid, "last", std::to_string(batch));
     const Status s = (*st)->Write(&b);
@@ -784,7 +939,7 @@ TEST(StoreCrashTest, KillNineKeepsEveryAcknowledgedBatchAtomically) {
     ASSERT_NE(st, nullptr);
     // Count the points of every batch present.
     std::map<uint32_t, int> per_batch;
-    ASSERT_OK(st->ScanCodes(cid, [&](std::string_view k, std::string_view code) {
+    ASSERT_OK(st->ScanCodes(cid, 0, [&](std::string_view k, std::string_view code) {
       EXPECT_EQ(k, code);
       per_batch[static_cast<uint32_t>(std::stoul(std::string(k.substr(1, 8))))]++;
       return true;
@@ -806,7 +961,7 @@ TEST(StoreCrashTest, KillNineKeepsEveryAcknowledgedBatchAtomically) {
       std::vector<std::string> keys;
       for (int j = 0; j < kPointsPerBatch; ++j) keys.push_back(CrashKey(b, j));
       std::vector<float> out(keys.size() * kCrashDim);
-      ASSERT_OK(st->MultiGetOriginals(cid, keys, kCrashDim, out.data()));
+      ASSERT_OK(st->MultiGetOriginals(cid, 0, keys, kCrashDim, out.data()));
       for (int j = 0; j < kPointsPerBatch; ++j) {
         const auto want = CrashVec(b, j);
         EXPECT_TRUE(std::equal(want.begin(), want.end(), out.begin() + j * kCrashDim));

@@ -1,0 +1,73 @@
+#include "index/vector_index.h"
+
+#include <algorithm>
+
+#include "index/flat_index.h"
+#include "index/ivf_index.h"
+
+namespace qvec::index {
+
+std::string_view IndexKindName(IndexKind kind) {
+  switch (kind) {
+    case IndexKind::kFlat:
+      return "flat";
+    case IndexKind::kIvf:
+      return "ivf";
+  }
+  return "unknown";
+}
+
+StatusOr<std::unique_ptr<VectorIndex>> CreateIndex(IndexKind kind, Quantizer quantizer,
+                                                   std::string_view state) {
+  switch (kind) {
+    case IndexKind::kFlat:
+      return std::unique_ptr<VectorIndex>(std::make_unique<FlatIndex>(std::move(quantizer)));
+    case IndexKind::kIvf: {
+      QVEC_ASSIGN_OR_RETURN(IvfModel model, IvfModel::Deserialize(state));
+      QVEC_ASSIGN_OR_RETURN(IvfIndex ivf, IvfIndex::Create(std::move(quantizer), std::move(model)));
+      return std::unique_ptr<VectorIndex>(std::make_unique<IvfIndex>(std::move(ivf)));
+    }
+  }
+  return InvalidArgumentError("unknown index kind");
+}
+
+size_t TrainingSampleSize(IndexKind kind, size_t collection_size,
+                          const IndexTrainOptions& options) {
+  size_t wanted = 20000;
+  if (kind == IndexKind::kIvf) {
+    const size_t nlist = options.nlist != 0 ? options.nlist : DefaultNlist(collection_size);
+    wanted = std::max(wanted, size_t{256} * nlist);
+  }
+  return std::min({wanted, collection_size, kMaxTrainingSample});
+}
+
+StatusOr<TrainedIndex> TrainIndex(IndexKind kind, const Quantizer& quantizer, const float* sample,
+                                  size_t n, const IndexTrainOptions& options) {
+  TrainedIndex out;
+  switch (kind) {
+    case IndexKind::kFlat:
+      out.index = std::make_unique<FlatIndex>(quantizer);
+      return out;
+    case IndexKind::kIvf: {
+      IvfTrainOptions o;
+      // An explicit nlist larger than the sample (minus the vectors TrainIvf
+      // holds out for its recall curve) becomes the sample size.
+      const size_t held_out = IvfHeldOut(n, o.recall_curve);
+      const size_t wanted = options.nlist != 0
+                                ? options.nlist
+                                : DefaultNlist(std::max<size_t>(options.collection_size, n));
+      o.nlist = static_cast<uint32_t>(std::min<size_t>(wanted, n - held_out));
+      o.cancel = options.cancel;
+      QVEC_ASSIGN_OR_RETURN(IvfModel model, TrainIvf(quantizer, sample, n, o));
+      model.trained_on_points = options.collection_size;
+      // The index releases its float centroids: serialize them first.
+      out.state = model.Serialize();
+      QVEC_ASSIGN_OR_RETURN(IvfIndex ivf, IvfIndex::Create(quantizer, std::move(model)));
+      out.index = std::make_unique<IvfIndex>(std::move(ivf));
+      return out;
+    }
+  }
+  return InvalidArgumentError("unknown index kind");
+}
+
+}  // namespace qvec::index
