@@ -372,89 +372,164 @@ StatusOr<Filter> ParseFilter(element e, size_t depth) {
   return f;
 }
 
-StatusOr<CollectionConfig> ParseCollectionConfig(element e) {
-  CollectionConfig c;
-  element vectors;
-  if (!Lookup(e, "vectors", &vectors)) {
-    return InvalidArgumentError("collection config needs vectors: {size, distance}");
-  }
-  if (vectors.type() != element_type::OBJECT) return WrongType("vectors", "an object", vectors);
-  element size, distance, x;
-  if (!Lookup(vectors, "size", &size)) {
-    // Named vectors ({"name": {size, distance}}) are not supported yet.
-    return InvalidArgumentError("vectors.size is required (named vectors are not supported)");
-  }
-  QVEC_ASSIGN_OR_RETURN(uint64_t dim, GetUint(size, "vectors.size"));
-  if (dim < 1 || dim > kMaxDimension) return OutOfRangeError("vectors.size must be in [1, 65536]");
-  c.dimension = static_cast<uint32_t>(dim);
-  if (!Lookup(vectors, "distance", &distance) || distance.type() != element_type::STRING) {
-    return InvalidArgumentError("vectors.distance is required: Cosine, Dot, Euclid or Manhattan");
-  }
-  QVEC_ASSIGN_OR_RETURN(c.distance, ParseDistance(std::string_view(distance)));
-  if (Lookup(e, "quantization_config", &x)) {
-    QVEC_ASSIGN_OR_RETURN(c.quantization, ParseQuantization(x, c.quantization));
-  }
-  if (Lookup(vectors, "quantization_config", &x)) {
-    QVEC_ASSIGN_OR_RETURN(c.quantization, ParseQuantization(x, c.quantization));
-  }
-  // qvec's own options: {"qvec": {"quantization": {...}, "index": {...}}}.
-  element own;
-  if (Lookup(e, "qvec", &own)) {
-    if (own.type() != element_type::OBJECT) return WrongType("qvec", "an object", own);
-    element q, idx;
-    if (Lookup(own, "quantization", &q)) {
-      if (Lookup(q, "type", &x)) {
-        std::string_view t = x.type() == element_type::STRING ? std::string_view(x) : "";
-        if (t == "int8") {
-          c.quantization.type = QuantizationOptions::Type::kInt8;
-        } else if (t == "uint8") {
-          c.quantization.type = QuantizationOptions::Type::kUint8;
-        } else {
-          return InvalidArgumentError("qvec.quantization.type must be \"int8\" or \"uint8\"");
-        }
-      }
-      if (Lookup(q, "granularity", &x)) {
-        std::string_view g = x.type() == element_type::STRING ? std::string_view(x) : "";
-        if (g == "per_vector") {
-          c.quantization.granularity = QuantizationOptions::Granularity::kPerVector;
-        } else if (g == "per_collection") {
-          c.quantization.granularity = QuantizationOptions::Granularity::kPerCollection;
-        } else if (g == "per_dimension") {
-          c.quantization.granularity = QuantizationOptions::Granularity::kPerDimension;
-        } else {
-          return InvalidArgumentError(
-              "qvec.quantization.granularity must be per_vector, per_collection or "
-              "per_dimension");
-        }
-      }
-      if (Lookup(q, "quantile", &x)) {
-        QVEC_ASSIGN_OR_RETURN(double d, GetNumber(x, "qvec.quantization.quantile"));
-        c.quantization.quantile = ToFloat(d);
-      }
-      if (Lookup(q, "recall_tuned", &x)) {
-        QVEC_ASSIGN_OR_RETURN(c.quantization.recall_tuned, GetBool(x, "recall_tuned"));
+namespace {
+
+// qvec's own options of a field: {"quantization": {...}, "index": {...}}
+// (`where` names the object in errors, e.g. "qvec" or "vectors.text.qvec").
+Status ParseQvecOptions(element own, const std::string& where, QuantizationOptions* quant,
+                        IndexOptions* index) {
+  if (own.type() != element_type::OBJECT) return WrongType(where, "an object", own);
+  element q, idx, x;
+  if (Lookup(own, "quantization", &q)) {
+    if (q.type() != element_type::OBJECT) return WrongType(where + ".quantization", "an object", q);
+    if (Lookup(q, "type", &x)) {
+      std::string_view t = x.type() == element_type::STRING ? std::string_view(x) : "";
+      if (t == "int8") {
+        quant->type = QuantizationOptions::Type::kInt8;
+      } else if (t == "uint8") {
+        quant->type = QuantizationOptions::Type::kUint8;
+      } else {
+        return InvalidArgumentError(where + ".quantization.type must be \"int8\" or \"uint8\"");
       }
     }
-    if (Lookup(own, "index", &idx)) {
-      if (Lookup(idx, "nlist", &x)) {
-        QVEC_ASSIGN_OR_RETURN(uint64_t n, GetUint(x, "qvec.index.nlist"));
-        if (n > 65536) return OutOfRangeError("qvec.index.nlist must be at most 65536");
-        c.index.nlist = static_cast<uint32_t>(n);
+    if (Lookup(q, "granularity", &x)) {
+      std::string_view g = x.type() == element_type::STRING ? std::string_view(x) : "";
+      if (g == "per_vector") {
+        quant->granularity = QuantizationOptions::Granularity::kPerVector;
+      } else if (g == "per_collection") {
+        quant->granularity = QuantizationOptions::Granularity::kPerCollection;
+      } else if (g == "per_dimension") {
+        quant->granularity = QuantizationOptions::Granularity::kPerDimension;
+      } else {
+        return InvalidArgumentError(where +
+                                    ".quantization.granularity must be per_vector, "
+                                    "per_collection or per_dimension");
       }
-      if (Lookup(idx, "ivf_threshold", &x)) {
-        QVEC_ASSIGN_OR_RETURN(uint64_t n, GetUint(x, "qvec.index.ivf_threshold"));
-        if (n < 1 || n > 0xffffffffULL) return OutOfRangeError("ivf_threshold out of range");
-        c.index.ivf_threshold = static_cast<uint32_t>(n);
+    }
+    if (Lookup(q, "quantile", &x)) {
+      QVEC_ASSIGN_OR_RETURN(double d, GetNumber(x, where + ".quantization.quantile"));
+      quant->quantile = ToFloat(d);
+    }
+    if (Lookup(q, "recall_tuned", &x)) {
+      QVEC_ASSIGN_OR_RETURN(quant->recall_tuned,
+                            GetBool(x, where + ".quantization.recall_tuned"));
+    }
+  }
+  if (Lookup(own, "index", &idx)) {
+    if (idx.type() != element_type::OBJECT) return WrongType(where + ".index", "an object", idx);
+    if (Lookup(idx, "nlist", &x)) {
+      QVEC_ASSIGN_OR_RETURN(uint64_t n, GetUint(x, where + ".index.nlist"));
+      if (n > 65536) return OutOfRangeError(where + ".index.nlist must be at most 65536");
+      index->nlist = static_cast<uint32_t>(n);
+    }
+    if (Lookup(idx, "ivf_threshold", &x)) {
+      QVEC_ASSIGN_OR_RETURN(uint64_t n, GetUint(x, where + ".index.ivf_threshold"));
+      if (n < 1 || n > 0xffffffffULL) {
+        return OutOfRangeError(where + ".index.ivf_threshold out of range");
       }
-      if (Lookup(idx, "default_nprobe", &x)) {
-        QVEC_ASSIGN_OR_RETURN(uint64_t n, GetUint(x, "qvec.index.default_nprobe"));
-        if (n > 65536) return OutOfRangeError("default_nprobe must be at most 65536");
-        c.index.default_nprobe = static_cast<uint32_t>(n);
+      index->ivf_threshold = static_cast<uint32_t>(n);
+    }
+    if (Lookup(idx, "default_nprobe", &x)) {
+      QVEC_ASSIGN_OR_RETURN(uint64_t n, GetUint(x, where + ".index.default_nprobe"));
+      if (n > 65536) return OutOfRangeError(where + ".index.default_nprobe must be at most 65536");
+      index->default_nprobe = static_cast<uint32_t>(n);
+    }
+    if (Lookup(idx, "default_target_recall", &x)) {
+      QVEC_ASSIGN_OR_RETURN(double d, GetNumber(x, where + ".index.default_target_recall"));
+      index->default_target_recall = ToFloat(d);
+    }
+  }
+  return Status::Ok();
+}
+
+// Qdrant's VectorParams ({size, distance, quantization_config, ...} plus
+// qvec's "qvec" options), starting from the collection-wide `defaults`.
+StatusOr<VectorFieldConfig> ParseVectorParams(element e, const std::string& where,
+                                              const VectorFieldConfig& defaults) {
+  if (e.type() != element_type::OBJECT) return WrongType(where, "an object", e);
+  VectorFieldConfig f = defaults;
+  element size, distance, x;
+  if (!Lookup(e, "size", &size)) return InvalidArgumentError(where + ".size is required");
+  QVEC_ASSIGN_OR_RETURN(uint64_t dim, GetUint(size, where + ".size"));
+  if (dim < 1 || dim > kMaxDimension) {
+    return OutOfRangeError(where + ".size must be in [1, " + std::to_string(kMaxDimension) + "]");
+  }
+  f.dimension = static_cast<uint32_t>(dim);
+  if (!Lookup(e, "distance", &distance) || distance.type() != element_type::STRING) {
+    return InvalidArgumentError(where +
+                                ".distance is required: Cosine, Dot, Euclid or Manhattan");
+  }
+  QVEC_ASSIGN_OR_RETURN(f.distance, ParseDistance(std::string_view(distance)));
+  if (Lookup(e, "quantization_config", &x)) {
+    QVEC_ASSIGN_OR_RETURN(f.quantization, ParseQuantization(x, f.quantization));
+  }
+  if (Lookup(e, "multivector_config", &x)) {
+    return InvalidArgumentError(where + ".multivector_config: multivectors are not supported");
+  }
+  if (Lookup(e, "datatype", &x)) {
+    // Vectors are kept as float32 originals plus int8 codes; another stored
+    // type would change what is returned and scored.
+    if (x.type() != element_type::STRING || std::string_view(x) != "float32") {
+      return InvalidArgumentError(where + ".datatype: only \"float32\" is supported");
+    }
+  }
+  if (Lookup(e, "qvec", &x)) {
+    QVEC_RETURN_IF_ERROR(ParseQvecOptions(x, where + ".qvec", &f.quantization, &f.index));
+  }
+  return f;
+}
+
+}  // namespace
+
+StatusOr<CollectionConfig> ParseCollectionConfig(element e) {
+  CollectionConfig c;
+  element vectors, x;
+  if (!Lookup(e, "vectors", &vectors)) {
+    return InvalidArgumentError(
+        "collection config needs vectors: {size, distance} or {\"name\": {size, distance}, ...}");
+  }
+  if (vectors.type() != element_type::OBJECT) return WrongType("vectors", "an object", vectors);
+  if (Lookup(e, "sparse_vectors", &x)) {
+    if (x.type() != element_type::OBJECT) return WrongType("sparse_vectors", "an object", x);
+    if (simdjson::dom::object(x).size() > 0) {
+      return InvalidArgumentError("sparse_vectors: sparse vectors are not supported yet");
+    }
+  }
+  // Collection-wide defaults: quantization_config and qvec options apply to
+  // every field that does not set its own.
+  VectorFieldConfig defaults;
+  if (Lookup(e, "quantization_config", &x)) {
+    QVEC_ASSIGN_OR_RETURN(defaults.quantization, ParseQuantization(x, defaults.quantization));
+  }
+  if (Lookup(e, "qvec", &x)) {
+    QVEC_RETURN_IF_ERROR(ParseQvecOptions(x, "qvec", &defaults.quantization, &defaults.index));
+  }
+  element unused;
+  if (Lookup(vectors, "size", &unused) || Lookup(vectors, "distance", &unused)) {
+    QVEC_ASSIGN_OR_RETURN(VectorFieldConfig f, ParseVectorParams(vectors, "vectors", defaults));
+    c.dimension = f.dimension;
+    c.distance = f.distance;
+    c.quantization = f.quantization;
+    c.index = f.index;
+  } else {
+    simdjson::dom::object named(vectors);
+    if (named.size() == 0) {
+      return InvalidArgumentError("vectors: name at least one vector field");
+    }
+    if (named.size() > kMaxVectorFields) {
+      return OutOfRangeError("vectors: at most " + std::to_string(kMaxVectorFields) +
+                             " vector fields");
+    }
+    for (auto field : named) {
+      const std::string fname(field.key);
+      if (fname.empty()) return InvalidArgumentError("vectors: a vector name must not be empty");
+      if (fname.size() > kMaxVectorFieldName) {
+        return InvalidArgumentError("vectors: a vector name is longer than " +
+                                    std::to_string(kMaxVectorFieldName) + " bytes");
       }
-      if (Lookup(idx, "default_target_recall", &x)) {
-        QVEC_ASSIGN_OR_RETURN(double d, GetNumber(x, "default_target_recall"));
-        c.index.default_target_recall = ToFloat(d);
-      }
+      QVEC_ASSIGN_OR_RETURN(VectorFieldConfig f,
+                            ParseVectorParams(field.value, "vectors." + fname, defaults));
+      c.vectors[fname] = f;
     }
   }
   Status valid = c.Validate();
@@ -462,18 +537,23 @@ StatusOr<CollectionConfig> ParseCollectionConfig(element e) {
   return c;
 }
 
-StatusOr<bool> ParseWithFlag(element obj, std::string_view key, bool default_value) {
+StatusOr<VectorSelector> ParseVectorSelector(element obj, std::string_view key,
+                                             bool default_value) {
   element x;
-  if (!Lookup(obj, key, &x)) return default_value;
+  if (!Lookup(obj, key, &x)) return VectorSelector(default_value);
   switch (x.type()) {
     case element_type::BOOL:
-      return bool(x);
-    case element_type::ARRAY:
-      return simdjson::dom::array(x).size() > 0;
-    case element_type::OBJECT:
-      return true;  // include / exclude selectors
+      return VectorSelector(bool(x));
+    case element_type::ARRAY: {
+      std::vector<std::string> names;
+      for (element n : simdjson::dom::array(x)) {
+        if (n.type() != element_type::STRING) return WrongType(key, "a list of vector names", n);
+        names.emplace_back(std::string_view(n));
+      }
+      return VectorSelector(std::move(names));
+    }
     default:
-      return WrongType(key, "a boolean or a selector", x);
+      return WrongType(key, "a boolean or a list of vector names", x);
   }
 }
 
@@ -557,15 +637,32 @@ StatusOr<SearchRequest> ParseSearchRequest(element e, bool query_api) {
       }
       q = nearest;
     }
+    if (q.type() == element_type::OBJECT) {
+      element unused;
+      if (Lookup(q, "indices", &unused) || Lookup(q, "values", &unused)) {
+        return InvalidArgumentError("query: sparse vectors are not supported yet");
+      }
+    }
     if (q.type() != element_type::ARRAY) {
       return InvalidArgumentError("query must be a vector (queries by point id are not supported)");
     }
     QVEC_RETURN_IF_ERROR(ParseVector(q, &r.vector));
+    if (Lookup(e, "using", &x)) {
+      if (x.type() != element_type::STRING) return WrongType("using", "a vector name", x);
+      r.vector_name = std::string(std::string_view(x));
+    }
   } else {
     if (!Lookup(e, "vector", &x)) return InvalidArgumentError("vector is required");
     if (x.type() == element_type::OBJECT) {  // named vector {"name":..., "vector": [...]}
-      element inner;
-      if (!Lookup(x, "vector", &inner)) return InvalidArgumentError("vector must be an array");
+      element name, inner;
+      if (!Lookup(x, "name", &name) || name.type() != element_type::STRING) {
+        return InvalidArgumentError("vector: a named vector is {\"name\": \"...\", \"vector\": [...]}");
+      }
+      r.vector_name = std::string(std::string_view(name));
+      if (!Lookup(x, "vector", &inner)) return InvalidArgumentError("vector.vector is required");
+      if (inner.type() == element_type::OBJECT) {
+        return InvalidArgumentError("vector.vector: sparse vectors are not supported yet");
+      }
       x = inner;
     }
     QVEC_RETURN_IF_ERROR(ParseVector(x, &r.vector));
@@ -589,7 +686,7 @@ StatusOr<SearchRequest> ParseSearchRequest(element e, bool query_api) {
   }
   QVEC_ASSIGN_OR_RETURN(PayloadSelector selector, ParsePayloadSelector(e, false));
   r.with_payload = selector.enabled;
-  QVEC_ASSIGN_OR_RETURN(r.with_vector, ParseWithFlag(e, "with_vector", false));
+  QVEC_ASSIGN_OR_RETURN(r.with_vector, ParseVectorSelector(e, "with_vector", false));
   if (Lookup(e, "params", &x)) {
     if (x.type() != element_type::OBJECT) return WrongType("params", "an object", x);
     element y;
@@ -629,6 +726,52 @@ StatusOr<SearchRequest> ParseSearchRequest(element e, bool query_api) {
   return r;
 }
 
+namespace {
+
+// Refuses the vector shapes qvec does not store yet, naming them: sparse
+// ({indices, values}), multivectors (arrays of arrays) and documents for
+// server-side inference.
+Status CheckDenseVector(element v, const std::string& where) {
+  if (v.type() == element_type::OBJECT) {
+    element unused;
+    if (Lookup(v, "indices", &unused) || Lookup(v, "values", &unused)) {
+      return InvalidArgumentError(where + ": sparse vectors are not supported yet");
+    }
+    return InvalidArgumentError(where +
+                                ": expected an array of numbers (documents and images for "
+                                "server-side inference are not supported)");
+  }
+  if (v.type() == element_type::ARRAY) {
+    simdjson::dom::array arr(v);
+    if (arr.size() > 0 && (*arr.begin()).type() == element_type::ARRAY) {
+      return InvalidArgumentError(where + ": multivectors are not supported");
+    }
+  }
+  return Status::Ok();
+}
+
+// Qdrant's VectorStruct: [..] for the unnamed field, {"name": [..], ...}
+// for named ones.
+Status ParseVectorStruct(element v, Point* pt) {
+  if (v.type() == element_type::OBJECT) {
+    element unused;
+    if (Lookup(v, "indices", &unused) || Lookup(v, "values", &unused)) {
+      return InvalidArgumentError("vector: sparse vectors are not supported yet");
+    }
+    for (auto field : simdjson::dom::object(v)) {
+      const std::string fname(field.key);
+      const std::string where = "vector '" + fname + "'";
+      QVEC_RETURN_IF_ERROR(CheckDenseVector(field.value, where));
+      QVEC_RETURN_IF_ERROR(ParseVector(field.value, &pt->vectors[fname]).Annotate(where));
+    }
+    return Status::Ok();
+  }
+  QVEC_RETURN_IF_ERROR(CheckDenseVector(v, "vector"));
+  return ParseVector(v, &pt->vector);
+}
+
+}  // namespace
+
 StatusOr<std::vector<Point>> ParsePoints(element e) {
   std::vector<Point> points;
   element x;
@@ -651,7 +794,7 @@ StatusOr<std::vector<Point>> ParsePoints(element e) {
       if (!Lookup(p, "vector", &y)) {
         return InvalidArgumentError("point " + pt.id.ToString() + ": vector is required");
       }
-      Status s = ParseVector(y, &pt.vector);
+      Status s = ParseVectorStruct(y, &pt);
       if (!s.ok()) return s.Annotate("point " + pt.id.ToString());
       if (Lookup(p, "payload", &y)) QVEC_RETURN_IF_ERROR(payload_of(y, &pt.payload));
       points.push_back(std::move(pt));
@@ -664,24 +807,44 @@ StatusOr<std::vector<Point>> ParsePoints(element e) {
     if (!Lookup(x, "ids", &ids) || ids.type() != element_type::ARRAY) {
       return InvalidArgumentError("batch.ids must be an array");
     }
-    if (!Lookup(x, "vectors", &vectors) || vectors.type() != element_type::ARRAY) {
-      return InvalidArgumentError("batch.vectors must be an array");
+    if (!Lookup(x, "vectors", &vectors) ||
+        (vectors.type() != element_type::ARRAY && vectors.type() != element_type::OBJECT)) {
+      return InvalidArgumentError(
+          "batch.vectors must be an array of vectors or {\"name\": [vectors...]}");
     }
-    simdjson::dom::array id_arr(ids), vec_arr(vectors);
-    if (id_arr.size() != vec_arr.size()) {
-      return InvalidArgumentError("batch.ids and batch.vectors differ in length");
-    }
+    simdjson::dom::array id_arr(ids);
     points.resize(id_arr.size());
     size_t i = 0;
     for (element id : id_arr) {
       QVEC_ASSIGN_OR_RETURN(points[i].id, ParsePointId(id));
       ++i;
     }
-    i = 0;
-    for (element v : vec_arr) {
-      Status s = ParseVector(v, &points[i].vector);
-      if (!s.ok()) return s.Annotate("point " + points[i].id.ToString());
-      ++i;
+    // One list of vectors for the unnamed field, or one per named field.
+    auto column = [&](element list, const std::string* field) -> Status {
+      const std::string where = field ? "batch.vectors." + *field : "batch.vectors";
+      if (list.type() != element_type::ARRAY) return WrongType(where, "an array of vectors", list);
+      simdjson::dom::array arr(list);
+      if (arr.size() != id_arr.size()) {
+        return InvalidArgumentError("batch.ids and " + where + " differ in length");
+      }
+      size_t j = 0;
+      for (element v : arr) {
+        Status st = CheckDenseVector(v, where);
+        if (st.ok()) {
+          st = ParseVector(v, field ? &points[j].vectors[*field] : &points[j].vector);
+        }
+        if (!st.ok()) return st.Annotate("point " + points[j].id.ToString());
+        ++j;
+      }
+      return Status::Ok();
+    };
+    if (vectors.type() == element_type::OBJECT) {
+      for (auto field : simdjson::dom::object(vectors)) {
+        const std::string fname(field.key);
+        QVEC_RETURN_IF_ERROR(column(field.value, &fname));
+      }
+    } else {
+      QVEC_RETURN_IF_ERROR(column(vectors, nullptr));
     }
     if (Lookup(x, "payloads", &payloads)) {
       if (payloads.type() != element_type::ARRAY)

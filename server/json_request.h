@@ -33,9 +33,10 @@ inline constexpr size_t kMaxJsonDepth = 64;
 [[nodiscard]] StatusOr<CollectionConfig> ParseCollectionConfig(simdjson::dom::element e);
 // The body of /points/search (query_api = false) or /points/query (true).
 [[nodiscard]] StatusOr<SearchRequest> ParseSearchRequest(simdjson::dom::element e, bool query_api);
-// with_payload / with_vector: bool, or a list / selector (treated as true).
-[[nodiscard]] StatusOr<bool> ParseWithFlag(simdjson::dom::element obj, std::string_view key,
-                                           bool default_value);
+// with_vector: a boolean, or a list of vector names ([] = none).
+[[nodiscard]] StatusOr<VectorSelector> ParseVectorSelector(simdjson::dom::element obj,
+                                                           std::string_view key,
+                                                           bool default_value);
 // Qdrant's with_payload: a boolean, a list of keys to include, or
 // {"include": [...]} / {"exclude": [...]}. Keys select top-level fields (a
 // dotted key selects the field its first segment names).

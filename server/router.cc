@@ -7,6 +7,7 @@
 #include <chrono>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <vector>
 
 #include "engine/json_writer.h"
@@ -87,21 +88,6 @@ HttpResponse OkResponse(const char* result_json, double seconds) {
   return OkResponse(std::string(result_json), seconds);
 }
 
-HttpResponse OkResponse(std::string_view result_json, double seconds) {
-  std::string body;
-  body.reserve(result_json.size() + 48);
-  body += "{\"result\":";
-  body += result_json;
-  body += ",\"status\":\"ok\",\"time\":";
-  JsonWriter t;
-  t.Double(seconds);
-  body += t.str();
-  body += '}';
-  HttpResponse r;
-  r.body = std::move(body);
-  return r;
-}
-
 void WriteId(JsonWriter& w, const PointId& id) {
   if (id.is_uuid()) {
     w.String(id.ToString());
@@ -116,27 +102,57 @@ void WriteVector(JsonWriter& w, const std::vector<float>& v) {
   w.EndArray();
 }
 
-void WriteRecord(JsonWriter& w, const Record& r, const PayloadSelector& selector) {
+// A point's "vector": the unnamed field's array (or null) in a
+// single-vector collection; an object of the named fields asked for (or
+// null when none was asked for) otherwise.
+void WriteVectors(JsonWriter& w, bool single_vector, bool asked,
+                  const std::optional<std::vector<float>>& unnamed,
+                  const std::map<std::string, std::vector<float>>& named) {
+  w.Key("vector");
+  if (single_vector) {
+    if (unnamed) {
+      WriteVector(w, *unnamed);
+    } else {
+      w.Null();
+    }
+    return;
+  }
+  if (!asked) {
+    w.Null();
+    return;
+  }
+  w.BeginObject();
+  for (const auto& [name, v] : named) {
+    w.Key(name);
+    WriteVector(w, v);
+  }
+  w.EndObject();
+}
+
+// How records and hits are written: the payload selector, and whether the
+// collection has one unnamed vector and vectors were asked for.
+struct OutputShape {
+  const PayloadSelector& payload;
+  bool single_vector = true;
+  bool vectors_asked = false;
+};
+
+void WriteRecord(JsonWriter& w, const Record& r, const OutputShape& shape) {
   w.BeginObject();
   w.Key("id");
   WriteId(w, r.id);
   w.Key("payload");
   if (r.payload) {
-    w.Raw(selector.Apply(*r.payload));
+    w.Raw(shape.payload.Apply(*r.payload));
   } else {
     w.Null();
   }
-  w.Key("vector");
-  if (r.vector) {
-    WriteVector(w, *r.vector);
-  } else {
-    w.Null();
-  }
+  WriteVectors(w, shape.single_vector, shape.vectors_asked, r.vector, r.vectors);
   w.EndObject();
 }
 
 void WriteScoredPoints(JsonWriter& w, const std::vector<ScoredPoint>& points,
-                       const PayloadSelector& selector) {
+                       const OutputShape& shape) {
   w.BeginArray();
   for (const auto& p : points) {
     w.BeginObject();
@@ -146,16 +162,11 @@ void WriteScoredPoints(JsonWriter& w, const std::vector<ScoredPoint>& points,
     w.Key("score").Float(p.score);
     w.Key("payload");
     if (p.payload) {
-      w.Raw(selector.Apply(*p.payload));
+      w.Raw(shape.payload.Apply(*p.payload));
     } else {
       w.Null();
     }
-    w.Key("vector");
-    if (p.vector) {
-      WriteVector(w, *p.vector);
-    } else {
-      w.Null();
-    }
+    WriteVectors(w, shape.single_vector, shape.vectors_asked, p.vector, p.vectors);
     w.EndObject();
   }
   w.EndArray();
@@ -488,25 +499,109 @@ class Router final : public RequestHandler {
     return OkResponse(exists ? R"({"exists":true})" : R"({"exists":false})", Seconds(call.start));
   }
 
+  static void WriteQuantizationConfig(JsonWriter& w, const QuantizationOptions& q) {
+    w.BeginObject().Key("scalar").BeginObject();
+    w.Key("type").String("int8").Key("quantile").Double(q.quantile);
+    w.Key("always_ram").Bool(q.always_ram);
+    w.EndObject().EndObject();
+  }
+
+  // Qdrant's VectorParams of one field (`with_quantization` for named
+  // fields, which carry their own quantization_config).
+  static void WriteVectorParams(JsonWriter& w, const VectorFieldConfig& f,
+                                bool with_quantization) {
+    w.BeginObject();
+    w.Key("size").Uint(f.dimension);
+    w.Key("distance").String(DistanceName(f.distance));
+    if (with_quantization) {
+      w.Key("quantization_config");
+      WriteQuantizationConfig(w, f.quantization);
+    }
+    w.EndObject();
+  }
+
+  // qvec's figures of one field: index, quantization, quality.
+  static void WriteFieldFigures(JsonWriter& w, const VectorFieldInfo& f) {
+    const IndexInfo& index = f.index;
+    const char* state = index.state == IndexInfo::State::kFlat       ? "flat"
+                        : index.state == IndexInfo::State::kTraining ? "training"
+                                                                     : "ivf";
+    w.Key("index").BeginObject();
+    w.Key("state").String(state);
+    w.Key("nlist").Uint(index.nlist);
+    w.Key("list_min").Uint(index.list_min);
+    w.Key("list_median").Uint(index.list_median);
+    w.Key("list_max").Uint(index.list_max);
+    w.Key("imbalance").Double(index.imbalance);
+    w.Key("kmeans_objective").Double(index.kmeans_objective);
+    w.Key("training_seconds").Double(index.training_seconds);
+    w.Key("trained_on_points").Uint(index.trained_on_points);
+    w.Key("recall_curve").BeginArray();
+    for (const auto& [nprobe, recall] : index.recall_curve) {
+      w.BeginObject().Key("nprobe").Uint(nprobe).Key("recall_at_10").Float(recall).EndObject();
+    }
+    w.EndArray();
+    w.Key("failed_builds").Uint(index.failed_builds);
+    w.Key("last_error");
+    if (index.last_error.empty()) {
+      w.Null();
+    } else {
+      w.String(index.last_error);
+    }
+    w.EndObject();
+    const QuantizationOptions& q = f.config.quantization;
+    w.Key("quantization").BeginObject();
+    w.Key("type").String(q.type == QuantizationOptions::Type::kUint8 ? "uint8" : "int8");
+    w.Key("granularity")
+        .String(q.granularity == QuantizationOptions::Granularity::kPerVector ? "per_vector"
+                : q.granularity == QuantizationOptions::Granularity::kPerCollection
+                    ? "per_collection"
+                    : "per_dimension");
+    w.Key("quantile").Double(q.quantile);
+    w.Key("recall_tuned").Bool(q.recall_tuned);
+    w.EndObject();
+    w.Key("quality").BeginObject();
+    w.Key("sample_size").Uint(f.quality.sample_size);
+    w.Key("mse").Double(f.quality.mse);
+    w.Key("sqnr_db").Double(f.quality.sqnr_db);
+    w.Key("max_abs_error").Double(f.quality.max_abs_error);
+    w.Key("score_mean_abs_error").Double(f.quality.score_mean_abs_error);
+    w.Key("score_max_abs_error").Double(f.quality.score_max_abs_error);
+    w.EndObject();
+  }
+
   HttpResponse CollectionInfoRoute(const Call& call, const std::string& name) {
     return WithCollection(call, name, [&](Collection& c) {
       auto info = c.Info();
       if (!info.ok()) return StatusResponse(info.status(), Seconds(call.start));
       const CollectionConfig& cfg = info->config;
-      const bool training = info->index.state == IndexInfo::State::kTraining;
+      const bool single = cfg.single_vector();
+      bool training = false;
+      size_t indexed = 0;
+      for (const auto& [fname, f] : info->fields) {
+        training = training || f.index.state == IndexInfo::State::kTraining;
+        indexed += f.vectors_count;
+      }
       JsonWriter w;
       w.BeginObject();
       w.Key("status").String(training ? "yellow" : "green");
       w.Key("optimizer_status").String("ok");
-      w.Key("indexed_vectors_count").Uint(info->points_count);
+      w.Key("indexed_vectors_count").Uint(indexed);
       w.Key("points_count").Uint(info->points_count);
       w.Key("segments_count").Uint(1);
       w.Key("config").BeginObject();
       w.Key("params").BeginObject();
-      w.Key("vectors").BeginObject();
-      w.Key("size").Uint(cfg.dimension);
-      w.Key("distance").String(DistanceName(cfg.distance));
-      w.EndObject();
+      w.Key("vectors");
+      if (single) {
+        WriteVectorParams(w, cfg.Fields().begin()->second, false);
+      } else {
+        w.BeginObject();
+        for (const auto& [fname, f] : cfg.vectors) {
+          w.Key(fname);
+          WriteVectorParams(w, f, true);
+        }
+        w.EndObject();
+      }
       w.Key("shard_number").Uint(1);
       w.Key("replication_factor").Uint(1);
       w.Key("write_consistency_factor").Uint(1);
@@ -516,62 +611,40 @@ class Router final : public RequestHandler {
       w.Key("m").Uint(16).Key("ef_construct").Uint(100).Key("full_scan_threshold").Uint(10000);
       w.Key("max_indexing_threads").Uint(0).Key("on_disk").Bool(false);
       w.EndObject();
+      const IndexOptions& first_index = cfg.Fields().begin()->second.index;
       w.Key("optimizer_config").BeginObject();
       w.Key("deleted_threshold").Double(0.2).Key("vacuum_min_vector_number").Uint(1000);
       w.Key("default_segment_number").Uint(0).Key("max_segment_size").Null();
-      w.Key("memmap_threshold").Null().Key("indexing_threshold").Uint(cfg.index.ivf_threshold);
+      w.Key("memmap_threshold").Null().Key("indexing_threshold").Uint(first_index.ivf_threshold);
       w.Key("flush_interval_sec").Uint(5).Key("max_optimization_threads").Null();
       w.EndObject();
       w.Key("wal_config").BeginObject();
       w.Key("wal_capacity_mb").Uint(32).Key("wal_segments_ahead").Uint(0);
       w.EndObject();
-      w.Key("quantization_config").BeginObject().Key("scalar").BeginObject();
-      w.Key("type").String("int8").Key("quantile").Double(cfg.quantization.quantile);
-      w.Key("always_ram").Bool(cfg.quantization.always_ram);
-      w.EndObject().EndObject();
+      w.Key("quantization_config");
+      if (single) {
+        WriteQuantizationConfig(w, cfg.quantization);
+      } else {
+        w.Null();  // per vector, in params.vectors
+      }
       w.EndObject();  // config
       w.Key("payload_schema").BeginObject().EndObject();
-      // qvec's own figures.
+      // qvec's own figures: the first field's at the top (the only one of a
+      // single-vector collection), every named field's under "vectors".
       w.Key("qvec").BeginObject();
-      const char* state = info->index.state == IndexInfo::State::kFlat       ? "flat"
-                          : info->index.state == IndexInfo::State::kTraining ? "training"
-                                                                             : "ivf";
-      w.Key("index").BeginObject();
-      w.Key("state").String(state);
-      w.Key("nlist").Uint(info->index.nlist);
-      w.Key("list_min").Uint(info->index.list_min);
-      w.Key("list_median").Uint(info->index.list_median);
-      w.Key("list_max").Uint(info->index.list_max);
-      w.Key("imbalance").Double(info->index.imbalance);
-      w.Key("kmeans_objective").Double(info->index.kmeans_objective);
-      w.Key("training_seconds").Double(info->index.training_seconds);
-      w.Key("trained_on_points").Uint(info->index.trained_on_points);
-      w.Key("recall_curve").BeginArray();
-      for (const auto& [nprobe, recall] : info->index.recall_curve) {
-        w.BeginObject().Key("nprobe").Uint(nprobe).Key("recall_at_10").Float(recall).EndObject();
+      if (!info->fields.empty()) WriteFieldFigures(w, info->fields.begin()->second);
+      if (!single) {
+        w.Key("vectors").BeginObject();
+        for (const auto& [fname, f] : info->fields) {
+          w.Key(fname).BeginObject();
+          WriteFieldFigures(w, f);
+          w.Key("vectors_count").Uint(f.vectors_count);
+          w.Key("memory_bytes").Uint(f.memory_bytes);
+          w.EndObject();
+        }
+        w.EndObject();
       }
-      w.EndArray();
-      w.EndObject();
-      w.Key("quantization").BeginObject();
-      w.Key("type").String(cfg.quantization.type == QuantizationOptions::Type::kUint8 ? "uint8"
-                                                                                      : "int8");
-      w.Key("granularity")
-          .String(cfg.quantization.granularity == QuantizationOptions::Granularity::kPerVector
-                      ? "per_vector"
-                  : cfg.quantization.granularity == QuantizationOptions::Granularity::kPerCollection
-                      ? "per_collection"
-                      : "per_dimension");
-      w.Key("quantile").Double(cfg.quantization.quantile);
-      w.Key("recall_tuned").Bool(cfg.quantization.recall_tuned);
-      w.EndObject();
-      w.Key("quality").BeginObject();
-      w.Key("sample_size").Uint(info->quality.sample_size);
-      w.Key("mse").Double(info->quality.mse);
-      w.Key("sqnr_db").Double(info->quality.sqnr_db);
-      w.Key("max_abs_error").Double(info->quality.max_abs_error);
-      w.Key("score_mean_abs_error").Double(info->quality.score_mean_abs_error);
-      w.Key("score_max_abs_error").Double(info->quality.score_max_abs_error);
-      w.EndObject();
+      w.Key("quarantined_points").Uint(info->quarantined_points);
       w.Key("memory_bytes").Uint(info->memory_bytes);
       w.Key("disk_bytes").Uint(info->disk_bytes);
       w.Key("simd").String(info->simd_level);
@@ -643,14 +716,15 @@ class Router final : public RequestHandler {
         list.push_back(*pid);
       }
       auto wp = ParsePayloadSelector(body, true);
-      auto wv = ParseWithFlag(body, "with_vector", false);
+      auto wv = ParseVectorSelector(body, "with_vector", false);
       if (!wp.ok()) return StatusResponse(wp.status(), Seconds(call.start));
       if (!wv.ok()) return StatusResponse(wv.status(), Seconds(call.start));
       auto records = c.Get(list, wp->enabled, *wv, max_response_bytes_);
       if (!records.ok()) return StatusResponse(records.status(), Seconds(call.start));
+      const OutputShape shape{*wp, c.config().single_vector(), bool(*wv)};
       JsonWriter w;
       w.BeginArray();
-      for (const auto& r : *records) WriteRecord(w, r, *wp);
+      for (const auto& r : *records) WriteRecord(w, r, shape);
       w.EndArray();
       return OkResponse(w.Take(), Seconds(call.start));
     });
@@ -666,7 +740,8 @@ class Router final : public RequestHandler {
         return ErrorResponse(404, "no point with id " + id->ToString(), Seconds(call.start));
       }
       JsonWriter w;
-      WriteRecord(w, records->front(), PayloadSelector{true, {}, {}});
+      const PayloadSelector all_payload{true, {}, {}};
+      WriteRecord(w, records->front(), OutputShape{all_payload, c.config().single_vector(), true});
       return OkResponse(w.Take(), Seconds(call.start));
     });
   }
@@ -768,17 +843,18 @@ class Router final : public RequestHandler {
         r.filter = std::move(*f);
       }
       auto wp = ParsePayloadSelector(body, true);
-      auto wv = ParseWithFlag(body, "with_vector", false);
+      auto wv = ParseVectorSelector(body, "with_vector", false);
       if (!wp.ok()) return StatusResponse(wp.status(), Seconds(call.start));
       if (!wv.ok()) return StatusResponse(wv.status(), Seconds(call.start));
       r.with_payload = wp->enabled;
       r.with_vector = *wv;
+      const OutputShape shape{*wp, c.config().single_vector(), bool(*wv)};
       r.max_result_bytes = max_response_bytes_;
       auto page = c.Scroll(r);
       if (!page.ok()) return StatusResponse(page.status(), Seconds(call.start));
       JsonWriter w;
       w.BeginObject().Key("points").BeginArray();
-      for (const auto& rec : page->points) WriteRecord(w, rec, *wp);
+      for (const auto& rec : page->points) WriteRecord(w, rec, shape);
       w.EndArray();
       w.Key("next_page_offset");
       if (page->next_page_offset) {
@@ -802,7 +878,8 @@ class Router final : public RequestHandler {
       if (!hits.ok()) return StatusResponse(hits.status(), Seconds(call.start));
       JsonWriter w;
       if (query_api) w.BeginObject().Key("points");
-      WriteScoredPoints(w, *hits, *selector);
+      WriteScoredPoints(w, *hits,
+                        OutputShape{*selector, c.config().single_vector(), bool(req->with_vector)});
       if (query_api) w.EndObject();
       return OkResponse(w.Take(), Seconds(call.start));
     });
@@ -817,6 +894,7 @@ class Router final : public RequestHandler {
       }
       std::vector<SearchRequest> reqs;
       std::vector<PayloadSelector> selectors;
+      const bool single_vector = c.config().single_vector();
       for (element s : simdjson::dom::array(searches)) {
         if (s.type() != simdjson::dom::element_type::OBJECT) {
           return ErrorResponse(400, "each search must be an object", Seconds(call.start));
@@ -836,7 +914,8 @@ class Router final : public RequestHandler {
       for (size_t i = 0; i < results->size(); ++i) {
         const auto& hits = (*results)[i];
         if (query_api) w.BeginObject().Key("points");
-        WriteScoredPoints(w, hits, selectors[i]);
+        WriteScoredPoints(w, hits,
+                          OutputShape{selectors[i], single_vector, bool(reqs[i].with_vector)});
         if (query_api) w.EndObject();
       }
       w.EndArray();

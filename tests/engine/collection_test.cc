@@ -184,9 +184,9 @@ TEST_F(CollectionTest, RejectedBatchWritesNothing) {
 TEST_F(CollectionTest, LastOccurrenceInBatchWinsAndReplaceIsAtomic) {
   auto c = Make("c", Config(4, Distance::kDot));
   std::vector<Point> points(3);
-  points[0] = {PointId::Num(5), {1, 0, 0, 0}, "{\"v\":1}"};
-  points[1] = {PointId::Num(6), {0, 1, 0, 0}, ""};
-  points[2] = {PointId::Num(5), {0, 0, 1, 0}, "{\"v\":2}"};
+  points[0] = {PointId::Num(5), {1, 0, 0, 0}, "{\"v\":1}", {}};
+  points[1] = {PointId::Num(6), {0, 1, 0, 0}, "", {}};
+  points[2] = {PointId::Num(5), {0, 0, 1, 0}, "{\"v\":2}", {}};
   ASSERT_TRUE(c->Upsert(points).ok());
   EXPECT_EQ(*c->Count(nullptr), 2u);
   std::vector<PointId> ids = {PointId::Num(5)};
@@ -211,8 +211,8 @@ TEST_F(CollectionTest, UuidIdsAndScrollOrder) {
   EXPECT_EQ(uuid->ToString(), "5c56c793-69f3-4fbf-87e6-c4bf54c28c26");
   EXPECT_FALSE(PointId::ParseUuid("5c56c793-69f3-4fbf-87e6-c4bf54c28c2").ok());
   EXPECT_FALSE(PointId::ParseUuid("zc56c793-69f3-4fbf-87e6-c4bf54c28c26").ok());
-  points.push_back({*uuid, {1, 2, 3, 4}, ""});
-  for (uint64_t i : {30, 10, 20}) points.push_back({PointId::Num(i), {1, 1, i * 1.0f, 1}, ""});
+  points.push_back({*uuid, {1, 2, 3, 4}, "", {}});
+  for (uint64_t i : {30, 10, 20}) points.push_back({PointId::Num(i), {1, 1, i * 1.0f, 1}, "", {}});
   ASSERT_TRUE(c->Upsert(points).ok());
   ScrollRequest s;
   s.limit = 2;
@@ -299,7 +299,7 @@ TEST_F(CollectionTest, Filters) {
   for (const auto& h : *hits) EXPECT_EQ(h.id.num() % 100, 7u);
 
   // Writes after indexing keep the field index current.
-  std::vector<Point> update = {{PointId::Num(7), RandomVector(rng, 16), "{\"group\":8}"}};
+  std::vector<Point> update = {{PointId::Num(7), RandomVector(rng, 16), "{\"group\":8}", {}}};
   ASSERT_TRUE(c->Upsert(update).ok());
   EXPECT_EQ(*c->Count(&f), 9u);
   std::vector<PointId> ids = {PointId::Num(107)};
@@ -410,7 +410,7 @@ TEST_F(CollectionTest, SearchValidation) {
 TEST_F(CollectionTest, DroppedCollectionAnswersNotFound) {
   auto c = Make("c", Config(4));
   ASSERT_TRUE(db_->DropCollection("c").ok());
-  std::vector<Point> p = {{PointId::Num(1), {1, 2, 3, 4}, ""}};
+  std::vector<Point> p = {{PointId::Num(1), {1, 2, 3, 4}, "", {}}};
   EXPECT_EQ(c->Upsert(p).code(), StatusCode::kNotFound);
   // A new collection of the same name starts empty.
   auto c2 = Make("c", Config(4));

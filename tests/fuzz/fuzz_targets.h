@@ -121,7 +121,8 @@ inline unsigned FuzzJsonRequest(const uint8_t* data, size_t size) {
   (void)server::ParseSearchRequest(e, true);
   (void)server::ParsePoints(e);
   (void)server::ParseCollectionConfig(e);
-  (void)server::ParseWithFlag(e, "with_payload", true);
+  (void)server::ParseVectorSelector(e, "with_vector", true);
+  (void)server::ParsePayloadSelector(e, true);
   (void)server::ParseFilter(e);
   // Every member as a filter, a point id and a vector too.
   for (auto field : simdjson::dom::object(e)) {

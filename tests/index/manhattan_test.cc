@@ -89,11 +89,15 @@ TEST_P(ManhattanFlatTest, RanksAndScoresFollowTheFloatReference) {
       // Approximate score: an L1 distance within quantization error.
       const double want = L1(query, base.data() + h.label * kDim, kDim);
       EXPECT_NEAR(h.score, want, 0.1 * want + 0.05);
-      if (j > 0) EXPECT_LE((*hits)[j - 1].score, h.score) << "smaller distance first";
+      if (j > 0) {
+        EXPECT_LE((*hits)[j - 1].score, h.score) << "smaller distance first";
+      }
       // Rescored: the exact L1 distance.
       const Hit& e = (*exact)[j];
       EXPECT_NEAR(e.score, L1(query, base.data() + e.label * kDim, kDim), 1e-3);
-      if (j > 0) EXPECT_LE((*exact)[j - 1].score, e.score);
+      if (j > 0) {
+        EXPECT_LE((*exact)[j - 1].score, e.score);
+      }
       recall += std::count(truth.begin(), truth.end(), h.label) ? 0.1 : 0.0;
       recall_rescored += std::count(truth.begin(), truth.end(), e.label) ? 0.1 : 0.0;
     }

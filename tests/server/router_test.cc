@@ -207,6 +207,108 @@ TEST_F(RouterTest, BadInputGetsJsonErrors) {
   EXPECT_THAT(r.body, HasSubstr(R"("result":{"count":3})"));
 }
 
+TEST_F(RouterTest, NamedVectorsInEveryShape) {
+  auto r = Call("PUT", "/collections/nv", R"({
+    "vectors": {"text": {"size": 3, "distance": "Cosine"},
+                "image": {"size": 2, "distance": "Manhattan",
+                          "qvec": {"index": {"ivf_threshold": 5000}}}},
+    "qvec": {"index": {"ivf_threshold": 7000}}})");
+  ASSERT_EQ(r.status, 200u) << r.body;
+  r = Call("GET", "/collections/nv");
+  ASSERT_EQ(r.status, 200u);
+  auto info = Json(r)["result"];
+  EXPECT_EQ(uint64_t(info["config"]["params"]["vectors"]["text"]["size"]), 3u);
+  EXPECT_EQ(std::string_view(info["config"]["params"]["vectors"]["image"]["distance"]),
+            "Manhattan");
+  // Collection-wide qvec options are each field's default; a field's own win.
+  EXPECT_EQ(std::string_view(info["qvec"]["vectors"]["text"]["index"]["state"]), "flat");
+  r = Call("PUT", "/collections/nv/points", R"({"points":[
+      {"id":1,"vector":{"text":[1,0,0],"image":[1,1]},"payload":{"a":1}},
+      {"id":2,"vector":{"text":[0,1,0]}},
+      {"id":3,"vector":{"image":[3,3]}},
+      {"id":4,"vector":{}}]})");
+  ASSERT_EQ(r.status, 200u) << r.body;
+  r = Call("PUT", "/collections/nv/points",
+           R"({"batch":{"ids":[5,6],"vectors":{"image":[[0,0],[5,5]]}}})");
+  ASSERT_EQ(r.status, 200u) << r.body;
+  EXPECT_THAT(Call("POST", "/collections/nv/points/count", "{}").body,
+              HasSubstr(R"("count":6)"));
+
+  // `using` picks the field; Manhattan scores are L1 distances, smallest first.
+  r = Call("POST", "/collections/nv/points/query",
+           R"({"query":[1,1],"using":"image","with_vector":["image"],"limit":3})");
+  ASSERT_EQ(r.status, 200u) << r.body;
+  EXPECT_THAT(r.body, HasSubstr(R"({"id":1,"version":0,"score":0,"payload":null,"vector":{"image":[1,1]}})"));
+  EXPECT_THAT(r.body, HasSubstr(R"({"id":5,"version":0,"score":2,)"));
+  EXPECT_THAT(r.body, HasSubstr(R"({"id":3,"version":0,"score":4,)"));
+  // /points/search names the field in the vector.
+  r = Call("POST", "/collections/nv/points/search",
+           R"({"vector":{"name":"text","vector":[0,1,0]},"limit":1})");
+  ASSERT_EQ(r.status, 200u) << r.body;
+  EXPECT_THAT(r.body, HasSubstr(R"("id":2,)"));
+  // Retrieve: each point's fields, only those asked for.
+  r = Call("POST", "/collections/nv/points", R"({"ids":[1,2,4],"with_vector":true})");
+  ASSERT_EQ(r.status, 200u) << r.body;
+  EXPECT_THAT(r.body, HasSubstr(R"("id":2,"payload":{},"vector":{"text":[0,1,0]}})"));
+  EXPECT_THAT(r.body, HasSubstr(R"("id":4,"payload":{},"vector":{}})"));
+  r = Call("POST", "/collections/nv/points", R"({"ids":[1],"with_vector":["image"]})");
+  EXPECT_THAT(r.body, HasSubstr(R"("vector":{"image":[1,1]})"));
+  r = Call("POST", "/collections/nv/points", R"({"ids":[1]})");
+  EXPECT_THAT(r.body, HasSubstr(R"("vector":null)"));
+  r = Call("GET", "/collections/nv/points/3");
+  EXPECT_THAT(r.body, HasSubstr(R"("vector":{"image":[3,3]})"));
+
+  // Refused, naming the problem, and nothing written.
+  for (const char* body : {
+           R"({"points":[{"id":9,"vector":[1,2,3]}]})",                      // unnamed
+           R"({"points":[{"id":9,"vector":{"nope":[1,2]}}]})",               // unknown
+           R"({"points":[{"id":9,"vector":{"text":[1,2]}}]})",               // dimension
+           R"({"points":[{"id":9,"vector":{"text":{"indices":[1],"values":[1]}}}]})",
+           R"({"points":[{"id":9,"vector":{"text":[[1,2,3]]}}]})",           // multivector
+           R"({"batch":{"ids":[9],"vectors":{"text":[[1,0,0],[0,1,0]]}}})",  // lengths
+       }) {
+    r = Call("PUT", "/collections/nv/points", body);
+    EXPECT_EQ(r.status, 400u) << body << " -> " << r.body;
+  }
+  EXPECT_THAT(Call("POST", "/collections/nv/points/count", "{}").body,
+              HasSubstr(R"("count":6)"));
+  r = Call("POST", "/collections/nv/points/query", R"({"query":[1,1]})");
+  EXPECT_EQ(r.status, 400u);
+  EXPECT_THAT(r.body, HasSubstr("named vectors"));
+  r = Call("POST", "/collections/nv/points/query", R"({"query":[1,1],"using":"nope"})");
+  EXPECT_EQ(r.status, 400u);
+  EXPECT_THAT(r.body, HasSubstr("'nope'"));
+  r = Call("POST", "/collections/nv/points", R"({"ids":[1],"with_vector":["nope"]})");
+  EXPECT_EQ(r.status, 400u);
+
+  // Create-time shapes qvec does not store are refused by name.
+  struct Bad {
+    const char* body;
+    const char* says;
+  };
+  for (const Bad& bad : {
+           Bad{R"({"vectors":{"a":{"size":2,"distance":"Dot"}},"sparse_vectors":{"s":{}}})",
+               "sparse_vectors"},
+           Bad{R"({"vectors":{"a":{"size":2,"distance":"Dot","multivector_config":
+                   {"comparator":"max_sim"}}}})",
+               "multivector"},
+           Bad{R"({"vectors":{"a":{"size":2,"distance":"Dot","datatype":"float16"}}})",
+               "datatype"},
+           Bad{R"({"vectors":{"a":{"size":2}}})", "vectors.a.distance"},
+           Bad{R"({"vectors":{"a":{"distance":"Dot"}}})", "vectors.a.size"},
+           Bad{R"({"vectors":{}})", "at least one"},
+           Bad{R"({"vectors":{"":{"size":2,"distance":"Dot"}}})", "empty"},
+           Bad{R"({"vectors":{"a":{"size":2,"distance":"Manhattan",
+                   "qvec":{"quantization":{"granularity":"per_dimension"}}}}})",
+               "per_dimension"},
+       }) {
+    r = Call("PUT", "/collections/bad", bad.body);
+    EXPECT_EQ(r.status / 100, 4u) << bad.body << " -> " << r.body;
+    EXPECT_THAT(r.body, HasSubstr(bad.says)) << bad.body;
+  }
+  EXPECT_THAT(Call("GET", "/collections/bad/exists").body, HasSubstr(R"("exists":false)"));
+}
+
 TEST_F(RouterTest, PayloadSelectors) {
   CreateDemo();
   auto r = Call("POST", "/collections/demo/points", R"({"ids":[1],"with_payload":["city"]})");
