@@ -152,7 +152,54 @@ Status CollectionImpl::Commit(storage::WriteBatch* batch,
 
 // ---- writes ----
 
-Status CollectionImpl::Upsert(std::span<const Point> points) {
+Status CollectionImpl::Upsert(std::span<const Point> points) { return WritePoints(points, false); }
+
+Status CollectionImpl::UpdateVectors(std::span<const Point> points) {
+  return WritePoints(points, true);
+}
+
+Status CollectionImpl::DeleteVectors(std::span<const PointId> ids,
+                                     const std::vector<std::string>& field_names) {
+  QVEC_RETURN_IF_ERROR(CheckAlive());
+  uint64_t drop = 0;
+  for (const std::string& name : field_names) {
+    QVEC_ASSIGN_OR_RETURN(VectorField * f, FieldFor(name));
+    for (size_t fi = 0; fi < fields_.size(); ++fi) {
+      if (fields_[fi].get() == f) drop |= uint64_t{1} << fi;
+    }
+  }
+  std::lock_guard write_lock(write_mu_);
+  QVEC_RETURN_IF_ERROR(CheckAlive());
+  storage::WriteBatch batch;
+  std::vector<std::pair<uint64_t, uint64_t>> changes;  // (label, fields removed)
+  std::unordered_set<uint64_t> seen;
+  for (const PointId& id : ids) {
+    auto it = id_to_label_.find(id);
+    if (it == id_to_label_.end()) return NotFoundError("no point with id " + id.ToString());
+    const uint64_t label = it->second;
+    if (!seen.insert(label).second) continue;
+    const uint64_t removed = field_mask_[label] & drop;
+    if (removed == 0) continue;
+    const std::string key = EncodePointKey(id);
+    for (uint16_t fid : FieldIds(removed)) batch.DeleteVector(cid_, fid, key);
+    changes.emplace_back(label, removed);
+  }
+  if (changes.empty()) return Status::Ok();
+  return Commit(&batch, [&](uint64_t) {
+    for (const auto& [label, removed] : changes) {
+      for (size_t fi = 0; fi < fields_.size(); ++fi) {
+        if (!(removed & (uint64_t{1} << fi))) continue;
+        VectorField& f = *fields_[fi];
+        f.index->Remove(label);
+        if (f.tracking) f.changed_during_build.insert(label);
+        f.writes_since_health_check.fetch_add(1);
+      }
+      field_mask_[label] &= ~removed;
+    }
+  });
+}
+
+Status CollectionImpl::WritePoints(std::span<const Point> points, bool update_only) {
   QVEC_RETURN_IF_ERROR(CheckAlive());
   const size_t nf = fields_.size();
   // The last occurrence of an id in the batch wins.
@@ -219,6 +266,9 @@ Status CollectionImpl::Upsert(std::span<const Point> points) {
         while (fields_[fi].get() != f) ++fi;
         QVEC_RETURN_IF_ERROR(take(fi, v));
       }
+    }
+    if (update_only && !p.payload.empty()) {
+      return InvalidArgumentError(where + ": updating vectors keeps the payload; set it apart");
     }
     if (!p.payload.empty()) {
       Status s = ValidatePayload(p.payload);
@@ -300,26 +350,31 @@ Status CollectionImpl::Upsert(std::span<const Point> points) {
       const Point& p = points[pp.index];
       auto it = id_to_label_.find(p.id);
       pp.is_new = it == id_to_label_.end();
+      if (update_only && pp.is_new) return NotFoundError("no point with id " + p.id.ToString());
       pp.label = pp.is_new ? AllocateLabel(&reserved) : it->second;
       pp.old_mask = pp.is_new ? 0 : field_mask_[pp.label];
+      // Updating vectors keeps the fields the point does not carry.
+      if (update_only) pp.mask |= pp.old_mask;
       const std::string key = EncodePointKey(p.id);
-      batch.PutPointRecord(cid_, key, PointRecord(pp.label));
+      if (pp.is_new) batch.PutPointRecord(cid_, key, PointRecord(pp.label));
       for (size_t fi = 0; fi < nf; ++fi) {
         VectorField& f = *fields_[fi];
         const uint64_t bit = uint64_t{1} << fi;
-        if (pp.mask & bit) {
+        if ((pp.mask & bit) && !pp.vectors[fi].empty()) {
           Status s = EncodeValue(pp.label, pp.vectors[fi].data(), *target[fi],
                                  f.index ? f.generation : 0, slots[fi][i], &pp.values[fi]);
           if (!s.ok()) return s.Annotate("point " + p.id.ToString());
           batch.PutVector(cid_, f.id, key, pp.values[fi], pp.vectors[fi].data(),
                           f.config.dimension);
-        } else if (pp.old_mask & bit) {
+        } else if (!(pp.mask & bit) && (pp.old_mask & bit)) {
           batch.DeleteVector(cid_, f.id, key);  // an upsert replaces the whole point
         }
       }
-      std::optional<std::string_view> payload;
-      if (pp.payload) payload = *pp.payload;
-      batch.PutPayload(cid_, key, payload);
+      if (!update_only) {
+        std::optional<std::string_view> payload;
+        if (pp.payload) payload = *pp.payload;
+        batch.PutPayload(cid_, key, payload);
+      }
     }
     QVEC_RETURN_IF_ERROR(Commit(&batch, [&](uint64_t version) {
       for (size_t fi = 0; fi < nf; ++fi) {
@@ -346,10 +401,12 @@ Status CollectionImpl::Upsert(std::span<const Point> points) {
         for (size_t fi = 0; fi < nf; ++fi) {
           VectorField& f = *fields_[fi];
           const uint64_t bit = uint64_t{1} << fi;
-          if (pp.mask & bit) {
+          if ((pp.mask & bit) && !pp.values[fi].empty()) {
             // Cannot fail: encoded (and checked) for this index above, under
             // the same lock.
             (void)AddValue(f, pp.values[fi]);
+          } else if (pp.mask & bit) {
+            continue;  // kept by UpdateVectors
           } else if (pp.old_mask & bit) {
             f.index->Remove(pp.label);
           } else {
@@ -358,7 +415,7 @@ Status CollectionImpl::Upsert(std::span<const Point> points) {
           if (f.tracking) f.changed_during_build.insert(pp.label);
           f.writes_since_health_check.fetch_add(1);
         }
-        payload_log_.Append(version, p.id, std::move(pp.payload));
+        if (!update_only) payload_log_.Append(version, p.id, std::move(pp.payload));
       }
     }));
   }

@@ -122,6 +122,9 @@ class CollectionImpl final : public Collection,
   const std::string& name() const override { return name_; }
   const CollectionConfig& config() const override { return config_; }
   Status Upsert(std::span<const Point> points) override;
+  Status UpdateVectors(std::span<const Point> points) override;
+  Status DeleteVectors(std::span<const PointId> ids,
+                       const std::vector<std::string>& field_names) override;
   StatusOr<size_t> Delete(std::span<const PointId> ids) override;
   StatusOr<size_t> DeleteByFilter(const Filter& filter) override;
   Status SetPayload(std::span<const PointId> ids, std::string_view payload,
@@ -228,6 +231,8 @@ class CollectionImpl final : public Collection,
   StatusOr<size_t> DeleteLabelsLocked(const std::vector<uint64_t>& labels);
   // Applies a committed deletion of `labels` to the in-memory state.
   void ApplyDelete(const std::vector<uint64_t>& labels, uint64_t version);
+  // Upsert (whole points) or, with `update_only`, UpdateVectors.
+  Status WritePoints(std::span<const Point> points, bool update_only);
   uint64_t AllocateLabel(std::vector<uint64_t>* reserved);
   // The field ids of a fields mask.
   std::vector<uint16_t> FieldIds(uint64_t mask) const;

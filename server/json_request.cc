@@ -411,8 +411,7 @@ Status ParseQvecOptions(element own, const std::string& where, QuantizationOptio
       quant->quantile = ToFloat(d);
     }
     if (Lookup(q, "recall_tuned", &x)) {
-      QVEC_ASSIGN_OR_RETURN(quant->recall_tuned,
-                            GetBool(x, where + ".quantization.recall_tuned"));
+      QVEC_ASSIGN_OR_RETURN(quant->recall_tuned, GetBool(x, where + ".quantization.recall_tuned"));
     }
   }
   if (Lookup(own, "index", &idx)) {
@@ -456,8 +455,7 @@ StatusOr<VectorFieldConfig> ParseVectorParams(element e, const std::string& wher
   }
   f.dimension = static_cast<uint32_t>(dim);
   if (!Lookup(e, "distance", &distance) || distance.type() != element_type::STRING) {
-    return InvalidArgumentError(where +
-                                ".distance is required: Cosine, Dot, Euclid or Manhattan");
+    return InvalidArgumentError(where + ".distance is required: Cosine, Dot, Euclid or Manhattan");
   }
   QVEC_ASSIGN_OR_RETURN(f.distance, ParseDistance(std::string_view(distance)));
   if (Lookup(e, "quantization_config", &x)) {
@@ -656,7 +654,8 @@ StatusOr<SearchRequest> ParseSearchRequest(element e, bool query_api) {
     if (x.type() == element_type::OBJECT) {  // named vector {"name":..., "vector": [...]}
       element name, inner;
       if (!Lookup(x, "name", &name) || name.type() != element_type::STRING) {
-        return InvalidArgumentError("vector: a named vector is {\"name\": \"...\", \"vector\": [...]}");
+        return InvalidArgumentError(
+            "vector: a named vector is {\"name\": \"...\", \"vector\": [...]}");
       }
       r.vector_name = std::string(std::string_view(name));
       if (!Lookup(x, "vector", &inner)) return InvalidArgumentError("vector.vector is required");

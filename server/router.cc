@@ -508,8 +508,7 @@ class Router final : public RequestHandler {
 
   // Qdrant's VectorParams of one field (`with_quantization` for named
   // fields, which carry their own quantization_config).
-  static void WriteVectorParams(JsonWriter& w, const VectorFieldConfig& f,
-                                bool with_quantization) {
+  static void WriteVectorParams(JsonWriter& w, const VectorFieldConfig& f, bool with_quantization) {
     w.BeginObject();
     w.Key("size").Uint(f.dimension);
     w.Key("distance").String(DistanceName(f.distance));

@@ -92,6 +92,17 @@ class Collection {
   // not a JSON object.
   [[nodiscard]] virtual Status Upsert(std::span<const Point> points) = 0;
 
+  // Sets the vector fields each point carries, keeping its payload and the
+  // fields it does not carry. Atomic and durable as Upsert; NotFound (and
+  // nothing written) if a point does not exist, InvalidArgument as Upsert.
+  [[nodiscard]] virtual Status UpdateVectors(std::span<const Point> points) = 0;
+  // Removes the named vector fields from the given points (a point keeps
+  // its payload and other fields, and exists with no vector at all). NotFound
+  // if a point does not exist, InvalidArgument for an unknown field name;
+  // nothing is written then.
+  [[nodiscard]] virtual Status DeleteVectors(std::span<const PointId> ids,
+                                             const std::vector<std::string>& field_names) = 0;
+
   // Deletes the given ids (absent ids are ignored) atomically; returns how many
   // existed.
   [[nodiscard]] virtual StatusOr<size_t> Delete(std::span<const PointId> ids) = 0;

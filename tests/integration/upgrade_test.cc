@@ -47,8 +47,7 @@ void CopyFixture(const std::string& to) {
 
 // Compares two JSON values: numbers within `tol` (relative to magnitude,
 // at least absolute), everything else exactly. Appends differences to `diff`.
-void Compare(element want, element got, double tol, const std::string& where,
-             std::string* diff) {
+void Compare(element want, element got, double tol, const std::string& where, std::string* diff) {
   auto is_number = [](element e) {
     return e.type() == element_type::INT64 || e.type() == element_type::UINT64 ||
            e.type() == element_type::DOUBLE;
@@ -63,8 +62,8 @@ void Compare(element want, element got, double tol, const std::string& where,
     return;
   }
   if (want.type() != got.type()) {
-    *diff += where + ": want " + simdjson::to_string(want) + ", got " + simdjson::to_string(got) +
-             "\n";
+    *diff +=
+        where + ": want " + simdjson::to_string(want) + ", got " + simdjson::to_string(got) + "\n";
     return;
   }
   if (want.type() == element_type::ARRAY) {
@@ -102,8 +101,8 @@ void Compare(element want, element got, double tol, const std::string& where,
     return;
   }
   if (simdjson::to_string(want) != simdjson::to_string(got)) {
-    *diff += where + ": want " + simdjson::to_string(want) + ", got " + simdjson::to_string(got) +
-             "\n";
+    *diff +=
+        where + ": want " + simdjson::to_string(want) + ", got " + simdjson::to_string(got) + "\n";
   }
 }
 

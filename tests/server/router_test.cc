@@ -231,14 +231,15 @@ TEST_F(RouterTest, NamedVectorsInEveryShape) {
   r = Call("PUT", "/collections/nv/points",
            R"({"batch":{"ids":[5,6],"vectors":{"image":[[0,0],[5,5]]}}})");
   ASSERT_EQ(r.status, 200u) << r.body;
-  EXPECT_THAT(Call("POST", "/collections/nv/points/count", "{}").body,
-              HasSubstr(R"("count":6)"));
+  EXPECT_THAT(Call("POST", "/collections/nv/points/count", "{}").body, HasSubstr(R"("count":6)"));
 
   // `using` picks the field; Manhattan scores are L1 distances, smallest first.
   r = Call("POST", "/collections/nv/points/query",
            R"({"query":[1,1],"using":"image","with_vector":["image"],"limit":3})");
   ASSERT_EQ(r.status, 200u) << r.body;
-  EXPECT_THAT(r.body, HasSubstr(R"({"id":1,"version":0,"score":0,"payload":null,"vector":{"image":[1,1]}})"));
+  EXPECT_THAT(
+      r.body,
+      HasSubstr(R"({"id":1,"version":0,"score":0,"payload":null,"vector":{"image":[1,1]}})"));
   EXPECT_THAT(r.body, HasSubstr(R"({"id":5,"version":0,"score":2,)"));
   EXPECT_THAT(r.body, HasSubstr(R"({"id":3,"version":0,"score":4,)"));
   // /points/search names the field in the vector.
@@ -260,9 +261,9 @@ TEST_F(RouterTest, NamedVectorsInEveryShape) {
 
   // Refused, naming the problem, and nothing written.
   for (const char* body : {
-           R"({"points":[{"id":9,"vector":[1,2,3]}]})",                      // unnamed
-           R"({"points":[{"id":9,"vector":{"nope":[1,2]}}]})",               // unknown
-           R"({"points":[{"id":9,"vector":{"text":[1,2]}}]})",               // dimension
+           R"({"points":[{"id":9,"vector":[1,2,3]}]})",         // unnamed
+           R"({"points":[{"id":9,"vector":{"nope":[1,2]}}]})",  // unknown
+           R"({"points":[{"id":9,"vector":{"text":[1,2]}}]})",  // dimension
            R"({"points":[{"id":9,"vector":{"text":{"indices":[1],"values":[1]}}}]})",
            R"({"points":[{"id":9,"vector":{"text":[[1,2,3]]}}]})",           // multivector
            R"({"batch":{"ids":[9],"vectors":{"text":[[1,0,0],[0,1,0]]}}})",  // lengths
@@ -270,8 +271,7 @@ TEST_F(RouterTest, NamedVectorsInEveryShape) {
     r = Call("PUT", "/collections/nv/points", body);
     EXPECT_EQ(r.status, 400u) << body << " -> " << r.body;
   }
-  EXPECT_THAT(Call("POST", "/collections/nv/points/count", "{}").body,
-              HasSubstr(R"("count":6)"));
+  EXPECT_THAT(Call("POST", "/collections/nv/points/count", "{}").body, HasSubstr(R"("count":6)"));
   r = Call("POST", "/collections/nv/points/query", R"({"query":[1,1]})");
   EXPECT_EQ(r.status, 400u);
   EXPECT_THAT(r.body, HasSubstr("named vectors"));
@@ -292,8 +292,7 @@ TEST_F(RouterTest, NamedVectorsInEveryShape) {
            Bad{R"({"vectors":{"a":{"size":2,"distance":"Dot","multivector_config":
                    {"comparator":"max_sim"}}}})",
                "multivector"},
-           Bad{R"({"vectors":{"a":{"size":2,"distance":"Dot","datatype":"float16"}}})",
-               "datatype"},
+           Bad{R"({"vectors":{"a":{"size":2,"distance":"Dot","datatype":"float16"}}})", "datatype"},
            Bad{R"({"vectors":{"a":{"size":2}}})", "vectors.a.distance"},
            Bad{R"({"vectors":{"a":{"distance":"Dot"}}})", "vectors.a.size"},
            Bad{R"({"vectors":{}})", "at least one"},
