@@ -16,6 +16,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/coding.h"
 #include "index/quantizer.h"
 #include "index/types.h"
 #include "qvec/options.h"
@@ -42,23 +43,6 @@ inline constexpr std::string_view kLegacyGenerationKey = "generation";
 // bytes, then the payload.
 inline constexpr std::string_view kQuarantinePrefix = "quarantine/";
 
-inline std::string EncodeU32(uint32_t v) {
-  std::string s(4, '\0');
-  for (int i = 0; i < 4; ++i) s[i] = static_cast<char>(v >> (8 * i));
-  return s;
-}
-inline std::string EncodeU64(uint64_t v) {
-  std::string s(8, '\0');
-  for (int i = 0; i < 8; ++i) s[i] = static_cast<char>(v >> (8 * i));
-  return s;
-}
-inline std::optional<uint64_t> DecodeLE(std::string_view s, size_t bytes) {
-  if (s.size() != bytes) return std::nullopt;
-  uint64_t v = 0;
-  for (size_t i = 0; i < bytes; ++i) v |= uint64_t{static_cast<unsigned char>(s[i])} << (8 * i);
-  return v;
-}
-
 struct CodesHeader {
   uint64_t label = 0;
   uint32_t generation = 0;
@@ -66,18 +50,17 @@ struct CodesHeader {
 };
 
 inline void WriteCodesHeader(const CodesHeader& h, char* out) {
-  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>(h.label >> (8 * i));
-  for (int i = 0; i < 4; ++i) out[8 + i] = static_cast<char>(h.generation >> (8 * i));
-  for (int i = 0; i < 4; ++i) out[12 + i] = static_cast<char>(h.list >> (8 * i));
+  coding::EncodeFixed64(out, h.label);
+  coding::EncodeFixed32(out + 8, h.generation);
+  coding::EncodeFixed32(out + 12, h.list);
 }
 
 // Precondition: value.size() >= kCodesHeaderBytes.
 inline CodesHeader ReadCodesHeader(std::string_view value) {
-  auto byte = [&](int i) { return static_cast<uint64_t>(static_cast<unsigned char>(value[i])); };
   CodesHeader h;
-  for (int i = 0; i < 8; ++i) h.label |= byte(i) << (8 * i);
-  for (int i = 0; i < 4; ++i) h.generation |= static_cast<uint32_t>(byte(8 + i) << (8 * i));
-  for (int i = 0; i < 4; ++i) h.list |= static_cast<uint32_t>(byte(12 + i) << (8 * i));
+  h.label = coding::DecodeFixed64(value.data());
+  h.generation = coding::DecodeFixed32(value.data() + 8);
+  h.list = coding::DecodeFixed32(value.data() + 12);
   return h;
 }
 

@@ -8,8 +8,8 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "common/point_key.h"
 #include "engine/codes_value.h"
-#include "engine/point_key.h"
 #include "index/metric.h"
 #include "index/quality.h"
 #include "index/search_finish.h"
@@ -56,11 +56,7 @@ Status TooLarge(size_t limit) {
                          " MiB): ask for fewer points (limit), or leave out payloads or vectors");
 }
 
-std::string PointRecord(uint64_t label) {
-  std::string r(8, '\0');
-  for (int i = 0; i < 8; ++i) r[i] = static_cast<char>(label >> (8 * i));
-  return r;
-}
+std::string PointRecord(uint64_t label) { return coding::Fixed64(label); }
 
 }  // namespace
 
@@ -320,7 +316,8 @@ Status CollectionImpl::WritePoints(std::span<const Point> points, bool update_on
         const index::CalibrationParams* params = calibrated[fi]->quantizer().calibration();
         if (params != nullptr)
           batch.PutIndexState(cid_, StateKey(f, kCalibrationState), params->Serialize());
-        batch.PutIndexState(cid_, StateKey(f, kCalibratedOnState), EncodeU64(calibrated_on[fi]));
+        batch.PutIndexState(cid_, StateKey(f, kCalibratedOnState),
+                            coding::Fixed64(calibrated_on[fi]));
       }
     }
     // Slots (IVF lists) of each field's vectors in one call per field (int8

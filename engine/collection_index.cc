@@ -7,10 +7,10 @@
 #include <random>
 #include <thread>
 
+#include "common/point_key.h"
 #include "engine/codes_value.h"
 #include "engine/collection_impl.h"
 #include "engine/collection_meta.h"
-#include "engine/point_key.h"
 #include "index/training.h"
 
 namespace qvec::engine {
@@ -160,10 +160,7 @@ void CollectionImpl::Quarantine(std::string_view key, const std::string& reason)
   // else. Best effort: a failed write leaves the point out of memory for
   // this run and it is found again at the next open.
   std::string record;
-  auto append_u32 = [&record](uint32_t v) {
-    for (int i = 0; i < 4; ++i) record.push_back(static_cast<char>(v >> (8 * i)));
-  };
-  append_u32(static_cast<uint32_t>(reason.size()));
+  coding::PutFixed32(&record, static_cast<uint32_t>(reason.size()));
   record += reason;
   std::string vectors;
   uint32_t count = 0;
@@ -176,10 +173,10 @@ void CollectionImpl::Quarantine(std::string_view key, const std::string& reason)
     vectors.push_back(static_cast<char>(f->id));
     vectors.push_back(static_cast<char>(f->id >> 8));
     const uint32_t bytes = static_cast<uint32_t>(v->size() * sizeof(float));
-    for (int i = 0; i < 4; ++i) vectors.push_back(static_cast<char>(bytes >> (8 * i)));
+    coding::PutFixed32(&vectors, bytes);
     vectors.append(reinterpret_cast<const char*>(v->data()), bytes);
   }
-  append_u32(count);
+  coding::PutFixed32(&record, count);
   record += vectors;
   if (auto p = store_->GetPayload(cid_, key); p.ok() && *p) record += **p;
   storage::WriteBatch batch;
@@ -227,7 +224,7 @@ Status CollectionImpl::LoadField(VectorField& f, size_t field_index, std::set<st
   // The index kind, its state and generation (format 1: IVF iff generation > 0).
   QVEC_ASSIGN_OR_RETURN(auto gen, state(kGenerationState, kLegacyGenerationKey));
   if (gen) {
-    auto g = DecodeLE(*gen, 4);
+    auto g = coding::ParseFixed32(*gen);
     if (g) {
       f.generation = static_cast<uint32_t>(*g);
     } else {
@@ -255,7 +252,7 @@ Status CollectionImpl::LoadField(VectorField& f, size_t field_index, std::set<st
     }
   }
   QVEC_ASSIGN_OR_RETURN(auto cal_on, state(kCalibratedOnState, kCalibratedOnState));
-  if (cal_on && !legacy) f.calibrated_on = DecodeLE(*cal_on, 8).value_or(0);
+  if (cal_on && !legacy) f.calibrated_on = coding::ParseFixed64(*cal_on).value_or(0);
 
   // The quantizer: calibrated from its stored parameters, or plain.
   std::optional<index::Quantizer> quantizer;
@@ -357,7 +354,7 @@ Status CollectionImpl::LoadField(VectorField& f, size_t field_index, std::set<st
     }
   }
   if (reencode_all) {
-    fixes->PutIndexState(cid_, StateKey(f, kGenerationState), EncodeU32(f.generation));
+    fixes->PutIndexState(cid_, StateKey(f, kGenerationState), coding::Fixed32(f.generation));
     fixes->PutIndexState(cid_, StateKey(f, kKindState),
                          std::string(1, static_cast<char>(index::IndexKind::kFlat)));
     fixes->DeleteIndexState(cid_, StateKey(f, kIndexState));
@@ -388,7 +385,8 @@ StatusOr<std::vector<std::pair<std::string, std::string>>> CollectionImpl::Repai
         f.calibrated_on = sample.size() / dim;
         storage::WriteBatch batch;
         batch.PutIndexState(cid_, StateKey(f, kCalibrationState), q->calibration()->Serialize());
-        batch.PutIndexState(cid_, StateKey(f, kCalibratedOnState), EncodeU64(f.calibrated_on));
+        batch.PutIndexState(cid_, StateKey(f, kCalibratedOnState),
+                            coding::Fixed64(f.calibrated_on));
         (void)store_->Write(&batch);
       }
     }
@@ -453,7 +451,7 @@ Status CollectionImpl::Load() {
       Quarantine(key, "its key is not a point id");
       return true;
     }
-    auto label = DecodeLE(record, 8);
+    auto label = coding::ParseFixed64(record);
     if (!label || *label > (uint64_t{1} << 40) ||
         (*label < label_used_.size() && label_used_[*label])) {
       pending.insert(std::string(key));
@@ -505,7 +503,7 @@ Status CollectionImpl::Load() {
     auto it = id_to_label_.find(*id);
     if (it == id_to_label_.end()) continue;
     uint64_t label = it->second;
-    fixes.PutPointRecord(cid_, key, EncodeU64(label));
+    fixes.PutPointRecord(cid_, key, coding::Fixed64(label));
   }
   if (legacy_state_) {
     // Format 1 kept the config in its own shape: store it as version 2.
@@ -823,10 +821,10 @@ Status CollectionImpl::BuildIndex(VectorField& f, index::IndexKind kind) {
   } else {
     batch.PutIndexState(cid_, StateKey(f, kIndexState), index_state);
   }
-  batch.PutIndexState(cid_, StateKey(f, kGenerationState), EncodeU32(generation));
+  batch.PutIndexState(cid_, StateKey(f, kGenerationState), coding::Fixed32(generation));
   if (const index::CalibrationParams* params = quantizer.calibration()) {
     batch.PutIndexState(cid_, StateKey(f, kCalibrationState), params->Serialize());
-    batch.PutIndexState(cid_, StateKey(f, kCalibratedOnState), EncodeU64(calibrated_on));
+    batch.PutIndexState(cid_, StateKey(f, kCalibratedOnState), coding::Fixed64(calibrated_on));
   }
   s = store_->Write(&batch);
   f.tracking = false;

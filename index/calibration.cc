@@ -4,53 +4,12 @@
 #include <cmath>
 #include <cstring>
 
+#include "common/coding.h"
+
 namespace qvec::index {
 namespace {
 
 constexpr char kMagic[4] = {'Q', 'V', 'C', 'P'};
-
-void PutU32(std::string& out, uint32_t v) {
-  char b[4];
-  for (int i = 0; i < 4; ++i) {
-    b[i] = static_cast<char>((v >> (8 * i)) & 0xFF);
-  }
-  out.append(b, 4);
-}
-
-void PutF32(std::string& out, float f) {
-  uint32_t v;
-  std::memcpy(&v, &f, 4);
-  PutU32(out, v);
-}
-
-// Sequential little-endian reader; every read reports truncation.
-class Reader {
- public:
-  explicit Reader(std::string_view in) : in_(in) {}
-  bool U32(uint32_t* v) {
-    if (in_.size() < 4) {
-      return false;
-    }
-    *v = 0;
-    for (int i = 0; i < 4; ++i) {
-      *v |= uint32_t{static_cast<uint8_t>(in_[i])} << (8 * i);
-    }
-    in_.remove_prefix(4);
-    return true;
-  }
-  bool F32(float* f) {
-    uint32_t v;
-    if (!U32(&v)) {
-      return false;
-    }
-    std::memcpy(f, &v, 4);
-    return true;
-  }
-  size_t remaining() const { return in_.size(); }
-
- private:
-  std::string_view in_;
-};
 
 // Value at rank floor(q*(N-1)) (upper) or ceil((1-q)*(N-1)) (lower).
 void QuantileRange(std::vector<float>& values, double q, float* lo, float* hi) {
@@ -124,14 +83,14 @@ Status CalibrationParams::Validate() const {
 
 std::string CalibrationParams::Serialize() const {
   std::string out(kMagic, 4);
-  PutU32(out, kVersion);
-  PutU32(out, static_cast<uint32_t>(granularity));
-  PutU32(out, dim);
-  PutF32(out, quantile);
-  PutU32(out, static_cast<uint32_t>(lo.size()));
+  coding::PutFixed32(&out, kVersion);
+  coding::PutFixed32(&out, static_cast<uint32_t>(granularity));
+  coding::PutFixed32(&out, dim);
+  coding::PutFloat(&out, quantile);
+  coding::PutFixed32(&out, static_cast<uint32_t>(lo.size()));
   for (size_t i = 0; i < lo.size(); ++i) {
-    PutF32(out, lo[i]);
-    PutF32(out, hi[i]);
+    coding::PutFloat(&out, lo[i]);
+    coding::PutFloat(&out, hi[i]);
   }
   return out;
 }
@@ -140,16 +99,20 @@ StatusOr<CalibrationParams> CalibrationParams::Deserialize(std::string_view byte
   if (bytes.size() < 4 || std::memcmp(bytes.data(), kMagic, 4) != 0) {
     return DataLossError("calibration params: bad magic or truncated");
   }
-  Reader r(bytes.substr(4));
-  uint32_t version, granularity, dim, count;
+  coding::Reader r(bytes.substr(4));
   CalibrationParams p;
-  if (!r.U32(&version)) {
+  const uint32_t version = r.U32();
+  if (!r.ok()) {
     return DataLossError("calibration params: truncated");
   }
   if (version != kVersion) {
     return UnimplementedError("calibration params: unknown version " + std::to_string(version));
   }
-  if (!r.U32(&granularity) || !r.U32(&dim) || !r.F32(&p.quantile) || !r.U32(&count)) {
+  const uint32_t granularity = r.U32();
+  const uint32_t dim = r.U32();
+  p.quantile = r.F32();
+  const uint32_t count = r.U32();
+  if (!r.ok()) {
     return DataLossError("calibration params: truncated header");
   }
   if (count > kMaxDim || r.remaining() != size_t{count} * 8) {
@@ -163,10 +126,10 @@ StatusOr<CalibrationParams> CalibrationParams::Deserialize(std::string_view byte
   p.lo.resize(count);
   p.hi.resize(count);
   for (uint32_t i = 0; i < count; ++i) {
-    if (!r.F32(&p.lo[i]) || !r.F32(&p.hi[i])) {
-      return DataLossError("calibration: truncated");
-    }
+    p.lo[i] = r.F32();
+    p.hi[i] = r.F32();
   }
+  if (!r.ok()) return DataLossError("calibration: truncated");
   QVEC_RETURN_IF_ERROR(p.Validate());
   return p;
 }

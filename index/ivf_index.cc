@@ -11,6 +11,7 @@
 #include <numeric>
 #include <unordered_set>
 
+#include "common/coding.h"
 #include "index/kernels.h"
 #include "index/kmeans.h"
 #include "index/search_finish.h"
@@ -205,54 +206,20 @@ std::vector<std::vector<uint64_t>> GemmTopK(Metric metric, const float* base, si
   return out;
 }
 
-// Little-endian writer / reader for IvfModel.
+// Little-endian writer for IvfModel (read back with coding::Reader).
 class Writer {
  public:
   void U8(uint8_t v) { out_.push_back(static_cast<char>(v)); }
-  void U32(uint32_t v) {
-    for (int i = 0; i < 4; ++i) U8(static_cast<uint8_t>(v >> (8 * i)));
-  }
-  void U64(uint64_t v) {
-    for (int i = 0; i < 8; ++i) U8(static_cast<uint8_t>(v >> (8 * i)));
-  }
-  void F32(float v) { U32(std::bit_cast<uint32_t>(v)); }
-  void F64(double v) { U64(std::bit_cast<uint64_t>(v)); }
+  void U32(uint32_t v) { coding::PutFixed32(&out_, v); }
+  void U64(uint64_t v) { coding::PutFixed64(&out_, v); }
+  void F32(float v) { coding::PutFloat(&out_, v); }
+  void F64(double v) { coding::PutDouble(&out_, v); }
   std::string Take() { return std::move(out_); }
 
  private:
   std::string out_;
 };
-
-class Reader {
- public:
-  explicit Reader(std::string_view in) : in_(in) {}
-  bool ok() const { return ok_; }
-  size_t remaining() const { return in_.size() - pos_; }
-  uint8_t U8() {
-    if (pos_ + 1 > in_.size()) {
-      ok_ = false;
-      return 0;
-    }
-    return static_cast<uint8_t>(in_[pos_++]);
-  }
-  uint32_t U32() {
-    uint32_t v = 0;
-    for (int i = 0; i < 4; ++i) v |= uint32_t{U8()} << (8 * i);
-    return v;
-  }
-  uint64_t U64() {
-    uint64_t v = 0;
-    for (int i = 0; i < 8; ++i) v |= uint64_t{U8()} << (8 * i);
-    return v;
-  }
-  float F32() { return std::bit_cast<float>(U32()); }
-  double F64() { return std::bit_cast<double>(U64()); }
-
- private:
-  std::string_view in_;
-  size_t pos_ = 0;
-  bool ok_ = true;
-};
+using Reader = coding::Reader;
 
 constexpr float kCurveMargin = 0.015f;
 constexpr float kPlateau = 0.005f;

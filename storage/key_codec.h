@@ -11,10 +11,10 @@
 #include <string>
 #include <string_view>
 
-namespace qvec::storage::codec {
+#include "common/coding.h"
+#include "common/point_key.h"
 
-static_assert(std::endian::native == std::endian::little,
-              "qvec stores floats and u32 meta values as raw little-endian bytes");
+namespace qvec::storage::codec {
 static_assert(sizeof(float) == 4, "qvec stores originals as IEEE-754 binary32");
 
 inline constexpr size_t kCidBytes = 4;
@@ -26,34 +26,10 @@ inline constexpr std::string_view kFormatVersionKey = "format_version";
 inline constexpr std::string_view kNextCollectionIdKey = "next_collection_id";
 inline constexpr std::string_view kCollectionKeyPrefix = "collection/";
 
-inline void AppendBigEndian32(std::string* out, uint32_t v) {
-  const char b[4] = {static_cast<char>(v >> 24), static_cast<char>(v >> 16),
-                     static_cast<char>(v >> 8), static_cast<char>(v)};
-  out->append(b, 4);
-}
-
-inline uint32_t DecodeBigEndian32(const char* p) {
-  const auto* u = reinterpret_cast<const unsigned char*>(p);
-  return (uint32_t{u[0]} << 24) | (uint32_t{u[1]} << 16) | (uint32_t{u[2]} << 8) | uint32_t{u[3]};
-}
-
-inline std::string EncodeFixed32LE(uint32_t v) {
-  std::string out(4, '\0');
-  std::memcpy(out.data(), &v, 4);  // little-endian host (static_assert above)
-  return out;
-}
-
-inline std::optional<uint32_t> DecodeFixed32LE(std::string_view s) {
-  if (s.size() != 4) return std::nullopt;
-  uint32_t v;
-  std::memcpy(&v, s.data(), 4);
-  return v;
-}
-
 // BE(cid): the prefix of every key of collection `cid` in the data CFs.
 inline std::string CollectionPrefix(uint32_t cid) {
   std::string out;
-  AppendBigEndian32(&out, cid);
+  coding::PutBigEndian32(&out, cid);
   return out;
 }
 
@@ -62,14 +38,9 @@ inline std::string CollectionPrefix(uint32_t cid) {
 inline std::string DataKey(uint32_t cid, std::string_view suffix) {
   std::string out;
   out.reserve(kCidBytes + suffix.size());
-  AppendBigEndian32(&out, cid);
+  coding::PutBigEndian32(&out, cid);
   out.append(suffix);
   return out;
-}
-
-inline void AppendBigEndian16(std::string* out, uint16_t v) {
-  const char b[2] = {static_cast<char>(v >> 8), static_cast<char>(v)};
-  out->append(b, 2);
 }
 
 inline constexpr size_t kFieldBytes = 2;
@@ -78,8 +49,8 @@ inline constexpr size_t kFieldBytes = 2;
 inline std::string VectorKey(uint32_t cid, uint16_t field, std::string_view point_key) {
   std::string out;
   out.reserve(kCidBytes + kFieldBytes + point_key.size());
-  AppendBigEndian32(&out, cid);
-  AppendBigEndian16(&out, field);
+  coding::PutBigEndian32(&out, cid);
+  coding::PutBigEndian16(&out, field);
   out.append(point_key);
   return out;
 }
@@ -87,52 +58,30 @@ inline std::string VectorKey(uint32_t cid, uint16_t field, std::string_view poin
 // BE(cid) + BE16(field): the prefix of every vector key of one field.
 inline std::string FieldPrefix(uint32_t cid, uint16_t field) {
   std::string out;
-  AppendBigEndian32(&out, cid);
-  AppendBigEndian16(&out, field);
+  coding::PutBigEndian32(&out, cid);
+  coding::PutBigEndian16(&out, field);
   return out;
 }
 
 // Version-1 point keys are 9 (integer id) or 17 (UUID) bytes after the
 // collection id; version-2 vector keys carry a 2-byte field id first, so a
 // key's length tells its version.
-inline bool IsV1PointKeySize(size_t suffix_size) { return suffix_size == 9 || suffix_size == 17; }
+inline bool IsV1PointKeySize(size_t suffix_size) {
+  return suffix_size == kIntegerPointKeySize || suffix_size == kUuidPointKeySize;
+}
 
 // "collection/" + BE(cid): key of a collection record in the meta CF.
 inline std::string CollectionRecordKey(uint32_t cid) {
   std::string out(kCollectionKeyPrefix);
-  AppendBigEndian32(&out, cid);
+  coding::PutBigEndian32(&out, cid);
   return out;
-}
-
-inline void AppendVarint32(std::string* out, uint32_t v) {
-  while (v >= 0x80) {
-    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
-    v >>= 7;
-  }
-  out->push_back(static_cast<char>(v));
-}
-
-// Parses a varint32 from the front of `*in`, advancing it. False if malformed.
-inline bool ConsumeVarint32(std::string_view* in, uint32_t* v) {
-  uint32_t result = 0;
-  for (int shift = 0; shift <= 28 && !in->empty(); shift += 7) {
-    const auto byte = static_cast<unsigned char>(in->front());
-    in->remove_prefix(1);
-    if (shift == 28 && (byte & 0xf0) != 0) return false;  // overflows 32 bits
-    result |= uint32_t{byte & 0x7fu} << shift;
-    if ((byte & 0x80) == 0) {
-      *v = result;
-      return true;
-    }
-  }
-  return false;
 }
 
 // Collection record value: varint32(len(name)) + name + meta (rest of the value).
 inline std::string EncodeCollectionRecord(std::string_view name, std::string_view meta) {
   std::string out;
   out.reserve(5 + name.size() + meta.size());
-  AppendVarint32(&out, static_cast<uint32_t>(name.size()));
+  coding::PutVarint32(&out, static_cast<uint32_t>(name.size()));
   out.append(name);
   out.append(meta);
   return out;
@@ -140,7 +89,7 @@ inline std::string EncodeCollectionRecord(std::string_view name, std::string_vie
 
 inline bool DecodeCollectionRecord(std::string_view value, std::string* name, std::string* meta) {
   uint32_t len = 0;
-  if (!ConsumeVarint32(&value, &len) || value.size() < len) return false;
+  if (!coding::GetVarint32(&value, &len) || value.size() < len) return false;
   name->assign(value.substr(0, len));
   meta->assign(value.substr(len));
   return true;

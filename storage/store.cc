@@ -912,11 +912,11 @@ Status RocksStore::CheckFormatVersion() {
     rocksdb::WriteOptions wo;
     wo.sync = true;  // creation is rare; make the version durable immediately
     return Rocks(db_->Put(wo, cf(kMeta), ToSlice(codec::kFormatVersionKey),
-                          ToSlice(codec::EncodeFixed32LE(kFormatVersion))),
+                          ToSlice(coding::Fixed32(kFormatVersion))),
                  "writing format_version");
   }
   if (!s.ok()) return Rocks(s, "reading format_version");
-  const auto version = codec::DecodeFixed32LE(value);
+  const auto version = coding::ParseFixed32(value);
   if (!version) {
     return DataLossError("database at " + path_ + " has a malformed format_version record (" +
                          std::to_string(value.size()) + " bytes)");
@@ -930,12 +930,12 @@ Status RocksStore::CheckFormatVersion() {
     wo.sync = true;
     if (*version == 1) {
       QVEC_RETURN_IF_ERROR(Rocks(db_->Put(wo, cf(kMeta), ToSlice(codec::kFormatVersionKey),
-                                          ToSlice(codec::EncodeFixed32LE(kFormatUpgradingToV2))),
+                                          ToSlice(coding::Fixed32(kFormatUpgradingToV2))),
                                  "marking the format upgrade"));
     }
     QVEC_RETURN_IF_ERROR(UpgradeFromV1());
     QVEC_RETURN_IF_ERROR(Rocks(db_->Put(wo, cf(kMeta), ToSlice(codec::kFormatVersionKey),
-                                        ToSlice(codec::EncodeFixed32LE(kFormatVersion))),
+                                        ToSlice(coding::Fixed32(kFormatVersion))),
                                "writing format_version"));
     if (log_error_) log_error_("storage: upgraded the database at " + path_ + " to format 2");
   } else if (*version != kFormatVersion) {
@@ -949,7 +949,7 @@ Status RocksStore::CheckFormatVersion() {
   } else if (!s.ok()) {
     return Rocks(s, "reading next_collection_id");
   } else {
-    const auto next = codec::DecodeFixed32LE(value);
+    const auto next = coding::ParseFixed32(value);
     if (!next || *next == 0) {
       return DataLossError("database at " + path_ + " has a malformed next_collection_id record");
     }
@@ -990,7 +990,7 @@ StatusOr<uint32_t> RocksStore::AllocateCollectionId() {
     wo.sync = true;
     rocksdb::WriteBatch wb;
     QVEC_RETURN_IF_ERROR(Rocks(wb.Put(cf(kMeta), ToSlice(codec::kNextCollectionIdKey),
-                                      ToSlice(codec::EncodeFixed32LE(id + 1))),
+                                      ToSlice(coding::Fixed32(id + 1))),
                                "building id batch"));
     QVEC_RETURN_IF_ERROR(GuardedWrite(wo, &wb, 64, false, "allocating a collection id"));
     next_cid_ = id + 1;
@@ -1016,7 +1016,7 @@ StatusOr<std::vector<CollectionRecord>> RocksStore::ListCollections() {
         return DataLossError("database at " + path_ + " has a malformed collection record " +
                              codec::PrintableKey(key));
       }
-      rec.id = codec::DecodeBigEndian32(key.data() + lower.size());
+      rec.id = coding::DecodeBigEndian32(key.data() + lower.size());
       out.push_back(std::move(rec));
     }
     QVEC_RETURN_IF_ERROR(Rocks(it->status(), "listing collections"));

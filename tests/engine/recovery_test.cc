@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "engine/codes_value.h"
-#include "engine/point_key.h"
+#include "common/point_key.h"
 #include "qvec/database.h"
 #include "storage/store.h"
 #include "tests/util/temp_dir.h"
@@ -86,22 +86,22 @@ TEST(RecoveryTest, DamagedRecordsAreQuarantinedAndTheDatabaseOpens) {
     engine::WriteCodesHeader(h, code.data());
     const float inf = std::numeric_limits<float>::infinity();
     std::memcpy(code.data() + engine::kCodesHeaderBytes + dim + 8, &inf, 4);
-    PutV1StylePoint(&batch, cid, engine::EncodePointKey(PointId::Num(1000)), code, huge.data(), dim,
+    PutV1StylePoint(&batch, cid, EncodePointKey(PointId::Num(1000)), code, huge.data(), dim,
                     std::string_view("{\"bad\":1}"));
     // 2. A truncated code of a good point: re-encoded from its original.
     std::vector<float> fine(dim, 0.5f);
-    PutV1StylePoint(&batch, cid, engine::EncodePointKey(PointId::Num(1001)),
+    PutV1StylePoint(&batch, cid, EncodePointKey(PointId::Num(1001)),
                     std::string("\x01\x02", 2), fine.data(), dim, std::nullopt);
     // 3. A code whose label collides with point 1's: relabelled.
     std::string dup(engine::kCodesHeaderBytes + dim + 12, '\0');
     engine::CodesHeader hd;
     hd.label = 0;
     engine::WriteCodesHeader(hd, dup.data());
-    PutV1StylePoint(&batch, cid, engine::EncodePointKey(PointId::Num(1002)), dup, fine.data(), dim,
+    PutV1StylePoint(&batch, cid, EncodePointKey(PointId::Num(1002)), dup, fine.data(), dim,
                     std::nullopt);
     // 4. An original of the wrong size.
     std::vector<float> short_original(dim / 2, 1.0f);
-    PutV1StylePoint(&batch, cid, engine::EncodePointKey(PointId::Num(1003)), code,
+    PutV1StylePoint(&batch, cid, EncodePointKey(PointId::Num(1003)), code,
                     short_original.data(), dim / 2, std::nullopt);
     ASSERT_TRUE(store->Write(&batch).ok());
   }
