@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 6333
 CMAKE_FLAGS ?=
 
-.PHONY: all setup configure build run test bench bench-full format tidy clean \
+.PHONY: all setup configure build run test bench bench-full format tidy clean thread-safety \
         test-asan test-tsan fuzz crash-test soak
 
 all: build
@@ -42,6 +42,10 @@ bench-full: export QVEC_SETUP_BENCH=1
 bench-full: configure
 	@cmake --build $(BUILD_DIR) -j$(JOBS) --target qvec-bench
 	@OMP_WAIT_POLICY=PASSIVE $(BUILD_DIR)/bin/qvec-bench full
+
+# Clang's -Wthread-safety over the sources (also a test in `make test`).
+thread-safety: configure
+	@python3 scripts/thread_safety.py $(BUILD_DIR)
 
 format:
 	@git ls-files '*.h' '*.cc' | xargs clang-format -i

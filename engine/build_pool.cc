@@ -13,11 +13,11 @@ BuildPool::~BuildPool() { Shutdown(); }
 
 bool BuildPool::Submit(std::function<void()> task) {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     if (stopping_) return false;
     queue_.push_back(std::move(task));
   }
-  cv_.notify_one();
+  cv_.Signal();
   return true;
 }
 
@@ -25,11 +25,11 @@ void BuildPool::Shutdown() {
   std::call_once(shutdown_once_, [this] {
     std::deque<std::function<void()>> dropped;
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(&mu_);
       stopping_ = true;
       dropped.swap(queue_);
     }
-    cv_.notify_all();
+    cv_.SignalAll();
     for (auto& t : threads_) t.join();
     // `dropped` releases what the tasks held (collections) outside the lock.
   });
@@ -39,8 +39,8 @@ void BuildPool::Loop() {
   for (;;) {
     std::function<void()> task;
     {
-      std::unique_lock lock(mu_);
-      cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      MutexLock lock(&mu_);
+      while (!stopping_ && queue_.empty()) cv_.Wait(&mu_);
       if (stopping_) return;
       task = std::move(queue_.front());
       queue_.pop_front();

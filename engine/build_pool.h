@@ -6,13 +6,14 @@
 #ifndef QVEC_ENGINE_BUILD_POOL_H_
 #define QVEC_ENGINE_BUILD_POOL_H_
 
-#include <condition_variable>
 #include <cstddef>
 #include <deque>
 #include <functional>
 #include <mutex>
 #include <thread>
 #include <vector>
+
+#include "common/mutex.h"
 
 namespace qvec::engine {
 
@@ -33,10 +34,10 @@ class BuildPool {
  private:
   void Loop();
 
-  std::mutex mu_;  // guards queue_ and stopping_
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> queue_;
-  bool stopping_ = false;
+  Mutex mu_;
+  CondVar cv_;  // signalled when a task is queued or on shutdown
+  std::deque<std::function<void()>> queue_ QVEC_GUARDED_BY(mu_);
+  bool stopping_ QVEC_GUARDED_BY(mu_) = false;
   std::vector<std::thread> threads_;
   std::once_flag shutdown_once_;
 };

@@ -117,6 +117,7 @@ std::vector<uint16_t> CollectionImpl::FieldIds(uint64_t mask) const {
 uint64_t CollectionImpl::AllocateLabel(std::vector<uint64_t>* reserved) {
   // Called under write_mu_ before the batch is committed, so the free list is
   // only consumed when the batch is applied; here we pick without mutating.
+  AssertWriterReads();
   const size_t taken = reserved->size();
   uint64_t label;
   if (taken < free_labels_.size()) {
@@ -131,11 +132,12 @@ uint64_t CollectionImpl::AllocateLabel(std::vector<uint64_t>* reserved) {
 Status CollectionImpl::Commit(storage::WriteBatch* batch,
                               const std::function<void(uint64_t)>& apply) {
   QVEC_RETURN_IF_ERROR(store_->Write(batch));
+  commits_.fetch_add(1, std::memory_order_relaxed);
   // No other write of this collection can commit before this snapshot (the
   // caller holds write_mu_), so it shows exactly the state `apply` makes.
   std::shared_ptr<const storage::Snapshot> snapshot = store_->GetSnapshot();
   {
-    std::unique_lock state_lock(state_mu_);
+    WriterLock state_lock(&state_mu_);
     const uint64_t v = version_ + 1;
     apply(v);
     version_ = v;
@@ -144,6 +146,88 @@ Status CollectionImpl::Commit(storage::WriteBatch* batch,
   // `snapshot` now holds the previous one, released here outside the lock
   // unless a reader still uses it.
   return Status::Ok();
+}
+
+Status CollectionImpl::SubmitWrite(PendingWrite* w) {
+  {
+    MutexLock queue_lock(&queue_mu_);
+    write_queue_.push_back(w);
+    while (!w->done && write_queue_.front() != w) w->cv.Wait(&queue_mu_);
+    if (w->done) return w->status;
+  }
+  // This write leads a group: it and the writes queued behind it (the ones
+  // that can join, see below) are built in order into one batch, committed
+  // with one RocksDB write (one fsync with sync_writes) and applied together.
+  // Writers arriving meanwhile queue for the next group.
+  std::vector<PendingWrite*> group;
+  {
+    MutexLock write_lock(&write_mu_);
+    std::vector<PendingWrite*> queued;
+    {
+      MutexLock queue_lock(&queue_mu_);
+      queued.assign(write_queue_.begin(),
+                    write_queue_.begin() + std::min(write_queue_.size(), kMaxWriteGroup));
+    }
+    const Status alive = CheckAlive();
+    WriteGroup g;
+    storage::WriteBatch batch;
+    std::unordered_set<PointId, PointIdHash> touched;
+    for (PendingWrite* m : queued) {
+      if (m != w) {
+        // A write joins unless the group must be applied first: a member
+        // installed state it would build on (a first calibration), it
+        // touches a point a member touched, or the group is large enough.
+        if (g.closed || batch.ByteSize() >= kMaxWriteGroupBytes) break;
+        bool conflict = false;
+        for (const PointId& id : m->ids) conflict = conflict || touched.count(id) > 0;
+        if (conflict) break;
+      }
+      group.push_back(m);
+      if (!alive.ok()) {
+        m->status = alive;
+        continue;
+      }
+      const size_t reserved_mark = g.reserved.size();
+      const size_t applies_mark = g.applies.size();
+      storage::WriteBatch own;
+      m->status = m->build(&g, &own);
+      if (!m->status.ok()) {
+        // Rejected writes leave no trace in the group.
+        g.reserved.resize(reserved_mark);
+        g.applies.resize(applies_mark);
+        g.closed = false;
+        continue;
+      }
+      batch.Append(std::move(own));
+      touched.insert(m->ids.begin(), m->ids.end());
+    }
+    if (!g.applies.empty() || batch.Count() > 0) {
+      Status s = Commit(&batch, [&](uint64_t version) {
+        state_mu_.AssertHeld();  // Commit runs it under the exclusive state lock
+        // Labels the group took from the free list: they were taken from
+        // its back, in order.
+        for (size_t r = 0; r < g.reserved.size() && !free_labels_.empty(); ++r) {
+          if (g.reserved[r] == free_labels_.back()) free_labels_.pop_back();
+        }
+        for (const auto& apply : g.applies) apply(version);
+      });
+      if (!s.ok()) {
+        for (PendingWrite* m : group) {
+          if (m->status.ok()) m->status = s;
+        }
+      }
+    }
+  }
+  MutexLock queue_lock(&queue_mu_);
+  for (PendingWrite* m : group) {
+    write_queue_.pop_front();  // the group is the front of the queue, in order
+    if (m != w) {
+      m->done = true;
+      m->cv.Signal();
+    }
+  }
+  if (!write_queue_.empty()) write_queue_.front()->cv.Signal();
+  return w->status;
 }
 
 // ---- writes ----
@@ -164,35 +248,42 @@ Status CollectionImpl::DeleteVectors(std::span<const PointId> ids,
       if (fields_[fi].get() == f) drop |= uint64_t{1} << fi;
     }
   }
-  std::lock_guard write_lock(write_mu_);
-  QVEC_RETURN_IF_ERROR(CheckAlive());
-  storage::WriteBatch batch;
-  std::vector<std::pair<uint64_t, uint64_t>> changes;  // (label, fields removed)
-  std::unordered_set<uint64_t> seen;
-  for (const PointId& id : ids) {
-    auto it = id_to_label_.find(id);
-    if (it == id_to_label_.end()) return NotFoundError("no point with id " + id.ToString());
-    const uint64_t label = it->second;
-    if (!seen.insert(label).second) continue;
-    const uint64_t removed = field_mask_[label] & drop;
-    if (removed == 0) continue;
-    const std::string key = EncodePointKey(id);
-    for (uint16_t fid : FieldIds(removed)) batch.DeleteVector(cid_, fid, key);
-    changes.emplace_back(label, removed);
-  }
-  if (changes.empty()) return Status::Ok();
-  return Commit(&batch, [&](uint64_t) {
-    for (const auto& [label, removed] : changes) {
-      for (size_t fi = 0; fi < fields_.size(); ++fi) {
-        if (!(removed & (uint64_t{1} << fi))) continue;
-        VectorField& f = *fields_[fi];
-        f.index->Remove(label);
-        if (f.tracking) f.changed_during_build.insert(label);
-        f.writes_since_health_check.fetch_add(1);
-      }
-      field_mask_[label] &= ~removed;
+  PendingWrite w;
+  w.ids.assign(ids.begin(), ids.end());
+  w.build = [&](WriteGroup* g, storage::WriteBatch* batch) -> Status {
+    write_mu_.AssertHeld();  // builds run in the group's leader, which holds it
+    AssertWriterReads();
+    std::vector<std::pair<uint64_t, uint64_t>> changes;  // (label, fields removed)
+    std::unordered_set<uint64_t> seen;
+    for (const PointId& id : ids) {
+      auto it = id_to_label_.find(id);
+      if (it == id_to_label_.end()) return NotFoundError("no point with id " + id.ToString());
+      const uint64_t label = it->second;
+      if (!seen.insert(label).second) continue;
+      const uint64_t removed = field_mask_[label] & drop;
+      if (removed == 0) continue;
+      const std::string key = EncodePointKey(id);
+      for (uint16_t fid : FieldIds(removed)) batch->DeleteVector(cid_, fid, key);
+      changes.emplace_back(label, removed);
     }
-  });
+    if (changes.empty()) return Status::Ok();
+    g->applies.push_back([this, changes = std::move(changes)](uint64_t) {
+      write_mu_.AssertHeld();  // run by Commit, under write_mu_
+      state_mu_.AssertHeld();  // and the exclusive state lock
+      for (const auto& [label, removed] : changes) {
+        for (size_t fi = 0; fi < fields_.size(); ++fi) {
+          if (!(removed & (uint64_t{1} << fi))) continue;
+          VectorField& f = *fields_[fi];
+          f.index->Remove(label);
+          if (f.tracking) f.changed_during_build.insert(label);
+          f.writes_since_health_check.fetch_add(1);
+        }
+        field_mask_[label] &= ~removed;
+      }
+    });
+    return Status::Ok();
+  };
+  return SubmitWrite(&w);
 }
 
 Status CollectionImpl::WritePoints(std::span<const Point> points, bool update_only) {
@@ -284,7 +375,7 @@ Status CollectionImpl::WritePoints(std::span<const Point> points, bool update_on
   for (size_t fi = 0; fi < nf; ++fi) {
     VectorField& f = *fields_[fi];
     {
-      std::shared_lock lock(state_mu_);
+      ReaderLock lock(&state_mu_);
       if (f.index) continue;
     }
     std::vector<float> sample;
@@ -300,10 +391,13 @@ Status CollectionImpl::WritePoints(std::span<const Point> points, bool update_on
     calibrated_on[fi] = n;
   }
 
-  {
-    std::lock_guard write_lock(write_mu_);
-    QVEC_RETURN_IF_ERROR(CheckAlive());
-    storage::WriteBatch batch;
+  PendingWrite w;
+  w.ids.reserve(prepared.size());
+  for (const Prepared& pp : prepared) w.ids.push_back(points[pp.index].id);
+  w.build = [&](WriteGroup* g, storage::WriteBatch* batch_out) -> Status {
+    write_mu_.AssertHeld();  // builds run in the group's leader, which holds it
+    AssertWriterReads();
+    storage::WriteBatch& batch = *batch_out;
     // The index each field encodes for: its own, or the one calibrated above.
     std::vector<const index::VectorIndex*> target(nf, nullptr);
     for (size_t fi = 0; fi < nf; ++fi) {
@@ -313,6 +407,7 @@ Status CollectionImpl::WritePoints(std::span<const Point> points, bool update_on
         target[fi] = f.index.get();
       } else if (calibrated[fi]) {
         target[fi] = calibrated[fi].get();
+        g->closed = true;  // later writes must see this calibration installed
         const index::CalibrationParams* params = calibrated[fi]->quantizer().calibration();
         if (params != nullptr)
           batch.PutIndexState(cid_, StateKey(f, kCalibrationState), params->Serialize());
@@ -341,14 +436,13 @@ Status CollectionImpl::WritePoints(std::span<const Point> points, bool update_on
       for (size_t j = 0; j < which.size(); ++j) slots[fi][which[j]] = got[j];
       (void)dim;
     }
-    std::vector<uint64_t> reserved;
     for (size_t i = 0; i < prepared.size(); ++i) {
       Prepared& pp = prepared[i];
       const Point& p = points[pp.index];
       auto it = id_to_label_.find(p.id);
       pp.is_new = it == id_to_label_.end();
       if (update_only && pp.is_new) return NotFoundError("no point with id " + p.id.ToString());
-      pp.label = pp.is_new ? AllocateLabel(&reserved) : it->second;
+      pp.label = pp.is_new ? AllocateLabel(&g->reserved) : it->second;
       pp.old_mask = pp.is_new ? 0 : field_mask_[pp.label];
       // Updating vectors keeps the fields the point does not carry.
       if (update_only) pp.mask |= pp.old_mask;
@@ -373,16 +467,15 @@ Status CollectionImpl::WritePoints(std::span<const Point> points, bool update_on
         batch.PutPayload(cid_, key, payload);
       }
     }
-    QVEC_RETURN_IF_ERROR(Commit(&batch, [&](uint64_t version) {
+    g->applies.push_back([&](uint64_t version) {
+      write_mu_.AssertHeld();  // run by Commit, under write_mu_
+      state_mu_.AssertHeld();  // and the exclusive state lock
       for (size_t fi = 0; fi < nf; ++fi) {
         VectorField& f = *fields_[fi];
         if (calibrated[fi]) {
           f.index = std::move(calibrated[fi]);
           f.calibrated_on = calibrated_on[fi];
         }
-      }
-      for (size_t r = 0; r < reserved.size() && !free_labels_.empty(); ++r) {
-        if (reserved[r] == free_labels_.back()) free_labels_.pop_back();
       }
       for (Prepared& pp : prepared) {
         const Point& p = points[pp.index];
@@ -414,8 +507,10 @@ Status CollectionImpl::WritePoints(std::span<const Point> points, bool update_on
         }
         if (!update_only) payload_log_.Append(version, p.id, std::move(pp.payload));
       }
-    }));
-  }
+    });
+    return Status::Ok();
+  };
+  QVEC_RETURN_IF_ERROR(SubmitWrite(&w));
   MaybeStartTraining();
   return Status::Ok();
 }
@@ -441,28 +536,52 @@ void CollectionImpl::ApplyDelete(const std::vector<uint64_t>& labels, uint64_t v
 StatusOr<size_t> CollectionImpl::DeleteLabelsLocked(const std::vector<uint64_t>& labels) {
   if (labels.empty()) return size_t{0};
   storage::WriteBatch batch;
-  for (uint64_t label : labels) {
-    const std::vector<uint16_t> fids = FieldIds(field_mask_[label]);
-    batch.DeletePoint(cid_, EncodePointKey(label_to_id_[label]), fids);
+  {
+    WriterReads reads(this);
+    for (uint64_t label : labels) {
+      const std::vector<uint16_t> fids = FieldIds(field_mask_[label]);
+      batch.DeletePoint(cid_, EncodePointKey(label_to_id_[label]), fids);
+    }
   }
   // Storage first, then memory: readers that still search the old state read
   // their originals and payloads from its snapshot, which keeps them.
-  QVEC_RETURN_IF_ERROR(Commit(&batch, [&](uint64_t version) { ApplyDelete(labels, version); }));
+  QVEC_RETURN_IF_ERROR(Commit(&batch, [&](uint64_t version) {
+    write_mu_.AssertHeld();  // run by Commit, under write_mu_
+    state_mu_.AssertHeld();  // and the exclusive state lock
+    ApplyDelete(labels, version);
+  }));
   return labels.size();
 }
 
 StatusOr<size_t> CollectionImpl::Delete(std::span<const PointId> ids) {
   QVEC_RETURN_IF_ERROR(CheckAlive());
-  std::lock_guard write_lock(write_mu_);
-  QVEC_RETURN_IF_ERROR(CheckAlive());
-  std::vector<uint64_t> labels;
-  std::unordered_set<uint64_t> seen;
-  for (const PointId& id : ids) {
-    auto it = id_to_label_.find(id);
-    if (it == id_to_label_.end() || !seen.insert(it->second).second) continue;
-    labels.push_back(it->second);
-  }
-  return DeleteLabelsLocked(labels);
+  PendingWrite w;
+  w.ids.assign(ids.begin(), ids.end());
+  size_t deleted = 0;
+  w.build = [&](WriteGroup* g, storage::WriteBatch* batch) -> Status {
+    write_mu_.AssertHeld();  // builds run in the group's leader, which holds it
+    AssertWriterReads();
+    std::vector<uint64_t> labels;
+    std::unordered_set<uint64_t> seen;
+    for (const PointId& id : ids) {
+      auto it = id_to_label_.find(id);
+      if (it == id_to_label_.end() || !seen.insert(it->second).second) continue;
+      labels.push_back(it->second);
+    }
+    deleted = labels.size();
+    if (labels.empty()) return Status::Ok();
+    for (uint64_t label : labels) {
+      batch->DeletePoint(cid_, EncodePointKey(label_to_id_[label]), FieldIds(field_mask_[label]));
+    }
+    g->applies.push_back([this, labels = std::move(labels)](uint64_t version) {
+      write_mu_.AssertHeld();  // run by Commit, under write_mu_
+      state_mu_.AssertHeld();  // and the exclusive state lock
+      ApplyDelete(labels, version);
+    });
+    return Status::Ok();
+  };
+  QVEC_RETURN_IF_ERROR(SubmitWrite(&w));
+  return deleted;
 }
 
 StatusOr<size_t> CollectionImpl::DeleteByFilter(const Filter& filter) {
@@ -472,15 +591,18 @@ StatusOr<size_t> CollectionImpl::DeleteByFilter(const Filter& filter) {
   // and deleted without another write in between (an overwrite acknowledged
   // before this delete is seen by it, one acknowledged after it comes later).
   QVEC_ASSIGN_OR_RETURN(FilterFields prepared, PrepareFilter(filter));
-  std::lock_guard write_lock(write_mu_);
+  MutexLock write_lock(&write_mu_);
   QVEC_RETURN_IF_ERROR(CheckAlive());
-  FilterFields fields;
-  if (!ResolveFilterLocked(filter, prepared, &fields)) {
-    QVEC_ASSIGN_OR_RETURN(fields, FilterUnderWriteLock(filter));
-  }
   std::vector<uint64_t> labels;
-  for (const auto& [id, label] : id_to_label_) {
-    if (MatchesFilter(filter, fields, id)) labels.push_back(label);
+  {
+    WriterReads reads(this);
+    FilterFields fields;
+    if (!ResolveFilterLocked(filter, prepared, &fields)) {
+      QVEC_ASSIGN_OR_RETURN(fields, FilterUnderWriteLock(filter));
+    }
+    for (const auto& [id, label] : id_to_label_) {
+      if (MatchesFilter(filter, fields, id)) labels.push_back(label);
+    }
   }
   return DeleteLabelsLocked(labels);
 }
@@ -489,30 +611,38 @@ Status CollectionImpl::SetPayload(std::span<const PointId> ids, std::string_view
                                   bool overwrite) {
   QVEC_RETURN_IF_ERROR(CheckAlive());
   QVEC_RETURN_IF_ERROR(ValidatePayload(payload));
-  std::lock_guard write_lock(write_mu_);
-  QVEC_RETURN_IF_ERROR(CheckAlive());
-  storage::WriteBatch batch;
-  std::vector<std::pair<PointId, std::shared_ptr<const std::string>>> updates;
-  std::unordered_set<PointId, PointIdHash> seen;
-  for (const PointId& id : ids) {
-    if (!id_to_label_.count(id)) return NotFoundError("no point with id " + id.ToString());
-    if (!seen.insert(id).second) continue;
-    std::string merged(payload);
-    const std::string key = EncodePointKey(id);
-    if (!overwrite) {
-      // The latest stored payload is this collection's current one: writes
-      // are serialized by write_mu_.
-      QVEC_ASSIGN_OR_RETURN(std::optional<std::string> stored, store_->GetPayload(cid_, key));
-      if (stored) {
-        QVEC_ASSIGN_OR_RETURN(merged, MergePayloads(*stored, payload));
+  PendingWrite w;
+  w.ids.assign(ids.begin(), ids.end());
+  w.build = [&](WriteGroup* g, storage::WriteBatch* batch) -> Status {
+    write_mu_.AssertHeld();  // builds run in the group's leader, which holds it
+    AssertWriterReads();
+    std::vector<std::pair<PointId, std::shared_ptr<const std::string>>> updates;
+    std::unordered_set<PointId, PointIdHash> seen;
+    for (const PointId& id : ids) {
+      if (!id_to_label_.count(id)) return NotFoundError("no point with id " + id.ToString());
+      if (!seen.insert(id).second) continue;
+      std::string merged(payload);
+      const std::string key = EncodePointKey(id);
+      if (!overwrite) {
+        // The latest stored payload is the point's current one: writes are
+        // serialized by write_mu_, and no earlier member of this write's
+        // group touched the point.
+        QVEC_ASSIGN_OR_RETURN(std::optional<std::string> stored, store_->GetPayload(cid_, key));
+        if (stored) {
+          QVEC_ASSIGN_OR_RETURN(merged, MergePayloads(*stored, payload));
+        }
       }
+      batch->PutPayload(cid_, key, merged);
+      updates.emplace_back(id, std::make_shared<const std::string>(std::move(merged)));
     }
-    batch.PutPayload(cid_, key, merged);
-    updates.emplace_back(id, std::make_shared<const std::string>(std::move(merged)));
-  }
-  return Commit(&batch, [&](uint64_t version) {
-    for (auto& [id, p] : updates) payload_log_.Append(version, id, std::move(p));
-  });
+    g->applies.push_back([this, updates = std::move(updates)](uint64_t version) mutable {
+      write_mu_.AssertHeld();  // run by Commit, under write_mu_
+      state_mu_.AssertHeld();  // and the exclusive state lock
+      for (auto& [id, p] : updates) payload_log_.Append(version, id, std::move(p));
+    });
+    return Status::Ok();
+  };
+  return SubmitWrite(&w);
 }
 
 // ---- filters ----
@@ -525,7 +655,7 @@ StatusOr<FilterFields> CollectionImpl::PrepareFilter(const Filter& filter) {
   std::vector<std::string> missing;
   ReadView view;
   {
-    std::shared_lock lock(state_mu_);
+    ReaderLock lock(&state_mu_);
     view = ViewLocked();
     for (const std::string& key : keys) {
       if (auto f = field_cache_.Get(key, version_, payload_log_)) {
@@ -582,7 +712,7 @@ StatusOr<FilterFields> CollectionImpl::FilterUnderWriteLock(const Filter& filter
   // write_mu_ is held: the version cannot move, so what PrepareFilter builds
   // resolves.
   QVEC_ASSIGN_OR_RETURN(FilterFields prepared, PrepareFilter(filter));
-  std::shared_lock lock(state_mu_);
+  ReaderLock lock(&state_mu_);
   FilterFields fields;
   if (!ResolveFilterLocked(filter, prepared, &fields)) {
     return InternalError("filter field indexes could not be brought up to date");
@@ -598,12 +728,12 @@ Status CollectionImpl::WithReadLock(const std::vector<const Filter*>& filters, F
   bool any = false;
   for (const Filter* f : filters) any = any || (f != nullptr && !f->empty());
   if (!any) {
-    std::shared_lock lock(state_mu_);
+    ReaderLock lock(&state_mu_);
     std::vector<const FilterFields*> none(filters.size(), nullptr);
     return fn(none);
   }
   auto run = [&](std::vector<FilterFields>& prepared, bool* resolved) -> Status {
-    std::shared_lock lock(state_mu_);
+    ReaderLock lock(&state_mu_);
     std::vector<FilterFields> fields(filters.size());
     std::vector<const FilterFields*> ptrs(filters.size(), nullptr);
     for (size_t i = 0; i < filters.size(); ++i) {
@@ -628,7 +758,7 @@ Status CollectionImpl::WithReadLock(const std::vector<const Filter*>& filters, F
     if (resolved) return s;
   }
   // Writes outran the change log three times: prepare with writers held off.
-  std::lock_guard write_lock(write_mu_);
+  MutexLock write_lock(&write_mu_);
   std::vector<FilterFields> prepared(filters.size());
   for (size_t i = 0; i < filters.size(); ++i) {
     if (filters[i] == nullptr || filters[i]->empty()) continue;
@@ -661,7 +791,7 @@ StatusOr<std::vector<Record>> CollectionImpl::Get(std::span<const PointId> ids, 
   std::vector<uint64_t> masks;
   ReadView view;
   {
-    std::shared_lock lock(state_mu_);
+    ReaderLock lock(&state_mu_);
     std::unordered_set<PointId, PointIdHash> seen;
     for (const PointId& id : ids) {
       auto it = id_to_label_.find(id);
@@ -784,6 +914,7 @@ StatusOr<size_t> CollectionImpl::Count(const Filter* filter) {
   size_t n = 0;
   QVEC_RETURN_IF_ERROR(
       WithReadLock({filter}, [&](const std::vector<const FilterFields*>& fields) -> Status {
+        state_mu_.AssertReaderHeld();  // WithReadLock runs it under the shared lock
         if (fields[0] == nullptr) {
           n = id_to_label_.size();
           return Status::Ok();
@@ -816,6 +947,7 @@ StatusOr<ScrollPage> CollectionImpl::Scroll(const ScrollRequest& request) {
   ReadView view;
   QVEC_RETURN_IF_ERROR(
       WithReadLock({filter}, [&](const std::vector<const FilterFields*>& fields) -> Status {
+        state_mu_.AssertReaderHeld();  // WithReadLock runs it under the shared lock
         auto it = request.offset ? id_to_label_.lower_bound(*request.offset) : id_to_label_.begin();
         for (; it != id_to_label_.end(); ++it) {
           if (fields[0] != nullptr && !MatchesFilter(*filter, *fields[0], it->first)) continue;
@@ -920,7 +1052,10 @@ StatusOr<CollectionImpl::Candidates> CollectionImpl::SearchLocked(const SearchRe
   index::IndexSearchParams p = IndexParams(r, f);
   std::function<bool(uint64_t)> allowed;
   if (filter != nullptr) {
-    allowed = [this, filter, fields](uint64_t label) { return Passes(*filter, *fields, label); };
+    allowed = [this, filter, fields](uint64_t label) {
+      state_mu_.AssertReaderHeld();  // the index calls it within this search
+      return Passes(*filter, *fields, label);
+    };
     p.filter = &allowed;
   }
   bool subset_scan = false;
@@ -1110,6 +1245,7 @@ StatusOr<std::vector<ScoredPoint>> CollectionImpl::Search(const SearchRequest& r
   ReadView view;
   QVEC_RETURN_IF_ERROR(
       WithReadLock({filter}, [&](const std::vector<const FilterFields*>& fields) -> Status {
+        state_mu_.AssertReaderHeld();  // WithReadLock runs it under the shared lock
         QVEC_ASSIGN_OR_RETURN(c, SearchLocked(request, *f, query.data(), fields[0]));
         view = ViewLocked();
         return Status::Ok();
@@ -1164,6 +1300,7 @@ StatusOr<std::vector<std::vector<ScoredPoint>>> CollectionImpl::SearchBatch(
   ReadView view;
   QVEC_RETURN_IF_ERROR(
       WithReadLock(filters, [&](const std::vector<const FilterFields*>& ffields) -> Status {
+        state_mu_.AssertReaderHeld();  // WithReadLock runs it under the shared lock
         view = ViewLocked();
         if (shared && fields[0]->index != nullptr) {
           const VectorField& f = *fields[0];
@@ -1208,10 +1345,10 @@ StatusOr<std::vector<std::vector<ScoredPoint>>> CollectionImpl::SearchBatch(
 QualityReport CollectionImpl::Quality(VectorField& f, size_t vectors) {
   std::optional<index::Quantizer> quantizer;
   {
-    std::shared_lock lock(state_mu_);
+    ReaderLock lock(&state_mu_);
     if (f.index) quantizer = f.index->quantizer();
   }
-  std::lock_guard lock(f.status_mu);
+  MutexLock lock(&f.status_mu);
   // Re-measured when the field changed size by more than 10%.
   if (!quantizer || vectors == 0) return QualityReport();
   if (f.quality.sample_size > 0 && vectors * 10 <= f.quality_points * 11 &&
@@ -1247,7 +1384,7 @@ StatusOr<CollectionInfo> CollectionImpl::Info() {
   info.simd_level = std::string(index::SimdLevelName(index::ActiveSimdLevel()));
   const auto configs = config_.Fields();
   {
-    std::shared_lock lock(state_mu_);
+    ReaderLock lock(&state_mu_);
     info.points_count = id_to_label_.size();
     info.quarantined_points = quarantined_;
     size_t index_bytes = 0;
@@ -1278,7 +1415,7 @@ StatusOr<CollectionInfo> CollectionImpl::Info() {
   for (const auto& f : fields_) {
     VectorFieldInfo& fi = info.fields[f->name];
     {
-      std::lock_guard lock(f->status_mu);
+      MutexLock lock(&f->status_mu);
       fi.index.last_error = f->last_build_error;
       fi.index.failed_builds = f->build_failures;
     }

@@ -4,6 +4,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -14,10 +16,10 @@
 #include <unordered_set>
 #include <vector>
 
+#include "common/mutex.h"
 #include "engine/build_pool.h"
 #include "engine/engine_log.h"
 #include "engine/payload_index.h"
-#include "engine/rw_lock.h"
 #include "index/quantizer.h"
 #include "index/vector_index.h"
 #include "qvec/collection.h"
@@ -38,13 +40,15 @@ struct VectorField {
   const index::Preprocessor prep;
   const index::QuantizationConfig quant;
 
-  // ---- guarded by the collection's state_mu_ (mutated under write_mu_ too)
+  // ---- guarded by the collection's state_mu_ (mutated under write_mu_
+  // too, so writers read them under write_mu_ alone). Not annotated: the
+  // analysis cannot name the owner's mutex from here.
   // nullptr before a calibrated field's first vector.
   std::unique_ptr<index::VectorIndex> index;
   uint32_t generation = 0;     // of `index`; stored with every code
   uint64_t calibrated_on = 0;  // vectors the calibration was computed on
 
-  // ---- guarded by write_mu_
+  // ---- guarded by the collection's write_mu_ (not annotated, as above)
   uint32_t next_generation = 1;  // never reused, also across failed builds
   bool tracking = false;         // a build runs: labels written meanwhile are recorded
   std::unordered_set<uint64_t> changed_during_build;
@@ -52,12 +56,12 @@ struct VectorField {
   // ---- thread-safe
   std::atomic<IndexInfo::State> state{IndexInfo::State::kFlat};
   std::atomic<size_t> writes_since_health_check{0};
-  std::mutex status_mu;  // guards the build status and the quality cache
-  std::string last_build_error;
-  size_t build_failures = 0;
-  std::chrono::steady_clock::time_point next_build_attempt{};
-  QualityReport quality;
-  size_t quality_points = 0;
+  Mutex status_mu;
+  std::string last_build_error QVEC_GUARDED_BY(status_mu);
+  size_t build_failures QVEC_GUARDED_BY(status_mu) = 0;
+  std::chrono::steady_clock::time_point next_build_attempt QVEC_GUARDED_BY(status_mu){};
+  QualityReport quality QVEC_GUARDED_BY(status_mu);
+  size_t quality_points QVEC_GUARDED_BY(status_mu) = 0;
 };
 
 // Concurrency and consistency
@@ -70,6 +74,16 @@ struct VectorField {
 // (version_ + 1, that snapshot). Since no other write of the collection can
 // commit between its batch and its snapshot, snapshot and in-memory state
 // describe the same committed sequence of writes.
+//
+// Group commit: point writes (upserts, vector updates, deletes by id,
+// payload updates) queue in `write_queue_` (as LevelDB's writers do). The
+// write at the front leads: under write_mu_ it builds itself and the writes
+// queued behind it, in order, into one batch, commits that batch once (one
+// fsync with sync_writes) and applies all of them; then it wakes them. A
+// queued write joins the group only if no earlier member touched one of its
+// points and no member installed state it would build on (a first
+// calibration); so each member builds on the committed state exactly as if
+// the earlier members had been applied, and the group is applied atomically.
 //
 // Readers take `state_mu_` shared only for in-memory work (id lookups,
 // filters, the int8 scan) and leave with the snapshot of the state they saw;
@@ -108,7 +122,7 @@ class CollectionImpl final : public Collection,
   // state. Derived data that is damaged (codes, calibration, index state) is
   // rebuilt from the originals; a point whose own data is unusable is moved
   // to quarantine (see docs/ARCHITECTURE.md). Fails only on storage errors.
-  [[nodiscard]] Status Load();
+  [[nodiscard]] Status Load() QVEC_EXCLUDES(write_mu_, state_mu_);
   // Queues a background (re)build when a field needs one. Called after
   // writes and, by the database, after Load().
   void MaybeStartTraining();
@@ -142,6 +156,8 @@ class CollectionImpl final : public Collection,
   IndexInfo::State index_state() const override { return fields_.front()->state.load(); }
 
  private:
+  friend class CollectionImplTestPeer;  // tests/engine/group_commit_test.cc
+
   CollectionImpl(storage::Store* store, uint32_t cid, std::string name, CollectionConfig config,
                  const std::map<std::string, uint16_t>& field_ids, bool legacy_state,
                  BuildPool* builds, std::shared_ptr<Logger> logger);
@@ -166,6 +182,31 @@ class CollectionImpl final : public Collection,
   struct Vectors {
     std::map<std::string, std::vector<float>> by_field;
   };
+  // What the members of a write group share while the leader builds them.
+  struct WriteGroup {
+    // Labels given to new points by the members so far (AllocateLabel).
+    std::vector<uint64_t> reserved;
+    // The members' in-memory effects, applied in order after the commit
+    // (by Commit, under the exclusive state lock).
+    std::vector<std::function<void(uint64_t)>> applies;
+    // A member installed state later members would have to build on.
+    bool closed = false;
+  };
+  // A write waiting in the queue; it lives on its writer's stack.
+  struct PendingWrite {
+    // The points it touches.
+    std::vector<PointId> ids;
+    // Builds its mutations into the batch and appends its apply step to the
+    // group, from the committed state; an error rejects this write only.
+    // Run by the group's leader under write_mu_.
+    std::function<Status(WriteGroup*, storage::WriteBatch*)> build;
+    Status status;
+    bool done = false;  // guarded by queue_mu_
+    CondVar cv;         // signalled (under queue_mu_) when done or at the front
+  };
+  // Most writes and bytes in one group.
+  static constexpr size_t kMaxWriteGroup = 256;
+  static constexpr size_t kMaxWriteGroupBytes = size_t{16} << 20;
 
   Status CheckAlive() const;
   // The field a request names; InvalidArgument naming the fields otherwise.
@@ -178,26 +219,32 @@ class CollectionImpl final : public Collection,
   // Brings `prepared` up to version_ (from the cache when it holds fresher
   // fields). False when the change log no longer covers a field: the caller
   // prepares again. Requires state_mu_ (shared) or write_mu_.
-  bool ResolveFilterLocked(const Filter& filter, const FilterFields& prepared, FilterFields* out);
+  bool ResolveFilterLocked(const Filter& filter, const FilterFields& prepared, FilterFields* out)
+      QVEC_REQUIRES_SHARED(state_mu_);
   // PrepareFilter + ResolveFilterLocked under write_mu_ (held by the caller),
   // building in place as a last resort.
-  StatusOr<FilterFields> FilterUnderWriteLock(const Filter& filter);
+  StatusOr<FilterFields> FilterUnderWriteLock(const Filter& filter) QVEC_REQUIRES(write_mu_);
   // Runs fn(fields) under the shared state lock, fields[i] being the
   // resolved field indexes of filters[i] (nullptr for no filter).
   template <typename Fn>
-  Status WithReadLock(const std::vector<const Filter*>& filters, Fn&& fn);
-  bool Passes(const Filter& filter, const FilterFields& fields, uint64_t label) const {
+  Status WithReadLock(const std::vector<const Filter*>& filters, Fn&& fn) QVEC_EXCLUDES(state_mu_);
+  bool Passes(const Filter& filter, const FilterFields& fields, uint64_t label) const
+      QVEC_REQUIRES_SHARED(state_mu_) {
     return MatchesFilter(filter, fields, label_to_id_[label]);
   }
   // Requires state_mu_.
-  ReadView ViewLocked() const { return ReadView{snapshot_, version_}; }
+  ReadView ViewLocked() const QVEC_REQUIRES_SHARED(state_mu_) {
+    return ReadView{snapshot_, version_};
+  }
   // The index's parameters for request `r` on field `f`; requires state_mu_.
-  index::IndexSearchParams IndexParams(const SearchRequest& r, const VectorField& f) const;
+  index::IndexSearchParams IndexParams(const SearchRequest& r, const VectorField& f) const
+      QVEC_REQUIRES_SHARED(state_mu_);
   // Hits the index returns for `r`: k * oversampling when rescoring.
   size_t CandidateCount(const SearchRequest& r) const;
   // The in-memory part of a search; requires state_mu_ held shared.
   StatusOr<Candidates> SearchLocked(const SearchRequest& r, const VectorField& f,
-                                    const float* query, const FilterFields* fields);
+                                    const float* query, const FilterFields* fields)
+      QVEC_REQUIRES_SHARED(state_mu_);
   // Rescoring, offset, threshold, payloads and vectors, from `view`.
   StatusOr<std::vector<ScoredPoint>> FinishSearch(const SearchRequest& r, const VectorField& f,
                                                   const float* query, Candidates c,
@@ -224,16 +271,34 @@ class CollectionImpl final : public Collection,
   void SetRecordVectors(Vectors v, std::optional<std::vector<float>>* unnamed,
                         std::map<std::string, std::vector<float>>* named) const;
   // Commits `batch` and applies it: `apply(version)` runs under the
-  // exclusive state lock; then (version, snapshot) is published. Requires
-  // write_mu_.
-  Status Commit(storage::WriteBatch* batch, const std::function<void(uint64_t)>& apply);
-  // Deletes the points with `labels` (write + apply). Requires write_mu_.
-  StatusOr<size_t> DeleteLabelsLocked(const std::vector<uint64_t>& labels);
+  // exclusive state lock; then (version, snapshot) is published.
+  Status Commit(storage::WriteBatch* batch, const std::function<void(uint64_t)>& apply)
+      QVEC_REQUIRES(write_mu_) QVEC_EXCLUDES(state_mu_);
+  // Queues `w`, and runs it (with a group of others) when it reaches the
+  // front; returns its status once it is committed and applied, or rejected.
+  Status SubmitWrite(PendingWrite* w) QVEC_EXCLUDES(write_mu_, queue_mu_, state_mu_);
+  // Writers read the in-memory state under write_mu_ alone: it changes only
+  // under write_mu_ (and the exclusive state lock). For the analysis, a
+  // writer declares that with AssertWriterReads() (in callbacks run under
+  // write_mu_) or, where it takes the state lock later in the same function,
+  // with a WriterReads scope. Neither takes a lock.
+  void AssertWriterReads() const QVEC_REQUIRES(write_mu_) QVEC_ASSERT_SHARED_CAPABILITY(state_mu_) {
+  }
+  class QVEC_SCOPED_CAPABILITY WriterReads {
+   public:
+    // The caller holds c->write_mu_. (Not an annotation: on a scoped
+    // capability's constructor, clang reads that as adopting the mutex.)
+    explicit WriterReads(const CollectionImpl* c) QVEC_ACQUIRE_SHARED(c->state_mu_) {}
+    ~WriterReads() QVEC_RELEASE() {}
+  };
+  // Deletes the points with `labels` (write + apply).
+  StatusOr<size_t> DeleteLabelsLocked(const std::vector<uint64_t>& labels) QVEC_REQUIRES(write_mu_);
   // Applies a committed deletion of `labels` to the in-memory state.
-  void ApplyDelete(const std::vector<uint64_t>& labels, uint64_t version);
+  void ApplyDelete(const std::vector<uint64_t>& labels, uint64_t version)
+      QVEC_REQUIRES(write_mu_, state_mu_);
   // Upsert (whole points) or, with `update_only`, UpdateVectors.
   Status WritePoints(std::span<const Point> points, bool update_only);
-  uint64_t AllocateLabel(std::vector<uint64_t>* reserved);
+  uint64_t AllocateLabel(std::vector<uint64_t>* reserved) QVEC_REQUIRES(write_mu_);
   // The field ids of a fields mask.
   std::vector<uint16_t> FieldIds(uint64_t mask) const;
   // The quantization report of `f`, re-measured on a sample of stored
@@ -250,7 +315,7 @@ class CollectionImpl final : public Collection,
   Status EncodeValue(uint64_t label, const float* vector, const index::VectorIndex& index,
                      uint32_t generation, uint32_t slot, std::string* value) const;
   // Adds a stored codes value to `f`'s index; requires both locks.
-  static Status AddValue(VectorField& f, std::string_view value);
+  static Status AddValue(VectorField& f, std::string_view value);  // both locks held
   // What `f` needs built next, if anything (takes state_mu_ shared).
   std::optional<index::IndexKind> NeedsBuild(VectorField& f);
   // Builds `kind` for `f` on its current vectors and swaps it in: the body
@@ -268,15 +333,17 @@ class CollectionImpl final : public Collection,
   // without a known label (`pending`, by point key) take the one their code
   // carries. Codes to re-encode go to `repair` (point keys).
   Status LoadField(VectorField& f, size_t field_index, std::set<std::string>* pending,
-                   std::vector<std::string>* repair, storage::WriteBatch* fixes);
+                   std::vector<std::string>* repair, storage::WriteBatch* fixes)
+      QVEC_REQUIRES(write_mu_, state_mu_);
   // Load(): re-encodes `repair` (point keys) of `f` from their originals;
   // returns the keys whose original is unusable, with why.
   StatusOr<std::vector<std::pair<std::string, std::string>>> RepairField(
-      VectorField& f, size_t field_index, const std::vector<std::string>& repair);
+      VectorField& f, size_t field_index, const std::vector<std::string>& repair)
+      QVEC_REQUIRES(write_mu_, state_mu_);
   // Load(): registers a point under `label` (both locks held).
-  void RegisterLoaded(const PointId& id, uint64_t label);
+  void RegisterLoaded(const PointId& id, uint64_t label) QVEC_REQUIRES(write_mu_, state_mu_);
   // Moves a damaged point's stored data to quarantine (best effort).
-  void Quarantine(std::string_view key, const std::string& reason);
+  void Quarantine(std::string_view key, const std::string& reason) QVEC_REQUIRES(write_mu_);
 
   storage::Store* const store_;
   const uint32_t cid_;
@@ -293,19 +360,28 @@ class CollectionImpl final : public Collection,
   std::map<std::string, VectorField*> field_by_name_;
 
   // The serialization point of all writes (see the comment at the top).
-  std::mutex write_mu_;
+  // Lock order: write_mu_, then state_mu_ or queue_mu_.
+  Mutex write_mu_ QVEC_ACQUIRED_BEFORE(state_mu_, queue_mu_);
+  // Guards the writer queue.
+  Mutex queue_mu_;
+  std::deque<PendingWrite*> write_queue_ QVEC_GUARDED_BY(queue_mu_);
+  // RocksDB batches committed by Commit (one per write group), for tests.
+  std::atomic<uint64_t> commits_{0};
   // Guards the in-memory state below; mutated only while write_mu_ is held
-  // too, so a writer may read it under write_mu_ alone.
-  mutable RwLock state_mu_;
-  std::map<PointId, uint64_t> id_to_label_;  // ordered: Scroll walks it
-  std::vector<PointId> label_to_id_;         // index = label
-  std::vector<bool> label_used_;
-  std::vector<uint64_t> field_mask_;  // index = label: the fields the point carries
-  std::vector<uint64_t> free_labels_;
-  uint64_t version_ = 0;                               // committed writes applied
-  std::shared_ptr<const storage::Snapshot> snapshot_;  // storage at version_
-  PayloadChangeLog payload_log_;
-  size_t quarantined_ = 0;
+  // too, so a writer may read it under write_mu_ alone (AssertWriterReads).
+  mutable SharedMutex state_mu_;
+  // ordered: Scroll walks it
+  std::map<PointId, uint64_t> id_to_label_ QVEC_GUARDED_BY(state_mu_);
+  std::vector<PointId> label_to_id_ QVEC_GUARDED_BY(state_mu_);  // index = label
+  std::vector<bool> label_used_ QVEC_GUARDED_BY(state_mu_);
+  // index = label: the fields the point carries
+  std::vector<uint64_t> field_mask_ QVEC_GUARDED_BY(state_mu_);
+  std::vector<uint64_t> free_labels_ QVEC_GUARDED_BY(state_mu_);
+  uint64_t version_ QVEC_GUARDED_BY(state_mu_) = 0;  // committed writes applied
+  // storage at version_
+  std::shared_ptr<const storage::Snapshot> snapshot_ QVEC_GUARDED_BY(state_mu_);
+  PayloadChangeLog payload_log_ QVEC_GUARDED_BY(state_mu_);
+  std::atomic<size_t> quarantined_{0};
 
   // Thread-safe on its own.
   FieldCache field_cache_;

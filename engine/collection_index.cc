@@ -75,7 +75,10 @@ StatusOr<std::shared_ptr<CollectionImpl>> CollectionImpl::Create(
       QVEC_ASSIGN_OR_RETURN(f->index, index::CreateIndex(index::IndexKind::kFlat, q, ""));
     }
   }
-  coll->snapshot_ = store->GetSnapshot();
+  {
+    WriterLock state_lock(&coll->state_mu_);  // not shared yet; for the analysis
+    coll->snapshot_ = store->GetSnapshot();
+  }
   return coll;
 }
 
@@ -108,8 +111,8 @@ void CollectionImpl::MarkDropped() {
 void CollectionImpl::Close() {
   stop_.store(true);
   closed_.store(true);
-  std::lock_guard write_lock(write_mu_);
-  std::unique_lock state_lock(state_mu_);
+  MutexLock write_lock(&write_mu_);
+  WriterLock state_lock(&state_mu_);
   snapshot_.reset();
 }
 
@@ -307,6 +310,8 @@ Status CollectionImpl::LoadField(VectorField& f, size_t field_index, std::set<st
   const size_t value_size = idx ? kCodesHeaderBytes + idx->quantizer().EncodedSize() : 0;
   uint32_t max_generation = f.generation;
   Status scan = store_->ScanCodes(cid_, f.id, [&](std::string_view key, std::string_view value) {
+    write_mu_.AssertHeld();  // the scan calls back synchronously, in Load
+    state_mu_.AssertHeld();
     auto id = DecodePointKey(key);
     auto it = id.ok() ? id_to_label_.find(*id) : id_to_label_.end();
     const bool is_pending = pending->count(std::string(key)) != 0;
@@ -438,14 +443,16 @@ StatusOr<std::vector<std::pair<std::string, std::string>>> CollectionImpl::Repai
 }
 
 Status CollectionImpl::Load() {
-  std::lock_guard write_lock(write_mu_);
-  std::unique_lock state_lock(state_mu_);
+  MutexLock write_lock(&write_mu_);
+  WriterLock state_lock(&state_mu_);
   storage::WriteBatch fixes;  // records and state rewritten after loading
 
   // 1. The points and their labels. A record without a (usable) label is
   //    pending: its label comes from its codes, or a new one is given.
   std::set<std::string> pending;
   Status scan = store_->ScanPoints(cid_, [&](std::string_view key, std::string_view record) {
+    write_mu_.AssertHeld();  // the scan calls back synchronously, in Load
+    state_mu_.AssertHeld();
     auto id = DecodePointKey(key);
     if (!id.ok()) {
       Quarantine(key, "its key is not a point id");
@@ -538,7 +545,7 @@ Status CollectionImpl::Load() {
 // ---- builds ----
 
 std::optional<index::IndexKind> CollectionImpl::NeedsBuild(VectorField& f) {
-  std::shared_lock lock(state_mu_);
+  ReaderLock lock(&state_mu_);
   if (f.index == nullptr) return std::nullopt;
   const size_t n = f.index->size();
   const index::IndexStats st = f.index->Stats();
@@ -565,7 +572,7 @@ void CollectionImpl::MaybeStartTraining() {
   const auto now = std::chrono::steady_clock::now();
   for (auto& f : fields_) {
     {
-      std::lock_guard lock(f->status_mu);
+      MutexLock lock(&f->status_mu);
       if (now < f->next_build_attempt) continue;
     }
     if (NeedsBuild(*f)) {
@@ -594,13 +601,13 @@ void CollectionImpl::RunBackgroundBuild() {
     for (auto& f : fields_) {
       if (stop_.load()) break;
       {
-        std::lock_guard lock(f->status_mu);
+        MutexLock lock(&f->status_mu);
         if (std::chrono::steady_clock::now() < f->next_build_attempt) continue;
       }
       const std::optional<index::IndexKind> kind = NeedsBuild(*f);
       if (!kind) continue;
       const Status s = BuildIndex(*f, *kind);
-      std::lock_guard lock(f->status_mu);
+      MutexLock lock(&f->status_mu);
       if (!s.ok()) {
         if (stop_.load()) break;  // dropped or closing: not a failure
         ++f->build_failures;
@@ -634,11 +641,11 @@ Status CollectionImpl::Optimize() {
   Status result = Status::Ok();
   for (auto& f : fields_) {
     {
-      std::shared_lock lock(state_mu_);
+      ReaderLock lock(&state_mu_);
       if (f->index == nullptr) continue;
     }
     Status s = BuildIndex(*f, index::IndexKind::kIvf);
-    std::lock_guard lock(f->status_mu);
+    MutexLock lock(&f->status_mu);
     if (s.ok()) {
       f->build_failures = 0;
       f->last_build_error.clear();
@@ -657,7 +664,7 @@ Status CollectionImpl::BuildIndex(VectorField& f, index::IndexKind kind) {
   // Every way out of the build: stop tracking and restore the state.
   auto end_build = [&](Status s) {
     {
-      std::lock_guard write_lock(write_mu_);
+      MutexLock write_lock(&write_mu_);
       f.tracking = false;
       f.changed_during_build.clear();
     }
@@ -674,8 +681,8 @@ Status CollectionImpl::BuildIndex(VectorField& f, index::IndexKind kind) {
   while (fields_[field_index].get() != &f) ++field_index;
   const uint64_t bit = uint64_t{1} << field_index;
   {
-    std::lock_guard write_lock(write_mu_);
-    std::shared_lock state_lock(state_mu_);
+    MutexLock write_lock(&write_mu_);
+    ReaderLock state_lock(&state_mu_);
     members.reserve(f.index ? f.index->size() : 0);
     for (const auto& [id, label] : id_to_label_) {
       if (field_mask_[label] & bit) members.emplace_back(label, id);
@@ -756,7 +763,8 @@ Status CollectionImpl::BuildIndex(VectorField& f, index::IndexKind kind) {
       if (!s.ok()) return end_build(s);
     }
     {
-      std::lock_guard write_lock(write_mu_);
+      MutexLock write_lock(&write_mu_);
+      AssertWriterReads();
       storage::WriteBatch batch;
       for (size_t i = 0; i < keys.size(); ++i) {
         const uint64_t label = members[start + i].first;
@@ -777,7 +785,7 @@ Status CollectionImpl::BuildIndex(VectorField& f, index::IndexKind kind) {
 
   // 5. The swap: replay the writes made during the build, then persist the
   //    new generation, index state and calibration in one batch and switch.
-  std::lock_guard write_lock(write_mu_);
+  MutexLock write_lock(&write_mu_);
   auto fail = [&](Status s) {
     f.tracking = false;
     f.changed_during_build.clear();
@@ -788,12 +796,15 @@ Status CollectionImpl::BuildIndex(VectorField& f, index::IndexKind kind) {
   storage::WriteBatch batch;
   std::vector<std::string> keys;
   std::vector<uint64_t> live;
-  for (uint64_t label : f.changed_during_build) {
-    if (label < label_used_.size() && label_used_[label] && (field_mask_[label] & bit)) {
-      keys.push_back(EncodePointKey(label_to_id_[label]));
-      live.push_back(label);
-    } else {
-      built->Remove(label);
+  {
+    WriterReads reads(this);
+    for (uint64_t label : f.changed_during_build) {
+      if (label < label_used_.size() && label_used_[label] && (field_mask_[label] & bit)) {
+        keys.push_back(EncodePointKey(label_to_id_[label]));
+        live.push_back(label);
+      } else {
+        built->Remove(label);
+      }
     }
   }
   std::vector<float> originals;
@@ -837,7 +848,7 @@ Status CollectionImpl::BuildIndex(VectorField& f, index::IndexKind kind) {
   const IndexInfo::State next =
       built->kind() == index::IndexKind::kIvf ? IndexInfo::State::kIvf : IndexInfo::State::kFlat;
   {
-    std::unique_lock state_lock(state_mu_);
+    WriterLock state_lock(&state_mu_);
     f.index = std::move(built);
     f.generation = generation;
     f.calibrated_on = calibrated_on;

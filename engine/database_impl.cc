@@ -2,9 +2,9 @@
 // of one storage::Store.
 #include <algorithm>
 #include <map>
-#include <mutex>
 #include <vector>
 
+#include "common/mutex.h"
 #include "engine/build_pool.h"
 #include "engine/collection_impl.h"
 #include "engine/collection_meta.h"
@@ -27,9 +27,11 @@ class DatabaseImpl final : public Database {
 
   ~DatabaseImpl() override {
     std::map<std::string, std::shared_ptr<engine::CollectionImpl>> collections;
+    std::vector<std::shared_ptr<engine::CollectionImpl>> dropped;
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(&mu_);
       collections.swap(collections_);
+      dropped.swap(dropped_);
     }
     // Stop builds (they notice within one k-means iteration or one chunk),
     // then release every collection's storage snapshot before the store
@@ -37,10 +39,12 @@ class DatabaseImpl final : public Database {
     for (auto& [name, c] : collections) c->MarkDropped();
     builds_.Shutdown();
     for (auto& [name, c] : collections) c->Close();
-    for (auto& c : dropped_) c->Close();
+    for (auto& c : dropped) c->Close();
   }
 
-  Status LoadAll() {
+  // At open, before the database is shared: loads every collection (the
+  // maps are filled under mu_ only for the analysis).
+  Status LoadAll() QVEC_EXCLUDES(mu_) {
     QVEC_ASSIGN_OR_RETURN(auto records, store_->ListCollections());
     for (const auto& rec : records) {
       auto config = engine::DecodeCollectionConfig(rec.meta);
@@ -49,6 +53,7 @@ class DatabaseImpl final : public Database {
         // can: keep its name taken and report it, never refuse to open.
         log_.Error("collection '{}' cannot be opened: its stored config is damaged ({})", rec.name,
                    config.status().ToString());
+        MutexLock lock(&mu_);
         damaged_[rec.name] = {rec.id, config.status().message()};
         continue;
       }
@@ -57,11 +62,13 @@ class DatabaseImpl final : public Database {
           config->legacy, options_.background_indexing ? &builds_ : nullptr, logger_);
       if (!coll.ok()) {
         log_.Error("collection '{}' cannot be opened: {}", rec.name, coll.status().ToString());
+        MutexLock lock(&mu_);
         damaged_[rec.name] = {rec.id, coll.status().message()};
         continue;
       }
       QVEC_RETURN_IF_ERROR((*coll)->Load().Annotate("collection '" + rec.name + "'"));
       (*coll)->MaybeStartTraining();
+      MutexLock lock(&mu_);
       collections_[rec.name] = std::move(*coll);
     }
     return Status::Ok();
@@ -70,9 +77,14 @@ class DatabaseImpl final : public Database {
   Status CreateCollection(const std::string& name, const CollectionConfig& config) override {
     QVEC_RETURN_IF_ERROR(ValidateCollectionName(name));
     QVEC_RETURN_IF_ERROR(config.Validate());
-    std::lock_guard lock(mu_);
-    if (collections_.count(name) || damaged_.count(name)) {
-      return AlreadyExistsError("collection '" + name + "' already exists");
+    // Creates and drops run one at a time; their storage writes happen
+    // outside mu_, so that they never hold up requests on other collections.
+    MutexLock ddl(&ddl_mu_);
+    {
+      MutexLock lock(&mu_);
+      if (collections_.count(name) || damaged_.count(name)) {
+        return AlreadyExistsError("collection '" + name + "' already exists");
+      }
     }
     QVEC_ASSIGN_OR_RETURN(uint32_t cid, store_->AllocateCollectionId());
     std::map<std::string, uint16_t> field_ids = engine::AssignFieldIds(config);
@@ -85,12 +97,13 @@ class DatabaseImpl final : public Database {
     storage::WriteBatch batch;
     batch.PutCollection(cid, name, meta);
     QVEC_RETURN_IF_ERROR(store_->Write(&batch));
+    MutexLock lock(&mu_);
     collections_[name] = std::move(coll);
     return Status::Ok();
   }
 
   StatusOr<std::shared_ptr<Collection>> GetCollection(const std::string& name) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     auto it = collections_.find(name);
     if (it == collections_.end()) {
       if (auto d = damaged_.find(name); d != damaged_.end()) {
@@ -104,35 +117,40 @@ class DatabaseImpl final : public Database {
   }
 
   Status DropCollection(const std::string& name) override {
+    MutexLock ddl(&ddl_mu_);
     std::shared_ptr<engine::CollectionImpl> coll;
+    uint32_t cid = 0;
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(&mu_);
       auto it = collections_.find(name);
-      if (it == collections_.end()) {
-        auto d = damaged_.find(name);
-        if (d == damaged_.end()) {
-          return NotFoundError("collection '" + name + "' does not exist");
-        }
-        QVEC_RETURN_IF_ERROR(store_->DropCollection(d->second.cid));
-        damaged_.erase(d);
-        return Status::Ok();
+      if (it != collections_.end()) {
+        coll = it->second;
+        cid = coll->id();
+      } else if (auto d = damaged_.find(name); d != damaged_.end()) {
+        cid = d->second.cid;
+      } else {
+        return NotFoundError("collection '" + name + "' does not exist");
       }
-      // One small batch (range deletions); the collection's own work (a
-      // running build) is not waited for: MarkDropped stops it, and it
-      // releases the collection when it returns, on its own thread.
-      QVEC_RETURN_IF_ERROR(store_->DropCollection(it->second->id()));
-      it->second->MarkDropped();
-      coll = std::move(it->second);
-      collections_.erase(it);
-      dropped_.push_back(coll);
-      // Forget dropped collections nobody uses any more.
-      std::erase_if(dropped_, [](const auto& c) { return c.use_count() == 1; });
     }
+    // One small batch (range deletions). The collection's own work (a
+    // running build) is not waited for: MarkDropped stops it, and it
+    // releases the collection when it returns, on its own thread.
+    QVEC_RETURN_IF_ERROR(store_->DropCollection(cid));
+    MutexLock lock(&mu_);
+    if (coll == nullptr) {
+      damaged_.erase(name);
+      return Status::Ok();
+    }
+    coll->MarkDropped();
+    collections_.erase(name);
+    dropped_.push_back(coll);
+    // Forget dropped collections nobody uses any more.
+    std::erase_if(dropped_, [](const auto& c) { return c.use_count() == 1; });
     return Status::Ok();
   }
 
   std::vector<std::string> ListCollections() override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     std::vector<std::string> names;
     names.reserve(collections_.size() + damaged_.size());
     for (const auto& [name, c] : collections_) names.push_back(name);
@@ -144,7 +162,7 @@ class DatabaseImpl final : public Database {
   Status Snapshot(const std::string& dir) override {
     // One at a time: RocksDB's checkpoint stages into a temporary directory
     // beside `dir`, and concurrent ones race on it.
-    std::lock_guard lock(snapshot_mu_);
+    MutexLock lock(&snapshot_mu_);
     return store_->Checkpoint(dir);
   }
 
@@ -169,13 +187,16 @@ class DatabaseImpl final : public Database {
   const std::shared_ptr<Logger> logger_;
   const engine::EngineLog log_;
   engine::BuildPool builds_;
-  std::mutex snapshot_mu_;  // serializes Snapshot()
-  std::mutex mu_;           // guards the maps below
-  std::map<std::string, std::shared_ptr<engine::CollectionImpl>> collections_;
-  std::map<std::string, Damaged> damaged_;
+  Mutex snapshot_mu_;  // serializes Snapshot() (held across the checkpoint)
+  // Serializes CreateCollection and DropCollection (held across their
+  // storage writes; no request on a collection takes it).
+  Mutex ddl_mu_ QVEC_ACQUIRED_BEFORE(mu_);
+  Mutex mu_;  // guards the maps below; never held across I/O
+  std::map<std::string, std::shared_ptr<engine::CollectionImpl>> collections_ QVEC_GUARDED_BY(mu_);
+  std::map<std::string, Damaged> damaged_ QVEC_GUARDED_BY(mu_);
   // Dropped collections still referenced elsewhere (a request, a build):
   // closed with the database, so none outlives the store with a snapshot.
-  std::vector<std::shared_ptr<engine::CollectionImpl>> dropped_;
+  std::vector<std::shared_ptr<engine::CollectionImpl>> dropped_ QVEC_GUARDED_BY(mu_);
 };
 
 }  // namespace

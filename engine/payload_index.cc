@@ -241,7 +241,7 @@ void FieldCache::TouchLocked(const std::string& key, Entry& e) {
 
 std::shared_ptr<CachedField> FieldCache::Get(const std::string& key, uint64_t version,
                                              const PayloadChangeLog& log) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   auto it = entries_.find(key);
   if (it == entries_.end()) return nullptr;
   Entry& e = it->second;
@@ -262,12 +262,12 @@ std::shared_ptr<CachedField> FieldCache::Get(const std::string& key, uint64_t ve
 }
 
 bool FieldCache::CatchUp(CachedField* field, uint64_t version, const PayloadChangeLog& log) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   return CatchUpLocked(field, version, log);
 }
 
 void FieldCache::Insert(std::shared_ptr<CachedField> field) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   const std::string key = field->index.key();
   auto it = entries_.find(key);
   if (it != entries_.end()) {
@@ -298,12 +298,12 @@ void FieldCache::EvictLocked() {
 }
 
 size_t FieldCache::MemoryBytes() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   return bytes_;
 }
 
 size_t FieldCache::size() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   return entries_.size();
 }
 

@@ -28,6 +28,7 @@
 #include <variant>
 #include <vector>
 
+#include "common/mutex.h"
 #include "qvec/status.h"
 #include "qvec/types.h"
 
@@ -145,17 +146,19 @@ class FieldCache {
     size_t bytes = 0;  // as last accounted in bytes_
     std::list<std::string>::iterator lru;
   };
-  // Requires mu_.
-  bool CatchUpLocked(CachedField* field, uint64_t version, const PayloadChangeLog& log);
-  void TouchLocked(const std::string& key, Entry& e);
-  void EvictLocked();
+  bool CatchUpLocked(CachedField* field, uint64_t version, const PayloadChangeLog& log)
+      QVEC_REQUIRES(mu_);
+  void TouchLocked(const std::string& key, Entry& e) QVEC_REQUIRES(mu_);
+  void EvictLocked() QVEC_REQUIRES(mu_);
 
   const size_t max_fields_;
   const size_t max_bytes_;
-  mutable std::mutex mu_;  // guards everything below and every CachedField
-  std::unordered_map<std::string, Entry> entries_;
-  std::list<std::string> lru_;  // front = most recently used
-  size_t bytes_ = 0;
+  // Guards everything below and every CachedField's catching up (fields are
+  // read without it once a reader holds them at its version).
+  mutable Mutex mu_;
+  std::unordered_map<std::string, Entry> entries_ QVEC_GUARDED_BY(mu_);
+  std::list<std::string> lru_ QVEC_GUARDED_BY(mu_);  // front = most recently used
+  size_t bytes_ QVEC_GUARDED_BY(mu_) = 0;
 };
 
 // The field indexes one filter evaluation uses, by key.

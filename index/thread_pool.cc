@@ -24,10 +24,10 @@ ThreadPool::ThreadPool(size_t num_threads) {
 
 ThreadPool::~ThreadPool() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     stop_ = true;
   }
-  work_cv_.notify_all();
+  work_cv_.SignalAll();
   for (std::thread& t : workers_) {
     t.join();
   }
@@ -50,24 +50,24 @@ void ThreadPool::Drain(Job* job) {
 }
 
 void ThreadPool::WorkerLoop() {
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   for (;;) {
-    work_cv_.wait(lock, [this] { return stop_ || !jobs_.empty(); });
+    while (!stop_ && jobs_.empty()) work_cv_.Wait(&mu_);
     if (stop_) {
       return;
     }
     Job* job = jobs_.front();
     ++job->active_workers;
-    lock.unlock();
+    lock.Unlock();
     Drain(job);
-    lock.lock();
+    lock.Lock();
     --job->active_workers;
     // Exhausted: make sure no other worker picks it up again.
     auto it = std::find(jobs_.begin(), jobs_.end(), job);
     if (it != jobs_.end()) {
       jobs_.erase(it);
     }
-    done_cv_.notify_all();
+    done_cv_.SignalAll();
   }
 }
 
@@ -85,19 +85,19 @@ void ThreadPool::ParallelFor(size_t num_tasks, const std::function<void(size_t)>
   job.fn = &fn;
   job.num_tasks = num_tasks;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     jobs_.push_back(&job);
   }
-  work_cv_.notify_all();
+  work_cv_.SignalAll();
   Drain(&job);
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   auto it = std::find(jobs_.begin(), jobs_.end(), &job);
   if (it != jobs_.end()) {
     jobs_.erase(it);
   }
-  done_cv_.wait(lock, [&job] {
-    return job.done.load(std::memory_order_acquire) == job.num_tasks && job.active_workers == 0;
-  });
+  while (job.done.load(std::memory_order_acquire) != job.num_tasks || job.active_workers != 0) {
+    done_cv_.Wait(&mu_);
+  }
 }
 
 }  // namespace qvec::index

@@ -3,13 +3,13 @@
 #ifndef QVEC_INDEX_THREAD_POOL_H_
 #define QVEC_INDEX_THREAD_POOL_H_
 
-#include <condition_variable>
 #include <cstddef>
 #include <deque>
 #include <functional>
-#include <mutex>
 #include <thread>
 #include <vector>
+
+#include "common/mutex.h"
 
 namespace qvec::index {
 
@@ -40,11 +40,11 @@ class ThreadPool {
   // Runs tasks of `job` until none are left.
   static void Drain(Job* job);
 
-  std::mutex mu_;
-  std::condition_variable work_cv_;
-  std::condition_variable done_cv_;
-  std::deque<Job*> jobs_;
-  bool stop_ = false;
+  Mutex mu_;
+  CondVar work_cv_;  // signalled when a job is queued or on stop
+  CondVar done_cv_;  // signalled when a worker leaves a job
+  std::deque<Job*> jobs_ QVEC_GUARDED_BY(mu_);
+  bool stop_ QVEC_GUARDED_BY(mu_) = false;
   std::vector<std::thread> workers_;
 };
 

@@ -24,6 +24,7 @@ if [[ "${QVEC_SETUP_FUZZ:-0}" == 1 ]]; then
 fi
 if [[ "${QVEC_SETUP_TEST:-0}" == 1 ]]; then
   packages+=(nodejs npm)
+  packages+=(clang python3)  # the thread_safety_analysis test
 fi
 
 missing=()

@@ -19,7 +19,6 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <cctype>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <exception>
@@ -33,6 +32,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/mutex.h"
 #include "engine/json_writer.h"
 
 namespace qvec::server {
@@ -262,10 +262,10 @@ struct Shared {
   std::atomic<bool> stopping{false};
   std::atomic<size_t> rejecting{0};
 
-  std::mutex mu;
-  std::condition_variable cv;  // notified when a session is unregistered
-  std::unordered_map<uint64_t, std::weak_ptr<Session>> sessions;
-  uint64_t next_id = 0;
+  Mutex mu;
+  CondVar cv;  // signalled when a session is unregistered
+  std::unordered_map<uint64_t, std::weak_ptr<Session>> sessions QVEC_GUARDED_BY(mu);
+  uint64_t next_id QVEC_GUARDED_BY(mu) = 0;
 };
 
 // One connection. All members are touched only on the connection's strand.
@@ -301,15 +301,15 @@ class Session : public std::enable_shared_from_this<Session> {
     if (rejecting_) shared_->rejecting.fetch_sub(1);
     if (counted_eviction_) shared_->evicting.fetch_sub(1);
     if (registered_) {
-      std::lock_guard<std::mutex> lock(shared_->mu);
+      MutexLock lock(&shared_->mu);
       shared_->sessions.erase(id_);
-      shared_->cv.notify_all();
+      shared_->cv.SignalAll();
     }
   }
 
   // Counts the session towards max_connections and makes Stop() see it.
   void Register() {
-    std::lock_guard<std::mutex> lock(shared_->mu);
+    MutexLock lock(&shared_->mu);
     id_ = shared_->next_id++;
     shared_->sessions.emplace(id_, weak_from_this());
     registered_ = true;
@@ -811,7 +811,7 @@ void Session::EvictStalledWriters() {
   if (held <= budget) return;
   std::vector<std::shared_ptr<Session>> stalled;
   {
-    std::lock_guard<std::mutex> lock(shared_->mu);
+    MutexLock lock(&shared_->mu);
     for (auto& [id, weak] : shared_->sessions) {
       auto s = weak.lock();
       if (!s || s.get() == this) continue;
@@ -916,7 +916,7 @@ struct HttpServer::Impl {
     size_t active;
     std::shared_ptr<Session> victim;
     {
-      std::lock_guard<std::mutex> lock(shared->mu);
+      MutexLock lock(&shared->mu);
       active = shared->sessions.size() - shared->evicting.load();
       if (active >= max) {
         // Make room by closing the connection idle longest.
@@ -953,7 +953,7 @@ struct HttpServer::Impl {
 
   std::vector<std::shared_ptr<Session>> LiveSessions() {
     std::vector<std::shared_ptr<Session>> out;
-    std::lock_guard<std::mutex> lock(shared->mu);
+    MutexLock lock(&shared->mu);
     out.reserve(shared->sessions.size());
     for (auto& [id, weak] : shared->sessions) {
       if (auto s = weak.lock()) out.push_back(std::move(s));
@@ -973,9 +973,9 @@ struct HttpServer::Impl {
   std::vector<std::thread> io_threads;
   std::atomic<uint16_t> port{0};
 
-  std::mutex state_mu;
-  std::condition_variable state_cv;
-  State state = State::kNew;
+  Mutex state_mu;
+  CondVar state_cv;  // signalled when `state` changes
+  State state QVEC_GUARDED_BY(state_mu) = State::kNew;
 };
 
 HttpServer::HttpServer(ServerOptions options, std::shared_ptr<RequestHandler> handler)
@@ -988,7 +988,7 @@ uint16_t HttpServer::port() const { return impl_->port.load(); }
 Status HttpServer::Start() {
   Impl& s = *impl_;
   {
-    std::lock_guard<std::mutex> lock(s.state_mu);
+    MutexLock lock(&s.state_mu);
     if (s.state != Impl::State::kNew) {
       return FailedPreconditionError("HttpServer::Start called twice or after Stop");
     }
@@ -1060,7 +1060,7 @@ Status HttpServer::Start() {
     });
   }
   {
-    std::lock_guard<std::mutex> lock(s.state_mu);
+    MutexLock lock(&s.state_mu);
     s.state = Impl::State::kRunning;
   }
   spdlog::info("http server started on {}:{} ({} I/O thread(s), {} worker thread(s){})", o.host,
@@ -1072,14 +1072,14 @@ Status HttpServer::Start() {
 void HttpServer::Stop() {
   Impl& s = *impl_;
   {
-    std::unique_lock<std::mutex> lock(s.state_mu);
+    MutexLock lock(&s.state_mu);
     if (s.state == Impl::State::kNew) {
       s.state = Impl::State::kStopped;
-      s.state_cv.notify_all();
+      s.state_cv.SignalAll();
       return;
     }
     if (s.state == Impl::State::kStopping) {
-      s.state_cv.wait(lock, [&] { return s.state == Impl::State::kStopped; });
+      while (s.state != Impl::State::kStopped) s.state_cv.Wait(&s.state_mu);
       return;
     }
     if (s.state == Impl::State::kStopped) return;
@@ -1099,12 +1099,11 @@ void HttpServer::Stop() {
   const auto deadline = begin + sh.options.shutdown_grace;
   for (;;) {
     for (auto& session : s.LiveSessions()) session->Shutdown();
-    std::unique_lock<std::mutex> lock(sh.mu);
+    MutexLock lock(&sh.mu);
     if (sh.sessions.empty()) break;
     const auto now = std::chrono::steady_clock::now();
     if (now >= deadline) break;
-    sh.cv.wait_until(lock, std::min(deadline, now + std::chrono::milliseconds(100)),
-                     [&] { return sh.sessions.empty(); });
+    sh.cv.WaitUntil(&sh.mu, std::min(deadline, now + std::chrono::milliseconds(100)));
   }
   size_t forced = 0;
   {
@@ -1113,8 +1112,11 @@ void HttpServer::Stop() {
     for (auto& session : remaining) session->ForceClose();
   }
   if (forced > 0) {
-    std::unique_lock<std::mutex> lock(sh.mu);
-    sh.cv.wait_for(lock, std::chrono::milliseconds(500), [&] { return sh.sessions.empty(); });
+    MutexLock lock(&sh.mu);
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
+    while (!sh.sessions.empty() && std::chrono::steady_clock::now() < until) {
+      sh.cv.WaitUntil(&sh.mu, until);
+    }
   }
 
   s.work_guard.reset();
@@ -1138,17 +1140,18 @@ void HttpServer::Stop() {
     spdlog::info("http server stopped ({:.2f} s)", secs);
   }
   {
-    std::lock_guard<std::mutex> lock(s.state_mu);
+    MutexLock lock(&s.state_mu);
     s.state = Impl::State::kStopped;
   }
-  s.state_cv.notify_all();
+  s.state_cv.SignalAll();
 }
 
 void HttpServer::Wait() {
   Impl& s = *impl_;
-  std::unique_lock<std::mutex> lock(s.state_mu);
-  s.state_cv.wait(lock,
-                  [&] { return s.state == Impl::State::kStopped || s.state == Impl::State::kNew; });
+  MutexLock lock(&s.state_mu);
+  while (s.state != Impl::State::kStopped && s.state != Impl::State::kNew) {
+    s.state_cv.Wait(&s.state_mu);
+  }
 }
 
 }  // namespace qvec::server

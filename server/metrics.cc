@@ -6,7 +6,7 @@ namespace qvec::server {
 
 void Metrics::Record(const std::string& method, const std::string& route, unsigned status,
                      double seconds) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   Series& s = series_[{method, route}];
   ++s.by_status[status];
   ++s.count;
@@ -17,7 +17,7 @@ void Metrics::Record(const std::string& method, const std::string& route, unsign
 }
 
 void Metrics::Render(std::string* out) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   *out += "# HELP qvec_http_requests_total HTTP requests by method, route and status.\n";
   *out += "# TYPE qvec_http_requests_total counter\n";
   for (const auto& [key, s] : series_) {

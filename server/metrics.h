@@ -5,8 +5,9 @@
 
 #include <array>
 #include <map>
-#include <mutex>
 #include <string>
+
+#include "common/mutex.h"
 
 namespace qvec::server {
 
@@ -27,8 +28,8 @@ class Metrics {
     uint64_t count = 0;
     double sum = 0;
   };
-  mutable std::mutex mu_;
-  std::map<std::pair<std::string, std::string>, Series> series_;
+  mutable Mutex mu_;
+  std::map<std::pair<std::string, std::string>, Series> series_ QVEC_GUARDED_BY(mu_);
 };
 
 }  // namespace qvec::server

@@ -46,7 +46,6 @@
 #include <array>
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
@@ -54,10 +53,10 @@
 #include <filesystem>
 #include <mutex>
 #include <new>
-#include <shared_mutex>
 #include <thread>
 #include <utility>
 
+#include "common/mutex.h"
 #include "key_codec.h"  // NOLINT(build/include_subdir)
 
 namespace qvec::storage {
@@ -317,6 +316,21 @@ void WriteBatch::DeleteIndexState(uint32_t cid, std::string_view name) {
       [&] { rep_->Add(BatchData::Kind::kDelete, kIndexState, codec::DataKey(cid, name)); });
 }
 
+void WriteBatch::Append(WriteBatch&& other) {
+  if (!rep_->Check(other.rep_->error)) return;
+  if (rep_->ops.empty()) {
+    rep_->ops = std::move(other.rep_->ops);
+  } else {
+    rep_->ops.reserve(rep_->ops.size() + other.rep_->ops.size());
+    for (auto& op : other.rep_->ops) rep_->ops.push_back(std::move(op));
+  }
+  rep_->bytes += other.rep_->bytes;
+  rep_->count += other.rep_->count;
+  other.rep_->ops.clear();
+  other.rep_->bytes = 0;
+  other.rep_->count = 0;
+}
+
 size_t WriteBatch::Count() const { return rep_->count; }
 size_t WriteBatch::ByteSize() const { return rep_->bytes; }
 
@@ -410,10 +424,10 @@ class RocksStore final : public Store {
 
   ~RocksStore() override {
     {
-      std::lock_guard lock(monitor_mu_);
+      MutexLock lock(&monitor_mu_);
       closing_ = true;
     }
-    monitor_cv_.notify_all();
+    monitor_cv_.SignalAll();
     if (monitor_.joinable()) monitor_.join();
     // Handles must be destroyed before the DB. Memtables are flushed first so
     // that the next Open replays no WAL, except while writes are stopped:
@@ -421,7 +435,7 @@ class RocksStore final : public Store {
     // WAL holds every acknowledged write anyway. Errors cannot be reported
     // from a destructor; the WAL still holds the data.
     try {
-      std::unique_lock io_lock(io_mu_);
+      WriterLock io_lock(&io_mu_);
       if (db_ != nullptr && !writes_stopped_.load()) {
         rocksdb::FlushOptions fo;
         fo.allow_write_stall = true;
@@ -519,10 +533,10 @@ class RocksStore final : public Store {
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // all opened, incl. unknown CFs
   std::array<rocksdb::ColumnFamilyHandle*, kNumCfs> cfs_{};
 
-  std::mutex id_mu_;       // guards next_cid_ and serializes its durable update
-  uint32_t next_cid_ = 1;  // mirrors meta "next_collection_id"
+  Mutex id_mu_;                                    // serializes the durable update of next_cid_
+  uint32_t next_cid_ QVEC_GUARDED_BY(id_mu_) = 1;  // mirrors meta "next_collection_id"
 
-  std::shared_mutex io_mu_;  // writes (shared) vs. Checkpoint and Close (exclusive)
+  SharedMutex io_mu_;  // writes (shared) vs. Checkpoint, flushes and Close (exclusive)
   // Set when a write failed or RocksDB reported a background error; cleared
   // when Resume() succeeds.
   std::atomic<bool> writes_stopped_{false};
@@ -536,10 +550,10 @@ class RocksStore final : public Store {
   // flushes them, which lets RocksDB delete the WAL they were logged in.
   std::atomic<bool> flush_wanted_{false};
 
-  std::mutex monitor_mu_;  // guards closing_, stop_reason_
-  std::condition_variable monitor_cv_;
-  bool closing_ = false;
-  std::string stop_reason_;
+  Mutex monitor_mu_;
+  CondVar monitor_cv_;  // wakes the monitor: closing, or a flush wanted
+  bool closing_ QVEC_GUARDED_BY(monitor_mu_) = false;
+  std::string stop_reason_ QVEC_GUARDED_BY(monitor_mu_);
   std::thread monitor_;
 };
 
@@ -685,7 +699,7 @@ Status RocksStore::CheckSpace(size_t bytes, bool deletes_only) {
     return Status::Ok();
   }
   if (!deletes_only && memtables > (uint64_t{1} << 20) && !flush_wanted_.exchange(true)) {
-    monitor_cv_.notify_all();  // flushing frees the WAL that logged them
+    monitor_cv_.SignalAll();  // flushing frees the WAL that logged them
   }
   return ResourceExhaustedError(
       "disk full: " + std::to_string(free >> 20) + " MiB free on the disk holding the database; " +
@@ -696,11 +710,11 @@ Status RocksStore::CheckSpace(size_t bytes, bool deletes_only) {
 
 void RocksStore::StopWrites(const std::string& why) {
   {
-    std::lock_guard lock(monitor_mu_);
+    MutexLock lock(&monitor_mu_);
     stop_reason_ = why;
     writes_stopped_.store(true);
   }
-  monitor_cv_.notify_all();
+  monitor_cv_.SignalAll();
 }
 
 void RocksStore::OnBackgroundError(const rocksdb::Status& error) {
@@ -713,16 +727,16 @@ void RocksStore::OnBackgroundError(const rocksdb::Status& error) {
 }
 
 void RocksStore::MonitorLoop() {
-  std::unique_lock lock(monitor_mu_);
+  MutexLock lock(&monitor_mu_);
   while (!closing_) {
-    monitor_cv_.wait_for(lock, std::chrono::seconds(1));
+    monitor_cv_.WaitFor(&monitor_mu_, std::chrono::seconds(1));
     if (closing_) break;
     if (flush_wanted_.exchange(false) && !writes_stopped_.load()) {
-      lock.unlock();
+      lock.Unlock();
       {
         // No write runs during the flush (see io_mu_); writes are being
         // refused for space anyway.
-        std::unique_lock io_lock(io_mu_);
+        WriterLock io_lock(&io_mu_);
         if (!writes_stopped_.load()) {
           rocksdb::FlushOptions fo;
           fo.allow_write_stall = true;
@@ -734,13 +748,13 @@ void RocksStore::MonitorLoop() {
           free_seen_at_ns_.store(0);  // re-read free space on the next write
         }
       }
-      lock.lock();
+      lock.Lock();
       continue;
     }
     if (!writes_stopped_.load()) continue;
     // Resume() flushes the memtables: wait until they fit with the reserve.
     if (reserve_bytes_ != 0 && FreeBytes() < reserve_bytes_ + MemtableBytes()) continue;
-    lock.unlock();
+    lock.Unlock();
     rocksdb::Status s;
     try {
       // RocksDB's recovery path: flushes every memtable and starts a new WAL
@@ -749,7 +763,7 @@ void RocksStore::MonitorLoop() {
     } catch (...) {
       s = rocksdb::Status::Aborted("exception in Resume");
     }
-    lock.lock();
+    lock.Lock();
     if (s.ok()) {
       writes_stopped_.store(false);
       stop_reason_.clear();
@@ -763,11 +777,11 @@ void RocksStore::MonitorLoop() {
 
 Status RocksStore::GuardedWrite(const rocksdb::WriteOptions& options, rocksdb::WriteBatch* batch,
                                 size_t bytes, bool deletes_only, std::string_view what) {
-  std::shared_lock io_lock(io_mu_);
+  ReaderLock io_lock(&io_mu_);
   if (writes_stopped_.load()) {
     std::string why;
     {
-      std::lock_guard lock(monitor_mu_);
+      MutexLock lock(&monitor_mu_);
       why = stop_reason_;
     }
     if (why.rfind("disk full", 0) == 0 || why.find("no space") != std::string::npos) {
@@ -803,7 +817,7 @@ DiskState RocksStore::GetDiskState() {
   d.free_bytes = FreeBytes();
   d.reserve_bytes = reserve_bytes_;
   d.writes_stopped = writes_stopped_.load();
-  std::lock_guard lock(monitor_mu_);
+  MutexLock lock(&monitor_mu_);
   d.last_error = stop_reason_;
   return d;
 }
@@ -944,6 +958,7 @@ Status RocksStore::CheckFormatVersion() {
         "; this build of qvec reads versions 1 and " + std::to_string(kFormatVersion));
   }
   s = db_->Get(rocksdb::ReadOptions(), cf(kMeta), ToSlice(codec::kNextCollectionIdKey), &value);
+  MutexLock id_lock(&id_mu_);  // at open, before the store is shared
   if (s.IsNotFound()) {
     next_cid_ = 1;
   } else if (!s.ok()) {
@@ -979,7 +994,7 @@ Status RocksStore::Write(WriteBatch* batch) {
 
 StatusOr<uint32_t> RocksStore::AllocateCollectionId() {
   return NoThrow([&]() -> StatusOr<uint32_t> {
-    std::lock_guard<std::mutex> lock(id_mu_);
+    MutexLock lock(&id_mu_);
     if (next_cid_ > codec::kMaxCollectionId) {
       return ResourceExhaustedError("collection ids exhausted (2^32 - 2 collections created)");
     }
@@ -989,9 +1004,9 @@ StatusOr<uint32_t> RocksStore::AllocateCollectionId() {
     rocksdb::WriteOptions wo = write_options_;
     wo.sync = true;
     rocksdb::WriteBatch wb;
-    QVEC_RETURN_IF_ERROR(Rocks(wb.Put(cf(kMeta), ToSlice(codec::kNextCollectionIdKey),
-                                      ToSlice(coding::Fixed32(id + 1))),
-                               "building id batch"));
+    QVEC_RETURN_IF_ERROR(Rocks(
+        wb.Put(cf(kMeta), ToSlice(codec::kNextCollectionIdKey), ToSlice(coding::Fixed32(id + 1))),
+        "building id batch"));
     QVEC_RETURN_IF_ERROR(GuardedWrite(wo, &wb, 64, false, "allocating a collection id"));
     next_cid_ = id + 1;
     return id;
@@ -1260,7 +1275,7 @@ Status RocksStore::ScanIndexState(
 
 Status RocksStore::Checkpoint(const std::string& dir) {
   return NoThrow([&]() -> Status {
-    std::unique_lock io_lock(io_mu_);
+    WriterLock io_lock(&io_mu_);
     if (writes_stopped_.load()) {
       return UnavailableError(
           "snapshots are unavailable while writes are stopped (disk full or a storage error); "

@@ -125,6 +125,9 @@ class WriteBatch {
   void DeletePoint(uint32_t cid, std::string_view key, std::span<const uint16_t> fields);
   void PutIndexState(uint32_t cid, std::string_view name, std::string_view value);
   void DeleteIndexState(uint32_t cid, std::string_view name);
+  // Moves every mutation of `other` to the end of this batch (an error
+  // recorded in `other` becomes this batch's).
+  void Append(WriteBatch&& other);
   // Number of mutations recorded.
   size_t Count() const;
   // Bytes of keys and values recorded (about the WAL record's size).
