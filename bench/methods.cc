@@ -20,6 +20,7 @@
 #include "index/ivf_index.h"
 #include "index/kernels.h"
 #include "index/quantizer.h"
+#include "index/recall.h"
 #include "index/thread_pool.h"
 #include "index/training.h"
 
@@ -247,16 +248,7 @@ const index::InMemoryOriginals& Runner::Originals() {
 double Runner::RecallAt(const std::vector<int64_t>& labels, size_t width, size_t k,
                         size_t nq) const {
   if (truth_.empty() || truth_[0].size() < k || width < k) return std::nan("");
-  if (nq == 0) nq = truth_.size();
-  double total = 0;
-  for (size_t i = 0; i < nq; ++i) {
-    std::unordered_set<int64_t> want(truth_[i].begin(),
-                                     truth_[i].begin() + static_cast<ptrdiff_t>(k));
-    size_t found = 0;
-    for (size_t j = 0; j < k; ++j) found += want.count(labels[i * width + j]);
-    total += static_cast<double>(found) / static_cast<double>(k);
-  }
-  return total / static_cast<double>(nq);
+  return index::RecallAtK(truth_, labels, width, k, nq == 0 ? truth_.size() : nq);
 }
 
 double Runner::Measure(const Searcher& s) {

@@ -29,10 +29,12 @@
 #include "bench/datasets.h"
 #include "bench/embedded_bench.h"
 #include "bench/http_bench.h"
+#include "bench/ivf_benchmark.h"
 #include "bench/suite.h"
 #include "index/flat_index.h"
 #include "index/kernels.h"
 #include "index/quality.h"
+#include "index/recall.h"
 #include "index/thread_pool.h"
 #include "index/training.h"
 #include "qvec/database.h"
@@ -53,18 +55,6 @@ using qvec::bench::Die;
 using qvec::bench::NormalizeRows;
 
 using qvec::bench::SecondsSince;
-
-double Recall(const std::vector<std::vector<int64_t>>& truth,
-              const std::vector<std::vector<Hit>>& got) {
-  double total = 0;
-  for (size_t i = 0; i < truth.size(); ++i) {
-    std::unordered_set<int64_t> want(truth[i].begin(), truth[i].end());
-    size_t found = 0;
-    for (const Hit& h : got[i]) found += want.count(static_cast<int64_t>(h.label));
-    total += static_cast<double>(found) / truth[i].size();
-  }
-  return total / truth.size();
-}
 
 struct FlatOptions {
   std::string data_dir = "/usr/share/datasets/fashion-mnist";
@@ -191,7 +181,7 @@ int RunFlat(const FlatOptions& opt) {
     params.k = k;
     auto got = index.SearchBatch(raw_queries.data(), nq, params);
     if (!got.ok()) Die(got.status().ToString());
-    const double recall = Recall(truth, *got);
+    const double recall = qvec::index::RecallAtK(truth, *got);
     const float quantile = quantizer->calibration() ? quantizer->calibration()->quantile : 1.0f;
     auto quality = qvec::index::Measure(*quantizer, raw_base.data(), 2000, 5000);
     std::printf(
@@ -241,7 +231,7 @@ int RunFlat(const FlatOptions& opt) {
       const double s = SecondsSince(start);
       if (!res.ok()) Die(res.status().ToString());
       std::printf("    rescored, oversampling %4.1f: recall %.4f (batch %.1f ms)\n", over,
-                  Recall(truth, *res), s * 1e3);
+                  qvec::index::RecallAtK(truth, *res), s * 1e3);
     }
   }
   std::printf("\nbest recall without rescoring: %.4f (%s)\n", best_recall, best_name.c_str());
@@ -344,6 +334,36 @@ int RunKernels(const KernelOptions& opt) {
   return 0;
 }
 
+struct IvfCommandOptions {
+  std::string dataset = "synthetic";
+  std::string metric = "cosine";
+  std::string data_dir = "/usr/share/datasets/fashion-mnist";
+  size_t n = 200000;
+  bool build_only = false;
+};
+
+int RunIvf(const IvfCommandOptions& o) {
+  qvec::index::Metric metric;
+  if (!qvec::bench::ParseMetric(o.metric, &metric)) Die("unknown metric " + o.metric);
+  qvec::bench::Dataset data = o.dataset == "fashion-mnist"
+                                  ? qvec::bench::LoadFashionMnist(o.data_dir, 1000)
+                                  : qvec::bench::MakeSynthetic(o.n, 1000, 128, 2024);
+  if (data.n() == 0) Die("no data for " + o.dataset);
+  std::printf("%s %zu x %zu, %s\n", o.dataset.c_str(), data.n(), data.dim,
+              qvec::bench::MetricName(metric).c_str());
+  if (o.build_only) {
+    auto times = qvec::bench::RunIvfBuildBenchmark(data.base.data(), data.n(), data.dim, metric);
+    if (!times.ok()) Die(times.status().ToString());
+    std::printf("%s", times->ToString().c_str());
+    return 0;
+  }
+  auto report = qvec::bench::RunIvfBenchmark(data.base.data(), data.n(), data.queries.data(),
+                                             data.nq(), data.dim, metric);
+  if (!report.ok()) Die(report.status().ToString());
+  std::printf("%s\n", report->ToString().c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -385,6 +405,14 @@ int main(int argc, char** argv) {
   kernels_cmd->add_option("--repeats", kernels.repeats, "timing repeats (best is reported)");
   kernels_cmd->add_flag("--batch-only", kernels.batch_only,
                         "only the active level's batch kernels");
+  IvfCommandOptions ivf;
+  CLI::App* ivf_cmd =
+      app.add_subcommand("ivf", "the IVF index alone vs FAISS IVF-SQ8 / IVF-Flat at equal recall");
+  ivf_cmd->add_option("--dataset", ivf.dataset, "synthetic (200k x 128) or fashion-mnist");
+  ivf_cmd->add_option("--metric", ivf.metric, "cosine or l2");
+  ivf_cmd->add_option("--data-dir", ivf.data_dir, "directory with the Fashion-MNIST .gz files");
+  ivf_cmd->add_option("--n", ivf.n, "synthetic base vectors");
+  ivf_cmd->add_flag("--build-only", ivf.build_only, "train + add times only");
   qvec::bench::AddSuiteCommands(&app);
   qvec::bench::AddHttpCommand(&app);
   qvec::bench::AddEmbeddedCommand(&app);
@@ -394,5 +422,6 @@ int main(int argc, char** argv) {
   if (const int status = qvec::bench::RunParsedEmbeddedCommand(); status >= 0) return status;
   if (flat_cmd->parsed()) return RunFlat(flat);
   if (kernels_cmd->parsed()) return RunKernels(kernels);
+  if (ivf_cmd->parsed()) return RunIvf(ivf);
   return 0;
 }

@@ -14,6 +14,7 @@
 #include "common/coding.h"
 #include "index/kernels.h"
 #include "index/kmeans.h"
+#include "index/recall.h"
 #include "index/search_finish.h"
 #include "index/topk.h"
 #include "index/training.h"
@@ -224,18 +225,6 @@ using Reader = coding::Reader;
 constexpr float kCurveMargin = 0.015f;
 constexpr float kPlateau = 0.005f;
 constexpr uint32_t kIvfMagic = 0x46495651;  // "QVIF" little-endian
-
-double Recall(const std::vector<std::vector<uint64_t>>& truth,
-              const std::vector<std::vector<Hit>>& got) {
-  double total = 0;
-  for (size_t i = 0; i < truth.size(); ++i) {
-    std::unordered_set<uint64_t> want(truth[i].begin(), truth[i].end());
-    size_t found = 0;
-    for (const Hit& h : got[i]) found += want.count(h.label);
-    total += truth[i].empty() ? 1.0 : static_cast<double>(found) / truth[i].size();
-  }
-  return truth.empty() ? 1.0 : total / truth.size();
-}
 
 }  // namespace
 
@@ -1049,7 +1038,7 @@ StatusOr<IvfModel> TrainIvf(const Quantizer& quantizer, const float* sample, siz
       params.k = 10;
       params.nprobe = nprobe;
       QVEC_ASSIGN_OR_RETURN(auto got, index.SearchBatch(queries, held_out, params));
-      model.recall_curve.emplace_back(nprobe, static_cast<float>(Recall(truth, got)));
+      model.recall_curve.emplace_back(nprobe, static_cast<float>(RecallAtK(truth, got)));
       if (nprobe == nlist) break;
     }
   }

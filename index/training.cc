@@ -5,6 +5,7 @@
 
 #include "index/flat_index.h"
 #include "index/kernels.h"
+#include "index/recall.h"
 
 namespace qvec::index {
 namespace {
@@ -16,20 +17,6 @@ StatusOr<std::vector<float>> PreprocessAll(const Preprocessor& q, const float* x
     QVEC_RETURN_IF_ERROR(q.Apply(out.data() + i * dim));
   }
   return out;
-}
-
-double Recall(const std::vector<std::vector<uint64_t>>& truth,
-              const std::vector<std::vector<Hit>>& got, size_t k) {
-  double total = 0;
-  for (size_t i = 0; i < truth.size(); ++i) {
-    std::unordered_set<uint64_t> want(truth[i].begin(), truth[i].end());
-    size_t found = 0;
-    for (const Hit& h : got[i]) {
-      found += want.count(h.label);
-    }
-    total += truth[i].empty() ? 1.0 : static_cast<double>(found) / truth[i].size();
-  }
-  return truth.empty() ? 1.0 : total / truth.size();
 }
 
 StatusOr<double> RecallAgainst(const Quantizer& quantizer, const float* base, size_t n,
@@ -46,7 +33,7 @@ StatusOr<double> RecallAgainst(const Quantizer& quantizer, const float* base, si
   SearchParams params;
   params.k = k;
   QVEC_ASSIGN_OR_RETURN(auto got, index.SearchBatch(queries, nq, params));
-  return Recall(truth, got, k);
+  return RecallAtK(truth, got, k);
 }
 
 }  // namespace

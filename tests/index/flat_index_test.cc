@@ -9,6 +9,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "index/recall.h"
 #include "index/training.h"
 #include "tests/index/test_data.h"
 
@@ -48,18 +49,6 @@ Built Build(const Quantizer& q, const std::vector<float>& base) {
     b.originals.Put(i, x.data());
   }
   return b;
-}
-
-double MeanRecall(const std::vector<std::vector<uint64_t>>& truth,
-                  const std::vector<std::vector<Hit>>& got) {
-  double total = 0;
-  for (size_t i = 0; i < truth.size(); ++i) {
-    std::unordered_set<uint64_t> want(truth[i].begin(), truth[i].end());
-    size_t found = 0;
-    for (const Hit& h : got[i]) found += want.count(h.label);
-    total += static_cast<double>(found) / truth[i].size();
-  }
-  return total / truth.size();
 }
 
 SearchParams WithK(size_t k) {
@@ -107,13 +96,13 @@ TEST_F(FlatRecallTest, Int8RecallWithoutAndWithRescoring) {
   SearchParams params;
   auto plain = b.index.SearchBatch(Data().queries.data(), kQueries, params, &b.originals);
   ASSERT_TRUE(plain.ok()) << plain.status().ToString();
-  const double recall = MeanRecall(*truth_, *plain);
+  const double recall = RecallAtK(*truth_, *plain);
   EXPECT_GE(recall, 0.95);
   params.rescore = true;
   params.oversampling = 3.0f;
   auto rescored = b.index.SearchBatch(Data().queries.data(), kQueries, params, &b.originals);
   ASSERT_TRUE(rescored.ok());
-  const double recall_rescored = MeanRecall(*truth_, *rescored);
+  const double recall_rescored = RecallAtK(*truth_, *rescored);
   EXPECT_GE(recall_rescored, 0.995);
   std::printf("recall@10 int8 %.4f, rescored x3 %.4f\n", recall, recall_rescored);
 }
@@ -148,7 +137,7 @@ TEST_F(FlatRecallTest, CalibratedOptionsKeepRecall) {
     Built b = Build(*q, Data().base);
     auto got = b.index.SearchBatch(Data().queries.data(), kQueries, SearchParams{});
     ASSERT_TRUE(got.ok());
-    const double recall = MeanRecall(*truth_, *got);
+    const double recall = RecallAtK(*truth_, *got);
     std::printf("type=%d granularity=%d tuned=%d recall@10 %.4f\n", static_cast<int>(config.type),
                 static_cast<int>(config.granularity), config.recall_tuned, recall);
     // Per-dimension scales are folded into the query before it is quantized,

@@ -11,6 +11,7 @@
 
 #include "index/flat_index.h"
 #include "index/kmeans.h"
+#include "index/recall.h"
 #include "index/training.h"
 #include "tests/index/ivf_test_data.h"
 #include "tests/index/test_data.h"
@@ -20,18 +21,6 @@ namespace {
 
 using testing::ClusteredVectors;
 using testing::OverlappingClusters;
-
-double RecallOf(const std::vector<std::vector<uint64_t>>& truth,
-                const std::vector<std::vector<Hit>>& got) {
-  double total = 0;
-  for (size_t i = 0; i < truth.size(); ++i) {
-    std::unordered_set<uint64_t> want(truth[i].begin(), truth[i].end());
-    size_t found = 0;
-    for (const Hit& h : got[i]) found += want.count(h.label);
-    total += static_cast<double>(found) / truth[i].size();
-  }
-  return total / truth.size();
-}
 
 Quantizer MakeQuantizer(size_t dim, Metric metric,
                         QuantizationType type = QuantizationType::kSymmetricInt8) {
@@ -301,13 +290,13 @@ TEST_F(IvfSearchTest, RecallNotTrivialAndDefaultReachesTarget) {
   p.nprobe = 1;
   auto one = b.ivf->SearchBatch(queries_->data(), kQueries, p);
   ASSERT_TRUE(one.ok());
-  const double r1 = RecallOf(*truth_, *one);
+  const double r1 = RecallAtK(*truth_, *one);
   IvfSearchParams def;  // nprobe from target_recall 0.95
   auto got = b.ivf->SearchBatch(queries_->data(), kQueries, def);
   ASSERT_TRUE(got.ok());
-  const double r = RecallOf(*truth_, *got);
+  const double r = RecallAtK(*truth_, *got);
   const double flat =
-      RecallOf(*truth_, b.flat->SearchBatch(queries_->data(), kQueries, SearchParams{}).value());
+      RecallAtK(*truth_, b.flat->SearchBatch(queries_->data(), kQueries, SearchParams{}).value());
   std::printf("  nlist=%u recall@10: nprobe=1 %.3f, default (nprobe=%u) %.3f, flat int8 %.3f\n",
               model_->nlist, r1, NprobeForRecall(*model_, 0.95f), r, flat);
   EXPECT_LT(r1, 0.9) << "data is trivially separable";
@@ -441,14 +430,14 @@ TEST_F(IvfSearchTest, RescoreThresholdAndErrors) {
   auto got = b.ivf->SearchBatch(queries_->data(), 100, p, &originals);
   ASSERT_TRUE(got.ok());
   std::vector<std::vector<uint64_t>> truth(truth_->begin(), truth_->begin() + 100);
-  EXPECT_GE(RecallOf(truth, *got), 0.99);
+  EXPECT_GE(RecallAtK(truth, *got), 0.99);
   IvfSearchParams exact;
   exact.ignore_quantization = true;
   exact.nprobe = model_->nlist;
   auto ex = b.ivf->SearchBatch(queries_->data(), 20, exact, &originals);
   ASSERT_TRUE(ex.ok());
   truth.resize(20);
-  EXPECT_EQ(RecallOf(truth, *ex), 1.0);
+  EXPECT_EQ(RecallAtK(truth, *ex), 1.0);
   // Threshold: all hits pass, fewer than k for a high bar.
   IvfSearchParams t;
   t.nprobe = 8;

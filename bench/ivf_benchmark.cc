@@ -1,4 +1,4 @@
-#include "index/ivf_benchmark.h"
+#include "bench/ivf_benchmark.h"
 
 #include <faiss/IndexFlat.h>
 #include <faiss/IndexIVFFlat.h>
@@ -18,6 +18,7 @@
 
 #include "index/ivf_index.h"
 #include "index/quantizer.h"
+#include "index/recall.h"
 #include "index/thread_pool.h"
 #include "index/training.h"
 
@@ -25,7 +26,9 @@
 extern "C" void openblas_set_num_threads(int) __attribute__((weak));
 extern "C" int openblas_get_num_threads() __attribute__((weak));
 
-namespace qvec::index {
+namespace qvec::bench {
+
+using namespace qvec::index;  // NOLINT: the benchmark drives the index module
 namespace {
 
 double Seconds(const std::function<void()>& fn) {
@@ -38,18 +41,6 @@ double Best(int repeats, const std::function<void()>& fn) {
   double best = 1e300;
   for (int i = 0; i < std::max(1, repeats); ++i) best = std::min(best, Seconds(fn));
   return best;
-}
-
-double RecallOf(const std::vector<std::vector<uint64_t>>& truth,
-                const std::vector<std::vector<int64_t>>& got) {
-  double total = 0;
-  for (size_t i = 0; i < truth.size(); ++i) {
-    std::unordered_set<uint64_t> want(truth[i].begin(), truth[i].end());
-    size_t found = 0;
-    for (int64_t l : got[i]) found += l >= 0 && want.count(static_cast<uint64_t>(l));
-    total += static_cast<double>(found) / std::max<size_t>(1, truth[i].size());
-  }
-  return truth.empty() ? 1.0 : total / truth.size();
 }
 
 std::vector<uint32_t> Sweep(uint32_t nlist) {
@@ -97,7 +88,7 @@ Status Measure(const Runner& runner, uint32_t nlist, size_t nq, size_t threads,
   row->nlist = nlist;
   row->nprobe = nlist;
   for (uint32_t nprobe : Sweep(nlist)) {
-    const double recall = RecallOf(truth, runner.batch(nprobe, nq));
+    const double recall = RecallAtK(truth, runner.batch(nprobe, nq));
     row->nprobe = nprobe;
     row->recall = recall;
     if (recall >= o.target_recall) break;
@@ -394,7 +385,7 @@ StatusOr<IvfBenchReport> RunIvfBenchmark(const float* base, size_t n, const floa
     p.target_recall = o.target_recall;
     report.auto_nprobe = NprobeForRecall(*model, o.target_recall);
     QVEC_ASSIGN_OR_RETURN(auto got, index.SearchBatch(queries, nq, p));
-    report.auto_recall = RecallOf(truth, to_labels(got));
+    report.auto_recall = RecallAtK(truth, to_labels(got));
   }
   report.rows.push_back(row);
   if (!o.run_faiss) return report;
@@ -415,4 +406,4 @@ StatusOr<IvfBenchReport> RunIvfBenchmark(const float* base, size_t n, const floa
   return report;
 }
 
-}  // namespace qvec::index
+}  // namespace qvec::bench

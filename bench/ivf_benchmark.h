@@ -1,9 +1,8 @@
-// Benchmark of the int8 IVF index against FAISS IndexIVFScalarQuantizer
-// (QT_8bit) and IndexIVFFlat at equal nlist and equal recall@k. Lives in
-// index/ (the only library allowed to include FAISS) so that qvec-bench and
-// the DISABLED_IvfPerf* tests can both call it.
-#ifndef QVEC_INDEX_IVF_BENCHMARK_H_
-#define QVEC_INDEX_IVF_BENCHMARK_H_
+// Benchmark of the int8 IVF index alone against FAISS
+// IndexIVFScalarQuantizer (QT_8bit) and IndexIVFFlat at equal nlist and equal
+// recall@k (`qvec-bench ivf`), and of their build times.
+#ifndef QVEC_BENCH_IVF_BENCHMARK_H_
+#define QVEC_BENCH_IVF_BENCHMARK_H_
 
 #include <cstddef>
 #include <cstdint>
@@ -13,7 +12,9 @@
 #include "index/types.h"
 #include "qvec/status.h"
 
-namespace qvec::index {
+namespace qvec::bench {
+
+using index::Metric;
 
 struct IvfBenchOptions {
   size_t k = 10;
@@ -73,6 +74,6 @@ struct IvfBuildTimes {
                                                            Metric metric, uint32_t nlist = 0,
                                                            int rounds = 2);
 
-}  // namespace qvec::index
+}  // namespace qvec::bench
 
-#endif  // QVEC_INDEX_IVF_BENCHMARK_H_
+#endif  // QVEC_BENCH_IVF_BENCHMARK_H_
