@@ -1,20 +1,16 @@
 // Definitions of the small value types and option checks of include/qvec/.
 #include <cmath>
 #include <cstdio>
+#include <string>
 
 #include "qvec/database.h"
 #include "qvec/options.h"
 #include "qvec/types.h"
+#include "qvec/version.h"
 
 namespace qvec {
 
-std::string_view Version() {
-#ifdef QVEC_VERSION
-  return QVEC_VERSION;
-#else
-  return "0.1.0";
-#endif
-}
+std::string_view Version() { return QVEC_VERSION_STRING; }
 
 const char* RecommendedBlasCoreType() {
   __builtin_cpu_init();
@@ -131,8 +127,12 @@ Status QuantizationOptions::Validate() const {
 }
 
 Status IndexOptions::Validate() const {
-  if (nlist != 0 && (nlist < 1 || nlist > 65536)) {
-    return InvalidArgumentError("nlist must be 0 (automatic) or in [1, 65536]");
+  if (nlist > kMaxNlist) {
+    return InvalidArgumentError("nlist must be 0 (automatic) or in [1, " +
+                                std::to_string(kMaxNlist) + "]");
+  }
+  if (default_nprobe > kMaxNlist) {
+    return InvalidArgumentError("default_nprobe must be at most " + std::to_string(kMaxNlist));
   }
   if (!(default_target_recall > 0.0f && default_target_recall <= 1.0f)) {
     return InvalidArgumentError("default_target_recall must be in (0, 1]");
@@ -143,7 +143,8 @@ Status IndexOptions::Validate() const {
 
 Status VectorFieldConfig::Validate() const {
   if (dimension < 1 || dimension > kMaxDimension) {
-    return InvalidArgumentError("vector size must be in [1, 65536]");
+    return InvalidArgumentError("vector size must be in [1, " + std::to_string(kMaxDimension) +
+                                "]");
   }
   if (static_cast<uint8_t>(distance) > static_cast<uint8_t>(Distance::kManhattan)) {
     return InvalidArgumentError("unknown distance");
@@ -184,7 +185,8 @@ Status CollectionConfig::Validate() const {
   for (const auto& [name, field] : vectors) {
     if (name.empty()) return InvalidArgumentError("a named vector needs a non-empty name");
     if (name.size() > kMaxVectorFieldName) {
-      return InvalidArgumentError("vector name is longer than 255 bytes");
+      return InvalidArgumentError("vector name is longer than " +
+                                  std::to_string(kMaxVectorFieldName) + " bytes");
     }
     Status s = field.Validate();
     if (!s.ok()) return s.Annotate("vector '" + name + "'");
@@ -194,7 +196,10 @@ Status CollectionConfig::Validate() const {
 
 Status ValidateCollectionName(std::string_view name) {
   if (name.empty()) return InvalidArgumentError("collection name must not be empty");
-  if (name.size() > 255) return InvalidArgumentError("collection name is longer than 255 bytes");
+  if (name.size() > kMaxCollectionName) {
+    return InvalidArgumentError("collection name is longer than " +
+                                std::to_string(kMaxCollectionName) + " bytes");
+  }
   if (name == "." || name == "..") {
     return InvalidArgumentError("collection name must not be '.' or '..'");
   }

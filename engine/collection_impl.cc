@@ -993,11 +993,15 @@ Status CollectionImpl::ValidateSearch(const SearchRequest& r, const VectorField&
   if (r.offset > kMaxSearchOffset) {
     return OutOfRangeError("offset must be at most " + std::to_string(kMaxSearchOffset));
   }
-  if (!(r.params.oversampling >= 1.0f && r.params.oversampling <= 100.0f)) {
-    return OutOfRangeError("oversampling must be in [1, 100]");
+  if (!(r.params.oversampling >= 1.0f && r.params.oversampling <= kMaxOversampling)) {
+    return OutOfRangeError("oversampling must be in [1, " +
+                           std::to_string(static_cast<int>(kMaxOversampling)) + "]");
   }
   if (!(r.params.target_recall >= 0 && r.params.target_recall <= 1)) {
     return OutOfRangeError("target_recall must be in [0, 1]");
+  }
+  if (r.params.nprobe > kMaxNlist) {
+    return OutOfRangeError("nprobe must be at most " + std::to_string(kMaxNlist));
   }
   if (r.score_threshold && !std::isfinite(*r.score_threshold)) {
     return InvalidArgumentError("score_threshold must be a finite number");

@@ -998,7 +998,9 @@ StatusOr<IvfModel> TrainIvf(const Quantizer& quantizer, const float* sample, siz
   const size_t held_out = IvfHeldOut(n, options.recall_curve);
   const size_t nb = n - held_out;
   const uint32_t nlist = options.nlist != 0 ? options.nlist : DefaultNlist(nb);
-  if (nlist > kMaxNlist) return InvalidArgumentError("nlist must be <= 65536");
+  if (nlist > kMaxNlist) {
+    return InvalidArgumentError("nlist must be <= " + std::to_string(kMaxNlist));
+  }
   if (nb < nlist) {
     return FailedPreconditionError("IVF training needs at least nlist sample vectors");
   }

@@ -28,7 +28,7 @@ namespace qvec::index {
 // Current IvfModel serialization version.
 inline constexpr uint32_t kIvfModelVersion = 1;
 // Largest supported nlist.
-inline constexpr uint32_t kMaxNlist = 65536;
+inline constexpr uint32_t kMaxNlist = qvec::kMaxNlist;
 
 // The trained coarse quantizer plus its training statistics. Persisted by the
 // engine (Serialize / Deserialize).

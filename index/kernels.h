@@ -18,6 +18,8 @@
 #include <cstdint>
 #include <string_view>
 
+#include "index/types.h"
+
 namespace qvec::index {
 
 // kAmx is kAvx512 with the batch kernels on AMX-INT8 tiles (Sapphire Rapids
@@ -150,7 +152,7 @@ inline void ScoreCodesBatch(const Kernels& k, CodeKernel kind, const int8_t* que
 
 // Largest dim for which the integer kernels are guaranteed exact (no int32
 // overflow in the accumulators).
-inline constexpr size_t kMaxKernelDim = 65536;
+inline constexpr size_t kMaxKernelDim = kMaxDim;
 
 // The level used by ActiveKernels(): chosen once per process from CPU
 // features, overridable by env var QVEC_SIMD=scalar|avx2|avx512|amx (a level the

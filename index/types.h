@@ -5,7 +5,10 @@
 #include <cstddef>
 #include <cstdint>
 
+#include <climits>
+
 #include "index/metric.h"
+#include "qvec/options.h"
 
 namespace qvec::index {
 
@@ -24,8 +27,13 @@ enum class Granularity : uint8_t {
   kPerDimension = 2,   // one calibrated range per dimension
 };
 
-// Largest supported vector dimension (kernel exactness bound).
-inline constexpr size_t kMaxDim = 65536;
+// Largest supported vector dimension: the public limit, which the int8
+// kernels' int32 accumulators hold exactly.
+inline constexpr size_t kMaxDim = kMaxDimension;
+static_assert(uint64_t{127} * 127 * kMaxDim <= uint64_t{INT32_MAX},
+              "int8 dot products of kMaxDim components must fit int32");
+static_assert(uint64_t{255} * kMaxDim <= uint64_t{INT32_MAX},
+              "uint8 L1 sums of kMaxDim components must fit int32");
 
 }  // namespace qvec::index
 

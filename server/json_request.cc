@@ -418,20 +418,18 @@ Status ParseQvecOptions(element own, const std::string& where, QuantizationOptio
     if (idx.type() != element_type::OBJECT) return WrongType(where + ".index", "an object", idx);
     if (Lookup(idx, "nlist", &x)) {
       QVEC_ASSIGN_OR_RETURN(uint64_t n, GetUint(x, where + ".index.nlist"));
-      if (n > 65536) return OutOfRangeError(where + ".index.nlist must be at most 65536");
-      index->nlist = static_cast<uint32_t>(n);
+      if (n > UINT32_MAX) return OutOfRangeError(where + ".index.nlist out of range");
+      index->nlist = static_cast<uint32_t>(n);  // the engine checks the range
     }
     if (Lookup(idx, "ivf_threshold", &x)) {
       QVEC_ASSIGN_OR_RETURN(uint64_t n, GetUint(x, where + ".index.ivf_threshold"));
-      if (n < 1 || n > 0xffffffffULL) {
-        return OutOfRangeError(where + ".index.ivf_threshold out of range");
-      }
+      if (n > UINT32_MAX) return OutOfRangeError(where + ".index.ivf_threshold out of range");
       index->ivf_threshold = static_cast<uint32_t>(n);
     }
     if (Lookup(idx, "default_nprobe", &x)) {
       QVEC_ASSIGN_OR_RETURN(uint64_t n, GetUint(x, where + ".index.default_nprobe"));
-      if (n > 65536) return OutOfRangeError(where + ".index.default_nprobe must be at most 65536");
-      index->default_nprobe = static_cast<uint32_t>(n);
+      if (n > UINT32_MAX) return OutOfRangeError(where + ".index.default_nprobe out of range");
+      index->default_nprobe = static_cast<uint32_t>(n);  // the engine checks the range
     }
     if (Lookup(idx, "default_target_recall", &x)) {
       QVEC_ASSIGN_OR_RETURN(double d, GetNumber(x, where + ".index.default_target_recall"));
@@ -450,9 +448,8 @@ StatusOr<VectorFieldConfig> ParseVectorParams(element e, const std::string& wher
   element size, distance, x;
   if (!Lookup(e, "size", &size)) return InvalidArgumentError(where + ".size is required");
   QVEC_ASSIGN_OR_RETURN(uint64_t dim, GetUint(size, where + ".size"));
-  if (dim < 1 || dim > kMaxDimension) {
-    return OutOfRangeError(where + ".size must be in [1, " + std::to_string(kMaxDimension) + "]");
-  }
+  // The engine checks the range; beyond uint32 the value cannot be passed on.
+  if (dim > UINT32_MAX) return OutOfRangeError(where + ".size out of range");
   f.dimension = static_cast<uint32_t>(dim);
   if (!Lookup(e, "distance", &distance) || distance.type() != element_type::STRING) {
     return InvalidArgumentError(where + ".distance is required: Cosine, Dot, Euclid or Manhattan");
@@ -694,13 +691,12 @@ StatusOr<SearchRequest> ParseSearchRequest(element e, bool query_api) {
     }
     if (Lookup(x, "nprobe", &y)) {
       QVEC_ASSIGN_OR_RETURN(uint64_t n, GetUint(y, "params.nprobe"));
-      if (n < 1 || n > 65536) return OutOfRangeError("params.nprobe must be in [1, 65536]");
+      if (n < 1 || n > UINT32_MAX) return OutOfRangeError("params.nprobe must be at least 1");
       r.params.nprobe = static_cast<uint32_t>(n);
     }
     if (Lookup(x, "target_recall", &y)) {
       QVEC_ASSIGN_OR_RETURN(double d, GetNumber(y, "params.target_recall"));
-      if (!(d > 0 && d <= 1)) return OutOfRangeError("params.target_recall must be in (0, 1]");
-      r.params.target_recall = static_cast<float>(d);
+      r.params.target_recall = ToFloat(d);  // the engine checks the range
     }
     element quant;
     if (Lookup(x, "quantization", &quant)) {
@@ -715,10 +711,7 @@ StatusOr<SearchRequest> ParseSearchRequest(element e, bool query_api) {
       }
       if (Lookup(quant, "oversampling", &y)) {
         QVEC_ASSIGN_OR_RETURN(double d, GetNumber(y, "quantization.oversampling"));
-        if (!(d >= 1 && d <= 100)) {
-          return OutOfRangeError("quantization.oversampling must be in [1, 100]");
-        }
-        r.params.oversampling = static_cast<float>(d);
+        r.params.oversampling = ToFloat(d);  // the engine checks the range
       }
     }
   }

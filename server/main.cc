@@ -17,12 +17,10 @@
 #include <utility>
 
 #include "qvec/database.h"
+#include "qvec/version.h"
 #include "server/http_server.h"
 #include "server/router.h"
 
-#ifndef QVEC_VERSION
-#define QVEC_VERSION "unknown"
-#endif
 
 namespace {
 
@@ -134,7 +132,7 @@ int main(int argc, char** argv) {
   spdlog::set_default_logger(spdlog::stderr_color_mt("qvec"));
 
   CLI::App app{"qvec: a vector database that speaks Qdrant's REST API.", "qvec"};
-  app.set_version_flag("--version", "qvec " QVEC_VERSION, "Print the version and exit");
+  app.set_version_flag("--version", "qvec " QVEC_VERSION_STRING, "Print the version and exit");
   app.require_subcommand(1);
 
   ServeFlags flags;

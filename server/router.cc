@@ -306,6 +306,23 @@ class Router final : public RequestHandler {
       if (slash == std::string_view::npos) break;
       pos = slash + 1;
     }
+    // Query parameters of Qdrant's write endpoints. Writes are always
+    // applied (and durable) before qvec answers, so `wait=false` gets the
+    // answer `wait=true` gets ("completed"); a single node has one ordering.
+    // Values outside the documented ones are refused, naming the parameter.
+    if (std::string_view wait = call.QueryParam("wait");
+        !wait.empty() && wait != "true" && wait != "false") {
+      return ErrorResponse(400, "query parameter wait: expected true or false, got '" +
+                                    std::string(wait) + "'",
+                           Seconds(start));
+    }
+    if (std::string_view ordering = call.QueryParam("ordering");
+        !ordering.empty() && ordering != "weak" && ordering != "medium" && ordering != "strong") {
+      return ErrorResponse(400,
+                           "query parameter ordering: expected weak, medium or strong, got '" +
+                               std::string(ordering) + "'",
+                           Seconds(start));
+    }
     const auto& s = call.segments;
     const std::string& m = req.method;
     auto route_is =

@@ -14,11 +14,9 @@
 #include "qvec/collection.h"
 #include "qvec/options.h"
 #include "qvec/status.h"
+#include "qvec/version.h"
 
 namespace qvec {
-
-// The version of this build, e.g. "0.1.0".
-std::string_view Version();
 
 // The state of a database's storage.
 struct StorageHealth {

@@ -15,9 +15,18 @@
 
 namespace qvec {
 
-// Limits of requests, checked once, by the engine (the server passes values
-// through and maps the engine's OutOfRange to 422).
+// Limits, each defined here once and checked once, by the engine (index/
+// derives its own bounds from these; the server passes values through and
+// only checks that they fit the C++ types).
+// VectorFieldConfig::dimension is in [1, kMaxDimension].
 inline constexpr uint32_t kMaxDimension = 65536;
+// IndexOptions::nlist, IndexOptions::default_nprobe and SearchParams::nprobe
+// are at most kMaxNlist.
+inline constexpr uint32_t kMaxNlist = 65536;
+// SearchParams::oversampling is in [1, kMaxOversampling].
+inline constexpr float kMaxOversampling = 100.0f;
+// Collection names are 1 to kMaxCollectionName bytes.
+inline constexpr size_t kMaxCollectionName = 255;
 // SearchRequest::limit is in [1, kMaxSearchLimit].
 inline constexpr size_t kMaxSearchLimit = 10000;
 // SearchRequest::offset is at most kMaxSearchOffset.

@@ -171,8 +171,8 @@ struct Filter {
 // ---------------------------------------------------------------------------
 
 struct SearchParams {
-  // Lists probed by an IVF search; 0 = from target_recall or the collection's
-  // default. Default: 0.
+  // Lists probed by an IVF search, at most kMaxNlist; 0 = from target_recall
+  // or the collection's default. Default: 0.
   uint32_t nprobe = 0;
   // Pick nprobe from the measured nprobe -> recall curve so that the expected
   // recall@10 reaches this value; 0 = unused. Default: 0.
@@ -187,8 +187,8 @@ struct SearchParams {
   // default. Set false for the fastest, int8-scored answer.
   // Default: true.
   std::optional<bool> rescore;
-  // Candidates taken by int8 score per result when rescoring, in [1, 100].
-  // Default: 1.
+  // Candidates taken by int8 score per result when rescoring, in
+  // [1, kMaxOversampling]. Default: 1.
   float oversampling = 1.0f;
 };
 

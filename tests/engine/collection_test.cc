@@ -524,3 +524,16 @@ TEST(CrashTest, NoAcknowledgedWriteIsLost) {
 
 }  // namespace
 }  // namespace qvec
+
+namespace qvec {
+namespace {
+
+TEST(VersionTest, IsTheBuildsProjectVersion) {
+  EXPECT_EQ(Version(), QVEC_VERSION_STRING);
+  EXPECT_EQ(std::string(Version()), std::to_string(QVEC_VERSION_MAJOR) + "." +
+                                        std::to_string(QVEC_VERSION_MINOR) + "." +
+                                        std::to_string(QVEC_VERSION_PATCH));
+}
+
+}  // namespace
+}  // namespace qvec

@@ -1,4 +1,5 @@
 // Tests of server/http_server over real sockets, with a fake RequestHandler.
+#include "qvec/version.h"
 #include "server/http_server.h"
 
 #include <gmock/gmock.h>
@@ -650,7 +651,7 @@ std::string RunCommand(const std::string& cmd, int* exit_code) {
 
 TEST(QvecBinaryTest, VersionAndHelp) {
   int code = -1;
-  EXPECT_EQ(RunCommand(std::string(QVEC_BINARY) + " --version", &code), "qvec " QVEC_VERSION "\n");
+  EXPECT_EQ(RunCommand(std::string(QVEC_BINARY) + " --version", &code), "qvec " QVEC_VERSION_STRING "\n");
   EXPECT_EQ(code, 0);
   std::string help = RunCommand(std::string(QVEC_BINARY) + " serve --help", &code);
   EXPECT_EQ(code, 0);

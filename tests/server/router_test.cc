@@ -308,6 +308,26 @@ TEST_F(RouterTest, NamedVectorsInEveryShape) {
   EXPECT_THAT(Call("GET", "/collections/bad/exists").body, HasSubstr(R"("exists":false)"));
 }
 
+TEST_F(RouterTest, WaitAndOrderingParameters) {
+  CreateDemo();
+  for (const char* q : {"?wait=true", "?wait=false", "?ordering=strong", "?wait=false&ordering=weak"}) {
+    auto r = Call("PUT", std::string("/collections/demo/points") + q,
+                  R"({"points":[{"id":7,"vector":[1,2,3,4]}]})");
+    ASSERT_EQ(r.status, 200u) << q << r.body;
+    // Applied before the answer, whatever `wait` says.
+    EXPECT_THAT(r.body, HasSubstr(R"("status":"completed")")) << q;
+    EXPECT_EQ(Call("GET", "/collections/demo/points/7").status, 200u) << q;
+  }
+  auto r = Call("PUT", "/collections/demo/points?wait=maybe",
+                R"({"points":[{"id":8,"vector":[1,2,3,4]}]})");
+  EXPECT_EQ(r.status, 400u);
+  EXPECT_THAT(r.body, HasSubstr("wait"));
+  r = Call("PUT", "/collections/demo/points?ordering=fast", R"({"points":[{"id":8,"vector":[1,2,3,4]}]})");
+  EXPECT_EQ(r.status, 400u);
+  EXPECT_THAT(r.body, HasSubstr("ordering"));
+  EXPECT_EQ(Call("GET", "/collections/demo/points/8").status, 404u);  // nothing written
+}
+
 TEST_F(RouterTest, PayloadSelectors) {
   CreateDemo();
   auto r = Call("POST", "/collections/demo/points", R"({"ids":[1],"with_payload":["city"]})");
