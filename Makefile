@@ -37,6 +37,8 @@ bench: export QVEC_SETUP_BENCH=1
 bench: configure
 	@cmake --build $(BUILD_DIR) -j$(JOBS) --target qvec-bench
 	@OMP_WAIT_POLICY=PASSIVE $(BUILD_DIR)/bin/qvec-bench quick
+	@mkdir -p bench/results
+	@$(BUILD_DIR)/bin/qvec-bench latency | tee bench/results/latency.md
 
 bench-full: export QVEC_SETUP_BENCH=1
 bench-full: configure
