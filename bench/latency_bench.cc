@@ -23,10 +23,10 @@ namespace {
 struct LatencyOptions {
   size_t n = 200000;
   size_t dim = 128;
-  double seconds = 8;          // per measured phase
-  double write_rate = 2000;    // points per second of the upsert stream
-  size_t write_batch = 100;    // points per Upsert
-  size_t searchers = 1;        // threads searching back to back
+  double seconds = 8;        // per measured phase
+  double write_rate = 2000;  // points per second of the upsert stream
+  size_t write_batch = 100;  // points per Upsert
+  size_t searchers = 1;      // threads searching back to back
   std::string path = "/var/tmp/qvec-bench-latency";
   uint64_t seed = 42;
 };
@@ -103,7 +103,8 @@ PhaseResult Measure(const std::string& name, Collection& c, const Dataset& data,
         if (Status s = c.Upsert(points); !s.ok()) Die("upsert: " + s.ToString());
         r.write_ms.push_back(SecondsSince(t0) * 1e3);
         r.points_written += points.size();
-        next += std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(interval));
+        next +=
+            std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(interval));
         std::this_thread::sleep_until(next);  // a steady stream, not a flood
       }
     });
@@ -203,7 +204,8 @@ int Run(const LatencyOptions& o) {
 
 void AddLatencyCommand(CLI::App* app) {
   g_command = app->add_subcommand(
-      "latency", "search p50/p99 alone and under a steady upsert stream (with/without sync_writes)");
+      "latency",
+      "search p50/p99 alone and under a steady upsert stream (with/without sync_writes)");
   g_command->add_option("--n", g_options.n, "points in the collection")->capture_default_str();
   g_command->add_option("--dim", g_options.dim, "dimension")->capture_default_str();
   g_command->add_option("--seconds", g_options.seconds, "seconds per phase")->capture_default_str();

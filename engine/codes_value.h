@@ -19,6 +19,8 @@
 #include "common/coding.h"
 #include "index/quantizer.h"
 #include "index/types.h"
+#include "index/vector_index.h"
+#include "qvec/collection.h"
 #include "qvec/options.h"
 
 namespace qvec::engine {
@@ -62,6 +64,12 @@ inline CodesHeader ReadCodesHeader(std::string_view value) {
   h.generation = coding::DecodeFixed32(value.data() + 8);
   h.list = coding::DecodeFixed32(value.data() + 12);
   return h;
+}
+
+// The public state of a field with `index` (not building): an exhaustive
+// index reports kFlat, a partitioned one kIvf.
+inline IndexInfo::State StateOf(const index::VectorIndex* index) {
+  return index == nullptr || index->exhaustive() ? IndexInfo::State::kFlat : IndexInfo::State::kIvf;
 }
 
 // The one place the public Distance maps to the index's Metric.

@@ -387,7 +387,7 @@ Status CollectionImpl::WritePoints(std::span<const Point> points, bool update_on
     }
     if (n == 0) continue;
     QVEC_ASSIGN_OR_RETURN(index::Quantizer q, CalibratedQuantizer(f, sample.data(), n));
-    QVEC_ASSIGN_OR_RETURN(calibrated[fi], index::CreateIndex(index::IndexKind::kFlat, q, ""));
+    QVEC_ASSIGN_OR_RETURN(calibrated[fi], index::CreateIndex(index::kInitialIndexKind, q, ""));
     calibrated_on[fi] = n;
   }
 
@@ -1397,6 +1397,7 @@ StatusOr<CollectionInfo> CollectionImpl::Info() {
       fi.config = configs.at(f->name);
       fi.index.state = f->state.load();
       if (f->index) {
+        fi.index.kind = std::string(index::IndexKindName(f->index->kind()));
         const index::IndexStats st = f->index->Stats();
         fi.vectors_count = st.size;
         fi.memory_bytes = st.memory_bytes;

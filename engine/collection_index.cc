@@ -72,7 +72,7 @@ StatusOr<std::shared_ptr<CollectionImpl>> CollectionImpl::Create(
     if (!f->quant.NeedsCalibration()) {
       QVEC_ASSIGN_OR_RETURN(index::Quantizer q,
                             index::Quantizer::Create(f->config.dimension, f->metric, f->quant));
-      QVEC_ASSIGN_OR_RETURN(f->index, index::CreateIndex(index::IndexKind::kFlat, q, ""));
+      QVEC_ASSIGN_OR_RETURN(f->index, index::CreateIndex(index::kInitialIndexKind, q, ""));
     }
   }
   {
@@ -234,25 +234,26 @@ Status CollectionImpl::LoadField(VectorField& f, size_t field_index, std::set<st
       damage("the index generation", DataLossError("malformed"));
     }
   }
-  index::IndexKind kind = index::IndexKind::kFlat;
+  index::IndexKind kind = index::kInitialIndexKind;
   std::optional<std::string> index_state;
   if (legacy) {
-    if (f.generation > 0) kind = index::IndexKind::kIvf;
-    if (kind == index::IndexKind::kIvf) {
+    // Format 1 had the flat index and IVF, whose model had its own key.
+    if (f.generation > 0) {
+      kind = index::IndexKind::kIvf;
       QVEC_ASSIGN_OR_RETURN(index_state, state(kIndexState, kLegacyModelKey));
     }
   } else {
     QVEC_ASSIGN_OR_RETURN(auto k, state(kKindState, kKindState));
     if (k) {
-      if (k->size() == 1 && static_cast<uint8_t>((*k)[0]) <= 1) {
-        kind = static_cast<index::IndexKind>((*k)[0]);
+      auto parsed =
+          k->size() == 1 ? index::IndexKindFromByte(static_cast<uint8_t>((*k)[0])) : std::nullopt;
+      if (parsed) {
+        kind = *parsed;
       } else {
         damage("the index kind", DataLossError("malformed"));
       }
     }
-    if (kind != index::IndexKind::kFlat) {
-      QVEC_ASSIGN_OR_RETURN(index_state, state(kIndexState, kIndexState));
-    }
+    QVEC_ASSIGN_OR_RETURN(index_state, state(kIndexState, kIndexState));
   }
   QVEC_ASSIGN_OR_RETURN(auto cal_on, state(kCalibratedOnState, kCalibratedOnState));
   if (cal_on && !legacy) f.calibrated_on = coding::ParseFixed64(*cal_on).value_or(0);
@@ -278,11 +279,8 @@ Status CollectionImpl::LoadField(VectorField& f, size_t field_index, std::set<st
     QVEC_ASSIGN_OR_RETURN(quantizer, index::Quantizer::Create(dim, f.metric, f.quant));
   }
   f.index.reset();
-  if (quantizer && kind != index::IndexKind::kFlat && !reencode_all) {
-    auto built =
-        index_state
-            ? index::CreateIndex(kind, *quantizer, *index_state)
-            : StatusOr<std::unique_ptr<index::VectorIndex>>(DataLossError("no index state"));
+  if (quantizer && !reencode_all) {
+    auto built = index::CreateIndex(kind, *quantizer, index_state.value_or(""));
     if (built.ok()) {
       f.index = std::move(*built);
     } else {
@@ -290,8 +288,8 @@ Status CollectionImpl::LoadField(VectorField& f, size_t field_index, std::set<st
     }
   }
   if (!f.index && quantizer) {
-    QVEC_ASSIGN_OR_RETURN(f.index, index::CreateIndex(index::IndexKind::kFlat, *quantizer, ""));
-    if (kind != index::IndexKind::kFlat) reencode_all = true;
+    QVEC_ASSIGN_OR_RETURN(f.index, index::CreateIndex(index::kInitialIndexKind, *quantizer, ""));
+    if (kind != index::kInitialIndexKind) reencode_all = true;
   }
   if (reencode_all) {
     // A fresh generation for the flat index every vector is re-encoded for;
@@ -300,8 +298,7 @@ Status CollectionImpl::LoadField(VectorField& f, size_t field_index, std::set<st
     f.generation = f.next_generation++;
     if (recalibrate) f.index.reset();
   }
-  f.state.store(f.index && f.index->kind() == index::IndexKind::kIvf ? IndexInfo::State::kIvf
-                                                                     : IndexInfo::State::kFlat);
+  f.state.store(StateOf(f.index.get()));
 
   // The field's codes. Each must belong to a point; it carries the label of
   // the points written by format 1 (whose records are empty).
@@ -361,7 +358,7 @@ Status CollectionImpl::LoadField(VectorField& f, size_t field_index, std::set<st
   if (reencode_all) {
     fixes->PutIndexState(cid_, StateKey(f, kGenerationState), coding::Fixed32(f.generation));
     fixes->PutIndexState(cid_, StateKey(f, kKindState),
-                         std::string(1, static_cast<char>(index::IndexKind::kFlat)));
+                         std::string(1, static_cast<char>(index::kInitialIndexKind)));
     fixes->DeleteIndexState(cid_, StateKey(f, kIndexState));
   }
   return Status::Ok();
@@ -386,7 +383,7 @@ StatusOr<std::vector<std::pair<std::string, std::string>>> CollectionImpl::Repai
     if (!sample.empty()) {
       auto q = CalibratedQuantizer(f, sample.data(), sample.size() / dim);
       if (q.ok()) {
-        QVEC_ASSIGN_OR_RETURN(f.index, index::CreateIndex(index::IndexKind::kFlat, *q, ""));
+        QVEC_ASSIGN_OR_RETURN(f.index, index::CreateIndex(index::kInitialIndexKind, *q, ""));
         f.calibrated_on = sample.size() / dim;
         storage::WriteBatch batch;
         batch.PutIndexState(cid_, StateKey(f, kCalibrationState), q->calibration()->Serialize());
@@ -548,21 +545,20 @@ std::optional<index::IndexKind> CollectionImpl::NeedsBuild(VectorField& f) {
   ReaderLock lock(&state_mu_);
   if (f.index == nullptr) return std::nullopt;
   const size_t n = f.index->size();
-  const index::IndexStats st = f.index->Stats();
-  if (f.index->kind() == index::IndexKind::kFlat) {
-    if (n >= f.config.index.ivf_threshold) return index::IndexKind::kIvf;
-    // A calibrated field calibrated on its first batch: once it has grown 4x
-    // past that sample, calibrate again on a real sample.
-    if (f.quant.NeedsCalibration() && f.calibrated_on > 0 && f.calibrated_on < kRecalibrationCap &&
-        n >= 4 * f.calibrated_on && n >= 64) {
-      return index::IndexKind::kFlat;
-    }
-    return std::nullopt;
+  bool health_check = false;
+  if (f.writes_since_health_check.load() >= 10000) {
+    f.writes_since_health_check.store(0);
+    health_check = true;
   }
-  if (st.trained_on_points > 0 && n >= 4 * st.trained_on_points) return f.index->kind();
-  if (f.writes_since_health_check.load() < 10000) return std::nullopt;
-  f.writes_since_health_check.store(0);
-  if (st.nlist > 0 && n >= 64 * size_t{st.nlist} && st.imbalance > 8.0) return f.index->kind();
+  index::IndexPolicy policy;
+  policy.partition_threshold = f.config.index.ivf_threshold;
+  if (auto kind = index::IndexKindToBuild(*f.index, policy, health_check)) return kind;
+  // A calibrated field calibrated on its first batch: once it has grown 4x
+  // past that sample, calibrate again on a real sample (same index kind).
+  if (f.quant.NeedsCalibration() && f.calibrated_on > 0 && f.calibrated_on < kRecalibrationCap &&
+      n >= 4 * f.calibrated_on && n >= 64) {
+    return f.index->kind();
+  }
   return std::nullopt;
 }
 
@@ -644,7 +640,7 @@ Status CollectionImpl::Optimize() {
       ReaderLock lock(&state_mu_);
       if (f->index == nullptr) continue;
     }
-    Status s = BuildIndex(*f, index::IndexKind::kIvf);
+    Status s = BuildIndex(*f, index::kOptimizedIndexKind);
     MutexLock lock(&f->status_mu);
     if (s.ok()) {
       f->build_failures = 0;
@@ -845,8 +841,7 @@ Status CollectionImpl::BuildIndex(VectorField& f, index::IndexKind kind) {
     return s;
   }
   built->ShrinkToFit();
-  const IndexInfo::State next =
-      built->kind() == index::IndexKind::kIvf ? IndexInfo::State::kIvf : IndexInfo::State::kFlat;
+  const IndexInfo::State next = StateOf(built.get());
   {
     WriterLock state_lock(&state_mu_);
     f.index = std::move(built);

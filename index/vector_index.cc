@@ -17,6 +17,15 @@ std::string_view IndexKindName(IndexKind kind) {
   return "unknown";
 }
 
+std::optional<IndexKind> IndexKindFromByte(uint8_t byte) {
+  switch (static_cast<IndexKind>(byte)) {
+    case IndexKind::kFlat:
+    case IndexKind::kIvf:
+      return static_cast<IndexKind>(byte);
+  }
+  return std::nullopt;
+}
+
 StatusOr<std::unique_ptr<VectorIndex>> CreateIndex(IndexKind kind, Quantizer quantizer,
                                                    std::string_view state) {
   switch (kind) {
@@ -29,6 +38,26 @@ StatusOr<std::unique_ptr<VectorIndex>> CreateIndex(IndexKind kind, Quantizer qua
     }
   }
   return InvalidArgumentError("unknown index kind");
+}
+
+std::optional<IndexKind> IndexKindToBuild(const VectorIndex& current, const IndexPolicy& policy,
+                                          bool health_check) {
+  const size_t n = current.size();
+  const IndexStats st = current.Stats();
+  switch (current.kind()) {
+    case IndexKind::kFlat:
+      if (n >= policy.partition_threshold) return IndexKind::kIvf;
+      return std::nullopt;
+    case IndexKind::kIvf:
+      // Retrain after 4x growth, or when the largest list is 8x the mean
+      // (with enough points per list for that to be meaningful).
+      if (st.trained_on_points > 0 && n >= 4 * st.trained_on_points) return IndexKind::kIvf;
+      if (health_check && st.nlist > 0 && n >= 64 * size_t{st.nlist} && st.imbalance > 8.0) {
+        return IndexKind::kIvf;
+      }
+      return std::nullopt;
+  }
+  return std::nullopt;
 }
 
 size_t TrainingSampleSize(IndexKind kind, size_t collection_size,

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -33,6 +34,8 @@ enum class IndexKind : uint8_t {
   kIvf = 1,   // k-means inverted lists, nprobe lists scanned
 };
 std::string_view IndexKindName(IndexKind kind);  // "flat", "ivf"
+// The kind stored as `byte`; nullopt for an unknown one.
+std::optional<IndexKind> IndexKindFromByte(uint8_t byte);
 
 // What a search asks of an index. Scores are the int8 estimates; rescoring
 // with the float originals, thresholds and offsets are the caller's.
@@ -74,6 +77,8 @@ class VectorIndex {
  public:
   virtual ~VectorIndex() = default;
 
+  // For persistence and reports; callers never branch on it (the policy
+  // functions below do).
   virtual IndexKind kind() const = 0;
   virtual const Quantizer& quantizer() const = 0;
   // The slot each of n preprocessed vectors (n * dim floats) belongs to (an
@@ -133,6 +138,23 @@ struct IndexTrainOptions {
 // kMaxTrainingSample.
 inline constexpr size_t kMaxTrainingSample = 200000;
 size_t TrainingSampleSize(IndexKind kind, size_t collection_size, const IndexTrainOptions& options);
+
+// When and as what a field's index is (re)built: the policy of every index
+// kind in one place, so that the engine's builder stays generic.
+struct IndexPolicy {
+  // Vectors from which a partitioned index replaces the exhaustive one
+  // (IndexOptions::ivf_threshold).
+  uint64_t partition_threshold = 20000;
+};
+// The kind a field starts with (an exhaustive scan, needs no training).
+inline constexpr IndexKind kInitialIndexKind = IndexKind::kFlat;
+// The kind Collection::Optimize() builds, whatever the field's size.
+inline constexpr IndexKind kOptimizedIndexKind = IndexKind::kIvf;
+// The kind to build for a field whose index is `current`, or nullopt.
+// `health_check`: also rebuild an index whose shape has degraded (IVF lists
+// badly imbalanced); the caller asks that every so many writes.
+std::optional<IndexKind> IndexKindToBuild(const VectorIndex& current, const IndexPolicy& policy,
+                                          bool health_check);
 
 struct TrainedIndex {
   std::unique_ptr<VectorIndex> index;  // empty, ready for AddCode

@@ -312,9 +312,9 @@ class Router final : public RequestHandler {
     // Values outside the documented ones are refused, naming the parameter.
     if (std::string_view wait = call.QueryParam("wait");
         !wait.empty() && wait != "true" && wait != "false") {
-      return ErrorResponse(400, "query parameter wait: expected true or false, got '" +
-                                    std::string(wait) + "'",
-                           Seconds(start));
+      return ErrorResponse(
+          400, "query parameter wait: expected true or false, got '" + std::string(wait) + "'",
+          Seconds(start));
     }
     if (std::string_view ordering = call.QueryParam("ordering");
         !ordering.empty() && ordering != "weak" && ordering != "medium" && ordering != "strong") {
@@ -544,6 +544,7 @@ class Router final : public RequestHandler {
                                                                      : "ivf";
     w.Key("index").BeginObject();
     w.Key("state").String(state);
+    w.Key("kind").String(index.kind);
     w.Key("nlist").Uint(index.nlist);
     w.Key("list_min").Uint(index.list_min);
     w.Key("list_median").Uint(index.list_median);

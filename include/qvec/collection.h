@@ -28,8 +28,13 @@ struct QualityReport {
 
 // The state and health of a collection's index.
 struct IndexInfo {
+  // kFlat: an exhaustive index (every code scanned); kIvf: a partitioned one
+  // (lists probed); kTraining: a build runs (searches use the previous one).
   enum class State : uint8_t { kFlat, kTraining, kIvf };
   State state = State::kFlat;
+  // The index type ("flat", "ivf"); empty before a calibrated field's first
+  // vector.
+  std::string kind;
   uint32_t nlist = 0;
   size_t list_min = 0, list_median = 0, list_max = 0;
   double imbalance = 0;  // largest list / mean list
