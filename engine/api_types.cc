@@ -3,6 +3,8 @@
 #include <cstdio>
 #include <string>
 
+#include "engine/codes_value.h"
+#include "index/metric.h"
 #include "qvec/database.h"
 #include "qvec/options.h"
 #include "qvec/types.h"
@@ -22,27 +24,25 @@ const char* RecommendedBlasCoreType() {
   return nullptr;
 }
 
-std::string_view DistanceName(Distance d) {
-  switch (d) {
-    case Distance::kCosine:
-      return "Cosine";
-    case Distance::kDot:
-      return "Dot";
-    case Distance::kEuclid:
-      return "Euclid";
-    case Distance::kManhattan:
-      return "Manhattan";
+// Names come from the metric descriptors (index/metric.cc): Qdrant's spelling.
+std::string_view DistanceName(Distance d) { return index::Describe(engine::ToMetric(d)).name; }
+
+std::string DistanceNames() {
+  std::string out;
+  for (size_t m = 0; m < index::kNumMetrics; ++m) {
+    if (m > 0) out += m + 1 == index::kNumMetrics ? " or " : ", ";
+    out += index::Describe(static_cast<index::Metric>(m)).name;
   }
-  return "Cosine";
+  return out;
 }
 
 StatusOr<Distance> ParseDistance(std::string_view name) {
-  if (name == "Cosine") return Distance::kCosine;
-  if (name == "Dot") return Distance::kDot;
-  if (name == "Euclid") return Distance::kEuclid;
-  if (name == "Manhattan") return Distance::kManhattan;
-  return InvalidArgumentError("unknown distance '" + std::string(name) +
-                              "'; expected Cosine, Dot, Euclid or Manhattan");
+  for (size_t m = 0; m < index::kNumMetrics; ++m) {
+    const auto metric = static_cast<index::Metric>(m);
+    if (index::Describe(metric).name == name) return engine::ToDistance(metric);
+  }
+  return InvalidArgumentError("unknown distance '" + std::string(name) + "'; expected " +
+                              DistanceNames());
 }
 
 namespace {
@@ -146,15 +146,17 @@ Status VectorFieldConfig::Validate() const {
     return InvalidArgumentError("vector size must be in [1, " + std::to_string(kMaxDimension) +
                                 "]");
   }
-  if (static_cast<uint8_t>(distance) > static_cast<uint8_t>(Distance::kManhattan)) {
+  if (static_cast<size_t>(distance) >= index::kNumMetrics) {
     return InvalidArgumentError("unknown distance");
   }
   QVEC_RETURN_IF_ERROR(quantization.Validate());
-  if (distance == Distance::kManhattan &&
+  const index::MetricInfo& metric = index::Describe(engine::ToMetric(distance));
+  if (metric.shared_scale &&
       quantization.granularity == QuantizationOptions::Granularity::kPerDimension) {
     return InvalidArgumentError(
-        "Manhattan needs codes that share one scale: per_dimension granularity is not "
-        "supported (per_vector and per_collection both use one calibrated scale)");
+        std::string(metric.name) +
+        " needs codes that share one scale: per_dimension granularity is not supported "
+        "(per_vector and per_collection both use one calibrated scale)");
   }
   return index.Validate();
 }

@@ -72,24 +72,17 @@ inline IndexInfo::State StateOf(const index::VectorIndex* index) {
   return index == nullptr || index->exhaustive() ? IndexInfo::State::kFlat : IndexInfo::State::kIvf;
 }
 
-// The one place the public Distance maps to the index's Metric.
-inline index::Metric ToMetric(Distance d) {
-  switch (d) {
-    case Distance::kCosine:
-      return index::Metric::kCosine;
-    case Distance::kDot:
-      return index::Metric::kDot;
-    case Distance::kEuclid:
-      return index::Metric::kEuclid;
-    case Distance::kManhattan:
-      return index::Metric::kManhattan;
-  }
-  return index::Metric::kCosine;
-}
+// The one place the public Distance maps to the index's Metric (and back):
+// the two enums share their values.
+inline index::Metric ToMetric(Distance d) { return static_cast<index::Metric>(d); }
+inline Distance ToDistance(index::Metric m) { return static_cast<Distance>(m); }
+static_assert(static_cast<int>(Distance::kCosine) == static_cast<int>(index::Metric::kCosine) &&
+                  static_cast<int>(Distance::kDot) == static_cast<int>(index::Metric::kDot) &&
+                  static_cast<int>(Distance::kEuclid) == static_cast<int>(index::Metric::kEuclid) &&
+                  static_cast<int>(Distance::kManhattan) ==
+                      static_cast<int>(index::Metric::kManhattan),
+              "qvec::Distance and index::Metric must share their values");
 
-// The quantization a vector field of distance `d` runs with: as configured,
-// except that metrics whose codes share one scale (Manhattan) calibrate one
-// range for the collection when per_vector (the default) is configured.
 inline index::QuantizationConfig ToQuantizationConfig(const QuantizationOptions& o, Distance d);
 
 inline index::QuantizationConfig ToQuantizationConfig(const QuantizationOptions& o) {

@@ -4,6 +4,7 @@
 #ifndef QVEC_ENGINE_JSON_WRITER_H_
 #define QVEC_ENGINE_JSON_WRITER_H_
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
@@ -190,7 +191,9 @@ class JsonWriter {
   void AppendNumber(T v) {
     char buf[64];
     auto res = std::to_chars(buf, buf + sizeof(buf), v);
-    out_.append(buf, res.ptr);
+    // A length GCC can bound (its -Wrestrict misjudges the iterator range).
+    const size_t n = static_cast<size_t>(res.ptr - buf);
+    out_.append(buf, std::min(n, sizeof(buf)));
   }
 
   std::string out_;

@@ -452,7 +452,7 @@ StatusOr<VectorFieldConfig> ParseVectorParams(element e, const std::string& wher
   if (dim > UINT32_MAX) return OutOfRangeError(where + ".size out of range");
   f.dimension = static_cast<uint32_t>(dim);
   if (!Lookup(e, "distance", &distance) || distance.type() != element_type::STRING) {
-    return InvalidArgumentError(where + ".distance is required: Cosine, Dot, Euclid or Manhattan");
+    return InvalidArgumentError(where + ".distance is required: " + DistanceNames());
   }
   QVEC_ASSIGN_OR_RETURN(f.distance, ParseDistance(std::string_view(distance)));
   if (Lookup(e, "quantization_config", &x)) {

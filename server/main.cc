@@ -21,7 +21,6 @@
 #include "server/http_server.h"
 #include "server/router.h"
 
-
 namespace {
 
 struct ServeFlags {
@@ -35,6 +34,7 @@ struct ServeFlags {
   size_t max_response_mib = 32;
   size_t min_free_disk_mib = 64;
   size_t worker_threads = 0;
+  bool sync_writes = false;
   std::string log_level = "info";
 };
 
@@ -50,6 +50,7 @@ int Serve(const ServeFlags& flags) {
   router_options.snapshots_dir = flags.snapshots_dir;
   router_options.max_response_bytes = flags.max_response_mib << 20;
   router_options.database.min_free_disk_bytes = uint64_t{flags.min_free_disk_mib} << 20;
+  router_options.database.sync_writes = flags.sync_writes;
   auto router = qvec::server::MakeRouter(router_options);
   if (!router.ok()) {
     spdlog::error("cannot open the database in {}: {}", flags.data_dir, router.status().ToString());
@@ -183,6 +184,11 @@ int main(int argc, char** argv) {
                    "Threads executing requests (0 = one per CPU core)")
       ->check(CLI::Range(size_t{0}, size_t{4096}))
       ->capture_default_str();
+  serve
+      ->add_flag("--sync-writes", flags.sync_writes,
+                 "fsync the write-ahead log before acknowledging a write, so that it survives a "
+                 "power cut, not only a crash of the process (concurrent writes share fsyncs)")
+      ->envname("QVEC_SYNC_WRITES");
   serve
       ->add_option("--log-level", flags.log_level,
                    "Log level: trace, debug, info, warn, error, critical or off")

@@ -30,6 +30,8 @@ enum class Distance : uint8_t { kCosine = 0, kDot = 1, kEuclid = 2, kManhattan =
 std::string_view DistanceName(Distance d);
 // Parses Qdrant's spelling; InvalidArgument for anything else.
 StatusOr<Distance> ParseDistance(std::string_view name);
+// Every distance's name, for messages: "Cosine, Dot, Euclid or Manhattan".
+std::string DistanceNames();
 
 // A point id: an unsigned 64-bit integer or a UUID, as in Qdrant. Integers
 // order before UUIDs; each kind orders by value.
