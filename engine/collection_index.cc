@@ -657,15 +657,20 @@ Status CollectionImpl::BuildIndex(VectorField& f, index::IndexKind kind) {
   const size_t dim = f.config.dimension;
   const IndexInfo::State previous = f.state.load();
   f.state.store(IndexInfo::State::kTraining);
-  // Every way out of the build: stop tracking and restore the state.
-  auto end_build = [&](Status s) {
-    {
-      MutexLock write_lock(&write_mu_);
-      f.tracking = false;
-      f.changed_during_build.clear();
-    }
+  // The one rollback, for every way out of the build but the swap: stop
+  // tracking, forget the tracked labels, restore the state. The old index was
+  // never touched; codes already rewritten carry a generation no index uses
+  // and are re-encoded at the next open. Requires write_mu_.
+  auto rollback = [&](Status s) {
+    write_mu_.AssertHeld();
+    f.tracking = false;
+    f.changed_during_build.clear();
     f.state.store(previous);
     return s;
+  };
+  auto end_build = [&](Status s) {
+    MutexLock write_lock(&write_mu_);
+    return rollback(std::move(s));
   };
 
   // 1. The field's vectors, taken at the instant tracking starts, so that
@@ -782,12 +787,7 @@ Status CollectionImpl::BuildIndex(VectorField& f, index::IndexKind kind) {
   // 5. The swap: replay the writes made during the build, then persist the
   //    new generation, index state and calibration in one batch and switch.
   MutexLock write_lock(&write_mu_);
-  auto fail = [&](Status s) {
-    f.tracking = false;
-    f.changed_during_build.clear();
-    f.state.store(previous);
-    return s;
-  };
+  auto fail = [&](Status s) { return rollback(std::move(s)); };
   if (stop_.load() || dropped_.load()) return fail(AbortedError("collection dropped or closing"));
   storage::WriteBatch batch;
   std::vector<std::string> keys;
@@ -834,12 +834,9 @@ Status CollectionImpl::BuildIndex(VectorField& f, index::IndexKind kind) {
     batch.PutIndexState(cid_, StateKey(f, kCalibratedOnState), coding::Fixed64(calibrated_on));
   }
   s = store_->Write(&batch);
+  if (!s.ok()) return fail(s);
   f.tracking = false;
   f.changed_during_build.clear();
-  if (!s.ok()) {
-    f.state.store(previous);
-    return s;
-  }
   built->ShrinkToFit();
   const IndexInfo::State next = StateOf(built.get());
   {
