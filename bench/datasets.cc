@@ -29,6 +29,8 @@ std::string MetricName(Metric metric) {
       return "dot";
     case Metric::kEuclid:
       return "l2";
+    case Metric::kManhattan:  // no baseline here has an L1 IVF or graph: not parsed
+      return "l1";
   }
   return "?";
 }

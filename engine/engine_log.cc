@@ -1,28 +1,46 @@
 #include "engine/engine_log.h"
 
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 namespace qvec::engine {
 namespace {
 
+// spdlog's own default logger writes to stdout; the engine's lines go to
+// stderr, through the logger named "qvec" (the program's, if it registered
+// one).
 class SpdLogger final : public Logger {
  public:
+  SpdLogger() {
+    logger_ = spdlog::get("qvec");
+    if (!logger_) {
+      try {
+        logger_ = spdlog::stderr_color_mt("qvec");
+      } catch (const spdlog::spdlog_ex&) {  // registered meanwhile by another thread
+        logger_ = spdlog::get("qvec");
+      }
+    }
+  }
   void Log(LogLevel level, std::string_view message) override {
+    if (!logger_) return;
     switch (level) {
       case LogLevel::kDebug:
-        spdlog::debug("{}", message);
+        logger_->debug("{}", message);
         break;
       case LogLevel::kInfo:
-        spdlog::info("{}", message);
+        logger_->info("{}", message);
         break;
       case LogLevel::kWarning:
-        spdlog::warn("{}", message);
+        logger_->warn("{}", message);
         break;
       case LogLevel::kError:
-        spdlog::error("{}", message);
+        logger_->error("{}", message);
         break;
     }
   }
+
+ private:
+  std::shared_ptr<spdlog::logger> logger_;
 };
 
 }  // namespace

@@ -52,6 +52,11 @@ void Walk(simdjson::dom::element e, std::string_view path, FieldValues* fv) {
   using T = simdjson::dom::element_type;
   if (path.empty()) {
     fv->present = true;
+    if (e.type() == T::ARRAY) {
+      fv->items += simdjson::dom::array(e).size();
+    } else if (e.type() != T::NULL_VALUE) {
+      fv->items += 1;
+    }
     Flatten(e, &fv->values);
     return;
   }
@@ -355,13 +360,9 @@ bool ConditionHolds(const Condition& c, const FilterFields& fields, const PointI
   }
   const FieldValues* fv = Lookup(fields, c.key, id);
   switch (c.kind) {
-    case K::kIsEmpty: {
-      if (fv == nullptr) return true;
-      for (const auto& v : fv->values) {
-        if (!std::holds_alternative<std::monostate>(v)) return false;
-      }
-      return true;
-    }
+    case K::kIsEmpty:
+      // As Qdrant: missing, null or [] (but not [null], {} or "").
+      return fv == nullptr || fv->items == 0;
     case K::kIsNull:
       if (fv == nullptr) return false;
       for (const auto& v : fv->values) {
@@ -392,6 +393,42 @@ bool ConditionHolds(const Condition& c, const FilterFields& fields, const PointI
         if (!listed) return true;
       }
       return false;
+    case K::kMatchText:
+    case K::kMatchTextAny: {
+      if (fv == nullptr) return false;
+      const auto* text = std::get_if<std::string>(&c.value);
+      if (text == nullptr) return false;
+      for (const auto& v : fv->values) {
+        const auto* stored = std::get_if<std::string>(&v);
+        if (stored == nullptr) continue;
+        if (c.kind == K::kMatchText) {
+          if (stored->find(*text) != std::string::npos) return true;
+          continue;
+        }
+        // Any word of the query (split on ASCII whitespace) as a substring.
+        size_t pos = 0;
+        while (pos < text->size()) {
+          size_t start = text->find_first_not_of(" \t\n\r\f\v", pos);
+          if (start == std::string::npos) break;
+          size_t end = text->find_first_of(" \t\n\r\f\v", start);
+          if (end == std::string::npos) end = text->size();
+          if (stored->find(std::string_view(*text).substr(start, end - start)) !=
+              std::string::npos) {
+            return true;
+          }
+          pos = end;
+        }
+      }
+      return false;
+    }
+    case K::kValuesCount: {
+      const double n = fv == nullptr ? 0 : static_cast<double>(fv->items);
+      if (c.gt && !(n > *c.gt)) return false;
+      if (c.gte && !(n >= *c.gte)) return false;
+      if (c.lt && !(n < *c.lt)) return false;
+      if (c.lte && !(n <= *c.lte)) return false;
+      return true;
+    }
     case K::kRange:
       if (fv == nullptr) return false;
       for (const auto& v : fv->values) {

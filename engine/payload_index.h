@@ -45,6 +45,11 @@ using PayloadScalar = std::variant<std::monostate, bool, int64_t, double, std::s
 struct FieldValues {
   bool present = false;
   std::vector<PayloadScalar> values;
+  // Qdrant's count of values at the key: the length of an array (nulls and
+  // objects in it included), 1 for a scalar or an object, 0 for null; summed
+  // over the arrays along the path. is_empty holds when it is 0 and
+  // values_count compares it.
+  size_t items = 0;
 };
 FieldValues ExtractField(std::string_view json, std::string_view key);
 

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "engine/json_writer.h"
+#include "server/request_fields.h"
 
 namespace qvec::server {
 namespace {
@@ -35,12 +36,6 @@ std::string TypeName(element_type t) {
 Status WrongType(std::string_view field, std::string_view want, element e) {
   return InvalidArgumentError(std::string(field) + ": expected " + std::string(want) + ", got " +
                               TypeName(e.type()));
-}
-
-bool Lookup(element obj, std::string_view key, element* out) {
-  return obj.type() == element_type::OBJECT &&
-         simdjson::dom::object(obj).at_key(key).get(*out) == simdjson::SUCCESS &&
-         out->type() != element_type::NULL_VALUE;
 }
 
 // A double as float: values beyond float range become +-infinity instead of
@@ -135,131 +130,539 @@ StatusOr<MatchValue> ParseMatchValue(element e, std::string_view field) {
   }
 }
 
-StatusOr<Condition> ParseCondition(element e, size_t depth) {
-  if (e.type() != element_type::OBJECT) return WrongType("filter condition", "an object", e);
+// Reads an object of the request at `path` into `var`, or returns its error.
+#define QVEC_FIELDS(var, e, path) \
+  QVEC_ASSIGN_OR_RETURN(RequestFields var, RequestFields::Of((e), (path)))
+
+std::string Index(const std::string& path, size_t i) {
+  return path + "[" + std::to_string(i) + "]";
+}
+
+// shard_key is part of Qdrant's custom sharding; qvec has one shard.
+Status RefuseShardKey(const RequestFields& f) {
+  return f.Refuse("shard_key", "not supported (qvec has one shard; shard keys need custom sharding)");
+}
+
+// A section that only tunes Qdrant internals (HNSW, WAL, optimizers,
+// replication): accepted without effect once its type is right. README.md
+// lists these fields.
+enum class Tuning { kObject, kUint, kBool };
+Status AcceptTuning(RequestFields& f, std::string_view key, Tuning kind) {
+  element v;
+  if (!f.Take(key, &v)) return Status::Ok();
+  const std::string where = f.PathOf(key);
+  switch (kind) {
+    case Tuning::kObject:
+      if (v.type() != element_type::OBJECT) return WrongType(where, "an object", v);
+      break;
+    case Tuning::kUint:
+      QVEC_RETURN_IF_ERROR(GetUint(v, where).status());
+      break;
+    case Tuning::kBool:
+      QVEC_RETURN_IF_ERROR(GetBool(v, where).status());
+      break;
+  }
+  return Status::Ok();
+}
+
+StatusOr<std::string> GetString(element e, const std::string& field) {
+  if (e.type() != element_type::STRING) return WrongType(field, "a string", e);
+  return std::string(std::string_view(e));
+}
+
+StatusOr<std::vector<PointId>> ParseIdList(element e, const std::string& field) {
+  if (e.type() != element_type::ARRAY) return WrongType(field, "an array of point ids", e);
+  std::vector<PointId> ids;
+  for (element id : simdjson::dom::array(e)) {
+    QVEC_ASSIGN_OR_RETURN(PointId pid, ParsePointId(id));
+    ids.push_back(pid);
+  }
+  return ids;
+}
+
+// gt / gte / lt / lte of a range or values_count object.
+Status ParseBounds(element e, const std::string& path, bool integers, Condition* c) {
+  QVEC_FIELDS(f, e, path);
+  element x;
+  for (auto [name, out] : {std::pair<std::string_view, std::optional<double>*>{"gt", &c->gt},
+                           {"gte", &c->gte},
+                           {"lt", &c->lt},
+                           {"lte", &c->lte}}) {
+    if (!f.Take(name, &x)) continue;
+    const std::string where = f.PathOf(name);
+    if (integers) {
+      QVEC_ASSIGN_OR_RETURN(uint64_t n, GetUint(x, where));
+      *out = static_cast<double>(n);
+    } else {
+      if (x.type() == element_type::STRING) {
+        return InvalidArgumentError(where +
+                                    ": datetime ranges (RFC 3339 strings) are not supported yet");
+      }
+      QVEC_ASSIGN_OR_RETURN(*out, GetNumber(x, where));
+    }
+  }
+  return f.Finish();
+}
+
+Status ParseMatch(element e, const std::string& path, Condition* c) {
+  QVEC_FIELDS(f, e, path);
+  element x;
+  int forms = 0;
+  if (f.Take("value", &x)) {
+    ++forms;
+    c->kind = Condition::Kind::kMatchValue;
+    QVEC_ASSIGN_OR_RETURN(c->value, ParseMatchValue(x, f.PathOf("value")));
+  }
+  // Without a full-text index (qvec has none yet) Qdrant matches text and
+  // phrase as a substring and text_any as any word being a substring.
+  for (auto [name, kind] :
+       {std::pair<std::string_view, Condition::Kind>{"text", Condition::Kind::kMatchText},
+        {"phrase", Condition::Kind::kMatchText},
+        {"text_any", Condition::Kind::kMatchTextAny}}) {
+    if (!f.Take(name, &x)) continue;
+    ++forms;
+    c->kind = kind;
+    QVEC_ASSIGN_OR_RETURN(std::string text, GetString(x, f.PathOf(name)));
+    c->value = std::move(text);
+  }
+  for (auto [name, kind] :
+       {std::pair<std::string_view, Condition::Kind>{"any", Condition::Kind::kMatchAny},
+        {"except", Condition::Kind::kMatchExcept}}) {
+    if (!f.Take(name, &x)) continue;
+    ++forms;
+    c->kind = kind;
+    const std::string where = f.PathOf(name);
+    if (x.type() != element_type::ARRAY) return WrongType(where, "an array", x);
+    for (element m : simdjson::dom::array(x)) {
+      QVEC_ASSIGN_OR_RETURN(MatchValue mv, ParseMatchValue(m, where));
+      c->any.push_back(std::move(mv));
+    }
+  }
+  QVEC_RETURN_IF_ERROR(f.Finish());
+  if (forms != 1) {
+    return InvalidArgumentError(path +
+                                ": expected exactly one of value, text, phrase, text_any, any, "
+                                "except");
+  }
+  return Status::Ok();
+}
+
+StatusOr<Condition> NotCondition(Condition c) {
+  Condition outer;
+  outer.kind = Condition::Kind::kNested;
+  auto f = std::make_shared<Filter>();
+  f->must_not.push_back(std::move(c));
+  outer.filter = std::move(f);
+  return outer;
+}
+
+StatusOr<Condition> ParseCondition(element e, const std::string& path, size_t depth) {
+  QVEC_FIELDS(f, e, path);
   Condition c;
   element v;
   // A nested filter is itself a condition.
-  if (Lookup(e, "must", &v) || Lookup(e, "should", &v) || Lookup(e, "must_not", &v)) {
-    QVEC_ASSIGN_OR_RETURN(Filter f, ParseFilter(e, depth + 1));
+  if (f.Has("must") || f.Has("should") || f.Has("must_not") || f.Has("min_should")) {
+    QVEC_ASSIGN_OR_RETURN(Filter sub, ParseFilter(e, path, depth + 1));
     c.kind = Condition::Kind::kNested;
-    c.filter = std::make_shared<Filter>(std::move(f));
+    c.filter = std::make_shared<Filter>(std::move(sub));
     return c;
   }
-  if (Lookup(e, "has_id", &v)) {
-    if (v.type() != element_type::ARRAY) return WrongType("has_id", "an array of ids", v);
+  if (f.Take("has_id", &v)) {
     c.kind = Condition::Kind::kHasId;
-    for (element id : simdjson::dom::array(v)) {
-      QVEC_ASSIGN_OR_RETURN(PointId pid, ParsePointId(id));
-      c.ids.push_back(pid);
-    }
+    QVEC_ASSIGN_OR_RETURN(c.ids, ParseIdList(v, f.PathOf("has_id")));
+    QVEC_RETURN_IF_ERROR(f.Finish());
     return c;
   }
-  if (Lookup(e, "is_empty", &v) || Lookup(e, "is_null", &v)) {
-    element unused;
-    c.kind = Lookup(e, "is_empty", &unused) ? Condition::Kind::kIsEmpty : Condition::Kind::kIsNull;
-    element key;
-    if (!Lookup(v, "key", &key) || key.type() != element_type::STRING) {
-      return InvalidArgumentError("is_empty / is_null needs {\"key\": \"...\"}");
+  QVEC_RETURN_IF_ERROR(
+      f.Refuse("has_vector", "filtering on the presence of a named vector is not supported yet"));
+  QVEC_RETURN_IF_ERROR(
+      f.Refuse("nested", "nested filters over arrays of objects are not supported yet"));
+  if (!f.Has("key")) {
+    // {"is_empty": {"key": ...}} and {"is_null": {"key": ...}}.
+    for (auto [name, kind] :
+         {std::pair<std::string_view, Condition::Kind>{"is_empty", Condition::Kind::kIsEmpty},
+          {"is_null", Condition::Kind::kIsNull}}) {
+      if (!f.Take(name, &v)) continue;
+      QVEC_FIELDS(g, v, f.PathOf(name));
+      element key;
+      if (!g.Take("key", &key)) return InvalidArgumentError(g.PathOf("key") + " is required");
+      QVEC_ASSIGN_OR_RETURN(c.key, GetString(key, g.PathOf("key")));
+      QVEC_RETURN_IF_ERROR(g.Finish());
+      QVEC_RETURN_IF_ERROR(f.Finish());
+      c.kind = kind;
+      return c;
     }
-    c.key = std::string(std::string_view(key));
-    return c;
+    QVEC_RETURN_IF_ERROR(f.Finish());
+    return InvalidArgumentError(path +
+                                ": expected a field condition {key, match | range | "
+                                "values_count | is_empty | is_null}, has_id, is_empty, is_null "
+                                "or a nested filter");
   }
-  element key;
-  if (!Lookup(e, "key", &key)) {
-    return InvalidArgumentError(
-        "unsupported filter condition: expected key with match or range, has_id, is_empty, "
-        "is_null or a nested filter");
+  f.Take("key", &v);
+  QVEC_ASSIGN_OR_RETURN(c.key, GetString(v, f.PathOf("key")));
+  if (c.key.empty()) return InvalidArgumentError(f.PathOf("key") + " must not be empty");
+  int forms = 0;
+  bool negate = false;
+  if (f.Take("match", &v)) {
+    ++forms;
+    QVEC_RETURN_IF_ERROR(ParseMatch(v, f.PathOf("match"), &c));
   }
-  if (key.type() != element_type::STRING) return WrongType("condition key", "a string", key);
-  c.key = std::string(std::string_view(key));
-  if (c.key.empty()) return InvalidArgumentError("condition key must not be empty");
-  element match, range;
-  if (Lookup(e, "match", &match)) {
-    if (match.type() != element_type::OBJECT) return WrongType("match", "an object", match);
-    element x;
-    if (Lookup(match, "value", &x)) {
-      c.kind = Condition::Kind::kMatchValue;
-      QVEC_ASSIGN_OR_RETURN(c.value, ParseMatchValue(x, "match.value"));
-    } else if (Lookup(match, "any", &x) || Lookup(match, "except", &x)) {
-      element unused;
-      c.kind = Lookup(match, "any", &unused) ? Condition::Kind::kMatchAny
-                                             : Condition::Kind::kMatchExcept;
-      if (x.type() != element_type::ARRAY) return WrongType("match.any", "an array", x);
-      for (element m : simdjson::dom::array(x)) {
-        QVEC_ASSIGN_OR_RETURN(MatchValue mv, ParseMatchValue(m, "match.any"));
-        c.any.push_back(std::move(mv));
-      }
-    } else if (Lookup(match, "text", &x)) {
-      c.kind = Condition::Kind::kMatchValue;
-      QVEC_ASSIGN_OR_RETURN(c.value, ParseMatchValue(x, "match.text"));
-    } else {
-      return InvalidArgumentError("match needs value, any or except");
-    }
-    return c;
-  }
-  if (Lookup(e, "range", &range)) {
-    if (range.type() != element_type::OBJECT) return WrongType("range", "an object", range);
+  if (f.Take("range", &v)) {
+    ++forms;
     c.kind = Condition::Kind::kRange;
-    element x;
-    auto bound = [&](std::string_view name, std::optional<double>* out) -> Status {
-      if (!Lookup(range, name, &x)) return Status::Ok();
-      QVEC_ASSIGN_OR_RETURN(double d, GetNumber(x, "range." + std::string(name)));
-      *out = d;
-      return Status::Ok();
-    };
-    QVEC_RETURN_IF_ERROR(bound("gt", &c.gt));
-    QVEC_RETURN_IF_ERROR(bound("gte", &c.gte));
-    QVEC_RETURN_IF_ERROR(bound("lt", &c.lt));
-    QVEC_RETURN_IF_ERROR(bound("lte", &c.lte));
-    return c;
+    QVEC_RETURN_IF_ERROR(ParseBounds(v, f.PathOf("range"), false, &c));
   }
-  return InvalidArgumentError("condition on key '" + c.key + "' needs match or range");
+  if (f.Take("values_count", &v)) {
+    ++forms;
+    c.kind = Condition::Kind::kValuesCount;
+    QVEC_RETURN_IF_ERROR(ParseBounds(v, f.PathOf("values_count"), true, &c));
+  }
+  // FieldCondition's boolean forms: {"key": k, "is_empty": true|false}.
+  for (auto [name, kind] :
+       {std::pair<std::string_view, Condition::Kind>{"is_empty", Condition::Kind::kIsEmpty},
+        {"is_null", Condition::Kind::kIsNull}}) {
+    if (!f.Take(name, &v)) continue;
+    ++forms;
+    QVEC_ASSIGN_OR_RETURN(bool b, GetBool(v, f.PathOf(name)));
+    c.kind = kind;
+    negate = !b;
+  }
+  for (std::string_view geo : {"geo_bounding_box", "geo_radius", "geo_polygon"}) {
+    QVEC_RETURN_IF_ERROR(f.Refuse(geo, "geo filters are not supported yet"));
+  }
+  QVEC_RETURN_IF_ERROR(f.Finish());
+  if (forms != 1) {
+    return InvalidArgumentError(path + ": a condition on key '" + c.key +
+                                "' takes exactly one of match, range, values_count, is_empty, "
+                                "is_null");
+  }
+  if (negate) return NotCondition(std::move(c));
+  return c;
 }
 
-StatusOr<std::vector<Condition>> ParseConditions(element e, std::string_view name, size_t depth) {
+StatusOr<std::vector<Condition>> ParseConditions(element e, const std::string& path,
+                                                 size_t depth) {
   std::vector<Condition> out;
   if (e.type() == element_type::OBJECT) {  // Qdrant accepts a single condition too
-    QVEC_ASSIGN_OR_RETURN(Condition c, ParseCondition(e, depth));
+    QVEC_ASSIGN_OR_RETURN(Condition c, ParseCondition(e, path, depth));
     out.push_back(std::move(c));
     return out;
   }
-  if (e.type() != element_type::ARRAY) return WrongType(name, "an array of conditions", e);
+  if (e.type() != element_type::ARRAY) return WrongType(path, "an array of conditions", e);
+  size_t i = 0;
   for (element c : simdjson::dom::array(e)) {
-    QVEC_ASSIGN_OR_RETURN(Condition cond, ParseCondition(c, depth));
+    QVEC_ASSIGN_OR_RETURN(Condition cond, ParseCondition(c, Index(path, i++), depth));
     out.push_back(std::move(cond));
   }
   return out;
 }
 
-StatusOr<QuantizationOptions> ParseQuantization(element e, QuantizationOptions q) {
-  if (e.type() != element_type::OBJECT) return WrongType("quantization_config", "an object", e);
+StatusOr<QuantizationOptions> ParseQuantization(element e, const std::string& path,
+                                                QuantizationOptions q) {
+  QVEC_FIELDS(f, e, path);
+  for (std::string_view other : {"product", "binary", "turbo"}) {
+    QVEC_RETURN_IF_ERROR(f.Refuse(other, "qvec supports only scalar int8 quantization"));
+  }
   element scalar, x;
-  if (Lookup(e, "scalar", &scalar)) {
-    if (scalar.type() != element_type::OBJECT) return WrongType("scalar", "an object", scalar);
-    if (Lookup(scalar, "type", &x)) {
-      if (x.type() != element_type::STRING || std::string_view(x) != "int8") {
-        return InvalidArgumentError("quantization_config.scalar.type must be \"int8\"");
+  if (!f.Take("scalar", &scalar)) {
+    QVEC_RETURN_IF_ERROR(f.Finish());
+    return InvalidArgumentError(path + " needs \"scalar\"");
+  }
+  QVEC_RETURN_IF_ERROR(f.Finish());
+  QVEC_FIELDS(s, scalar, f.PathOf("scalar"));
+  if (s.Take("type", &x)) {
+    if (x.type() != element_type::STRING || std::string_view(x) != "int8") {
+      return InvalidArgumentError(s.PathOf("type") + " must be \"int8\"");
+    }
+  }
+  if (s.Take("quantile", &x)) {
+    QVEC_ASSIGN_OR_RETURN(double d, GetNumber(x, s.PathOf("quantile")));
+    if (!(d >= 0.5 && d <= 1.0)) return OutOfRangeError(s.PathOf("quantile") + " must be in [0.5, 1]");
+    q.quantile = static_cast<float>(d <= 0.5 ? 0.5000001 : d);
+    if (q.quantile < 1.0f && q.granularity == QuantizationOptions::Granularity::kPerVector) {
+      // Clipping needs calibrated ranges.
+      q.granularity = QuantizationOptions::Granularity::kPerDimension;
+    }
+  }
+  if (s.Take("always_ram", &x)) {
+    QVEC_ASSIGN_OR_RETURN(q.always_ram, GetBool(x, s.PathOf("always_ram")));
+  }
+  QVEC_RETURN_IF_ERROR(s.Finish());
+  return q;
+}
+
+// qvec's own options of a field: {"quantization": {...}, "index": {...}}
+// (`where` names the object in errors, e.g. "qvec" or "vectors.text.qvec").
+Status ParseQvecOptions(element own, const std::string& where, QuantizationOptions* quant,
+                        IndexOptions* index) {
+  QVEC_FIELDS(f, own, where);
+  element q, idx, x;
+  if (f.Take("quantization", &q)) {
+    QVEC_FIELDS(g, q, f.PathOf("quantization"));
+    if (g.Take("type", &x)) {
+      std::string_view t = x.type() == element_type::STRING ? std::string_view(x) : "";
+      if (t == "int8") {
+        quant->type = QuantizationOptions::Type::kInt8;
+      } else if (t == "uint8") {
+        quant->type = QuantizationOptions::Type::kUint8;
+      } else {
+        return InvalidArgumentError(g.PathOf("type") + " must be \"int8\" or \"uint8\"");
       }
     }
-    if (Lookup(scalar, "quantile", &x)) {
-      QVEC_ASSIGN_OR_RETURN(double d, GetNumber(x, "quantile"));
-      if (!(d >= 0.5 && d <= 1.0)) return OutOfRangeError("quantile must be in [0.5, 1]");
-      q.quantile = static_cast<float>(d <= 0.5 ? 0.5000001 : d);
-      if (q.quantile < 1.0f && q.granularity == QuantizationOptions::Granularity::kPerVector) {
-        // Clipping needs calibrated ranges.
-        q.granularity = QuantizationOptions::Granularity::kPerDimension;
+    if (g.Take("granularity", &x)) {
+      std::string_view gr = x.type() == element_type::STRING ? std::string_view(x) : "";
+      if (gr == "per_vector") {
+        quant->granularity = QuantizationOptions::Granularity::kPerVector;
+      } else if (gr == "per_collection") {
+        quant->granularity = QuantizationOptions::Granularity::kPerCollection;
+      } else if (gr == "per_dimension") {
+        quant->granularity = QuantizationOptions::Granularity::kPerDimension;
+      } else {
+        return InvalidArgumentError(g.PathOf("granularity") +
+                                    " must be per_vector, per_collection or per_dimension");
       }
     }
-    if (Lookup(scalar, "always_ram", &x)) {
-      QVEC_ASSIGN_OR_RETURN(q.always_ram, GetBool(x, "always_ram"));
+    if (g.Take("quantile", &x)) {
+      QVEC_ASSIGN_OR_RETURN(double d, GetNumber(x, g.PathOf("quantile")));
+      quant->quantile = ToFloat(d);
     }
-    return q;
+    if (g.Take("recall_tuned", &x)) {
+      QVEC_ASSIGN_OR_RETURN(quant->recall_tuned, GetBool(x, g.PathOf("recall_tuned")));
+    }
+    QVEC_RETURN_IF_ERROR(g.Finish());
   }
-  if (Lookup(e, "product", &x) || Lookup(e, "binary", &x)) {
-    return InvalidArgumentError("qvec supports only scalar int8 quantization");
+  if (f.Take("index", &idx)) {
+    QVEC_FIELDS(g, idx, f.PathOf("index"));
+    auto uint32_field = [&](std::string_view name, uint32_t* out) -> Status {
+      if (!g.Take(name, &x)) return Status::Ok();
+      QVEC_ASSIGN_OR_RETURN(uint64_t n, GetUint(x, g.PathOf(name)));
+      // The engine checks the range; beyond uint32 the value cannot be passed on.
+      if (n > UINT32_MAX) return OutOfRangeError(g.PathOf(name) + " out of range");
+      *out = static_cast<uint32_t>(n);
+      return Status::Ok();
+    };
+    QVEC_RETURN_IF_ERROR(uint32_field("nlist", &index->nlist));
+    QVEC_RETURN_IF_ERROR(uint32_field("ivf_threshold", &index->ivf_threshold));
+    QVEC_RETURN_IF_ERROR(uint32_field("default_nprobe", &index->default_nprobe));
+    if (g.Take("default_target_recall", &x)) {
+      QVEC_ASSIGN_OR_RETURN(double d, GetNumber(x, g.PathOf("default_target_recall")));
+      index->default_target_recall = ToFloat(d);
+    }
+    QVEC_RETURN_IF_ERROR(g.Finish());
   }
-  return InvalidArgumentError("quantization_config needs \"scalar\"");
+  return f.Finish();
+}
+
+// Qdrant's VectorParams ({size, distance, quantization_config, ...} plus
+// qvec's "qvec" options), starting from the collection-wide `defaults`.
+StatusOr<VectorFieldConfig> ParseVectorParams(element e, const std::string& where,
+                                              const VectorFieldConfig& defaults) {
+  QVEC_FIELDS(f, e, where);
+  VectorFieldConfig out = defaults;
+  element size, distance, x;
+  if (!f.Take("size", &size)) return InvalidArgumentError(f.PathOf("size") + " is required");
+  QVEC_ASSIGN_OR_RETURN(uint64_t dim, GetUint(size, f.PathOf("size")));
+  // The engine checks the range; beyond uint32 the value cannot be passed on.
+  if (dim > UINT32_MAX) return OutOfRangeError(f.PathOf("size") + " out of range");
+  out.dimension = static_cast<uint32_t>(dim);
+  if (!f.Take("distance", &distance) || distance.type() != element_type::STRING) {
+    return InvalidArgumentError(f.PathOf("distance") + " is required: " + DistanceNames());
+  }
+  QVEC_ASSIGN_OR_RETURN(out.distance, ParseDistance(std::string_view(distance)));
+  if (f.Take("quantization_config", &x)) {
+    QVEC_ASSIGN_OR_RETURN(out.quantization, ParseQuantization(x, f.PathOf("quantization_config"),
+                                                              out.quantization));
+  }
+  QVEC_RETURN_IF_ERROR(f.Refuse("multivector_config", "multivectors are not supported"));
+  if (f.Take("datatype", &x)) {
+    // Vectors are kept as float32 originals plus int8 codes; another stored
+    // type would change what is returned and scored.
+    if (x.type() != element_type::STRING || std::string_view(x) != "float32") {
+      return InvalidArgumentError(f.PathOf("datatype") + ": only \"float32\" is supported");
+    }
+  }
+  if (f.Take("qvec", &x)) {
+    QVEC_RETURN_IF_ERROR(
+        ParseQvecOptions(x, f.PathOf("qvec"), &out.quantization, &out.index));
+  }
+  QVEC_RETURN_IF_ERROR(AcceptTuning(f, "hnsw_config", Tuning::kObject));
+  QVEC_RETURN_IF_ERROR(AcceptTuning(f, "on_disk", Tuning::kBool));
+  QVEC_RETURN_IF_ERROR(f.Finish());
+  return out;
+}
+
+Status ParsePayloadSelectorField(RequestFields& f, bool default_enabled, PayloadSelector* sel) {
+  sel->enabled = default_enabled;
+  element x;
+  if (!f.Take("with_payload", &x)) return Status::Ok();
+  const std::string where = f.PathOf("with_payload");
+  auto strings = [](element list, const std::string& field,
+                    std::vector<std::string>* out) -> Status {
+    if (list.type() != element_type::ARRAY) return WrongType(field, "an array of keys", list);
+    for (element k : simdjson::dom::array(list)) {
+      if (k.type() != element_type::STRING) return WrongType(field, "an array of keys", k);
+      out->emplace_back(std::string_view(k));
+    }
+    return Status::Ok();
+  };
+  switch (x.type()) {
+    case element_type::BOOL:
+      sel->enabled = bool(x);
+      return Status::Ok();
+    case element_type::ARRAY:
+      sel->enabled = true;
+      return strings(x, where, &sel->include);
+    case element_type::OBJECT: {
+      sel->enabled = true;
+      QVEC_FIELDS(g, x, where);
+      element list;
+      if (g.Take("include", &list)) {
+        QVEC_RETURN_IF_ERROR(strings(list, g.PathOf("include"), &sel->include));
+      }
+      if (g.Take("exclude", &list)) {
+        QVEC_RETURN_IF_ERROR(strings(list, g.PathOf("exclude"), &sel->exclude));
+      }
+      return g.Finish();
+    }
+    default:
+      return WrongType(where, "a boolean, a list of keys or a selector", x);
+  }
+}
+
+StatusOr<VectorSelector> ParseVectorSelectorField(RequestFields& f, bool default_value) {
+  element x;
+  if (!f.Take("with_vector", &x)) return VectorSelector(default_value);
+  const std::string where = f.PathOf("with_vector");
+  switch (x.type()) {
+    case element_type::BOOL:
+      return VectorSelector(bool(x));
+    case element_type::ARRAY: {
+      std::vector<std::string> names;
+      for (element n : simdjson::dom::array(x)) {
+        if (n.type() != element_type::STRING) return WrongType(where, "a list of vector names", n);
+        names.emplace_back(std::string_view(n));
+      }
+      return VectorSelector(std::move(names));
+    }
+    default:
+      return WrongType(where, "a boolean or a list of vector names", x);
+  }
+}
+
+Status ParseSearchParams(element e, const std::string& path, SearchParams* p) {
+  QVEC_FIELDS(f, e, path);
+  element y;
+  if (f.Take("exact", &y)) {
+    QVEC_ASSIGN_OR_RETURN(p->exact, GetBool(y, f.PathOf("exact")));
+  }
+  if (f.Take("nprobe", &y)) {
+    QVEC_ASSIGN_OR_RETURN(uint64_t n, GetUint(y, f.PathOf("nprobe")));
+    if (n < 1 || n > UINT32_MAX) return OutOfRangeError(f.PathOf("nprobe") + " must be at least 1");
+    p->nprobe = static_cast<uint32_t>(n);
+  }
+  if (f.Take("target_recall", &y)) {
+    QVEC_ASSIGN_OR_RETURN(double d, GetNumber(y, f.PathOf("target_recall")));
+    p->target_recall = ToFloat(d);  // the engine checks the range
+  }
+  // Every point is always in qvec's index (flat or IVF), so a search limited
+  // to indexed points is every search: the field has its effect.
+  if (f.Take("indexed_only", &y)) {
+    QVEC_RETURN_IF_ERROR(GetBool(y, f.PathOf("indexed_only")).status());
+  }
+  // HNSW and ACORN search knobs: qvec has no graph; its recall knobs are
+  // nprobe and target_recall.
+  QVEC_RETURN_IF_ERROR(AcceptTuning(f, "hnsw_ef", Tuning::kUint));
+  QVEC_RETURN_IF_ERROR(AcceptTuning(f, "acorn", Tuning::kObject));
+  element quant;
+  if (f.Take("quantization", &quant)) {
+    QVEC_FIELDS(q, quant, f.PathOf("quantization"));
+    if (q.Take("ignore", &y)) {
+      QVEC_ASSIGN_OR_RETURN(p->ignore_quantization, GetBool(y, q.PathOf("ignore")));
+    }
+    if (q.Take("rescore", &y)) {
+      QVEC_ASSIGN_OR_RETURN(bool b, GetBool(y, q.PathOf("rescore")));
+      p->rescore = b;
+    }
+    if (q.Take("oversampling", &y)) {
+      QVEC_ASSIGN_OR_RETURN(double d, GetNumber(y, q.PathOf("oversampling")));
+      p->oversampling = ToFloat(d);  // the engine checks the range
+    }
+    QVEC_RETURN_IF_ERROR(q.Finish());
+  }
+  return f.Finish();
+}
+
+// Refuses the vector shapes qvec does not store yet, naming them: sparse
+// ({indices, values}), multivectors (arrays of arrays) and documents for
+// server-side inference.
+Status CheckDenseVector(element v, const std::string& where) {
+  if (v.type() == element_type::OBJECT) {
+    element unused;
+    simdjson::dom::object obj(v);
+    if (obj.at_key("indices").get(unused) == simdjson::SUCCESS ||
+        obj.at_key("values").get(unused) == simdjson::SUCCESS) {
+      return InvalidArgumentError(where + ": sparse vectors are not supported yet");
+    }
+    return InvalidArgumentError(where +
+                                ": expected an array of numbers (documents and images for "
+                                "server-side inference are not supported)");
+  }
+  if (v.type() == element_type::ARRAY) {
+    simdjson::dom::array arr(v);
+    if (arr.size() > 0 && (*arr.begin()).type() == element_type::ARRAY) {
+      return InvalidArgumentError(where + ": multivectors are not supported");
+    }
+  }
+  return Status::Ok();
+}
+
+// Qdrant's VectorStruct: [..] for the unnamed field, {"name": [..], ...}
+// for named ones (the names are the user's: not fields of the API).
+Status ParseVectorStruct(element v, const std::string& where, Point* pt) {
+  if (v.type() == element_type::OBJECT) {
+    simdjson::dom::object named(v);
+    element unused;
+    if (named.at_key("indices").get(unused) == simdjson::SUCCESS ||
+        named.at_key("values").get(unused) == simdjson::SUCCESS) {
+      return InvalidArgumentError(where + ": sparse vectors are not supported yet");
+    }
+    for (auto field : named) {
+      const std::string fname(field.key);
+      const std::string at = where + " '" + fname + "'";
+      QVEC_RETURN_IF_ERROR(CheckDenseVector(field.value, at));
+      QVEC_RETURN_IF_ERROR(ParseVector(field.value, &pt->vectors[fname]).Annotate(at));
+    }
+    return Status::Ok();
+  }
+  QVEC_RETURN_IF_ERROR(CheckDenseVector(v, where));
+  return ParseVector(v, &pt->vector);
+}
+
+// The query of /points/query: a dense vector, or {"nearest": vector}.
+Status ParseQuery(element q, const std::string& path, std::vector<float>* out) {
+  if (q.type() == element_type::OBJECT) {
+    QVEC_FIELDS(f, q, path);
+    QVEC_RETURN_IF_ERROR(f.Refuse("indices", "sparse vectors are not supported yet"));
+    for (std::string_view doc : {"text", "image", "object"}) {
+      QVEC_RETURN_IF_ERROR(
+          f.Refuse(doc, "documents and images for server-side inference are not supported"));
+    }
+    QVEC_RETURN_IF_ERROR(
+        f.Refuse("mmr", "maximal marginal relevance (mmr) is not supported yet"));
+    element nearest;
+    if (!f.Take("nearest", &nearest)) {
+      QVEC_RETURN_IF_ERROR(f.Finish());  // names the query form, e.g. query.recommend
+      return InvalidArgumentError(path + ": expected a vector or {\"nearest\": vector}");
+    }
+    QVEC_RETURN_IF_ERROR(f.Finish());
+    return ParseQuery(nearest, f.PathOf("nearest"), out);
+  }
+  if (q.type() == element_type::INT64 || q.type() == element_type::UINT64 ||
+      q.type() == element_type::STRING) {
+    return InvalidArgumentError(path + ": queries by point id are not supported yet");
+  }
+  QVEC_RETURN_IF_ERROR(CheckDenseVector(q, path));
+  return ParseVector(q, out).Annotate(path);
 }
 
 }  // namespace
@@ -344,249 +747,43 @@ Status ParseVector(element e, std::vector<float>* out) {
   return Status::Ok();
 }
 
-StatusOr<Filter> ParseFilter(element e, size_t depth) {
-  if (depth > 16) return InvalidArgumentError("filter nesting is deeper than 16");
-  if (e.type() != element_type::OBJECT) return WrongType("filter", "an object", e);
-  Filter f;
+StatusOr<Filter> ParseFilter(element e, const std::string& path, size_t depth) {
+  if (depth > 16) return InvalidArgumentError(path + ": filter nesting is deeper than 16");
+  QVEC_FIELDS(f, e, path);
+  Filter out;
   element x;
-  if (Lookup(e, "must", &x)) {
-    QVEC_ASSIGN_OR_RETURN(f.must, ParseConditions(x, "must", depth));
+  if (f.Take("must", &x)) {
+    QVEC_ASSIGN_OR_RETURN(out.must, ParseConditions(x, f.PathOf("must"), depth));
   }
-  if (Lookup(e, "should", &x)) {
-    QVEC_ASSIGN_OR_RETURN(f.should, ParseConditions(x, "should", depth));
+  if (f.Take("should", &x)) {
+    QVEC_ASSIGN_OR_RETURN(out.should, ParseConditions(x, f.PathOf("should"), depth));
   }
-  if (Lookup(e, "must_not", &x)) {
-    QVEC_ASSIGN_OR_RETURN(f.must_not, ParseConditions(x, "must_not", depth));
+  if (f.Take("must_not", &x)) {
+    QVEC_ASSIGN_OR_RETURN(out.must_not, ParseConditions(x, f.PathOf("must_not"), depth));
   }
-  if (Lookup(e, "min_should", &x)) {
+  if (f.Take("min_should", &x)) {
+    // A clause of its own (it holds beside `should`, not merged into it):
+    // at least min_count of its conditions.
+    QVEC_FIELDS(m, x, f.PathOf("min_should"));
     element conds, min_count;
-    if (Lookup(x, "conditions", &conds)) {
-      QVEC_ASSIGN_OR_RETURN(auto more, ParseConditions(conds, "min_should.conditions", depth));
-      for (auto& c : more) f.should.push_back(std::move(c));
+    if (!m.Take("conditions", &conds) || !m.Take("min_count", &min_count)) {
+      return InvalidArgumentError(m.path() + " needs conditions and min_count");
     }
-    if (Lookup(x, "min_count", &min_count)) {
-      QVEC_ASSIGN_OR_RETURN(uint64_t n, GetUint(min_count, "min_should.min_count"));
-      f.min_should = static_cast<size_t>(n);
-    }
-  }
-  return f;
-}
-
-namespace {
-
-// qvec's own options of a field: {"quantization": {...}, "index": {...}}
-// (`where` names the object in errors, e.g. "qvec" or "vectors.text.qvec").
-Status ParseQvecOptions(element own, const std::string& where, QuantizationOptions* quant,
-                        IndexOptions* index) {
-  if (own.type() != element_type::OBJECT) return WrongType(where, "an object", own);
-  element q, idx, x;
-  if (Lookup(own, "quantization", &q)) {
-    if (q.type() != element_type::OBJECT) return WrongType(where + ".quantization", "an object", q);
-    if (Lookup(q, "type", &x)) {
-      std::string_view t = x.type() == element_type::STRING ? std::string_view(x) : "";
-      if (t == "int8") {
-        quant->type = QuantizationOptions::Type::kInt8;
-      } else if (t == "uint8") {
-        quant->type = QuantizationOptions::Type::kUint8;
-      } else {
-        return InvalidArgumentError(where + ".quantization.type must be \"int8\" or \"uint8\"");
-      }
-    }
-    if (Lookup(q, "granularity", &x)) {
-      std::string_view g = x.type() == element_type::STRING ? std::string_view(x) : "";
-      if (g == "per_vector") {
-        quant->granularity = QuantizationOptions::Granularity::kPerVector;
-      } else if (g == "per_collection") {
-        quant->granularity = QuantizationOptions::Granularity::kPerCollection;
-      } else if (g == "per_dimension") {
-        quant->granularity = QuantizationOptions::Granularity::kPerDimension;
-      } else {
-        return InvalidArgumentError(where +
-                                    ".quantization.granularity must be per_vector, "
-                                    "per_collection or per_dimension");
-      }
-    }
-    if (Lookup(q, "quantile", &x)) {
-      QVEC_ASSIGN_OR_RETURN(double d, GetNumber(x, where + ".quantization.quantile"));
-      quant->quantile = ToFloat(d);
-    }
-    if (Lookup(q, "recall_tuned", &x)) {
-      QVEC_ASSIGN_OR_RETURN(quant->recall_tuned, GetBool(x, where + ".quantization.recall_tuned"));
+    QVEC_ASSIGN_OR_RETURN(auto list, ParseConditions(conds, m.PathOf("conditions"), depth));
+    QVEC_ASSIGN_OR_RETURN(uint64_t n, GetUint(min_count, m.PathOf("min_count")));
+    QVEC_RETURN_IF_ERROR(m.Finish());
+    if (n > 0) {  // at least 0 of them always holds
+      Condition c;
+      c.kind = Condition::Kind::kNested;
+      auto sub = std::make_shared<Filter>();
+      sub->should = std::move(list);
+      sub->min_should = static_cast<size_t>(n);
+      c.filter = std::move(sub);
+      out.must.push_back(std::move(c));
     }
   }
-  if (Lookup(own, "index", &idx)) {
-    if (idx.type() != element_type::OBJECT) return WrongType(where + ".index", "an object", idx);
-    if (Lookup(idx, "nlist", &x)) {
-      QVEC_ASSIGN_OR_RETURN(uint64_t n, GetUint(x, where + ".index.nlist"));
-      if (n > UINT32_MAX) return OutOfRangeError(where + ".index.nlist out of range");
-      index->nlist = static_cast<uint32_t>(n);  // the engine checks the range
-    }
-    if (Lookup(idx, "ivf_threshold", &x)) {
-      QVEC_ASSIGN_OR_RETURN(uint64_t n, GetUint(x, where + ".index.ivf_threshold"));
-      if (n > UINT32_MAX) return OutOfRangeError(where + ".index.ivf_threshold out of range");
-      index->ivf_threshold = static_cast<uint32_t>(n);
-    }
-    if (Lookup(idx, "default_nprobe", &x)) {
-      QVEC_ASSIGN_OR_RETURN(uint64_t n, GetUint(x, where + ".index.default_nprobe"));
-      if (n > UINT32_MAX) return OutOfRangeError(where + ".index.default_nprobe out of range");
-      index->default_nprobe = static_cast<uint32_t>(n);  // the engine checks the range
-    }
-    if (Lookup(idx, "default_target_recall", &x)) {
-      QVEC_ASSIGN_OR_RETURN(double d, GetNumber(x, where + ".index.default_target_recall"));
-      index->default_target_recall = ToFloat(d);
-    }
-  }
-  return Status::Ok();
-}
-
-// Qdrant's VectorParams ({size, distance, quantization_config, ...} plus
-// qvec's "qvec" options), starting from the collection-wide `defaults`.
-StatusOr<VectorFieldConfig> ParseVectorParams(element e, const std::string& where,
-                                              const VectorFieldConfig& defaults) {
-  if (e.type() != element_type::OBJECT) return WrongType(where, "an object", e);
-  VectorFieldConfig f = defaults;
-  element size, distance, x;
-  if (!Lookup(e, "size", &size)) return InvalidArgumentError(where + ".size is required");
-  QVEC_ASSIGN_OR_RETURN(uint64_t dim, GetUint(size, where + ".size"));
-  // The engine checks the range; beyond uint32 the value cannot be passed on.
-  if (dim > UINT32_MAX) return OutOfRangeError(where + ".size out of range");
-  f.dimension = static_cast<uint32_t>(dim);
-  if (!Lookup(e, "distance", &distance) || distance.type() != element_type::STRING) {
-    return InvalidArgumentError(where + ".distance is required: " + DistanceNames());
-  }
-  QVEC_ASSIGN_OR_RETURN(f.distance, ParseDistance(std::string_view(distance)));
-  if (Lookup(e, "quantization_config", &x)) {
-    QVEC_ASSIGN_OR_RETURN(f.quantization, ParseQuantization(x, f.quantization));
-  }
-  if (Lookup(e, "multivector_config", &x)) {
-    return InvalidArgumentError(where + ".multivector_config: multivectors are not supported");
-  }
-  if (Lookup(e, "datatype", &x)) {
-    // Vectors are kept as float32 originals plus int8 codes; another stored
-    // type would change what is returned and scored.
-    if (x.type() != element_type::STRING || std::string_view(x) != "float32") {
-      return InvalidArgumentError(where + ".datatype: only \"float32\" is supported");
-    }
-  }
-  if (Lookup(e, "qvec", &x)) {
-    QVEC_RETURN_IF_ERROR(ParseQvecOptions(x, where + ".qvec", &f.quantization, &f.index));
-  }
-  return f;
-}
-
-}  // namespace
-
-StatusOr<CollectionConfig> ParseCollectionConfig(element e) {
-  CollectionConfig c;
-  element vectors, x;
-  if (!Lookup(e, "vectors", &vectors)) {
-    return InvalidArgumentError(
-        "collection config needs vectors: {size, distance} or {\"name\": {size, distance}, ...}");
-  }
-  if (vectors.type() != element_type::OBJECT) return WrongType("vectors", "an object", vectors);
-  if (Lookup(e, "sparse_vectors", &x)) {
-    if (x.type() != element_type::OBJECT) return WrongType("sparse_vectors", "an object", x);
-    if (simdjson::dom::object(x).size() > 0) {
-      return InvalidArgumentError("sparse_vectors: sparse vectors are not supported yet");
-    }
-  }
-  // Collection-wide defaults: quantization_config and qvec options apply to
-  // every field that does not set its own.
-  VectorFieldConfig defaults;
-  if (Lookup(e, "quantization_config", &x)) {
-    QVEC_ASSIGN_OR_RETURN(defaults.quantization, ParseQuantization(x, defaults.quantization));
-  }
-  if (Lookup(e, "qvec", &x)) {
-    QVEC_RETURN_IF_ERROR(ParseQvecOptions(x, "qvec", &defaults.quantization, &defaults.index));
-  }
-  element unused;
-  if (Lookup(vectors, "size", &unused) || Lookup(vectors, "distance", &unused)) {
-    QVEC_ASSIGN_OR_RETURN(VectorFieldConfig f, ParseVectorParams(vectors, "vectors", defaults));
-    c.dimension = f.dimension;
-    c.distance = f.distance;
-    c.quantization = f.quantization;
-    c.index = f.index;
-  } else {
-    simdjson::dom::object named(vectors);
-    if (named.size() == 0) {
-      return InvalidArgumentError("vectors: name at least one vector field");
-    }
-    if (named.size() > kMaxVectorFields) {
-      return OutOfRangeError("vectors: at most " + std::to_string(kMaxVectorFields) +
-                             " vector fields");
-    }
-    for (auto field : named) {
-      const std::string fname(field.key);
-      if (fname.empty()) return InvalidArgumentError("vectors: a vector name must not be empty");
-      if (fname.size() > kMaxVectorFieldName) {
-        return InvalidArgumentError("vectors: a vector name is longer than " +
-                                    std::to_string(kMaxVectorFieldName) + " bytes");
-      }
-      QVEC_ASSIGN_OR_RETURN(VectorFieldConfig f,
-                            ParseVectorParams(field.value, "vectors." + fname, defaults));
-      c.vectors[fname] = f;
-    }
-  }
-  Status valid = c.Validate();
-  if (!valid.ok()) return OutOfRangeError(valid.message());
-  return c;
-}
-
-StatusOr<VectorSelector> ParseVectorSelector(element obj, std::string_view key,
-                                             bool default_value) {
-  element x;
-  if (!Lookup(obj, key, &x)) return VectorSelector(default_value);
-  switch (x.type()) {
-    case element_type::BOOL:
-      return VectorSelector(bool(x));
-    case element_type::ARRAY: {
-      std::vector<std::string> names;
-      for (element n : simdjson::dom::array(x)) {
-        if (n.type() != element_type::STRING) return WrongType(key, "a list of vector names", n);
-        names.emplace_back(std::string_view(n));
-      }
-      return VectorSelector(std::move(names));
-    }
-    default:
-      return WrongType(key, "a boolean or a list of vector names", x);
-  }
-}
-
-StatusOr<PayloadSelector> ParsePayloadSelector(element obj, bool default_enabled) {
-  PayloadSelector sel;
-  sel.enabled = default_enabled;
-  element x;
-  if (!Lookup(obj, "with_payload", &x)) return sel;
-  auto strings = [](element list, std::string_view field, std::vector<std::string>* out) -> Status {
-    if (list.type() != element_type::ARRAY) return WrongType(field, "an array of keys", list);
-    for (element k : simdjson::dom::array(list)) {
-      if (k.type() != element_type::STRING) return WrongType(field, "an array of keys", k);
-      out->emplace_back(std::string_view(k));
-    }
-    return Status::Ok();
-  };
-  switch (x.type()) {
-    case element_type::BOOL:
-      sel.enabled = bool(x);
-      return sel;
-    case element_type::ARRAY:
-      sel.enabled = true;
-      QVEC_RETURN_IF_ERROR(strings(x, "with_payload", &sel.include));
-      return sel;
-    case element_type::OBJECT: {
-      sel.enabled = true;
-      element list;
-      if (Lookup(x, "include", &list)) {
-        QVEC_RETURN_IF_ERROR(strings(list, "with_payload.include", &sel.include));
-      }
-      if (Lookup(x, "exclude", &list)) {
-        QVEC_RETURN_IF_ERROR(strings(list, "with_payload.exclude", &sel.exclude));
-      }
-      return sel;
-    }
-    default:
-      return WrongType("with_payload", "a boolean, a list of keys or a selector", x);
-  }
+  QVEC_RETURN_IF_ERROR(f.Finish());
+  return out;
 }
 
 std::string PayloadSelector::Apply(std::string_view payload) const {
@@ -619,191 +816,265 @@ std::string PayloadSelector::Apply(std::string_view payload) const {
   return out;
 }
 
-StatusOr<SearchRequest> ParseSearchRequest(element e, bool query_api) {
-  SearchRequest r;
+StatusOr<CollectionConfig> ParseCollectionConfig(element e) {
+  QVEC_FIELDS(f, e, "");
+  CollectionConfig c;
+  element vectors, x;
+  if (!f.Take("vectors", &vectors)) {
+    return InvalidArgumentError(
+        "collection config needs vectors: {size, distance} or {\"name\": {size, distance}, ...}");
+  }
+  if (vectors.type() != element_type::OBJECT) return WrongType("vectors", "an object", vectors);
+  if (f.Take("sparse_vectors", &x)) {
+    if (x.type() != element_type::OBJECT) return WrongType("sparse_vectors", "an object", x);
+    if (simdjson::dom::object(x).size() > 0) {
+      return InvalidArgumentError("sparse_vectors: sparse vectors are not supported yet");
+    }
+  }
+  // Collection-wide defaults: quantization_config and qvec options apply to
+  // every field that does not set its own.
+  VectorFieldConfig defaults;
+  if (f.Take("quantization_config", &x)) {
+    QVEC_ASSIGN_OR_RETURN(defaults.quantization,
+                          ParseQuantization(x, "quantization_config", defaults.quantization));
+  }
+  if (f.Take("qvec", &x)) {
+    QVEC_RETURN_IF_ERROR(ParseQvecOptions(x, "qvec", &defaults.quantization, &defaults.index));
+  }
+  if (f.Take("sharding_method", &x)) {
+    if (x.type() != element_type::STRING || std::string_view(x) != "auto") {
+      return InvalidArgumentError(
+          "sharding_method: only \"auto\" is supported (custom sharding is not)");
+    }
+  }
+  QVEC_RETURN_IF_ERROR(f.Refuse("strict_mode_config", "strict mode is not supported"));
+  QVEC_RETURN_IF_ERROR(f.Refuse("metadata", "collection metadata is not supported yet"));
+  QVEC_RETURN_IF_ERROR(f.Refuse("init_from", "creating a collection from another is not supported"));
+  for (std::string_view section : {"hnsw_config", "wal_config", "optimizers_config"}) {
+    QVEC_RETURN_IF_ERROR(AcceptTuning(f, section, Tuning::kObject));
+  }
+  for (std::string_view count : {"shard_number", "replication_factor", "write_consistency_factor"}) {
+    QVEC_RETURN_IF_ERROR(AcceptTuning(f, count, Tuning::kUint));
+  }
+  QVEC_RETURN_IF_ERROR(AcceptTuning(f, "on_disk_payload", Tuning::kBool));
+  QVEC_RETURN_IF_ERROR(f.Finish());
+  simdjson::dom::object vobj(vectors);
+  element unused;
+  if (vobj.at_key("size").get(unused) == simdjson::SUCCESS ||
+      vobj.at_key("distance").get(unused) == simdjson::SUCCESS) {
+    QVEC_ASSIGN_OR_RETURN(VectorFieldConfig v, ParseVectorParams(vectors, "vectors", defaults));
+    c.dimension = v.dimension;
+    c.distance = v.distance;
+    c.quantization = v.quantization;
+    c.index = v.index;
+  } else {
+    if (vobj.size() == 0) {
+      return InvalidArgumentError("vectors: name at least one vector field");
+    }
+    if (vobj.size() > kMaxVectorFields) {
+      return OutOfRangeError("vectors: at most " + std::to_string(kMaxVectorFields) +
+                             " vector fields");
+    }
+    for (auto field : vobj) {
+      const std::string fname(field.key);
+      if (fname.empty()) return InvalidArgumentError("vectors: a vector name must not be empty");
+      if (fname.size() > kMaxVectorFieldName) {
+        return InvalidArgumentError("vectors: a vector name is longer than " +
+                                    std::to_string(kMaxVectorFieldName) + " bytes");
+      }
+      QVEC_ASSIGN_OR_RETURN(VectorFieldConfig v,
+                            ParseVectorParams(field.value, "vectors." + fname, defaults));
+      c.vectors[fname] = v;
+    }
+  }
+  Status valid = c.Validate();
+  if (!valid.ok()) return OutOfRangeError(valid.message());
+  return c;
+}
+
+Status ParseCollectionUpdate(element e, const CollectionConfig& config) {
+  QVEC_FIELDS(f, e, "");
   element x;
+  if (f.Take("vectors", &x)) {
+    if (x.type() != element_type::OBJECT) return WrongType("vectors", "an object", x);
+    const auto fields = config.Fields();
+    for (auto field : simdjson::dom::object(x)) {
+      const std::string fname(field.key);
+      const std::string where = "vectors." + fname;
+      if (fields.count(fname) == 0) {
+        return InvalidArgumentError(
+            where + ": the collection has no such vector field" +
+            (config.single_vector() ? " (its one unnamed field is \"\")" : ""));
+      }
+      QVEC_FIELDS(v, field.value, where);
+      QVEC_RETURN_IF_ERROR(v.Refuse(
+          "quantization_config", "changing a field's quantization is not supported yet"));
+      QVEC_RETURN_IF_ERROR(AcceptTuning(v, "hnsw_config", Tuning::kObject));
+      QVEC_RETURN_IF_ERROR(AcceptTuning(v, "on_disk", Tuning::kBool));
+      QVEC_RETURN_IF_ERROR(v.Finish());
+    }
+  }
+  if (f.Take("params", &x)) {
+    QVEC_FIELDS(p, x, "params");
+    for (std::string_view count : {"replication_factor", "write_consistency_factor",
+                                   "read_fan_out_factor", "read_fan_out_delay_ms"}) {
+      QVEC_RETURN_IF_ERROR(AcceptTuning(p, count, Tuning::kUint));
+    }
+    QVEC_RETURN_IF_ERROR(AcceptTuning(p, "on_disk_payload", Tuning::kBool));
+    QVEC_RETURN_IF_ERROR(p.Finish());
+  }
+  QVEC_RETURN_IF_ERROR(
+      f.Refuse("quantization_config", "changing the quantization is not supported yet"));
+  QVEC_RETURN_IF_ERROR(f.Refuse("sparse_vectors", "sparse vectors are not supported yet"));
+  QVEC_RETURN_IF_ERROR(f.Refuse("strict_mode_config", "strict mode is not supported"));
+  QVEC_RETURN_IF_ERROR(f.Refuse("metadata", "collection metadata is not supported yet"));
+  QVEC_RETURN_IF_ERROR(AcceptTuning(f, "hnsw_config", Tuning::kObject));
+  QVEC_RETURN_IF_ERROR(AcceptTuning(f, "optimizers_config", Tuning::kObject));
+  return f.Finish();
+}
+
+StatusOr<ParsedSearch> ParseSearchRequest(element e, bool query_api, const std::string& path) {
+  QVEC_FIELDS(f, e, path);
+  ParsedSearch out;
+  SearchRequest& r = out.request;
+  element x;
+  QVEC_RETURN_IF_ERROR(RefuseShardKey(f));
   if (query_api) {
-    element q;
-    if (!Lookup(e, "query", &q)) return InvalidArgumentError("query is required");
-    if (q.type() == element_type::OBJECT) {
-      element nearest;
-      if (!Lookup(q, "nearest", &nearest)) {
-        return InvalidArgumentError("only nearest-vector queries are supported");
-      }
-      q = nearest;
+    QVEC_RETURN_IF_ERROR(f.Refuse("prefetch", "prefetch is not supported yet"));
+    QVEC_RETURN_IF_ERROR(
+        f.Refuse("lookup_from", "lookup_from (vectors of another collection) is not supported yet"));
+    if (!f.Take("query", &x)) {
+      return InvalidArgumentError(f.PathOf("query") + " is required");
     }
-    if (q.type() == element_type::OBJECT) {
-      element unused;
-      if (Lookup(q, "indices", &unused) || Lookup(q, "values", &unused)) {
-        return InvalidArgumentError("query: sparse vectors are not supported yet");
-      }
-    }
-    if (q.type() != element_type::ARRAY) {
-      return InvalidArgumentError("query must be a vector (queries by point id are not supported)");
-    }
-    QVEC_RETURN_IF_ERROR(ParseVector(q, &r.vector));
-    if (Lookup(e, "using", &x)) {
-      if (x.type() != element_type::STRING) return WrongType("using", "a vector name", x);
-      r.vector_name = std::string(std::string_view(x));
+    QVEC_RETURN_IF_ERROR(ParseQuery(x, f.PathOf("query"), &r.vector));
+    if (f.Take("using", &x)) {
+      QVEC_ASSIGN_OR_RETURN(r.vector_name, GetString(x, f.PathOf("using")));
     }
   } else {
-    if (!Lookup(e, "vector", &x)) return InvalidArgumentError("vector is required");
+    if (!f.Take("vector", &x)) return InvalidArgumentError(f.PathOf("vector") + " is required");
+    const std::string where = f.PathOf("vector");
     if (x.type() == element_type::OBJECT) {  // named vector {"name":..., "vector": [...]}
+      QVEC_FIELDS(nv, x, where);
+      QVEC_RETURN_IF_ERROR(nv.Refuse("indices", "sparse vectors are not supported yet"));
       element name, inner;
-      if (!Lookup(x, "name", &name) || name.type() != element_type::STRING) {
-        return InvalidArgumentError(
-            "vector: a named vector is {\"name\": \"...\", \"vector\": [...]}");
+      if (!nv.Take("name", &name) || name.type() != element_type::STRING) {
+        return InvalidArgumentError(where +
+                                    ": a named vector is {\"name\": \"...\", \"vector\": [...]}");
       }
       r.vector_name = std::string(std::string_view(name));
-      if (!Lookup(x, "vector", &inner)) return InvalidArgumentError("vector.vector is required");
+      if (!nv.Take("vector", &inner)) return InvalidArgumentError(nv.PathOf("vector") + " is required");
       if (inner.type() == element_type::OBJECT) {
-        return InvalidArgumentError("vector.vector: sparse vectors are not supported yet");
+        return InvalidArgumentError(nv.PathOf("vector") + ": sparse vectors are not supported yet");
       }
+      QVEC_RETURN_IF_ERROR(nv.Finish());
       x = inner;
     }
-    QVEC_RETURN_IF_ERROR(ParseVector(x, &r.vector));
+    QVEC_RETURN_IF_ERROR(CheckDenseVector(x, where));
+    QVEC_RETURN_IF_ERROR(ParseVector(x, &r.vector).Annotate(where));
   }
-  if (Lookup(e, "limit", &x) || Lookup(e, "top", &x)) {
+  // `top` is the old name of `limit` in Qdrant's search API.
+  for (std::string_view name : {"limit", "top"}) {
+    if (name == "top" && query_api) break;
+    if (!f.Take(name, &x)) continue;
     // Ranges are checked by the engine (qvec/options.h).
-    QVEC_ASSIGN_OR_RETURN(uint64_t n, GetUint(x, "limit"));
+    QVEC_ASSIGN_OR_RETURN(uint64_t n, GetUint(x, f.PathOf(name)));
     r.limit = static_cast<size_t>(n);
   }
-  if (Lookup(e, "offset", &x)) {
-    QVEC_ASSIGN_OR_RETURN(uint64_t n, GetUint(x, "offset"));
+  if (f.Take("offset", &x)) {
+    QVEC_ASSIGN_OR_RETURN(uint64_t n, GetUint(x, f.PathOf("offset")));
     r.offset = static_cast<size_t>(n);
   }
-  if (Lookup(e, "score_threshold", &x)) {
-    QVEC_ASSIGN_OR_RETURN(double d, GetNumber(x, "score_threshold"));
+  if (f.Take("score_threshold", &x)) {
+    QVEC_ASSIGN_OR_RETURN(double d, GetNumber(x, f.PathOf("score_threshold")));
     r.score_threshold = ToFloat(d);
   }
-  if (Lookup(e, "filter", &x)) {
-    QVEC_ASSIGN_OR_RETURN(Filter f, ParseFilter(x));
-    r.filter = std::move(f);
+  if (f.Take("filter", &x)) {
+    QVEC_ASSIGN_OR_RETURN(Filter flt, ParseFilter(x, f.PathOf("filter")));
+    r.filter = std::move(flt);
   }
-  QVEC_ASSIGN_OR_RETURN(PayloadSelector selector, ParsePayloadSelector(e, false));
-  r.with_payload = selector.enabled;
-  QVEC_ASSIGN_OR_RETURN(r.with_vector, ParseVectorSelector(e, "with_vector", false));
-  if (Lookup(e, "params", &x)) {
-    if (x.type() != element_type::OBJECT) return WrongType("params", "an object", x);
-    element y;
-    if (Lookup(x, "exact", &y)) {
-      QVEC_ASSIGN_OR_RETURN(r.params.exact, GetBool(y, "params.exact"));
-    }
-    if (Lookup(x, "nprobe", &y)) {
-      QVEC_ASSIGN_OR_RETURN(uint64_t n, GetUint(y, "params.nprobe"));
-      if (n < 1 || n > UINT32_MAX) return OutOfRangeError("params.nprobe must be at least 1");
-      r.params.nprobe = static_cast<uint32_t>(n);
-    }
-    if (Lookup(x, "target_recall", &y)) {
-      QVEC_ASSIGN_OR_RETURN(double d, GetNumber(y, "params.target_recall"));
-      r.params.target_recall = ToFloat(d);  // the engine checks the range
-    }
-    element quant;
-    if (Lookup(x, "quantization", &quant)) {
-      if (quant.type() != element_type::OBJECT)
-        return WrongType("quantization", "an object", quant);
-      if (Lookup(quant, "ignore", &y)) {
-        QVEC_ASSIGN_OR_RETURN(r.params.ignore_quantization, GetBool(y, "quantization.ignore"));
-      }
-      if (Lookup(quant, "rescore", &y)) {
-        QVEC_ASSIGN_OR_RETURN(bool b, GetBool(y, "quantization.rescore"));
-        r.params.rescore = b;
-      }
-      if (Lookup(quant, "oversampling", &y)) {
-        QVEC_ASSIGN_OR_RETURN(double d, GetNumber(y, "quantization.oversampling"));
-        r.params.oversampling = ToFloat(d);  // the engine checks the range
-      }
-    }
+  QVEC_RETURN_IF_ERROR(ParsePayloadSelectorField(f, false, &out.selector));
+  r.with_payload = out.selector.enabled;
+  QVEC_ASSIGN_OR_RETURN(r.with_vector, ParseVectorSelectorField(f, false));
+  if (f.Take("params", &x)) {
+    QVEC_RETURN_IF_ERROR(ParseSearchParams(x, f.PathOf("params"), &r.params));
   }
-  return r;
+  QVEC_RETURN_IF_ERROR(f.Finish());
+  return out;
 }
 
-namespace {
-
-// Refuses the vector shapes qvec does not store yet, naming them: sparse
-// ({indices, values}), multivectors (arrays of arrays) and documents for
-// server-side inference.
-Status CheckDenseVector(element v, const std::string& where) {
-  if (v.type() == element_type::OBJECT) {
-    element unused;
-    if (Lookup(v, "indices", &unused) || Lookup(v, "values", &unused)) {
-      return InvalidArgumentError(where + ": sparse vectors are not supported yet");
-    }
-    return InvalidArgumentError(where +
-                                ": expected an array of numbers (documents and images for "
-                                "server-side inference are not supported)");
+StatusOr<std::vector<ParsedSearch>> ParseSearchBatch(element e, bool query_api) {
+  QVEC_FIELDS(f, e, "");
+  element searches;
+  if (!f.Take("searches", &searches) || searches.type() != element_type::ARRAY) {
+    return InvalidArgumentError("searches must be an array");
   }
-  if (v.type() == element_type::ARRAY) {
-    simdjson::dom::array arr(v);
-    if (arr.size() > 0 && (*arr.begin()).type() == element_type::ARRAY) {
-      return InvalidArgumentError(where + ": multivectors are not supported");
-    }
+  QVEC_RETURN_IF_ERROR(f.Finish());
+  std::vector<ParsedSearch> out;
+  size_t i = 0;
+  for (element s : simdjson::dom::array(searches)) {
+    QVEC_ASSIGN_OR_RETURN(ParsedSearch one, ParseSearchRequest(s, query_api, Index("searches", i++)));
+    out.push_back(std::move(one));
   }
-  return Status::Ok();
+  return out;
 }
-
-// Qdrant's VectorStruct: [..] for the unnamed field, {"name": [..], ...}
-// for named ones.
-Status ParseVectorStruct(element v, Point* pt) {
-  if (v.type() == element_type::OBJECT) {
-    element unused;
-    if (Lookup(v, "indices", &unused) || Lookup(v, "values", &unused)) {
-      return InvalidArgumentError("vector: sparse vectors are not supported yet");
-    }
-    for (auto field : simdjson::dom::object(v)) {
-      const std::string fname(field.key);
-      const std::string where = "vector '" + fname + "'";
-      QVEC_RETURN_IF_ERROR(CheckDenseVector(field.value, where));
-      QVEC_RETURN_IF_ERROR(ParseVector(field.value, &pt->vectors[fname]).Annotate(where));
-    }
-    return Status::Ok();
-  }
-  QVEC_RETURN_IF_ERROR(CheckDenseVector(v, "vector"));
-  return ParseVector(v, &pt->vector);
-}
-
-}  // namespace
 
 StatusOr<std::vector<Point>> ParsePoints(element e) {
-  std::vector<Point> points;
+  QVEC_FIELDS(f, e, "");
+  QVEC_RETURN_IF_ERROR(RefuseShardKey(f));
+  QVEC_RETURN_IF_ERROR(f.Refuse(
+      "update_filter", "conditional updates (update_filter) are not supported yet"));
   element x;
-  auto payload_of = [](element p, std::string* out) -> Status {
+  if (f.Take("update_mode", &x)) {
+    if (x.type() != element_type::STRING || std::string_view(x) != "upsert") {
+      return InvalidArgumentError(
+          "update_mode: only \"upsert\" is supported (insert_only and update_only are not yet)");
+    }
+  }
+  if (f.Has("points") && f.Has("batch")) {
+    return InvalidArgumentError("body takes \"points\" or \"batch\", not both");
+  }
+  std::vector<Point> points;
+  auto payload_of = [](element p, const std::string& where, std::string* out) -> Status {
     if (p.type() == element_type::NULL_VALUE) return Status::Ok();
-    if (p.type() != element_type::OBJECT) return WrongType("payload", "an object", p);
+    if (p.type() != element_type::OBJECT) return WrongType(where, "an object", p);
     *out = simdjson::to_string(p);
     return Status::Ok();
   };
-  if (Lookup(e, "points", &x)) {
+  if (f.Take("points", &x)) {
+    QVEC_RETURN_IF_ERROR(f.Finish());
     if (x.type() != element_type::ARRAY) return WrongType("points", "an array", x);
     simdjson::dom::array arr(x);
     points.reserve(arr.size());
+    size_t i = 0;
     for (element p : arr) {
-      if (p.type() != element_type::OBJECT) return WrongType("point", "an object", p);
+      QVEC_FIELDS(pf, p, Index("points", i++));
       Point pt;
       element y;
-      if (!Lookup(p, "id", &y)) return InvalidArgumentError("point id is required");
+      if (!pf.Take("id", &y)) return InvalidArgumentError(pf.PathOf("id") + " is required");
       QVEC_ASSIGN_OR_RETURN(pt.id, ParsePointId(y));
-      if (!Lookup(p, "vector", &y)) {
-        return InvalidArgumentError("point " + pt.id.ToString() + ": vector is required");
-      }
-      Status s = ParseVectorStruct(y, &pt);
-      if (!s.ok()) return s.Annotate("point " + pt.id.ToString());
-      if (Lookup(p, "payload", &y)) QVEC_RETURN_IF_ERROR(payload_of(y, &pt.payload));
+      const std::string where = "point " + pt.id.ToString();
+      if (!pf.Take("vector", &y)) return InvalidArgumentError(where + ": vector is required");
+      QVEC_RETURN_IF_ERROR(ParseVectorStruct(y, "vector", &pt).Annotate(where));
+      if (pf.Take("payload", &y)) QVEC_RETURN_IF_ERROR(payload_of(y, where + ": payload", &pt.payload));
+      QVEC_RETURN_IF_ERROR(pf.Finish());
       points.push_back(std::move(pt));
     }
     return points;
   }
-  if (Lookup(e, "batch", &x)) {
-    if (x.type() != element_type::OBJECT) return WrongType("batch", "an object", x);
+  if (f.Take("batch", &x)) {
+    QVEC_RETURN_IF_ERROR(f.Finish());
+    QVEC_FIELDS(b, x, "batch");
     element ids, vectors, payloads;
-    if (!Lookup(x, "ids", &ids) || ids.type() != element_type::ARRAY) {
+    if (!b.Take("ids", &ids) || ids.type() != element_type::ARRAY) {
       return InvalidArgumentError("batch.ids must be an array");
     }
-    if (!Lookup(x, "vectors", &vectors) ||
+    if (!b.Take("vectors", &vectors) ||
         (vectors.type() != element_type::ARRAY && vectors.type() != element_type::OBJECT)) {
       return InvalidArgumentError(
           "batch.vectors must be an array of vectors or {\"name\": [vectors...]}");
     }
+    const bool has_payloads = b.Take("payloads", &payloads);
+    QVEC_RETURN_IF_ERROR(b.Finish());
     simdjson::dom::array id_arr(ids);
     points.resize(id_arr.size());
     size_t i = 0;
@@ -838,22 +1109,130 @@ StatusOr<std::vector<Point>> ParsePoints(element e) {
     } else {
       QVEC_RETURN_IF_ERROR(column(vectors, nullptr));
     }
-    if (Lookup(x, "payloads", &payloads)) {
-      if (payloads.type() != element_type::ARRAY)
+    if (has_payloads) {
+      if (payloads.type() != element_type::ARRAY) {
         return WrongType("batch.payloads", "an array", payloads);
+      }
       simdjson::dom::array parr(payloads);
       if (parr.size() != id_arr.size()) {
         return InvalidArgumentError("batch.payloads and batch.ids differ in length");
       }
       i = 0;
       for (element p : parr) {
-        QVEC_RETURN_IF_ERROR(payload_of(p, &points[i].payload));
+        QVEC_RETURN_IF_ERROR(payload_of(p, Index("batch.payloads", i), &points[i].payload));
         ++i;
       }
     }
     return points;
   }
+  QVEC_RETURN_IF_ERROR(f.Finish());
   return InvalidArgumentError("body needs \"points\" or \"batch\"");
+}
+
+StatusOr<RetrieveBody> ParseRetrieve(element e) {
+  QVEC_FIELDS(f, e, "");
+  QVEC_RETURN_IF_ERROR(RefuseShardKey(f));
+  RetrieveBody out;
+  element x;
+  if (!f.Take("ids", &x)) return InvalidArgumentError("ids must be an array of point ids");
+  QVEC_ASSIGN_OR_RETURN(out.ids, ParseIdList(x, "ids"));
+  QVEC_RETURN_IF_ERROR(ParsePayloadSelectorField(f, true, &out.with_payload));
+  QVEC_ASSIGN_OR_RETURN(out.with_vector, ParseVectorSelectorField(f, false));
+  QVEC_RETURN_IF_ERROR(f.Finish());
+  return out;
+}
+
+StatusOr<PointsSelection> ParseDeletePoints(element e) {
+  QVEC_FIELDS(f, e, "");
+  QVEC_RETURN_IF_ERROR(RefuseShardKey(f));
+  if (f.Has("points") && f.Has("filter")) {
+    return InvalidArgumentError("body takes \"points\" or \"filter\", not both");
+  }
+  PointsSelection out;
+  element x;
+  if (f.Take("points", &x)) {
+    QVEC_ASSIGN_OR_RETURN(out.ids, ParseIdList(x, "points"));
+  } else if (f.Take("filter", &x)) {
+    QVEC_ASSIGN_OR_RETURN(Filter flt, ParseFilter(x, "filter"));
+    out.filter = std::move(flt);
+  } else {
+    QVEC_RETURN_IF_ERROR(f.Finish());
+    return InvalidArgumentError("body needs \"points\" or \"filter\"");
+  }
+  QVEC_RETURN_IF_ERROR(f.Finish());
+  return out;
+}
+
+StatusOr<SetPayloadBody> ParseSetPayload(element e) {
+  QVEC_FIELDS(f, e, "");
+  QVEC_RETURN_IF_ERROR(RefuseShardKey(f));
+  QVEC_RETURN_IF_ERROR(f.Refuse("filter", "setting payload by filter is not supported yet"));
+  QVEC_RETURN_IF_ERROR(f.Refuse("key", "setting payload under a nested key is not supported yet"));
+  SetPayloadBody out;
+  element x;
+  if (!f.Take("payload", &x) || x.type() != element_type::OBJECT) {
+    return InvalidArgumentError("payload must be an object");
+  }
+  out.payload = simdjson::to_string(x);
+  if (!f.Take("points", &x)) return InvalidArgumentError("points must be an array of point ids");
+  QVEC_ASSIGN_OR_RETURN(out.ids, ParseIdList(x, "points"));
+  QVEC_RETURN_IF_ERROR(f.Finish());
+  return out;
+}
+
+StatusOr<std::optional<Filter>> ParseCount(element e) {
+  QVEC_FIELDS(f, e, "");
+  QVEC_RETURN_IF_ERROR(RefuseShardKey(f));
+  std::optional<Filter> out;
+  element x;
+  if (f.Take("filter", &x)) {
+    QVEC_ASSIGN_OR_RETURN(Filter flt, ParseFilter(x, "filter"));
+    out = std::move(flt);
+  }
+  // qvec's counts are always exact, which is what either value asks for
+  // (false only allows an estimate).
+  if (f.Take("exact", &x)) QVEC_RETURN_IF_ERROR(GetBool(x, "exact").status());
+  QVEC_RETURN_IF_ERROR(f.Finish());
+  return out;
+}
+
+StatusOr<ScrollBody> ParseScroll(element e) {
+  QVEC_FIELDS(f, e, "");
+  QVEC_RETURN_IF_ERROR(RefuseShardKey(f));
+  QVEC_RETURN_IF_ERROR(f.Refuse("order_by", "order_by is not supported yet"));
+  ScrollBody out;
+  ScrollRequest& r = out.request;
+  element x;
+  if (f.Take("offset", &x)) {
+    QVEC_ASSIGN_OR_RETURN(PointId id, ParsePointId(x));
+    r.offset = id;
+  }
+  if (f.Take("limit", &x)) {
+    QVEC_ASSIGN_OR_RETURN(uint64_t n, GetUint(x, "limit"));
+    if (n < 1) return OutOfRangeError("limit must be at least 1");
+    r.limit = static_cast<size_t>(n);  // the engine checks the upper bound
+  }
+  if (f.Take("filter", &x)) {
+    QVEC_ASSIGN_OR_RETURN(Filter flt, ParseFilter(x, "filter"));
+    r.filter = std::move(flt);
+  }
+  QVEC_RETURN_IF_ERROR(ParsePayloadSelectorField(f, true, &out.with_payload));
+  r.with_payload = out.with_payload.enabled;
+  QVEC_ASSIGN_OR_RETURN(r.with_vector, ParseVectorSelectorField(f, false));
+  QVEC_RETURN_IF_ERROR(f.Finish());
+  return out;
+}
+
+Status ParseCreateFieldIndex(element e) {
+  QVEC_FIELDS(f, e, "");
+  element x;
+  if (!f.Take("field_name", &x)) return InvalidArgumentError("field_name is required");
+  QVEC_ASSIGN_OR_RETURN(std::string name, GetString(x, "field_name"));
+  f.Take("field_schema", &x);
+  QVEC_RETURN_IF_ERROR(f.Finish());
+  return InvalidArgumentError("field_name, field_schema: payload indexes are not supported yet "
+                              "(filters on every payload key, '" +
+                              name + "' included, work without one)");
 }
 
 }  // namespace qvec::server

@@ -1,11 +1,17 @@
-// Decoding of Qdrant-shaped JSON request bodies into engine types. Every
-// function reports a bad field as InvalidArgument naming the field, and range
-// errors (limit 0, dimension 0, ...) as OutOfRange.
+// Decoding of Qdrant-shaped JSON request bodies into engine types.
+//
+// Every function reads its objects through RequestFields
+// (server/request_fields.h): a field is either applied, accepted because it
+// only tunes Qdrant internals (the list is in README.md, "Qdrant API
+// coverage"), or refused with InvalidArgument naming its path. Bad values
+// are InvalidArgument naming the field; range errors (limit 0, dimension 0,
+// ...) are OutOfRange. Nothing here touches the database.
 #ifndef QVEC_SERVER_JSON_REQUEST_H_
 #define QVEC_SERVER_JSON_REQUEST_H_
 
 #include <simdjson.h>
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -19,8 +25,8 @@ namespace qvec::server {
 // Deepest nesting of arrays and objects accepted in a request body.
 inline constexpr size_t kMaxJsonDepth = 64;
 
-// Parses `body` (must be one JSON object unless `allow_empty` and body is
-// blank, which yields an empty object) with `parser`.
+// Parses `body` (must be one JSON object; a blank body yields an empty
+// object) with `parser`. Duplicate keys at any depth are refused.
 [[nodiscard]] StatusOr<simdjson::dom::element> ParseBody(simdjson::dom::parser& parser,
                                                          std::string_view body);
 
@@ -28,15 +34,10 @@ inline constexpr size_t kMaxJsonDepth = 64;
 [[nodiscard]] StatusOr<PointId> ParsePointIdText(std::string_view text);
 // A JSON array of numbers as float32; values beyond float range are rejected.
 [[nodiscard]] Status ParseVector(simdjson::dom::element e, std::vector<float>* out);
-[[nodiscard]] StatusOr<Filter> ParseFilter(simdjson::dom::element e, size_t depth = 0);
-// Qdrant's CreateCollection body.
-[[nodiscard]] StatusOr<CollectionConfig> ParseCollectionConfig(simdjson::dom::element e);
-// The body of /points/search (query_api = false) or /points/query (true).
-[[nodiscard]] StatusOr<SearchRequest> ParseSearchRequest(simdjson::dom::element e, bool query_api);
-// with_vector: a boolean, or a list of vector names ([] = none).
-[[nodiscard]] StatusOr<VectorSelector> ParseVectorSelector(simdjson::dom::element obj,
-                                                           std::string_view key,
-                                                           bool default_value);
+// Qdrant's Filter. `path` names it in messages ("filter").
+[[nodiscard]] StatusOr<Filter> ParseFilter(simdjson::dom::element e,
+                                           const std::string& path = "filter", size_t depth = 0);
+
 // Qdrant's with_payload: a boolean, a list of keys to include, or
 // {"include": [...]} / {"exclude": [...]}. Keys select top-level fields (a
 // dotted key selects the field its first segment names).
@@ -48,11 +49,66 @@ struct PayloadSelector {
   // `payload` (a JSON object) restricted to the selected fields.
   std::string Apply(std::string_view payload) const;
 };
-[[nodiscard]] StatusOr<PayloadSelector> ParsePayloadSelector(simdjson::dom::element obj,
-                                                             bool default_enabled);
 
-// Upsert body: {"points": [...]} or {"batch": {...}}.
+// ---- Request bodies, one function per endpoint ----
+
+// PUT /collections/{name}.
+[[nodiscard]] StatusOr<CollectionConfig> ParseCollectionConfig(simdjson::dom::element e);
+// PATCH /collections/{name} against the collection's `config`. qvec applies
+// no change yet: the body is accepted only when every field it sets is one
+// that tunes Qdrant internals (hnsw, optimizers, replication); any other is
+// refused, naming it.
+[[nodiscard]] Status ParseCollectionUpdate(simdjson::dom::element e, const CollectionConfig& config);
+
+// POST/PUT /collections/{name}/points/search and .../query (query_api).
+struct ParsedSearch {
+  SearchRequest request;
+  PayloadSelector selector;
+};
+[[nodiscard]] StatusOr<ParsedSearch> ParseSearchRequest(simdjson::dom::element e, bool query_api,
+                                                        const std::string& path = "");
+// .../points/search/batch and .../points/query/batch: {"searches": [...]}.
+[[nodiscard]] StatusOr<std::vector<ParsedSearch>> ParseSearchBatch(simdjson::dom::element e,
+                                                                   bool query_api);
+
+// PUT /collections/{name}/points: {"points": [...]} or {"batch": {...}}.
 [[nodiscard]] StatusOr<std::vector<Point>> ParsePoints(simdjson::dom::element e);
+
+// POST /collections/{name}/points (retrieve by ids).
+struct RetrieveBody {
+  std::vector<PointId> ids;
+  PayloadSelector with_payload;
+  VectorSelector with_vector;
+};
+[[nodiscard]] StatusOr<RetrieveBody> ParseRetrieve(simdjson::dom::element e);
+
+// POST /collections/{name}/points/delete: {"points": [...]} or {"filter"}.
+struct PointsSelection {
+  std::vector<PointId> ids;     // when `filter` is unset
+  std::optional<Filter> filter;
+};
+[[nodiscard]] StatusOr<PointsSelection> ParseDeletePoints(simdjson::dom::element e);
+
+// POST (merge) / PUT (overwrite) /collections/{name}/points/payload.
+struct SetPayloadBody {
+  std::vector<PointId> ids;
+  std::string payload;  // JSON object text
+};
+[[nodiscard]] StatusOr<SetPayloadBody> ParseSetPayload(simdjson::dom::element e);
+
+// POST /collections/{name}/points/count.
+[[nodiscard]] StatusOr<std::optional<Filter>> ParseCount(simdjson::dom::element e);
+
+// POST /collections/{name}/points/scroll.
+struct ScrollBody {
+  ScrollRequest request;
+  PayloadSelector with_payload;
+};
+[[nodiscard]] StatusOr<ScrollBody> ParseScroll(simdjson::dom::element e);
+
+// PUT /collections/{name}/index: parsed so that its fields are named, then
+// refused (qvec has no payload indexes yet; filters work without one).
+[[nodiscard]] Status ParseCreateFieldIndex(simdjson::dom::element e);
 
 }  // namespace qvec::server
 

@@ -225,6 +225,46 @@ std::string_view MetricMethod(std::string_view m) {
   return "other";
 }
 
+// Qdrant's query parameters: wait and ordering (checked by Dispatch), the
+// operation timeout in seconds (qvec applies writes before answering and has
+// no request deadline, so it has no effect) and read consistency (one replica
+// answers every read consistently). Any other parameter is refused, naming it.
+Status CheckQueryParams(std::string_view query) {
+  size_t pos = 0;
+  while (pos < query.size()) {
+    size_t amp = query.find('&', pos);
+    std::string_view pair =
+        query.substr(pos, amp == std::string_view::npos ? std::string_view::npos : amp - pos);
+    pos = amp == std::string_view::npos ? query.size() : amp + 1;
+    if (pair.empty()) continue;
+    size_t eq = pair.find('=');
+    std::string_view key = pair.substr(0, eq);
+    std::string_view value = eq == std::string_view::npos ? "" : pair.substr(eq + 1);
+    auto is_uint = [](std::string_view v) {
+      return !v.empty() && v.size() <= 19 && v.find_first_not_of("0123456789") == v.npos;
+    };
+    if (key == "wait" || key == "ordering") continue;
+    if (key == "timeout") {
+      if (!is_uint(value)) {
+        return InvalidArgumentError("query parameter timeout: expected whole seconds, got '" +
+                                    std::string(value) + "'");
+      }
+      continue;
+    }
+    if (key == "consistency") {
+      if (!is_uint(value) && value != "majority" && value != "quorum" && value != "all") {
+        return InvalidArgumentError(
+            "query parameter consistency: expected a number, majority, quorum or all, got '" +
+            std::string(value) + "'");
+      }
+      continue;
+    }
+    return InvalidArgumentError("query parameter " + std::string(key) +
+                                ": not supported by qvec");
+  }
+  return Status::Ok();
+}
+
 class Router final : public RequestHandler {
  public:
   Router(std::shared_ptr<Database> db, std::string snapshots_dir, size_t max_response_bytes)
@@ -323,6 +363,9 @@ class Router final : public RequestHandler {
                                std::string(ordering) + "'",
                            Seconds(start));
     }
+    if (Status q = CheckQueryParams(call.query); !q.ok()) {
+      return StatusResponse(q, Seconds(start));
+    }
     const auto& s = call.segments;
     const std::string& m = req.method;
     auto route_is =
@@ -378,8 +421,9 @@ class Router final : public RequestHandler {
     }
     if (s.size() == 3 && s[2] == "index") {
       QVEC_ROUTE("/collections/{name}/index", "PUT");
-      return WithCollection(
-          call, name, [&](Collection&) { return OkResponse(UpdateResult(), Seconds(start)); });
+      return WithBody(call, name, [&](Collection&, element body) {
+        return StatusResponse(ParseCreateFieldIndex(body), Seconds(start));
+      });
     }
     if (s.size() >= 3 && s[2] == "points") {
       if (s.size() == 3) {
@@ -500,8 +544,13 @@ class Router final : public RequestHandler {
   }
 
   HttpResponse UpdateCollection(const Call& call, const std::string& name) {
-    return WithCollection(call, name,
-                          [&](Collection&) { return OkResponse("true", Seconds(call.start)); });
+    return WithBody(call, name, [&](Collection& c, element body) {
+      // Only fields that tune Qdrant internals pass (no change to make);
+      // every other is refused, naming it.
+      Status s = ParseCollectionUpdate(body, c.config());
+      if (!s.ok()) return StatusResponse(s, Seconds(call.start));
+      return OkResponse("true", Seconds(call.start));
+    });
   }
 
   HttpResponse DropCollection(const Call& call, const std::string& name) {
@@ -721,24 +770,13 @@ class Router final : public RequestHandler {
 
   HttpResponse Retrieve(const Call& call, const std::string& name) {
     return WithBody(call, name, [&](Collection& c, element body) {
-      element ids;
-      if (simdjson::dom::object(body).at_key("ids").get(ids) != simdjson::SUCCESS ||
-          ids.type() != simdjson::dom::element_type::ARRAY) {
-        return ErrorResponse(400, "ids must be an array of point ids", Seconds(call.start));
-      }
-      std::vector<PointId> list;
-      for (element id : simdjson::dom::array(ids)) {
-        auto pid = ParsePointId(id);
-        if (!pid.ok()) return StatusResponse(pid.status(), Seconds(call.start));
-        list.push_back(*pid);
-      }
-      auto wp = ParsePayloadSelector(body, true);
-      auto wv = ParseVectorSelector(body, "with_vector", false);
-      if (!wp.ok()) return StatusResponse(wp.status(), Seconds(call.start));
-      if (!wv.ok()) return StatusResponse(wv.status(), Seconds(call.start));
-      auto records = c.Get(list, wp->enabled, *wv, max_response_bytes_);
+      auto req = ParseRetrieve(body);
+      if (!req.ok()) return StatusResponse(req.status(), Seconds(call.start));
+      auto records = c.Get(req->ids, req->with_payload.enabled, req->with_vector,
+                           max_response_bytes_);
       if (!records.ok()) return StatusResponse(records.status(), Seconds(call.start));
-      const OutputShape shape{*wp, c.config().single_vector(), bool(*wv)};
+      const OutputShape shape{req->with_payload, c.config().single_vector(),
+                              bool(req->with_vector)};
       JsonWriter w;
       w.BeginArray();
       for (const auto& r : *records) WriteRecord(w, r, shape);
@@ -765,53 +803,19 @@ class Router final : public RequestHandler {
 
   HttpResponse DeletePoints(const Call& call, const std::string& name) {
     return WithBody(call, name, [&](Collection& c, element body) {
-      element x;
-      simdjson::dom::object obj(body);
-      if (obj.at_key("points").get(x) == simdjson::SUCCESS &&
-          x.type() != simdjson::dom::element_type::NULL_VALUE) {
-        if (x.type() != simdjson::dom::element_type::ARRAY) {
-          return ErrorResponse(400, "points must be an array of point ids", Seconds(call.start));
-        }
-        std::vector<PointId> ids;
-        for (element id : simdjson::dom::array(x)) {
-          auto pid = ParsePointId(id);
-          if (!pid.ok()) return StatusResponse(pid.status(), Seconds(call.start));
-          ids.push_back(*pid);
-        }
-        auto n = c.Delete(ids);
-        if (!n.ok()) return StatusResponse(n.status(), Seconds(call.start));
-        return OkResponse(UpdateResult(), Seconds(call.start));
-      }
-      if (obj.at_key("filter").get(x) == simdjson::SUCCESS) {
-        auto f = ParseFilter(x);
-        if (!f.ok()) return StatusResponse(f.status(), Seconds(call.start));
-        auto n = c.DeleteByFilter(*f);
-        if (!n.ok()) return StatusResponse(n.status(), Seconds(call.start));
-        return OkResponse(UpdateResult(), Seconds(call.start));
-      }
-      return ErrorResponse(400, "body needs \"points\" or \"filter\"", Seconds(call.start));
+      auto req = ParseDeletePoints(body);
+      if (!req.ok()) return StatusResponse(req.status(), Seconds(call.start));
+      auto n = req->filter ? c.DeleteByFilter(*req->filter) : c.Delete(req->ids);
+      if (!n.ok()) return StatusResponse(n.status(), Seconds(call.start));
+      return OkResponse(UpdateResult(), Seconds(call.start));
     });
   }
 
   HttpResponse SetPayload(const Call& call, const std::string& name, bool overwrite) {
     return WithBody(call, name, [&](Collection& c, element body) {
-      element payload, points;
-      simdjson::dom::object obj(body);
-      if (obj.at_key("payload").get(payload) != simdjson::SUCCESS ||
-          payload.type() != simdjson::dom::element_type::OBJECT) {
-        return ErrorResponse(400, "payload must be an object", Seconds(call.start));
-      }
-      if (obj.at_key("points").get(points) != simdjson::SUCCESS ||
-          points.type() != simdjson::dom::element_type::ARRAY) {
-        return ErrorResponse(400, "points must be an array of point ids", Seconds(call.start));
-      }
-      std::vector<PointId> ids;
-      for (element id : simdjson::dom::array(points)) {
-        auto pid = ParsePointId(id);
-        if (!pid.ok()) return StatusResponse(pid.status(), Seconds(call.start));
-        ids.push_back(*pid);
-      }
-      Status s = c.SetPayload(ids, simdjson::to_string(payload), overwrite);
+      auto req = ParseSetPayload(body);
+      if (!req.ok()) return StatusResponse(req.status(), Seconds(call.start));
+      Status s = c.SetPayload(req->ids, req->payload, overwrite);
       if (!s.ok()) return StatusResponse(s, Seconds(call.start));
       return OkResponse(UpdateResult(), Seconds(call.start));
     });
@@ -819,15 +823,9 @@ class Router final : public RequestHandler {
 
   HttpResponse CountPoints(const Call& call, const std::string& name) {
     return WithBody(call, name, [&](Collection& c, element body) {
-      element x;
-      std::optional<Filter> filter;
-      if (simdjson::dom::object(body).at_key("filter").get(x) == simdjson::SUCCESS &&
-          x.type() != simdjson::dom::element_type::NULL_VALUE) {
-        auto f = ParseFilter(x);
-        if (!f.ok()) return StatusResponse(f.status(), Seconds(call.start));
-        filter = std::move(*f);
-      }
-      auto n = c.Count(filter ? &*filter : nullptr);
+      auto filter = ParseCount(body);
+      if (!filter.ok()) return StatusResponse(filter.status(), Seconds(call.start));
+      auto n = c.Count(*filter ? &**filter : nullptr);
       if (!n.ok()) return StatusResponse(n.status(), Seconds(call.start));
       return OkResponse("{\"count\":" + std::to_string(*n) + "}", Seconds(call.start));
     });
@@ -835,37 +833,10 @@ class Router final : public RequestHandler {
 
   HttpResponse ScrollPoints(const Call& call, const std::string& name) {
     return WithBody(call, name, [&](Collection& c, element body) {
-      ScrollRequest r;
-      element x;
-      simdjson::dom::object obj(body);
-      if (obj.at_key("offset").get(x) == simdjson::SUCCESS &&
-          x.type() != simdjson::dom::element_type::NULL_VALUE) {
-        auto id = ParsePointId(x);
-        if (!id.ok()) return StatusResponse(id.status(), Seconds(call.start));
-        r.offset = *id;
-      }
-      if (obj.at_key("limit").get(x) == simdjson::SUCCESS &&
-          x.type() != simdjson::dom::element_type::NULL_VALUE) {
-        int64_t n = 0;
-        if (x.get(n) != simdjson::SUCCESS) {
-          return ErrorResponse(400, "limit must be an integer", Seconds(call.start));
-        }
-        if (n < 1) return ErrorResponse(422, "limit must be at least 1", Seconds(call.start));
-        r.limit = static_cast<size_t>(n);
-      }
-      if (obj.at_key("filter").get(x) == simdjson::SUCCESS &&
-          x.type() != simdjson::dom::element_type::NULL_VALUE) {
-        auto f = ParseFilter(x);
-        if (!f.ok()) return StatusResponse(f.status(), Seconds(call.start));
-        r.filter = std::move(*f);
-      }
-      auto wp = ParsePayloadSelector(body, true);
-      auto wv = ParseVectorSelector(body, "with_vector", false);
-      if (!wp.ok()) return StatusResponse(wp.status(), Seconds(call.start));
-      if (!wv.ok()) return StatusResponse(wv.status(), Seconds(call.start));
-      r.with_payload = wp->enabled;
-      r.with_vector = *wv;
-      const OutputShape shape{*wp, c.config().single_vector(), bool(*wv)};
+      auto req = ParseScroll(body);
+      if (!req.ok()) return StatusResponse(req.status(), Seconds(call.start));
+      ScrollRequest& r = req->request;
+      const OutputShape shape{req->with_payload, c.config().single_vector(), bool(r.with_vector)};
       r.max_result_bytes = max_response_bytes_;
       auto page = c.Scroll(r);
       if (!page.ok()) return StatusResponse(page.status(), Seconds(call.start));
@@ -886,17 +857,17 @@ class Router final : public RequestHandler {
 
   HttpResponse SearchRoute(const Call& call, const std::string& name, bool query_api) {
     return WithBody(call, name, [&](Collection& c, element body) {
-      auto req = ParseSearchRequest(body, query_api);
-      if (!req.ok()) return StatusResponse(req.status(), Seconds(call.start));
-      auto selector = ParsePayloadSelector(body, false);
-      if (!selector.ok()) return StatusResponse(selector.status(), Seconds(call.start));
-      req->max_result_bytes = max_response_bytes_;
-      auto hits = c.Search(*req);
+      auto parsed = ParseSearchRequest(body, query_api);
+      if (!parsed.ok()) return StatusResponse(parsed.status(), Seconds(call.start));
+      SearchRequest& req = parsed->request;
+      req.max_result_bytes = max_response_bytes_;
+      auto hits = c.Search(req);
       if (!hits.ok()) return StatusResponse(hits.status(), Seconds(call.start));
       JsonWriter w;
       if (query_api) w.BeginObject().Key("points");
-      WriteScoredPoints(w, *hits,
-                        OutputShape{*selector, c.config().single_vector(), bool(req->with_vector)});
+      WriteScoredPoints(
+          w, *hits,
+          OutputShape{parsed->selector, c.config().single_vector(), bool(req.with_vector)});
       if (query_api) w.EndObject();
       return OkResponse(w.Take(), Seconds(call.start));
     });
@@ -904,35 +875,24 @@ class Router final : public RequestHandler {
 
   HttpResponse SearchBatchRoute(const Call& call, const std::string& name, bool query_api) {
     return WithBody(call, name, [&](Collection& c, element body) {
-      element searches;
-      if (simdjson::dom::object(body).at_key("searches").get(searches) != simdjson::SUCCESS ||
-          searches.type() != simdjson::dom::element_type::ARRAY) {
-        return ErrorResponse(400, "searches must be an array", Seconds(call.start));
-      }
+      auto parsed = ParseSearchBatch(body, query_api);
+      if (!parsed.ok()) return StatusResponse(parsed.status(), Seconds(call.start));
       std::vector<SearchRequest> reqs;
-      std::vector<PayloadSelector> selectors;
-      const bool single_vector = c.config().single_vector();
-      for (element s : simdjson::dom::array(searches)) {
-        if (s.type() != simdjson::dom::element_type::OBJECT) {
-          return ErrorResponse(400, "each search must be an object", Seconds(call.start));
-        }
-        auto req = ParseSearchRequest(s, query_api);
-        if (!req.ok()) return StatusResponse(req.status(), Seconds(call.start));
-        auto selector = ParsePayloadSelector(s, false);
-        if (!selector.ok()) return StatusResponse(selector.status(), Seconds(call.start));
-        req->max_result_bytes = max_response_bytes_;
-        reqs.push_back(std::move(*req));
-        selectors.push_back(std::move(*selector));
+      reqs.reserve(parsed->size());
+      for (auto& one : *parsed) {
+        one.request.max_result_bytes = max_response_bytes_;
+        reqs.push_back(std::move(one.request));
       }
+      const bool single_vector = c.config().single_vector();
       auto results = c.SearchBatch(reqs);
       if (!results.ok()) return StatusResponse(results.status(), Seconds(call.start));
       JsonWriter w;
       w.BeginArray();
       for (size_t i = 0; i < results->size(); ++i) {
-        const auto& hits = (*results)[i];
         if (query_api) w.BeginObject().Key("points");
-        WriteScoredPoints(w, hits,
-                          OutputShape{selectors[i], single_vector, bool(reqs[i].with_vector)});
+        WriteScoredPoints(
+            w, (*results)[i],
+            OutputShape{(*parsed)[i].selector, single_vector, bool(reqs[i].with_vector)});
         if (query_api) w.EndObject();
       }
       w.EndArray();

@@ -1,6 +1,8 @@
 // Where the engine's log lines go. An embedding program passes its own
-// Logger in DatabaseOptions::logger; by default lines go to spdlog's default
-// logger (stderr unless the program configured spdlog otherwise).
+// Logger in DatabaseOptions::logger; by default lines go to stderr through
+// the spdlog logger named "qvec" (a program that registers its own spdlog
+// logger under that name before opening a database redirects them; stdout is
+// never written, so programs that print results there stay clean).
 #ifndef QVEC_LOGGER_H_
 #define QVEC_LOGGER_H_
 

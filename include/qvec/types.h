@@ -142,9 +142,20 @@ struct Condition {
     kMatchExcept,  // payload[key] has a value equal to none of `any`
     kRange,        // gt / gte / lt / lte on numbers
     kHasId,        // the point id is in `ids`
-    kIsEmpty,      // payload[key] is missing, null or []
+    kIsEmpty,      // payload[key] is missing, null or [] (not [null], {} or "")
     kIsNull,       // payload[key] is null
     kNested,       // a whole sub-filter
+    // A string at payload[key] contains `value` (a string) as a substring,
+    // case-sensitive: Qdrant's match.text / match.phrase on a field without
+    // a full-text index.
+    kMatchText,
+    // A string at payload[key] contains any whitespace-separated word of
+    // `value` (Qdrant's match.text_any without a full-text index).
+    kMatchTextAny,
+    // The number of values at payload[key] (the length of an array, 1 for a
+    // scalar or an object, 0 when missing or null) is within gt / gte / lt /
+    // lte, as Qdrant counts them.
+    kValuesCount,
   };
   Kind kind = Kind::kMatchValue;
   std::string key;  // payload key; dots address nested objects ("a.b")

@@ -119,10 +119,15 @@ inline unsigned FuzzJsonRequest(const uint8_t* data, size_t size) {
   simdjson::dom::element e = *doc;
   (void)server::ParseSearchRequest(e, false);
   (void)server::ParseSearchRequest(e, true);
+  (void)server::ParseSearchBatch(e, true);
   (void)server::ParsePoints(e);
   (void)server::ParseCollectionConfig(e);
-  (void)server::ParseVectorSelector(e, "with_vector", true);
-  (void)server::ParsePayloadSelector(e, true);
+  (void)server::ParseRetrieve(e);
+  (void)server::ParseDeletePoints(e);
+  (void)server::ParseSetPayload(e);
+  (void)server::ParseCount(e);
+  (void)server::ParseScroll(e);
+  (void)server::ParseCreateFieldIndex(e);
   (void)server::ParseFilter(e);
   // Every member as a filter, a point id and a vector too.
   for (auto field : simdjson::dom::object(e)) {

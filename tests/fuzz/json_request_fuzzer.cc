@@ -1,5 +1,5 @@
-// libFuzzer harness: ParseBody, ParseFilter, ParseSearchRequest, ParsePoints,
-// ParseCollectionConfig of server/json_request.h. Built by `make fuzz`.
+// libFuzzer harness: ParseBody and the request parsers of server/json_request.h
+// (every endpoint body, filters, ids, vectors). Built by `make fuzz`.
 #include <cstddef>
 #include <cstdint>
 

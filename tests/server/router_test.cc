@@ -367,5 +367,117 @@ TEST_F(RouterTest, MetricsAndSnapshot) {
   EXPECT_THAT(r.body, HasSubstr("qvec_collection_points{collection=\"demo\"} 3"));
 }
 
+// Filters evaluate as Qdrant does for payload fields without an index.
+TEST_F(RouterTest, FilterConditionsWithQdrantsSemantics) {
+  auto r = Call("PUT", "/collections/f", R"({"vectors":{"size":2,"distance":"Dot"}})");
+  ASSERT_EQ(r.status, 200u) << r.body;
+  r = Call("PUT", "/collections/f/points", R"({"points":[
+    {"id":1,"vector":[1,0],"payload":{"text":"hello world","tags":["a","b"]}},
+    {"id":2,"vector":[0,1],"payload":{"text":"Hello there","tags":[]}},
+    {"id":3,"vector":[1,1],"payload":{"tags":null}},
+    {"id":4,"vector":[1,2],"payload":{"text":["big world","x"],"tags":"a"}},
+    {"id":5,"vector":[2,1],"payload":{"tags":[null],"obj":{}}}]})");
+  ASSERT_EQ(r.status, 200u) << r.body;
+  auto count = [&](const std::string& filter) -> int64_t {
+    std::string body = R"({"filter":)";  // appended, not +: GCC 12's -Wrestrict false positive
+    body += filter;
+    body += '}';
+    auto resp = Call("POST", "/collections/f/points/count", body);
+    EXPECT_EQ(resp.status, 200u) << filter << " -> " << resp.body;
+    if (resp.status != 200u) return -1;
+    return int64_t(Json(resp)["result"]["count"]);
+  };
+  auto must = [](const std::string& c) {
+    std::string f = R"({"must":[)";
+    f += c;
+    f += "]}";
+    return f;
+  };
+  // Full-text conditions without a text index: case-sensitive substrings.
+  EXPECT_EQ(count(must(R"({"key":"text","match":{"text":"llo wor"}})")), 1);
+  EXPECT_EQ(count(must(R"({"key":"text","match":{"text":"world"}})")), 2);
+  EXPECT_EQ(count(must(R"({"key":"text","match":{"text":"Hello"}})")), 1);
+  EXPECT_EQ(count(must(R"({"key":"text","match":{"phrase":"hello world"}})")), 1);
+  EXPECT_EQ(count(must(R"({"key":"text","match":{"text_any":"moon world"}})")), 2);
+  EXPECT_EQ(count(must(R"({"key":"text","match":{"text_any":"there  zzz"}})")), 1);
+  EXPECT_EQ(count(must(R"({"key":"text","match":{"text_any":"  "}})")), 0);
+  // values_count counts array elements (nulls included), 1 for a scalar.
+  EXPECT_EQ(count(must(R"({"key":"tags","values_count":{"gt":1}})")), 1);
+  EXPECT_EQ(count(must(R"({"key":"tags","values_count":{"gte":1}})")), 3);  // 1, 4, 5
+  EXPECT_EQ(count(must(R"({"key":"tags","values_count":{"lt":1}})")), 2);   // 2, 3
+  // is_empty: missing, null or []; [null] and {} are not empty.
+  EXPECT_EQ(count(must(R"({"is_empty":{"key":"tags"}})")), 2);
+  EXPECT_EQ(count(must(R"({"key":"tags","is_empty":true})")), 2);
+  EXPECT_EQ(count(must(R"({"key":"tags","is_empty":false})")), 3);
+  EXPECT_EQ(count(must(R"({"is_empty":{"key":"obj"}})")), 4);
+  // is_null: null, or an array holding null.
+  EXPECT_EQ(count(must(R"({"is_null":{"key":"tags"}})")), 2);
+  EXPECT_EQ(count(must(R"({"key":"tags","is_null":false})")), 3);
+  // min_should is a clause of its own beside should, not merged into it.
+  EXPECT_EQ(count(R"({"should":[{"has_id":[1]}],
+                      "min_should":{"conditions":[{"has_id":[2]},{"has_id":[1]}],"min_count":2}})"),
+            0);
+  EXPECT_EQ(count(R"({"should":[{"has_id":[1,2]}],
+                      "min_should":{"conditions":[{"has_id":[2,3]},{"has_id":[2]}],"min_count":2}})"),
+            1);
+  EXPECT_EQ(count(R"({"min_should":{"conditions":[{"has_id":[1]}],"min_count":0}})"), 5);
+}
+
+// A field qvec does not implement is refused, naming its path; it is never
+// ignored.
+TEST_F(RouterTest, UnsupportedFieldsAreRefusedByPath) {
+  CreateDemo();
+  struct Case {
+    const char* method;
+    const char* target;
+    const char* body;
+    const char* message;
+  };
+  const Case cases[] = {
+      {"POST", "/collections/demo/points/query", R"({"query":[1,0,0,0],"prefetch":{"query":[1,0,0,0]}})",
+       "prefetch: prefetch is not supported yet"},
+      {"POST", "/collections/demo/points/query", R"({"query":{"nearest":[1,0,0,0],"mmr":{"diversity":0.5}}})",
+       "query.mmr"},
+      {"POST", "/collections/demo/points/query", R"({"query":{"recommend":{"positive":[1]}}})",
+       "query.recommend: not supported by qvec"},
+      {"POST", "/collections/demo/points/scroll", R"({"order_by":"n"})", "order_by"},
+      {"POST", "/collections/demo/points/payload", R"({"payload":{"a":1},"points":[1],"key":"meta"})",
+       "key: setting payload under a nested key"},
+      {"POST", "/collections/demo/points/count",
+       R"({"filter":{"must":[{"key":"city","match":{"value":"Berlin"}},{"key":"loc","geo_radius":{}}]}})",
+       "filter.must[1].geo_radius"},
+      {"POST", "/collections/demo/points/count",
+       R"({"filter":{"should":{"key":"city","match":{"value":"Berlin","text":"B"}}}})",
+       "filter.should.match: expected exactly one of"},
+      {"POST", "/collections/demo/points/search",
+       R"({"vector":[1,0,0,0],"params":{"hnsw_ef":64,"quantisation":{}}})",
+       "params.quantisation: not supported by qvec"},
+      {"PATCH", "/collections/demo", R"({"quantization_config":{"scalar":{"type":"int8"}}})",
+       "quantization_config"},
+      {"PATCH", "/collections/demo", R"({"vectors":{"text":{"on_disk":true}}})",
+       "vectors.text: the collection has no such vector field"},
+      {"PUT", "/collections/demo/index", R"({"field_name":"city","field_schema":"keyword"})",
+       "payload indexes are not supported yet"},
+      {"POST", "/collections/demo/points/count?timeout=1&verbose=1", "{}",
+       "query parameter verbose: not supported by qvec"},
+  };
+  for (const Case& c : cases) {
+    auto r = Call(c.method, c.target, c.body);
+    EXPECT_EQ(r.status, 400u) << c.target << " " << c.body << " -> " << r.body;
+    EXPECT_THAT(r.body, HasSubstr(c.message)) << c.body;
+  }
+  // The refused requests changed nothing.
+  auto r = Call("POST", "/collections/demo/points", R"({"ids":[1]})");
+  EXPECT_THAT(r.body, HasSubstr(R"("payload":{"city":"Berlin","n":1})"));
+  // Tuning-only fields and nulls pass.
+  r = Call("PATCH", "/collections/demo", R"({"optimizers_config":{"indexing_threshold":0},
+                                            "params":{"replication_factor":1},
+                                            "vectors":{"":{"hnsw_config":{"m":0}}}})");
+  EXPECT_EQ(r.status, 200u) << r.body;
+  r = Call("POST", "/collections/demo/points/search",
+           R"({"vector":[1,0,0,0],"limit":1,"shard_key":null,"params":{"hnsw_ef":16}})");
+  EXPECT_EQ(r.status, 200u) << r.body;
+}
+
 }  // namespace
 }  // namespace qvec::server

@@ -1,0 +1,519 @@
+#!/usr/bin/env python3
+"""Every request field of every endpoint qvec serves either works or is refused.
+
+Walks the request-body schemas of Qdrant's OpenAPI description
+(tests/fixtures/qdrant-openapi/) for the endpoints qvec serves and checks
+against a real `qvec serve`:
+
+  * every field the schemas define is classified in FIELDS below (a field
+    Qdrant adds later fails the test until someone decides what it does);
+  * an APPLIED or NO_EFFECT field is accepted (HTTP 200) in a request that
+    sets it; APPLIED fields have their effect tested elsewhere
+    (tests/server/router_test.cc, tests/integration/*), NO_EFFECT ones only
+    tune Qdrant internals and are the list in README.md ("Accepted without
+    effect"), which this test compares;
+  * a REFUSED field gets HTTP 400 with a JSON message that names it;
+  * a field that is in no schema gets a 400 naming it, at every level;
+  * query parameters: the documented ones pass, any other is refused.
+
+Usage: api_coverage_test.py QVEC_BINARY SOURCE_DIR
+"""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+
+APPLIED, NO_EFFECT, REFUSED, OBJECT = "applied", "no effect", "refused", "object"
+
+V = [0.1, 0.2, 0.3, 0.4]
+VP = {"size": 4, "distance": "Cosine"}
+
+# Endpoints qvec serves that take a JSON body: (method, OpenAPI path).
+ENDPOINTS = [
+    ("put", "/collections/{collection_name}"),
+    ("patch", "/collections/{collection_name}"),
+    ("put", "/collections/{collection_name}/index"),
+    ("put", "/collections/{collection_name}/points"),
+    ("post", "/collections/{collection_name}/points"),
+    ("post", "/collections/{collection_name}/points/delete"),
+    ("post", "/collections/{collection_name}/points/count"),
+    ("post", "/collections/{collection_name}/points/scroll"),
+    ("post", "/collections/{collection_name}/points/search"),
+    ("post", "/collections/{collection_name}/points/query"),
+    ("post", "/collections/{collection_name}/points/payload"),
+    ("put", "/collections/{collection_name}/points/payload"),
+    ("post", "/collections/{collection_name}/points/search/batch"),
+    ("post", "/collections/{collection_name}/points/query/batch"),
+]
+
+
+def count(flt):
+    return ("POST", "/collections/c/points/count", {"filter": flt})
+
+
+def cond(c):
+    return count({"must": [c]})
+
+
+def create(body):
+    return ("PUT", "/collections/{new}", body)
+
+
+def patch(body):
+    return ("PATCH", "/collections/c", body)
+
+
+def search(extra):
+    return ("POST", "/collections/c/points/search", dict({"vector": V, "limit": 2}, **extra))
+
+
+def query(extra):
+    return ("POST", "/collections/c/points/query", dict({"query": V, "limit": 2}, **extra))
+
+
+def params(p):
+    return search({"params": p})
+
+
+UPSERT = "/collections/c/points"
+
+# (schema, field path inside it, handling, request or None). A schema that
+# has rows here is walked on its own wherever it is referenced; "*" stands
+# for a key the user names (vector names). A field may have several rows
+# (e.g. one value applied, another refused).
+FIELDS = [
+    # PUT /collections/{name}
+    ("CreateCollection", "vectors", OBJECT, None),
+    ("CreateCollection", "vectors.*", APPLIED, create({"vectors": {"a": VP, "b": {"size": 2, "distance": "Dot"}}})),
+    ("CreateCollection", "hnsw_config", NO_EFFECT, create({"vectors": VP, "hnsw_config": {"m": 32}})),
+    ("CreateCollection", "wal_config", NO_EFFECT, create({"vectors": VP, "wal_config": {"wal_capacity_mb": 64}})),
+    ("CreateCollection", "optimizers_config", NO_EFFECT, create({"vectors": VP, "optimizers_config": {"indexing_threshold": 1000}})),
+    ("CreateCollection", "shard_number", NO_EFFECT, create({"vectors": VP, "shard_number": 2})),
+    ("CreateCollection", "replication_factor", NO_EFFECT, create({"vectors": VP, "replication_factor": 2})),
+    ("CreateCollection", "write_consistency_factor", NO_EFFECT, create({"vectors": VP, "write_consistency_factor": 1})),
+    ("CreateCollection", "on_disk_payload", NO_EFFECT, create({"vectors": VP, "on_disk_payload": True})),
+    ("CreateCollection", "sharding_method", APPLIED, create({"vectors": VP, "sharding_method": "auto"})),
+    ("CreateCollection", "sharding_method", REFUSED, create({"vectors": VP, "sharding_method": "custom"})),
+    ("CreateCollection", "quantization_config", APPLIED, create({"vectors": VP, "quantization_config": {"scalar": {"type": "int8", "quantile": 0.99}}})),
+    ("CreateCollection", "sparse_vectors", REFUSED, create({"vectors": VP, "sparse_vectors": {"s": {}}})),
+    ("CreateCollection", "strict_mode_config", REFUSED, create({"vectors": VP, "strict_mode_config": {"enabled": True}})),
+    ("CreateCollection", "metadata", REFUSED, create({"vectors": VP, "metadata": {"team": "search"}})),
+    ("VectorParams", "size", APPLIED, create({"vectors": VP})),
+    ("VectorParams", "distance", APPLIED, create({"vectors": {"size": 4, "distance": "Manhattan"}})),
+    ("VectorParams", "hnsw_config", NO_EFFECT, create({"vectors": dict(VP, hnsw_config={"m": 8})})),
+    ("VectorParams", "quantization_config", APPLIED, create({"vectors": {"a": dict(VP, quantization_config={"scalar": {"type": "int8"}})}})),
+    ("VectorParams", "on_disk", NO_EFFECT, create({"vectors": dict(VP, on_disk=True)})),
+    ("VectorParams", "datatype", APPLIED, create({"vectors": dict(VP, datatype="float32")})),
+    ("VectorParams", "datatype", REFUSED, create({"vectors": dict(VP, datatype="float16")})),
+    ("VectorParams", "multivector_config", REFUSED, create({"vectors": dict(VP, multivector_config={"comparator": "max_sim"})})),
+    ("QuantizationConfig", "scalar", OBJECT, None),
+    ("QuantizationConfig", "scalar.type", APPLIED, create({"vectors": VP, "quantization_config": {"scalar": {"type": "int8"}}})),
+    ("QuantizationConfig", "scalar.quantile", APPLIED, create({"vectors": VP, "quantization_config": {"scalar": {"type": "int8", "quantile": 0.95}}})),
+    ("QuantizationConfig", "scalar.always_ram", APPLIED, create({"vectors": VP, "quantization_config": {"scalar": {"type": "int8", "always_ram": True}}})),
+    ("QuantizationConfig", "product", REFUSED, create({"vectors": VP, "quantization_config": {"product": {"compression": "x16"}}})),
+    ("QuantizationConfig", "binary", REFUSED, create({"vectors": VP, "quantization_config": {"binary": {}}})),
+    ("QuantizationConfig", "turbo", REFUSED, create({"vectors": VP, "quantization_config": {"turbo": {}}})),
+    # PATCH /collections/{name}
+    ("UpdateCollection", "vectors", OBJECT, None),
+    ("UpdateCollection", "vectors.*", OBJECT, None),
+    ("UpdateCollection", "vectors.*.hnsw_config", NO_EFFECT, patch({"vectors": {"": {"hnsw_config": {"m": 8}}}})),
+    ("UpdateCollection", "vectors.*.on_disk", NO_EFFECT, patch({"vectors": {"": {"on_disk": True}}})),
+    ("UpdateCollection", "vectors.*.quantization_config", REFUSED, patch({"vectors": {"": {"quantization_config": {"scalar": {"type": "int8"}}}}})),
+    ("UpdateCollection", "optimizers_config", NO_EFFECT, patch({"optimizers_config": {"indexing_threshold": 1000}})),
+    ("UpdateCollection", "hnsw_config", NO_EFFECT, patch({"hnsw_config": {"ef_construct": 64}})),
+    ("UpdateCollection", "params", OBJECT, None),
+    ("UpdateCollection", "params.replication_factor", NO_EFFECT, patch({"params": {"replication_factor": 2}})),
+    ("UpdateCollection", "params.write_consistency_factor", NO_EFFECT, patch({"params": {"write_consistency_factor": 1}})),
+    ("UpdateCollection", "params.read_fan_out_factor", NO_EFFECT, patch({"params": {"read_fan_out_factor": 0}})),
+    ("UpdateCollection", "params.read_fan_out_delay_ms", NO_EFFECT, patch({"params": {"read_fan_out_delay_ms": 10}})),
+    ("UpdateCollection", "params.on_disk_payload", NO_EFFECT, patch({"params": {"on_disk_payload": False}})),
+    ("UpdateCollection", "quantization_config", REFUSED, patch({"quantization_config": {"scalar": {"type": "int8"}}})),
+    ("UpdateCollection", "sparse_vectors", REFUSED, patch({"sparse_vectors": {"s": {}}})),
+    ("UpdateCollection", "strict_mode_config", REFUSED, patch({"strict_mode_config": {"enabled": True}})),
+    ("UpdateCollection", "metadata", REFUSED, patch({"metadata": {"k": "v"}})),
+    # PUT /collections/{name}/index
+    ("CreateFieldIndex", "field_name", REFUSED, ("PUT", "/collections/c/index", {"field_name": "city", "field_schema": "keyword"})),
+    ("CreateFieldIndex", "field_schema", REFUSED, ("PUT", "/collections/c/index", {"field_name": "city", "field_schema": "keyword"})),
+    # PUT /collections/{name}/points
+    ("PointInsertOperations", "points", APPLIED, ("PUT", UPSERT, {"points": [{"id": 9, "vector": V}]})),
+    ("PointInsertOperations", "batch", APPLIED, ("PUT", UPSERT, {"batch": {"ids": [9], "vectors": [V]}})),
+    ("PointInsertOperations", "shard_key", REFUSED, ("PUT", UPSERT, {"points": [{"id": 9, "vector": V}], "shard_key": "a"})),
+    ("PointInsertOperations", "update_filter", REFUSED, ("PUT", UPSERT, {"points": [{"id": 9, "vector": V}], "update_filter": {"must": []}})),
+    ("PointInsertOperations", "update_mode", APPLIED, ("PUT", UPSERT, {"points": [{"id": 9, "vector": V}], "update_mode": "upsert"})),
+    ("PointInsertOperations", "update_mode", REFUSED, ("PUT", UPSERT, {"points": [{"id": 9, "vector": V}], "update_mode": "insert_only"})),
+    ("PointStruct", "id", APPLIED, ("PUT", UPSERT, {"points": [{"id": "5c56c793-69f3-4fbf-87e6-c4bf54c28c26", "vector": V}]})),
+    ("PointStruct", "vector", APPLIED, ("PUT", UPSERT, {"points": [{"id": 9, "vector": V}]})),
+    ("PointStruct", "payload", APPLIED, ("PUT", UPSERT, {"points": [{"id": 9, "vector": V, "payload": {"city": "Rome"}}]})),
+    ("Batch", "ids", APPLIED, ("PUT", UPSERT, {"batch": {"ids": [9, 10], "vectors": [V, V]}})),
+    ("Batch", "vectors", APPLIED, ("PUT", UPSERT, {"batch": {"ids": [9], "vectors": [V]}})),
+    ("Batch", "payloads", APPLIED, ("PUT", UPSERT, {"batch": {"ids": [9], "vectors": [V], "payloads": [{"city": "Oslo"}]}})),
+    # POST /collections/{name}/points (retrieve)
+    ("PointRequest", "ids", APPLIED, ("POST", "/collections/c/points", {"ids": [1, 2]})),
+    ("PointRequest", "with_payload", APPLIED, ("POST", "/collections/c/points", {"ids": [1], "with_payload": ["city"]})),
+    ("PointRequest", "with_vector", APPLIED, ("POST", "/collections/c/points", {"ids": [1], "with_vector": True})),
+    ("PointRequest", "shard_key", REFUSED, ("POST", "/collections/c/points", {"ids": [1], "shard_key": "a"})),
+    ("WithPayloadInterface", "include", APPLIED, ("POST", "/collections/c/points", {"ids": [1], "with_payload": {"include": ["city"]}})),
+    ("WithPayloadInterface", "exclude", APPLIED, ("POST", "/collections/c/points", {"ids": [1], "with_payload": {"exclude": ["city"]}})),
+    # POST /collections/{name}/points/delete
+    ("PointsSelector", "points", APPLIED, ("POST", "/collections/c/points/delete", {"points": [77]})),
+    ("PointsSelector", "filter", APPLIED, ("POST", "/collections/c/points/delete", {"filter": {"must": [{"key": "city", "match": {"value": "Nowhere"}}]}})),
+    ("PointsSelector", "shard_key", REFUSED, ("POST", "/collections/c/points/delete", {"points": [77], "shard_key": "a"})),
+    # POST /collections/{name}/points/count
+    ("CountRequest", "filter", APPLIED, count({"must": [{"key": "city", "match": {"value": "Berlin"}}]})),
+    ("CountRequest", "exact", APPLIED, ("POST", "/collections/c/points/count", {"exact": False})),
+    ("CountRequest", "shard_key", REFUSED, ("POST", "/collections/c/points/count", {"shard_key": "a"})),
+    # POST /collections/{name}/points/scroll
+    ("ScrollRequest", "offset", APPLIED, ("POST", "/collections/c/points/scroll", {"offset": 2})),
+    ("ScrollRequest", "limit", APPLIED, ("POST", "/collections/c/points/scroll", {"limit": 1})),
+    ("ScrollRequest", "filter", APPLIED, ("POST", "/collections/c/points/scroll", {"filter": {"must": []}})),
+    ("ScrollRequest", "with_payload", APPLIED, ("POST", "/collections/c/points/scroll", {"with_payload": False})),
+    ("ScrollRequest", "with_vector", APPLIED, ("POST", "/collections/c/points/scroll", {"with_vector": True})),
+    ("ScrollRequest", "order_by", REFUSED, ("POST", "/collections/c/points/scroll", {"order_by": "n"})),
+    ("ScrollRequest", "shard_key", REFUSED, ("POST", "/collections/c/points/scroll", {"shard_key": "a"})),
+    # POST /collections/{name}/points/search
+    ("SearchRequest", "vector", OBJECT, None),
+    ("SearchRequest", "vector.name", APPLIED, ("POST", "/collections/nv/points/search", {"vector": {"name": "text", "vector": V}})),
+    ("SearchRequest", "vector.vector", APPLIED, ("POST", "/collections/nv/points/search", {"vector": {"name": "text", "vector": V}})),
+    ("SearchRequest", "vector.vector", REFUSED, ("POST", "/collections/nv/points/search", {"vector": {"name": "text", "vector": {"indices": [1], "values": [0.5]}}})),
+    ("SearchRequest", "filter", APPLIED, search({"filter": {"must": [{"key": "n", "range": {"gte": 2}}]}})),
+    ("SearchRequest", "params", APPLIED, search({"params": {"exact": True}})),
+    ("SearchRequest", "limit", APPLIED, search({"limit": 1})),
+    ("SearchRequest", "offset", APPLIED, search({"offset": 1})),
+    ("SearchRequest", "with_payload", APPLIED, search({"with_payload": True})),
+    ("SearchRequest", "with_vector", APPLIED, search({"with_vector": True})),
+    ("SearchRequest", "score_threshold", APPLIED, search({"score_threshold": 0.5})),
+    ("SearchRequest", "shard_key", REFUSED, search({"shard_key": "a"})),
+    ("SearchParams", "exact", APPLIED, params({"exact": True})),
+    ("SearchParams", "hnsw_ef", NO_EFFECT, params({"hnsw_ef": 128})),
+    ("SearchParams", "acorn", NO_EFFECT, params({"acorn": {"enable": True}})),
+    ("SearchParams", "indexed_only", APPLIED, params({"indexed_only": True})),
+    ("SearchParams", "quantization", OBJECT, None),
+    ("SearchParams", "quantization.ignore", APPLIED, params({"quantization": {"ignore": True}})),
+    ("SearchParams", "quantization.rescore", APPLIED, params({"quantization": {"rescore": False}})),
+    ("SearchParams", "quantization.oversampling", APPLIED, params({"quantization": {"oversampling": 2.0}})),
+    # POST /collections/{name}/points/query
+    ("QueryRequest", "query", OBJECT, None),
+    ("QueryRequest", "query.nearest", APPLIED, query({"query": {"nearest": V}})),
+    ("QueryRequest", "query.mmr", REFUSED, query({"query": {"nearest": V, "mmr": {"diversity": 0.5}}})),
+    ("QueryRequest", "query.indices", REFUSED, query({"query": {"indices": [1], "values": [0.5]}})),
+    ("QueryRequest", "query.values", REFUSED, query({"query": {"values": [0.5]}})),
+    ("QueryRequest", "query.text", REFUSED, query({"query": {"text": "hello", "model": "m"}})),
+    ("QueryRequest", "query.image", REFUSED, query({"query": {"image": "x.png", "model": "m"}})),
+    ("QueryRequest", "query.object", REFUSED, query({"query": {"object": {}, "model": "m"}})),
+    ("QueryRequest", "query.model", REFUSED, query({"query": {"model": "m"}})),
+    ("QueryRequest", "query.options", REFUSED, query({"query": {"options": {}}})),
+    ("QueryRequest", "query.recommend", REFUSED, query({"query": {"recommend": {"positive": [1]}}})),
+    ("QueryRequest", "query.discover", REFUSED, query({"query": {"discover": {"target": 1, "context": []}}})),
+    ("QueryRequest", "query.context", REFUSED, query({"query": {"context": []}})),
+    ("QueryRequest", "query.order_by", REFUSED, query({"query": {"order_by": "n"}})),
+    ("QueryRequest", "query.fusion", REFUSED, query({"query": {"fusion": "rrf"}})),
+    ("QueryRequest", "query.rrf", REFUSED, query({"query": {"rrf": {"k": 2}}})),
+    ("QueryRequest", "query.formula", REFUSED, query({"query": {"formula": "$score"}})),
+    ("QueryRequest", "query.defaults", REFUSED, query({"query": {"defaults": {}}})),
+    ("QueryRequest", "query.sample", REFUSED, query({"query": {"sample": "random"}})),
+    ("QueryRequest", "query.relevance_feedback", REFUSED, query({"query": {"relevance_feedback": {}}})),
+    ("QueryRequest", "query", REFUSED, query({"query": 1})),
+    ("QueryRequest", "using", APPLIED, ("POST", "/collections/nv/points/query", {"query": V, "using": "text"})),
+    ("QueryRequest", "prefetch", REFUSED, query({"prefetch": [{"query": V}]})),
+    ("QueryRequest", "lookup_from", REFUSED, query({"lookup_from": {"collection": "nv"}})),
+    ("QueryRequest", "filter", APPLIED, query({"filter": {"must_not": [{"has_id": [1]}]}})),
+    ("QueryRequest", "params", APPLIED, query({"params": {"exact": True}})),
+    ("QueryRequest", "score_threshold", APPLIED, query({"score_threshold": 0.1})),
+    ("QueryRequest", "limit", APPLIED, query({"limit": 1})),
+    ("QueryRequest", "offset", APPLIED, query({"offset": 1})),
+    ("QueryRequest", "with_vector", APPLIED, query({"with_vector": True})),
+    ("QueryRequest", "with_payload", APPLIED, query({"with_payload": True})),
+    ("QueryRequest", "shard_key", REFUSED, query({"shard_key": "a"})),
+    # POST/PUT /collections/{name}/points/payload
+    ("SetPayload", "payload", APPLIED, ("POST", "/collections/c/points/payload", {"payload": {"x": 1}, "points": [1]})),
+    ("SetPayload", "points", APPLIED, ("PUT", "/collections/c/points/payload", {"payload": {"city": "Berlin", "n": 1}, "points": [1]})),
+    ("SetPayload", "filter", REFUSED, ("POST", "/collections/c/points/payload", {"payload": {"x": 1}, "filter": {"must": []}})),
+    ("SetPayload", "key", REFUSED, ("POST", "/collections/c/points/payload", {"payload": {"x": 1}, "points": [1], "key": "meta"})),
+    ("SetPayload", "shard_key", REFUSED, ("POST", "/collections/c/points/payload", {"payload": {"x": 1}, "points": [1], "shard_key": "a"})),
+    # .../search/batch and .../query/batch
+    ("SearchRequestBatch", "searches", APPLIED, ("POST", "/collections/c/points/search/batch", {"searches": [{"vector": V, "limit": 1}]})),
+    ("QueryRequestBatch", "searches", APPLIED, ("POST", "/collections/c/points/query/batch", {"searches": [{"query": V, "limit": 1}]})),
+    # Filters (through count)
+    ("Filter", "must", APPLIED, count({"must": [{"key": "city", "match": {"value": "Berlin"}}]})),
+    ("Filter", "should", APPLIED, count({"should": [{"key": "city", "match": {"value": "Berlin"}}]})),
+    ("Filter", "must_not", APPLIED, count({"must_not": {"key": "city", "match": {"value": "Berlin"}}})),
+    ("Filter", "min_should", OBJECT, None),
+    ("Filter", "min_should.conditions", APPLIED, count({"min_should": {"conditions": [{"has_id": [1]}, {"has_id": [2]}], "min_count": 1}})),
+    ("Filter", "min_should.min_count", APPLIED, count({"min_should": {"conditions": [{"has_id": [1]}], "min_count": 1}})),
+    ("Condition", "key", APPLIED, cond({"key": "city", "match": {"value": "Berlin"}})),
+    ("Condition", "match", OBJECT, None),
+    ("Condition", "match.value", APPLIED, cond({"key": "n", "match": {"value": 2}})),
+    ("Condition", "match.text", APPLIED, cond({"key": "text", "match": {"text": "llo wor"}})),
+    ("Condition", "match.text_any", APPLIED, cond({"key": "text", "match": {"text_any": "hello moon"}})),
+    ("Condition", "match.phrase", APPLIED, cond({"key": "text", "match": {"phrase": "hello world"}})),
+    ("Condition", "match.any", APPLIED, cond({"key": "city", "match": {"any": ["Berlin", "London"]}})),
+    ("Condition", "match.except", APPLIED, cond({"key": "city", "match": {"except": ["Berlin"]}})),
+    ("Condition", "range", OBJECT, None),
+    ("Condition", "range.gt", APPLIED, cond({"key": "n", "range": {"gt": 1}})),
+    ("Condition", "range.gte", APPLIED, cond({"key": "n", "range": {"gte": 1}})),
+    ("Condition", "range.lt", APPLIED, cond({"key": "n", "range": {"lt": 3}})),
+    ("Condition", "range.lte", APPLIED, cond({"key": "n", "range": {"lte": 3}})),
+    ("Condition", "range.gt", REFUSED, cond({"key": "when", "range": {"gt": "2024-01-01T00:00:00Z"}})),
+    ("Condition", "values_count", OBJECT, None),
+    ("Condition", "values_count.gt", APPLIED, cond({"key": "tags", "values_count": {"gt": 1}})),
+    ("Condition", "values_count.gte", APPLIED, cond({"key": "tags", "values_count": {"gte": 1}})),
+    ("Condition", "values_count.lt", APPLIED, cond({"key": "tags", "values_count": {"lt": 2}})),
+    ("Condition", "values_count.lte", APPLIED, cond({"key": "tags", "values_count": {"lte": 2}})),
+    ("Condition", "is_empty", APPLIED, cond({"is_empty": {"key": "tags"}})),
+    ("Condition", "is_empty", APPLIED, cond({"key": "tags", "is_empty": False})),
+    ("Condition", "is_null", APPLIED, cond({"is_null": {"key": "tags"}})),
+    ("Condition", "is_null", APPLIED, cond({"key": "tags", "is_null": True})),
+    ("Condition", "has_id", APPLIED, cond({"has_id": [1, 2]})),
+    ("Condition", "has_vector", REFUSED, cond({"has_vector": "text"})),
+    ("Condition", "nested", REFUSED, cond({"nested": {"key": "items", "filter": {"must": []}}})),
+    ("Condition", "geo_radius", REFUSED, cond({"key": "loc", "geo_radius": {"center": {"lon": 0, "lat": 0}, "radius": 10}})),
+    ("Condition", "geo_bounding_box", REFUSED, cond({"key": "loc", "geo_bounding_box": {"top_left": {"lon": 0, "lat": 1}, "bottom_right": {"lon": 1, "lat": 0}}})),
+    ("Condition", "geo_polygon", REFUSED, cond({"key": "loc", "geo_polygon": {"exterior": {"points": []}}})),
+]
+
+# Requests into which a made-up field is slipped at some level: each must be
+# refused, naming that field.
+UNKNOWN = "qvec_no_such_field"
+PROBES = [
+    create({"vectors": VP, UNKNOWN: 1}),
+    create({"vectors": dict(VP, **{UNKNOWN: 1})}),
+    create({"vectors": VP, "quantization_config": {"scalar": {"type": "int8", UNKNOWN: 1}}}),
+    create({"vectors": VP, "qvec": {"index": {UNKNOWN: 1}}}),
+    patch({UNKNOWN: 1}),
+    patch({"params": {UNKNOWN: 1}}),
+    ("PUT", UPSERT, {"points": [{"id": 9, "vector": V, UNKNOWN: 1}]}),
+    ("PUT", UPSERT, {"batch": {"ids": [9], "vectors": [V], UNKNOWN: 1}}),
+    ("PUT", UPSERT, {"points": [], UNKNOWN: 1}),
+    ("POST", "/collections/c/points", {"ids": [1], UNKNOWN: 1}),
+    ("POST", "/collections/c/points", {"ids": [1], "with_payload": {"include": ["a"], UNKNOWN: 1}}),
+    ("POST", "/collections/c/points/delete", {"points": [77], UNKNOWN: 1}),
+    ("POST", "/collections/c/points/count", {UNKNOWN: 1}),
+    count({UNKNOWN: 1}),
+    cond({"key": "city", "match": {"value": "Berlin"}, UNKNOWN: 1}),
+    cond({"key": "city", "match": {"value": "Berlin", UNKNOWN: 1}}),
+    cond({"key": "n", "range": {"gt": 1, UNKNOWN: 1}}),
+    cond({"is_empty": {"key": "tags", UNKNOWN: 1}}),
+    count({"min_should": {"conditions": [], "min_count": 1, UNKNOWN: 1}}),
+    ("POST", "/collections/c/points/scroll", {UNKNOWN: 1}),
+    search({UNKNOWN: 1}),
+    params({UNKNOWN: 1}),
+    params({"quantization": {UNKNOWN: 1}}),
+    ("POST", "/collections/nv/points/search", {"vector": {"name": "text", "vector": V, UNKNOWN: 1}}),
+    query({UNKNOWN: 1}),
+    query({"query": {"nearest": V, UNKNOWN: 1}}),
+    ("POST", "/collections/c/points/payload", {"payload": {"x": 1}, "points": [1], UNKNOWN: 1}),
+    ("POST", "/collections/c/points/search/batch", {"searches": [{"vector": V, UNKNOWN: 1}]}),
+    ("POST", "/collections/c/points/query/batch", {"searches": [], UNKNOWN: 1}),
+    ("PUT", "/collections/c/index", {"field_name": "city", UNKNOWN: 1}),
+]
+
+
+class Walk:
+    """Enumerates request fields of the OpenAPI schemas, guided by FIELDS."""
+
+    def __init__(self, spec):
+        self.schemas = spec["components"]["schemas"]
+        self.rows = {}
+        for schema, field, handling, _ in FIELDS:
+            self.rows.setdefault(schema, {}).setdefault(field, set()).add(handling)
+        self.errors = []
+        self.walked = set()
+
+    def refs(self, s):
+        """Schema names that `s` refers to directly (through anyOf/arrays)."""
+        if "$ref" in s:
+            return [s["$ref"].split("/")[-1]]
+        out = []
+        for k in ("anyOf", "oneOf", "allOf"):
+            for x in s.get(k, []):
+                out += self.refs(x)
+        if s.get("type") == "array" and "items" in s:
+            out += self.refs(s["items"])
+        return out
+
+    def properties(self, s, root, seen=()):
+        """(name, schema) of the object properties `s` can carry; refs to
+        other walked schemas are walked on their own."""
+        if "$ref" in s:
+            name = s["$ref"].split("/")[-1]
+            if name in self.rows and name != root:
+                self.schema(name)
+                return []
+            if name in seen:
+                return []
+            return self.properties(self.schemas[name], root, seen + (name,))
+        out = []
+        for k in ("anyOf", "oneOf", "allOf"):
+            for x in s.get(k, []):
+                out += self.properties(x, root, seen)
+        if s.get("type") == "array" and "items" in s:
+            out += self.properties(s["items"], root, seen)
+        out += list(s.get("properties", {}).items())
+        extra = s.get("additionalProperties")
+        if isinstance(extra, dict):
+            out.append(("*", extra))
+        return out
+
+    def schema(self, name):
+        if name in self.walked:
+            return
+        self.walked.add(name)
+        if name not in self.rows:
+            self.errors.append(f"schema {name} has no rows in FIELDS")
+            return
+        self.fields(self.schemas[name], name, "")
+
+    def fields(self, s, root, prefix):
+        done = set()
+        for prop, sub in self.properties(s, root):
+            path = f"{prefix}.{prop}" if prefix else prop
+            if path in done:
+                continue
+            done.add(path)
+            handling = self.rows[root].get(path)
+            if handling is None:
+                self.errors.append(f"{root}: field '{path}' is not classified in FIELDS")
+                continue
+            if OBJECT in handling:
+                self.fields(sub, root, path)
+            elif APPLIED in handling or NO_EFFECT in handling:
+                for r in self.refs(sub):
+                    if r in self.rows:
+                        self.schema(r)
+
+
+def body_schema(spec, method, path):
+    op = spec["paths"][path][method]
+    s = op["requestBody"]["content"]["application/json"]["schema"]
+    return s["$ref"].split("/")[-1]
+
+
+class Server:
+    def __init__(self, binary):
+        self.dir = tempfile.mkdtemp(prefix="qvec-api-coverage-")
+        self.proc = subprocess.Popen(
+            [binary, "serve", "--data", os.path.join(self.dir, "data"), "--port", "0",
+             "--log-level", "info"],
+            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+        for line in self.proc.stderr:
+            m = re.search(r"listening on http://([\d.]+):(\d+)", line)
+            if m:
+                self.base = f"http://{m.group(1)}:{m.group(2)}"
+                break
+        else:
+            raise RuntimeError("qvec serve did not start")
+
+    def call(self, method, target, body=None):
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.base + target, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def main():
+    binary, source = sys.argv[1], sys.argv[2]
+    spec = json.load(open(os.path.join(source, "tests/fixtures/qdrant-openapi/qdrant-openapi-1.18.json")))
+    failures = []
+
+    # 1. Every field of every served endpoint's request schema is classified.
+    walk = Walk(spec)
+    for method, path in ENDPOINTS:
+        walk.schema(body_schema(spec, method, path))
+    failures += walk.errors
+    unused = {s for s, _, _, _ in FIELDS} - walk.walked
+    failures += [f"FIELDS has rows for {s}, which no served endpoint reaches" for s in sorted(unused)]
+
+    # 2. README lists exactly the fields accepted without effect.
+    readme = open(os.path.join(source, "README.md")).read()
+    m = re.search(r"### Accepted without effect\n(.*?)\n### ", readme, re.S)
+    if not m:
+        failures.append("README.md has no '### Accepted without effect' section")
+    else:
+        listed = {x.split(".")[-1] for x in re.findall(r"`([a-z_.]+)`", m.group(1))}
+        no_effect = {f.split(".")[-1] for _, f, h, _ in FIELDS if h == NO_EFFECT}
+        if no_effect - listed:
+            failures.append(f"README.md does not list {sorted(no_effect - listed)} as accepted without effect")
+        extra = listed - no_effect - {"timeout", "consistency", "wait", "ordering"}
+        if extra:
+            failures.append(f"README.md lists {sorted(extra)} as accepted without effect, FIELDS does not")
+
+    server = Server(binary)
+    try:
+        setup = [
+            ("PUT", "/collections/c", {"vectors": VP}),
+            ("PUT", "/collections/c/points?wait=true", {"points": [
+                {"id": 1, "vector": [0.05, 0.61, 0.76, 0.74], "payload": {"city": "Berlin", "n": 1, "tags": ["a", "b"], "text": "hello world"}},
+                {"id": 2, "vector": [0.19, 0.81, 0.75, 0.11], "payload": {"city": "London", "n": 2, "tags": [], "text": "Hello there"}},
+                {"id": 3, "vector": [0.36, 0.55, 0.47, 0.94], "payload": {"city": "Moscow", "n": 3, "tags": None}}]}),
+            ("PUT", "/collections/nv", {"vectors": {"text": VP, "image": {"size": 2, "distance": "Dot"}}}),
+            ("PUT", "/collections/nv/points", {"points": [{"id": 1, "vector": {"text": V, "image": [1, 0]}}]}),
+        ]
+        for method, target, body in setup:
+            status, text = server.call(method, target, body)
+            if status != 200:
+                raise RuntimeError(f"setup {method} {target}: {status} {text}")
+
+        # 3. Each classified field behaves as classified.
+        checked = 0
+        for i, (schema, field, handling, request) in enumerate(FIELDS):
+            if request is None:
+                continue
+            method, target, body = request
+            target = target.replace("{new}", f"new_{i}")
+            status, text = server.call(method, target, body)
+            checked += 1
+            where = f"{schema}.{field} ({handling}): {method} {target} {json.dumps(body)} -> {status} {text[:300]}"
+            if handling in (APPLIED, NO_EFFECT):
+                if status != 200:
+                    failures.append(where)
+            else:
+                name = field.split(".")[-1]
+                if status != 400 or name not in text or "support" not in text:
+                    failures.append(f"expected 400 naming '{name}' as not supported: {where}")
+
+        # 4. Made-up fields are refused at every level.
+        for method, target, body in PROBES:
+            target = target.replace("{new}", "probe")
+            status, text = server.call(method, target, body)
+            if status != 400 or UNKNOWN not in text:
+                failures.append(f"made-up field not refused: {method} {target} {json.dumps(body)} -> {status} {text[:300]}")
+
+        # 5. Query parameters.
+        for target, ok in [("/collections/c/points/count?timeout=10", True),
+                           ("/collections/c/points/count?consistency=majority", True),
+                           ("/collections/c/points/count?consistency=2", True),
+                           ("/collections/c/points/count?wait=true&ordering=strong", True),
+                           ("/collections/c/points/count?timeout=soon", False),
+                           ("/collections/c/points/count?consistency=most", False),
+                           ("/collections/c/points/count?qvec_no_such_param=1", False)]:
+            status, text = server.call("POST", target, {})
+            if ok and status != 200:
+                failures.append(f"{target} -> {status} {text[:200]}")
+            if not ok and (status != 400 or target.split("?")[1].split("=")[0] not in text):
+                failures.append(f"{target} should be refused, naming the parameter -> {status} {text[:200]}")
+    finally:
+        server.stop()
+
+    for f in failures:
+        print("FAIL:", f)
+    print(f"{len(walk.walked)} schemas walked, {checked} field requests, {len(PROBES)} made-up-field "
+          f"probes, {len(failures)} failures")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
