@@ -4,6 +4,7 @@
 #include <string>
 
 #include "engine/codes_value.h"
+#include "engine/payload_index.h"
 #include "index/metric.h"
 #include "qvec/database.h"
 #include "qvec/options.h"
@@ -100,6 +101,39 @@ size_t PointIdHash::operator()(const PointId& id) const {
   h *= 0xff51afd7ed558ccdULL;
   h ^= h >> 33;
   return static_cast<size_t>(h);
+}
+
+Status PayloadUpdate::Validate() const {
+  auto check_path = [](std::string_view path, std::string_view what) -> Status {
+    if (path.find('[') != std::string_view::npos) {
+      return InvalidArgumentError(std::string(what) + " '" + std::string(path) +
+                                  "': array indexes in paths are not supported yet");
+    }
+    size_t pos = 0;
+    while (pos <= path.size()) {
+      size_t dot = path.find('.', pos);
+      if (dot == std::string_view::npos) dot = path.size();
+      if (dot == pos) {
+        return InvalidArgumentError(std::string(what) + " '" + std::string(path) +
+                                    "' has an empty segment");
+      }
+      pos = dot + 1;
+    }
+    return Status::Ok();
+  };
+  switch (op) {
+    case Op::kMerge:
+      if (!key.empty()) QVEC_RETURN_IF_ERROR(check_path(key, "key"));
+      return engine::ValidatePayload(payload);
+    case Op::kOverwrite:
+      return engine::ValidatePayload(payload);
+    case Op::kDeleteKeys:
+      for (const std::string& k : keys) QVEC_RETURN_IF_ERROR(check_path(k, "keys:"));
+      return Status::Ok();
+    case Op::kClear:
+      return Status::Ok();
+  }
+  return InvalidArgumentError("unknown payload operation");
 }
 
 Status DatabaseOptions::Validate() const {

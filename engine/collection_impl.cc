@@ -607,42 +607,95 @@ StatusOr<size_t> CollectionImpl::DeleteByFilter(const Filter& filter) {
   return DeleteLabelsLocked(labels);
 }
 
-Status CollectionImpl::SetPayload(std::span<const PointId> ids, std::string_view payload,
-                                  bool overwrite) {
+StatusOr<CollectionImpl::PayloadChanges> CollectionImpl::BuildPayloadUpdate(
+    std::span<const PointId> ids, const PayloadUpdate& update, storage::WriteBatch* batch) {
+  PayloadChanges changes;
+  changes.reserve(ids.size());
+  const bool reads_stored = update.op == PayloadUpdate::Op::kMerge ||
+                            update.op == PayloadUpdate::Op::kDeleteKeys;
+  for (const PointId& id : ids) {
+    const std::string key = EncodePointKey(id);
+    std::optional<std::string> stored;
+    if (reads_stored) {
+      QVEC_ASSIGN_OR_RETURN(stored, store_->GetPayload(cid_, key));
+    }
+    QVEC_ASSIGN_OR_RETURN(std::string next,
+                          ApplyPayloadUpdate(stored ? std::string_view(*stored) : "", update));
+    batch->PutPayload(cid_, key, next);
+    changes.emplace_back(id, std::make_shared<const std::string>(std::move(next)));
+  }
+  return changes;
+}
+
+void CollectionImpl::ApplyPayloads(PayloadChanges* changes, uint64_t version) {
+  for (auto& [id, p] : *changes) payload_log_.Append(version, id, std::move(p));
+}
+
+Status CollectionImpl::UpdatePayload(std::span<const PointId> ids, const PayloadUpdate& update) {
   QVEC_RETURN_IF_ERROR(CheckAlive());
-  QVEC_RETURN_IF_ERROR(ValidatePayload(payload));
+  QVEC_RETURN_IF_ERROR(update.Validate());
   PendingWrite w;
   w.ids.assign(ids.begin(), ids.end());
   w.build = [&](WriteGroup* g, storage::WriteBatch* batch) -> Status {
     write_mu_.AssertHeld();  // builds run in the group's leader, which holds it
     AssertWriterReads();
-    std::vector<std::pair<PointId, std::shared_ptr<const std::string>>> updates;
+    std::vector<PointId> distinct;
     std::unordered_set<PointId, PointIdHash> seen;
     for (const PointId& id : ids) {
       if (!id_to_label_.count(id)) return NotFoundError("no point with id " + id.ToString());
-      if (!seen.insert(id).second) continue;
-      std::string merged(payload);
-      const std::string key = EncodePointKey(id);
-      if (!overwrite) {
-        // The latest stored payload is the point's current one: writes are
-        // serialized by write_mu_, and no earlier member of this write's
-        // group touched the point.
-        QVEC_ASSIGN_OR_RETURN(std::optional<std::string> stored, store_->GetPayload(cid_, key));
-        if (stored) {
-          QVEC_ASSIGN_OR_RETURN(merged, MergePayloads(*stored, payload));
-        }
-      }
-      batch->PutPayload(cid_, key, merged);
-      updates.emplace_back(id, std::make_shared<const std::string>(std::move(merged)));
+      if (seen.insert(id).second) distinct.push_back(id);
     }
-    g->applies.push_back([this, updates = std::move(updates)](uint64_t version) mutable {
+    // No earlier member of this write's group touched these points (the
+    // group never holds two writes to one point), so the stored payloads
+    // are current.
+    QVEC_ASSIGN_OR_RETURN(PayloadChanges changes, BuildPayloadUpdate(distinct, update, batch));
+    g->applies.push_back([this, changes = std::move(changes)](uint64_t version) mutable {
       write_mu_.AssertHeld();  // run by Commit, under write_mu_
       state_mu_.AssertHeld();  // and the exclusive state lock
-      for (auto& [id, p] : updates) payload_log_.Append(version, id, std::move(p));
+      ApplyPayloads(&changes, version);
     });
     return Status::Ok();
   };
   return SubmitWrite(&w);
+}
+
+StatusOr<size_t> CollectionImpl::UpdatePayloadByFilter(const Filter& filter,
+                                                       const PayloadUpdate& update) {
+  QVEC_RETURN_IF_ERROR(CheckAlive());
+  QVEC_RETURN_IF_ERROR(update.Validate());
+  // As DeleteByFilter: field indexes built before the write lock; under it
+  // the points are chosen and written with no other write in between.
+  QVEC_ASSIGN_OR_RETURN(FilterFields prepared, PrepareFilter(filter));
+  MutexLock write_lock(&write_mu_);
+  QVEC_RETURN_IF_ERROR(CheckAlive());
+  std::vector<PointId> ids;
+  {
+    WriterReads reads(this);
+    FilterFields fields;
+    if (!ResolveFilterLocked(filter, prepared, &fields)) {
+      QVEC_ASSIGN_OR_RETURN(fields, FilterUnderWriteLock(filter));
+    }
+    for (const auto& [id, label] : id_to_label_) {
+      if (MatchesFilter(filter, fields, id)) ids.push_back(id);
+    }
+  }
+  if (ids.empty()) return size_t{0};
+  storage::WriteBatch batch;
+  QVEC_ASSIGN_OR_RETURN(PayloadChanges changes, BuildPayloadUpdate(ids, update, &batch));
+  QVEC_RETURN_IF_ERROR(Commit(&batch, [&](uint64_t version) {
+    write_mu_.AssertHeld();  // run by Commit, under write_mu_
+    state_mu_.AssertHeld();  // and the exclusive state lock
+    ApplyPayloads(&changes, version);
+  }));
+  return ids.size();
+}
+
+Status CollectionImpl::SetPayload(std::span<const PointId> ids, std::string_view payload,
+                                  bool overwrite) {
+  PayloadUpdate update;
+  update.op = overwrite ? PayloadUpdate::Op::kOverwrite : PayloadUpdate::Op::kMerge;
+  update.payload = std::string(payload);
+  return UpdatePayload(ids, update);
 }
 
 // ---- filters ----

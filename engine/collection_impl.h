@@ -141,6 +141,9 @@ class CollectionImpl final : public Collection,
                        const std::vector<std::string>& field_names) override;
   StatusOr<size_t> Delete(std::span<const PointId> ids) override;
   StatusOr<size_t> DeleteByFilter(const Filter& filter) override;
+  Status UpdatePayload(std::span<const PointId> ids, const PayloadUpdate& update) override;
+  StatusOr<size_t> UpdatePayloadByFilter(const Filter& filter,
+                                         const PayloadUpdate& update) override;
   Status SetPayload(std::span<const PointId> ids, std::string_view payload,
                     bool overwrite) override;
   StatusOr<std::vector<Record>> Get(std::span<const PointId> ids, bool with_payload,
@@ -291,6 +294,17 @@ class CollectionImpl final : public Collection,
     explicit WriterReads(const CollectionImpl* c) QVEC_ACQUIRE_SHARED(c->state_mu_) {}
     ~WriterReads() QVEC_RELEASE() {}
   };
+  // The new payloads of `ids` (existing points, distinct) after `update`,
+  // put into `batch`; the caller commits and then applies them with
+  // ApplyPayloads. Reads the stored payloads: writes are serialized by
+  // write_mu_, so they are the points' current ones.
+  using PayloadChanges = std::vector<std::pair<PointId, std::shared_ptr<const std::string>>>;
+  StatusOr<PayloadChanges> BuildPayloadUpdate(std::span<const PointId> ids,
+                                              const PayloadUpdate& update,
+                                              storage::WriteBatch* batch)
+      QVEC_REQUIRES(write_mu_);
+  void ApplyPayloads(PayloadChanges* changes, uint64_t version)
+      QVEC_REQUIRES(write_mu_, state_mu_);
   // Deletes the points with `labels` (write + apply).
   StatusOr<size_t> DeleteLabelsLocked(const std::vector<uint64_t>& labels) QVEC_REQUIRES(write_mu_);
   // Applies a committed deletion of `labels` to the in-memory state.

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <span>
 
 #include "engine/json_writer.h"
 
@@ -150,6 +151,123 @@ StatusOr<std::string> MergePayloads(std::string_view base, std::string_view patc
   for (auto field : patch_obj) w.Key(field.key).Raw(simdjson::to_string(field.value));
   w.EndObject();
   return w.Take();
+}
+
+namespace {
+
+std::vector<std::string_view> SplitPath(std::string_view path) {
+  std::vector<std::string_view> out;
+  size_t pos = 0;
+  while (pos <= path.size()) {
+    size_t dot = path.find('.', pos);
+    if (dot == std::string_view::npos) dot = path.size();
+    out.push_back(path.substr(pos, dot - pos));
+    pos = dot + 1;
+  }
+  return out;
+}
+
+// Writes object `base` (nullptr = none) with `patch`'s keys merged into the
+// object at `path` below it.
+void WriteMergedAt(JsonWriter& w, const simdjson::dom::element* base,
+                   std::span<const std::string_view> path, simdjson::dom::object patch) {
+  using T = simdjson::dom::element_type;
+  w.BeginObject();
+  if (path.empty()) {
+    if (base != nullptr) {
+      for (auto field : simdjson::dom::object(*base)) {
+        simdjson::dom::element unused;
+        if (patch.at_key(field.key).get(unused) == simdjson::SUCCESS) continue;
+        w.Key(field.key).Raw(simdjson::to_string(field.value));
+      }
+    }
+    for (auto field : patch) w.Key(field.key).Raw(simdjson::to_string(field.value));
+  } else {
+    bool found = false;
+    if (base != nullptr) {
+      for (auto field : simdjson::dom::object(*base)) {
+        if (field.key != path[0]) {
+          w.Key(field.key).Raw(simdjson::to_string(field.value));
+          continue;
+        }
+        found = true;
+        w.Key(field.key);
+        const simdjson::dom::element child = field.value;
+        WriteMergedAt(w, child.type() == T::OBJECT ? &child : nullptr, path.subspan(1), patch);
+      }
+    }
+    if (!found) {
+      w.Key(path[0]);
+      WriteMergedAt(w, nullptr, path.subspan(1), patch);
+    }
+  }
+  w.EndObject();
+}
+
+// Writes object `obj` without the value at `path` (a non-empty path).
+void WriteWithout(JsonWriter& w, simdjson::dom::object obj, std::span<const std::string_view> path) {
+  using T = simdjson::dom::element_type;
+  w.BeginObject();
+  for (auto field : obj) {
+    if (field.key == path[0]) {
+      if (path.size() == 1) continue;
+      if (field.value.type() == T::OBJECT) {
+        w.Key(field.key);
+        WriteWithout(w, simdjson::dom::object(field.value), path.subspan(1));
+        continue;
+      }
+    }
+    w.Key(field.key).Raw(simdjson::to_string(field.value));
+  }
+  w.EndObject();
+}
+
+}  // namespace
+
+StatusOr<std::string> ApplyPayloadUpdate(std::string_view stored, const PayloadUpdate& update) {
+  using Op = PayloadUpdate::Op;
+  switch (update.op) {
+    case Op::kOverwrite:
+      return update.payload;
+    case Op::kClear:
+      return std::string("{}");
+    case Op::kMerge:
+    case Op::kDeleteKeys:
+      break;
+  }
+  // Two documents are alive at once, so a second parser is needed.
+  simdjson::dom::parser base_parser;
+  simdjson::dom::element base;
+  const std::string_view base_text = stored.empty() ? std::string_view("{}") : stored;
+  if (base_parser.parse(base_text.data(), base_text.size()).get(base) != simdjson::SUCCESS ||
+      base.type() != simdjson::dom::element_type::OBJECT) {
+    return DataLossError("stored payload is not a JSON object");
+  }
+  if (update.op == Op::kMerge) {
+    simdjson::dom::element patch;
+    if (ThreadParser().parse(update.payload.data(), update.payload.size()).get(patch) !=
+            simdjson::SUCCESS ||
+        patch.type() != simdjson::dom::element_type::OBJECT) {
+      return InvalidArgumentError("payload must be a JSON object");
+    }
+    const std::vector<std::string_view> path =
+        update.key.empty() ? std::vector<std::string_view>() : SplitPath(update.key);
+    JsonWriter w;
+    WriteMergedAt(w, &base, path, simdjson::dom::object(patch));
+    return w.Take();
+  }
+  std::string current(base_text);
+  for (const std::string& key : update.keys) {
+    simdjson::dom::element doc;
+    if (ThreadParser().parse(current.data(), current.size()).get(doc) != simdjson::SUCCESS) {
+      return InternalError("payload rewrite produced invalid JSON");
+    }
+    const std::vector<std::string_view> path = SplitPath(key);
+    JsonWriter w;
+    WriteWithout(w, simdjson::dom::object(doc), path);
+    current = w.Take();
+  }
+  return current;
 }
 
 void CollectFilterKeys(const Filter& filter, std::set<std::string>* keys) {

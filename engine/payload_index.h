@@ -57,6 +57,11 @@ FieldValues ExtractField(std::string_view json, std::string_view key);
 // text); returns the merged object text.
 [[nodiscard]] StatusOr<std::string> MergePayloads(std::string_view base, std::string_view patch);
 
+// The payload `stored` (JSON object text; empty = none) after `update`
+// (validated by the caller).
+[[nodiscard]] StatusOr<std::string> ApplyPayloadUpdate(std::string_view stored,
+                                                       const PayloadUpdate& update);
+
 // Every payload key that `filter` names (recursively).
 void CollectFilterKeys(const Filter& filter, std::set<std::string>* keys);
 

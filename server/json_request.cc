@@ -1163,19 +1163,122 @@ StatusOr<PointsSelection> ParseDeletePoints(element e) {
   return out;
 }
 
-StatusOr<SetPayloadBody> ParseSetPayload(element e) {
+namespace {
+
+// {points: [...]} or {filter: {...}} of the payload endpoints (exactly one).
+Status ParseSelection(RequestFields& f, PayloadBody* out) {
+  if (f.Has("points") && f.Has("filter")) {
+    return InvalidArgumentError("body takes \"points\" or \"filter\", not both");
+  }
+  element x;
+  if (f.Take("points", &x)) {
+    QVEC_ASSIGN_OR_RETURN(out->ids, ParseIdList(x, "points"));
+    return Status::Ok();
+  }
+  if (f.Take("filter", &x)) {
+    QVEC_ASSIGN_OR_RETURN(Filter flt, ParseFilter(x, "filter"));
+    out->filter = std::move(flt);
+    return Status::Ok();
+  }
+  return InvalidArgumentError("body needs \"points\" (point ids) or \"filter\"");
+}
+
+}  // namespace
+
+StatusOr<PayloadBody> ParseSetPayload(element e, bool overwrite) {
   QVEC_FIELDS(f, e, "");
   QVEC_RETURN_IF_ERROR(RefuseShardKey(f));
-  QVEC_RETURN_IF_ERROR(f.Refuse("filter", "setting payload by filter is not supported yet"));
-  QVEC_RETURN_IF_ERROR(f.Refuse("key", "setting payload under a nested key is not supported yet"));
-  SetPayloadBody out;
+  PayloadBody out;
+  out.update.op = overwrite ? PayloadUpdate::Op::kOverwrite : PayloadUpdate::Op::kMerge;
   element x;
   if (!f.Take("payload", &x) || x.type() != element_type::OBJECT) {
     return InvalidArgumentError("payload must be an object");
   }
-  out.payload = simdjson::to_string(x);
+  out.update.payload = simdjson::to_string(x);
+  if (f.Take("key", &x)) {
+    if (overwrite) {
+      return InvalidArgumentError(
+          "key: overwriting the payload under a nested key is not supported yet (use POST to "
+          "merge there)");
+    }
+    QVEC_ASSIGN_OR_RETURN(out.update.key, GetString(x, "key"));
+  }
+  QVEC_RETURN_IF_ERROR(ParseSelection(f, &out));
+  QVEC_RETURN_IF_ERROR(f.Finish());
+  return out;
+}
+
+StatusOr<PayloadBody> ParseDeletePayload(element e) {
+  QVEC_FIELDS(f, e, "");
+  QVEC_RETURN_IF_ERROR(RefuseShardKey(f));
+  PayloadBody out;
+  out.update.op = PayloadUpdate::Op::kDeleteKeys;
+  element x;
+  if (!f.Take("keys", &x) || x.type() != element_type::ARRAY) {
+    return InvalidArgumentError("keys must be an array of payload keys");
+  }
+  for (element k : simdjson::dom::array(x)) {
+    QVEC_ASSIGN_OR_RETURN(std::string key, GetString(k, "keys"));
+    out.update.keys.push_back(std::move(key));
+  }
+  QVEC_RETURN_IF_ERROR(ParseSelection(f, &out));
+  QVEC_RETURN_IF_ERROR(f.Finish());
+  return out;
+}
+
+StatusOr<PayloadBody> ParseClearPayload(element e) {
+  QVEC_FIELDS(f, e, "");
+  QVEC_RETURN_IF_ERROR(RefuseShardKey(f));
+  PayloadBody out;
+  out.update.op = PayloadUpdate::Op::kClear;
+  QVEC_RETURN_IF_ERROR(ParseSelection(f, &out));
+  QVEC_RETURN_IF_ERROR(f.Finish());
+  return out;
+}
+
+StatusOr<std::vector<Point>> ParseUpdateVectors(element e) {
+  QVEC_FIELDS(f, e, "");
+  QVEC_RETURN_IF_ERROR(RefuseShardKey(f));
+  QVEC_RETURN_IF_ERROR(f.Refuse(
+      "update_filter", "conditional updates (update_filter) are not supported yet"));
+  element x;
+  if (!f.Take("points", &x) || x.type() != element_type::ARRAY) {
+    return InvalidArgumentError("points must be an array of {id, vector}");
+  }
+  QVEC_RETURN_IF_ERROR(f.Finish());
+  std::vector<Point> points;
+  size_t i = 0;
+  for (element p : simdjson::dom::array(x)) {
+    QVEC_FIELDS(pf, p, Index("points", i++));
+    Point pt;
+    element y;
+    if (!pf.Take("id", &y)) return InvalidArgumentError(pf.PathOf("id") + " is required");
+    QVEC_ASSIGN_OR_RETURN(pt.id, ParsePointId(y));
+    const std::string where = "point " + pt.id.ToString();
+    if (!pf.Take("vector", &y)) return InvalidArgumentError(where + ": vector is required");
+    QVEC_RETURN_IF_ERROR(ParseVectorStruct(y, "vector", &pt).Annotate(where));
+    QVEC_RETURN_IF_ERROR(pf.Finish());
+    points.push_back(std::move(pt));
+  }
+  return points;
+}
+
+StatusOr<DeleteVectorsBody> ParseDeleteVectors(element e) {
+  QVEC_FIELDS(f, e, "");
+  QVEC_RETURN_IF_ERROR(RefuseShardKey(f));
+  QVEC_RETURN_IF_ERROR(
+      f.Refuse("filter", "deleting vectors of the points a filter selects is not supported yet"));
+  DeleteVectorsBody out;
+  element x;
   if (!f.Take("points", &x)) return InvalidArgumentError("points must be an array of point ids");
   QVEC_ASSIGN_OR_RETURN(out.ids, ParseIdList(x, "points"));
+  if (!f.Take("vector", &x) || x.type() != element_type::ARRAY) {
+    return InvalidArgumentError("vector must be an array of vector names");
+  }
+  for (element n : simdjson::dom::array(x)) {
+    QVEC_ASSIGN_OR_RETURN(std::string name, GetString(n, "vector"));
+    out.names.push_back(std::move(name));
+  }
   QVEC_RETURN_IF_ERROR(f.Finish());
   return out;
 }

@@ -89,12 +89,28 @@ struct PointsSelection {
 };
 [[nodiscard]] StatusOr<PointsSelection> ParseDeletePoints(simdjson::dom::element e);
 
-// POST (merge) / PUT (overwrite) /collections/{name}/points/payload.
-struct SetPayloadBody {
-  std::vector<PointId> ids;
-  std::string payload;  // JSON object text
+// The payload endpoints: which points (ids, or a filter) and what change.
+struct PayloadBody {
+  std::vector<PointId> ids;     // when `filter` is unset
+  std::optional<Filter> filter;
+  PayloadUpdate update;
 };
-[[nodiscard]] StatusOr<SetPayloadBody> ParseSetPayload(simdjson::dom::element e);
+// POST (merge, optionally at `key`) / PUT (overwrite) .../points/payload.
+[[nodiscard]] StatusOr<PayloadBody> ParseSetPayload(simdjson::dom::element e, bool overwrite);
+// POST .../points/payload/delete: {keys, points | filter}.
+[[nodiscard]] StatusOr<PayloadBody> ParseDeletePayload(simdjson::dom::element e);
+// POST .../points/payload/clear: {points | filter}.
+[[nodiscard]] StatusOr<PayloadBody> ParseClearPayload(simdjson::dom::element e);
+
+// PUT .../points/vectors: {"points": [{id, vector}]}; each point's vector
+// names the fields it sets ([..] for the unnamed one).
+[[nodiscard]] StatusOr<std::vector<Point>> ParseUpdateVectors(simdjson::dom::element e);
+// POST .../points/vectors/delete: {points, vector: [names]}.
+struct DeleteVectorsBody {
+  std::vector<PointId> ids;
+  std::vector<std::string> names;
+};
+[[nodiscard]] StatusOr<DeleteVectorsBody> ParseDeleteVectors(simdjson::dom::element e);
 
 // POST /collections/{name}/points/count.
 [[nodiscard]] StatusOr<std::optional<Filter>> ParseCount(simdjson::dom::element e);

@@ -455,10 +455,25 @@ class Router final : public RequestHandler {
         }
         if (op == "payload") {
           QVEC_ROUTE("/collections/{name}/points/payload", "POST", "PUT");
-          return SetPayload(call, name, m == "PUT");
+          const bool overwrite = m == "PUT";
+          return PayloadRoute(call, name,
+                              [overwrite](element b) { return ParseSetPayload(b, overwrite); });
+        }
+        if (op == "vectors") {
+          QVEC_ROUTE("/collections/{name}/points/vectors", "PUT");
+          return UpdateVectorsRoute(call, name);
         }
         QVEC_ROUTE("/collections/{name}/points/{id}", "GET");
         return GetPoint(call, name, op);
+      }
+      if (s.size() == 5 && op == "payload" && (s[4] == "delete" || s[4] == "clear")) {
+        QVEC_ROUTE("/collections/{name}/points/payload/" + s[4], "POST");
+        if (s[4] == "delete") return PayloadRoute(call, name, ParseDeletePayload);
+        return PayloadRoute(call, name, ParseClearPayload);
+      }
+      if (s.size() == 5 && op == "vectors" && s[4] == "delete") {
+        QVEC_ROUTE("/collections/{name}/points/vectors/delete", "POST");
+        return DeleteVectorsRoute(call, name);
       }
       if (s.size() == 5 && s[4] == "batch" && (op == "search" || op == "query")) {
         QVEC_ROUTE("/collections/{name}/points/" + op + "/batch", "POST");
@@ -811,11 +826,34 @@ class Router final : public RequestHandler {
     });
   }
 
-  HttpResponse SetPayload(const Call& call, const std::string& name, bool overwrite) {
+  // The payload endpoints: set (merge), overwrite, delete keys, clear.
+  template <typename Parse>
+  HttpResponse PayloadRoute(const Call& call, const std::string& name, Parse&& parse) {
     return WithBody(call, name, [&](Collection& c, element body) {
-      auto req = ParseSetPayload(body);
+      StatusOr<PayloadBody> req = parse(body);
       if (!req.ok()) return StatusResponse(req.status(), Seconds(call.start));
-      Status s = c.SetPayload(req->ids, req->payload, overwrite);
+      Status s = req->filter ? c.UpdatePayloadByFilter(*req->filter, req->update).status()
+                             : c.UpdatePayload(req->ids, req->update);
+      if (!s.ok()) return StatusResponse(s, Seconds(call.start));
+      return OkResponse(UpdateResult(), Seconds(call.start));
+    });
+  }
+
+  HttpResponse UpdateVectorsRoute(const Call& call, const std::string& name) {
+    return WithBody(call, name, [&](Collection& c, element body) {
+      auto points = ParseUpdateVectors(body);
+      if (!points.ok()) return StatusResponse(points.status(), Seconds(call.start));
+      Status s = c.UpdateVectors(*points);
+      if (!s.ok()) return StatusResponse(s, Seconds(call.start));
+      return OkResponse(UpdateResult(), Seconds(call.start));
+    });
+  }
+
+  HttpResponse DeleteVectorsRoute(const Call& call, const std::string& name) {
+    return WithBody(call, name, [&](Collection& c, element body) {
+      auto req = ParseDeleteVectors(body);
+      if (!req.ok()) return StatusResponse(req.status(), Seconds(call.start));
+      Status s = c.DeleteVectors(req->ids, req->names);
       if (!s.ok()) return StatusResponse(s, Seconds(call.start));
       return OkResponse(UpdateResult(), Seconds(call.start));
     });

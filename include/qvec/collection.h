@@ -115,9 +115,21 @@ class Collection {
   [[nodiscard]] virtual StatusOr<size_t> DeleteByFilter(const Filter& filter) = 0;
 
   // Replaces (overwrite) or merges (keys of `payload` set) the payload of the
-  // given points; NotFound if one is absent (nothing written then).
+  // given points; NotFound if one is absent (nothing written then). The
+  // same as UpdatePayload with kOverwrite or kMerge at the top level.
   [[nodiscard]] virtual Status SetPayload(std::span<const PointId> ids, std::string_view payload,
                                           bool overwrite) = 0;
+  // Applies `update` (merge at a key, overwrite, delete keys, clear) to the
+  // payloads of the given points in one atomic, durable write. NotFound if a
+  // point is absent, InvalidArgument for a bad update; nothing is written
+  // then.
+  [[nodiscard]] virtual Status UpdatePayload(std::span<const PointId> ids,
+                                             const PayloadUpdate& update) = 0;
+  // Applies `update` to every point that passes `filter`; the points are
+  // chosen and written without another write in between (as
+  // DeleteByFilter). Returns how many.
+  [[nodiscard]] virtual StatusOr<size_t> UpdatePayloadByFilter(const Filter& filter,
+                                                               const PayloadUpdate& update) = 0;
 
   // Reads the given points in the order asked, skipping absent ids.
   // `max_result_bytes` bounds the answer as SearchRequest::max_result_bytes

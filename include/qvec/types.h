@@ -179,6 +179,32 @@ struct Filter {
   bool empty() const { return must.empty() && should.empty() && must_not.empty(); }
 };
 
+// A change to the payloads of some points: Qdrant's set, overwrite, delete
+// and clear payload operations.
+struct PayloadUpdate {
+  enum class Op : uint8_t {
+    kMerge,       // set the keys of `payload` (at `key`), keep the others
+    kOverwrite,   // replace the whole payload by `payload`
+    kDeleteKeys,  // remove the dotted paths in `keys`
+    kClear,       // remove every key
+  };
+  // Default: kMerge.
+  Op op = Op::kMerge;
+  // kMerge / kOverwrite: one JSON object. Default: "{}".
+  std::string payload = "{}";
+  // kMerge: the dotted path of the object inside the payload that receives
+  // `payload`'s keys; missing objects along it are created, a non-object
+  // value in the way is replaced. "" = the top level. Default: "".
+  std::string key;
+  // kDeleteKeys: dotted paths removed where present. Default: none.
+  std::vector<std::string> keys;
+
+  // InvalidArgument for a payload that is not an object, an empty path
+  // segment, or a path with array indexes ("a[0]", "a[]"), which qvec does
+  // not address yet.
+  [[nodiscard]] Status Validate() const;
+};
+
 // ---------------------------------------------------------------------------
 // Search
 // ---------------------------------------------------------------------------

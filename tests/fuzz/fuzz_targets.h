@@ -124,7 +124,12 @@ inline unsigned FuzzJsonRequest(const uint8_t* data, size_t size) {
   (void)server::ParseCollectionConfig(e);
   (void)server::ParseRetrieve(e);
   (void)server::ParseDeletePoints(e);
-  (void)server::ParseSetPayload(e);
+  (void)server::ParseSetPayload(e, false);
+  (void)server::ParseSetPayload(e, true);
+  (void)server::ParseDeletePayload(e);
+  (void)server::ParseClearPayload(e);
+  (void)server::ParseUpdateVectors(e);
+  (void)server::ParseDeleteVectors(e);
   (void)server::ParseCount(e);
   (void)server::ParseScroll(e);
   (void)server::ParseCreateFieldIndex(e);

@@ -47,6 +47,10 @@ ENDPOINTS = [
     ("post", "/collections/{collection_name}/points/query"),
     ("post", "/collections/{collection_name}/points/payload"),
     ("put", "/collections/{collection_name}/points/payload"),
+    ("post", "/collections/{collection_name}/points/payload/delete"),
+    ("post", "/collections/{collection_name}/points/payload/clear"),
+    ("put", "/collections/{collection_name}/points/vectors"),
+    ("post", "/collections/{collection_name}/points/vectors/delete"),
     ("post", "/collections/{collection_name}/points/search/batch"),
     ("post", "/collections/{collection_name}/points/query/batch"),
 ]
@@ -232,8 +236,25 @@ FIELDS = [
     # POST/PUT /collections/{name}/points/payload
     ("SetPayload", "payload", APPLIED, ("POST", "/collections/c/points/payload", {"payload": {"x": 1}, "points": [1]})),
     ("SetPayload", "points", APPLIED, ("PUT", "/collections/c/points/payload", {"payload": {"city": "Berlin", "n": 1}, "points": [1]})),
-    ("SetPayload", "filter", REFUSED, ("POST", "/collections/c/points/payload", {"payload": {"x": 1}, "filter": {"must": []}})),
-    ("SetPayload", "key", REFUSED, ("POST", "/collections/c/points/payload", {"payload": {"x": 1}, "points": [1], "key": "meta"})),
+    ("SetPayload", "filter", APPLIED, ("POST", "/collections/c/points/payload", {"payload": {"x": 1}, "filter": {"must": [{"has_id": [1]}]}})),
+    ("SetPayload", "key", APPLIED, ("POST", "/collections/c/points/payload", {"payload": {"x": 1}, "points": [1], "key": "meta"})),
+    ("SetPayload", "key", REFUSED, ("PUT", "/collections/c/points/payload", {"payload": {"x": 1}, "points": [1], "key": "meta"})),
+    ("SetPayload", "key", REFUSED, ("POST", "/collections/c/points/payload", {"payload": {"x": 1}, "points": [1], "key": "meta[0]"})),
+    # POST .../points/payload/delete and .../clear (a PointsSelector, above)
+    ("DeletePayload", "keys", APPLIED, ("POST", "/collections/c/points/payload/delete", {"keys": ["x", "meta.x"], "points": [1]})),
+    ("DeletePayload", "points", APPLIED, ("POST", "/collections/c/points/payload/delete", {"keys": ["x"], "points": [1]})),
+    ("DeletePayload", "filter", APPLIED, ("POST", "/collections/c/points/payload/delete", {"keys": ["x"], "filter": {"must": [{"has_id": [1]}]}})),
+    ("DeletePayload", "shard_key", REFUSED, ("POST", "/collections/c/points/payload/delete", {"keys": ["x"], "points": [1], "shard_key": "a"})),
+    # PUT .../points/vectors and POST .../points/vectors/delete
+    ("UpdateVectors", "points", APPLIED, ("PUT", "/collections/nv/points/vectors", {"points": [{"id": 1, "vector": {"image": [0, 1]}}]})),
+    ("UpdateVectors", "shard_key", REFUSED, ("PUT", "/collections/nv/points/vectors", {"points": [], "shard_key": "a"})),
+    ("UpdateVectors", "update_filter", REFUSED, ("PUT", "/collections/nv/points/vectors", {"points": [], "update_filter": {"must": []}})),
+    ("PointVectors", "id", APPLIED, ("PUT", "/collections/nv/points/vectors", {"points": [{"id": 1, "vector": {"text": V}}]})),
+    ("PointVectors", "vector", APPLIED, ("PUT", "/collections/nv/points/vectors", {"points": [{"id": 1, "vector": {"text": V, "image": [1, 0]}}]})),
+    ("DeleteVectors", "points", APPLIED, ("POST", "/collections/nv/points/vectors/delete", {"points": [2], "vector": ["image"]})),
+    ("DeleteVectors", "vector", APPLIED, ("POST", "/collections/nv/points/vectors/delete", {"points": [2], "vector": ["image"]})),
+    ("DeleteVectors", "filter", REFUSED, ("POST", "/collections/nv/points/vectors/delete", {"filter": {"must": []}, "vector": ["image"]})),
+    ("DeleteVectors", "shard_key", REFUSED, ("POST", "/collections/nv/points/vectors/delete", {"points": [2], "vector": ["image"], "shard_key": "a"})),
     ("SetPayload", "shard_key", REFUSED, ("POST", "/collections/c/points/payload", {"payload": {"x": 1}, "points": [1], "shard_key": "a"})),
     # .../search/batch and .../query/batch
     ("SearchRequestBatch", "searches", APPLIED, ("POST", "/collections/c/points/search/batch", {"searches": [{"vector": V, "limit": 1}]})),
@@ -310,6 +331,10 @@ PROBES = [
     ("POST", "/collections/c/points/search/batch", {"searches": [{"vector": V, UNKNOWN: 1}]}),
     ("POST", "/collections/c/points/query/batch", {"searches": [], UNKNOWN: 1}),
     ("PUT", "/collections/c/index", {"field_name": "city", UNKNOWN: 1}),
+    ("POST", "/collections/c/points/payload/delete", {"keys": [], "points": [1], UNKNOWN: 1}),
+    ("POST", "/collections/c/points/payload/clear", {"points": [77], UNKNOWN: 1}),
+    ("PUT", "/collections/nv/points/vectors", {"points": [{"id": 1, "vector": {"text": V}, UNKNOWN: 1}]}),
+    ("POST", "/collections/nv/points/vectors/delete", {"points": [1], "vector": [], UNKNOWN: 1}),
 ]
 
 
@@ -460,7 +485,8 @@ def main():
                 {"id": 2, "vector": [0.19, 0.81, 0.75, 0.11], "payload": {"city": "London", "n": 2, "tags": [], "text": "Hello there"}},
                 {"id": 3, "vector": [0.36, 0.55, 0.47, 0.94], "payload": {"city": "Moscow", "n": 3, "tags": None}}]}),
             ("PUT", "/collections/nv", {"vectors": {"text": VP, "image": {"size": 2, "distance": "Dot"}}}),
-            ("PUT", "/collections/nv/points", {"points": [{"id": 1, "vector": {"text": V, "image": [1, 0]}}]}),
+            ("PUT", "/collections/nv/points", {"points": [{"id": 1, "vector": {"text": V, "image": [1, 0]}},
+                                                          {"id": 2, "vector": {"text": V, "image": [0, 1]}}]}),
         ]
         for method, target, body in setup:
             status, text = server.call(method, target, body)

@@ -12,6 +12,7 @@ namespace qvec::server {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 using testing_util::TempDir;
 
 class RouterTest : public ::testing::Test {
@@ -477,6 +478,77 @@ TEST_F(RouterTest, UnsupportedFieldsAreRefusedByPath) {
   r = Call("POST", "/collections/demo/points/search",
            R"({"vector":[1,0,0,0],"limit":1,"shard_key":null,"params":{"hnsw_ef":16}})");
   EXPECT_EQ(r.status, 200u) << r.body;
+}
+
+TEST_F(RouterTest, PayloadAndVectorOperations) {
+  CreateDemo();
+  auto payload_of = [&](int id) {
+    auto r = Call("POST", "/collections/demo/points", "{\"ids\":[" + std::to_string(id) + "]}");
+    EXPECT_EQ(r.status, 200u) << r.body;
+    return simdjson::to_string(Json(r)["result"].at(0)["payload"]);
+  };
+  // Merge under a nested key, creating the objects along it.
+  auto r = Call("POST", "/collections/demo/points/payload",
+                R"({"payload":{"color":"red"},"points":[1],"key":"meta.style"})");
+  ASSERT_EQ(r.status, 200u) << r.body;
+  EXPECT_EQ(payload_of(1), R"({"city":"Berlin","n":1,"meta":{"style":{"color":"red"}}})");
+  r = Call("POST", "/collections/demo/points/payload",
+           R"({"payload":{"size":2},"points":[1],"key":"meta.style"})");
+  ASSERT_EQ(r.status, 200u) << r.body;
+  EXPECT_EQ(payload_of(1), R"({"city":"Berlin","n":1,"meta":{"style":{"color":"red","size":2}}})");
+  // Delete a nested key and a top-level one; absent keys are ignored.
+  r = Call("POST", "/collections/demo/points/payload/delete",
+           R"({"keys":["meta.style.color","n","nope.x"],"points":[1]})");
+  ASSERT_EQ(r.status, 200u) << r.body;
+  EXPECT_EQ(payload_of(1), R"({"city":"Berlin","meta":{"style":{"size":2}}})");
+  // Set by filter: only the matching points change.
+  r = Call("POST", "/collections/demo/points/payload",
+           R"({"payload":{"big":true},"filter":{"must":[{"key":"n","range":{"gte":2}}]}})");
+  ASSERT_EQ(r.status, 200u) << r.body;
+  EXPECT_EQ(payload_of(2), R"({"city":"London","n":2,"big":true})");
+  EXPECT_EQ(payload_of(1), R"({"city":"Berlin","meta":{"style":{"size":2}}})");
+  r = Call("POST", "/collections/demo/points/count",
+           R"({"filter":{"must":[{"key":"big","match":{"value":true}}]}})");
+  EXPECT_THAT(r.body, HasSubstr(R"("count":2)"));
+  // Clear by ids.
+  r = Call("POST", "/collections/demo/points/payload/clear", R"({"points":[2]})");
+  ASSERT_EQ(r.status, 200u) << r.body;
+  EXPECT_EQ(payload_of(2), "{}");
+  // Overwrite by filter.
+  r = Call("PUT", "/collections/demo/points/payload",
+           R"({"payload":{"only":1},"filter":{"must":[{"key":"city","match":{"value":"Berlin"}}]}})");
+  ASSERT_EQ(r.status, 200u) << r.body;
+  EXPECT_EQ(payload_of(1), R"({"only":1})");
+  // Refused requests write nothing.
+  for (const char* body : {R"({"payload":{"a":1},"points":[1],"key":"a[0]"})",
+                           R"({"payload":{"a":1},"points":[1],"key":"a..b"})",
+                           R"({"payload":{"a":1},"points":[1,999]})",
+                           R"({"payload":{"a":1},"points":[1],"filter":{}})",
+                           R"({"payload":{"a":1}})"}) {
+    r = Call("POST", "/collections/demo/points/payload", body);
+    EXPECT_GE(r.status, 400u) << body << " -> " << r.body;
+  }
+  EXPECT_EQ(payload_of(1), R"({"only":1})");
+  r = Call("PUT", "/collections/demo/points/payload", R"({"payload":{"a":1},"points":[1],"key":"k"})");
+  EXPECT_EQ(r.status, 400u);
+  EXPECT_THAT(r.body, HasSubstr("key: overwriting"));
+
+  // Vectors: update the unnamed field of one point, then delete it.
+  r = Call("PUT", "/collections/demo/points/vectors", R"({"points":[{"id":2,"vector":[1,0,0,0]}]})");
+  ASSERT_EQ(r.status, 200u) << r.body;
+  r = Call("POST", "/collections/demo/points/search", R"({"vector":[1,0,0,0],"limit":1})");
+  EXPECT_THAT(r.body, HasSubstr(R"("id":2)"));
+  r = Call("PUT", "/collections/demo/points/vectors", R"({"points":[{"id":404,"vector":[1,0,0,0]}]})");
+  EXPECT_EQ(r.status, 404u) << r.body;
+  r = Call("POST", "/collections/demo/points/vectors/delete", R"({"points":[2],"vector":[""]})");
+  ASSERT_EQ(r.status, 200u) << r.body;
+  r = Call("POST", "/collections/demo/points", R"({"ids":[2],"with_vector":true})");
+  EXPECT_THAT(r.body, HasSubstr(R"("id":2)"));
+  r = Call("POST", "/collections/demo/points/search", R"({"vector":[1,0,0,0],"limit":3})");
+  EXPECT_THAT(r.body, Not(HasSubstr(R"("id":2,)")));
+  r = Call("POST", "/collections/demo/points/vectors/delete",
+           R"({"filter":{"must":[]},"vector":[""]})");
+  EXPECT_EQ(r.status, 400u);
 }
 
 }  // namespace
