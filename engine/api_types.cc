@@ -103,6 +103,32 @@ size_t PointIdHash::operator()(const PointId& id) const {
   return static_cast<size_t>(h);
 }
 
+std::string_view PayloadSchemaTypeName(PayloadSchemaType type) {
+  switch (type) {
+    case PayloadSchemaType::kKeyword:
+      return "keyword";
+    case PayloadSchemaType::kInteger:
+      return "integer";
+    case PayloadSchemaType::kFloat:
+      return "float";
+    case PayloadSchemaType::kBool:
+      return "bool";
+    case PayloadSchemaType::kUuid:
+      return "uuid";
+  }
+  return "keyword";
+}
+
+StatusOr<PayloadSchemaType> ParsePayloadSchemaType(std::string_view name) {
+  for (PayloadSchemaType t : {PayloadSchemaType::kKeyword, PayloadSchemaType::kInteger,
+                              PayloadSchemaType::kFloat, PayloadSchemaType::kBool,
+                              PayloadSchemaType::kUuid}) {
+    if (PayloadSchemaTypeName(t) == name) return t;
+  }
+  return InvalidArgumentError("payload index type must be keyword, integer, float, bool or uuid, "
+                              "got '" + std::string(name) + "'");
+}
+
 Status PayloadUpdate::Validate() const {
   auto check_path = [](std::string_view path, std::string_view what) -> Status {
     if (path.find('[') != std::string_view::npos) {

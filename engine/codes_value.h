@@ -44,6 +44,9 @@ inline constexpr std::string_view kLegacyGenerationKey = "generation";
 // count of vectors, each u16 LE field id + u32 LE length + the original's
 // bytes, then the payload.
 inline constexpr std::string_view kQuarantinePrefix = "quarantine/";
+// index_state key of the declared payload indexes: a JSON object
+// {"<payload key>": "<type name>", ...} (PayloadSchemaTypeName).
+inline constexpr std::string_view kPayloadIndexesState = "payload_indexes";
 
 struct CodesHeader {
   uint64_t label = 0;

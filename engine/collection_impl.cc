@@ -10,6 +10,7 @@
 
 #include "common/point_key.h"
 #include "engine/codes_value.h"
+#include "engine/collection_meta.h"
 #include "index/metric.h"
 #include "index/quality.h"
 #include "index/search_finish.h"
@@ -600,8 +601,17 @@ StatusOr<size_t> CollectionImpl::DeleteByFilter(const Filter& filter) {
     if (!ResolveFilterLocked(filter, prepared, &fields)) {
       QVEC_ASSIGN_OR_RETURN(fields, FilterUnderWriteLock(filter));
     }
-    for (const auto& [id, label] : id_to_label_) {
-      if (MatchesFilter(filter, fields, id)) labels.push_back(label);
+    if (auto candidates = IndexedCandidates(filter, fields)) {
+      for (const PointId& id : *candidates) {
+        auto found = id_to_label_.find(id);
+        if (found != id_to_label_.end() && MatchesFilter(filter, fields, id)) {
+          labels.push_back(found->second);
+        }
+      }
+    } else {
+      for (const auto& [id, label] : id_to_label_) {
+        if (MatchesFilter(filter, fields, id)) labels.push_back(label);
+      }
     }
   }
   return DeleteLabelsLocked(labels);
@@ -675,8 +685,14 @@ StatusOr<size_t> CollectionImpl::UpdatePayloadByFilter(const Filter& filter,
     if (!ResolveFilterLocked(filter, prepared, &fields)) {
       QVEC_ASSIGN_OR_RETURN(fields, FilterUnderWriteLock(filter));
     }
-    for (const auto& [id, label] : id_to_label_) {
-      if (MatchesFilter(filter, fields, id)) ids.push_back(id);
+    if (auto candidates = IndexedCandidates(filter, fields)) {
+      for (const PointId& id : *candidates) {
+        if (id_to_label_.count(id) && MatchesFilter(filter, fields, id)) ids.push_back(id);
+      }
+    } else {
+      for (const auto& [id, label] : id_to_label_) {
+        if (MatchesFilter(filter, fields, id)) ids.push_back(id);
+      }
     }
   }
   if (ids.empty()) return size_t{0};
@@ -698,6 +714,97 @@ Status CollectionImpl::SetPayload(std::span<const PointId> ids, std::string_view
   return UpdatePayload(ids, update);
 }
 
+// ---- payload indexes ----
+
+namespace {
+
+Status ValidatePayloadKey(const std::string& key) {
+  if (key.empty()) return InvalidArgumentError("payload index key must not be empty");
+  PayloadUpdate probe;
+  probe.key = key;
+  return probe.Validate();
+}
+
+// A filter naming `keys`, so that PrepareFilter builds their fields.
+Filter KeysProbe(const std::vector<std::string>& keys) {
+  Filter f;
+  for (const std::string& key : keys) {
+    Condition c;
+    c.kind = Condition::Kind::kIsNull;
+    c.key = key;
+    f.should.push_back(std::move(c));
+  }
+  return f;
+}
+
+}  // namespace
+
+Status CollectionImpl::CreatePayloadIndex(const std::string& key, PayloadSchemaType type) {
+  QVEC_RETURN_IF_ERROR(CheckAlive());
+  QVEC_RETURN_IF_ERROR(ValidatePayloadKey(key));
+  {
+    MutexLock write_lock(&write_mu_);
+    QVEC_RETURN_IF_ERROR(CheckAlive());
+    std::map<std::string, PayloadSchemaType> next;
+    {
+      WriterReads reads(this);
+      next = payload_indexes_;
+    }
+    auto it = next.find(key);
+    if (it != next.end() && it->second == type) return Status::Ok();
+    next[key] = type;
+    storage::WriteBatch batch;
+    batch.PutIndexState(cid_, kPayloadIndexesState, EncodePayloadIndexes(next));
+    QVEC_RETURN_IF_ERROR(Commit(&batch, [&](uint64_t) {
+      write_mu_.AssertHeld();  // run by Commit, under write_mu_
+      state_mu_.AssertHeld();  // and the exclusive state lock
+      payload_indexes_ = next;
+    }));
+  }
+  field_cache_.Pin(key, true);
+  // Built now (from a snapshot, no collection lock held), not by the first
+  // filter that names the key.
+  return PrepareFilter(KeysProbe({key})).status();
+}
+
+Status CollectionImpl::DropPayloadIndex(const std::string& key) {
+  QVEC_RETURN_IF_ERROR(CheckAlive());
+  {
+    MutexLock write_lock(&write_mu_);
+    QVEC_RETURN_IF_ERROR(CheckAlive());
+    std::map<std::string, PayloadSchemaType> next;
+    {
+      WriterReads reads(this);
+      next = payload_indexes_;
+    }
+    if (next.erase(key) == 0) return NotFoundError("no payload index on '" + key + "'");
+    storage::WriteBatch batch;
+    if (next.empty()) {
+      batch.DeleteIndexState(cid_, kPayloadIndexesState);
+    } else {
+      batch.PutIndexState(cid_, kPayloadIndexesState, EncodePayloadIndexes(next));
+    }
+    QVEC_RETURN_IF_ERROR(Commit(&batch, [&](uint64_t) {
+      write_mu_.AssertHeld();  // run by Commit, under write_mu_
+      state_mu_.AssertHeld();  // and the exclusive state lock
+      payload_indexes_ = next;
+    }));
+  }
+  field_cache_.Pin(key, false);
+  field_cache_.Erase(key);
+  return Status::Ok();
+}
+
+Status CollectionImpl::BuildPayloadIndexes() {
+  std::vector<std::string> keys;
+  {
+    ReaderLock lock(&state_mu_);
+    for (const auto& [key, type] : payload_indexes_) keys.push_back(key);
+  }
+  if (keys.empty()) return Status::Ok();
+  return PrepareFilter(KeysProbe(keys)).status();
+}
+
 // ---- filters ----
 
 StatusOr<FilterFields> CollectionImpl::PrepareFilter(const Filter& filter) {
@@ -705,16 +812,20 @@ StatusOr<FilterFields> CollectionImpl::PrepareFilter(const Filter& filter) {
   CollectFilterKeys(filter, &keys);
   FilterFields out;
   if (keys.empty()) return out;
-  std::vector<std::string> missing;
+  std::vector<std::pair<std::string, bool>> missing;  // key, declared (indexed)
   ReadView view;
   {
     ReaderLock lock(&state_mu_);
     view = ViewLocked();
     for (const std::string& key : keys) {
-      if (auto f = field_cache_.Get(key, version_, payload_log_)) {
+      const bool declared = payload_indexes_.count(key) > 0;
+      auto f = field_cache_.Get(key, version_, payload_log_);
+      // A declared index needs the inverted indexes; a field built before
+      // the declaration (or after its removal) is of the other kind.
+      if (f != nullptr && f->index.indexed() == declared) {
         out.Add(std::move(f));
       } else {
-        missing.push_back(key);
+        missing.emplace_back(key, declared);
       }
     }
   }
@@ -722,8 +833,8 @@ StatusOr<FilterFields> CollectionImpl::PrepareFilter(const Filter& filter) {
   // Built from the snapshot of `view`: exactly the payloads of its version,
   // read without any collection lock.
   std::vector<std::shared_ptr<CachedField>> built;
-  for (const std::string& key : missing) {
-    auto field = std::make_shared<CachedField>(key);
+  for (const auto& [key, declared] : missing) {
+    auto field = std::make_shared<CachedField>(key, declared);
     field->version = view.version;
     built.push_back(field);
   }
@@ -972,6 +1083,12 @@ StatusOr<size_t> CollectionImpl::Count(const Filter* filter) {
           n = id_to_label_.size();
           return Status::Ok();
         }
+        if (auto candidates = IndexedCandidates(*filter, *fields[0])) {
+          for (const PointId& id : *candidates) {
+            n += id_to_label_.count(id) && MatchesFilter(*filter, *fields[0], id) ? 1 : 0;
+          }
+          return Status::Ok();
+        }
         for (const auto& [id, label] : id_to_label_) {
           n += MatchesFilter(*filter, *fields[0], id) ? 1 : 0;
         }
@@ -1001,6 +1118,26 @@ StatusOr<ScrollPage> CollectionImpl::Scroll(const ScrollRequest& request) {
   QVEC_RETURN_IF_ERROR(
       WithReadLock({filter}, [&](const std::vector<const FilterFields*>& fields) -> Status {
         state_mu_.AssertReaderHeld();  // WithReadLock runs it under the shared lock
+        std::optional<std::vector<PointId>> candidates;
+        if (fields[0] != nullptr) candidates = IndexedCandidates(*filter, *fields[0]);
+        if (candidates) {
+          // An indexed condition narrows the points: walk them in id order.
+          auto c = request.offset
+                       ? std::lower_bound(candidates->begin(), candidates->end(), *request.offset)
+                       : candidates->begin();
+          for (; c != candidates->end(); ++c) {
+            auto found = id_to_label_.find(*c);
+            if (found == id_to_label_.end() || !MatchesFilter(*filter, *fields[0], *c)) continue;
+            if (ids.size() == request.limit) {
+              page.next_page_offset = *c;
+              break;
+            }
+            ids.push_back(*c);
+            masks.push_back(field_mask_[found->second]);
+          }
+          view = ViewLocked();
+          return Status::Ok();
+        }
         auto it = request.offset ? id_to_label_.lower_bound(*request.offset) : id_to_label_.begin();
         for (; it != id_to_label_.end(); ++it) {
           if (fields[0] != nullptr && !MatchesFilter(*filter, *fields[0], it->first)) continue;
@@ -1096,8 +1233,14 @@ StatusOr<CollectionImpl::Candidates> CollectionImpl::SearchLocked(const SearchRe
     c.float_scan = true;
     if (filter != nullptr) {
       c.allowed.emplace();
-      for (const auto& [id, label] : id_to_label_) {
-        if (MatchesFilter(*filter, *fields, id)) c.allowed->insert(id);
+      if (auto candidates = IndexedCandidates(*filter, *fields)) {
+        for (const PointId& id : *candidates) {
+          if (id_to_label_.count(id) && MatchesFilter(*filter, *fields, id)) c.allowed->insert(id);
+        }
+      } else {
+        for (const auto& [id, label] : id_to_label_) {
+          if (MatchesFilter(*filter, *fields, id)) c.allowed->insert(id);
+        }
       }
     }
     return c;
@@ -1117,7 +1260,20 @@ StatusOr<CollectionImpl::Candidates> CollectionImpl::SearchLocked(const SearchRe
   }
   bool subset_scan = false;
   std::vector<uint64_t> subset;
-  if (filter != nullptr && !f.index->exhaustive()) {
+  std::optional<std::vector<PointId>> candidates;
+  if (filter != nullptr) candidates = IndexedCandidates(*filter, *fields);
+  const size_t subset_limit = std::max<size_t>(20000, id_to_label_.size() / 50);
+  if (candidates && candidates->size() <= subset_limit) {
+    // A payload index (or has_id) names the few points that can pass: score
+    // exactly those that do, on either index kind, instead of scanning.
+    for (const PointId& id : *candidates) {
+      auto found = id_to_label_.find(id);
+      if (found != id_to_label_.end() && MatchesFilter(*filter, *fields, id)) {
+        subset.push_back(found->second);
+      }
+    }
+    subset_scan = true;
+  } else if (filter != nullptr && !f.index->exhaustive()) {
     // Query planner: a selective filter is answered by an exact scan of the
     // allowed points (probing would visit many lists to find k of them);
     // otherwise the index checks the filter as it scans and probes further
@@ -1469,6 +1625,23 @@ StatusOr<CollectionInfo> CollectionImpl::Info() {
     info.memory_bytes = index_bytes + field_cache_.MemoryBytes() + payload_log_.MemoryBytes() +
                         label_to_id_.capacity() * (sizeof(PointId) + sizeof(uint64_t)) +
                         id_to_label_.size() * (sizeof(PointId) + sizeof(uint64_t) + 32);
+  }
+  {
+    std::map<std::string, PayloadSchemaType> declared;
+    {
+      ReaderLock lock(&state_mu_);
+      declared = payload_indexes_;
+    }
+    if (!declared.empty()) {
+      std::vector<std::string> keys;
+      for (const auto& [key, type] : declared) keys.push_back(key);
+      QVEC_ASSIGN_OR_RETURN(FilterFields fields, PrepareFilter(KeysProbe(keys)));
+      for (const auto& [key, type] : declared) {
+        PayloadIndexInfo& pi = info.payload_schema[key];
+        pi.type = type;
+        if (const FieldIndex* f = fields.Get(key)) pi.points = f->CountPoints(type);
+      }
+    }
   }
   for (const auto& f : fields_) {
     VectorFieldInfo& fi = info.fields[f->name];

@@ -126,6 +126,9 @@ class CollectionImpl final : public Collection,
   // Queues a background (re)build when a field needs one. Called after
   // writes and, by the database, after Load().
   void MaybeStartTraining();
+  // Builds the declared payload indexes (after Load; reads the payloads from
+  // a snapshot without holding a collection lock).
+  Status BuildPayloadIndexes();
   // After a drop every call answers NotFound and background work stops.
   void MarkDropped();
   // The database is closing: background work stops, the storage snapshot is
@@ -141,6 +144,8 @@ class CollectionImpl final : public Collection,
                        const std::vector<std::string>& field_names) override;
   StatusOr<size_t> Delete(std::span<const PointId> ids) override;
   StatusOr<size_t> DeleteByFilter(const Filter& filter) override;
+  Status CreatePayloadIndex(const std::string& key, PayloadSchemaType type) override;
+  Status DropPayloadIndex(const std::string& key) override;
   Status UpdatePayload(std::span<const PointId> ids, const PayloadUpdate& update) override;
   StatusOr<size_t> UpdatePayloadByFilter(const Filter& filter,
                                          const PayloadUpdate& update) override;
@@ -399,6 +404,10 @@ class CollectionImpl final : public Collection,
 
   // Thread-safe on its own.
   FieldCache field_cache_;
+  // The declared payload indexes: key -> type (persisted under index_state
+  // kPayloadIndexesState). Their fields are indexed and pinned in
+  // field_cache_.
+  std::map<std::string, PayloadSchemaType> payload_indexes_ QVEC_GUARDED_BY(state_mu_);
 
   // One build at a time per collection (background or Optimize).
   std::atomic<bool> training_{false};

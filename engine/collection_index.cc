@@ -535,6 +535,21 @@ Status CollectionImpl::Load() {
         return true;
       });
   if (!counted.ok()) log_.Warn("collection '{}': {}", name_, counted.ToString());
+  // The declared payload indexes (built after Load, by BuildPayloadIndexes).
+  auto declared = store_->GetIndexState(cid_, std::string(kPayloadIndexesState));
+  if (declared.ok()) {
+    auto parsed = DecodePayloadIndexes(*declared);
+    if (parsed.ok()) {
+      payload_indexes_ = std::move(*parsed);
+      for (const auto& [key, type] : payload_indexes_) field_cache_.Pin(key, true);
+    } else {
+      // Filters answer the same without them; the user can declare them again.
+      log_.Error("collection '{}': the declared payload indexes are unreadable ({}); they are "
+                 "dropped", name_, parsed.status().ToString());
+    }
+  } else if (declared.status().code() != StatusCode::kNotFound) {
+    return declared.status();
+  }
   snapshot_ = store_->GetSnapshot();
   return Status::Ok();
 }

@@ -152,4 +152,31 @@ StatusOr<StoredCollectionConfig> DecodeCollectionConfig(std::string_view meta) {
   return out;
 }
 
+std::string EncodePayloadIndexes(const std::map<std::string, PayloadSchemaType>& indexes) {
+  JsonWriter w;
+  w.BeginObject();
+  for (const auto& [key, type] : indexes) w.Key(key).String(PayloadSchemaTypeName(type));
+  w.EndObject();
+  return w.Take();
+}
+
+StatusOr<std::map<std::string, PayloadSchemaType>> DecodePayloadIndexes(std::string_view text) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  if (parser.parse(text.data(), text.size()).get(doc) != simdjson::SUCCESS ||
+      doc.type() != simdjson::dom::element_type::OBJECT) {
+    return DataLossError("payload index declarations are not a JSON object");
+  }
+  std::map<std::string, PayloadSchemaType> out;
+  for (auto field : simdjson::dom::object(doc)) {
+    if (field.value.type() != simdjson::dom::element_type::STRING) {
+      return DataLossError("payload index declaration is not a type name");
+    }
+    auto type = ParsePayloadSchemaType(std::string_view(field.value));
+    if (!type.ok()) return DataLossError(type.status().message());
+    out[std::string(field.key)] = *type;
+  }
+  return out;
+}
+
 }  // namespace qvec::engine

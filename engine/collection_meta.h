@@ -19,6 +19,7 @@
 
 #include "qvec/options.h"
 #include "qvec/status.h"
+#include "qvec/types.h"
 
 namespace qvec::engine {
 
@@ -37,6 +38,12 @@ std::string EncodeCollectionConfig(const CollectionConfig& config,
                                    const std::map<std::string, uint16_t>& field_ids);
 // DataLoss for malformed metadata; FailedPrecondition for an unknown version.
 [[nodiscard]] StatusOr<StoredCollectionConfig> DecodeCollectionConfig(std::string_view meta);
+
+// The declared payload indexes as stored (index_state kPayloadIndexesState):
+// {"<payload key>": "<type name>", ...}. DataLoss for malformed text.
+std::string EncodePayloadIndexes(const std::map<std::string, PayloadSchemaType>& indexes);
+[[nodiscard]] StatusOr<std::map<std::string, PayloadSchemaType>> DecodePayloadIndexes(
+    std::string_view text);
 
 }  // namespace qvec::engine
 

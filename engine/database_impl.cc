@@ -67,6 +67,11 @@ class DatabaseImpl final : public Database {
         continue;
       }
       QVEC_RETURN_IF_ERROR((*coll)->Load().Annotate("collection '" + rec.name + "'"));
+      if (Status built = (*coll)->BuildPayloadIndexes(); !built.ok()) {
+        // Filters still answer: the field is built again at their first use.
+        log_.Warn("collection '{}': payload indexes not built at open: {}", rec.name,
+                  built.ToString());
+      }
       (*coll)->MaybeStartTraining();
       MutexLock lock(&mu_);
       collections_[rec.name] = std::move(*coll);

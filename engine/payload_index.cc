@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <iterator>
 #include <span>
 
 #include "engine/json_writer.h"
@@ -284,11 +286,53 @@ void CollectFilterKeys(const Filter& filter, std::set<std::string>* keys) {
 
 // ---- FieldIndex ----
 
-size_t FieldIndex::EntryBytes(const FieldValues& fv) {
+namespace {
+
+// Equal canonical values for every pair ScalarEqualsMatch calls equal (and
+// maybe a few more: integers beyond 2^53 share a double), so postings are a
+// superset of the matches.
+std::string CanonicalNumber(double d) {
+  if (d == 0) d = 0;  // -0 equals 0
+  char buf[40];
+  std::snprintf(buf, sizeof(buf), "n%.17g", d);
+  return buf;
+}
+
+std::optional<std::string> Canonical(const PayloadScalar& v) {
+  if (const auto* s = std::get_if<std::string>(&v)) return "s" + *s;
+  if (const auto* i = std::get_if<int64_t>(&v)) return CanonicalNumber(static_cast<double>(*i));
+  if (const auto* d = std::get_if<double>(&v)) return CanonicalNumber(*d);
+  if (const auto* b = std::get_if<bool>(&v)) return std::string(*b ? "b1" : "b0");
+  return std::nullopt;
+}
+
+std::string Canonical(const MatchValue& m) {
+  if (const auto* s = std::get_if<std::string>(&m)) return "s" + *s;
+  if (const auto* i = std::get_if<int64_t>(&m)) return CanonicalNumber(static_cast<double>(*i));
+  return std::get<bool>(m) ? "b1" : "b0";
+}
+
+bool IsNumber(const PayloadScalar& v, double* out) {
+  if (const auto* i = std::get_if<int64_t>(&v)) {
+    *out = static_cast<double>(*i);
+    return true;
+  }
+  if (const auto* d = std::get_if<double>(&v)) {
+    *out = *d;
+    return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+size_t FieldIndex::EntryBytes(const FieldValues& fv) const {
   size_t bytes = sizeof(PointId) + sizeof(FieldValues) + 32;  // hash node
   for (const auto& v : fv.values) {
     bytes += sizeof(PayloadScalar);
     if (const auto* str = std::get_if<std::string>(&v)) bytes += str->capacity();
+    // A posting (hash-set node) and, for numbers, an ordered-map node.
+    if (indexed_) bytes += 48 + (std::holds_alternative<std::monostate>(v) ? 0 : 48);
   }
   return bytes;
 }
@@ -299,19 +343,142 @@ void FieldIndex::Set(const PointId& id, const std::string* payload) {
   FieldValues fv = ExtractField(*payload, key_);
   if (!fv.present) return;
   bytes_ += EntryBytes(fv);
+  if (indexed_) {
+    for (const auto& v : fv.values) {
+      if (auto c = Canonical(v)) by_value_[*c].insert(id);
+      double d;
+      if (IsNumber(v, &d)) by_number_.emplace(d, id);
+    }
+  }
   values_.emplace(id, std::move(fv));
+}
+
+void FieldIndex::Unindex(const PointId& id, const FieldValues& fv) {
+  for (const auto& v : fv.values) {
+    if (auto c = Canonical(v)) {
+      auto it = by_value_.find(*c);
+      if (it != by_value_.end()) {
+        it->second.erase(id);
+        if (it->second.empty()) by_value_.erase(it);
+      }
+    }
+    double d;
+    if (IsNumber(v, &d)) {
+      auto [lo, hi] = by_number_.equal_range(d);
+      for (auto it = lo; it != hi; ++it) {
+        if (it->second == id) {
+          by_number_.erase(it);
+          break;
+        }
+      }
+    }
+  }
 }
 
 void FieldIndex::Erase(const PointId& id) {
   auto it = values_.find(id);
   if (it == values_.end()) return;
   bytes_ -= EntryBytes(it->second);
+  if (indexed_) Unindex(id, it->second);
   values_.erase(it);
 }
 
 const FieldValues* FieldIndex::Find(const PointId& id) const {
   auto it = values_.find(id);
   return it == values_.end() ? nullptr : &it->second;
+}
+
+bool FieldIndex::Candidates(const Condition& c, std::vector<PointId>* out) const {
+  if (!indexed_) return false;
+  auto add_value = [&](const std::string& canonical) {
+    auto it = by_value_.find(canonical);
+    if (it != by_value_.end()) out->insert(out->end(), it->second.begin(), it->second.end());
+  };
+  switch (c.kind) {
+    case Condition::Kind::kMatchValue:
+      add_value(Canonical(c.value));
+      return true;
+    case Condition::Kind::kMatchAny:
+      for (const MatchValue& m : c.any) add_value(Canonical(m));
+      return true;
+    case Condition::Kind::kRange: {
+      auto lo = by_number_.begin();
+      if (c.gte) lo = by_number_.lower_bound(*c.gte);
+      if (c.gt) {
+        auto above = by_number_.upper_bound(*c.gt);
+        if (lo != by_number_.end() && (above == by_number_.end() || above->first > lo->first)) {
+          lo = above;
+        }
+      }
+      for (auto it = lo; it != by_number_.end(); ++it) {
+        if ((c.lt && !(it->first < *c.lt)) || (c.lte && !(it->first <= *c.lte))) break;
+        if ((c.gt && !(it->first > *c.gt)) || (c.gte && !(it->first >= *c.gte))) continue;
+        out->push_back(it->second);
+      }
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
+size_t FieldIndex::CountPoints(PayloadSchemaType type) const {
+  size_t n = 0;
+  for (const auto& [id, fv] : values_) {
+    for (const auto& v : fv.values) {
+      bool match = false;
+      switch (type) {
+        case PayloadSchemaType::kKeyword:
+        case PayloadSchemaType::kUuid:
+          match = std::holds_alternative<std::string>(v);
+          break;
+        case PayloadSchemaType::kInteger:
+          match = std::holds_alternative<int64_t>(v);
+          break;
+        case PayloadSchemaType::kFloat: {
+          double d;
+          match = IsNumber(v, &d);
+          break;
+        }
+        case PayloadSchemaType::kBool:
+          match = std::holds_alternative<bool>(v);
+          break;
+      }
+      if (match) {
+        ++n;
+        break;
+      }
+    }
+  }
+  return n;
+}
+
+std::optional<std::vector<PointId>> IndexedCandidates(const Filter& filter,
+                                                      const FilterFields& fields) {
+  std::optional<std::vector<PointId>> best;
+  for (const Condition& c : filter.must) {
+    std::vector<PointId> ids;
+    bool narrowed = false;
+    if (c.kind == Condition::Kind::kHasId) {
+      ids = c.ids;
+      narrowed = true;
+    } else if (c.kind == Condition::Kind::kNested) {
+      if (c.filter != nullptr) {
+        if (auto sub = IndexedCandidates(*c.filter, fields)) {
+          ids = std::move(*sub);
+          narrowed = true;
+        }
+      }
+    } else if (const FieldIndex* f = fields.Get(c.key)) {
+      narrowed = f->Candidates(c, &ids);
+    }
+    if (narrowed && (!best || ids.size() < best->size())) best = std::move(ids);
+  }
+  if (best) {
+    std::sort(best->begin(), best->end());
+    best->erase(std::unique(best->begin(), best->end()), best->end());
+  }
+  return best;
 }
 
 // ---- PayloadChangeLog ----
@@ -394,7 +561,10 @@ void FieldCache::Insert(std::shared_ptr<CachedField> field) {
   const std::string key = field->index.key();
   auto it = entries_.find(key);
   if (it != entries_.end()) {
-    if (it->second.field->version >= field->version) return;
+    if (it->second.field->index.indexed() == field->index.indexed() &&
+        it->second.field->version >= field->version) {
+      return;
+    }
     bytes_ -= it->second.bytes;
     lru_.erase(it->second.lru);
     entries_.erase(it);
@@ -410,14 +580,41 @@ void FieldCache::Insert(std::shared_ptr<CachedField> field) {
 }
 
 void FieldCache::EvictLocked() {
-  // Keep the most recently used entry even if it alone exceeds the bytes.
+  // Evicts the least recently used key that is not pinned (declared payload
+  // indexes stay), never the most recently used one even if it alone
+  // exceeds the bytes.
   while (entries_.size() > 1 && (entries_.size() > max_fields_ || bytes_ > max_bytes_)) {
-    const std::string& victim = lru_.back();
-    auto it = entries_.find(victim);
-    bytes_ -= it->second.bytes;
-    entries_.erase(it);
-    lru_.pop_back();
+    auto victim = lru_.end();
+    for (auto it = std::prev(lru_.end()); it != lru_.begin(); --it) {
+      if (pinned_.count(*it) == 0) {
+        victim = it;
+        break;
+      }
+    }
+    if (victim == lru_.end()) return;
+    auto e = entries_.find(*victim);
+    bytes_ -= e->second.bytes;
+    entries_.erase(e);
+    lru_.erase(victim);
   }
+}
+
+void FieldCache::Pin(const std::string& key, bool pinned) {
+  MutexLock lock(&mu_);
+  if (pinned) {
+    pinned_.insert(key);
+  } else {
+    pinned_.erase(key);
+  }
+}
+
+void FieldCache::Erase(const std::string& key) {
+  MutexLock lock(&mu_);
+  auto it = entries_.find(key);
+  if (it == entries_.end()) return;
+  bytes_ -= it->second.bytes;
+  lru_.erase(it->second.lru);
+  entries_.erase(it);
 }
 
 size_t FieldCache::MemoryBytes() const {

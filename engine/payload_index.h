@@ -21,10 +21,12 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <variant>
 #include <vector>
 
@@ -69,21 +71,40 @@ void CollectFilterKeys(const Filter& filter, std::set<std::string>* keys);
 // Not thread-safe (FieldCache serializes its mutations).
 class FieldIndex {
  public:
-  explicit FieldIndex(std::string key) : key_(std::move(key)) {}
+  // `indexed`: also keep inverted indexes (value -> points, and numbers in
+  // order), for a declared payload index, so that Candidates() answers
+  // conditions on the key without looking at every point.
+  explicit FieldIndex(std::string key, bool indexed = false)
+      : key_(std::move(key)), indexed_(indexed) {}
   const std::string& key() const { return key_; }
+  bool indexed() const { return indexed_; }
   // Records the payload of `id` (nullptr or empty = none).
   void Set(const PointId& id, const std::string* payload);
   void Erase(const PointId& id);
   // nullptr when the point has no value at the key (or does not exist).
   const FieldValues* Find(const PointId& id) const;
   size_t MemoryBytes() const { return bytes_; }
+  // Appends to `out` every point that may pass condition `c` on this key (a
+  // superset of those that do) and returns true, when the inverted indexes
+  // answer `c` (match value / any, range); false otherwise (not indexed, or
+  // another kind of condition).
+  bool Candidates(const Condition& c, std::vector<PointId>* out) const;
+  // Points holding at least one value of `type` (payload_schema's count).
+  size_t CountPoints(PayloadSchemaType type) const;
 
  private:
-  static size_t EntryBytes(const FieldValues& fv);
+  size_t EntryBytes(const FieldValues& fv) const;
+  void Unindex(const PointId& id, const FieldValues& fv);
   std::string key_;
+  bool indexed_;
   std::unordered_map<PointId, FieldValues, PointIdHash> values_;
+  // When indexed_: canonical value ("s" + string, "n" + number, "b0"/"b1")
+  // -> points, and number -> points.
+  std::unordered_map<std::string, std::unordered_set<PointId, PointIdHash>> by_value_;
+  std::multimap<double, PointId> by_number_;
   size_t bytes_ = 0;
 };
+
 
 // The payload changes of a collection in version order, bounded in entries
 // and bytes (the oldest are dropped first). Version v is the collection's
@@ -119,7 +140,7 @@ class PayloadChangeLog {
 // A FieldIndex and the version it is valid at. Mutated only by FieldCache,
 // under its mutex.
 struct CachedField {
-  explicit CachedField(std::string key) : index(std::move(key)) {}
+  explicit CachedField(std::string key, bool indexed = false) : index(std::move(key), indexed) {}
   FieldIndex index;
   uint64_t version = 0;
 };
@@ -145,8 +166,14 @@ class FieldCache {
   // false when the log no longer reaches back to the field's version.
   bool CatchUp(CachedField* field, uint64_t version, const PayloadChangeLog& log);
   // Offers a field built at field->version; kept unless the cache holds a
-  // newer one for the key. Evicts the least recently used beyond the bounds.
+  // newer one of the same kind (indexed or not) for the key. Evicts the
+  // least recently used beyond the bounds, never a pinned key.
   void Insert(std::shared_ptr<CachedField> field);
+  // Keeps `key` from eviction (a declared payload index) or releases it.
+  void Pin(const std::string& key, bool pinned);
+  // Forgets the field of `key` (its index was created or dropped: the next
+  // reader builds the right kind).
+  void Erase(const std::string& key);
   size_t MemoryBytes() const;
   size_t size() const;
 
@@ -168,6 +195,7 @@ class FieldCache {
   mutable Mutex mu_;
   std::unordered_map<std::string, Entry> entries_ QVEC_GUARDED_BY(mu_);
   std::list<std::string> lru_ QVEC_GUARDED_BY(mu_);  // front = most recently used
+  std::set<std::string> pinned_ QVEC_GUARDED_BY(mu_);
   size_t bytes_ QVEC_GUARDED_BY(mu_) = 0;
 };
 
@@ -187,6 +215,13 @@ class FilterFields {
  private:
   std::map<std::string, std::shared_ptr<CachedField>> fields_;
 };
+
+// Every point that may pass `filter` (sorted, distinct; a superset of those
+// that do), when a condition of its `must` list is answered by an indexed
+// field of `fields` or is has_id: the smallest such set. nullopt when no
+// condition narrows it.
+std::optional<std::vector<PointId>> IndexedCandidates(const Filter& filter,
+                                                      const FilterFields& fields);
 
 // True when point `id` passes `filter`. Every key the filter names must be
 // in `fields`.

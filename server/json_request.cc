@@ -1326,16 +1326,43 @@ StatusOr<ScrollBody> ParseScroll(element e) {
   return out;
 }
 
-Status ParseCreateFieldIndex(element e) {
+StatusOr<CreateFieldIndexBody> ParseCreateFieldIndex(element e) {
   QVEC_FIELDS(f, e, "");
+  CreateFieldIndexBody out;
   element x;
   if (!f.Take("field_name", &x)) return InvalidArgumentError("field_name is required");
-  QVEC_ASSIGN_OR_RETURN(std::string name, GetString(x, "field_name"));
-  f.Take("field_schema", &x);
+  QVEC_ASSIGN_OR_RETURN(out.key, GetString(x, "field_name"));
+  const bool has_schema = f.Take("field_schema", &x);
   QVEC_RETURN_IF_ERROR(f.Finish());
-  return InvalidArgumentError("field_name, field_schema: payload indexes are not supported yet "
-                              "(filters on every payload key, '" +
-                              name + "' included, work without one)");
+  if (!has_schema) {
+    // Qdrant infers the type from stored values; qvec asks for it.
+    return InvalidArgumentError("field_schema is required (keyword, integer, float, bool or uuid)");
+  }
+  std::string type_name;
+  if (x.type() == element_type::STRING) {
+    type_name = std::string(std::string_view(x));
+  } else {
+    QVEC_FIELDS(params, x, "field_schema");
+    element t;
+    if (!params.Take("type", &t)) return InvalidArgumentError("field_schema.type is required");
+    QVEC_ASSIGN_OR_RETURN(type_name, GetString(t, "field_schema.type"));
+    // Storage and HNSW knobs of Qdrant's payload indexes: no effect on
+    // which points a filter selects.
+    for (std::string_view knob :
+         {"is_tenant", "on_disk", "enable_hnsw", "is_principal", "lookup", "range"}) {
+      QVEC_RETURN_IF_ERROR(AcceptTuning(params, knob, Tuning::kBool));
+    }
+    QVEC_RETURN_IF_ERROR(params.Finish());  // names text/geo-only params
+  }
+  if (type_name == "text" || type_name == "geo" || type_name == "datetime") {
+    return InvalidArgumentError("field_schema: " + type_name +
+                                " payload indexes are not supported yet (keyword, integer, float, "
+                                "bool and uuid are)");
+  }
+  auto type = ParsePayloadSchemaType(type_name);
+  if (!type.ok()) return InvalidArgumentError("field_schema: " + type.status().message());
+  out.type = *type;
+  return out;
 }
 
 }  // namespace qvec::server

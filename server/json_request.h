@@ -122,9 +122,15 @@ struct ScrollBody {
 };
 [[nodiscard]] StatusOr<ScrollBody> ParseScroll(simdjson::dom::element e);
 
-// PUT /collections/{name}/index: parsed so that its fields are named, then
-// refused (qvec has no payload indexes yet; filters work without one).
-[[nodiscard]] Status ParseCreateFieldIndex(simdjson::dom::element e);
+// PUT /collections/{name}/index: {field_name, field_schema}, the schema a
+// type name or {type, ...params}. keyword, integer, float, bool and uuid are
+// indexed (the params tune Qdrant's storage and are accepted without effect);
+// text, geo and datetime are refused.
+struct CreateFieldIndexBody {
+  std::string key;
+  PayloadSchemaType type = PayloadSchemaType::kKeyword;
+};
+[[nodiscard]] StatusOr<CreateFieldIndexBody> ParseCreateFieldIndex(simdjson::dom::element e);
 
 }  // namespace qvec::server
 

@@ -421,8 +421,20 @@ class Router final : public RequestHandler {
     }
     if (s.size() == 3 && s[2] == "index") {
       QVEC_ROUTE("/collections/{name}/index", "PUT");
-      return WithBody(call, name, [&](Collection&, element body) {
-        return StatusResponse(ParseCreateFieldIndex(body), Seconds(start));
+      return WithBody(call, name, [&](Collection& c, element body) {
+        auto req = ParseCreateFieldIndex(body);
+        if (!req.ok()) return StatusResponse(req.status(), Seconds(start));
+        Status st = c.CreatePayloadIndex(req->key, req->type);
+        if (!st.ok()) return StatusResponse(st, Seconds(start));
+        return OkResponse(UpdateResult(), Seconds(start));
+      });
+    }
+    if (s.size() == 4 && s[2] == "index") {
+      QVEC_ROUTE("/collections/{name}/index/{field_name}", "DELETE");
+      return WithCollection(call, name, [&](Collection& c) {
+        Status st = c.DropPayloadIndex(s[3]);
+        if (!st.ok()) return StatusResponse(st, Seconds(start));
+        return OkResponse(UpdateResult(), Seconds(start));
       });
     }
     if (s.size() >= 3 && s[2] == "points") {
@@ -709,7 +721,15 @@ class Router final : public RequestHandler {
         w.Null();  // per vector, in params.vectors
       }
       w.EndObject();  // config
-      w.Key("payload_schema").BeginObject().EndObject();
+      w.Key("payload_schema").BeginObject();
+      for (const auto& [key, pi] : info->payload_schema) {
+        w.Key(key).BeginObject();
+        w.Key("data_type").String(PayloadSchemaTypeName(pi.type));
+        w.Key("params").BeginObject().Key("type").String(PayloadSchemaTypeName(pi.type)).EndObject();
+        w.Key("points").Uint(pi.points);
+        w.EndObject();
+      }
+      w.EndObject();
       // qvec's own figures: the first field's at the top (the only one of a
       // single-vector collection), every named field's under "vectors".
       w.Key("qvec").BeginObject();

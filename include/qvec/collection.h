@@ -67,6 +67,8 @@ struct CollectionInfo {
   size_t quarantined_points = 0;
   // Per vector field ("" for the unnamed one).
   std::map<std::string, VectorFieldInfo> fields;
+  // The declared payload indexes, by payload key.
+  std::map<std::string, PayloadIndexInfo> payload_schema;
   // The first field's index and quality (the unnamed field's, for a
   // single-vector collection).
   IndexInfo index;
@@ -130,6 +132,16 @@ class Collection {
   // DeleteByFilter). Returns how many.
   [[nodiscard]] virtual StatusOr<size_t> UpdatePayloadByFilter(const Filter& filter,
                                                                const PayloadUpdate& update) = 0;
+
+  // Declares a payload index on `key` (a dotted path) for values of `type`,
+  // builds it from the stored payloads and keeps it up to date with every
+  // write; persisted, and rebuilt when the database opens. Creating it again
+  // with the same type is a no-op; with another type it is replaced.
+  // InvalidArgument for an empty key or a path with array indexes.
+  [[nodiscard]] virtual Status CreatePayloadIndex(const std::string& key,
+                                                  PayloadSchemaType type) = 0;
+  // Removes the payload index on `key`; NotFound if there is none.
+  [[nodiscard]] virtual Status DropPayloadIndex(const std::string& key) = 0;
 
   // Reads the given points in the order asked, skipping absent ids.
   // `max_result_bytes` bounds the answer as SearchRequest::max_result_bytes

@@ -179,6 +179,28 @@ struct Filter {
   bool empty() const { return must.empty() && should.empty() && must_not.empty(); }
 };
 
+// The value type a payload index is declared for (Qdrant's payload schema
+// types that qvec indexes). Filters give the same answers with or without an
+// index; an index makes the conditions on its key (match value / any,
+// range) cost the size of their answer instead of a pass over every point.
+enum class PayloadSchemaType : uint8_t {
+  kKeyword = 0,  // strings
+  kInteger = 1,  // integers
+  kFloat = 2,    // numbers
+  kBool = 3,     // booleans
+  kUuid = 4,     // UUID strings
+};
+// "keyword", "integer", "float", "bool", "uuid"; InvalidArgument otherwise.
+std::string_view PayloadSchemaTypeName(PayloadSchemaType type);
+StatusOr<PayloadSchemaType> ParsePayloadSchemaType(std::string_view name);
+
+// A declared payload index, as reported by Collection::Info.
+struct PayloadIndexInfo {
+  PayloadSchemaType type = PayloadSchemaType::kKeyword;
+  // Points holding at least one value of the type at the key.
+  size_t points = 0;
+};
+
 // A change to the payloads of some points: Qdrant's set, overwrite, delete
 // and clear payload operations.
 struct PayloadUpdate {
