@@ -30,6 +30,7 @@
 #include "bench/embedded_bench.h"
 #include "bench/http_bench.h"
 #include "bench/ivf_benchmark.h"
+#include "bench/filter_bench.h"
 #include "bench/latency_bench.h"
 #include "bench/suite.h"
 #include "index/flat_index.h"
@@ -418,11 +419,13 @@ int main(int argc, char** argv) {
   qvec::bench::AddHttpCommand(&app);
   qvec::bench::AddEmbeddedCommand(&app);
   qvec::bench::AddLatencyCommand(&app);
+  qvec::bench::AddFilterCommand(&app);
   CLI11_PARSE(app, argc, argv);
   if (const int status = qvec::bench::RunParsedSuiteCommand(); status >= 0) return status;
   if (const int status = qvec::bench::RunParsedHttpCommand(); status >= 0) return status;
   if (const int status = qvec::bench::RunParsedEmbeddedCommand(); status >= 0) return status;
   if (const int status = qvec::bench::RunParsedLatencyCommand(); status >= 0) return status;
+  if (const int status = qvec::bench::RunParsedFilterCommand(); status >= 0) return status;
   if (flat_cmd->parsed()) return RunFlat(flat);
   if (kernels_cmd->parsed()) return RunKernels(kernels);
   if (ivf_cmd->parsed()) return RunIvf(ivf);

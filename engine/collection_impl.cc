@@ -1,6 +1,7 @@
 #include "engine/collection_impl.h"
 
 #include <algorithm>
+#include <random>
 #include <cmath>
 #include <cstring>
 #include <queue>
@@ -602,9 +603,10 @@ StatusOr<size_t> CollectionImpl::DeleteByFilter(const Filter& filter) {
       QVEC_ASSIGN_OR_RETURN(fields, FilterUnderWriteLock(filter));
     }
     if (auto candidates = IndexedCandidates(filter, fields)) {
-      for (const PointId& id : *candidates) {
+      for (const PointId& id : candidates->ids) {
         auto found = id_to_label_.find(id);
-        if (found != id_to_label_.end() && MatchesFilter(filter, fields, id)) {
+        if (found != id_to_label_.end() &&
+            (candidates->exact || MatchesFilter(filter, fields, id))) {
           labels.push_back(found->second);
         }
       }
@@ -686,8 +688,11 @@ StatusOr<size_t> CollectionImpl::UpdatePayloadByFilter(const Filter& filter,
       QVEC_ASSIGN_OR_RETURN(fields, FilterUnderWriteLock(filter));
     }
     if (auto candidates = IndexedCandidates(filter, fields)) {
-      for (const PointId& id : *candidates) {
-        if (id_to_label_.count(id) && MatchesFilter(filter, fields, id)) ids.push_back(id);
+      for (const PointId& id : candidates->ids) {
+        if ((candidates->all_exist || id_to_label_.count(id)) &&
+            (candidates->exact || MatchesFilter(filter, fields, id))) {
+          ids.push_back(id);
+        }
       }
     } else {
       for (const auto& [id, label] : id_to_label_) {
@@ -1084,8 +1089,15 @@ StatusOr<size_t> CollectionImpl::Count(const Filter* filter) {
           return Status::Ok();
         }
         if (auto candidates = IndexedCandidates(*filter, *fields[0])) {
-          for (const PointId& id : *candidates) {
-            n += id_to_label_.count(id) && MatchesFilter(*filter, *fields[0], id) ? 1 : 0;
+          if (candidates->exact && candidates->all_exist) {
+            n = candidates->ids.size();
+            return Status::Ok();
+          }
+          for (const PointId& id : candidates->ids) {
+            n += (candidates->all_exist || id_to_label_.count(id)) &&
+                         MatchesFilter(*filter, *fields[0], id)
+                     ? 1
+                     : 0;
           }
           return Status::Ok();
         }
@@ -1118,16 +1130,17 @@ StatusOr<ScrollPage> CollectionImpl::Scroll(const ScrollRequest& request) {
   QVEC_RETURN_IF_ERROR(
       WithReadLock({filter}, [&](const std::vector<const FilterFields*>& fields) -> Status {
         state_mu_.AssertReaderHeld();  // WithReadLock runs it under the shared lock
-        std::optional<std::vector<PointId>> candidates;
+        std::optional<FilterCandidates> candidates;
         if (fields[0] != nullptr) candidates = IndexedCandidates(*filter, *fields[0]);
         if (candidates) {
           // An indexed condition narrows the points: walk them in id order.
-          auto c = request.offset
-                       ? std::lower_bound(candidates->begin(), candidates->end(), *request.offset)
-                       : candidates->begin();
-          for (; c != candidates->end(); ++c) {
+          std::vector<PointId>& cand = candidates->ids;
+          auto c = request.offset ? std::lower_bound(cand.begin(), cand.end(), *request.offset)
+                                  : cand.begin();
+          for (; c != cand.end(); ++c) {
             auto found = id_to_label_.find(*c);
-            if (found == id_to_label_.end() || !MatchesFilter(*filter, *fields[0], *c)) continue;
+            if (found == id_to_label_.end()) continue;
+            if (!candidates->exact && !MatchesFilter(*filter, *fields[0], *c)) continue;
             if (ids.size() == request.limit) {
               page.next_page_offset = *c;
               break;
@@ -1234,8 +1247,11 @@ StatusOr<CollectionImpl::Candidates> CollectionImpl::SearchLocked(const SearchRe
     if (filter != nullptr) {
       c.allowed.emplace();
       if (auto candidates = IndexedCandidates(*filter, *fields)) {
-        for (const PointId& id : *candidates) {
-          if (id_to_label_.count(id) && MatchesFilter(*filter, *fields, id)) c.allowed->insert(id);
+        for (const PointId& id : candidates->ids) {
+          if ((candidates->all_exist || id_to_label_.count(id)) &&
+              (candidates->exact || MatchesFilter(*filter, *fields, id))) {
+            c.allowed->insert(id);
+          }
         }
       } else {
         for (const auto& [id, label] : id_to_label_) {
@@ -1260,15 +1276,17 @@ StatusOr<CollectionImpl::Candidates> CollectionImpl::SearchLocked(const SearchRe
   }
   bool subset_scan = false;
   std::vector<uint64_t> subset;
-  std::optional<std::vector<PointId>> candidates;
+  std::optional<FilterCandidates> candidates;
   if (filter != nullptr) candidates = IndexedCandidates(*filter, *fields);
   const size_t subset_limit = std::max<size_t>(20000, id_to_label_.size() / 50);
-  if (candidates && candidates->size() <= subset_limit) {
+  if (candidates && candidates->ids.size() <= subset_limit) {
     // A payload index (or has_id) names the few points that can pass: score
     // exactly those that do, on either index kind, instead of scanning.
-    for (const PointId& id : *candidates) {
+    subset.reserve(candidates->ids.size());
+    for (const PointId& id : candidates->ids) {
       auto found = id_to_label_.find(id);
-      if (found != id_to_label_.end() && MatchesFilter(*filter, *fields, id)) {
+      if (found != id_to_label_.end() &&
+          (candidates->exact || MatchesFilter(*filter, *fields, id))) {
         subset.push_back(found->second);
       }
     }
@@ -1279,9 +1297,15 @@ StatusOr<CollectionImpl::Candidates> CollectionImpl::SearchLocked(const SearchRe
     // otherwise the index checks the filter as it scans and probes further
     // lists until k matches are found.
     const size_t n = id_to_label_.size();
-    const size_t stride = std::max<size_t>(1, label_to_id_.size() / 2000);
+    // Labels drawn at random (seeded: the same plan for the same state), not
+    // at a fixed stride, which aliases with periodic data: every 100th label
+    // of points loaded in id order with a payload "tenant": id % 100 has the
+    // same tenant, and a stride of 100 then estimates 100 % or 0 %.
     size_t seen = 0, passed = 0;
-    for (size_t l = 0; l < label_to_id_.size(); l += stride) {
+    std::mt19937_64 rng(0x5eed + label_to_id_.size());
+    const size_t draws = std::min<size_t>(2000, label_to_id_.size());
+    for (size_t i = 0; i < draws; ++i) {
+      const size_t l = label_to_id_.size() <= 2000 ? i : rng() % label_to_id_.size();
       if (!label_used_[l]) continue;
       ++seen;
       passed += Passes(*filter, *fields, l) ? 1 : 0;

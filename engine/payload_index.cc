@@ -388,8 +388,14 @@ const FieldValues* FieldIndex::Find(const PointId& id) const {
   return it == values_.end() ? nullptr : &it->second;
 }
 
-bool FieldIndex::Candidates(const Condition& c, std::vector<PointId>* out) const {
+bool FieldIndex::Candidates(const Condition& c, std::vector<PointId>* out, bool* exact) const {
   if (!indexed_) return false;
+  // Integers whose double is exact have postings of their own.
+  auto exact_value = [](const MatchValue& m) {
+    const auto* i = std::get_if<int64_t>(&m);
+    return i == nullptr || (*i <= (int64_t{1} << 53) && *i >= -(int64_t{1} << 53));
+  };
+  *exact = true;
   auto add_value = [&](const std::string& canonical) {
     auto it = by_value_.find(canonical);
     if (it != by_value_.end()) out->insert(out->end(), it->second.begin(), it->second.end());
@@ -397,9 +403,13 @@ bool FieldIndex::Candidates(const Condition& c, std::vector<PointId>* out) const
   switch (c.kind) {
     case Condition::Kind::kMatchValue:
       add_value(Canonical(c.value));
+      *exact = exact_value(c.value);
       return true;
     case Condition::Kind::kMatchAny:
-      for (const MatchValue& m : c.any) add_value(Canonical(m));
+      for (const MatchValue& m : c.any) {
+        add_value(Canonical(m));
+        *exact = *exact && exact_value(m);
+      }
       return true;
     case Condition::Kind::kRange: {
       auto lo = by_number_.begin();
@@ -453,30 +463,38 @@ size_t FieldIndex::CountPoints(PayloadSchemaType type) const {
   return n;
 }
 
-std::optional<std::vector<PointId>> IndexedCandidates(const Filter& filter,
-                                                      const FilterFields& fields) {
-  std::optional<std::vector<PointId>> best;
+std::optional<FilterCandidates> IndexedCandidates(const Filter& filter,
+                                                  const FilterFields& fields) {
+  std::optional<FilterCandidates> best;
+  bool best_exact_condition = false;
   for (const Condition& c : filter.must) {
-    std::vector<PointId> ids;
-    bool narrowed = false;
+    FilterCandidates cand;
+    bool narrowed = false, exact_condition = false;
     if (c.kind == Condition::Kind::kHasId) {
-      ids = c.ids;
+      cand.ids = c.ids;
       narrowed = true;
     } else if (c.kind == Condition::Kind::kNested) {
       if (c.filter != nullptr) {
         if (auto sub = IndexedCandidates(*c.filter, fields)) {
-          ids = std::move(*sub);
+          cand = std::move(*sub);
           narrowed = true;
+          exact_condition = cand.exact;
         }
       }
     } else if (const FieldIndex* f = fields.Get(c.key)) {
-      narrowed = f->Candidates(c, &ids);
+      narrowed = f->Candidates(c, &cand.ids, &exact_condition);
+      cand.all_exist = narrowed;
     }
-    if (narrowed && (!best || ids.size() < best->size())) best = std::move(ids);
+    if (narrowed && (!best || cand.ids.size() < best->ids.size())) {
+      best = std::move(cand);
+      best_exact_condition = exact_condition;
+    }
   }
   if (best) {
-    std::sort(best->begin(), best->end());
-    best->erase(std::unique(best->begin(), best->end()), best->end());
+    std::sort(best->ids.begin(), best->ids.end());
+    best->ids.erase(std::unique(best->ids.begin(), best->ids.end()), best->ids.end());
+    best->exact = best_exact_condition && filter.must.size() == 1 && filter.should.empty() &&
+                  filter.must_not.empty();
   }
   return best;
 }

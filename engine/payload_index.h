@@ -87,8 +87,9 @@ class FieldIndex {
   // Appends to `out` every point that may pass condition `c` on this key (a
   // superset of those that do) and returns true, when the inverted indexes
   // answer `c` (match value / any, range); false otherwise (not indexed, or
-  // another kind of condition).
-  bool Candidates(const Condition& c, std::vector<PointId>* out) const;
+  // another kind of condition). `*exact` tells whether `out` holds exactly
+  // the points that pass `c` (integers beyond 2^53 share postings).
+  bool Candidates(const Condition& c, std::vector<PointId>* out, bool* exact) const;
   // Points holding at least one value of `type` (payload_schema's count).
   size_t CountPoints(PayloadSchemaType type) const;
 
@@ -220,8 +221,17 @@ class FilterFields {
 // that do), when a condition of its `must` list is answered by an indexed
 // field of `fields` or is has_id: the smallest such set. nullopt when no
 // condition narrows it.
-std::optional<std::vector<PointId>> IndexedCandidates(const Filter& filter,
-                                                      const FilterFields& fields);
+struct FilterCandidates {
+  std::vector<PointId> ids;
+  // Every id is a point of the version the fields are at (postings hold
+  // only those); false when has_id named them.
+  bool all_exist = false;
+  // `ids` are exactly the points that pass `filter` (its only condition was
+  // answered exactly by an index): no need to evaluate it again.
+  bool exact = false;
+};
+std::optional<FilterCandidates> IndexedCandidates(const Filter& filter,
+                                                  const FilterFields& fields);
 
 // True when point `id` passes `filter`. Every key the filter names must be
 // in `fields`.
