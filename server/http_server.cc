@@ -116,7 +116,9 @@ bool SafeHeaderText(std::string_view s) {
 
 // `head`: the response answers a HEAD request, so it keeps its Content-Length
 // but carries no body.
-std::shared_ptr<BeastResponse> MakeResponse(HttpResponse in, unsigned version, bool head = false) {
+// `cors_origin`: the Access-Control-Allow-Origin value ("" = none).
+std::shared_ptr<BeastResponse> MakeResponse(HttpResponse in, unsigned version, bool head = false,
+                                            const std::string& cors_origin = "") {
   auto res = std::make_shared<BeastResponse>();
   res->version(version == 10 ? 10 : 11);
   unsigned status = in.status;
@@ -138,6 +140,10 @@ std::shared_ptr<BeastResponse> MakeResponse(HttpResponse in, unsigned version, b
       continue;
     }
     res->insert(name, value);
+  }
+  if (!cors_origin.empty()) {
+    res->set(http::field::access_control_allow_origin, cors_origin);
+    if (cors_origin != "*") res->set(http::field::vary, "Origin");
   }
   if (status == 204 || status == 304) {
     in.body.clear();
@@ -352,7 +358,40 @@ class Session : public std::enable_shared_from_this<Session> {
     size_t reserved = 0;  // body bytes counted in Shared::buffered until handled
     size_t bytes = 0;     // response bytes counted in Shared::buffered until written
     HandlerPool pool = HandlerPool::kWorkers;
+    std::string cors_origin;  // Access-Control-Allow-Origin of its answer, "" = none
+    std::string method, target;  // for the access log
+    int64_t start_ns = 0;
   };
+
+  // The Access-Control-Allow-Origin value for a request from `origin`
+  // ("" when CORS is off, the request names no origin, or it is not allowed).
+  std::string CorsOriginFor(std::string_view origin) const {
+    if (origin.empty()) return "";
+    for (const std::string& allowed : opts().cors_origins) {
+      if (allowed == "*") return "*";
+      if (allowed == origin) return std::string(origin);
+    }
+    return "";
+  }
+
+  // One line per answered request: at info level with ServerOptions::access_log.
+  void LogRequest(const Item& item, unsigned status, size_t body_bytes) const {
+    const auto level = opts().access_log ? spdlog::level::info : spdlog::level::debug;
+    if (!spdlog::should_log(level)) return;
+    std::string_view path = std::string_view(item.target).substr(0, item.target.find('?'));
+    std::string_view collection;
+    if (path.substr(0, 13) == "/collections/") {
+      collection = path.substr(13);
+      collection = collection.substr(0, collection.find('/'));
+    }
+    std::string target = item.target.substr(0, 256);
+    for (char& c : target) {
+      if (static_cast<unsigned char>(c) < 0x20) c = '?';  // no forged log lines
+    }
+    spdlog::log(level, "http {} {} {} {} bytes {:.3f} ms collection={}", item.method, target,
+                status, body_bytes, static_cast<double>(NowNs() - item.start_ns) / 1e6,
+                collection.empty() ? "-" : std::string(collection).substr(0, 255));
+  }
 
   static int64_t NowNs() {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -451,6 +490,50 @@ class Session : public std::enable_shared_from_this<Session> {
     // body is ever read as a request of its own.
     if (std::optional<std::string> why = FramingError(header)) {
       return FailRequest(400, *why, version);
+    }
+
+    current_method_ = std::string(SV(header.method_string()));
+    current_target_ = std::string(SV(header.target()));
+    current_start_ns_ = NowNs();
+    current_cors_.clear();
+    if (!opts().cors_origins.empty()) {
+      current_cors_ = CorsOriginFor(SV(header[http::field::origin]));
+      // A CORS preflight: answered here, before authentication (browsers
+      // send no credentials with it) and without reaching the handler.
+      if (header.method() == http::verb::options &&
+          header.find(http::field::access_control_request_method) != header.end()) {
+        const bool reusable = parser_->is_done() && header.keep_alive();
+        reading_ = false;
+        if (!reusable) stop_reading_ = true;
+        if (current_cors_.empty()) {
+          PushError(403, "CORS: this origin is not allowed (see --cors-origin)", version, reusable);
+        } else {
+          HttpResponse r;
+          r.status = 204;
+          r.content_type.clear();
+          r.headers.emplace_back("Access-Control-Allow-Methods",
+                                 "GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS");
+          std::string_view asked = SV(header[http::field::access_control_request_headers]);
+          r.headers.emplace_back("Access-Control-Allow-Headers",
+                                 asked.empty() || !SafeHeaderText(asked)
+                                     ? std::string("content-type, api-key, authorization")
+                                     : std::string(asked));
+          r.headers.emplace_back("Access-Control-Max-Age", "86400");
+          Item item;
+          item.version = version;
+          item.keep_alive = reusable;
+          item.cors_origin = current_cors_;
+          item.method = current_method_;
+          item.target = current_target_;
+          item.start_ns = current_start_ns_;
+          item.response = MakeResponse(std::move(r), version, false, current_cors_);
+          LogRequest(item, 204, 0);
+          items_.push_back(std::move(item));
+          TryWrite();
+        }
+        ReadNext();
+        return;
+      }
     }
 
     // Authentication, before any body byte is read.
@@ -572,7 +655,12 @@ class Session : public std::enable_shared_from_this<Session> {
     item.version = version;
     item.keep_alive = keep_alive;
     item.head = head;
-    item.response = MakeResponse(ErrorResponse(status, message), version, head);
+    item.cors_origin = current_cors_;
+    item.method = current_method_;
+    item.target = current_target_;
+    item.start_ns = current_start_ns_ ? current_start_ns_ : NowNs();
+    item.response = MakeResponse(ErrorResponse(status, message), version, head, current_cors_);
+    LogRequest(item, status, item.response->body().size());
     items_.push_back(std::move(item));
     TryWrite();
   }
@@ -591,6 +679,10 @@ class Session : public std::enable_shared_from_this<Session> {
     item.head = msg.method() == http::verb::head;
     item.reserved = body_reserved_;
     body_reserved_ = 0;
+    item.cors_origin = current_cors_;
+    item.method = current_method_;
+    item.target = current_target_;
+    item.start_ns = current_start_ns_;
     try {
       item.pool = shared_->handler->PoolFor(SV(msg.method_string()), SV(msg.target()));
     } catch (...) {
@@ -651,13 +743,15 @@ class Session : public std::enable_shared_from_this<Session> {
     handler_running_ = false;
     for (auto& item : items_) {
       if (item.response) continue;
+      const unsigned status = res.status;
       try {
-        item.response = MakeResponse(std::move(res), item.version, item.head);
+        item.response = MakeResponse(std::move(res), item.version, item.head, item.cors_origin);
       } catch (const std::exception& e) {
         item.response =
             MakeResponse(ErrorResponse(500, fmt::format("Internal server error: {}", e.what())),
-                         item.version, item.head);
+                         item.version, item.head, item.cors_origin);
       }
+      LogRequest(item, status, item.response->body().size());
       // The request is gone; its answer is held until written.
       Release(item.reserved);
       item.reserved = 0;
@@ -795,6 +889,10 @@ class Session : public std::enable_shared_from_this<Session> {
   bool writing_ = false;
   bool handler_running_ = false;
   bool stop_reading_ = false;  // no further requests are read on this connection
+  // The request whose header was read last (for its answer's CORS header and
+  // the access log).
+  std::string current_cors_, current_method_, current_target_;
+  int64_t current_start_ns_ = 0;
   bool closing_ = false;       // server is stopping: close once in-flight work is answered
   bool lingering_ = false;
   bool closed_ = false;

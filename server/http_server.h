@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "qvec/status.h"
 #include "server/http_types.h"
@@ -100,6 +101,20 @@ struct ServerOptions {
   // Key granting read access only: requests needing Access::kWrite get 403.
   // Default: "" (none).
   std::string read_only_api_key;
+
+  // Origins allowed to call the API from a browser (CORS): "*" for any, or
+  // exact origins such as "http://localhost:3000". Preflight requests
+  // (OPTIONS with Access-Control-Request-Method) are answered 204 with the
+  // allowed methods and headers, before authentication (browsers send no
+  // key with them); every answer to an allowed origin carries
+  // Access-Control-Allow-Origin. A preflight from another origin gets 403.
+  // Default: none (CORS off; OPTIONS goes to the handler).
+  std::vector<std::string> cors_origins;
+
+  // One line per answered request (method, target, status, body bytes,
+  // milliseconds, collection) at info level; at debug level when false.
+  // Default: false.
+  bool access_log = false;
 
   // How long Stop() waits for in-flight requests before closing their
   // connections anyway.

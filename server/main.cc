@@ -12,7 +12,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 #include <thread>
 #include <utility>
 
@@ -36,7 +38,31 @@ struct ServeFlags {
   size_t worker_threads = 0;
   bool sync_writes = false;
   std::string log_level = "info";
+  std::vector<std::string> cors_origins;
+  bool access_log = false;
 };
+
+// Qdrant's environment names for the settings that mean the same
+// (QDRANT__SERVICE__API_KEY, ...), used when qvec's own flag or variable
+// left the setting unset.
+void ApplyQdrantEnvironment(ServeFlags* flags) {
+  auto env = [](const char* name) -> std::optional<std::string> {
+    const char* v = std::getenv(name);
+    if (v == nullptr || *v == '\0') return std::nullopt;
+    return std::string(v);
+  };
+  if (flags->api_key.empty()) {
+    if (auto v = env("QDRANT__SERVICE__API_KEY")) flags->api_key = *v;
+  }
+  if (flags->read_only_api_key.empty()) {
+    if (auto v = env("QDRANT__SERVICE__READ_ONLY_API_KEY")) flags->read_only_api_key = *v;
+  }
+  if (flags->cors_origins.empty()) {
+    if (auto v = env("QDRANT__SERVICE__ENABLE_CORS"); v && (*v == "true" || *v == "1")) {
+      flags->cors_origins = {"*"};
+    }
+  }
+}
 
 int Serve(const ServeFlags& flags) {
   spdlog::set_level(spdlog::level::from_str(flags.log_level));
@@ -64,6 +90,8 @@ int Serve(const ServeFlags& flags) {
   options.read_only_api_key = flags.read_only_api_key;
   options.max_body_bytes = flags.max_body_mib << 20;
   options.worker_threads = flags.worker_threads;
+  options.cors_origins = flags.cors_origins;
+  options.access_log = flags.access_log;
 
   int exit_code = 0;
   {
@@ -195,8 +223,24 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
       ->capture_default_str();
 
+  serve
+      ->add_option("--cors-origin", flags.cors_origins,
+                   "Origin allowed to call the API from a browser (CORS), repeatable or comma "
+                   "separated; '*' = any; none = CORS off (QDRANT__SERVICE__ENABLE_CORS=true "
+                   "means '*')")
+      ->delimiter(',')
+      ->envname("QVEC_CORS_ORIGIN");
+  serve
+      ->add_flag("--access-log", flags.access_log,
+                 "Log one line per request (method, target, status, bytes, ms, collection) at "
+                 "info level; without it the lines are at debug level")
+      ->envname("QVEC_ACCESS_LOG");
+
   CLI11_PARSE(app, argc, argv);
 
-  if (serve->parsed()) return Serve(flags);
+  if (serve->parsed()) {
+    ApplyQdrantEnvironment(&flags);
+    return Serve(flags);
+  }
   return 0;
 }

@@ -82,6 +82,8 @@ struct Reply {
   std::string echo_target;
   bool keep_alive = false;
   std::string content_length;
+  std::string allow_origin;   // Access-Control-Allow-Origin
+  std::string allow_methods;  // Access-Control-Allow-Methods
 };
 
 // A blocking HTTP/1.1 test client over one connection; every operation has a
@@ -128,6 +130,8 @@ class Client {
     r.echo_target = std::string(msg["x-echo-target"]);
     r.keep_alive = msg.keep_alive();
     r.content_length = std::string(msg[http::field::content_length]);
+    r.allow_origin = std::string(msg[http::field::access_control_allow_origin]);
+    r.allow_methods = std::string(msg[http::field::access_control_allow_methods]);
     return r;
   }
 
@@ -618,6 +622,59 @@ TEST_F(HttpServerTest, StartErrors) {
   EXPECT_EQ(bad.Validate().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(HttpServer(bad, handler_).Start().code(), StatusCode::kInvalidArgument);
   EXPECT_TRUE(ServerOptions().Validate().ok());
+}
+
+TEST_F(HttpServerTest, CorsPreflightAndHeaders) {
+  ServerOptions o;
+  o.api_key = "secret-key";
+  o.cors_origins = {"http://localhost:3000", "https://app.example"};
+  StartServer(o);
+  Client c(port_);
+  const std::string origin = "Origin: http://localhost:3000\r\n";
+  // Preflight: answered before authentication, with what may be sent.
+  auto r = c.Request(Req("OPTIONS", "/collections/x/points/search", "",
+                         origin + "Access-Control-Request-Method: POST\r\n"
+                                  "Access-Control-Request-Headers: content-type, api-key\r\n"));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 204u);
+  EXPECT_EQ(r->allow_origin, "http://localhost:3000");
+  EXPECT_THAT(r->allow_methods, HasSubstr("POST"));
+  EXPECT_TRUE(r->keep_alive);
+  // Answers to an allowed origin carry the header, errors included.
+  r = c.Request(Req("GET", "/collections", "", origin));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 401u);
+  EXPECT_EQ(r->allow_origin, "http://localhost:3000");
+  r = c.Request(Req("GET", "/collections", "", origin + "api-key: secret-key\r\n"));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200u);
+  EXPECT_EQ(r->allow_origin, "http://localhost:3000");
+  // Another origin: no header, and its preflight is refused.
+  r = c.Request(Req("GET", "/collections", "", "Origin: http://evil.test\r\napi-key: secret-key\r\n"));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200u);
+  EXPECT_EQ(r->allow_origin, "");
+  r = c.Request(Req("OPTIONS", "/collections", "",
+                    "Origin: http://evil.test\r\nAccess-Control-Request-Method: GET\r\n"));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 403u);
+  EXPECT_EQ(r->allow_origin, "");
+}
+
+TEST_F(HttpServerTest, CorsOffByDefaultAndStar) {
+  StartServer();
+  Client c(port_);
+  auto r = c.Request(Req("GET", "/collections", "", "Origin: http://localhost:3000\r\n"));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->allow_origin, "");
+  server_->Stop();
+  ServerOptions o;
+  o.cors_origins = {"*"};
+  StartServer(o);
+  Client c2(port_);
+  r = c2.Request(Req("GET", "/collections", "", "Origin: http://anything.test\r\n"));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->allow_origin, "*");
 }
 
 TEST(HttpServerLifecycleTest, StopWithoutStartAndTwice) {
