@@ -2,6 +2,7 @@
 // of one storage::Store.
 #include <algorithm>
 #include <map>
+#include <set>
 #include <vector>
 
 #include "common/mutex.h"
@@ -76,6 +77,26 @@ class DatabaseImpl final : public Database {
       MutexLock lock(&mu_);
       collections_[rec.name] = std::move(*coll);
     }
+    // Aliases; one left by a drop that crashed before removing it (its
+    // collection is gone) is removed now.
+    QVEC_ASSIGN_OR_RETURN(auto aliases, store_->ListAliases());
+    storage::WriteBatch dangling;
+    {
+      MutexLock lock(&mu_);
+      for (auto& [alias, collection] : aliases) {
+        if (collections_.count(collection) || damaged_.count(collection)) {
+          aliases_[alias] = collection;
+        } else {
+          dangling.DeleteAlias(alias);
+        }
+      }
+    }
+    if (dangling.Count() > 0) {
+      if (Status s = store_->Write(&dangling); !s.ok()) {
+        log_.Warn("aliases of dropped collections not removed (removed at the next open): {}",
+                  s.ToString());
+      }
+    }
     return Status::Ok();
   }
 
@@ -89,6 +110,9 @@ class DatabaseImpl final : public Database {
       MutexLock lock(&mu_);
       if (collections_.count(name) || damaged_.count(name)) {
         return AlreadyExistsError("collection '" + name + "' already exists");
+      }
+      if (auto a = aliases_.find(name); a != aliases_.end()) {
+        return AlreadyExistsError("'" + name + "' is an alias of collection '" + a->second + "'");
       }
     }
     QVEC_ASSIGN_OR_RETURN(uint32_t cid, store_->AllocateCollectionId());
@@ -110,6 +134,9 @@ class DatabaseImpl final : public Database {
   StatusOr<std::shared_ptr<Collection>> GetCollection(const std::string& name) override {
     MutexLock lock(&mu_);
     auto it = collections_.find(name);
+    if (it == collections_.end()) {
+      if (auto a = aliases_.find(name); a != aliases_.end()) it = collections_.find(a->second);
+    }
     if (it == collections_.end()) {
       if (auto d = damaged_.find(name); d != damaged_.end()) {
         return FailedPreconditionError("collection '" + name +
@@ -133,6 +160,9 @@ class DatabaseImpl final : public Database {
         cid = coll->id();
       } else if (auto d = damaged_.find(name); d != damaged_.end()) {
         cid = d->second.cid;
+      } else if (auto a = aliases_.find(name); a != aliases_.end()) {
+        return InvalidArgumentError("'" + name + "' is an alias of collection '" + a->second +
+                                    "': drop the collection by its name, or delete the alias");
       } else {
         return NotFoundError("collection '" + name + "' does not exist");
       }
@@ -141,7 +171,24 @@ class DatabaseImpl final : public Database {
     // running build) is not waited for: MarkDropped stops it, and it
     // releases the collection when it returns, on its own thread.
     QVEC_RETURN_IF_ERROR(store_->DropCollection(cid));
+    // Its aliases: a second small write (if it is lost in a crash, the open
+    // removes aliases whose collection is gone).
+    storage::WriteBatch alias_batch;
+    std::vector<std::string> its_aliases;
+    {
+      MutexLock lock(&mu_);
+      for (const auto& [alias, collection] : aliases_) {
+        if (collection == name) its_aliases.push_back(alias);
+      }
+    }
+    for (const std::string& alias : its_aliases) alias_batch.DeleteAlias(alias);
+    Status aliases_removed = its_aliases.empty() ? Status::Ok() : store_->Write(&alias_batch);
+    if (!aliases_removed.ok()) {
+      log_.Warn("aliases of dropped collection '{}' not removed on disk (removed at the next "
+                "open): {}", name, aliases_removed.ToString());
+    }
     MutexLock lock(&mu_);
+    for (const std::string& alias : its_aliases) aliases_.erase(alias);
     if (coll == nullptr) {
       damaged_.erase(name);
       return Status::Ok();
@@ -162,6 +209,69 @@ class DatabaseImpl final : public Database {
     for (const auto& [name, d] : damaged_) names.push_back(name);
     std::sort(names.begin(), names.end());
     return names;
+  }
+
+  Status UpdateAliases(std::span<const AliasOperation> ops) override {
+    MutexLock ddl(&ddl_mu_);  // no collection is created or dropped meanwhile
+    std::map<std::string, std::string> before, next;
+    std::set<std::string> collections;
+    {
+      MutexLock lock(&mu_);
+      before = aliases_;
+      for (const auto& [name, c] : collections_) collections.insert(name);
+      for (const auto& [name, d] : damaged_) collections.insert(name);
+    }
+    next = before;
+    auto check_new_name = [&](const std::string& alias) -> Status {
+      QVEC_RETURN_IF_ERROR(ValidateCollectionName(alias).Annotate("alias"));
+      if (collections.count(alias)) {
+        return AlreadyExistsError("'" + alias + "' is the name of a collection");
+      }
+      if (next.count(alias)) return AlreadyExistsError("alias '" + alias + "' already exists");
+      return Status::Ok();
+    };
+    for (const AliasOperation& op : ops) {
+      switch (op.kind) {
+        case AliasOperation::Kind::kCreate:
+          QVEC_RETURN_IF_ERROR(check_new_name(op.alias));
+          if (!collections.count(op.collection)) {
+            return NotFoundError("collection '" + op.collection + "' does not exist");
+          }
+          next[op.alias] = op.collection;
+          break;
+        case AliasOperation::Kind::kDelete:
+          if (next.erase(op.alias) == 0) {
+            return NotFoundError("alias '" + op.alias + "' does not exist");
+          }
+          break;
+        case AliasOperation::Kind::kRename: {
+          auto it = next.find(op.alias);
+          if (it == next.end()) return NotFoundError("alias '" + op.alias + "' does not exist");
+          const std::string collection = it->second;
+          next.erase(it);
+          QVEC_RETURN_IF_ERROR(check_new_name(op.new_alias));
+          next[op.new_alias] = collection;
+          break;
+        }
+      }
+    }
+    storage::WriteBatch batch;
+    for (const auto& [alias, collection] : before) {
+      if (!next.count(alias)) batch.DeleteAlias(alias);
+    }
+    for (const auto& [alias, collection] : next) {
+      auto it = before.find(alias);
+      if (it == before.end() || it->second != collection) batch.PutAlias(alias, collection);
+    }
+    if (batch.Count() > 0) QVEC_RETURN_IF_ERROR(store_->Write(&batch));
+    MutexLock lock(&mu_);
+    aliases_ = std::move(next);
+    return Status::Ok();
+  }
+
+  std::vector<std::pair<std::string, std::string>> ListAliases() override {
+    MutexLock lock(&mu_);
+    return {aliases_.begin(), aliases_.end()};
   }
 
   Status Snapshot(const std::string& dir) override {
@@ -199,6 +309,8 @@ class DatabaseImpl final : public Database {
   Mutex mu_;  // guards the maps below; never held across I/O
   std::map<std::string, std::shared_ptr<engine::CollectionImpl>> collections_ QVEC_GUARDED_BY(mu_);
   std::map<std::string, Damaged> damaged_ QVEC_GUARDED_BY(mu_);
+  // alias -> collection name (persisted in the meta column family).
+  std::map<std::string, std::string> aliases_ QVEC_GUARDED_BY(mu_);
   // Dropped collections still referenced elsewhere (a request, a build):
   // closed with the database, so none outlives the store with a snapshot.
   std::vector<std::shared_ptr<engine::CollectionImpl>> dropped_ QVEC_GUARDED_BY(mu_);

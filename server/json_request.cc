@@ -1365,4 +1365,59 @@ StatusOr<CreateFieldIndexBody> ParseCreateFieldIndex(element e) {
   return out;
 }
 
+StatusOr<std::vector<AliasOperation>> ParseAliasActions(element e) {
+  QVEC_FIELDS(f, e, "");
+  element actions;
+  if (!f.Take("actions", &actions) || actions.type() != element_type::ARRAY) {
+    return InvalidArgumentError("actions must be an array of alias operations");
+  }
+  QVEC_RETURN_IF_ERROR(f.Finish());
+  std::vector<AliasOperation> out;
+  size_t i = 0;
+  for (element a : simdjson::dom::array(actions)) {
+    const std::string path = Index("actions", i++);
+    QVEC_FIELDS(op, a, path);
+    element x;
+    AliasOperation o;
+    auto name = [&](RequestFields& g, std::string_view key, std::string* into) -> Status {
+      element v;
+      if (!g.Take(key, &v)) return InvalidArgumentError(g.PathOf(key) + " is required");
+      QVEC_ASSIGN_OR_RETURN(*into, GetString(v, g.PathOf(key)));
+      return Status::Ok();
+    };
+    int forms = 0;
+    if (op.Take("create_alias", &x)) {
+      ++forms;
+      QVEC_FIELDS(g, x, op.PathOf("create_alias"));
+      o.kind = AliasOperation::Kind::kCreate;
+      QVEC_RETURN_IF_ERROR(name(g, "collection_name", &o.collection));
+      QVEC_RETURN_IF_ERROR(name(g, "alias_name", &o.alias));
+      QVEC_RETURN_IF_ERROR(g.Finish());
+    }
+    if (op.Take("delete_alias", &x)) {
+      ++forms;
+      QVEC_FIELDS(g, x, op.PathOf("delete_alias"));
+      o.kind = AliasOperation::Kind::kDelete;
+      QVEC_RETURN_IF_ERROR(name(g, "alias_name", &o.alias));
+      QVEC_RETURN_IF_ERROR(g.Finish());
+    }
+    if (op.Take("rename_alias", &x)) {
+      ++forms;
+      QVEC_FIELDS(g, x, op.PathOf("rename_alias"));
+      o.kind = AliasOperation::Kind::kRename;
+      QVEC_RETURN_IF_ERROR(name(g, "old_alias_name", &o.alias));
+      QVEC_RETURN_IF_ERROR(name(g, "new_alias_name", &o.new_alias));
+      QVEC_RETURN_IF_ERROR(g.Finish());
+    }
+    QVEC_RETURN_IF_ERROR(op.Finish());
+    if (forms != 1) {
+      return InvalidArgumentError(path +
+                                  ": expected exactly one of create_alias, delete_alias, "
+                                  "rename_alias");
+    }
+    out.push_back(std::move(o));
+  }
+  return out;
+}
+
 }  // namespace qvec::server

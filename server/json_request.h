@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "qvec/database.h"
 #include "qvec/options.h"
 #include "qvec/status.h"
 #include "qvec/types.h"
@@ -131,6 +132,11 @@ struct CreateFieldIndexBody {
   PayloadSchemaType type = PayloadSchemaType::kKeyword;
 };
 [[nodiscard]] StatusOr<CreateFieldIndexBody> ParseCreateFieldIndex(simdjson::dom::element e);
+
+// POST /collections/aliases: {"actions": [{"create_alias": {collection_name,
+// alias_name}} | {"delete_alias": {alias_name}} | {"rename_alias":
+// {old_alias_name, new_alias_name}}, ...]}.
+[[nodiscard]] StatusOr<std::vector<AliasOperation>> ParseAliasActions(simdjson::dom::element e);
 
 }  // namespace qvec::server
 

@@ -392,6 +392,10 @@ class Router final : public RequestHandler {
       r.body = "healthz check passed";
       return r;
     }
+    if (s.size() == 1 && s[0] == "aliases") {
+      QVEC_ROUTE("/aliases", "GET");
+      return AliasesRoute(call, nullptr);
+    }
     if (s.size() == 1 && s[0] == "metrics") {
       QVEC_ROUTE("/metrics", "GET");
       return MetricsPage();
@@ -404,6 +408,14 @@ class Router final : public RequestHandler {
       return ListCollections(call);
     }
     const std::string& name = s[1];
+    if (s.size() == 2 && name == "aliases" && m == "POST") {
+      *route = "/collections/aliases";
+      return UpdateAliasesRoute(call);
+    }
+    if (s.size() == 3 && s[2] == "aliases") {
+      QVEC_ROUTE("/collections/{name}/aliases", "GET");
+      return WithCollection(call, name, [&](Collection& c) { return AliasesRoute(call, &c); });
+    }
     if (s.size() == 2) {
       QVEC_ROUTE("/collections/{name}", "GET", "PUT", "DELETE", "PATCH");
       if (m == "GET") return CollectionInfoRoute(call, name);
@@ -578,6 +590,29 @@ class Router final : public RequestHandler {
       if (!s.ok()) return StatusResponse(s, Seconds(call.start));
       return OkResponse("true", Seconds(call.start));
     });
+  }
+
+  HttpResponse UpdateAliasesRoute(const Call& call) {
+    auto body = ParseBody(Parser(), call.request.body);
+    if (!body.ok()) return StatusResponse(body.status(), Seconds(call.start));
+    auto ops = ParseAliasActions(*body);
+    if (!ops.ok()) return StatusResponse(ops.status(), Seconds(call.start));
+    Status s = db_->UpdateAliases(*ops);
+    if (!s.ok()) return StatusResponse(s, Seconds(call.start));
+    return OkResponse("true", Seconds(call.start));
+  }
+
+  // GET /aliases (collection == nullptr) or /collections/{name}/aliases.
+  HttpResponse AliasesRoute(const Call& call, const Collection* collection) {
+    JsonWriter w;
+    w.BeginObject().Key("aliases").BeginArray();
+    for (const auto& [alias, target] : db_->ListAliases()) {
+      if (collection != nullptr && target != collection->name()) continue;
+      w.BeginObject().Key("alias_name").String(alias).Key("collection_name").String(target);
+      w.EndObject();
+    }
+    w.EndArray().EndObject();
+    return OkResponse(w.Take(), Seconds(call.start));
   }
 
   HttpResponse DropCollection(const Call& call, const std::string& name) {

@@ -25,6 +25,8 @@ inline constexpr uint32_t kMaxCollectionId = UINT32_MAX - 1;
 inline constexpr std::string_view kFormatVersionKey = "format_version";
 inline constexpr std::string_view kNextCollectionIdKey = "next_collection_id";
 inline constexpr std::string_view kCollectionKeyPrefix = "collection/";
+// "alias/" + alias name -> collection name (meta CF).
+inline constexpr std::string_view kAliasKeyPrefix = "alias/";
 
 // BE(cid): the prefix of every key of collection `cid` in the data CFs.
 inline std::string CollectionPrefix(uint32_t cid) {

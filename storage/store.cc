@@ -236,6 +236,20 @@ void WriteBatch::PutCollection(uint32_t cid, std::string_view name, std::string_
   });
 }
 
+void WriteBatch::PutAlias(std::string_view alias, std::string_view collection) {
+  rep_->Guarded([&] {
+    rep_->Add(BatchData::Kind::kPut, kMeta, std::string(codec::kAliasKeyPrefix) + std::string(alias),
+              std::string(collection));
+  });
+}
+
+void WriteBatch::DeleteAlias(std::string_view alias) {
+  rep_->Guarded([&] {
+    rep_->Add(BatchData::Kind::kDelete, kMeta,
+              std::string(codec::kAliasKeyPrefix) + std::string(alias));
+  });
+}
+
 void WriteBatch::PutPointRecord(uint32_t cid, std::string_view key, std::string_view record) {
   if (!rep_->Check(CheckCid(cid))) return;
   rep_->Guarded([&] {
@@ -458,6 +472,7 @@ class RocksStore final : public Store {
   Status Write(WriteBatch* batch) override;
   StatusOr<uint32_t> AllocateCollectionId() override;
   StatusOr<std::vector<CollectionRecord>> ListCollections() override;
+  StatusOr<std::vector<std::pair<std::string, std::string>>> ListAliases() override;
   Status DropCollection(uint32_t cid) override;
   std::shared_ptr<const Snapshot> GetSnapshot() override;
   StatusOr<std::vector<float>> GetOriginal(uint32_t cid, uint16_t field, std::string_view key,
@@ -1038,6 +1053,25 @@ StatusOr<std::vector<CollectionRecord>> RocksStore::ListCollections() {
     std::sort(out.begin(), out.end(), [](const CollectionRecord& a, const CollectionRecord& b) {
       return a.name != b.name ? a.name < b.name : a.id < b.id;
     });
+    return out;
+  });
+}
+
+StatusOr<std::vector<std::pair<std::string, std::string>>> RocksStore::ListAliases() {
+  return NoThrow([&]() -> StatusOr<std::vector<std::pair<std::string, std::string>>> {
+    const std::string lower(codec::kAliasKeyPrefix);
+    std::string upper = lower;
+    upper.back() = static_cast<char>(upper.back() + 1);  // "alias0"
+    rocksdb::Slice upper_slice(upper);
+    rocksdb::ReadOptions ro;
+    ro.iterate_upper_bound = &upper_slice;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf(kMeta)));
+    std::vector<std::pair<std::string, std::string>> out;
+    for (it->Seek(lower); it->Valid(); it->Next()) {
+      out.emplace_back(std::string(ToView(it->key()).substr(lower.size())),
+                       std::string(ToView(it->value())));
+    }
+    QVEC_RETURN_IF_ERROR(Rocks(it->status(), "listing aliases"));
     return out;
   });
 }

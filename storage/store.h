@@ -107,6 +107,9 @@ class WriteBatch {
 
   // Stores the record of collection `cid` (its name and engine-defined metadata).
   void PutCollection(uint32_t cid, std::string_view name, std::string_view meta);
+  // Stores (replaces) the alias `alias` of collection `collection` (by name).
+  void PutAlias(std::string_view alias, std::string_view collection);
+  void DeleteAlias(std::string_view alias);
   // Stores the record of a point (engine-defined; its existence is the
   // point's).
   void PutPointRecord(uint32_t cid, std::string_view key, std::string_view record);
@@ -167,6 +170,9 @@ class Store {
   [[nodiscard]] virtual StatusOr<uint32_t> AllocateCollectionId() = 0;
   // All collection records, ordered by name.
   [[nodiscard]] virtual StatusOr<std::vector<CollectionRecord>> ListCollections() = 0;
+  // Every alias -> collection name, ordered by alias.
+  [[nodiscard]] virtual StatusOr<std::vector<std::pair<std::string, std::string>>>
+  ListAliases() = 0;
   // Atomically removes the record of `cid` and every point and index-state key
   // of it.
   [[nodiscard]] virtual Status DropCollection(uint32_t cid) = 0;

@@ -8,7 +8,9 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "qvec/collection.h"
@@ -31,6 +33,19 @@ struct StorageHealth {
 // Thread safety: all methods may be called from many threads at once.
 // Collections returned by GetCollection must not be used once the Database
 // is destroyed (they answer FailedPrecondition then, if still referenced).
+// One change to the aliases of a database.
+struct AliasOperation {
+  enum class Kind : uint8_t { kCreate, kDelete, kRename };
+  // Default: kCreate.
+  Kind kind = Kind::kCreate;
+  // kCreate / kDelete: the alias; kRename: its current name. Default: "".
+  std::string alias;
+  // kCreate: the collection it names (not an alias). Default: "".
+  std::string collection;
+  // kRename: the new name. Default: "".
+  std::string new_alias;
+};
+
 class Database {
  public:
   // Opens (or creates) the database in directory `path`, rebuilding the
@@ -46,14 +61,26 @@ class Database {
   // to "." or "..") or a bad config.
   [[nodiscard]] virtual Status CreateCollection(const std::string& name,
                                                 const CollectionConfig& config) = 0;
-  // NotFound if absent. The collection is shared: it outlives a drop.
+  // The collection `name` names, directly or as an alias (resolved at the
+  // call). NotFound if absent. The collection is shared: it outlives a drop.
   [[nodiscard]] virtual StatusOr<std::shared_ptr<Collection>> GetCollection(
       const std::string& name) = 0;
-  // Removes the collection and all its points durably. NotFound if absent.
-  // Never waits for the collection's background work (it is stopped).
+  // Removes the collection and all its points durably, and its aliases.
+  // NotFound if absent; InvalidArgument for an alias name (drop the
+  // collection by its own name). Never waits for the collection's background
+  // work (it is stopped).
   [[nodiscard]] virtual Status DropCollection(const std::string& name) = 0;
   // Names of all collections, sorted.
   virtual std::vector<std::string> ListCollections() = 0;
+
+  // Applies `ops` in order, all or none, persisted in one write (Qdrant's
+  // alias actions). An alias names one collection; alias and collection
+  // names share one namespace. Errors (nothing changed then):
+  // InvalidArgument for a bad name; AlreadyExists when creating or renaming
+  // to a name that is taken; NotFound for an unknown collection or alias.
+  [[nodiscard]] virtual Status UpdateAliases(std::span<const AliasOperation> ops) = 0;
+  // Every alias and the collection it names, sorted by alias.
+  virtual std::vector<std::pair<std::string, std::string>> ListAliases() = 0;
 
   // Writes a consistent checkpoint of the whole database into `dir`, which
   // must not exist. The result opens with Database::Open. Concurrent calls

@@ -99,7 +99,9 @@ class PayloadIndexTest : public ::testing::TestWithParam<bool> {
       for (size_t start = 0; start < kPoints; start += 500) {
         ASSERT_TRUE(c->Upsert(std::span<const Point>(points).subspan(start, 500)).ok());
       }
-      if (GetParam()) ASSERT_TRUE(c->Optimize().ok());
+      if (GetParam()) {
+        ASSERT_TRUE(c->Optimize().ok());
+      }
     }
     auto indexed = *db_->GetCollection("indexed");
     ASSERT_TRUE(indexed->CreatePayloadIndex("color", PayloadSchemaType::kKeyword).ok());

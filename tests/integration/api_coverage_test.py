@@ -53,6 +53,7 @@ ENDPOINTS = [
     ("post", "/collections/{collection_name}/points/vectors/delete"),
     ("post", "/collections/{collection_name}/points/search/batch"),
     ("post", "/collections/{collection_name}/points/query/batch"),
+    ("post", "/collections/aliases"),
 ]
 
 
@@ -278,6 +279,16 @@ FIELDS = [
     # .../search/batch and .../query/batch
     ("SearchRequestBatch", "searches", APPLIED, ("POST", "/collections/c/points/search/batch", {"searches": [{"vector": V, "limit": 1}]})),
     ("QueryRequestBatch", "searches", APPLIED, ("POST", "/collections/c/points/query/batch", {"searches": [{"query": V, "limit": 1}]})),
+    # POST /collections/aliases
+    ("ChangeAliasesOperation", "actions", OBJECT, None),
+    ("ChangeAliasesOperation", "actions.create_alias", OBJECT, None),
+    ("ChangeAliasesOperation", "actions.create_alias.collection_name", APPLIED, ("POST", "/collections/aliases", {"actions": [{"create_alias": {"collection_name": "c", "alias_name": "c_alias"}}]})),
+    ("ChangeAliasesOperation", "actions.create_alias.alias_name", APPLIED, ("POST", "/collections/aliases", {"actions": [{"create_alias": {"collection_name": "c", "alias_name": "c_alias2"}}]})),
+    ("ChangeAliasesOperation", "actions.rename_alias", OBJECT, None),
+    ("ChangeAliasesOperation", "actions.rename_alias.old_alias_name", APPLIED, ("POST", "/collections/aliases", {"actions": [{"rename_alias": {"old_alias_name": "c_alias2", "new_alias_name": "c_alias3"}}]})),
+    ("ChangeAliasesOperation", "actions.rename_alias.new_alias_name", APPLIED, ("POST", "/collections/aliases", {"actions": [{"rename_alias": {"old_alias_name": "c_alias3", "new_alias_name": "c_alias4"}}]})),
+    ("ChangeAliasesOperation", "actions.delete_alias", OBJECT, None),
+    ("ChangeAliasesOperation", "actions.delete_alias.alias_name", APPLIED, ("POST", "/collections/aliases", {"actions": [{"delete_alias": {"alias_name": "c_alias4"}}]})),
     # Filters (through count)
     ("Filter", "must", APPLIED, count({"must": [{"key": "city", "match": {"value": "Berlin"}}]})),
     ("Filter", "should", APPLIED, count({"should": [{"key": "city", "match": {"value": "Berlin"}}]})),
@@ -354,6 +365,9 @@ PROBES = [
     ("POST", "/collections/c/points/payload/clear", {"points": [77], UNKNOWN: 1}),
     ("PUT", "/collections/nv/points/vectors", {"points": [{"id": 1, "vector": {"text": V}, UNKNOWN: 1}]}),
     ("POST", "/collections/nv/points/vectors/delete", {"points": [1], "vector": [], UNKNOWN: 1}),
+    ("POST", "/collections/aliases", {"actions": [], UNKNOWN: 1}),
+    ("POST", "/collections/aliases", {"actions": [{"delete_alias": {"alias_name": "x", UNKNOWN: 1}}]}),
+    ("POST", "/collections/aliases", {"actions": [{"delete_alias": {"alias_name": "x"}, UNKNOWN: 1}]}),
 ]
 
 

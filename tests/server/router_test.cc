@@ -590,5 +590,62 @@ TEST_F(RouterTest, PayloadIndexes) {
   EXPECT_THAT(r.body, HasSubstr(R"("payload_schema":{"n":{)"));
 }
 
+TEST_F(RouterTest, Aliases) {
+  CreateDemo();
+  auto r = Call("PUT", "/collections/other", R"({"vectors":{"size":4,"distance":"Dot"}})");
+  ASSERT_EQ(r.status, 200u);
+  r = Call("POST", "/collections/aliases",
+           R"({"actions":[{"create_alias":{"collection_name":"demo","alias_name":"live"}},
+                          {"create_alias":{"collection_name":"demo","alias_name":"old"}}]})");
+  ASSERT_EQ(r.status, 200u) << r.body;
+  // Every collection endpoint takes the alias.
+  r = Call("POST", "/collections/live/points/count", "{}");
+  EXPECT_THAT(r.body, HasSubstr(R"("count":3)"));
+  r = Call("GET", "/collections/live");
+  EXPECT_EQ(r.status, 200u);
+  r = Call("GET", "/aliases");
+  EXPECT_THAT(r.body, HasSubstr(R"("aliases":[{"alias_name":"live","collection_name":"demo"},{"alias_name":"old","collection_name":"demo"}])"));
+  // Switch atomically; a failing action leaves everything as it was.
+  r = Call("POST", "/collections/aliases",
+           R"({"actions":[{"delete_alias":{"alias_name":"live"}},
+                          {"create_alias":{"collection_name":"other","alias_name":"live"}},
+                          {"rename_alias":{"old_alias_name":"old","new_alias_name":"nope"}},
+                          {"delete_alias":{"alias_name":"missing"}}]})");
+  EXPECT_EQ(r.status, 404u) << r.body;
+  r = Call("GET", "/aliases");
+  EXPECT_THAT(r.body, HasSubstr(R"({"alias_name":"live","collection_name":"demo"})"));
+  EXPECT_THAT(r.body, Not(HasSubstr("nope")));
+  r = Call("POST", "/collections/aliases",
+           R"({"actions":[{"delete_alias":{"alias_name":"live"}},
+                          {"create_alias":{"collection_name":"other","alias_name":"live"}},
+                          {"rename_alias":{"old_alias_name":"old","new_alias_name":"previous"}}]})");
+  ASSERT_EQ(r.status, 200u) << r.body;
+  r = Call("POST", "/collections/live/points/count", "{}");
+  EXPECT_THAT(r.body, HasSubstr(R"("count":0)"));
+  r = Call("GET", "/collections/demo/aliases");
+  EXPECT_THAT(r.body, HasSubstr(R"({"aliases":[{"alias_name":"previous","collection_name":"demo"}]})"));
+  // Names are shared with collections; bad actions are refused by name.
+  for (const char* body :
+       {R"({"actions":[{"create_alias":{"collection_name":"demo","alias_name":"other"}}]})",
+        R"({"actions":[{"create_alias":{"collection_name":"demo","alias_name":"previous"}}]})",
+        R"({"actions":[{"create_alias":{"collection_name":"ghost","alias_name":"x"}}]})",
+        R"({"actions":[{"create_alias":{"collection_name":"demo","alias_name":"a/b"}}]})",
+        R"({"actions":[{"create_alias":{"collection_name":"demo"}}]})",
+        R"({"actions":[{"create_alias":{"collection_name":"demo","alias_name":"y"},"delete_alias":{"alias_name":"y"}}]})",
+        R"({"actions":[{"switch_alias":{}}]})"}) {
+    r = Call("POST", "/collections/aliases", body);
+    EXPECT_GE(r.status, 400u) << body << " -> " << r.body;
+  }
+  r = Call("PUT", "/collections/previous", R"({"vectors":{"size":4,"distance":"Dot"}})");
+  EXPECT_EQ(r.status, 409u) << r.body;
+  r = Call("DELETE", "/collections/previous");
+  EXPECT_EQ(r.status, 400u) << r.body;
+  // Dropping a collection removes its aliases.
+  r = Call("DELETE", "/collections/demo");
+  ASSERT_EQ(r.status, 200u);
+  r = Call("GET", "/aliases");
+  EXPECT_THAT(r.body, HasSubstr(R"({"aliases":[{"alias_name":"live","collection_name":"other"}]})"));
+}
+
 }  // namespace
 }  // namespace qvec::server
