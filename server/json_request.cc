@@ -1365,6 +1365,73 @@ StatusOr<CreateFieldIndexBody> ParseCreateFieldIndex(element e) {
   return out;
 }
 
+StatusOr<std::vector<BatchOperation>> ParseUpdateBatch(element e) {
+  QVEC_FIELDS(f, e, "");
+  element ops;
+  if (!f.Take("operations", &ops) || ops.type() != element_type::ARRAY) {
+    return InvalidArgumentError("operations must be an array of update operations");
+  }
+  QVEC_RETURN_IF_ERROR(f.Finish());
+  std::vector<BatchOperation> out;
+  size_t i = 0;
+  for (element op : simdjson::dom::array(ops)) {
+    const std::string path = Index("operations", i++);
+    QVEC_FIELDS(of, op, path);
+    BatchOperation b;
+    element body;
+    int forms = 0;
+    using K = BatchOperation::Kind;
+    for (std::string_view name : {"upsert", "delete", "set_payload", "overwrite_payload",
+                                  "delete_payload", "clear_payload", "update_vectors",
+                                  "delete_vectors"}) {
+      if (!of.Take(name, &body)) continue;
+      ++forms;
+      b.name = std::string(name);
+      const std::string where = of.PathOf(name);
+      Status st;
+      if (name == "upsert") {
+        b.kind = K::kUpsert;
+        auto p = ParsePoints(body);
+        if (p.ok()) b.points = std::move(*p);
+        st = p.status();
+      } else if (name == "delete") {
+        b.kind = K::kDelete;
+        auto p = ParseDeletePoints(body);
+        if (p.ok()) b.selection = std::move(*p);
+        st = p.status();
+      } else if (name == "update_vectors") {
+        b.kind = K::kUpdateVectors;
+        auto p = ParseUpdateVectors(body);
+        if (p.ok()) b.points = std::move(*p);
+        st = p.status();
+      } else if (name == "delete_vectors") {
+        b.kind = K::kDeleteVectors;
+        auto p = ParseDeleteVectors(body);
+        if (p.ok()) b.vectors = std::move(*p);
+        st = p.status();
+      } else {
+        b.kind = K::kPayload;
+        auto p = name == "set_payload"         ? ParseSetPayload(body, false)
+                 : name == "overwrite_payload" ? ParseSetPayload(body, true)
+                 : name == "delete_payload"    ? ParseDeletePayload(body)
+                                               : ParseClearPayload(body);
+        if (p.ok()) b.payload = std::move(*p);
+        st = p.status();
+      }
+      QVEC_RETURN_IF_ERROR(st.Annotate(where));
+    }
+    QVEC_RETURN_IF_ERROR(of.Finish());
+    if (forms != 1) {
+      return InvalidArgumentError(path +
+                                  ": expected exactly one of upsert, delete, set_payload, "
+                                  "overwrite_payload, delete_payload, clear_payload, "
+                                  "update_vectors, delete_vectors");
+    }
+    out.push_back(std::move(b));
+  }
+  return out;
+}
+
 StatusOr<std::vector<AliasOperation>> ParseAliasActions(element e) {
   QVEC_FIELDS(f, e, "");
   element actions;

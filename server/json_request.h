@@ -133,6 +133,22 @@ struct CreateFieldIndexBody {
 };
 [[nodiscard]] StatusOr<CreateFieldIndexBody> ParseCreateFieldIndex(simdjson::dom::element e);
 
+// POST /collections/{name}/points/batch: {"operations": [{"upsert": ...},
+// {"delete": ...}, {"set_payload": ...}, {"overwrite_payload": ...},
+// {"delete_payload": ...}, {"clear_payload": ...}, {"update_vectors": ...},
+// {"delete_vectors": ...}]}, each body as its own endpoint's. Every
+// operation is parsed before any is applied.
+struct BatchOperation {
+  enum class Kind : uint8_t { kUpsert, kDelete, kPayload, kUpdateVectors, kDeleteVectors };
+  Kind kind = Kind::kUpsert;
+  std::string name;               // "upsert", "set_payload", ... (for messages)
+  std::vector<Point> points;      // kUpsert, kUpdateVectors
+  PointsSelection selection;      // kDelete
+  PayloadBody payload;            // kPayload
+  DeleteVectorsBody vectors;      // kDeleteVectors
+};
+[[nodiscard]] StatusOr<std::vector<BatchOperation>> ParseUpdateBatch(simdjson::dom::element e);
+
 // POST /collections/aliases: {"actions": [{"create_alias": {collection_name,
 // alias_name}} | {"delete_alias": {alias_name}} | {"rename_alias":
 // {old_alias_name, new_alias_name}}, ...]}.

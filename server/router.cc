@@ -487,6 +487,10 @@ class Router final : public RequestHandler {
           QVEC_ROUTE("/collections/{name}/points/vectors", "PUT");
           return UpdateVectorsRoute(call, name);
         }
+        if (op == "batch") {
+          QVEC_ROUTE("/collections/{name}/points/batch", "POST");
+          return UpdateBatchRoute(call, name);
+        }
         QVEC_ROUTE("/collections/{name}/points/{id}", "GET");
         return GetPoint(call, name, op);
       }
@@ -891,6 +895,55 @@ class Router final : public RequestHandler {
                              : c.UpdatePayload(req->ids, req->update);
       if (!s.ok()) return StatusResponse(s, Seconds(call.start));
       return OkResponse(UpdateResult(), Seconds(call.start));
+    });
+  }
+
+  // Operations in order, each atomic on its own (as Qdrant): all are parsed
+  // first, so a malformed one writes nothing; one failing when applied (a
+  // missing point) stops the batch, the earlier ones stay applied, and the
+  // error names it.
+  HttpResponse UpdateBatchRoute(const Call& call, const std::string& name) {
+    return WithBody(call, name, [&](Collection& c, element body) {
+      auto ops = ParseUpdateBatch(body);
+      if (!ops.ok()) return StatusResponse(ops.status(), Seconds(call.start));
+      using K = BatchOperation::Kind;
+      JsonWriter w;
+      w.BeginArray();
+      for (size_t i = 0; i < ops->size(); ++i) {
+        BatchOperation& op = (*ops)[i];
+        Status s;
+        switch (op.kind) {
+          case K::kUpsert:
+            s = c.Upsert(op.points);
+            break;
+          case K::kDelete:
+            s = op.selection.filter ? c.DeleteByFilter(*op.selection.filter).status()
+                                    : c.Delete(op.selection.ids).status();
+            break;
+          case K::kPayload:
+            s = op.payload.filter
+                    ? c.UpdatePayloadByFilter(*op.payload.filter, op.payload.update).status()
+                    : c.UpdatePayload(op.payload.ids, op.payload.update);
+            break;
+          case K::kUpdateVectors:
+            s = c.UpdateVectors(op.points);
+            break;
+          case K::kDeleteVectors:
+            s = c.DeleteVectors(op.vectors.ids, op.vectors.names);
+            break;
+        }
+        if (!s.ok()) {
+          return StatusResponse(
+              s.Annotate("operations[" + std::to_string(i) + "]." + op.name +
+                         (i > 0 ? " (operations[0.." + std::to_string(i - 1) +
+                                      "] were applied)"
+                                : "")),
+              Seconds(call.start));
+        }
+        w.Raw(UpdateResult());
+      }
+      w.EndArray();
+      return OkResponse(w.Take(), Seconds(call.start));
     });
   }
 

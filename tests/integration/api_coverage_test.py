@@ -54,6 +54,7 @@ ENDPOINTS = [
     ("post", "/collections/{collection_name}/points/search/batch"),
     ("post", "/collections/{collection_name}/points/query/batch"),
     ("post", "/collections/aliases"),
+    ("post", "/collections/{collection_name}/points/batch"),
 ]
 
 
@@ -279,6 +280,16 @@ FIELDS = [
     # .../search/batch and .../query/batch
     ("SearchRequestBatch", "searches", APPLIED, ("POST", "/collections/c/points/search/batch", {"searches": [{"vector": V, "limit": 1}]})),
     ("QueryRequestBatch", "searches", APPLIED, ("POST", "/collections/c/points/query/batch", {"searches": [{"query": V, "limit": 1}]})),
+    # POST .../points/batch (each operation body is its endpoint's schema, walked above)
+    ("UpdateOperations", "operations", OBJECT, None),
+    ("UpdateOperations", "operations.upsert", APPLIED, ("POST", "/collections/c/points/batch", {"operations": [{"upsert": {"points": [{"id": 9, "vector": V}]}}]})),
+    ("UpdateOperations", "operations.delete", APPLIED, ("POST", "/collections/c/points/batch", {"operations": [{"delete": {"points": [77]}}]})),
+    ("UpdateOperations", "operations.set_payload", APPLIED, ("POST", "/collections/c/points/batch", {"operations": [{"set_payload": {"payload": {"x": 1}, "points": [1]}}]})),
+    ("UpdateOperations", "operations.overwrite_payload", APPLIED, ("POST", "/collections/c/points/batch", {"operations": [{"overwrite_payload": {"payload": {"city": "Berlin", "n": 1}, "points": [1]}}]})),
+    ("UpdateOperations", "operations.delete_payload", APPLIED, ("POST", "/collections/c/points/batch", {"operations": [{"delete_payload": {"keys": ["x"], "points": [1]}}]})),
+    ("UpdateOperations", "operations.clear_payload", APPLIED, ("POST", "/collections/c/points/batch", {"operations": [{"clear_payload": {"points": [9]}}]})),
+    ("UpdateOperations", "operations.update_vectors", APPLIED, ("POST", "/collections/c/points/batch", {"operations": [{"update_vectors": {"points": [{"id": 9, "vector": V}]}}]})),
+    ("UpdateOperations", "operations.delete_vectors", APPLIED, ("POST", "/collections/c/points/batch", {"operations": [{"delete_vectors": {"points": [9], "vector": [""]}}]})),
     # POST /collections/aliases
     ("ChangeAliasesOperation", "actions", OBJECT, None),
     ("ChangeAliasesOperation", "actions.create_alias", OBJECT, None),
@@ -366,6 +377,9 @@ PROBES = [
     ("PUT", "/collections/nv/points/vectors", {"points": [{"id": 1, "vector": {"text": V}, UNKNOWN: 1}]}),
     ("POST", "/collections/nv/points/vectors/delete", {"points": [1], "vector": [], UNKNOWN: 1}),
     ("POST", "/collections/aliases", {"actions": [], UNKNOWN: 1}),
+    ("POST", "/collections/c/points/batch", {"operations": [], UNKNOWN: 1}),
+    ("POST", "/collections/c/points/batch", {"operations": [{"delete": {"points": [77]}, UNKNOWN: 1}]}),
+    ("POST", "/collections/c/points/batch", {"operations": [{"delete": {"points": [77], UNKNOWN: 1}}]}),
     ("POST", "/collections/aliases", {"actions": [{"delete_alias": {"alias_name": "x", UNKNOWN: 1}}]}),
     ("POST", "/collections/aliases", {"actions": [{"delete_alias": {"alias_name": "x"}, UNKNOWN: 1}]}),
 ]

@@ -647,5 +647,43 @@ TEST_F(RouterTest, Aliases) {
   EXPECT_THAT(r.body, HasSubstr(R"({"aliases":[{"alias_name":"live","collection_name":"other"}]})"));
 }
 
+TEST_F(RouterTest, UpdateBatchAppliesOperationsInOrder) {
+  CreateDemo();
+  auto r = Call("POST", "/collections/demo/points/batch", R"({"operations":[
+      {"upsert":{"points":[{"id":7,"vector":[1,0,0,0],"payload":{"city":"Oslo"}}]}},
+      {"set_payload":{"payload":{"big":true},"points":[7,1]}},
+      {"overwrite_payload":{"payload":{"city":"Bergen"},"points":[7]}},
+      {"delete_payload":{"keys":["n"],"filter":{"must":[{"key":"city","match":{"value":"Berlin"}}]}}},
+      {"clear_payload":{"points":[2]}},
+      {"update_vectors":{"points":[{"id":2,"vector":[0,1,0,0]}]}},
+      {"delete":{"points":["5c56c793-69f3-4fbf-87e6-c4bf54c28c26"]}}]})");
+  ASSERT_EQ(r.status, 200u) << r.body;
+  EXPECT_THAT(r.body, HasSubstr(R"("result":[{"operation_id":0,"status":"completed"},)"));
+  r = Call("POST", "/collections/demo/points", R"({"ids":[7,1,2]})");
+  EXPECT_THAT(r.body, HasSubstr(R"("id":7,"payload":{"city":"Bergen"})"));
+  EXPECT_THAT(r.body, HasSubstr(R"("id":1,"payload":{"city":"Berlin","big":true})"));
+  EXPECT_THAT(r.body, HasSubstr(R"("id":2,"payload":{})"));
+  r = Call("POST", "/collections/demo/points/count", "{}");
+  EXPECT_THAT(r.body, HasSubstr(R"("count":3)"));
+  // A malformed operation anywhere: nothing is applied.
+  r = Call("POST", "/collections/demo/points/batch", R"({"operations":[
+      {"delete":{"points":[7]}},
+      {"set_payload":{"payload":{"a":1},"points":[1],"shard_key":"x"}}]})");
+  EXPECT_EQ(r.status, 400u);
+  EXPECT_THAT(r.body, HasSubstr("operations[1].set_payload: shard_key"));
+  r = Call("POST", "/collections/demo/points/count", "{}");
+  EXPECT_THAT(r.body, HasSubstr(R"("count":3)"));
+  // One failing when applied: the earlier ones stay (as in Qdrant), named.
+  r = Call("POST", "/collections/demo/points/batch", R"({"operations":[
+      {"delete":{"points":[7]}},
+      {"set_payload":{"payload":{"a":1},"points":[404]}}]})");
+  EXPECT_EQ(r.status, 404u);
+  EXPECT_THAT(r.body, HasSubstr("operations[1].set_payload (operations[0..0] were applied)"));
+  r = Call("POST", "/collections/demo/points/count", "{}");
+  EXPECT_THAT(r.body, HasSubstr(R"("count":2)"));
+  r = Call("POST", "/collections/demo/points/batch", R"({"operations":[{"upsert":{},"delete":{}}]})");
+  EXPECT_EQ(r.status, 400u);
+}
+
 }  // namespace
 }  // namespace qvec::server
