@@ -1126,10 +1126,55 @@ StatusOr<ScrollPage> CollectionImpl::Scroll(const ScrollRequest& request) {
   ScrollPage page;
   std::vector<PointId> ids;
   std::vector<uint64_t> masks;
+  std::vector<double> order_values;
   ReadView view;
-  QVEC_RETURN_IF_ERROR(
-      WithReadLock({filter}, [&](const std::vector<const FilterFields*>& fields) -> Status {
+  // order_by reads the ordered numbers of the key's payload index, brought
+  // up to the locked state with the filter's fields.
+  Filter order_probe;
+  if (request.order_by) {
+    const OrderBy& o = *request.order_by;
+    if (request.offset) {
+      return InvalidArgumentError("offset: not with order_by (continue with order_by.start_from)");
+    }
+    {
+      ReaderLock lock(&state_mu_);
+      auto it = payload_indexes_.find(o.key);
+      if (it == payload_indexes_.end() || (it->second != PayloadSchemaType::kInteger &&
+                                           it->second != PayloadSchemaType::kFloat)) {
+        return InvalidArgumentError("order_by: ordering by '" + o.key +
+                                    "' is supported only with an integer or float payload index "
+                                    "on it (PUT /collections/{name}/index)");
+      }
+    }
+    Condition c;
+    c.kind = Condition::Kind::kIsNull;
+    c.key = o.key;
+    order_probe.should.push_back(std::move(c));
+  }
+  QVEC_RETURN_IF_ERROR(WithReadLock(
+      {filter, request.order_by ? &order_probe : nullptr},
+      [&](const std::vector<const FilterFields*>& fields) -> Status {
         state_mu_.AssertReaderHeld();  // WithReadLock runs it under the shared lock
+        if (request.order_by) {
+          const FieldIndex* ordered = fields[1]->Get(request.order_by->key);
+          if (ordered == nullptr || !ordered->indexed()) {
+            return InternalError("order_by: the payload index is not built");
+          }
+          ordered->ForEachNumber(
+              request.order_by->descending, request.order_by->start_from,
+              [&](double value, const PointId& id) {
+                state_mu_.AssertReaderHeld();  // called within this scroll
+                auto found = id_to_label_.find(id);
+                if (found == id_to_label_.end()) return true;
+                if (fields[0] != nullptr && !MatchesFilter(*filter, *fields[0], id)) return true;
+                ids.push_back(id);
+                masks.push_back(field_mask_[found->second]);
+                order_values.push_back(value);
+                return ids.size() < request.limit;
+              });
+          view = ViewLocked();
+          return Status::Ok();
+        }
         std::optional<FilterCandidates> candidates;
         if (fields[0] != nullptr) candidates = IndexedCandidates(*filter, *fields[0]);
         if (candidates) {
@@ -1175,6 +1220,7 @@ StatusOr<ScrollPage> CollectionImpl::Scroll(const ScrollRequest& request) {
     if (!found[i]) continue;
     Record r;
     r.id = ids[i];
+    if (!order_values.empty()) r.order_value = order_values[i];
     if (request.with_payload) r.payload = std::move(payloads[i]);
     if (request.with_vector) SetRecordVectors(std::move(vectors[i]), &r.vector, &r.vectors);
     page.points.push_back(std::move(r));

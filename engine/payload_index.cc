@@ -432,6 +432,36 @@ bool FieldIndex::Candidates(const Condition& c, std::vector<PointId>* out, bool*
   }
 }
 
+void FieldIndex::ForEachNumber(bool descending, std::optional<double> start,
+                               const std::function<bool(double, const PointId&)>& fn) const {
+  std::vector<PointId> group;
+  // Emits the entries of [first, last) (one value) by id.
+  auto emit = [&](auto first, auto last) {
+    group.clear();
+    for (auto it = first; it != last; ++it) group.push_back(it->second);
+    std::sort(group.begin(), group.end());
+    for (const PointId& id : group) {
+      if (!fn(first->first, id)) return false;
+    }
+    return true;
+  };
+  if (!descending) {
+    auto it = start ? by_number_.lower_bound(*start) : by_number_.begin();
+    while (it != by_number_.end()) {
+      auto next = by_number_.upper_bound(it->first);
+      if (!emit(it, next)) return;
+      it = next;
+    }
+    return;
+  }
+  auto end = start ? by_number_.upper_bound(*start) : by_number_.end();
+  while (end != by_number_.begin()) {
+    auto first = by_number_.lower_bound(std::prev(end)->first);
+    if (!emit(first, end)) return;
+    end = first;
+  }
+}
+
 size_t FieldIndex::CountPoints(PayloadSchemaType type) const {
   size_t n = 0;
   for (const auto& [id, fv] : values_) {

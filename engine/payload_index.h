@@ -92,6 +92,11 @@ class FieldIndex {
   bool Candidates(const Condition& c, std::vector<PointId>* out, bool* exact) const;
   // Points holding at least one value of `type` (payload_schema's count).
   size_t CountPoints(PayloadSchemaType type) const;
+  // Calls fn(value, id) for every number at the key (indexed fields only),
+  // ascending or descending from `start` (inclusive), equal values by id,
+  // until fn returns false.
+  void ForEachNumber(bool descending, std::optional<double> start,
+                     const std::function<bool(double, const PointId&)>& fn) const;
 
  private:
   size_t EntryBytes(const FieldValues& fv) const;

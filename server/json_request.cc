@@ -1302,10 +1302,38 @@ StatusOr<std::optional<Filter>> ParseCount(element e) {
 StatusOr<ScrollBody> ParseScroll(element e) {
   QVEC_FIELDS(f, e, "");
   QVEC_RETURN_IF_ERROR(RefuseShardKey(f));
-  QVEC_RETURN_IF_ERROR(f.Refuse("order_by", "order_by is not supported yet"));
   ScrollBody out;
   ScrollRequest& r = out.request;
   element x;
+  if (f.Take("order_by", &x)) {
+    OrderBy o;
+    if (x.type() == element_type::STRING) {
+      o.key = std::string(std::string_view(x));
+    } else {
+      QVEC_FIELDS(ob, x, "order_by");
+      element y;
+      if (!ob.Take("key", &y)) return InvalidArgumentError("order_by.key is required");
+      QVEC_ASSIGN_OR_RETURN(o.key, GetString(y, "order_by.key"));
+      if (ob.Take("direction", &y)) {
+        std::string_view d = y.type() == element_type::STRING ? std::string_view(y) : "";
+        if (d != "asc" && d != "desc") {
+          return InvalidArgumentError("order_by.direction must be \"asc\" or \"desc\"");
+        }
+        o.descending = d == "desc";
+      }
+      if (ob.Take("start_from", &y)) {
+        if (y.type() == element_type::STRING) {
+          return InvalidArgumentError(
+              "order_by.start_from: datetime values are not supported yet (numbers are)");
+        }
+        QVEC_ASSIGN_OR_RETURN(double d, GetNumber(y, "order_by.start_from"));
+        o.start_from = d;
+      }
+      QVEC_RETURN_IF_ERROR(ob.Finish());
+    }
+    if (o.key.empty()) return InvalidArgumentError("order_by.key must not be empty");
+    r.order_by = std::move(o);
+  }
   if (f.Take("offset", &x)) {
     QVEC_ASSIGN_OR_RETURN(PointId id, ParsePointId(x));
     r.offset = id;

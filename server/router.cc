@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cctype>
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -148,6 +149,15 @@ void WriteRecord(JsonWriter& w, const Record& r, const OutputShape& shape) {
     w.Null();
   }
   WriteVectors(w, shape.single_vector, shape.vectors_asked, r.vector, r.vectors);
+  if (r.order_value) {
+    // Qdrant's OrderValue: an integer when it is one.
+    const double v = *r.order_value;
+    if (v == std::floor(v) && std::fabs(v) < 9007199254740992.0) {
+      w.Key("order_value").Int(static_cast<int64_t>(v));
+    } else {
+      w.Key("order_value").Double(v);
+    }
+  }
   w.EndObject();
 }
 

@@ -116,6 +116,8 @@ struct Record {
   std::optional<std::vector<float>> vector;
   // Named fields' vectors asked for that the point carries.
   std::map<std::string, std::vector<float>> vectors;
+  // The value it was ordered by (ScrollRequest::order_by).
+  std::optional<double> order_value;
 };
 
 struct ScoredPoint {
@@ -271,12 +273,25 @@ struct SearchRequest {
   size_t max_result_bytes = 0;
 };
 
+// Scroll order by a numeric payload value (Qdrant's order_by). The key must
+// have an integer or float payload index. A point appears once per value it
+// holds at the key; equal values go by id.
+struct OrderBy {
+  std::string key;
+  bool descending = false;  // Default: ascending.
+  // Values from this one on (>= ascending, <= descending). Default: all.
+  std::optional<double> start_from;
+};
+
 struct ScrollRequest {
-  std::optional<PointId> offset;  // first id to return (inclusive)
+  std::optional<PointId> offset;  // first id to return (inclusive); not with order_by
   size_t limit = 10;              // in [1, 100000]. Default: 10.
   std::optional<Filter> filter;
   bool with_payload = true;
   VectorSelector with_vector;
+  // Order by a payload value instead of by id; the page then has no
+  // next_page_offset (continue with start_from). Default: by id.
+  std::optional<OrderBy> order_by;
   // As SearchRequest::max_result_bytes. Default: 0 (none).
   size_t max_result_bytes = 0;
 };

@@ -685,5 +685,49 @@ TEST_F(RouterTest, UpdateBatchAppliesOperationsInOrder) {
   EXPECT_EQ(r.status, 400u);
 }
 
+TEST_F(RouterTest, ScrollOrderBy) {
+  auto r = Call("PUT", "/collections/o", R"({"vectors":{"size":2,"distance":"Dot"}})");
+  ASSERT_EQ(r.status, 200u);
+  r = Call("PUT", "/collections/o/points", R"({"points":[
+    {"id":1,"vector":[1,0],"payload":{"price":30,"tag":"a"}},
+    {"id":2,"vector":[1,0],"payload":{"price":10.5,"tag":"b"}},
+    {"id":3,"vector":[1,0],"payload":{"price":[20,40],"tag":"a"}},
+    {"id":4,"vector":[1,0],"payload":{"price":10.5,"tag":"a"}},
+    {"id":5,"vector":[1,0],"payload":{"tag":"a"}}]})");
+  ASSERT_EQ(r.status, 200u);
+  // Without a range index on the key: refused, naming it.
+  r = Call("POST", "/collections/o/points/scroll", R"({"order_by":"price"})");
+  EXPECT_EQ(r.status, 400u);
+  EXPECT_THAT(r.body, HasSubstr("supported only with an integer or float payload index"));
+  r = Call("PUT", "/collections/o/index", R"({"field_name":"price","field_schema":"float"})");
+  ASSERT_EQ(r.status, 200u);
+  auto ids = [&](const std::string& body) {
+    auto resp = Call("POST", "/collections/o/points/scroll", body);
+    EXPECT_EQ(resp.status, 200u) << body << " -> " << resp.body;
+    std::string out;
+    simdjson::dom::element doc = Json(resp);
+    for (auto p : doc["result"]["points"].get_array()) {
+      out += std::to_string(uint64_t(p["id"])) + ":" + simdjson::to_string(p["order_value"]) + " ";
+    }
+    EXPECT_TRUE(doc["result"]["next_page_offset"].is_null());
+    return out;
+  };
+  // A point appears once per value; equal values by id.
+  EXPECT_EQ(ids(R"({"order_by":"price","with_payload":false})"),
+            "2:10.5 4:10.5 3:20 1:30 3:40 ");
+  EXPECT_EQ(ids(R"({"order_by":{"key":"price","direction":"desc"},"limit":3})"), "3:40 1:30 3:20 ");
+  EXPECT_EQ(ids(R"({"order_by":{"key":"price","start_from":20},"filter":{"must":[{"key":"tag","match":{"value":"a"}}]}})"),
+            "3:20 1:30 3:40 ");
+  EXPECT_EQ(ids(R"({"order_by":{"key":"price","direction":"desc","start_from":20}})"),
+            "3:20 2:10.5 4:10.5 ");
+  r = Call("POST", "/collections/o/points/scroll", R"({"order_by":"price","offset":2})");
+  EXPECT_EQ(r.status, 400u);
+  r = Call("POST", "/collections/o/points/scroll", R"({"order_by":{"key":"price","direction":"up"}})");
+  EXPECT_EQ(r.status, 400u);
+  r = Call("POST", "/collections/o/points/scroll",
+           R"({"order_by":{"key":"price","start_from":"2024-01-01T00:00:00Z"}})");
+  EXPECT_EQ(r.status, 400u);
+}
+
 }  // namespace
 }  // namespace qvec::server
