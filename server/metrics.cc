@@ -46,4 +46,16 @@ void Metrics::Render(std::string* out) const {
   }
 }
 
+std::map<std::string, Metrics::RouteStats> Metrics::Stats() const {
+  MutexLock lock(&mu_);
+  std::map<std::string, RouteStats> out;
+  for (const auto& [key, s] : series_) {
+    RouteStats& r = out[key.first + " " + key.second];
+    r.count = s.count;
+    r.avg_micros = s.count ? s.sum / static_cast<double>(s.count) * 1e6 : 0;
+    r.by_status = s.by_status;
+  }
+  return out;
+}
+
 }  // namespace qvec::server

@@ -18,6 +18,14 @@ class Metrics {
   void Record(const std::string& method, const std::string& route, unsigned status, double seconds);
   // Appends all series to `out` in Prometheus text format.
   void Render(std::string* out) const;
+  // Per "METHOD route": total count, mean duration in microseconds and the
+  // count by status, for /telemetry.
+  struct RouteStats {
+    uint64_t count = 0;
+    double avg_micros = 0;
+    std::map<unsigned, uint64_t> by_status;
+  };
+  std::map<std::string, RouteStats> Stats() const;
 
  private:
   static constexpr std::array<double, 12> kBuckets = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,

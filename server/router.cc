@@ -1,14 +1,18 @@
 #include "server/router.h"
 
+#include <fmt/format.h>
 #include <simdjson.h>
 
 #include <atomic>
 #include <cctype>
 #include <chrono>
 #include <cmath>
+#include <ctime>
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <random>
+#include <thread>
 #include <vector>
 
 #include "engine/json_writer.h"
@@ -254,6 +258,21 @@ Status CheckQueryParams(std::string_view query) {
       return !v.empty() && v.size() <= 19 && v.find_first_not_of("0123456789") == v.npos;
     };
     if (key == "wait" || key == "ordering") continue;
+    // GET /telemetry's: how much to report, and whether to hash names.
+    if (key == "details_level") {
+      if (!is_uint(value)) {
+        return InvalidArgumentError("query parameter details_level: expected a number, got '" +
+                                    std::string(value) + "'");
+      }
+      continue;
+    }
+    if (key == "anonymize") {
+      if (value != "true" && value != "false") {
+        return InvalidArgumentError("query parameter anonymize: expected true or false, got '" +
+                                    std::string(value) + "'");
+      }
+      continue;
+    }
     if (key == "timeout") {
       if (!is_uint(value)) {
         return InvalidArgumentError("query parameter timeout: expected whole seconds, got '" +
@@ -273,6 +292,26 @@ Status CheckQueryParams(std::string_view query) {
                                 ": not supported by qvec");
   }
   return Status::Ok();
+}
+
+std::string RandomUuid() {
+  std::random_device rd;
+  std::mt19937_64 rng((uint64_t{rd()} << 32) ^ rd());
+  const uint64_t hi = rng(), lo = rng();
+  std::string hex = fmt::format("{:016x}{:016x}", hi, lo);
+  hex[12] = '4';  // version 4
+  hex[16] = "89ab"[lo >> 62];
+  return hex.substr(0, 8) + "-" + hex.substr(8, 4) + "-" + hex.substr(12, 4) + "-" +
+         hex.substr(16, 4) + "-" + hex.substr(20);
+}
+
+std::string NowRfc3339() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
 }
 
 class Router final : public RequestHandler {
@@ -406,6 +445,10 @@ class Router final : public RequestHandler {
       QVEC_ROUTE("/aliases", "GET");
       return AliasesRoute(call, nullptr);
     }
+    if (s.size() == 1 && s[0] == "telemetry") {
+      QVEC_ROUTE("/telemetry", "GET");
+      return Telemetry(call);
+    }
     if (s.size() == 1 && s[0] == "metrics") {
       QVEC_ROUTE("/metrics", "GET");
       return MetricsPage();
@@ -537,6 +580,59 @@ class Router final : public RequestHandler {
     HttpResponse r;
     r.body = w.Take();
     return r;
+  }
+
+  // Qdrant's telemetry basics: this instance, its collections and the
+  // requests it answered. details_level >= 1 lists the collections;
+  // anonymize=true replaces their names by hashes.
+  HttpResponse Telemetry(const Call& call) {
+    const std::string_view level_text = call.QueryParam("details_level");
+    const uint64_t level = level_text.empty() ? 0 : std::stoull(std::string(level_text));
+    const bool anonymize = call.QueryParam("anonymize") == "true";
+    auto shown = [&](const std::string& name) {
+      return anonymize ? fmt::format("{:016x}", std::hash<std::string>{}(name)) : name;
+    };
+    JsonWriter w;
+    w.BeginObject();
+    w.Key("id").String(instance_id_);
+    w.Key("app").BeginObject();
+    w.Key("name").String("qvec");
+    w.Key("version").String(Version());
+    w.Key("qdrant_api_version").String(kQdrantApiVersion);
+    w.Key("startup").String(startup_time_);
+    w.Key("system").BeginObject();
+    w.Key("cores").Uint(std::thread::hardware_concurrency());
+    w.EndObject();
+    w.EndObject();
+    const auto names = db_->ListCollections();
+    w.Key("collections").BeginObject();
+    w.Key("number_of_collections").Uint(names.size());
+    if (level >= 1) {
+      w.Key("collections").BeginArray();
+      for (const std::string& name : names) {
+        auto c = db_->GetCollection(name);
+        if (!c.ok()) continue;
+        auto n = (*c)->Count(nullptr);
+        w.BeginObject().Key("id").String(shown(name));
+        w.Key("points_count").Uint(n.ok() ? *n : 0);
+        w.Key("vector_fields").Uint((*c)->config().Fields().size());
+        w.EndObject();
+      }
+      w.EndArray();
+    }
+    w.EndObject();
+    w.Key("requests").BeginObject().Key("rest").BeginObject().Key("responses").BeginObject();
+    for (const auto& [route, st] : metrics_.Stats()) {
+      w.Key(route).BeginObject();
+      for (const auto& [status, count] : st.by_status) {
+        w.Key(std::to_string(status)).BeginObject().Key("count").Uint(count).EndObject();
+      }
+      w.Key("avg_duration_micros").Double(st.avg_micros);
+      w.EndObject();
+    }
+    w.EndObject().EndObject().EndObject();
+    w.EndObject();
+    return OkResponse(w.Take(), Seconds(call.start));
   }
 
   HttpResponse MetricsPage() {
@@ -1089,6 +1185,9 @@ class Router final : public RequestHandler {
   std::string snapshots_dir_;
   const size_t max_response_bytes_;
   std::atomic<uint64_t> snapshot_counter_{0};
+  // For /telemetry: a random id of this process, and when it started.
+  const std::string instance_id_ = RandomUuid();
+  const std::string startup_time_ = NowRfc3339();
   Metrics metrics_;
 };
 

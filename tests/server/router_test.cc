@@ -729,5 +729,23 @@ TEST_F(RouterTest, ScrollOrderBy) {
   EXPECT_EQ(r.status, 400u);
 }
 
+TEST_F(RouterTest, Telemetry) {
+  CreateDemo();
+  auto r = Call("GET", "/telemetry");
+  ASSERT_EQ(r.status, 200u) << r.body;
+  auto doc = Json(r);
+  EXPECT_EQ(std::string_view(doc["result"]["app"]["name"]), "qvec");
+  EXPECT_EQ(uint64_t(doc["result"]["collections"]["number_of_collections"]), 1u);
+  EXPECT_EQ(std::string_view(doc["result"]["id"]).size(), 36u);
+  EXPECT_THAT(r.body, HasSubstr(R"("PUT /collections/{name}/points":{"200":{"count":1})"));
+  r = Call("GET", "/telemetry?details_level=2");
+  EXPECT_THAT(r.body, HasSubstr(R"({"id":"demo","points_count":3,"vector_fields":1})"));
+  r = Call("GET", "/telemetry?details_level=2&anonymize=true");
+  EXPECT_THAT(r.body, Not(HasSubstr(R"("id":"demo")")));
+  EXPECT_THAT(r.body, HasSubstr(R"("points_count":3)"));
+  EXPECT_EQ(Call("GET", "/telemetry?details_level=high").status, 400u);
+  EXPECT_EQ(Call("GET", "/livez").status, 200u);
+}
+
 }  // namespace
 }  // namespace qvec::server
