@@ -1,6 +1,7 @@
 #include "engine/collection_impl.h"
 
 #include <algorithm>
+#include <limits>
 #include <random>
 #include <cmath>
 #include <cstring>
@@ -1509,8 +1510,105 @@ StatusOr<std::vector<ScoredPoint>> CollectionImpl::FinishSearch(const SearchRequ
   return kept;
 }
 
+StatusOr<std::vector<ScoredPoint>> CollectionImpl::SearchMmr(const SearchRequest& request) {
+  const Mmr& mmr = *request.mmr;
+  if (!(mmr.diversity >= 0 && mmr.diversity <= 1)) {
+    return OutOfRangeError("mmr.diversity must be in [0, 1]");
+  }
+  const size_t want = request.limit + request.offset;
+  if (mmr.candidates_limit != 0 && mmr.candidates_limit < want) {
+    return OutOfRangeError("mmr.candidates_limit must be at least limit + offset (" +
+                           std::to_string(want) + ")");
+  }
+  const size_t candidates = mmr.candidates_limit ? mmr.candidates_limit : want;
+  if (candidates > kMaxSearchLimit) {
+    return OutOfRangeError("mmr.candidates_limit must be at most " +
+                           std::to_string(kMaxSearchLimit));
+  }
+  QVEC_ASSIGN_OR_RETURN(VectorField * f, FieldFor(request.vector_name));
+  SearchRequest inner = request;
+  inner.mmr.reset();
+  inner.limit = candidates;
+  inner.offset = 0;
+  const bool unnamed = config_.single_vector();
+  if (!request.with_vector.all) {
+    if (unnamed) {
+      inner.with_vector = VectorSelector(true);
+    } else if (!request.with_vector.Wants(f->name)) {
+      std::vector<std::string> names = request.with_vector.names;
+      names.push_back(f->name);
+      inner.with_vector = VectorSelector(std::move(names));
+    }
+  }
+  QVEC_ASSIGN_OR_RETURN(std::vector<ScoredPoint> hits, Search(inner));
+  const index::Metric metric = ToMetric(f->config.distance);
+  const bool lower_better = index::Describe(metric).lower_is_better;
+  const size_t dim = f->config.dimension;
+  auto vector_of = [&](const ScoredPoint& p) -> const std::vector<float>* {
+    if (unnamed) return p.vector ? &*p.vector : nullptr;
+    auto it = p.vectors.find(f->name);
+    return it == p.vectors.end() ? nullptr : &it->second;
+  };
+  // Higher is more similar, whatever the metric.
+  auto similarity = [&](const float* a, const float* b) {
+    const float s = index::ExactScore(metric, a, b, dim);
+    return lower_better ? -s : s;
+  };
+  std::vector<float> query = request.vector;
+  QVEC_RETURN_IF_ERROR(f->prep.Apply(query.data()));
+  std::vector<size_t> usable;
+  std::vector<float> relevance;
+  for (size_t i = 0; i < hits.size(); ++i) {
+    const std::vector<float>* v = vector_of(hits[i]);
+    if (v == nullptr || v->size() != dim) continue;
+    usable.push_back(i);
+    relevance.push_back(similarity(query.data(), v->data()));
+  }
+  const float lambda = 1.0f - mmr.diversity;
+  std::vector<size_t> picked;  // indexes into `usable`
+  std::vector<float> max_sim(usable.size(), -std::numeric_limits<float>::infinity());
+  std::vector<bool> taken(usable.size(), false);
+  while (picked.size() < want && picked.size() < usable.size()) {
+    size_t best = usable.size();
+    float best_value = -std::numeric_limits<float>::infinity();
+    for (size_t j = 0; j < usable.size(); ++j) {
+      if (taken[j]) continue;
+      // The first pick is the most relevant; then relevance against
+      // redundancy with what is already picked.
+      const float value =
+          picked.empty() ? relevance[j] : lambda * relevance[j] - (1 - lambda) * max_sim[j];
+      if (best == usable.size() || value > best_value) {
+        best = j;
+        best_value = value;
+      }
+    }
+    taken[best] = true;
+    picked.push_back(best);
+    const float* chosen = vector_of(hits[usable[best]])->data();
+    for (size_t j = 0; j < usable.size(); ++j) {
+      if (!taken[j]) {
+        max_sim[j] = std::max(max_sim[j], similarity(vector_of(hits[usable[j]])->data(), chosen));
+      }
+    }
+  }
+  std::vector<ScoredPoint> out;
+  for (size_t k = request.offset; k < picked.size(); ++k) {
+    ScoredPoint p = std::move(hits[usable[picked[k]]]);
+    if (!request.with_vector.Wants(unnamed ? std::string() : f->name) && !request.with_vector.all) {
+      if (unnamed) {
+        p.vector.reset();
+      } else {
+        p.vectors.erase(f->name);
+      }
+    }
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
 StatusOr<std::vector<ScoredPoint>> CollectionImpl::Search(const SearchRequest& request) {
   QVEC_RETURN_IF_ERROR(CheckAlive());
+  if (request.mmr) return SearchMmr(request);
   QVEC_ASSIGN_OR_RETURN(VectorField * f, FieldFor(request.vector_name));
   QVEC_RETURN_IF_ERROR(ValidateSearch(request, *f));
   QVEC_ASSIGN_OR_RETURN(std::vector<const VectorField*> vfields, SelectFields(request.with_vector));
@@ -1541,6 +1639,19 @@ StatusOr<std::vector<ScoredPoint>> CollectionImpl::Search(const SearchRequest& r
 StatusOr<std::vector<std::vector<ScoredPoint>>> CollectionImpl::SearchBatch(
     std::span<const SearchRequest> requests) {
   QVEC_RETURN_IF_ERROR(CheckAlive());
+  // MMR re-ranks each request's own candidates: answered one by one.
+  bool any_mmr = false;
+  for (const SearchRequest& r : requests) any_mmr = any_mmr || r.mmr.has_value();
+  if (any_mmr) {
+    std::vector<std::vector<ScoredPoint>> out;
+    out.reserve(requests.size());
+    for (size_t i = 0; i < requests.size(); ++i) {
+      auto hits = Search(requests[i]);
+      if (!hits.ok()) return hits.status().Annotate("search " + std::to_string(i));
+      out.push_back(std::move(*hits));
+    }
+    return out;
+  }
   std::vector<VectorField*> fields;
   std::vector<std::vector<float>> queries;
   std::vector<const Filter*> filters;

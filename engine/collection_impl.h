@@ -144,6 +144,9 @@ class CollectionImpl final : public Collection,
                        const std::vector<std::string>& field_names) override;
   StatusOr<size_t> Delete(std::span<const PointId> ids) override;
   StatusOr<size_t> DeleteByFilter(const Filter& filter) override;
+  // Search with SearchRequest::mmr: the nearest candidates with their
+  // vectors, re-ranked by maximal marginal relevance.
+  StatusOr<std::vector<ScoredPoint>> SearchMmr(const SearchRequest& request);
   Status CreatePayloadIndex(const std::string& key, PayloadSchemaType type) override;
   Status DropPayloadIndex(const std::string& key) override;
   Status UpdatePayload(std::span<const PointId> ids, const PayloadUpdate& update) override;

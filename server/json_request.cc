@@ -638,8 +638,10 @@ Status ParseVectorStruct(element v, const std::string& where, Point* pt) {
   return ParseVector(v, &pt->vector);
 }
 
-// The query of /points/query: a dense vector, or {"nearest": vector}.
-Status ParseQuery(element q, const std::string& path, std::vector<float>* out) {
+// The query of /points/query: a dense vector, or {"nearest": vector,
+// "mmr": {diversity, candidates_limit}} (`mmr` may be null: no MMR).
+Status ParseQuery(element q, const std::string& path, std::vector<float>* out,
+                  std::optional<Mmr>* mmr) {
   if (q.type() == element_type::OBJECT) {
     QVEC_FIELDS(f, q, path);
     QVEC_RETURN_IF_ERROR(f.Refuse("indices", "sparse vectors are not supported yet"));
@@ -647,15 +649,28 @@ Status ParseQuery(element q, const std::string& path, std::vector<float>* out) {
       QVEC_RETURN_IF_ERROR(
           f.Refuse(doc, "documents and images for server-side inference are not supported"));
     }
-    QVEC_RETURN_IF_ERROR(
-        f.Refuse("mmr", "maximal marginal relevance (mmr) is not supported yet"));
-    element nearest;
+    element nearest, m;
+    if (mmr != nullptr && f.Take("mmr", &m)) {
+      QVEC_FIELDS(mf, m, f.PathOf("mmr"));
+      Mmr params;
+      element x;
+      if (mf.Take("diversity", &x)) {
+        QVEC_ASSIGN_OR_RETURN(double d, GetNumber(x, mf.PathOf("diversity")));
+        params.diversity = ToFloat(d);  // the engine checks the range
+      }
+      if (mf.Take("candidates_limit", &x)) {
+        QVEC_ASSIGN_OR_RETURN(uint64_t n, GetUint(x, mf.PathOf("candidates_limit")));
+        params.candidates_limit = static_cast<size_t>(std::min<uint64_t>(n, SIZE_MAX / 2));
+      }
+      QVEC_RETURN_IF_ERROR(mf.Finish());
+      *mmr = params;
+    }
     if (!f.Take("nearest", &nearest)) {
       QVEC_RETURN_IF_ERROR(f.Finish());  // names the query form, e.g. query.recommend
       return InvalidArgumentError(path + ": expected a vector or {\"nearest\": vector}");
     }
     QVEC_RETURN_IF_ERROR(f.Finish());
-    return ParseQuery(nearest, f.PathOf("nearest"), out);
+    return ParseQuery(nearest, f.PathOf("nearest"), out, nullptr);
   }
   if (q.type() == element_type::INT64 || q.type() == element_type::UINT64 ||
       q.type() == element_type::STRING) {
@@ -946,7 +961,7 @@ StatusOr<ParsedSearch> ParseSearchRequest(element e, bool query_api, const std::
     if (!f.Take("query", &x)) {
       return InvalidArgumentError(f.PathOf("query") + " is required");
     }
-    QVEC_RETURN_IF_ERROR(ParseQuery(x, f.PathOf("query"), &r.vector));
+    QVEC_RETURN_IF_ERROR(ParseQuery(x, f.PathOf("query"), &r.vector, &r.mmr));
     if (f.Take("using", &x)) {
       QVEC_ASSIGN_OR_RETURN(r.vector_name, GetString(x, f.PathOf("using")));
     }

@@ -255,6 +255,19 @@ struct SearchParams {
   float oversampling = 1.0f;
 };
 
+// Maximal marginal relevance (Qdrant's query "mmr"): from the nearest
+// `candidates_limit` points, pick one at a time the point maximizing
+// (1 - diversity) * similarity to the query - diversity * its largest
+// similarity to the points already picked (exact, with the field's metric;
+// the first pick is the nearest). Scores stay the points' query scores.
+struct Mmr {
+  // In [0, 1]; 0 = plain nearest order. Default: 0.5.
+  float diversity = 0.5f;
+  // Candidates considered, in [limit + offset, kMaxSearchLimit]; 0 = limit +
+  // offset (which can only reorder them). Default: 0.
+  size_t candidates_limit = 0;
+};
+
 struct SearchRequest {
   // The vector field searched ("" = the unnamed one). Default: "".
   std::string vector_name;
@@ -266,6 +279,8 @@ struct SearchRequest {
   bool with_payload = false;
   VectorSelector with_vector;
   SearchParams params;
+  // Re-rank the nearest candidates for diversity. Default: none.
+  std::optional<Mmr> mmr;
   // Bound on the answer's size, counted as 48 bytes per point plus its
   // payload text plus 12 bytes per vector component (about its JSON size);
   // a larger answer is refused with OutOfRange. In SearchBatch the bound of

@@ -230,7 +230,9 @@ FIELDS = [
     # POST /collections/{name}/points/query
     ("QueryRequest", "query", OBJECT, None),
     ("QueryRequest", "query.nearest", APPLIED, query({"query": {"nearest": V}})),
-    ("QueryRequest", "query.mmr", REFUSED, query({"query": {"nearest": V, "mmr": {"diversity": 0.5}}})),
+    ("QueryRequest", "query.mmr", OBJECT, None),
+    ("QueryRequest", "query.mmr.diversity", APPLIED, query({"query": {"nearest": V, "mmr": {"diversity": 0.5}}})),
+    ("QueryRequest", "query.mmr.candidates_limit", APPLIED, query({"query": {"nearest": V, "mmr": {"candidates_limit": 3}}})),
     ("QueryRequest", "query.indices", REFUSED, query({"query": {"indices": [1], "values": [0.5]}})),
     ("QueryRequest", "query.values", REFUSED, query({"query": {"values": [0.5]}})),
     ("QueryRequest", "query.text", REFUSED, query({"query": {"text": "hello", "model": "m"}})),

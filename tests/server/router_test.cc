@@ -437,8 +437,8 @@ TEST_F(RouterTest, UnsupportedFieldsAreRefusedByPath) {
   const Case cases[] = {
       {"POST", "/collections/demo/points/query", R"({"query":[1,0,0,0],"prefetch":{"query":[1,0,0,0]}})",
        "prefetch: prefetch is not supported yet"},
-      {"POST", "/collections/demo/points/query", R"({"query":{"nearest":[1,0,0,0],"mmr":{"diversity":0.5}}})",
-       "query.mmr"},
+      {"POST", "/collections/demo/points/query", R"({"query":{"nearest":[1,0,0,0],"mmr":{"lambda":0.5}}})",
+       "query.mmr.lambda: not supported by qvec"},
       {"POST", "/collections/demo/points/query", R"({"query":{"recommend":{"positive":[1]}}})",
        "query.recommend: not supported by qvec"},
       {"POST", "/collections/demo/points/scroll", R"({"order_by":"n"})", "order_by"},
@@ -745,6 +745,47 @@ TEST_F(RouterTest, Telemetry) {
   EXPECT_THAT(r.body, HasSubstr(R"("points_count":3)"));
   EXPECT_EQ(Call("GET", "/telemetry?details_level=high").status, 400u);
   EXPECT_EQ(Call("GET", "/livez").status, 200u);
+}
+
+// MMR as Qdrant defines it: the nearest first, then relevance against
+// redundancy with what is picked; scores stay the query scores.
+TEST_F(RouterTest, QueryWithMmr) {
+  auto r = Call("PUT", "/collections/m", R"({"vectors":{"size":2,"distance":"Cosine"}})");
+  ASSERT_EQ(r.status, 200u);
+  // Three near-duplicates close to the query, and two different directions.
+  r = Call("PUT", "/collections/m/points", R"({"points":[
+    {"id":1,"vector":[1,0.00]},{"id":2,"vector":[1,0.01]},{"id":3,"vector":[1,0.02]},
+    {"id":4,"vector":[0.6,0.8]},{"id":5,"vector":[0,1]}]})");
+  ASSERT_EQ(r.status, 200u);
+  auto ids = [&](const std::string& body) {
+    auto resp = Call("POST", "/collections/m/points/query", body);
+    EXPECT_EQ(resp.status, 200u) << body << " -> " << resp.body;
+    std::string out;
+    for (auto p : Json(resp)["result"]["points"].get_array()) {
+      out += std::to_string(uint64_t(p["id"])) + " ";
+      EXPECT_TRUE(p["vector"].is_null()) << body;
+    }
+    return out;
+  };
+  EXPECT_EQ(ids(R"({"query":[1,0],"limit":3})"), "1 2 3 ");
+  EXPECT_EQ(ids(R"({"query":{"nearest":[1,0],"mmr":{"diversity":0,"candidates_limit":5}},"limit":3})"),
+            "1 2 3 ");
+  EXPECT_EQ(ids(R"({"query":{"nearest":[1,0],"mmr":{"diversity":0.9,"candidates_limit":5}},"limit":3})"),
+            "1 5 4 ");
+  // Default candidates_limit = limit: only reorders the nearest.
+  EXPECT_EQ(ids(R"({"query":{"nearest":[1,0],"mmr":{"diversity":0.9}},"limit":3})"), "1 3 2 ");
+  r = Call("POST", "/collections/m/points/query",
+           R"({"query":{"nearest":[1,0],"mmr":{"diversity":0.9,"candidates_limit":5}},"limit":2,"with_vector":true})");
+  EXPECT_THAT(r.body, HasSubstr(R"("vector":[)"));
+  r = Call("POST", "/collections/m/points/query",
+           R"({"query":{"nearest":[1,0],"mmr":{"diversity":1.5}}})");
+  EXPECT_EQ(r.status, 422u) << r.body;
+  r = Call("POST", "/collections/m/points/query",
+           R"({"query":{"nearest":[1,0],"mmr":{"diversity":0.5,"candidates_limit":2}},"limit":3})");
+  EXPECT_EQ(r.status, 422u) << r.body;
+  r = Call("POST", "/collections/m/points/query/batch",
+           R"({"searches":[{"query":{"nearest":[1,0],"mmr":{"diversity":0.9,"candidates_limit":5}},"limit":3},{"query":[1,0],"limit":1}]})");
+  EXPECT_THAT(r.body, HasSubstr(R"("id":5)"));
 }
 
 }  // namespace
