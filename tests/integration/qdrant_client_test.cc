@@ -26,35 +26,59 @@ int RunCommand(const std::string& command, std::string* output) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-TEST(QdrantJsClient, OfficialClientWorksWithoutWarnings) {
+// Installs the pinned packages of tests/integration/package.json once per
+// build tree (next to the binaries) and copies `script` there; returns that
+// directory, or "" (with a failure) if npm failed. Skips without Node.js.
+fs::path PrepareNode(const std::string& script) {
   std::string out;
-  if (RunCommand("node --version", &out) != 0) GTEST_SKIP() << "Node.js is not installed";
-  // Install the pinned client once per build tree, next to the binaries.
   const fs::path node_dir = fs::path(QVEC_BINARY).parent_path().parent_path() / "node";
   fs::create_directories(node_dir);
-  fs::copy_file(fs::path(QVEC_SOURCE_DIR) / "tests/integration/package.json",
-                node_dir / "package.json", fs::copy_options::overwrite_existing);
-  fs::copy_file(fs::path(QVEC_SOURCE_DIR) / "tests/integration/qdrant_client.mjs",
-                node_dir / "qdrant_client.mjs", fs::copy_options::overwrite_existing);
-  if (!fs::exists(node_dir / "node_modules/@qdrant/js-client-rest/package.json")) {
-    out.clear();
-    int rc =
-        RunCommand("cd '" + node_dir.string() +
-                       "' && npm install --no-audit --no-fund --no-package-lock --loglevel=error",
-                   &out);
-    ASSERT_EQ(rc, 0) << "npm install failed:\n" << out;
+  const fs::path source = fs::path(QVEC_SOURCE_DIR) / "tests/integration";
+  // A changed package.json (new or bumped packages) installs again.
+  std::error_code ec;
+  const bool same_packages =
+      fs::exists(node_dir / "package.json") &&
+      fs::last_write_time(node_dir / "package.json", ec) >=
+          fs::last_write_time(source / "package.json", ec) &&
+      fs::exists(node_dir / "node_modules/@llamaindex/qdrant/package.json") &&
+      fs::exists(node_dir / "node_modules/@langchain/qdrant/package.json") &&
+      fs::exists(node_dir / "node_modules/@qdrant/js-client-rest/package.json");
+  fs::copy_file(source / script, node_dir / script, fs::copy_options::overwrite_existing);
+  if (!same_packages) {
+    fs::copy_file(source / "package.json", node_dir / "package.json",
+                  fs::copy_options::overwrite_existing);
+    int rc = RunCommand("cd '" + node_dir.string() +
+                            "' && npm install --no-audit --no-fund --no-package-lock --loglevel=error",
+                        &out);
+    EXPECT_EQ(rc, 0) << "npm install failed:\n" << out;
+    if (rc != 0) return {};
   }
+  return node_dir;
+}
 
+void RunNodeAgainstServer(const std::string& script) {
+  std::string out;
+  if (RunCommand("node --version", &out) != 0) GTEST_SKIP() << "Node.js is not installed";
+  const fs::path node_dir = PrepareNode(script);
+  if (node_dir.empty()) return;
   TempDir dir;
   ServerProcess server(QVEC_BINARY, dir.Sub("data"));
   ASSERT_TRUE(server.Start()) << "qvec did not start";
   out.clear();
-  int rc = RunCommand("cd '" + node_dir.string() + "' && node qdrant_client.mjs http://127.0.0.1:" +
-                          std::to_string(server.port()),
+  int rc = RunCommand("cd '" + node_dir.string() + "' && node " + script +
+                          " http://127.0.0.1:" + std::to_string(server.port()),
                       &out);
   EXPECT_EQ(rc, 0) << out;
   EXPECT_NE(out.find("all checks passed"), std::string::npos) << out;
 }
+
+TEST(QdrantJsClient, OfficialClientWorksWithoutWarnings) { RunNodeAgainstServer("qdrant_client.mjs"); }
+
+// LangChain's and LlamaIndex's Qdrant vector stores, their standard flows:
+// add, search with scores, metadata filters (LlamaIndex's operators and
+// TEXT_MATCH), LangChain's server-side MMR, delete by ids, by filter and by
+// reference document.
+TEST(QdrantJsClient, LangChainAndLlamaIndexStores) { RunNodeAgainstServer("frameworks.mjs"); }
 
 }  // namespace
 }  // namespace qvec
