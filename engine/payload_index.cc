@@ -8,6 +8,7 @@
 #include <iterator>
 #include <span>
 
+#include "common/datetime.h"
 #include "engine/json_writer.h"
 
 namespace qvec::engine {
@@ -55,10 +56,19 @@ void Walk(simdjson::dom::element e, std::string_view path, FieldValues* fv) {
   using T = simdjson::dom::element_type;
   if (path.empty()) {
     fv->present = true;
+    auto geo = [fv](simdjson::dom::element o) {
+      if (o.type() != T::OBJECT) return;
+      double lon, lat;
+      if (o["lon"].get(lon) == simdjson::SUCCESS && o["lat"].get(lat) == simdjson::SUCCESS) {
+        fv->geo.push_back(GeoPoint{lon, lat});
+      }
+    };
     if (e.type() == T::ARRAY) {
       fv->items += simdjson::dom::array(e).size();
+      for (simdjson::dom::element x : simdjson::dom::array(e)) geo(x);
     } else if (e.type() != T::NULL_VALUE) {
       fv->items += 1;
+      geo(e);
     }
     Flatten(e, &fv->values);
     return;
@@ -327,7 +337,8 @@ bool IsNumber(const PayloadScalar& v, double* out) {
 }  // namespace
 
 size_t FieldIndex::EntryBytes(const FieldValues& fv) const {
-  size_t bytes = sizeof(PointId) + sizeof(FieldValues) + 32;  // hash node
+  size_t bytes = sizeof(PointId) + sizeof(FieldValues) + 32 +  // hash node
+                 fv.geo.capacity() * sizeof(GeoPoint);
   for (const auto& v : fv.values) {
     bytes += sizeof(PayloadScalar);
     if (const auto* str = std::get_if<std::string>(&v)) bytes += str->capacity();
@@ -708,6 +719,55 @@ bool MatchesFilter(const Filter& filter, const FilterFields& fields, const Point
 
 namespace {
 
+// Haversine distance in meters (mean Earth radius, as Qdrant's geo crate).
+double GeoDistance(const GeoPoint& a, const GeoPoint& b) {
+  constexpr double kEarthRadius = 6371008.8;
+  constexpr double kRad = 3.14159265358979323846 / 180.0;
+  const double dlat = (b.lat - a.lat) * kRad, dlon = (b.lon - a.lon) * kRad;
+  const double h = std::sin(dlat / 2) * std::sin(dlat / 2) +
+                   std::cos(a.lat * kRad) * std::cos(b.lat * kRad) * std::sin(dlon / 2) *
+                       std::sin(dlon / 2);
+  return 2 * kEarthRadius * std::asin(std::min(1.0, std::sqrt(h)));
+}
+
+// Ray casting on the (lon, lat) plane; a closed ring (first == last).
+bool InRing(const std::vector<GeoPoint>& ring, const GeoPoint& p) {
+  bool inside = false;
+  for (size_t i = 0, j = ring.size() - 1; i < ring.size(); j = i++) {
+    const GeoPoint& a = ring[i];
+    const GeoPoint& b = ring[j];
+    if ((a.lat > p.lat) != (b.lat > p.lat) &&
+        p.lon < (b.lon - a.lon) * (p.lat - a.lat) / (b.lat - a.lat) + a.lon) {
+      inside = !inside;
+    }
+  }
+  return inside;
+}
+
+bool GeoHolds(const Condition& c, const GeoPoint& p) {
+  switch (c.kind) {
+    case Condition::Kind::kGeoRadius:
+      return !c.geo.empty() && GeoDistance(c.geo[0], p) <= c.geo_radius;
+    case Condition::Kind::kGeoBoundingBox: {
+      if (c.geo.size() < 2) return false;
+      const GeoPoint& tl = c.geo[0];
+      const GeoPoint& br = c.geo[1];
+      const bool lon_ok = tl.lon <= br.lon ? (p.lon >= tl.lon && p.lon <= br.lon)
+                                           : (p.lon >= tl.lon || p.lon <= br.lon);  // antimeridian
+      return lon_ok && p.lat <= tl.lat && p.lat >= br.lat;
+    }
+    case Condition::Kind::kGeoPolygon: {
+      if (c.geo.size() < 4 || !InRing(c.geo, p)) return false;
+      for (const auto& hole : c.geo_holes) {
+        if (hole.size() >= 4 && InRing(hole, p)) return false;
+      }
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
 bool ConditionHolds(const Condition& c, const FilterFields& fields, const PointId& id) {
   using K = Condition::Kind;
   switch (c.kind) {
@@ -792,6 +852,28 @@ bool ConditionHolds(const Condition& c, const FilterFields& fields, const PointI
       if (c.lte && !(n <= *c.lte)) return false;
       return true;
     }
+    case K::kGeoRadius:
+    case K::kGeoBoundingBox:
+    case K::kGeoPolygon:
+      if (fv == nullptr) return false;
+      for (const GeoPoint& p : fv->geo) {
+        if (GeoHolds(c, p)) return true;
+      }
+      return false;
+    case K::kDatetimeRange:
+      if (fv == nullptr) return false;
+      for (const auto& v : fv->values) {
+        const auto* text = std::get_if<std::string>(&v);
+        if (text == nullptr) continue;
+        const std::optional<int64_t> t = datetime::ParseMicros(*text);
+        if (!t) continue;
+        if (c.time_gt && !(*t > *c.time_gt)) continue;
+        if (c.time_gte && !(*t >= *c.time_gte)) continue;
+        if (c.time_lt && !(*t < *c.time_lt)) continue;
+        if (c.time_lte && !(*t <= *c.time_lte)) continue;
+        return true;
+      }
+      return false;
     case K::kRange:
       if (fv == nullptr) return false;
       for (const auto& v : fv->values) {

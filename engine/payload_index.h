@@ -52,6 +52,9 @@ struct FieldValues {
   // over the arrays along the path. is_empty holds when it is 0 and
   // values_count compares it.
   size_t items = 0;
+  // Geo points at the key: objects with numeric "lon" and "lat" (alone or
+  // in an array).
+  std::vector<GeoPoint> geo;
 };
 FieldValues ExtractField(std::string_view json, std::string_view key);
 

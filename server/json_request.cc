@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <tuple>
 
+#include "common/datetime.h"
 #include "engine/json_writer.h"
 #include "server/request_fields.h"
 
@@ -180,27 +182,39 @@ StatusOr<std::vector<PointId>> ParseIdList(element e, const std::string& field) 
   return ids;
 }
 
-// gt / gte / lt / lte of a range or values_count object.
+// gt / gte / lt / lte of a range or values_count object. A range whose
+// bounds are strings is Qdrant's DatetimeRange (RFC 3339 date-times).
 Status ParseBounds(element e, const std::string& path, bool integers, Condition* c) {
   QVEC_FIELDS(f, e, path);
   element x;
-  for (auto [name, out] : {std::pair<std::string_view, std::optional<double>*>{"gt", &c->gt},
-                           {"gte", &c->gte},
-                           {"lt", &c->lt},
-                           {"lte", &c->lte}}) {
+  int numbers = 0, times = 0;
+  using Bound = std::tuple<std::string_view, std::optional<double>*, std::optional<int64_t>*>;
+  for (auto [name, out, time_out] : {Bound{"gt", &c->gt, &c->time_gt},
+                                     Bound{"gte", &c->gte, &c->time_gte},
+                                     Bound{"lt", &c->lt, &c->time_lt},
+                                     Bound{"lte", &c->lte, &c->time_lte}}) {
     if (!f.Take(name, &x)) continue;
     const std::string where = f.PathOf(name);
     if (integers) {
       QVEC_ASSIGN_OR_RETURN(uint64_t n, GetUint(x, where));
       *out = static_cast<double>(n);
-    } else {
-      if (x.type() == element_type::STRING) {
-        return InvalidArgumentError(where +
-                                    ": datetime ranges (RFC 3339 strings) are not supported yet");
+    } else if (x.type() == element_type::STRING) {
+      const std::optional<int64_t> t = datetime::ParseMicros(std::string_view(x));
+      if (!t) {
+        return InvalidArgumentError(where + ": '" + std::string(std::string_view(x)) +
+                                    "' is not an RFC 3339 date-time (e.g. 2023-02-08T10:49:00Z)");
       }
+      *time_out = *t;
+      ++times;
+    } else {
       QVEC_ASSIGN_OR_RETURN(*out, GetNumber(x, where));
+      ++numbers;
     }
   }
+  if (numbers > 0 && times > 0) {
+    return InvalidArgumentError(path + ": bounds are either all numbers or all date-times");
+  }
+  if (times > 0) c->kind = Condition::Kind::kDatetimeRange;
   return f.Finish();
 }
 
@@ -243,6 +257,94 @@ Status ParseMatch(element e, const std::string& path, Condition* c) {
     return InvalidArgumentError(path +
                                 ": expected exactly one of value, text, phrase, text_any, any, "
                                 "except");
+  }
+  return Status::Ok();
+}
+
+StatusOr<GeoPoint> ParseGeoPoint(element e, const std::string& path) {
+  QVEC_FIELDS(f, e, path);
+  GeoPoint p;
+  element x;
+  if (!f.Take("lon", &x)) return InvalidArgumentError(f.PathOf("lon") + " is required");
+  QVEC_ASSIGN_OR_RETURN(p.lon, GetNumber(x, f.PathOf("lon")));
+  if (!f.Take("lat", &x)) return InvalidArgumentError(f.PathOf("lat") + " is required");
+  QVEC_ASSIGN_OR_RETURN(p.lat, GetNumber(x, f.PathOf("lat")));
+  QVEC_RETURN_IF_ERROR(f.Finish());
+  if (!(p.lon >= -180 && p.lon <= 180)) {
+    return OutOfRangeError(f.PathOf("lon") + " must be in [-180, 180]");
+  }
+  if (!(p.lat >= -90 && p.lat <= 90)) return OutOfRangeError(f.PathOf("lat") + " must be in [-90, 90]");
+  return p;
+}
+
+// {"points": [{lon, lat}, ...]}: a closed ring of at least 4 points.
+StatusOr<std::vector<GeoPoint>> ParseGeoRing(element e, const std::string& path) {
+  QVEC_FIELDS(f, e, path);
+  element pts;
+  if (!f.Take("points", &pts) || pts.type() != element_type::ARRAY) {
+    return InvalidArgumentError(f.PathOf("points") + " must be an array of {lon, lat}");
+  }
+  QVEC_RETURN_IF_ERROR(f.Finish());
+  std::vector<GeoPoint> ring;
+  size_t i = 0;
+  for (element p : simdjson::dom::array(pts)) {
+    QVEC_ASSIGN_OR_RETURN(GeoPoint g, ParseGeoPoint(p, Index(f.PathOf("points"), i++)));
+    ring.push_back(g);
+  }
+  if (ring.size() < 4 || ring.front().lon != ring.back().lon ||
+      ring.front().lat != ring.back().lat) {
+    return InvalidArgumentError(path +
+                                ": a polygon ring needs at least 4 points, the last equal to the "
+                                "first");
+  }
+  return ring;
+}
+
+// geo_radius, geo_bounding_box, geo_polygon of a field condition.
+Status ParseGeo(RequestFields& f, Condition* c, int* forms) {
+  element v, x;
+  if (f.Take("geo_radius", &v)) {
+    ++*forms;
+    QVEC_FIELDS(g, v, f.PathOf("geo_radius"));
+    c->kind = Condition::Kind::kGeoRadius;
+    if (!g.Take("center", &x)) return InvalidArgumentError(g.PathOf("center") + " is required");
+    QVEC_ASSIGN_OR_RETURN(GeoPoint center, ParseGeoPoint(x, g.PathOf("center")));
+    c->geo = {center};
+    if (!g.Take("radius", &x)) return InvalidArgumentError(g.PathOf("radius") + " is required");
+    QVEC_ASSIGN_OR_RETURN(c->geo_radius, GetNumber(x, g.PathOf("radius")));
+    if (!(c->geo_radius >= 0)) return OutOfRangeError(g.PathOf("radius") + " must be >= 0 (meters)");
+    QVEC_RETURN_IF_ERROR(g.Finish());
+  }
+  if (f.Take("geo_bounding_box", &v)) {
+    ++*forms;
+    QVEC_FIELDS(g, v, f.PathOf("geo_bounding_box"));
+    c->kind = Condition::Kind::kGeoBoundingBox;
+    c->geo.clear();
+    for (std::string_view corner : {"top_left", "bottom_right"}) {
+      if (!g.Take(corner, &x)) return InvalidArgumentError(g.PathOf(corner) + " is required");
+      QVEC_ASSIGN_OR_RETURN(GeoPoint p, ParseGeoPoint(x, g.PathOf(corner)));
+      c->geo.push_back(p);
+    }
+    QVEC_RETURN_IF_ERROR(g.Finish());
+    if (c->geo[0].lat < c->geo[1].lat) {
+      return InvalidArgumentError(g.path() + ": top_left.lat must be >= bottom_right.lat");
+    }
+  }
+  if (f.Take("geo_polygon", &v)) {
+    ++*forms;
+    QVEC_FIELDS(g, v, f.PathOf("geo_polygon"));
+    c->kind = Condition::Kind::kGeoPolygon;
+    if (!g.Take("exterior", &x)) return InvalidArgumentError(g.PathOf("exterior") + " is required");
+    QVEC_ASSIGN_OR_RETURN(c->geo, ParseGeoRing(x, g.PathOf("exterior")));
+    if (g.Take("interiors", &x)) {
+      if (x.type() != element_type::ARRAY) return WrongType(g.PathOf("interiors"), "an array", x);
+      size_t i = 0;
+      for (element ring : simdjson::dom::array(x)) {
+        QVEC_ASSIGN_OR_RETURN(auto hole, ParseGeoRing(ring, Index(g.PathOf("interiors"), i++)));
+        c->geo_holes.push_back(std::move(hole));
+      }
+    }
+    QVEC_RETURN_IF_ERROR(g.Finish());
   }
   return Status::Ok();
 }
@@ -327,14 +429,12 @@ StatusOr<Condition> ParseCondition(element e, const std::string& path, size_t de
     c.kind = kind;
     negate = !b;
   }
-  for (std::string_view geo : {"geo_bounding_box", "geo_radius", "geo_polygon"}) {
-    QVEC_RETURN_IF_ERROR(f.Refuse(geo, "geo filters are not supported yet"));
-  }
+  QVEC_RETURN_IF_ERROR(ParseGeo(f, &c, &forms));
   QVEC_RETURN_IF_ERROR(f.Finish());
   if (forms != 1) {
     return InvalidArgumentError(path + ": a condition on key '" + c.key +
                                 "' takes exactly one of match, range, values_count, is_empty, "
-                                "is_null");
+                                "is_null, geo_radius, geo_bounding_box, geo_polygon");
   }
   if (negate) return NotCondition(std::move(c));
   return c;

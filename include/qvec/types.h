@@ -137,6 +137,12 @@ using MatchValue = std::variant<std::string, int64_t, bool>;
 
 struct Filter;
 
+// A point on Earth in degrees: longitude in [-180, 180], latitude in [-90, 90].
+struct GeoPoint {
+  double lon = 0;
+  double lat = 0;
+};
+
 struct Condition {
   enum class Kind : uint8_t {
     kMatchValue,   // payload[key] == value (or an array containing it)
@@ -158,12 +164,29 @@ struct Condition {
     // scalar or an object, 0 when missing or null) is within gt / gte / lt /
     // lte, as Qdrant counts them.
     kValuesCount,
+    // A date-time string at payload[key] (RFC 3339, as Qdrant accepts it)
+    // within time_gt / time_gte / time_lt / time_lte.
+    kDatetimeRange,
+    // A geo point ({"lon": .., "lat": ..}, or an array of them) at
+    // payload[key] within geo_radius meters (haversine) of geo[0]; inside the
+    // box from geo[0] (top left) to geo[1] (bottom right), which may cross
+    // the antimeridian; or inside the polygon whose exterior ring is `geo`
+    // and outside each ring of geo_holes.
+    kGeoRadius,
+    kGeoBoundingBox,
+    kGeoPolygon,
   };
   Kind kind = Kind::kMatchValue;
   std::string key;  // payload key; dots address nested objects ("a.b")
   MatchValue value;
   std::vector<MatchValue> any;
   std::optional<double> gt, gte, lt, lte;
+  // kDatetimeRange bounds, in microseconds since the Unix epoch (UTC).
+  std::optional<int64_t> time_gt, time_gte, time_lt, time_lte;
+  // Geo conditions (degrees; see the kinds).
+  std::vector<GeoPoint> geo;
+  std::vector<std::vector<GeoPoint>> geo_holes;
+  double geo_radius = 0;
   std::vector<PointId> ids;
   std::shared_ptr<Filter> filter;
 };

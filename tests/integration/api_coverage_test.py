@@ -87,6 +87,7 @@ def params(p):
 
 
 UPSERT = "/collections/c/points"
+RING = {"points": [{"lon": 0, "lat": 0}, {"lon": 1, "lat": 0}, {"lon": 1, "lat": 1}, {"lon": 0, "lat": 0}]}
 
 # (schema, field path inside it, handling, request or None). A schema that
 # has rows here is walked on its own wherever it is referenced; "*" stands
@@ -328,7 +329,8 @@ FIELDS = [
     ("Condition", "range.gte", APPLIED, cond({"key": "n", "range": {"gte": 1}})),
     ("Condition", "range.lt", APPLIED, cond({"key": "n", "range": {"lt": 3}})),
     ("Condition", "range.lte", APPLIED, cond({"key": "n", "range": {"lte": 3}})),
-    ("Condition", "range.gt", REFUSED, cond({"key": "when", "range": {"gt": "2024-01-01T00:00:00Z"}})),
+    ("Condition", "range.gt", APPLIED, cond({"key": "when", "range": {"gt": "2024-01-01T00:00:00Z"}})),
+    ("Condition", "range.lte", APPLIED, cond({"key": "when", "range": {"lte": "2024-01-01 10:00"}})),
     ("Condition", "values_count", OBJECT, None),
     ("Condition", "values_count.gt", APPLIED, cond({"key": "tags", "values_count": {"gt": 1}})),
     ("Condition", "values_count.gte", APPLIED, cond({"key": "tags", "values_count": {"gte": 1}})),
@@ -341,9 +343,27 @@ FIELDS = [
     ("Condition", "has_id", APPLIED, cond({"has_id": [1, 2]})),
     ("Condition", "has_vector", REFUSED, cond({"has_vector": "text"})),
     ("Condition", "nested", REFUSED, cond({"nested": {"key": "items", "filter": {"must": []}}})),
-    ("Condition", "geo_radius", REFUSED, cond({"key": "loc", "geo_radius": {"center": {"lon": 0, "lat": 0}, "radius": 10}})),
-    ("Condition", "geo_bounding_box", REFUSED, cond({"key": "loc", "geo_bounding_box": {"top_left": {"lon": 0, "lat": 1}, "bottom_right": {"lon": 1, "lat": 0}}})),
-    ("Condition", "geo_polygon", REFUSED, cond({"key": "loc", "geo_polygon": {"exterior": {"points": []}}})),
+    ("Condition", "geo_radius", OBJECT, None),
+    ("Condition", "geo_radius.center", OBJECT, None),
+    ("Condition", "geo_radius.center.lon", APPLIED, cond({"key": "loc", "geo_radius": {"center": {"lon": 0, "lat": 0}, "radius": 10}})),
+    ("Condition", "geo_radius.center.lat", APPLIED, cond({"key": "loc", "geo_radius": {"center": {"lon": 0, "lat": 0}, "radius": 10}})),
+    ("Condition", "geo_radius.radius", APPLIED, cond({"key": "loc", "geo_radius": {"center": {"lon": 0, "lat": 0}, "radius": 10}})),
+    ("Condition", "geo_bounding_box", OBJECT, None),
+    ("Condition", "geo_bounding_box.top_left", OBJECT, None),
+    ("Condition", "geo_bounding_box.top_left.lon", APPLIED, cond({"key": "loc", "geo_bounding_box": {"top_left": {"lon": 0, "lat": 1}, "bottom_right": {"lon": 1, "lat": 0}}})),
+    ("Condition", "geo_bounding_box.top_left.lat", APPLIED, cond({"key": "loc", "geo_bounding_box": {"top_left": {"lon": 0, "lat": 1}, "bottom_right": {"lon": 1, "lat": 0}}})),
+    ("Condition", "geo_bounding_box.bottom_right", OBJECT, None),
+    ("Condition", "geo_bounding_box.bottom_right.lon", APPLIED, cond({"key": "loc", "geo_bounding_box": {"top_left": {"lon": 0, "lat": 1}, "bottom_right": {"lon": 1, "lat": 0}}})),
+    ("Condition", "geo_bounding_box.bottom_right.lat", APPLIED, cond({"key": "loc", "geo_bounding_box": {"top_left": {"lon": 0, "lat": 1}, "bottom_right": {"lon": 1, "lat": 0}}})),
+    ("Condition", "geo_polygon", OBJECT, None),
+    ("Condition", "geo_polygon.exterior", OBJECT, None),
+    ("Condition", "geo_polygon.exterior.points", OBJECT, None),
+    ("Condition", "geo_polygon.exterior.points.lon", APPLIED, cond({"key": "loc", "geo_polygon": {"exterior": RING}})),
+    ("Condition", "geo_polygon.exterior.points.lat", APPLIED, cond({"key": "loc", "geo_polygon": {"exterior": RING}})),
+    ("Condition", "geo_polygon.interiors", OBJECT, None),
+    ("Condition", "geo_polygon.interiors.points", OBJECT, None),
+    ("Condition", "geo_polygon.interiors.points.lon", APPLIED, cond({"key": "loc", "geo_polygon": {"exterior": RING, "interiors": [RING]}})),
+    ("Condition", "geo_polygon.interiors.points.lat", APPLIED, cond({"key": "loc", "geo_polygon": {"exterior": RING, "interiors": [RING]}})),
 ]
 
 # Requests into which a made-up field is slipped at some level: each must be

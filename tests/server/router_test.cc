@@ -445,8 +445,8 @@ TEST_F(RouterTest, UnsupportedFieldsAreRefusedByPath) {
       {"PUT", "/collections/demo/points/payload", R"({"payload":{"a":1},"points":[1],"key":"meta"})",
        "key: overwriting the payload under a nested key"},
       {"POST", "/collections/demo/points/count",
-       R"({"filter":{"must":[{"key":"city","match":{"value":"Berlin"}},{"key":"loc","geo_radius":{}}]}})",
-       "filter.must[1].geo_radius"},
+       R"({"filter":{"must":[{"key":"city","match":{"value":"Berlin"}},{"key":"loc","nested":{}}]}})",
+       "filter.must[1].nested"},
       {"POST", "/collections/demo/points/count",
        R"({"filter":{"should":{"key":"city","match":{"value":"Berlin","text":"B"}}}})",
        "filter.should.match: expected exactly one of"},
@@ -786,6 +786,55 @@ TEST_F(RouterTest, QueryWithMmr) {
   r = Call("POST", "/collections/m/points/query/batch",
            R"({"searches":[{"query":{"nearest":[1,0],"mmr":{"diversity":0.9,"candidates_limit":5}},"limit":3},{"query":[1,0],"limit":1}]})");
   EXPECT_THAT(r.body, HasSubstr(R"("id":5)"));
+}
+
+TEST_F(RouterTest, GeoAndDatetimeFilters) {
+  auto r = Call("PUT", "/collections/g", R"({"vectors":{"size":2,"distance":"Dot"}})");
+  ASSERT_EQ(r.status, 200u);
+  r = Call("PUT", "/collections/g/points", R"({"points":[
+    {"id":1,"vector":[1,0],"payload":{"loc":{"lon":13.404954,"lat":52.520008},"at":"2024-03-01T10:00:00Z"}},
+    {"id":2,"vector":[1,0],"payload":{"loc":{"lon":-0.1276,"lat":51.5072},"at":"2024-03-01T11:30:00+02:00"}},
+    {"id":3,"vector":[1,0],"payload":{"loc":[{"lon":37.6173,"lat":55.7558},{"lon":13.45,"lat":52.5}],"at":"2024-03-02"}},
+    {"id":4,"vector":[1,0],"payload":{"loc":{"lon":179.5,"lat":0},"at":"2024-02-29 23:59:59.999"}},
+    {"id":5,"vector":[1,0],"payload":{"loc":"nowhere","at":"not a date"}}]})");
+  ASSERT_EQ(r.status, 200u) << r.body;
+  auto count = [&](const std::string& cond) -> int64_t {
+    std::string body = R"({"filter":{"must":[)";
+    body += cond;
+    body += "]}}";
+    auto resp = Call("POST", "/collections/g/points/count", body);
+    EXPECT_EQ(resp.status, 200u) << cond << " -> " << resp.body;
+    return resp.status == 200u ? int64_t(Json(resp)["result"]["count"]) : -1;
+  };
+  // 10 km around Berlin: point 1, and point 3 by its second location.
+  EXPECT_EQ(count(R"({"key":"loc","geo_radius":{"center":{"lon":13.4,"lat":52.52},"radius":10000}})"), 2);
+  EXPECT_EQ(count(R"({"key":"loc","geo_radius":{"center":{"lon":13.4,"lat":52.52},"radius":1000}})"), 1);
+  // Western Europe; and a box across the antimeridian.
+  EXPECT_EQ(count(R"({"key":"loc","geo_bounding_box":{"top_left":{"lon":-5,"lat":56},"bottom_right":{"lon":15,"lat":50}}})"), 3);
+  EXPECT_EQ(count(R"({"key":"loc","geo_bounding_box":{"top_left":{"lon":170,"lat":10},"bottom_right":{"lon":-170,"lat":-10}}})"), 1);
+  // A polygon around Germany with a hole around Berlin.
+  const std::string ring = R"({"points":[{"lon":5,"lat":47},{"lon":15,"lat":47},{"lon":15,"lat":55},{"lon":5,"lat":55},{"lon":5,"lat":47}]})";
+  const std::string hole = R"({"points":[{"lon":13.3,"lat":52.4},{"lon":13.42,"lat":52.4},{"lon":13.42,"lat":52.6},{"lon":13.3,"lat":52.6},{"lon":13.3,"lat":52.4}]})";
+  EXPECT_EQ(count(R"({"key":"loc","geo_polygon":{"exterior":)" + ring + "}}"), 2);
+  EXPECT_EQ(count(R"({"key":"loc","geo_polygon":{"exterior":)" + ring + R"(,"interiors":[)" + hole + "]}}"), 1);
+  // Datetime ranges (RFC 3339, zones honoured; 11:30+02:00 is 09:30Z).
+  EXPECT_EQ(count(R"({"key":"at","range":{"gte":"2024-03-01T09:45:00Z"}})"), 2);
+  EXPECT_EQ(count(R"({"key":"at","range":{"lt":"2024-03-01T10:00:00Z"}})"), 2);
+  EXPECT_EQ(count(R"({"key":"at","range":{"gt":"2024-02-29","lte":"2024-03-01T10:00:00Z"}})"), 3);
+  // Bad geo and datetime input is refused, naming the field.
+  for (const char* cond :
+       {R"({"key":"loc","geo_radius":{"center":{"lon":200,"lat":0},"radius":1}})",
+        R"({"key":"loc","geo_radius":{"center":{"lon":0,"lat":0}}})",
+        R"({"key":"loc","geo_polygon":{"exterior":{"points":[{"lon":0,"lat":0},{"lon":1,"lat":0},{"lon":0,"lat":0}]}}})",
+        R"({"key":"at","range":{"gt":"yesterday"}})",
+        R"({"key":"at","range":{"gt":"2024-02-30"}})",
+        R"({"key":"at","range":{"gt":"2024-01-01","lt":5}})"}) {
+    std::string body = R"({"filter":{"must":[)";
+    body += cond;
+    body += "]}}";
+    auto resp = Call("POST", "/collections/g/points/count", body);
+    EXPECT_GE(resp.status, 400u) << cond << " -> " << resp.body;
+  }
 }
 
 }  // namespace
