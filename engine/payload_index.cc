@@ -58,6 +58,7 @@ void Walk(simdjson::dom::element e, std::string_view path, FieldValues* fv) {
     fv->present = true;
     auto geo = [fv](simdjson::dom::element o) {
       if (o.type() != T::OBJECT) return;
+      fv->objects.push_back(simdjson::to_string(o));
       double lon, lat;
       if (o["lon"].get(lon) == simdjson::SUCCESS && o["lat"].get(lat) == simdjson::SUCCESS) {
         fv->geo.push_back(GeoPoint{lon, lat});
@@ -288,6 +289,7 @@ void CollectFilterKeys(const Filter& filter, std::set<std::string>* keys) {
       if (c.kind == Condition::Kind::kNested) {
         if (c.filter) CollectFilterKeys(*c.filter, keys);
       } else if (c.kind != Condition::Kind::kHasId) {
+        // kNestedObjects: its inner filter reads the objects at the key.
         keys->insert(c.key);
       }
     }
@@ -339,6 +341,7 @@ bool IsNumber(const PayloadScalar& v, double* out) {
 size_t FieldIndex::EntryBytes(const FieldValues& fv) const {
   size_t bytes = sizeof(PointId) + sizeof(FieldValues) + 32 +  // hash node
                  fv.geo.capacity() * sizeof(GeoPoint);
+  for (const std::string& o : fv.objects) bytes += sizeof(std::string) + o.capacity();
   for (const auto& v : fv.values) {
     bytes += sizeof(PayloadScalar);
     if (const auto* str = std::get_if<std::string>(&v)) bytes += str->capacity();
@@ -851,6 +854,25 @@ bool ConditionHolds(const Condition& c, const FilterFields& fields, const PointI
       if (c.lt && !(n < *c.lt)) return false;
       if (c.lte && !(n <= *c.lte)) return false;
       return true;
+    }
+    case K::kNestedObjects: {
+      if (fv == nullptr || c.filter == nullptr) return false;
+      // Each object is filtered on its own: the inner keys are relative to
+      // it. Field indexes of one entry each, built per object (nested
+      // arrays are small; nothing is cached).
+      std::set<std::string> inner_keys;
+      CollectFilterKeys(*c.filter, &inner_keys);
+      const PointId self = PointId::Num(0);
+      for (const std::string& object : fv->objects) {
+        FilterFields inner;
+        for (const std::string& k : inner_keys) {
+          auto f = std::make_shared<CachedField>(k);
+          f->index.Set(self, &object);
+          inner.Add(std::move(f));
+        }
+        if (MatchesFilter(*c.filter, inner, self)) return true;
+      }
+      return false;
     }
     case K::kGeoRadius:
     case K::kGeoBoundingBox:

@@ -55,6 +55,9 @@ struct FieldValues {
   // Geo points at the key: objects with numeric "lon" and "lat" (alone or
   // in an array).
   std::vector<GeoPoint> geo;
+  // The objects at the key (alone or in an array), as JSON text, for
+  // nested conditions.
+  std::vector<std::string> objects;
 };
 FieldValues ExtractField(std::string_view json, std::string_view key);
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <tuple>
 
@@ -377,8 +378,40 @@ StatusOr<Condition> ParseCondition(element e, const std::string& path, size_t de
   }
   QVEC_RETURN_IF_ERROR(
       f.Refuse("has_vector", "filtering on the presence of a named vector is not supported yet"));
-  QVEC_RETURN_IF_ERROR(
-      f.Refuse("nested", "nested filters over arrays of objects are not supported yet"));
+  if (f.Take("nested", &v)) {
+    // {"nested": {"key": "items", "filter": {...}}}: the inner filter holds
+    // for one object of the array on its own.
+    QVEC_FIELDS(n, v, f.PathOf("nested"));
+    element key, inner;
+    if (!n.Take("key", &key)) return InvalidArgumentError(n.PathOf("key") + " is required");
+    QVEC_ASSIGN_OR_RETURN(c.key, GetString(key, n.PathOf("key")));
+    // Qdrant writes "items[]" for the array; the objects are read either way.
+    if (c.key.size() >= 2 && c.key.compare(c.key.size() - 2, 2, "[]") == 0) c.key.resize(c.key.size() - 2);
+    if (c.key.empty()) return InvalidArgumentError(n.PathOf("key") + " must not be empty");
+    if (!n.Take("filter", &inner)) return InvalidArgumentError(n.PathOf("filter") + " is required");
+    QVEC_ASSIGN_OR_RETURN(Filter sub, ParseFilter(inner, n.PathOf("filter"), depth + 1));
+    QVEC_RETURN_IF_ERROR(n.Finish());
+    QVEC_RETURN_IF_ERROR(f.Finish());
+    // Point ids are not part of the objects.
+    std::function<bool(const Filter&)> has_id = [&](const Filter& fl) {
+      for (const auto* list : {&fl.must, &fl.should, &fl.must_not}) {
+        for (const Condition& x : *list) {
+          if (x.kind == Condition::Kind::kHasId) return true;
+          if ((x.kind == Condition::Kind::kNested || x.kind == Condition::Kind::kNestedObjects) &&
+              x.filter && has_id(*x.filter)) {
+            return true;
+          }
+        }
+      }
+      return false;
+    };
+    if (has_id(sub)) {
+      return InvalidArgumentError(n.PathOf("filter") + ": has_id is not allowed inside nested");
+    }
+    c.kind = Condition::Kind::kNestedObjects;
+    c.filter = std::make_shared<Filter>(std::move(sub));
+    return c;
+  }
   if (!f.Has("key")) {
     // {"is_empty": {"key": ...}} and {"is_null": {"key": ...}}.
     for (auto [name, kind] :

@@ -175,6 +175,10 @@ struct Condition {
     kGeoRadius,
     kGeoBoundingBox,
     kGeoPolygon,
+    // Qdrant's nested condition: some object of the array at payload[key]
+    // (or the object there) passes `filter` on its own, its keys relative to
+    // that object. (kNested, by contrast, is a sub-filter on the point.)
+    kNestedObjects,
   };
   Kind kind = Kind::kMatchValue;
   std::string key;  // payload key; dots address nested objects ("a.b")

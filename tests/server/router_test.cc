@@ -445,8 +445,8 @@ TEST_F(RouterTest, UnsupportedFieldsAreRefusedByPath) {
       {"PUT", "/collections/demo/points/payload", R"({"payload":{"a":1},"points":[1],"key":"meta"})",
        "key: overwriting the payload under a nested key"},
       {"POST", "/collections/demo/points/count",
-       R"({"filter":{"must":[{"key":"city","match":{"value":"Berlin"}},{"key":"loc","nested":{}}]}})",
-       "filter.must[1].nested"},
+       R"({"filter":{"must":[{"key":"city","match":{"value":"Berlin"}},{"has_vector":"x"}]}})",
+       "filter.must[1].has_vector"},
       {"POST", "/collections/demo/points/count",
        R"({"filter":{"should":{"key":"city","match":{"value":"Berlin","text":"B"}}}})",
        "filter.should.match: expected exactly one of"},
@@ -835,6 +835,37 @@ TEST_F(RouterTest, GeoAndDatetimeFilters) {
     auto resp = Call("POST", "/collections/g/points/count", body);
     EXPECT_GE(resp.status, 400u) << cond << " -> " << resp.body;
   }
+}
+
+// nested: the inner filter holds for one object of the array on its own.
+TEST_F(RouterTest, NestedFilter) {
+  auto r = Call("PUT", "/collections/n", R"({"vectors":{"size":2,"distance":"Dot"}})");
+  ASSERT_EQ(r.status, 200u);
+  r = Call("PUT", "/collections/n/points", R"({"points":[
+    {"id":1,"vector":[1,0],"payload":{"items":[{"a":1,"b":"x"},{"a":2,"b":"y"}]}},
+    {"id":2,"vector":[1,0],"payload":{"items":[{"a":1,"b":"y"}]}},
+    {"id":3,"vector":[1,0],"payload":{"items":{"a":1,"b":"y"}}},
+    {"id":4,"vector":[1,0],"payload":{"items":[]}}]})");
+  ASSERT_EQ(r.status, 200u) << r.body;
+  auto count = [&](const std::string& filter) -> int64_t {
+    std::string body = R"({"filter":)";
+    body += filter;
+    body += "}";
+    auto resp = Call("POST", "/collections/n/points/count", body);
+    EXPECT_EQ(resp.status, 200u) << filter << " -> " << resp.body;
+    return resp.status == 200u ? int64_t(Json(resp)["result"]["count"]) : -1;
+  };
+  // Across elements (plain keys) point 1 matches; within one element it does not.
+  EXPECT_EQ(count(R"({"must":[{"key":"items[].a","match":{"value":1}},{"key":"items[].b","match":{"value":"y"}}]})"), 3);
+  EXPECT_EQ(count(R"({"must":[{"nested":{"key":"items","filter":{"must":[{"key":"a","match":{"value":1}},{"key":"b","match":{"value":"y"}}]}}}]})"), 2);
+  EXPECT_EQ(count(R"({"must":[{"nested":{"key":"items[]","filter":{"must":[{"key":"a","range":{"gte":2}}]}}}]})"), 1);
+  EXPECT_EQ(count(R"({"must_not":[{"nested":{"key":"items","filter":{"must":[{"key":"b","match":{"value":"x"}}]}}}]})"), 3);
+  r = Call("POST", "/collections/n/points/count",
+           R"({"filter":{"must":[{"nested":{"key":"items","filter":{"must":[{"has_id":[1]}]}}}]}})");
+  EXPECT_EQ(r.status, 400u);
+  r = Call("POST", "/collections/n/points/count",
+           R"({"filter":{"must":[{"nested":{"key":"items"}}]}})");
+  EXPECT_EQ(r.status, 400u);
 }
 
 }  // namespace
