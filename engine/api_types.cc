@@ -115,18 +115,24 @@ std::string_view PayloadSchemaTypeName(PayloadSchemaType type) {
       return "bool";
     case PayloadSchemaType::kUuid:
       return "uuid";
+    case PayloadSchemaType::kDatetime:
+      return "datetime";
+    case PayloadSchemaType::kText:
+      return "text";
   }
   return "keyword";
 }
 
 StatusOr<PayloadSchemaType> ParsePayloadSchemaType(std::string_view name) {
-  for (PayloadSchemaType t : {PayloadSchemaType::kKeyword, PayloadSchemaType::kInteger,
-                              PayloadSchemaType::kFloat, PayloadSchemaType::kBool,
-                              PayloadSchemaType::kUuid}) {
+  for (PayloadSchemaType t :
+       {PayloadSchemaType::kKeyword, PayloadSchemaType::kInteger, PayloadSchemaType::kFloat,
+        PayloadSchemaType::kBool, PayloadSchemaType::kUuid, PayloadSchemaType::kDatetime,
+        PayloadSchemaType::kText}) {
     if (PayloadSchemaTypeName(t) == name) return t;
   }
-  return InvalidArgumentError("payload index type must be keyword, integer, float, bool or uuid, "
-                              "got '" + std::string(name) + "'");
+  return InvalidArgumentError(
+      "payload index type must be keyword, integer, float, bool, uuid, datetime or text, got '" +
+      std::string(name) + "'");
 }
 
 Status PayloadUpdate::Validate() const {

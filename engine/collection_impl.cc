@@ -818,17 +818,19 @@ StatusOr<FilterFields> CollectionImpl::PrepareFilter(const Filter& filter) {
   CollectFilterKeys(filter, &keys);
   FilterFields out;
   if (keys.empty()) return out;
-  std::vector<std::pair<std::string, bool>> missing;  // key, declared (indexed)
+  // key, its declared payload index type (nullopt: none)
+  std::vector<std::pair<std::string, std::optional<PayloadSchemaType>>> missing;
   ReadView view;
   {
     ReaderLock lock(&state_mu_);
     view = ViewLocked();
     for (const std::string& key : keys) {
-      const bool declared = payload_indexes_.count(key) > 0;
+      std::optional<PayloadSchemaType> declared;
+      if (auto d = payload_indexes_.find(key); d != payload_indexes_.end()) declared = d->second;
       auto f = field_cache_.Get(key, version_, payload_log_);
-      // A declared index needs the inverted indexes; a field built before
-      // the declaration (or after its removal) is of the other kind.
-      if (f != nullptr && f->index.indexed() == declared) {
+      // A declared index needs its inverted index; a field built before the
+      // declaration (or after its removal, or for another type) differs.
+      if (f != nullptr && f->index.schema() == declared) {
         out.Add(std::move(f));
       } else {
         missing.emplace_back(key, declared);
@@ -1158,7 +1160,8 @@ StatusOr<ScrollPage> CollectionImpl::Scroll(const ScrollRequest& request) {
         state_mu_.AssertReaderHeld();  // WithReadLock runs it under the shared lock
         if (request.order_by) {
           const FieldIndex* ordered = fields[1]->Get(request.order_by->key);
-          if (ordered == nullptr || !ordered->indexed()) {
+          if (ordered == nullptr || (ordered->schema() != PayloadSchemaType::kInteger &&
+                                     ordered->schema() != PayloadSchemaType::kFloat)) {
             return InternalError("order_by: the payload index is not built");
           }
           ordered->ForEachNumber(

@@ -3,6 +3,7 @@
 #include <simdjson.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <iterator>
@@ -338,6 +339,45 @@ bool IsNumber(const PayloadScalar& v, double* out) {
 
 }  // namespace
 
+std::vector<std::string> TextWords(std::string_view text) {
+  std::vector<std::string> words;
+  std::string word;
+  for (char ch : text) {
+    const unsigned char c = static_cast<unsigned char>(ch);
+    if (c >= 0x80 || std::isalnum(c)) {
+      word += static_cast<char>(c < 0x80 ? std::tolower(c) : c);
+    } else if (!word.empty()) {
+      words.push_back(std::move(word));
+      word.clear();
+    }
+  }
+  if (!word.empty()) words.push_back(std::move(word));
+  return words;
+}
+
+namespace {
+
+// Tokenized matching of one stored string (a text payload index is on the
+// key): every word, any word, or the words in a row.
+bool TextMatches(Condition::Kind kind, const std::vector<std::string>& query,
+                 const std::string& stored) {
+  if (query.empty()) return false;
+  const std::vector<std::string> doc = TextWords(stored);
+  auto has = [&](const std::string& w) { return std::find(doc.begin(), doc.end(), w) != doc.end(); };
+  switch (kind) {
+    case Condition::Kind::kMatchText:
+      return std::all_of(query.begin(), query.end(), has);
+    case Condition::Kind::kMatchTextAny:
+      return std::any_of(query.begin(), query.end(), has);
+    case Condition::Kind::kMatchPhrase:
+      return std::search(doc.begin(), doc.end(), query.begin(), query.end()) != doc.end();
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
 size_t FieldIndex::EntryBytes(const FieldValues& fv) const {
   size_t bytes = sizeof(PointId) + sizeof(FieldValues) + 32 +  // hash node
                  fv.geo.capacity() * sizeof(GeoPoint);
@@ -346,7 +386,11 @@ size_t FieldIndex::EntryBytes(const FieldValues& fv) const {
     bytes += sizeof(PayloadScalar);
     if (const auto* str = std::get_if<std::string>(&v)) bytes += str->capacity();
     // A posting (hash-set node) and, for numbers, an ordered-map node.
-    if (indexed_) bytes += 48 + (std::holds_alternative<std::monostate>(v) ? 0 : 48);
+    if (schema_ == PayloadSchemaType::kText) {
+      if (const auto* str = std::get_if<std::string>(&v)) bytes += 48 * (str->size() / 6 + 1);
+    } else if (indexed_) {
+      bytes += 48 + (std::holds_alternative<std::monostate>(v) ? 0 : 48);
+    }
   }
   return bytes;
 }
@@ -357,7 +401,19 @@ void FieldIndex::Set(const PointId& id, const std::string* payload) {
   FieldValues fv = ExtractField(*payload, key_);
   if (!fv.present) return;
   bytes_ += EntryBytes(fv);
-  if (indexed_) {
+  if (schema_ == PayloadSchemaType::kText) {
+    for (const auto& v : fv.values) {
+      if (const auto* str = std::get_if<std::string>(&v)) {
+        for (std::string& w : TextWords(*str)) by_word_[std::move(w)].insert(id);
+      }
+    }
+  } else if (schema_ == PayloadSchemaType::kDatetime) {
+    for (const auto& v : fv.values) {
+      if (const auto* str = std::get_if<std::string>(&v)) {
+        if (auto t = datetime::ParseMicros(*str)) by_time_.emplace(*t, id);
+      }
+    }
+  } else if (indexed_) {
     for (const auto& v : fv.values) {
       if (auto c = Canonical(v)) by_value_[*c].insert(id);
       double d;
@@ -368,6 +424,35 @@ void FieldIndex::Set(const PointId& id, const std::string* payload) {
 }
 
 void FieldIndex::Unindex(const PointId& id, const FieldValues& fv) {
+  if (schema_ == PayloadSchemaType::kText) {
+    for (const auto& v : fv.values) {
+      const auto* str = std::get_if<std::string>(&v);
+      if (str == nullptr) continue;
+      for (const std::string& w : TextWords(*str)) {
+        auto it = by_word_.find(w);
+        if (it == by_word_.end()) continue;
+        it->second.erase(id);
+        if (it->second.empty()) by_word_.erase(it);
+      }
+    }
+    return;
+  }
+  if (schema_ == PayloadSchemaType::kDatetime) {
+    for (const auto& v : fv.values) {
+      const auto* str = std::get_if<std::string>(&v);
+      if (str == nullptr) continue;
+      auto t = datetime::ParseMicros(*str);
+      if (!t) continue;
+      auto [lo, hi] = by_time_.equal_range(*t);
+      for (auto it = lo; it != hi; ++it) {
+        if (it->second == id) {
+          by_time_.erase(it);
+          break;
+        }
+      }
+    }
+    return;
+  }
   for (const auto& v : fv.values) {
     if (auto c = Canonical(v)) {
       auto it = by_value_.find(*c);
@@ -404,6 +489,51 @@ const FieldValues* FieldIndex::Find(const PointId& id) const {
 
 bool FieldIndex::Candidates(const Condition& c, std::vector<PointId>* out, bool* exact) const {
   if (!indexed_) return false;
+  if (schema_ == PayloadSchemaType::kText) {
+    if (c.kind != Condition::Kind::kMatchText && c.kind != Condition::Kind::kMatchTextAny &&
+        c.kind != Condition::Kind::kMatchPhrase) {
+      return false;
+    }
+    const auto* text = std::get_if<std::string>(&c.value);
+    if (text == nullptr) return false;
+    const std::vector<std::string> words = TextWords(*text);
+    // Every word (text, phrase) or any word (text_any). A phrase also needs
+    // the order, checked by evaluating the condition on the candidates.
+    *exact = c.kind != Condition::Kind::kMatchPhrase;
+    if (words.empty()) return true;
+    if (c.kind == Condition::Kind::kMatchTextAny) {
+      for (const std::string& w : words) {
+        auto it = by_word_.find(w);
+        if (it != by_word_.end()) out->insert(out->end(), it->second.begin(), it->second.end());
+      }
+      return true;
+    }
+    const std::unordered_set<PointId, PointIdHash>* smallest = nullptr;
+    for (const std::string& w : words) {
+      auto it = by_word_.find(w);
+      if (it == by_word_.end()) return true;  // a word nobody has: no point
+      if (smallest == nullptr || it->second.size() < smallest->size()) smallest = &it->second;
+    }
+    for (const PointId& id : *smallest) {
+      bool all = true;
+      for (const std::string& w : words) all = all && by_word_.at(w).count(id) > 0;
+      if (all) out->push_back(id);
+    }
+    return true;
+  }
+  if (schema_ == PayloadSchemaType::kDatetime) {
+    if (c.kind != Condition::Kind::kDatetimeRange) return false;
+    *exact = true;
+    auto lo = c.time_gte ? by_time_.lower_bound(*c.time_gte) : by_time_.begin();
+    for (auto it = lo; it != by_time_.end(); ++it) {
+      if ((c.time_lt && !(it->first < *c.time_lt)) || (c.time_lte && !(it->first <= *c.time_lte))) {
+        break;
+      }
+      if (c.time_gt && !(it->first > *c.time_gt)) continue;
+      out->push_back(it->second);
+    }
+    return true;
+  }
   // Integers whose double is exact have postings of their own.
   auto exact_value = [](const MatchValue& m) {
     const auto* i = std::get_if<int64_t>(&m);
@@ -484,8 +614,14 @@ size_t FieldIndex::CountPoints(PayloadSchemaType type) const {
       switch (type) {
         case PayloadSchemaType::kKeyword:
         case PayloadSchemaType::kUuid:
+        case PayloadSchemaType::kText:
           match = std::holds_alternative<std::string>(v);
           break;
+        case PayloadSchemaType::kDatetime: {
+          const auto* str = std::get_if<std::string>(&v);
+          match = str != nullptr && datetime::ParseMicros(*str).has_value();
+          break;
+        }
         case PayloadSchemaType::kInteger:
           match = std::holds_alternative<int64_t>(v);
           break;
@@ -623,7 +759,7 @@ void FieldCache::Insert(std::shared_ptr<CachedField> field) {
   const std::string key = field->index.key();
   auto it = entries_.find(key);
   if (it != entries_.end()) {
-    if (it->second.field->index.indexed() == field->index.indexed() &&
+    if (it->second.field->index.schema() == field->index.schema() &&
         it->second.field->version >= field->version) {
       return;
     }
@@ -820,14 +956,23 @@ bool ConditionHolds(const Condition& c, const FilterFields& fields, const PointI
       }
       return false;
     case K::kMatchText:
+    case K::kMatchPhrase:
     case K::kMatchTextAny: {
       if (fv == nullptr) return false;
       const auto* text = std::get_if<std::string>(&c.value);
       if (text == nullptr) return false;
+      if (const FieldIndex* f = fields.Get(c.key); f != nullptr && f->text()) {
+        const std::vector<std::string> words = TextWords(*text);
+        for (const auto& v : fv->values) {
+          const auto* stored = std::get_if<std::string>(&v);
+          if (stored != nullptr && TextMatches(c.kind, words, *stored)) return true;
+        }
+        return false;
+      }
       for (const auto& v : fv->values) {
         const auto* stored = std::get_if<std::string>(&v);
         if (stored == nullptr) continue;
-        if (c.kind == K::kMatchText) {
+        if (c.kind != K::kMatchTextAny) {
           if (stored->find(*text) != std::string::npos) return true;
           continue;
         }

@@ -70,6 +70,10 @@ FieldValues ExtractField(std::string_view json, std::string_view key);
 [[nodiscard]] StatusOr<std::string> ApplyPayloadUpdate(std::string_view stored,
                                                        const PayloadUpdate& update);
 
+// Qdrant's word tokenizer (as qvec approximates it): maximal runs of ASCII
+// letters and digits and non-ASCII bytes (UTF-8 letters), ASCII lowercased.
+std::vector<std::string> TextWords(std::string_view text);
+
 // Every payload key that `filter` names (recursively).
 void CollectFilterKeys(const Filter& filter, std::set<std::string>* keys);
 
@@ -77,13 +81,17 @@ void CollectFilterKeys(const Filter& filter, std::set<std::string>* keys);
 // Not thread-safe (FieldCache serializes its mutations).
 class FieldIndex {
  public:
-  // `indexed`: also keep inverted indexes (value -> points, and numbers in
-  // order), for a declared payload index, so that Candidates() answers
-  // conditions on the key without looking at every point.
-  explicit FieldIndex(std::string key, bool indexed = false)
-      : key_(std::move(key)), indexed_(indexed) {}
+  // `schema`: the type of a declared payload index on the key, whose
+  // inverted index is kept as well (value -> points and numbers in order;
+  // words -> points for text; date-times in order for datetime), so that
+  // Candidates() answers conditions on the key without looking at every
+  // point. nullopt: values only.
+  explicit FieldIndex(std::string key, std::optional<PayloadSchemaType> schema = std::nullopt)
+      : key_(std::move(key)), schema_(schema), indexed_(schema.has_value()) {}
   const std::string& key() const { return key_; }
   bool indexed() const { return indexed_; }
+  const std::optional<PayloadSchemaType>& schema() const { return schema_; }
+  bool text() const { return schema_ == PayloadSchemaType::kText; }
   // Records the payload of `id` (nullptr or empty = none).
   void Set(const PointId& id, const std::string* payload);
   void Erase(const PointId& id);
@@ -108,7 +116,11 @@ class FieldIndex {
   size_t EntryBytes(const FieldValues& fv) const;
   void Unindex(const PointId& id, const FieldValues& fv);
   std::string key_;
+  std::optional<PayloadSchemaType> schema_;
   bool indexed_;
+  // Text index: word -> points. Datetime index: microseconds -> points.
+  std::unordered_map<std::string, std::unordered_set<PointId, PointIdHash>> by_word_;
+  std::multimap<int64_t, PointId> by_time_;
   std::unordered_map<PointId, FieldValues, PointIdHash> values_;
   // When indexed_: canonical value ("s" + string, "n" + number, "b0"/"b1")
   // -> points, and number -> points.
@@ -152,7 +164,8 @@ class PayloadChangeLog {
 // A FieldIndex and the version it is valid at. Mutated only by FieldCache,
 // under its mutex.
 struct CachedField {
-  explicit CachedField(std::string key, bool indexed = false) : index(std::move(key), indexed) {}
+  explicit CachedField(std::string key, std::optional<PayloadSchemaType> schema = std::nullopt)
+      : index(std::move(key), schema) {}
   FieldIndex index;
   uint64_t version = 0;
 };

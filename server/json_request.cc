@@ -232,7 +232,7 @@ Status ParseMatch(element e, const std::string& path, Condition* c) {
   // phrase as a substring and text_any as any word being a substring.
   for (auto [name, kind] :
        {std::pair<std::string_view, Condition::Kind>{"text", Condition::Kind::kMatchText},
-        {"phrase", Condition::Kind::kMatchText},
+        {"phrase", Condition::Kind::kMatchPhrase},
         {"text_any", Condition::Kind::kMatchTextAny}}) {
     if (!f.Take(name, &x)) continue;
     ++forms;
@@ -1528,12 +1528,33 @@ StatusOr<CreateFieldIndexBody> ParseCreateFieldIndex(element e) {
          {"is_tenant", "on_disk", "enable_hnsw", "is_principal", "lookup", "range"}) {
       QVEC_RETURN_IF_ERROR(AcceptTuning(params, knob, Tuning::kBool));
     }
-    QVEC_RETURN_IF_ERROR(params.Finish());  // names text/geo-only params
+    if (type_name == "text") {
+      // qvec's text index is Qdrant's default one: the word tokenizer,
+      // lowercased, every token kept. Other settings would change which
+      // points match, so they are refused.
+      element y;
+      if (params.Take("tokenizer", &y) &&
+          (y.type() != element_type::STRING || std::string_view(y) != "word")) {
+        return InvalidArgumentError(
+            "field_schema.tokenizer: only \"word\" is supported (whitespace, prefix and "
+            "multilingual are not yet)");
+      }
+      if (params.Take("lowercase", &y)) {
+        QVEC_ASSIGN_OR_RETURN(bool lower, GetBool(y, "field_schema.lowercase"));
+        if (!lower) return InvalidArgumentError("field_schema.lowercase: false is not supported yet");
+      }
+      // Phrases are matched with or without this flag.
+      QVEC_RETURN_IF_ERROR(AcceptTuning(params, "phrase_matching", Tuning::kBool));
+      for (std::string_view other :
+           {"min_token_len", "max_token_len", "stopwords", "stemmer", "ascii_folding"}) {
+        QVEC_RETURN_IF_ERROR(params.Refuse(other, "not supported yet in text indexes"));
+      }
+    }
+    QVEC_RETURN_IF_ERROR(params.Finish());  // names geo-only and unknown params
   }
-  if (type_name == "text" || type_name == "geo" || type_name == "datetime") {
-    return InvalidArgumentError("field_schema: " + type_name +
-                                " payload indexes are not supported yet (keyword, integer, float, "
-                                "bool and uuid are)");
+  if (type_name == "geo") {
+    return InvalidArgumentError(
+        "field_schema: geo payload indexes are not supported yet (geo filters work without one)");
   }
   auto type = ParsePayloadSchemaType(type_name);
   if (!type.ok()) return InvalidArgumentError("field_schema: " + type.status().message());

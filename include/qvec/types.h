@@ -153,12 +153,16 @@ struct Condition {
     kIsEmpty,      // payload[key] is missing, null or [] (not [null], {} or "")
     kIsNull,       // payload[key] is null
     kNested,       // a whole sub-filter
-    // A string at payload[key] contains `value` (a string) as a substring,
-    // case-sensitive: Qdrant's match.text / match.phrase on a field without
-    // a full-text index.
+    // Qdrant's match.text: a string at payload[key] contains `value` as a
+    // substring (case-sensitive), or, with a text payload index on the key,
+    // contains every word of `value` (lowercased words).
     kMatchText,
-    // A string at payload[key] contains any whitespace-separated word of
-    // `value` (Qdrant's match.text_any without a full-text index).
+    // match.phrase: as kMatchText without a text index; with one, the words
+    // of `value` appear in a row.
+    kMatchPhrase,
+    // match.text_any: a string at payload[key] contains any whitespace-
+    // separated word of `value` as a substring, or, with a text payload
+    // index, any of its words.
     kMatchTextAny,
     // The number of values at payload[key] (the length of an array, 1 for a
     // scalar or an object, 0 when missing or null) is within gt / gte / lt /
@@ -218,8 +222,16 @@ enum class PayloadSchemaType : uint8_t {
   kFloat = 2,    // numbers
   kBool = 3,     // booleans
   kUuid = 4,     // UUID strings
+  // RFC 3339 date-time strings: datetime ranges answered from the index.
+  kDatetime = 5,
+  // Full text: strings split into lowercase words (Qdrant's word
+  // tokenizer); with it, match.text needs every word of the query,
+  // match.text_any one of them and match.phrase them in a row, instead of
+  // the substring tests used without an index.
+  kText = 6,
 };
-// "keyword", "integer", "float", "bool", "uuid"; InvalidArgument otherwise.
+// "keyword", "integer", "float", "bool", "uuid", "datetime", "text";
+// InvalidArgument otherwise.
 std::string_view PayloadSchemaTypeName(PayloadSchemaType type);
 StatusOr<PayloadSchemaType> ParsePayloadSchemaType(std::string_view name);
 

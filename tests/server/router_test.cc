@@ -457,8 +457,8 @@ TEST_F(RouterTest, UnsupportedFieldsAreRefusedByPath) {
        "quantization_config"},
       {"PATCH", "/collections/demo", R"({"vectors":{"text":{"on_disk":true}}})",
        "vectors.text: the collection has no such vector field"},
-      {"PUT", "/collections/demo/index", R"({"field_name":"city","field_schema":"text"})",
-       "text payload indexes are not supported yet"},
+      {"PUT", "/collections/demo/index", R"({"field_name":"city","field_schema":"geo"})",
+       "geo payload indexes are not supported yet"},
       {"POST", "/collections/demo/points/count?timeout=1&verbose=1", "{}",
        "query parameter verbose: not supported by qvec"},
   };
@@ -570,17 +570,17 @@ TEST_F(RouterTest, PayloadIndexes) {
   EXPECT_THAT(r.body, HasSubstr(R"("points":[{"id":2,)"));
   EXPECT_THAT(r.body, HasSubstr(R"("next_page_offset":"5c56c793-69f3-4fbf-87e6-c4bf54c28c26")"));
   // Types qvec does not index yet are refused, naming them; nothing changes.
-  for (const char* body : {R"({"field_name":"city","field_schema":"text"})",
-                           R"({"field_name":"loc","field_schema":"geo"})",
-                           R"({"field_name":"t","field_schema":{"type":"datetime"}})",
-                           R"({"field_name":"city","field_schema":{"type":"text","tokenizer":"word"}})",
+  for (const char* body : {R"({"field_name":"loc","field_schema":"geo"})",
+                           R"({"field_name":"city","field_schema":{"type":"text","tokenizer":"prefix"}})",
+                           R"({"field_name":"city","field_schema":{"type":"text","stemmer":{}}})",
+                           R"({"field_name":"city","field_schema":{"type":"keyword","tokenizer":"word"}})",
                            R"({"field_name":"city"})",
                            R"({"field_name":"city","field_schema":"words"})"}) {
     r = Call("PUT", "/collections/demo/index", body);
     EXPECT_EQ(r.status, 400u) << body << " -> " << r.body;
   }
   r = Call("PUT", "/collections/demo/index",
-           R"({"field_name":"city","field_schema":{"type":"text","tokenizer":"word"}})");
+           R"({"field_name":"city","field_schema":{"type":"keyword","tokenizer":"word"}})");
   EXPECT_THAT(r.body, HasSubstr("field_schema.tokenizer"));
   r = Call("DELETE", "/collections/demo/index/city?wait=true");
   ASSERT_EQ(r.status, 200u) << r.body;
@@ -866,6 +866,55 @@ TEST_F(RouterTest, NestedFilter) {
   r = Call("POST", "/collections/n/points/count",
            R"({"filter":{"must":[{"nested":{"key":"items"}}]}})");
   EXPECT_EQ(r.status, 400u);
+}
+
+// A text index switches match.text / text_any / phrase from substrings to
+// lowercased words; a datetime index answers datetime ranges.
+TEST_F(RouterTest, TextAndDatetimeIndexes) {
+  auto r = Call("PUT", "/collections/t", R"({"vectors":{"size":2,"distance":"Dot"}})");
+  ASSERT_EQ(r.status, 200u);
+  r = Call("PUT", "/collections/t/points", R"({"points":[
+    {"id":1,"vector":[1,0],"payload":{"body":"The Quick brown fox","at":"2024-01-01T00:00:00Z"}},
+    {"id":2,"vector":[1,0],"payload":{"body":"quickly, brown foxes!","at":"2024-06-01"}},
+    {"id":3,"vector":[1,0],"payload":{"body":["lazy dog","brown fox quick"],"at":"2025-01-01 12:00"}}]})");
+  ASSERT_EQ(r.status, 200u);
+  auto count = [&](const std::string& cond) -> int64_t {
+    std::string body = R"({"filter":{"must":[)";
+    body += cond;
+    body += "]}}";
+    auto resp = Call("POST", "/collections/t/points/count", body);
+    EXPECT_EQ(resp.status, 200u) << cond << " -> " << resp.body;
+    return resp.status == 200u ? int64_t(Json(resp)["result"]["count"]) : -1;
+  };
+  const std::string quick_fox = R"({"key":"body","match":{"text":"quick fox"}})";
+  const std::string phrase = R"({"key":"body","match":{"phrase":"brown fox"}})";
+  const std::string any = R"({"key":"body","match":{"text_any":"lazy foxes"}})";
+  const std::string range = R"({"key":"at","range":{"gte":"2024-03-01T00:00:00Z"}})";
+  // Without indexes: case-sensitive substrings.
+  EXPECT_EQ(count(quick_fox), 0);
+  EXPECT_EQ(count(R"({"key":"body","match":{"text":"brown fox"}})"), 3);
+  EXPECT_EQ(count(phrase), 3);
+  EXPECT_EQ(count(any), 2);
+  EXPECT_EQ(count(range), 2);
+  r = Call("PUT", "/collections/t/index",
+           R"({"field_name":"body","field_schema":{"type":"text","tokenizer":"word","lowercase":true,"phrase_matching":true}})");
+  ASSERT_EQ(r.status, 200u) << r.body;
+  r = Call("PUT", "/collections/t/index", R"({"field_name":"at","field_schema":"datetime"})");
+  ASSERT_EQ(r.status, 200u) << r.body;
+  // With them: words, lowercased; "quickly" and "foxes" are other words.
+  EXPECT_EQ(count(quick_fox), 2);
+  EXPECT_EQ(count(phrase), 2);
+  EXPECT_EQ(count(R"({"key":"body","match":{"phrase":"fox brown"}})"), 0);
+  EXPECT_EQ(count(any), 2);
+  EXPECT_EQ(count(range), 2);
+  EXPECT_EQ(count(R"({"key":"at","range":{"gt":"2024-01-01T00:00:00Z","lt":"2025-01-01T12:00:00Z"}})"), 1);
+  r = Call("GET", "/collections/t");
+  EXPECT_THAT(r.body, HasSubstr(R"("body":{"data_type":"text","params":{"type":"text"},"points":3})"));
+  EXPECT_THAT(r.body, HasSubstr(R"("at":{"data_type":"datetime","params":{"type":"datetime"},"points":3})"));
+  // Writes keep them current.
+  r = Call("POST", "/collections/t/points/payload", R"({"payload":{"body":"slow fox"},"points":[1]})");
+  ASSERT_EQ(r.status, 200u);
+  EXPECT_EQ(count(quick_fox), 1);
 }
 
 }  // namespace
