@@ -813,7 +813,30 @@ Status CollectionImpl::BuildPayloadIndexes() {
 
 // ---- filters ----
 
+namespace {
+
+// InvalidArgument naming a has_vector condition on a field the collection
+// does not have (it would silently match nothing).
+Status CheckHasVector(const Filter& filter, const std::map<std::string, VectorFieldConfig>& fields) {
+  for (const auto* list : {&filter.must, &filter.should, &filter.must_not}) {
+    for (const Condition& c : *list) {
+      if (c.kind == Condition::Kind::kHasVector && fields.count(c.key) == 0) {
+        return InvalidArgumentError("has_vector: the collection has no vector field '" + c.key +
+                                    "'");
+      }
+      if ((c.kind == Condition::Kind::kNested || c.kind == Condition::Kind::kNestedObjects) &&
+          c.filter != nullptr) {
+        QVEC_RETURN_IF_ERROR(CheckHasVector(*c.filter, fields));
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 StatusOr<FilterFields> CollectionImpl::PrepareFilter(const Filter& filter) {
+  QVEC_RETURN_IF_ERROR(CheckHasVector(filter, config_.Fields()));
   std::set<std::string> keys;
   CollectFilterKeys(filter, &keys);
   FilterFields out;
@@ -868,6 +891,19 @@ StatusOr<FilterFields> CollectionImpl::PrepareFilter(const Filter& filter) {
 
 bool CollectionImpl::ResolveFilterLocked(const Filter& filter, const FilterFields& prepared,
                                          FilterFields* out) {
+  // has_vector reads the field masks; callers evaluate under the lock they
+  // hold now (shared state lock or write_mu_).
+  out->has_vector = [this](const PointId& id, const std::string& name) {
+    // Writers hold write_mu_, under which the state cannot change (see
+    // AssertWriterReads); readers hold the shared state lock.
+    state_mu_.AssertReaderHeld();
+    auto it = id_to_label_.find(id);
+    if (it == id_to_label_.end()) return false;
+    for (size_t fi = 0; fi < fields_.size(); ++fi) {
+      if (fields_[fi]->name == name) return (field_mask_[it->second] & (uint64_t{1} << fi)) != 0;
+    }
+    return false;
+  };
   for (const auto& [key, field] : prepared.all()) {
     if (auto fresh = field_cache_.Get(key, version_, payload_log_)) {
       out->Add(std::move(fresh));

@@ -289,7 +289,7 @@ void CollectFilterKeys(const Filter& filter, std::set<std::string>* keys) {
     for (const Condition& c : *list) {
       if (c.kind == Condition::Kind::kNested) {
         if (c.filter) CollectFilterKeys(*c.filter, keys);
-      } else if (c.kind != Condition::Kind::kHasId) {
+      } else if (c.kind != Condition::Kind::kHasId && c.kind != Condition::Kind::kHasVector) {
         // kNestedObjects: its inner filter reads the objects at the key.
         keys->insert(c.key);
       }
@@ -917,6 +917,8 @@ bool ConditionHolds(const Condition& c, const FilterFields& fields, const PointI
       return false;
     case K::kNested:
       return c.filter == nullptr || MatchesFilter(*c.filter, fields, id);
+    case K::kHasVector:
+      return fields.has_vector && fields.has_vector(id, c.key);
     default:
       break;
   }

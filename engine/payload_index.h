@@ -237,6 +237,10 @@ class FilterFields {
   }
   const std::map<std::string, std::shared_ptr<CachedField>>& all() const { return fields_; }
 
+  // Whether a point carries a vector field (has_vector conditions); set by
+  // the collection, valid while its state lock is held. Unset: false.
+  std::function<bool(const PointId&, const std::string&)> has_vector;
+
  private:
   std::map<std::string, std::shared_ptr<CachedField>> fields_;
 };

@@ -376,8 +376,12 @@ StatusOr<Condition> ParseCondition(element e, const std::string& path, size_t de
     QVEC_RETURN_IF_ERROR(f.Finish());
     return c;
   }
-  QVEC_RETURN_IF_ERROR(
-      f.Refuse("has_vector", "filtering on the presence of a named vector is not supported yet"));
+  if (f.Take("has_vector", &v)) {
+    c.kind = Condition::Kind::kHasVector;
+    QVEC_ASSIGN_OR_RETURN(c.key, GetString(v, f.PathOf("has_vector")));
+    QVEC_RETURN_IF_ERROR(f.Finish());
+    return c;
+  }
   if (f.Take("nested", &v)) {
     // {"nested": {"key": "items", "filter": {...}}}: the inner filter holds
     // for one object of the array on its own.
@@ -396,7 +400,9 @@ StatusOr<Condition> ParseCondition(element e, const std::string& path, size_t de
     std::function<bool(const Filter&)> has_id = [&](const Filter& fl) {
       for (const auto* list : {&fl.must, &fl.should, &fl.must_not}) {
         for (const Condition& x : *list) {
-          if (x.kind == Condition::Kind::kHasId) return true;
+          if (x.kind == Condition::Kind::kHasId || x.kind == Condition::Kind::kHasVector) {
+            return true;
+          }
           if ((x.kind == Condition::Kind::kNested || x.kind == Condition::Kind::kNestedObjects) &&
               x.filter && has_id(*x.filter)) {
             return true;
@@ -406,7 +412,8 @@ StatusOr<Condition> ParseCondition(element e, const std::string& path, size_t de
       return false;
     };
     if (has_id(sub)) {
-      return InvalidArgumentError(n.PathOf("filter") + ": has_id is not allowed inside nested");
+      return InvalidArgumentError(n.PathOf("filter") +
+                                  ": has_id and has_vector are not allowed inside nested");
     }
     c.kind = Condition::Kind::kNestedObjects;
     c.filter = std::make_shared<Filter>(std::move(sub));

@@ -183,6 +183,9 @@ struct Condition {
     // (or the object there) passes `filter` on its own, its keys relative to
     // that object. (kNested, by contrast, is a sub-filter on the point.)
     kNestedObjects,
+    // The point carries the vector field named `key` (Qdrant's has_vector;
+    // "" = the unnamed field).
+    kHasVector,
   };
   Kind kind = Kind::kMatchValue;
   std::string key;  // payload key; dots address nested objects ("a.b")

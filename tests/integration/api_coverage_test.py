@@ -343,7 +343,7 @@ FIELDS = [
     ("Condition", "is_null", APPLIED, cond({"is_null": {"key": "tags"}})),
     ("Condition", "is_null", APPLIED, cond({"key": "tags", "is_null": True})),
     ("Condition", "has_id", APPLIED, cond({"has_id": [1, 2]})),
-    ("Condition", "has_vector", REFUSED, cond({"has_vector": "text"})),
+    ("Condition", "has_vector", APPLIED, ("POST", "/collections/nv/points/count", {"filter": {"must": [{"has_vector": "image"}]}})),
     ("Condition", "nested", OBJECT, None),
     ("Condition", "nested.key", APPLIED, cond({"nested": {"key": "items", "filter": {"must": [{"key": "a", "match": {"value": 1}}]}}})),
     ("Condition", "nested.filter", APPLIED, cond({"nested": {"key": "items[]", "filter": {"should": [{"key": "a", "range": {"gt": 0}}]}}})),

@@ -446,7 +446,7 @@ TEST_F(RouterTest, UnsupportedFieldsAreRefusedByPath) {
        "key: overwriting the payload under a nested key"},
       {"POST", "/collections/demo/points/count",
        R"({"filter":{"must":[{"key":"city","match":{"value":"Berlin"}},{"has_vector":"x"}]}})",
-       "filter.must[1].has_vector"},
+       "has_vector: the collection has no vector field 'x'"},
       {"POST", "/collections/demo/points/count",
        R"({"filter":{"should":{"key":"city","match":{"value":"Berlin","text":"B"}}}})",
        "filter.should.match: expected exactly one of"},
@@ -915,6 +915,28 @@ TEST_F(RouterTest, TextAndDatetimeIndexes) {
   r = Call("POST", "/collections/t/points/payload", R"({"payload":{"body":"slow fox"},"points":[1]})");
   ASSERT_EQ(r.status, 200u);
   EXPECT_EQ(count(quick_fox), 1);
+}
+
+TEST_F(RouterTest, HasVectorFilter) {
+  auto r = Call("PUT", "/collections/hv",
+                R"({"vectors":{"text":{"size":2,"distance":"Dot"},"image":{"size":2,"distance":"Dot"}}})");
+  ASSERT_EQ(r.status, 200u);
+  r = Call("PUT", "/collections/hv/points", R"({"points":[
+    {"id":1,"vector":{"text":[1,0],"image":[0,1]}},{"id":2,"vector":{"text":[1,0]}},
+    {"id":3,"vector":{"image":[1,1]}}]})");
+  ASSERT_EQ(r.status, 200u) << r.body;
+  auto count = [&](const std::string& filter) {
+    auto resp = Call("POST", "/collections/hv/points/count", R"({"filter":)" + filter + "}");
+    EXPECT_EQ(resp.status, 200u) << resp.body;
+    return int64_t(Json(resp)["result"]["count"]);
+  };
+  EXPECT_EQ(count(R"({"must":[{"has_vector":"image"}]})"), 2);
+  EXPECT_EQ(count(R"({"must_not":[{"has_vector":"image"}]})"), 1);
+  r = Call("POST", "/collections/hv/points/vectors/delete", R"({"points":[1],"vector":["image"]})");
+  ASSERT_EQ(r.status, 200u);
+  EXPECT_EQ(count(R"({"must":[{"has_vector":"image"}]})"), 1);
+  r = Call("POST", "/collections/hv/points/count", R"({"filter":{"must":[{"has_vector":"audio"}]}})");
+  EXPECT_EQ(r.status, 400u) << r.body;
 }
 
 }  // namespace
