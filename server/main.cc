@@ -45,12 +45,33 @@ struct ServeFlags {
 // Qdrant's environment names for the settings that mean the same
 // (QDRANT__SERVICE__API_KEY, ...), used when qvec's own flag or variable
 // left the setting unset.
-void ApplyQdrantEnvironment(ServeFlags* flags) {
+void ApplyQdrantEnvironment(const CLI::App* serve, ServeFlags* flags) {
   auto env = [](const char* name) -> std::optional<std::string> {
     const char* v = std::getenv(name);
     if (v == nullptr || *v == '\0') return std::nullopt;
     return std::string(v);
   };
+  auto unset = [&](const char* flag) { return serve->get_option(flag)->count() == 0; };
+  if (unset("--host")) {
+    if (auto v = env("QDRANT__SERVICE__HOST")) flags->host = *v;
+  }
+  if (unset("--port")) {
+    if (auto v = env("QDRANT__SERVICE__HTTP_PORT")) {
+      char* end = nullptr;
+      const long port = std::strtol(v->c_str(), &end, 10);
+      if (end != nullptr && *end == '\0' && port >= 0 && port <= 65535) {
+        flags->port = static_cast<int>(port);
+      } else {
+        spdlog::warn("QDRANT__SERVICE__HTTP_PORT={} is not a port; ignoring it", *v);
+      }
+    }
+  }
+  if (unset("--data")) {
+    if (auto v = env("QDRANT__STORAGE__STORAGE_PATH")) flags->data_dir = *v;
+  }
+  if (unset("--snapshots-dir")) {
+    if (auto v = env("QDRANT__STORAGE__SNAPSHOTS_PATH")) flags->snapshots_dir = *v;
+  }
   if (flags->api_key.empty()) {
     if (auto v = env("QDRANT__SERVICE__API_KEY")) flags->api_key = *v;
   }
@@ -163,21 +184,26 @@ int main(int argc, char** argv) {
   CLI::App app{"qvec: a vector database that speaks Qdrant's REST API.", "qvec"};
   app.set_version_flag("--version", "qvec " QVEC_VERSION_STRING, "Print the version and exit");
   app.require_subcommand(1);
+  app.fallthrough();  // `qvec serve --config FILE` as well as `qvec --config FILE serve`
 
   ServeFlags flags;
   CLI::App* serve =
       app.add_subcommand("serve", "Open the database and serve the REST API over HTTP");
   serve->add_option("--data", flags.data_dir, "Directory holding the database")
+      ->envname("QVEC_DATA")
       ->capture_default_str();
   serve
       ->add_option("--snapshots-dir", flags.snapshots_dir,
                    "Directory for collection snapshots (empty = \"<data>-snapshots\" next to the "
                    "data directory)")
+      ->envname("QVEC_SNAPSHOTS_DIR")
       ->capture_default_str();
   serve->add_option("--host", flags.host, "Address to listen on (0.0.0.0 for all interfaces)")
+      ->envname("QVEC_HOST")
       ->capture_default_str();
   serve->add_option("--port", flags.port, "TCP port to listen on (0 = any free port)")
       ->check(CLI::Range(0, 65535))
+      ->envname("QVEC_PORT")
       ->capture_default_str();
   serve
       ->add_option("--api-key", flags.api_key,
@@ -194,23 +220,27 @@ int main(int argc, char** argv) {
       ->add_option("--max-body-mib", flags.max_body_mib,
                    "Largest accepted request body, in MiB (larger requests get 413)")
       ->check(CLI::Range(size_t{1}, size_t{4096}))
+      ->envname("QVEC_MAX_BODY_MIB")
       ->capture_default_str();
   serve
       ->add_option("--max-response-mib", flags.max_response_mib,
                    "Largest answer, in MiB: searches, scrolls and retrieves that would answer more "
                    "are refused with 422 (ask for fewer points or without vectors/payloads)")
       ->check(CLI::Range(size_t{1}, size_t{4096}))
+      ->envname("QVEC_MAX_RESPONSE_MIB")
       ->capture_default_str();
   serve
       ->add_option("--min-free-disk-mib", flags.min_free_disk_mib,
                    "Disk space kept free, in MiB: writes that would leave less are refused with "
                    "507 until space is freed (0 = no reserve)")
       ->check(CLI::Range(size_t{0}, size_t{1} << 20))
+      ->envname("QVEC_MIN_FREE_DISK_MIB")
       ->capture_default_str();
   serve
       ->add_option("--worker-threads", flags.worker_threads,
                    "Threads executing requests (0 = one per CPU core)")
       ->check(CLI::Range(size_t{0}, size_t{4096}))
+      ->envname("QVEC_WORKER_THREADS")
       ->capture_default_str();
   serve
       ->add_flag("--sync-writes", flags.sync_writes,
@@ -221,6 +251,7 @@ int main(int argc, char** argv) {
       ->add_option("--log-level", flags.log_level,
                    "Log level: trace, debug, info, warn, error, critical or off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
+      ->envname("QVEC_LOG_LEVEL")
       ->capture_default_str();
 
   serve
@@ -236,10 +267,17 @@ int main(int argc, char** argv) {
                  "info level; without it the lines are at debug level")
       ->envname("QVEC_ACCESS_LOG");
 
+  // Every flag may come from a file too (TOML or INI: `port = 6334`,
+  // `data = "/var/lib/qvec"`, `cors-origin = ["*"]`); the command line and
+  // the environment win over it.
+  app.set_config("--config", "",
+                 "Read flags from a TOML or INI file: a [serve] section with one `name = value` "
+                 "per flag");
+
   CLI11_PARSE(app, argc, argv);
 
   if (serve->parsed()) {
-    ApplyQdrantEnvironment(&flags);
+    ApplyQdrantEnvironment(serve, &flags);
     return Serve(flags);
   }
   return 0;

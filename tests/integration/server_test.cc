@@ -102,6 +102,24 @@ TEST(ServerTest, SecondServerOnTheSameDataFailsClearly) {
   EXPECT_THAT(out, HasSubstr("in use"));
 }
 
+// Flags from a config file ([serve] section, TOML), the command line winning.
+TEST(ServerTest, ConfigFileSetsFlags) {
+  TempDir dir;
+  const std::string config = dir.Sub("qvec.toml");
+  {
+    std::FILE* f = std::fopen(config.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    std::fputs("[serve]\napi-key = \"from-the-file\"\nport = 1\ncors-origin = [\"*\"]\n", f);
+    std::fclose(f);
+  }
+  // ServerProcess passes --port and --data on the command line: they win.
+  ServerProcess server(QVEC_BINARY, dir.Sub("data"), {"--config", config});
+  ASSERT_TRUE(server.Start());
+  EXPECT_EQ(HttpCall(server.port(), "GET", "/collections").status, 401);
+  EXPECT_EQ(HttpCall(server.port(), "GET", "/collections", "", {"api-key: from-the-file"}).status,
+            200);
+}
+
 TEST(ServerTest, VersionAndHelp) {
   std::string out;
   EXPECT_EQ(RunShell(std::string(QVEC_BINARY) + " --version", &out), 0);
