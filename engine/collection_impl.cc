@@ -587,6 +587,30 @@ StatusOr<size_t> CollectionImpl::Delete(std::span<const PointId> ids) {
   return deleted;
 }
 
+StatusOr<std::vector<std::pair<PointId, uint64_t>>> CollectionImpl::PassingPointsLocked(
+    const Filter& filter, const FilterFields& prepared) {
+  WriterReads reads(this);
+  FilterFields fields;
+  if (!ResolveFilterLocked(filter, prepared, &fields)) {
+    QVEC_ASSIGN_OR_RETURN(fields, FilterUnderWriteLock(filter));
+  }
+  std::vector<std::pair<PointId, uint64_t>> out;
+  if (auto candidates = IndexedCandidates(filter, fields)) {
+    for (const PointId& id : candidates->ids) {
+      auto found = id_to_label_.find(id);
+      if (found != id_to_label_.end() &&
+          (candidates->exact || MatchesFilter(filter, fields, id))) {
+        out.emplace_back(id, found->second);
+      }
+    }
+    return out;
+  }
+  for (const auto& [id, label] : id_to_label_) {
+    if (MatchesFilter(filter, fields, id)) out.emplace_back(id, label);
+  }
+  return out;
+}
+
 StatusOr<size_t> CollectionImpl::DeleteByFilter(const Filter& filter) {
   QVEC_RETURN_IF_ERROR(CheckAlive());
   // Field indexes are built before the write lock is taken; under it they
@@ -596,27 +620,10 @@ StatusOr<size_t> CollectionImpl::DeleteByFilter(const Filter& filter) {
   QVEC_ASSIGN_OR_RETURN(FilterFields prepared, PrepareFilter(filter));
   MutexLock write_lock(&write_mu_);
   QVEC_RETURN_IF_ERROR(CheckAlive());
+  QVEC_ASSIGN_OR_RETURN(auto matching, PassingPointsLocked(filter, prepared));
   std::vector<uint64_t> labels;
-  {
-    WriterReads reads(this);
-    FilterFields fields;
-    if (!ResolveFilterLocked(filter, prepared, &fields)) {
-      QVEC_ASSIGN_OR_RETURN(fields, FilterUnderWriteLock(filter));
-    }
-    if (auto candidates = IndexedCandidates(filter, fields)) {
-      for (const PointId& id : candidates->ids) {
-        auto found = id_to_label_.find(id);
-        if (found != id_to_label_.end() &&
-            (candidates->exact || MatchesFilter(filter, fields, id))) {
-          labels.push_back(found->second);
-        }
-      }
-    } else {
-      for (const auto& [id, label] : id_to_label_) {
-        if (MatchesFilter(filter, fields, id)) labels.push_back(label);
-      }
-    }
-  }
+  labels.reserve(matching.size());
+  for (const auto& [id, label] : matching) labels.push_back(label);
   return DeleteLabelsLocked(labels);
 }
 
@@ -681,26 +688,10 @@ StatusOr<size_t> CollectionImpl::UpdatePayloadByFilter(const Filter& filter,
   QVEC_ASSIGN_OR_RETURN(FilterFields prepared, PrepareFilter(filter));
   MutexLock write_lock(&write_mu_);
   QVEC_RETURN_IF_ERROR(CheckAlive());
+  QVEC_ASSIGN_OR_RETURN(auto matching, PassingPointsLocked(filter, prepared));
   std::vector<PointId> ids;
-  {
-    WriterReads reads(this);
-    FilterFields fields;
-    if (!ResolveFilterLocked(filter, prepared, &fields)) {
-      QVEC_ASSIGN_OR_RETURN(fields, FilterUnderWriteLock(filter));
-    }
-    if (auto candidates = IndexedCandidates(filter, fields)) {
-      for (const PointId& id : candidates->ids) {
-        if ((candidates->all_exist || id_to_label_.count(id)) &&
-            (candidates->exact || MatchesFilter(filter, fields, id))) {
-          ids.push_back(id);
-        }
-      }
-    } else {
-      for (const auto& [id, label] : id_to_label_) {
-        if (MatchesFilter(filter, fields, id)) ids.push_back(id);
-      }
-    }
-  }
+  ids.reserve(matching.size());
+  for (const auto& [id, label] : matching) ids.push_back(id);
   if (ids.empty()) return size_t{0};
   storage::WriteBatch batch;
   QVEC_ASSIGN_OR_RETURN(PayloadChanges changes, BuildPayloadUpdate(ids, update, &batch));
@@ -745,6 +736,20 @@ Filter KeysProbe(const std::vector<std::string>& keys) {
 
 }  // namespace
 
+Status CollectionImpl::StorePayloadIndexesLocked(std::map<std::string, PayloadSchemaType> next) {
+  storage::WriteBatch batch;
+  if (next.empty()) {
+    batch.DeleteIndexState(cid_, kPayloadIndexesState);
+  } else {
+    batch.PutIndexState(cid_, kPayloadIndexesState, EncodePayloadIndexes(next));
+  }
+  return Commit(&batch, [&](uint64_t) {
+    write_mu_.AssertHeld();  // run by Commit, under write_mu_
+    state_mu_.AssertHeld();  // and the exclusive state lock
+    payload_indexes_ = std::move(next);
+  });
+}
+
 Status CollectionImpl::CreatePayloadIndex(const std::string& key, PayloadSchemaType type) {
   QVEC_RETURN_IF_ERROR(CheckAlive());
   QVEC_RETURN_IF_ERROR(ValidatePayloadKey(key));
@@ -759,13 +764,7 @@ Status CollectionImpl::CreatePayloadIndex(const std::string& key, PayloadSchemaT
     auto it = next.find(key);
     if (it != next.end() && it->second == type) return Status::Ok();
     next[key] = type;
-    storage::WriteBatch batch;
-    batch.PutIndexState(cid_, kPayloadIndexesState, EncodePayloadIndexes(next));
-    QVEC_RETURN_IF_ERROR(Commit(&batch, [&](uint64_t) {
-      write_mu_.AssertHeld();  // run by Commit, under write_mu_
-      state_mu_.AssertHeld();  // and the exclusive state lock
-      payload_indexes_ = next;
-    }));
+    QVEC_RETURN_IF_ERROR(StorePayloadIndexesLocked(std::move(next)));
   }
   field_cache_.Pin(key, true);
   // Built now (from a snapshot, no collection lock held), not by the first
@@ -784,17 +783,7 @@ Status CollectionImpl::DropPayloadIndex(const std::string& key) {
       next = payload_indexes_;
     }
     if (next.erase(key) == 0) return NotFoundError("no payload index on '" + key + "'");
-    storage::WriteBatch batch;
-    if (next.empty()) {
-      batch.DeleteIndexState(cid_, kPayloadIndexesState);
-    } else {
-      batch.PutIndexState(cid_, kPayloadIndexesState, EncodePayloadIndexes(next));
-    }
-    QVEC_RETURN_IF_ERROR(Commit(&batch, [&](uint64_t) {
-      write_mu_.AssertHeld();  // run by Commit, under write_mu_
-      state_mu_.AssertHeld();  // and the exclusive state lock
-      payload_indexes_ = next;
-    }));
+    QVEC_RETURN_IF_ERROR(StorePayloadIndexesLocked(std::move(next)));
   }
   field_cache_.Pin(key, false);
   field_cache_.Erase(key);

@@ -313,6 +313,15 @@ class CollectionImpl final : public Collection,
       QVEC_REQUIRES(write_mu_);
   void ApplyPayloads(PayloadChanges* changes, uint64_t version)
       QVEC_REQUIRES(write_mu_, state_mu_);
+  // The points (id, label) that pass `filter` in the current state, with
+  // the field indexes of `prepared` brought up to it (built again if the
+  // change log no longer reaches them). Under write_mu_, so that the caller
+  // writes to exactly these points with no other write in between.
+  StatusOr<std::vector<std::pair<PointId, uint64_t>>> PassingPointsLocked(
+      const Filter& filter, const FilterFields& prepared) QVEC_REQUIRES(write_mu_);
+  // Persists `next` as the declared payload indexes and installs it.
+  Status StorePayloadIndexesLocked(std::map<std::string, PayloadSchemaType> next)
+      QVEC_REQUIRES(write_mu_);
   // Deletes the points with `labels` (write + apply).
   StatusOr<size_t> DeleteLabelsLocked(const std::vector<uint64_t>& labels) QVEC_REQUIRES(write_mu_);
   // Applies a committed deletion of `labels` to the in-memory state.

@@ -374,6 +374,15 @@ class Session : public std::enable_shared_from_this<Session> {
     return "";
   }
 
+  // Gives `item` what its answer and the access log need of the request
+  // whose header was read last.
+  void Stamp(Item* item) const {
+    item->cors_origin = current_cors_;
+    item->method = current_method_;
+    item->target = current_target_;
+    item->start_ns = current_start_ns_ ? current_start_ns_ : NowNs();
+  }
+
   // One line per answered request: at info level with ServerOptions::access_log.
   void LogRequest(const Item& item, unsigned status, size_t body_bytes) const {
     const auto level = opts().access_log ? spdlog::level::info : spdlog::level::debug;
@@ -522,10 +531,7 @@ class Session : public std::enable_shared_from_this<Session> {
           Item item;
           item.version = version;
           item.keep_alive = reusable;
-          item.cors_origin = current_cors_;
-          item.method = current_method_;
-          item.target = current_target_;
-          item.start_ns = current_start_ns_;
+          Stamp(&item);
           item.response = MakeResponse(std::move(r), version, false, current_cors_);
           LogRequest(item, 204, 0);
           items_.push_back(std::move(item));
@@ -655,10 +661,7 @@ class Session : public std::enable_shared_from_this<Session> {
     item.version = version;
     item.keep_alive = keep_alive;
     item.head = head;
-    item.cors_origin = current_cors_;
-    item.method = current_method_;
-    item.target = current_target_;
-    item.start_ns = current_start_ns_ ? current_start_ns_ : NowNs();
+    Stamp(&item);
     item.response = MakeResponse(ErrorResponse(status, message), version, head, current_cors_);
     LogRequest(item, status, item.response->body().size());
     items_.push_back(std::move(item));
@@ -679,10 +682,7 @@ class Session : public std::enable_shared_from_this<Session> {
     item.head = msg.method() == http::verb::head;
     item.reserved = body_reserved_;
     body_reserved_ = 0;
-    item.cors_origin = current_cors_;
-    item.method = current_method_;
-    item.target = current_target_;
-    item.start_ns = current_start_ns_;
+    Stamp(&item);
     try {
       item.pool = shared_->handler->PoolFor(SV(msg.method_string()), SV(msg.target()));
     } catch (...) {

@@ -141,6 +141,18 @@ std::string Index(const std::string& path, size_t i) {
   return path + "[" + std::to_string(i) + "]";
 }
 
+// The array at `key` of a body that holds only it ({"searches": [...]},
+// {"operations": [...]}, {"actions": [...]}).
+StatusOr<simdjson::dom::array> OnlyArray(element e, std::string_view key, std::string_view of) {
+  QVEC_FIELDS(f, e, "");
+  element x;
+  if (!f.Take(key, &x) || x.type() != element_type::ARRAY) {
+    return InvalidArgumentError(std::string(key) + " must be an array of " + std::string(of));
+  }
+  QVEC_RETURN_IF_ERROR(f.Finish());
+  return simdjson::dom::array(x);
+}
+
 // shard_key is part of Qdrant's custom sharding; qvec has one shard.
 Status RefuseShardKey(const RequestFields& f) {
   return f.Refuse("shard_key", "not supported (qvec has one shard; shard keys need custom sharding)");
@@ -1158,15 +1170,10 @@ StatusOr<ParsedSearch> ParseSearchRequest(element e, bool query_api, const std::
 }
 
 StatusOr<std::vector<ParsedSearch>> ParseSearchBatch(element e, bool query_api) {
-  QVEC_FIELDS(f, e, "");
-  element searches;
-  if (!f.Take("searches", &searches) || searches.type() != element_type::ARRAY) {
-    return InvalidArgumentError("searches must be an array");
-  }
-  QVEC_RETURN_IF_ERROR(f.Finish());
+  QVEC_ASSIGN_OR_RETURN(simdjson::dom::array searches, OnlyArray(e, "searches", "searches"));
   std::vector<ParsedSearch> out;
   size_t i = 0;
-  for (element s : simdjson::dom::array(searches)) {
+  for (element s : searches) {
     QVEC_ASSIGN_OR_RETURN(ParsedSearch one, ParseSearchRequest(s, query_api, Index("searches", i++)));
     out.push_back(std::move(one));
   }
@@ -1340,55 +1347,63 @@ Status ParseSelection(RequestFields& f, PayloadBody* out) {
 
 }  // namespace
 
-StatusOr<PayloadBody> ParseSetPayload(element e, bool overwrite) {
+namespace {
+
+// What the payload endpoints share: shard_key refused, points | filter, and
+// `own` reading the operation's own fields.
+StatusOr<PayloadBody> ParsePayloadBody(element e, PayloadUpdate::Op op,
+                                       const std::function<Status(RequestFields&, PayloadBody*)>& own) {
   QVEC_FIELDS(f, e, "");
   QVEC_RETURN_IF_ERROR(RefuseShardKey(f));
   PayloadBody out;
-  out.update.op = overwrite ? PayloadUpdate::Op::kOverwrite : PayloadUpdate::Op::kMerge;
-  element x;
-  if (!f.Take("payload", &x) || x.type() != element_type::OBJECT) {
-    return InvalidArgumentError("payload must be an object");
-  }
-  out.update.payload = simdjson::to_string(x);
-  if (f.Take("key", &x)) {
-    if (overwrite) {
-      return InvalidArgumentError(
-          "key: overwriting the payload under a nested key is not supported yet (use POST to "
-          "merge there)");
-    }
-    QVEC_ASSIGN_OR_RETURN(out.update.key, GetString(x, "key"));
-  }
+  out.update.op = op;
+  QVEC_RETURN_IF_ERROR(own(f, &out));
   QVEC_RETURN_IF_ERROR(ParseSelection(f, &out));
   QVEC_RETURN_IF_ERROR(f.Finish());
   return out;
+}
+
+}  // namespace
+
+StatusOr<PayloadBody> ParseSetPayload(element e, bool overwrite) {
+  return ParsePayloadBody(
+      e, overwrite ? PayloadUpdate::Op::kOverwrite : PayloadUpdate::Op::kMerge,
+      [overwrite](RequestFields& f, PayloadBody* out) -> Status {
+        element x;
+        if (!f.Take("payload", &x) || x.type() != element_type::OBJECT) {
+          return InvalidArgumentError("payload must be an object");
+        }
+        out->update.payload = simdjson::to_string(x);
+        if (f.Take("key", &x)) {
+          if (overwrite) {
+            return InvalidArgumentError(
+                "key: overwriting the payload under a nested key is not supported yet (use POST "
+                "to merge there)");
+          }
+          QVEC_ASSIGN_OR_RETURN(out->update.key, GetString(x, "key"));
+        }
+        return Status::Ok();
+      });
 }
 
 StatusOr<PayloadBody> ParseDeletePayload(element e) {
-  QVEC_FIELDS(f, e, "");
-  QVEC_RETURN_IF_ERROR(RefuseShardKey(f));
-  PayloadBody out;
-  out.update.op = PayloadUpdate::Op::kDeleteKeys;
-  element x;
-  if (!f.Take("keys", &x) || x.type() != element_type::ARRAY) {
-    return InvalidArgumentError("keys must be an array of payload keys");
-  }
-  for (element k : simdjson::dom::array(x)) {
-    QVEC_ASSIGN_OR_RETURN(std::string key, GetString(k, "keys"));
-    out.update.keys.push_back(std::move(key));
-  }
-  QVEC_RETURN_IF_ERROR(ParseSelection(f, &out));
-  QVEC_RETURN_IF_ERROR(f.Finish());
-  return out;
+  return ParsePayloadBody(e, PayloadUpdate::Op::kDeleteKeys,
+                          [](RequestFields& f, PayloadBody* out) -> Status {
+                            element x;
+                            if (!f.Take("keys", &x) || x.type() != element_type::ARRAY) {
+                              return InvalidArgumentError("keys must be an array of payload keys");
+                            }
+                            for (element k : simdjson::dom::array(x)) {
+                              QVEC_ASSIGN_OR_RETURN(std::string key, GetString(k, "keys"));
+                              out->update.keys.push_back(std::move(key));
+                            }
+                            return Status::Ok();
+                          });
 }
 
 StatusOr<PayloadBody> ParseClearPayload(element e) {
-  QVEC_FIELDS(f, e, "");
-  QVEC_RETURN_IF_ERROR(RefuseShardKey(f));
-  PayloadBody out;
-  out.update.op = PayloadUpdate::Op::kClear;
-  QVEC_RETURN_IF_ERROR(ParseSelection(f, &out));
-  QVEC_RETURN_IF_ERROR(f.Finish());
-  return out;
+  return ParsePayloadBody(e, PayloadUpdate::Op::kClear,
+                          [](RequestFields&, PayloadBody*) { return Status::Ok(); });
 }
 
 StatusOr<std::vector<Point>> ParseUpdateVectors(element e) {
@@ -1570,15 +1585,10 @@ StatusOr<CreateFieldIndexBody> ParseCreateFieldIndex(element e) {
 }
 
 StatusOr<std::vector<BatchOperation>> ParseUpdateBatch(element e) {
-  QVEC_FIELDS(f, e, "");
-  element ops;
-  if (!f.Take("operations", &ops) || ops.type() != element_type::ARRAY) {
-    return InvalidArgumentError("operations must be an array of update operations");
-  }
-  QVEC_RETURN_IF_ERROR(f.Finish());
+  QVEC_ASSIGN_OR_RETURN(simdjson::dom::array ops, OnlyArray(e, "operations", "update operations"));
   std::vector<BatchOperation> out;
   size_t i = 0;
-  for (element op : simdjson::dom::array(ops)) {
+  for (element op : ops) {
     const std::string path = Index("operations", i++);
     QVEC_FIELDS(of, op, path);
     BatchOperation b;
@@ -1637,15 +1647,11 @@ StatusOr<std::vector<BatchOperation>> ParseUpdateBatch(element e) {
 }
 
 StatusOr<std::vector<AliasOperation>> ParseAliasActions(element e) {
-  QVEC_FIELDS(f, e, "");
-  element actions;
-  if (!f.Take("actions", &actions) || actions.type() != element_type::ARRAY) {
-    return InvalidArgumentError("actions must be an array of alias operations");
-  }
-  QVEC_RETURN_IF_ERROR(f.Finish());
+  QVEC_ASSIGN_OR_RETURN(simdjson::dom::array actions,
+                        OnlyArray(e, "actions", "alias operations"));
   std::vector<AliasOperation> out;
   size_t i = 0;
-  for (element a : simdjson::dom::array(actions)) {
+  for (element a : actions) {
     const std::string path = Index("actions", i++);
     QVEC_FIELDS(op, a, path);
     element x;

@@ -53,6 +53,25 @@ class RouterTest : public ::testing::Test {
     ASSERT_EQ(r.status, 200u) << r.body;
   }
 
+  // The count of points of `collection` passing `filter` (JSON), -1 (and a
+  // failure) if the request is refused.
+  int64_t CountIn(const std::string& collection, const std::string& filter) {
+    std::string body = R"({"filter":)";  // appended, not +: GCC 12's -Wrestrict false positive
+    body += filter;
+    body += '}';
+    auto resp = Call("POST", "/collections/" + collection + "/points/count", body);
+    EXPECT_EQ(resp.status, 200u) << filter << " -> " << resp.body;
+    if (resp.status != 200u) return -1;
+    return int64_t(Json(resp)["result"]["count"]);
+  }
+  // {"must": [condition]}.
+  static std::string Must(const std::string& condition) {
+    std::string f = R"({"must":[)";
+    f += condition;
+    f += "]}";
+    return f;
+  }
+
   TempDir dir_;
   std::shared_ptr<RequestHandler> router_;
   simdjson::dom::parser parser_;
@@ -379,21 +398,8 @@ TEST_F(RouterTest, FilterConditionsWithQdrantsSemantics) {
     {"id":4,"vector":[1,2],"payload":{"text":["big world","x"],"tags":"a"}},
     {"id":5,"vector":[2,1],"payload":{"tags":[null],"obj":{}}}]})");
   ASSERT_EQ(r.status, 200u) << r.body;
-  auto count = [&](const std::string& filter) -> int64_t {
-    std::string body = R"({"filter":)";  // appended, not +: GCC 12's -Wrestrict false positive
-    body += filter;
-    body += '}';
-    auto resp = Call("POST", "/collections/f/points/count", body);
-    EXPECT_EQ(resp.status, 200u) << filter << " -> " << resp.body;
-    if (resp.status != 200u) return -1;
-    return int64_t(Json(resp)["result"]["count"]);
-  };
-  auto must = [](const std::string& c) {
-    std::string f = R"({"must":[)";
-    f += c;
-    f += "]}";
-    return f;
-  };
+  auto count = [&](const std::string& filter) { return CountIn("f", filter); };
+  auto must = [](const std::string& c) { return Must(c); };
   // Full-text conditions without a text index: case-sensitive substrings.
   EXPECT_EQ(count(must(R"({"key":"text","match":{"text":"llo wor"}})")), 1);
   EXPECT_EQ(count(must(R"({"key":"text","match":{"text":"world"}})")), 2);
@@ -798,14 +804,7 @@ TEST_F(RouterTest, GeoAndDatetimeFilters) {
     {"id":4,"vector":[1,0],"payload":{"loc":{"lon":179.5,"lat":0},"at":"2024-02-29 23:59:59.999"}},
     {"id":5,"vector":[1,0],"payload":{"loc":"nowhere","at":"not a date"}}]})");
   ASSERT_EQ(r.status, 200u) << r.body;
-  auto count = [&](const std::string& cond) -> int64_t {
-    std::string body = R"({"filter":{"must":[)";
-    body += cond;
-    body += "]}}";
-    auto resp = Call("POST", "/collections/g/points/count", body);
-    EXPECT_EQ(resp.status, 200u) << cond << " -> " << resp.body;
-    return resp.status == 200u ? int64_t(Json(resp)["result"]["count"]) : -1;
-  };
+  auto count = [&](const std::string& cond) { return CountIn("g", Must(cond)); };
   // 10 km around Berlin: point 1, and point 3 by its second location.
   EXPECT_EQ(count(R"({"key":"loc","geo_radius":{"center":{"lon":13.4,"lat":52.52},"radius":10000}})"), 2);
   EXPECT_EQ(count(R"({"key":"loc","geo_radius":{"center":{"lon":13.4,"lat":52.52},"radius":1000}})"), 1);
@@ -847,14 +846,7 @@ TEST_F(RouterTest, NestedFilter) {
     {"id":3,"vector":[1,0],"payload":{"items":{"a":1,"b":"y"}}},
     {"id":4,"vector":[1,0],"payload":{"items":[]}}]})");
   ASSERT_EQ(r.status, 200u) << r.body;
-  auto count = [&](const std::string& filter) -> int64_t {
-    std::string body = R"({"filter":)";
-    body += filter;
-    body += "}";
-    auto resp = Call("POST", "/collections/n/points/count", body);
-    EXPECT_EQ(resp.status, 200u) << filter << " -> " << resp.body;
-    return resp.status == 200u ? int64_t(Json(resp)["result"]["count"]) : -1;
-  };
+  auto count = [&](const std::string& filter) { return CountIn("n", filter); };
   // Across elements (plain keys) point 1 matches; within one element it does not.
   EXPECT_EQ(count(R"({"must":[{"key":"items[].a","match":{"value":1}},{"key":"items[].b","match":{"value":"y"}}]})"), 3);
   EXPECT_EQ(count(R"({"must":[{"nested":{"key":"items","filter":{"must":[{"key":"a","match":{"value":1}},{"key":"b","match":{"value":"y"}}]}}}]})"), 2);
@@ -878,14 +870,7 @@ TEST_F(RouterTest, TextAndDatetimeIndexes) {
     {"id":2,"vector":[1,0],"payload":{"body":"quickly, brown foxes!","at":"2024-06-01"}},
     {"id":3,"vector":[1,0],"payload":{"body":["lazy dog","brown fox quick"],"at":"2025-01-01 12:00"}}]})");
   ASSERT_EQ(r.status, 200u);
-  auto count = [&](const std::string& cond) -> int64_t {
-    std::string body = R"({"filter":{"must":[)";
-    body += cond;
-    body += "]}}";
-    auto resp = Call("POST", "/collections/t/points/count", body);
-    EXPECT_EQ(resp.status, 200u) << cond << " -> " << resp.body;
-    return resp.status == 200u ? int64_t(Json(resp)["result"]["count"]) : -1;
-  };
+  auto count = [&](const std::string& cond) { return CountIn("t", Must(cond)); };
   const std::string quick_fox = R"({"key":"body","match":{"text":"quick fox"}})";
   const std::string phrase = R"({"key":"body","match":{"phrase":"brown fox"}})";
   const std::string any = R"({"key":"body","match":{"text_any":"lazy foxes"}})";
@@ -925,11 +910,7 @@ TEST_F(RouterTest, HasVectorFilter) {
     {"id":1,"vector":{"text":[1,0],"image":[0,1]}},{"id":2,"vector":{"text":[1,0]}},
     {"id":3,"vector":{"image":[1,1]}}]})");
   ASSERT_EQ(r.status, 200u) << r.body;
-  auto count = [&](const std::string& filter) {
-    auto resp = Call("POST", "/collections/hv/points/count", R"({"filter":)" + filter + "}");
-    EXPECT_EQ(resp.status, 200u) << resp.body;
-    return int64_t(Json(resp)["result"]["count"]);
-  };
+  auto count = [&](const std::string& filter) { return CountIn("hv", filter); };
   EXPECT_EQ(count(R"({"must":[{"has_vector":"image"}]})"), 2);
   EXPECT_EQ(count(R"({"must_not":[{"has_vector":"image"}]})"), 1);
   r = Call("POST", "/collections/hv/points/vectors/delete", R"({"points":[1],"vector":["image"]})");
