@@ -1602,35 +1602,32 @@ StatusOr<std::vector<BatchOperation>> ParseUpdateBatch(element e) {
       ++forms;
       b.name = std::string(name);
       const std::string where = of.PathOf(name);
+      // The parsed body into `out`, or the error.
+      auto into = [](auto parsed, auto* out) -> Status {
+        if (!parsed.ok()) return parsed.status();
+        *out = std::move(*parsed);
+        return Status::Ok();
+      };
       Status st;
       if (name == "upsert") {
         b.kind = K::kUpsert;
-        auto p = ParsePoints(body);
-        if (p.ok()) b.points = std::move(*p);
-        st = p.status();
+        st = into(ParsePoints(body), &b.points);
       } else if (name == "delete") {
         b.kind = K::kDelete;
-        auto p = ParseDeletePoints(body);
-        if (p.ok()) b.selection = std::move(*p);
-        st = p.status();
+        st = into(ParseDeletePoints(body), &b.selection);
       } else if (name == "update_vectors") {
         b.kind = K::kUpdateVectors;
-        auto p = ParseUpdateVectors(body);
-        if (p.ok()) b.points = std::move(*p);
-        st = p.status();
+        st = into(ParseUpdateVectors(body), &b.points);
       } else if (name == "delete_vectors") {
         b.kind = K::kDeleteVectors;
-        auto p = ParseDeleteVectors(body);
-        if (p.ok()) b.vectors = std::move(*p);
-        st = p.status();
+        st = into(ParseDeleteVectors(body), &b.vectors);
       } else {
         b.kind = K::kPayload;
-        auto p = name == "set_payload"         ? ParseSetPayload(body, false)
-                 : name == "overwrite_payload" ? ParseSetPayload(body, true)
-                 : name == "delete_payload"    ? ParseDeletePayload(body)
-                                               : ParseClearPayload(body);
-        if (p.ok()) b.payload = std::move(*p);
-        st = p.status();
+        st = into(name == "set_payload"         ? ParseSetPayload(body, false)
+                  : name == "overwrite_payload" ? ParseSetPayload(body, true)
+                  : name == "delete_payload"    ? ParseDeletePayload(body)
+                                                : ParseClearPayload(body),
+                  &b.payload);
       }
       QVEC_RETURN_IF_ERROR(st.Annotate(where));
     }
