@@ -832,6 +832,33 @@ Status ParseQuery(element q, const std::string& path, std::vector<float>* out,
   return ParseVector(q, out).Annotate(path);
 }
 
+// [{id, vector, payload?}, ...] of an upsert (`with_payload`) or of a
+// vectors update ({id, vector} only).
+StatusOr<std::vector<Point>> ParsePointList(element x, bool with_payload) {
+  if (x.type() != element_type::ARRAY) return WrongType("points", "an array of points", x);
+  simdjson::dom::array arr(x);
+  std::vector<Point> points;
+  points.reserve(arr.size());
+  size_t i = 0;
+  for (element p : arr) {
+    QVEC_FIELDS(pf, p, Index("points", i++));
+    Point pt;
+    element y;
+    if (!pf.Take("id", &y)) return InvalidArgumentError(pf.PathOf("id") + " is required");
+    QVEC_ASSIGN_OR_RETURN(pt.id, ParsePointId(y));
+    const std::string where = "point " + pt.id.ToString();
+    if (!pf.Take("vector", &y)) return InvalidArgumentError(where + ": vector is required");
+    QVEC_RETURN_IF_ERROR(ParseVectorStruct(y, "vector", &pt).Annotate(where));
+    if (with_payload && pf.Take("payload", &y) && y.type() != element_type::NULL_VALUE) {
+      if (y.type() != element_type::OBJECT) return WrongType(where + ": payload", "an object", y);
+      pt.payload = simdjson::to_string(y);
+    }
+    QVEC_RETURN_IF_ERROR(pf.Finish());
+    points.push_back(std::move(pt));
+  }
+  return points;
+}
+
 }  // namespace
 
 StatusOr<element> ParseBody(simdjson::dom::parser& parser, std::string_view body) {
@@ -1204,24 +1231,7 @@ StatusOr<std::vector<Point>> ParsePoints(element e) {
   };
   if (f.Take("points", &x)) {
     QVEC_RETURN_IF_ERROR(f.Finish());
-    if (x.type() != element_type::ARRAY) return WrongType("points", "an array", x);
-    simdjson::dom::array arr(x);
-    points.reserve(arr.size());
-    size_t i = 0;
-    for (element p : arr) {
-      QVEC_FIELDS(pf, p, Index("points", i++));
-      Point pt;
-      element y;
-      if (!pf.Take("id", &y)) return InvalidArgumentError(pf.PathOf("id") + " is required");
-      QVEC_ASSIGN_OR_RETURN(pt.id, ParsePointId(y));
-      const std::string where = "point " + pt.id.ToString();
-      if (!pf.Take("vector", &y)) return InvalidArgumentError(where + ": vector is required");
-      QVEC_RETURN_IF_ERROR(ParseVectorStruct(y, "vector", &pt).Annotate(where));
-      if (pf.Take("payload", &y)) QVEC_RETURN_IF_ERROR(payload_of(y, where + ": payload", &pt.payload));
-      QVEC_RETURN_IF_ERROR(pf.Finish());
-      points.push_back(std::move(pt));
-    }
-    return points;
+    return ParsePointList(x, /*with_payload=*/true);
   }
   if (f.Take("batch", &x)) {
     QVEC_RETURN_IF_ERROR(f.Finish());
@@ -1412,25 +1422,9 @@ StatusOr<std::vector<Point>> ParseUpdateVectors(element e) {
   QVEC_RETURN_IF_ERROR(f.Refuse(
       "update_filter", "conditional updates (update_filter) are not supported yet"));
   element x;
-  if (!f.Take("points", &x) || x.type() != element_type::ARRAY) {
-    return InvalidArgumentError("points must be an array of {id, vector}");
-  }
+  if (!f.Take("points", &x)) return InvalidArgumentError("points must be an array of {id, vector}");
   QVEC_RETURN_IF_ERROR(f.Finish());
-  std::vector<Point> points;
-  size_t i = 0;
-  for (element p : simdjson::dom::array(x)) {
-    QVEC_FIELDS(pf, p, Index("points", i++));
-    Point pt;
-    element y;
-    if (!pf.Take("id", &y)) return InvalidArgumentError(pf.PathOf("id") + " is required");
-    QVEC_ASSIGN_OR_RETURN(pt.id, ParsePointId(y));
-    const std::string where = "point " + pt.id.ToString();
-    if (!pf.Take("vector", &y)) return InvalidArgumentError(where + ": vector is required");
-    QVEC_RETURN_IF_ERROR(ParseVectorStruct(y, "vector", &pt).Annotate(where));
-    QVEC_RETURN_IF_ERROR(pf.Finish());
-    points.push_back(std::move(pt));
-  }
-  return points;
+  return ParsePointList(x, /*with_payload=*/false);
 }
 
 StatusOr<DeleteVectorsBody> ParseDeleteVectors(element e) {
