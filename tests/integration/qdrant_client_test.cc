@@ -1,6 +1,9 @@
 // Qdrant's official JavaScript client (@qdrant/js-client-rest, from npm)
 // against a real qvec server started by the test.
 #include <gtest/gtest.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -33,6 +36,16 @@ fs::path PrepareNode(const std::string& script) {
   std::string out;
   const fs::path node_dir = fs::path(QVEC_BINARY).parent_path().parent_path() / "node";
   fs::create_directories(node_dir);
+  // ctest runs these tests in parallel: one installs while the others wait
+  // (two npm installs into one directory break each other).
+  const int lock_fd = open((node_dir / ".install.lock").c_str(), O_CREAT | O_RDWR, 0644);
+  if (lock_fd >= 0) flock(lock_fd, LOCK_EX);
+  struct Unlock {
+    int fd;
+    ~Unlock() {
+      if (fd >= 0) close(fd);  // releases the lock
+    }
+  } unlock{lock_fd};
   const fs::path source = fs::path(QVEC_SOURCE_DIR) / "tests/integration";
   // A changed package.json (new or bumped packages) installs again.
   std::error_code ec;
