@@ -158,6 +158,7 @@ Status PayloadUpdate::Validate() const {
       if (!key.empty()) QVEC_RETURN_IF_ERROR(check_path(key, "key"));
       return engine::ValidatePayload(payload);
     case Op::kOverwrite:
+      if (!key.empty()) QVEC_RETURN_IF_ERROR(check_path(key, "key"));
       return engine::ValidatePayload(payload);
     case Op::kDeleteKeys:
       for (const std::string& k : keys) QVEC_RETURN_IF_ERROR(check_path(k, "keys:"));

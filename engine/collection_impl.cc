@@ -632,7 +632,8 @@ StatusOr<CollectionImpl::PayloadChanges> CollectionImpl::BuildPayloadUpdate(
   PayloadChanges changes;
   changes.reserve(ids.size());
   const bool reads_stored = update.op == PayloadUpdate::Op::kMerge ||
-                            update.op == PayloadUpdate::Op::kDeleteKeys;
+                            update.op == PayloadUpdate::Op::kDeleteKeys ||
+                            (update.op == PayloadUpdate::Op::kOverwrite && !update.key.empty());
   for (const PointId& id : ids) {
     const std::string key = EncodePointKey(id);
     std::optional<std::string> stored;

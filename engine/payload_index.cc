@@ -183,12 +183,14 @@ std::vector<std::string_view> SplitPath(std::string_view path) {
 
 // Writes object `base` (nullptr = none) with `patch`'s keys merged into the
 // object at `path` below it.
+// With `replace`, the object at `path` becomes `patch` itself instead.
 void WriteMergedAt(JsonWriter& w, const simdjson::dom::element* base,
-                   std::span<const std::string_view> path, simdjson::dom::object patch) {
+                   std::span<const std::string_view> path, simdjson::dom::object patch,
+                   bool replace) {
   using T = simdjson::dom::element_type;
   w.BeginObject();
   if (path.empty()) {
-    if (base != nullptr) {
+    if (base != nullptr && !replace) {
       for (auto field : simdjson::dom::object(*base)) {
         simdjson::dom::element unused;
         if (patch.at_key(field.key).get(unused) == simdjson::SUCCESS) continue;
@@ -207,12 +209,13 @@ void WriteMergedAt(JsonWriter& w, const simdjson::dom::element* base,
         found = true;
         w.Key(field.key);
         const simdjson::dom::element child = field.value;
-        WriteMergedAt(w, child.type() == T::OBJECT ? &child : nullptr, path.subspan(1), patch);
+        WriteMergedAt(w, child.type() == T::OBJECT ? &child : nullptr, path.subspan(1), patch,
+                      replace);
       }
     }
     if (!found) {
       w.Key(path[0]);
-      WriteMergedAt(w, nullptr, path.subspan(1), patch);
+      WriteMergedAt(w, nullptr, path.subspan(1), patch, replace);
     }
   }
   w.EndObject();
@@ -242,7 +245,8 @@ StatusOr<std::string> ApplyPayloadUpdate(std::string_view stored, const PayloadU
   using Op = PayloadUpdate::Op;
   switch (update.op) {
     case Op::kOverwrite:
-      return update.payload;
+      if (update.key.empty()) return update.payload;
+      break;  // the object at `key` is replaced: below
     case Op::kClear:
       return std::string("{}");
     case Op::kMerge:
@@ -257,7 +261,7 @@ StatusOr<std::string> ApplyPayloadUpdate(std::string_view stored, const PayloadU
       base.type() != simdjson::dom::element_type::OBJECT) {
     return DataLossError("stored payload is not a JSON object");
   }
-  if (update.op == Op::kMerge) {
+  if (update.op == Op::kMerge || update.op == Op::kOverwrite) {
     simdjson::dom::element patch;
     if (ThreadParser().parse(update.payload.data(), update.payload.size()).get(patch) !=
             simdjson::SUCCESS ||
@@ -267,7 +271,7 @@ StatusOr<std::string> ApplyPayloadUpdate(std::string_view stored, const PayloadU
     const std::vector<std::string_view> path =
         update.key.empty() ? std::vector<std::string_view>() : SplitPath(update.key);
     JsonWriter w;
-    WriteMergedAt(w, &base, path, simdjson::dom::object(patch));
+    WriteMergedAt(w, &base, path, simdjson::dom::object(patch), update.op == Op::kOverwrite);
     return w.Take();
   }
   std::string current(base_text);

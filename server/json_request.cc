@@ -1378,18 +1378,14 @@ StatusOr<PayloadBody> ParsePayloadBody(element e, PayloadUpdate::Op op,
 StatusOr<PayloadBody> ParseSetPayload(element e, bool overwrite) {
   return ParsePayloadBody(
       e, overwrite ? PayloadUpdate::Op::kOverwrite : PayloadUpdate::Op::kMerge,
-      [overwrite](RequestFields& f, PayloadBody* out) -> Status {
+      [](RequestFields& f, PayloadBody* out) -> Status {
         element x;
         if (!f.Take("payload", &x) || x.type() != element_type::OBJECT) {
           return InvalidArgumentError("payload must be an object");
         }
         out->update.payload = simdjson::to_string(x);
+        // POST merges under `key`; PUT replaces the object at `key`.
         if (f.Take("key", &x)) {
-          if (overwrite) {
-            return InvalidArgumentError(
-                "key: overwriting the payload under a nested key is not supported yet (use POST "
-                "to merge there)");
-          }
           QVEC_ASSIGN_OR_RETURN(out->update.key, GetString(x, "key"));
         }
         return Status::Ok();

@@ -259,8 +259,9 @@ struct PayloadUpdate {
   // kMerge / kOverwrite: one JSON object. Default: "{}".
   std::string payload = "{}";
   // kMerge: the dotted path of the object inside the payload that receives
-  // `payload`'s keys; missing objects along it are created, a non-object
-  // value in the way is replaced. "" = the top level. Default: "".
+  // `payload`'s keys; kOverwrite: the path of the object `payload` replaces.
+  // Missing objects along it are created, a non-object value in the way is
+  // replaced. "" = the top level (the whole payload). Default: "".
   std::string key;
   // kDeleteKeys: dotted paths removed where present. Default: none.
   std::vector<std::string> keys;

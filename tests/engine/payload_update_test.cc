@@ -54,6 +54,9 @@ TEST(PayloadUpdateTest, RewritesJsonAsQdrant) {
   PayloadUpdate overwrite = Merge(R"({"z":0})");
   overwrite.op = PayloadUpdate::Op::kOverwrite;
   EXPECT_EQ(Apply(R"({"a":1})", overwrite), R"({"z":0})");
+  overwrite.key = "m.n";  // replaces the object there, keeps the rest
+  EXPECT_EQ(Apply(R"({"a":1,"m":{"n":{"old":1},"o":2}})", overwrite),
+            R"({"a":1,"m":{"n":{"z":0},"o":2}})");
   // Refused before anything is read or written.
   EXPECT_FALSE(Merge("[1]").Validate().ok());
   EXPECT_FALSE(Merge("{}", "a[0]").Validate().ok());

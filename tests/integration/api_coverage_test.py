@@ -270,7 +270,7 @@ FIELDS = [
     ("SetPayload", "points", APPLIED, ("PUT", "/collections/c/points/payload", {"payload": {"city": "Berlin", "n": 1}, "points": [1]})),
     ("SetPayload", "filter", APPLIED, ("POST", "/collections/c/points/payload", {"payload": {"x": 1}, "filter": {"must": [{"has_id": [1]}]}})),
     ("SetPayload", "key", APPLIED, ("POST", "/collections/c/points/payload", {"payload": {"x": 1}, "points": [1], "key": "meta"})),
-    ("SetPayload", "key", REFUSED, ("PUT", "/collections/c/points/payload", {"payload": {"x": 1}, "points": [1], "key": "meta"})),
+    ("SetPayload", "key", APPLIED, ("PUT", "/collections/c/points/payload", {"payload": {"x": 1}, "points": [1], "key": "meta"})),
     ("SetPayload", "key", REFUSED, ("POST", "/collections/c/points/payload", {"payload": {"x": 1}, "points": [1], "key": "meta[0]"})),
     # POST .../points/payload/delete and .../clear (a PointsSelector, above)
     ("DeletePayload", "keys", APPLIED, ("POST", "/collections/c/points/payload/delete", {"keys": ["x", "meta.x"], "points": [1]})),
