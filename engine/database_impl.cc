@@ -281,6 +281,100 @@ class DatabaseImpl final : public Database {
     return store_->Checkpoint(dir);
   }
 
+  StatusOr<SnapshotFileInfo> SnapshotCollection(const std::string& name,
+                                                const std::string& path) override {
+    uint32_t cid = 0;
+    {
+      MutexLock lock(&mu_);
+      QVEC_ASSIGN_OR_RETURN(auto coll, FindLocked(name));
+      cid = coll->id();
+    }
+    const uint32_t cids[] = {cid};
+    QVEC_ASSIGN_OR_RETURN(auto info, store_->ExportCollections(cids, {}, path));
+    return SnapshotFileInfo{std::move(info.sha256), info.size_bytes};
+  }
+
+  StatusOr<SnapshotFileInfo> SnapshotAll(const std::string& path) override {
+    std::vector<uint32_t> cids;
+    std::vector<std::pair<std::string, std::string>> aliases;
+    {
+      // ddl_mu_: the set of collections cannot change while it is listed.
+      MutexLock ddl(&ddl_mu_);
+      MutexLock lock(&mu_);
+      for (const auto& [name, c] : collections_) cids.push_back(c->id());
+      aliases.assign(aliases_.begin(), aliases_.end());
+    }
+    // A collection dropped between the listing and the export's storage
+    // snapshot makes the export fail with NotFound; the caller retries.
+    QVEC_ASSIGN_OR_RETURN(auto info, store_->ExportCollections(cids, aliases, path));
+    return SnapshotFileInfo{std::move(info.sha256), info.size_bytes};
+  }
+
+  StatusOr<SnapshotFileInfo> RecoverCollection(const std::string& requested,
+                                               const std::string& path,
+                                               std::string_view expected_sha256) override {
+    MutexLock ddl(&ddl_mu_);
+    std::string name = requested;
+    {
+      MutexLock lock(&mu_);
+      if (auto a = aliases_.find(requested); a != aliases_.end()) name = a->second;
+    }
+    QVEC_RETURN_IF_ERROR(ValidateCollectionName(name));
+    QVEC_ASSIGN_OR_RETURN(uint32_t cid, store_->AllocateCollectionId());
+    QVEC_ASSIGN_OR_RETURN(auto imported, store_->ImportCollection(path, cid, name, expected_sha256));
+    const std::string meta = imported.first.meta;
+    // Until the commit, every failure removes what the import wrote.
+    auto abort = [&](Status why) -> Status {
+      if (Status undo = store_->AbortImport(cid); !undo.ok()) {
+        log_.Warn("recovering '{}': the failed import is removed at the next open: {}", name,
+                  undo.ToString());
+      }
+      return why;
+    };
+    auto config = engine::DecodeCollectionConfig(meta);
+    if (!config.ok()) {
+      return abort(InvalidArgumentError("the snapshot's collection config cannot be read: " +
+                                        std::string(config.status().message())));
+    }
+    auto coll = engine::CollectionImpl::Create(
+        store_.get(), cid, name, std::move(config->config), std::move(config->field_ids),
+        config->legacy, options_.background_indexing ? &builds_ : nullptr, logger_);
+    if (!coll.ok()) return abort(coll.status());
+    if (Status loaded = (*coll)->Load(); !loaded.ok()) {
+      (*coll)->Close();
+      return abort(loaded.Annotate("the snapshot's collection cannot be loaded"));
+    }
+    std::optional<uint32_t> replaced;
+    std::shared_ptr<engine::CollectionImpl> old;
+    {
+      MutexLock lock(&mu_);
+      if (auto it = collections_.find(name); it != collections_.end()) {
+        old = it->second;
+        replaced = old->id();
+      } else if (auto d = damaged_.find(name); d != damaged_.end()) {
+        replaced = d->second.cid;
+      }
+    }
+    if (Status committed = store_->CommitImport(cid, name, meta, replaced); !committed.ok()) {
+      (*coll)->Close();
+      return abort(committed);
+    }
+    if (Status built = (*coll)->BuildPayloadIndexes(); !built.ok()) {
+      log_.Warn("collection '{}': payload indexes not built after recovery: {}", name,
+                built.ToString());
+    }
+    (*coll)->MaybeStartTraining();
+    MutexLock lock(&mu_);
+    damaged_.erase(name);
+    collections_[name] = std::move(*coll);
+    if (old != nullptr) {
+      old->MarkDropped();
+      dropped_.push_back(old);
+      std::erase_if(dropped_, [](const auto& c) { return c.use_count() == 1; });
+    }
+    return SnapshotFileInfo{imported.second.sha256, imported.second.size_bytes};
+  }
+
   StatusOr<StorageHealth> Health() override {
     const storage::DiskState d = store_->GetDiskState();
     StorageHealth h;
@@ -292,6 +386,17 @@ class DatabaseImpl final : public Database {
   }
 
  private:
+  // The collection `name` names, directly or as an alias.
+  StatusOr<std::shared_ptr<engine::CollectionImpl>> FindLocked(const std::string& name)
+      QVEC_REQUIRES(mu_) {
+    auto it = collections_.find(name);
+    if (it == collections_.end()) {
+      if (auto a = aliases_.find(name); a != aliases_.end()) it = collections_.find(a->second);
+    }
+    if (it == collections_.end()) return NotFoundError("collection '" + name + "' does not exist");
+    return it->second;
+  }
+
   struct Damaged {
     uint32_t cid;
     std::string reason;

@@ -6,6 +6,8 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config
   librocksdb-dev          # storage/
+  libssl-dev              # storage/: SHA-256 of snapshot files (libcrypto)
+  libyaml-cpp-dev         # server/: qvec serve --config qvec.yaml
   libfaiss-dev libopenblas-dev  # index/ (k-means) and bench/ baselines
   libboost-dev            # server/: Asio + Beast (header-only)
   libgtest-dev libgmock-dev     # tests/

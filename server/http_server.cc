@@ -2,7 +2,10 @@
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <fcntl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -43,6 +46,37 @@ namespace http = beast::http;
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 using BeastResponse = http::response<http::string_body>;
+
+// A response whose body is a file, written in chunks (the serializer keeps a
+// reference to the message, so both live together).
+struct FileResponse {
+  http::response<http::file_body> message;
+  std::optional<http::response_serializer<http::file_body>> serializer;
+  uint64_t size = 0;
+};
+
+// Opens `path` (no symbolic links) as the body of a response with the head
+// of `head` (status, headers). nullptr if it cannot be opened.
+std::shared_ptr<FileResponse> MakeFileResponse(const BeastResponse& head, const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return nullptr;
+  struct stat st;
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return nullptr;
+  }
+  auto out = std::make_shared<FileResponse>();
+  out->message.base() = head.base();
+  beast::file f;
+  f.native_handle(fd);  // owns fd from here
+  beast::error_code ec;
+  out->message.body().reset(std::move(f), ec);
+  if (ec) return nullptr;
+  out->message.prepare_payload();
+  out->size = static_cast<uint64_t>(st.st_size);
+  out->serializer.emplace(out->message);
+  return out;
+}
 
 constexpr std::string_view kUnauthenticatedMessage =
     "Must provide an API key or an Authorization bearer token";
@@ -352,6 +386,7 @@ class Session : public std::enable_shared_from_this<Session> {
   struct Item {
     std::optional<HttpRequest> request;       // until handed to the worker pool
     std::shared_ptr<BeastResponse> response;  // once known
+    std::shared_ptr<FileResponse> file;       // a file body written instead of `response`
     unsigned version = 11;
     bool keep_alive = true;
     bool head = false;    // a HEAD request
@@ -743,15 +778,29 @@ class Session : public std::enable_shared_from_this<Session> {
     handler_running_ = false;
     for (auto& item : items_) {
       if (item.response) continue;
-      const unsigned status = res.status;
+      unsigned status = res.status;
+      const std::string file_path = std::move(res.file_path);
       try {
         item.response = MakeResponse(std::move(res), item.version, item.head, item.cors_origin);
+        if (!file_path.empty()) {
+          item.file = MakeFileResponse(*item.response, file_path);
+          if (item.file == nullptr) {
+            status = 404;
+            item.response = MakeResponse(ErrorResponse(404, "Not found: the file is gone"),
+                                         item.version, item.head, item.cors_origin);
+          } else if (item.head) {
+            // HEAD: the head of the file response, no body.
+            item.response->content_length(item.file->size);
+            item.file.reset();
+          }
+        }
       } catch (const std::exception& e) {
+        item.file.reset();
         item.response =
             MakeResponse(ErrorResponse(500, fmt::format("Internal server error: {}", e.what())),
                          item.version, item.head, item.cors_origin);
       }
-      LogRequest(item, status, item.response->body().size());
+      LogRequest(item, status, item.file ? item.file->size : item.response->body().size());
       // The request is gone; its answer is held until written.
       Release(item.reserved);
       item.reserved = 0;
@@ -775,10 +824,28 @@ class Session : public std::enable_shared_from_this<Session> {
     writing_ = true;
     write_started_ns_.store(NowNs(), std::memory_order_relaxed);
     stream_.expires_after(opts().idle_timeout);
+    if (item.file) {
+      item.file->message.keep_alive(keep_alive);
+      return WriteFileSome(keep_alive);
+    }
     http::async_write(stream_, *item.response,
                       [self = shared_from_this(), keep_alive](beast::error_code ec, size_t) {
                         self->OnWrite(ec, keep_alive);
                       });
+  }
+
+  // Writes a file body a piece at a time, re-arming the timeout for each
+  // (a large download to a slow reader is fine; a stalled one is closed).
+  void WriteFileSome(bool keep_alive) {
+    stream_.expires_after(opts().idle_timeout);
+    http::async_write_some(
+        stream_, *items_.front().file->serializer,
+        [self = shared_from_this(), keep_alive](beast::error_code ec, size_t) {
+          if (ec || self->items_.front().file->serializer->is_done()) {
+            return self->OnWrite(ec, keep_alive);
+          }
+          self->WriteFileSome(keep_alive);
+        });
   }
 
   void OnWrite(beast::error_code ec, bool keep_alive) {

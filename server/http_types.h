@@ -32,6 +32,10 @@ struct HttpResponse {
   std::string content_type = "application/json";
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;  // extra header fields
+  // When not empty, the body is the content of this regular file, streamed
+  // from disk (`body` is ignored); the server answers 404 if it cannot be
+  // opened. Symbolic links are not followed.
+  std::string file_path;
 };
 
 // What a request needs from the API keys (see ServerOptions).

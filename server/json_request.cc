@@ -1514,6 +1514,39 @@ StatusOr<ScrollBody> ParseScroll(element e) {
   return out;
 }
 
+Status CheckSnapshotPriority(std::string_view priority, std::string_view where) {
+  if (priority == "replica" || priority == "snapshot" || priority == "no_sync") {
+    return Status::Ok();
+  }
+  return InvalidArgumentError(std::string(where) +
+                              ": expected replica, snapshot or no_sync, got '" +
+                              std::string(priority) + "'");
+}
+
+StatusOr<SnapshotRecoverBody> ParseSnapshotRecover(element e) {
+  QVEC_FIELDS(f, e, "");
+  SnapshotRecoverBody out;
+  element x;
+  if (!f.Take("location", &x)) return InvalidArgumentError("location is required");
+  QVEC_ASSIGN_OR_RETURN(out.location, GetString(x, "location"));
+  if (f.Take("checksum", &x)) {
+    QVEC_ASSIGN_OR_RETURN(out.checksum, GetString(x, "checksum"));
+    if (out.checksum.size() != 64 ||
+        out.checksum.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos) {
+      return InvalidArgumentError("checksum: expected a SHA-256 in hex (64 digits)");
+    }
+  }
+  if (f.Take("api_key", &x)) {
+    QVEC_ASSIGN_OR_RETURN(out.api_key, GetString(x, "api_key"));
+  }
+  if (f.Take("priority", &x)) {
+    QVEC_ASSIGN_OR_RETURN(std::string priority, GetString(x, "priority"));
+    QVEC_RETURN_IF_ERROR(CheckSnapshotPriority(priority, "priority"));
+  }
+  QVEC_RETURN_IF_ERROR(f.Finish());
+  return out;
+}
+
 StatusOr<CreateFieldIndexBody> ParseCreateFieldIndex(element e) {
   QVEC_FIELDS(f, e, "");
   CreateFieldIndexBody out;

@@ -133,6 +133,19 @@ struct CreateFieldIndexBody {
 };
 [[nodiscard]] StatusOr<CreateFieldIndexBody> ParseCreateFieldIndex(simdjson::dom::element e);
 
+// PUT /collections/{name}/snapshots/recover: {"location": "file:///..." or
+// "http://127.0.0.1:.../...", "checksum": sha256 hex, "api_key": sent to the
+// remote, "priority": "replica" | "snapshot" | "no_sync"}. On a single node
+// the snapshot's data is always taken, so every priority has the same effect.
+struct SnapshotRecoverBody {
+  std::string location;
+  std::string checksum;
+  std::string api_key;
+};
+[[nodiscard]] StatusOr<SnapshotRecoverBody> ParseSnapshotRecover(simdjson::dom::element e);
+// Checks a `priority` value (query parameter or body field).
+[[nodiscard]] Status CheckSnapshotPriority(std::string_view priority, std::string_view where);
+
 // POST /collections/{name}/points/batch: {"operations": [{"upsert": ...},
 // {"delete": ...}, {"set_payload": ...}, {"overwrite_payload": ...},
 // {"delete_payload": ...}, {"clear_payload": ...}, {"update_vectors": ...},

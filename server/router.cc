@@ -18,6 +18,8 @@
 #include "engine/json_writer.h"
 #include "server/json_request.h"
 #include "server/metrics.h"
+#include "server/request_fields.h"
+#include "server/snapshot_files.h"
 #include "server/status_http.h"
 
 namespace qvec::server {
@@ -243,7 +245,9 @@ std::string_view MetricMethod(std::string_view m) {
 // operation timeout in seconds (qvec applies writes before answering and has
 // no request deadline, so it has no effect) and read consistency (one replica
 // answers every read consistently). Any other parameter is refused, naming it.
-Status CheckQueryParams(std::string_view query) {
+// `snapshot_upload`: the request is a snapshot upload, which also takes
+// `priority` and `checksum`.
+Status CheckQueryParams(std::string_view query, bool snapshot_upload) {
   size_t pos = 0;
   while (pos < query.size()) {
     size_t amp = query.find('&', pos);
@@ -258,6 +262,18 @@ Status CheckQueryParams(std::string_view query) {
       return !v.empty() && v.size() <= 19 && v.find_first_not_of("0123456789") == v.npos;
     };
     if (key == "wait" || key == "ordering") continue;
+    if (snapshot_upload && key == "priority") {
+      QVEC_RETURN_IF_ERROR(CheckSnapshotPriority(value, "query parameter priority"));
+      continue;
+    }
+    if (snapshot_upload && key == "checksum") {
+      if (value.size() != 64 ||
+          value.find_first_not_of("0123456789abcdefABCDEF") != std::string_view::npos) {
+        return InvalidArgumentError(
+            "query parameter checksum: expected a SHA-256 in hex (64 digits)");
+      }
+      continue;
+    }
     // GET /telemetry's: how much to report, and whether to hash names.
     if (key == "details_level") {
       if (!is_uint(value)) {
@@ -314,11 +330,14 @@ std::string NowRfc3339() {
   return buf;
 }
 
+// Bound on a snapshot a recovery fetches from a URL.
+constexpr uint64_t kMaxSnapshotDownloadBytes = uint64_t{64} << 30;
+
 class Router final : public RequestHandler {
  public:
   Router(std::shared_ptr<Database> db, std::string snapshots_dir, size_t max_response_bytes)
       : db_(std::move(db)),
-        snapshots_dir_(std::move(snapshots_dir)),
+        snapshots_(db_, std::move(snapshots_dir), kMaxSnapshotDownloadBytes),
         max_response_bytes_(max_response_bytes) {}
 
   HandlerPool PoolFor(std::string_view method, std::string_view target) const override {
@@ -328,7 +347,11 @@ class Router final : public RequestHandler {
          path == "/")) {
       return HandlerPool::kInline;
     }
-    if (method == "POST" && path.size() > 10 && path.substr(path.size() - 10) == "/snapshots") {
+    auto ends_with = [&](std::string_view suffix) {
+      return path.size() >= suffix.size() && path.substr(path.size() - suffix.size()) == suffix;
+    };
+    if ((method == "POST" && (ends_with("/snapshots") || ends_with("/snapshots/upload"))) ||
+        (method == "PUT" && ends_with("/snapshots/recover"))) {
       return HandlerPool::kSlow;
     }
     return HandlerPool::kWorkers;
@@ -376,7 +399,8 @@ class Router final : public RequestHandler {
     if (path.empty() || path[0] != '/') {
       return ErrorResponse(400, "request target must be an absolute path", Seconds(start));
     }
-    if (!JsonContentType(req)) {
+    const bool upload = path.size() >= 17 && path.substr(path.size() - 17) == "/snapshots/upload";
+    if (!upload && !JsonContentType(req)) {
       return ErrorResponse(
           415,
           "Content-Type must be application/json, got " + std::string(req.Header("content-type")),
@@ -412,7 +436,7 @@ class Router final : public RequestHandler {
                                std::string(ordering) + "'",
                            Seconds(start));
     }
-    if (Status q = CheckQueryParams(call.query); !q.ok()) {
+    if (Status q = CheckQueryParams(call.query, upload); !q.ok()) {
       return StatusResponse(q, Seconds(start));
     }
     const auto& s = call.segments;
@@ -453,6 +477,16 @@ class Router final : public RequestHandler {
       QVEC_ROUTE("/metrics", "GET");
       return MetricsPage();
     }
+    if (s[0] == "snapshots" && s.size() == 1) {
+      QVEC_ROUTE("/snapshots", "GET", "POST");
+      if (m == "POST") return CreateSnapshot(call, "");
+      return ListSnapshots(call, "");
+    }
+    if (s[0] == "snapshots" && s.size() == 2) {
+      QVEC_ROUTE("/snapshots/{snapshot_name}", "GET", "HEAD", "DELETE");
+      if (m == "DELETE") return DeleteSnapshot(call, "", s[1]);
+      return DownloadSnapshot(call, "", s[1]);
+    }
     if (s[0] != "collections") {
       return ErrorResponse(404, "no route for " + std::string(path), Seconds(start));
     }
@@ -481,8 +515,26 @@ class Router final : public RequestHandler {
       return CollectionExists(call, name);
     }
     if (s.size() == 3 && s[2] == "snapshots") {
-      QVEC_ROUTE("/collections/{name}/snapshots", "POST");
-      return CreateSnapshot(call, name);
+      QVEC_ROUTE("/collections/{name}/snapshots", "GET", "POST");
+      return WithCollection(call, name, [&](Collection& c) {
+        if (m == "POST") return CreateSnapshot(call, c.name());
+        return ListSnapshots(call, c.name());
+      });
+    }
+    if (s.size() == 4 && s[2] == "snapshots" && s[3] == "upload") {
+      QVEC_ROUTE("/collections/{name}/snapshots/upload", "POST");
+      return UploadSnapshot(call, name);
+    }
+    if (s.size() == 4 && s[2] == "snapshots" && s[3] == "recover") {
+      QVEC_ROUTE("/collections/{name}/snapshots/recover", "PUT");
+      return RecoverSnapshot(call, name);
+    }
+    if (s.size() == 4 && s[2] == "snapshots") {
+      QVEC_ROUTE("/collections/{name}/snapshots/{snapshot_name}", "GET", "HEAD", "DELETE");
+      return WithCollection(call, name, [&](Collection& c) {
+        if (m == "DELETE") return DeleteSnapshot(call, c.name(), s[3]);
+        return DownloadSnapshot(call, c.name(), s[3]);
+      });
     }
     if (s.size() == 3 && s[2] == "index") {
       QVEC_ROUTE("/collections/{name}/index", "PUT");
@@ -900,42 +952,106 @@ class Router final : public RequestHandler {
     });
   }
 
-  HttpResponse CreateSnapshot(const Call& call, const std::string& name) {
-    return WithCollection(call, name, [&](Collection&) {
-      // The server names the directory (clients never pass a path): the
-      // time in milliseconds and a counter, so that snapshots requested in
-      // the same instant get different names. Database::Snapshot runs them
-      // one at a time. Messages never name server paths.
-      std::error_code ec;
-      std::filesystem::create_directories(snapshots_dir_, ec);
-      if (ec) {
-        return ErrorResponse(500, "cannot create the snapshot directory: " + ec.message(),
-                             Seconds(call.start));
-      }
-      const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                          std::chrono::system_clock::now().time_since_epoch())
-                          .count();
-      std::string snap_name;
-      std::filesystem::path dir;
-      for (;;) {
-        snap_name = "snapshot-" + std::to_string(ms) + "-" + std::to_string(snapshot_counter_++);
-        dir = std::filesystem::path(snapshots_dir_) / snap_name;
-        if (!std::filesystem::exists(dir, ec)) break;
-      }
-      Status s = db_->Snapshot(dir.string());
-      if (!s.ok()) return StatusResponse(s, Seconds(call.start));
-      uint64_t size = 0;
-      for (const auto& entry : std::filesystem::recursive_directory_iterator(dir, ec)) {
-        if (entry.is_regular_file(ec)) size += entry.file_size(ec);
-      }
-      JsonWriter w;
-      w.BeginObject();
-      w.Key("name").String(snap_name);
+  static void WriteSnapshotDescription(JsonWriter& w, const SnapshotDescription& d) {
+    w.BeginObject();
+    w.Key("name").String(d.name);
+    if (d.creation_time.empty()) {
       w.Key("creation_time").Null();
-      w.Key("size").Uint(size);
-      w.EndObject();
-      return OkResponse(w.Take(), Seconds(call.start));
-    });
+    } else {
+      w.Key("creation_time").String(d.creation_time);
+    }
+    w.Key("size").Uint(d.size);
+    if (d.checksum) {
+      w.Key("checksum").String(*d.checksum);
+    } else {
+      w.Key("checksum").Null();
+    }
+    w.EndObject();
+  }
+
+  // `collection`: the collection's own name, "" for full snapshots.
+  HttpResponse CreateSnapshot(const Call& call, const std::string& collection) {
+    // No body fields exist (clients send {} or nothing); any field is refused.
+    if (call.request.body.find_first_not_of(" \t\r\n") != std::string::npos) {
+      auto body = ParseBody(Parser(), call.request.body);
+      if (!body.ok()) return StatusResponse(body.status(), Seconds(call.start));
+      if (!body->is_null()) {
+        auto fields = RequestFields::Of(*body, "");
+        Status none = fields.ok() ? fields->Finish() : fields.status();
+        if (!none.ok()) return StatusResponse(none, Seconds(call.start));
+      }
+    }
+    auto d = snapshots_.Create(collection);
+    if (!d.ok()) return StatusResponse(d.status(), Seconds(call.start));
+    JsonWriter w;
+    WriteSnapshotDescription(w, *d);
+    return OkResponse(w.Take(), Seconds(call.start));
+  }
+
+  HttpResponse ListSnapshots(const Call& call, const std::string& collection) {
+    auto list = snapshots_.List(collection);
+    if (!list.ok()) return StatusResponse(list.status(), Seconds(call.start));
+    JsonWriter w;
+    w.BeginArray();
+    for (const SnapshotDescription& d : *list) WriteSnapshotDescription(w, d);
+    w.EndArray();
+    return OkResponse(w.Take(), Seconds(call.start));
+  }
+
+  HttpResponse DownloadSnapshot(const Call& call, const std::string& collection,
+                                const std::string& snapshot) {
+    auto path = snapshots_.PathOf(collection, snapshot);
+    if (!path.ok()) return StatusResponse(path.status(), Seconds(call.start));
+    HttpResponse r;
+    r.content_type = "application/octet-stream";
+    r.file_path = *path;
+    r.headers.emplace_back("Content-Disposition", "attachment; filename=\"" + snapshot + "\"");
+    return r;
+  }
+
+  HttpResponse DeleteSnapshot(const Call& call, const std::string& collection,
+                              const std::string& snapshot) {
+    Status s = snapshots_.Delete(collection, snapshot);
+    if (!s.ok()) return StatusResponse(s, Seconds(call.start));
+    return OkResponse("true", Seconds(call.start));
+  }
+
+  // POST /collections/{name}/snapshots/upload: multipart/form-data with the
+  // file in a part named "snapshot" (Qdrant's form), or the bare file as
+  // application/octet-stream. Bounded by the body limit.
+  HttpResponse UploadSnapshot(const Call& call, const std::string& name) {
+    std::string_view type = call.request.Header("content-type");
+    std::string lower(type.substr(0, type.find(';')));
+    std::erase_if(lower, [](char c) { return c == ' ' || c == '\t'; });
+    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    std::string_view file;
+    if (lower == "multipart/form-data") {
+      auto part = SnapshotFiles::MultipartFile(type, call.request.body);
+      if (!part.ok()) return StatusResponse(part.status(), Seconds(call.start));
+      file = *part;
+    } else if (lower == "application/octet-stream") {
+      file = call.request.body;
+    } else {
+      return ErrorResponse(415,
+                           "a snapshot upload is multipart/form-data (the file in a part named "
+                           "\"snapshot\") or application/octet-stream, not '" +
+                               std::string(type) + "'",
+                           Seconds(call.start));
+    }
+    if (file.empty()) return ErrorResponse(400, "the uploaded snapshot is empty", Seconds(call.start));
+    Status s = snapshots_.RecoverFromBytes(name, file, call.QueryParam("checksum"));
+    if (!s.ok()) return StatusResponse(s, Seconds(call.start));
+    return OkResponse("true", Seconds(call.start));
+  }
+
+  HttpResponse RecoverSnapshot(const Call& call, const std::string& name) {
+    auto body = ParseBody(Parser(), call.request.body);
+    if (!body.ok()) return StatusResponse(body.status(), Seconds(call.start));
+    auto req = ParseSnapshotRecover(*body);
+    if (!req.ok()) return StatusResponse(req.status(), Seconds(call.start));
+    Status s = snapshots_.RecoverFromLocation(name, req->location, req->checksum, req->api_key);
+    if (!s.ok()) return StatusResponse(s, Seconds(call.start));
+    return OkResponse("true", Seconds(call.start));
   }
 
   HttpResponse Upsert(const Call& call, const std::string& name) {
@@ -1182,9 +1298,8 @@ class Router final : public RequestHandler {
   }
 
   std::shared_ptr<Database> db_;
-  std::string snapshots_dir_;
+  SnapshotFiles snapshots_;
   const size_t max_response_bytes_;
-  std::atomic<uint64_t> snapshot_counter_{0};
   // For /telemetry: a random id of this process, and when it started.
   const std::string instance_id_ = RandomUuid();
   const std::string startup_time_ = NowRfc3339();

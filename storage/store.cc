@@ -58,6 +58,7 @@
 
 #include "common/mutex.h"
 #include "key_codec.h"  // NOLINT(build/include_subdir)
+#include "storage/snapshot_file.h"
 
 namespace qvec::storage {
 namespace {
@@ -497,6 +498,18 @@ class RocksStore final : public Store {
   Status ScanIndexState(uint32_t cid, std::string_view prefix,
                         const std::function<bool(std::string_view, std::string_view)>& fn) override;
   Status Checkpoint(const std::string& dir) override;
+  StatusOr<SnapshotFileInfo> ExportCollections(
+      std::span<const uint32_t> cids,
+      std::span<const std::pair<std::string, std::string>> aliases,
+      const std::string& path) override;
+  StatusOr<std::pair<CollectionRecord, SnapshotFileInfo>> ImportCollection(
+      const std::string& path, uint32_t cid, std::string_view pick,
+      std::string_view expected_sha256) override;
+  Status CommitImport(uint32_t cid, std::string_view name, std::string_view meta,
+                      std::optional<uint32_t> replaced) override;
+  Status AbortImport(uint32_t cid) override;
+  // Removes imports a crash interrupted (at open).
+  Status RemoveInterruptedImports();
   DiskState GetDiskState() override;
   uint64_t ApproximateDiskBytes() override;
 
@@ -669,6 +682,7 @@ Status RocksStore::OpenDb(const StoreOptions& options) {
   }
   for (int i = 0; i < kNumCfs; ++i) cfs_[i] = handles_[i];
   QVEC_RETURN_IF_ERROR(CheckFormatVersion());
+  QVEC_RETURN_IF_ERROR(RemoveInterruptedImports());
   QVEC_RETURN_IF_ERROR(VerifySstChecksums(options.verify_checksums_on_open_max_bytes));
   monitor_ = std::thread([this] { MonitorLoop(); });
   return Status::Ok();
@@ -1341,6 +1355,232 @@ Status RocksStore::Checkpoint(const std::string& dir) {
     }
     return Rocks(s, "creating a snapshot");
   });
+}
+
+// "importing/" + BE(cid) (meta CF): collection `cid` is being imported from a
+// snapshot file; its keys have no collection record yet.
+std::string ImportMarkerKey(uint32_t cid) {
+  std::string out = "importing/";
+  coding::PutBigEndian32(&out, cid);
+  return out;
+}
+
+std::string JoinNames(const std::vector<std::string>& names) {
+  std::string out;
+  for (const std::string& n : names) {
+    if (!out.empty()) out += ", ";
+    out += "'" + n + "'";
+  }
+  return out;
+}
+
+constexpr std::array<std::pair<Cf, SnapshotEntry>, 5> kExportedCfs = {{
+    {kPoints, SnapshotEntry::kPoints},
+    {kCodes, SnapshotEntry::kCodes},
+    {kOriginals, SnapshotEntry::kOriginals},
+    {kPayloads, SnapshotEntry::kPayloads},
+    {kIndexState, SnapshotEntry::kIndexState},
+}};
+
+StatusOr<SnapshotFileInfo> RocksStore::ExportCollections(
+    std::span<const uint32_t> cids, std::span<const std::pair<std::string, std::string>> aliases,
+    const std::string& path) {
+  return NoThrow([&]() -> StatusOr<SnapshotFileInfo> {
+    for (uint32_t cid : cids) QVEC_RETURN_IF_ERROR(CheckCid(cid));
+    // One RocksDB snapshot for every read: the file is the state between two
+    // committed batches, as a crash would have left it.
+    std::shared_ptr<const Snapshot> snap = GetSnapshot();
+    const rocksdb::ReadOptions ro = ReadAt(snap.get());
+    QVEC_ASSIGN_OR_RETURN(auto writer, SnapshotFileWriter::Create(path, kFormatVersion));
+    for (uint32_t cid : cids) {
+      std::string record;
+      rocksdb::Status rs = db_->Get(ro, cf(kMeta), codec::CollectionRecordKey(cid), &record);
+      if (rs.IsNotFound()) return NotFoundError("collection " + std::to_string(cid) + " is gone");
+      QVEC_RETURN_IF_ERROR(Rocks(rs, "reading a collection record"));
+      std::string name, meta;
+      if (!codec::DecodeCollectionRecord(record, &name, &meta)) {
+        return DataLossError("malformed collection record " + std::to_string(cid));
+      }
+      QVEC_RETURN_IF_ERROR(writer->Add(SnapshotEntry::kCollection, name, meta));
+      for (const auto& [c, kind] : kExportedCfs) {
+        QVEC_RETURN_IF_ERROR(ScanPrefix(
+            c, codec::CollectionPrefix(cid), /*fill_cache=*/false, snap.get(),
+            [&](std::string_view key, const rocksdb::Slice& v, bool*) {
+              return writer->Add(kind, key, ToView(v));
+            }));
+      }
+    }
+    for (const auto& [alias, collection] : aliases) {
+      QVEC_RETURN_IF_ERROR(writer->Add(SnapshotEntry::kAlias, alias, collection));
+    }
+    QVEC_ASSIGN_OR_RETURN(auto done, writer->Finish());
+    return SnapshotFileInfo{std::move(done.first), done.second};
+  });
+}
+
+StatusOr<std::pair<CollectionRecord, SnapshotFileInfo>> RocksStore::ImportCollection(
+    const std::string& path, uint32_t cid, std::string_view pick,
+    std::string_view expected_sha256) {
+  return NoThrow([&]() -> StatusOr<std::pair<CollectionRecord, SnapshotFileInfo>> {
+    QVEC_RETURN_IF_ERROR(CheckCid(cid));
+    {
+      rocksdb::WriteBatch marker;
+      QVEC_RETURN_IF_ERROR(Rocks(marker.Put(cf(kMeta), ImportMarkerKey(cid), ""), "importing"));
+      QVEC_RETURN_IF_ERROR(GuardedWrite(write_options_, &marker, 64, false, "importing"));
+    }
+    CollectionRecord rec;
+    rec.id = cid;
+    // A full snapshot holds several collections: the one named `pick` is
+    // imported. Entries are written while `taking`.
+    int collections = 0;
+    bool taking = false, taken = false;
+    rocksdb::WriteBatch wb;
+    size_t batch_bytes = 0;
+    auto flush = [&]() -> Status {
+      if (wb.Count() == 0) return Status::Ok();
+      Status s = GuardedWrite(write_options_, &wb, batch_bytes, false, "importing a snapshot");
+      wb.Clear();
+      batch_bytes = 0;
+      return s;
+    };
+    const std::string prefix = codec::CollectionPrefix(cid);
+    // The collection named `pick` is taken; failing that, a file holding a
+    // single collection gives that one whatever its name. Which case holds is
+    // known only at the second collection entry, so the first is written
+    // tentatively and range-deleted again if the file holds more.
+    std::vector<std::string> names;
+    bool by_name = false;
+    auto undo_all = [&]() -> Status {
+      for (Cf c : {kPoints, kCodes, kOriginals, kPayloads, kIndexState}) {
+        QVEC_RETURN_IF_ERROR(Rocks(
+            wb.DeleteRange(cf(c), prefix, codec::CollectionPrefix(cid + 1)), "importing"));
+      }
+      taken = false;
+      return Status::Ok();
+    };
+    auto read = ReadSnapshotFile(
+        path, expected_sha256, kFormatVersion,
+        [&](SnapshotEntry kind, std::string_view key, std::string_view value) -> Status {
+          Cf c = kDefault;
+          switch (kind) {
+            case SnapshotEntry::kCollection:
+              ++collections;
+              names.emplace_back(key);
+              taking = false;
+              if (by_name) return Status::Ok();
+              if (key == pick) {
+                if (taken) QVEC_RETURN_IF_ERROR(undo_all());
+                by_name = true;
+              } else if (collections == 1) {
+                // tentative
+              } else {
+                if (taken) QVEC_RETURN_IF_ERROR(undo_all());
+                return Status::Ok();
+              }
+              taking = taken = true;
+              rec.name = std::string(key);
+              rec.meta = std::string(value);
+              return Status::Ok();
+            case SnapshotEntry::kAlias:
+              return Status::Ok();  // aliases are not part of a collection
+            case SnapshotEntry::kPoints: c = kPoints; break;
+            case SnapshotEntry::kCodes: c = kCodes; break;
+            case SnapshotEntry::kOriginals: c = kOriginals; break;
+            case SnapshotEntry::kPayloads: c = kPayloads; break;
+            case SnapshotEntry::kIndexState: c = kIndexState; break;
+            case SnapshotEntry::kEnd: return Status::Ok();
+          }
+          if (!taking) return Status::Ok();
+          std::string k = prefix;
+          k.append(key);
+          QVEC_RETURN_IF_ERROR(Rocks(wb.Put(cf(c), ToSlice(k), ToSlice(value)), "importing"));
+          batch_bytes += k.size() + value.size();
+          if (batch_bytes >= (size_t{8} << 20)) return flush();
+          return Status::Ok();
+        });
+    Status s = read.ok() ? flush() : read.status();
+    if (s.ok() && !taken) {
+      s = collections == 0 ? InvalidArgumentError("the snapshot holds no collection")
+                           : NotFoundError(
+                                 "the snapshot holds several collections and none named '" +
+                                 std::string(pick) + "' (it holds " + JoinNames(names) + ")");
+    }
+    if (!s.ok()) {
+      if (Status undo = AbortImport(cid); !undo.ok() && log_error_) {
+        log_error_("removing a failed import: " + undo.ToString());
+      }
+      return s;
+    }
+    return std::make_pair(std::move(rec), SnapshotFileInfo{read->sha256, read->size_bytes});
+  });
+}
+
+Status RocksStore::CommitImport(uint32_t cid, std::string_view name, std::string_view meta,
+                                std::optional<uint32_t> replaced) {
+  return NoThrow([&]() -> Status {
+    QVEC_RETURN_IF_ERROR(CheckCid(cid));
+    rocksdb::WriteBatch wb;
+    if (replaced) {
+      QVEC_RETURN_IF_ERROR(CheckCid(*replaced));
+      const std::string begin = codec::CollectionPrefix(*replaced);
+      const std::string end = codec::CollectionPrefix(*replaced + 1);
+      for (Cf c : {kPoints, kCodes, kOriginals, kPayloads, kIndexState}) {
+        QVEC_RETURN_IF_ERROR(Rocks(wb.DeleteRange(cf(c), begin, end), "committing an import"));
+      }
+      QVEC_RETURN_IF_ERROR(
+          Rocks(wb.Delete(cf(kMeta), codec::CollectionRecordKey(*replaced)), "committing"));
+    }
+    QVEC_RETURN_IF_ERROR(Rocks(wb.Put(cf(kMeta), codec::CollectionRecordKey(cid),
+                                      codec::EncodeCollectionRecord(name, meta)),
+                               "committing an import"));
+    QVEC_RETURN_IF_ERROR(Rocks(wb.Delete(cf(kMeta), ImportMarkerKey(cid)), "committing"));
+    return GuardedWrite(write_options_, &wb, 256 + meta.size(), false, "committing an import");
+  });
+}
+
+Status RocksStore::AbortImport(uint32_t cid) {
+  return NoThrow([&]() -> Status {
+    QVEC_RETURN_IF_ERROR(CheckCid(cid));
+    const std::string begin = codec::CollectionPrefix(cid);
+    const std::string end = codec::CollectionPrefix(cid + 1);
+    rocksdb::WriteBatch wb;
+    for (Cf c : {kPoints, kCodes, kOriginals, kPayloads, kIndexState}) {
+      QVEC_RETURN_IF_ERROR(Rocks(wb.DeleteRange(cf(c), begin, end), "removing an import"));
+    }
+    QVEC_RETURN_IF_ERROR(Rocks(wb.Delete(cf(kMeta), ImportMarkerKey(cid)), "removing an import"));
+    return GuardedWrite(write_options_, &wb, 64, true, "removing an import");
+  });
+}
+
+Status RocksStore::RemoveInterruptedImports() {
+  const std::string lower = "importing/";
+  std::string upper = lower;
+  upper.back() = static_cast<char>(upper.back() + 1);
+  rocksdb::Slice upper_slice(upper);
+  rocksdb::ReadOptions ro;
+  ro.iterate_upper_bound = &upper_slice;
+  std::vector<uint32_t> cids;
+  {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf(kMeta)));
+    for (it->Seek(lower); it->Valid(); it->Next()) {
+      const std::string_view key = ToView(it->key());
+      if (key.size() == lower.size() + codec::kCidBytes) {
+        cids.push_back(coding::DecodeBigEndian32(key.data() + lower.size()));
+      }
+    }
+    QVEC_RETURN_IF_ERROR(Rocks(it->status(), "listing interrupted imports"));
+  }
+  for (uint32_t cid : cids) {
+    const std::string begin = codec::CollectionPrefix(cid);
+    const std::string end = codec::CollectionPrefix(cid + 1);
+    rocksdb::WriteBatch wb;
+    for (Cf c : {kPoints, kCodes, kOriginals, kPayloads, kIndexState}) {
+      QVEC_RETURN_IF_ERROR(Rocks(wb.DeleteRange(cf(c), begin, end), "removing an import"));
+    }
+    QVEC_RETURN_IF_ERROR(Rocks(wb.Delete(cf(kMeta), ImportMarkerKey(cid)), "removing an import"));
+    QVEC_RETURN_IF_ERROR(Rocks(db_->Write(write_options_, &wb), "removing an interrupted import"));
+  }
+  return Status::Ok();
 }
 
 uint64_t RocksStore::ApproximateDiskBytes() {

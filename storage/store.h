@@ -148,6 +148,12 @@ struct CollectionRecord {
   std::string meta;
 };
 
+// What a snapshot file is, as its writer or reader computed it.
+struct SnapshotFileInfo {
+  std::string sha256;  // lower-case hex, of the whole file
+  uint64_t size_bytes = 0;
+};
+
 // A RocksDB database holding every collection. Thread-safe: all methods may be
 // called concurrently; reads see a consistent state of committed batches.
 class Store {
@@ -233,6 +239,42 @@ class Store {
   // which must not exist yet (its parent must). Unavailable while writes are
   // stopped (see DiskState): RocksDB cannot flush then.
   [[nodiscard]] virtual Status Checkpoint(const std::string& dir) = 0;
+
+  // Writes collections `cids` (their records and every key of them) and
+  // `aliases` (alias -> collection name), all read from one consistent view,
+  // into a new snapshot file at `path` (format: storage/snapshot_file.h;
+  // written under path + ".tmp" and renamed when complete). Returns its
+  // SHA-256 (hex) and size. NotFound if a collection has no record;
+  // AlreadyExists if `path` exists; ResourceExhausted when the disk fills
+  // (nothing is left behind).
+  [[nodiscard]] virtual StatusOr<SnapshotFileInfo> ExportCollections(
+      std::span<const uint32_t> cids,
+      std::span<const std::pair<std::string, std::string>> aliases, const std::string& path) = 0;
+
+  // Verifies the snapshot file at `path` (see ReadSnapshotFile: structure,
+  // checksum trailer, `expected_sha256` when not empty, storage format), then
+  // writes the keys of one collection it holds (the one named `pick`; in a
+  // file of a single collection, that one whatever its name) under the new
+  // collection id `cid` (from AllocateCollectionId) WITHOUT a collection
+  // record: the data stays invisible until CommitImport. An import
+  // interrupted by a crash is removed at the next Open; one that fails is
+  // removed before returning. Returns the collection's record as the file
+  // holds it (id = cid) and the file's checksum and size. Errors as
+  // ReadSnapshotFile's, InvalidArgument if the file holds no collection,
+  // NotFound if it holds several and none named `pick`, ResourceExhausted
+  // when the disk is full.
+  [[nodiscard]] virtual StatusOr<std::pair<CollectionRecord, SnapshotFileInfo>>
+  ImportCollection(const std::string& path, uint32_t cid, std::string_view pick,
+                   std::string_view expected_sha256) = 0;
+  // In one atomic write: makes imported `cid` the collection `name` with
+  // `meta`, and, when `replaced` is set, removes that collection (record and
+  // data).
+  [[nodiscard]] virtual Status CommitImport(uint32_t cid, std::string_view name,
+                                            std::string_view meta,
+                                            std::optional<uint32_t> replaced) = 0;
+  // Removes what ImportCollection wrote for `cid` (after a failure to use
+  // it).
+  [[nodiscard]] virtual Status AbortImport(uint32_t cid) = 0;
 
   // Free space and whether writes are stopped.
   virtual DiskState GetDiskState() = 0;

@@ -10,6 +10,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -44,6 +45,12 @@ struct AliasOperation {
   std::string collection;
   // kRename: the new name. Default: "".
   std::string new_alias;
+};
+
+// A snapshot file as written or read: its SHA-256 and size.
+struct SnapshotFileInfo {
+  std::string sha256;  // lower-case hex digest of the whole file
+  uint64_t size_bytes = 0;
 };
 
 class Database {
@@ -86,6 +93,31 @@ class Database {
   // must not exist. The result opens with Database::Open. Concurrent calls
   // run one after the other. Unavailable while writes are stopped.
   [[nodiscard]] virtual Status Snapshot(const std::string& dir) = 0;
+
+  // Writes collection `name` (or the collection an alias names): its config,
+  // points, vectors, payloads and index state as of one instant, into a new
+  // snapshot file at `path` (one file with a SHA-256 trailer; written under
+  // path + ".tmp" and renamed when complete, so `path` never holds a partial
+  // file). The collection keeps serving reads and writes meanwhile. Errors:
+  // NotFound for an unknown collection; AlreadyExists if `path` exists;
+  // ResourceExhausted when the disk fills (nothing is left behind).
+  [[nodiscard]] virtual StatusOr<SnapshotFileInfo> SnapshotCollection(const std::string& name,
+                                                                      const std::string& path) = 0;
+  // Writes every collection and alias into one snapshot file (as above).
+  [[nodiscard]] virtual StatusOr<SnapshotFileInfo> SnapshotAll(const std::string& path) = 0;
+  // Creates collection `name` from the snapshot file at `path`, or replaces
+  // it (an alias names the collection it replaces; aliases stay). The file
+  // is verified whole first (structure, checksum trailer and, when not empty,
+  // `expected_sha256`); the collection appears, or replaces the old one, in
+  // one atomic step only once all of it is stored, so a failure (bad file,
+  // disk full, crash) leaves the database as it was. From a full snapshot
+  // (SnapshotAll) the collection of the same name is taken. Errors:
+  // InvalidArgument for a bad name, a file that is not a valid snapshot, or a
+  // checksum mismatch; NotFound if the file is missing or a full snapshot
+  // holds no collection of that name; FailedPrecondition for a snapshot of
+  // another storage format; ResourceExhausted when the disk is full.
+  [[nodiscard]] virtual StatusOr<SnapshotFileInfo> RecoverCollection(
+      const std::string& name, const std::string& path, std::string_view expected_sha256) = 0;
 
   // Free disk space and whether writes are stopped; never blocks on I/O
   // beyond a statvfs.

@@ -55,6 +55,7 @@ ENDPOINTS = [
     ("post", "/collections/{collection_name}/points/query/batch"),
     ("post", "/collections/aliases"),
     ("post", "/collections/{collection_name}/points/batch"),
+    ("put", "/collections/{collection_name}/snapshots/recover"),
 ]
 
 
@@ -94,6 +95,12 @@ RING = {"points": [{"lon": 0, "lat": 0}, {"lon": 1, "lat": 0}, {"lon": 1, "lat":
 # for a key the user names (vector names). A field may have several rows
 # (e.g. one value applied, another refused).
 FIELDS = [
+    # PUT /collections/{name}/snapshots/recover ("{snapshot_url}": a snapshot
+    # of collection c made at setup)
+    ("SnapshotRecover", "location", APPLIED, ("PUT", "/collections/{new}/snapshots/recover", {"location": "{snapshot_url}"})),
+    ("SnapshotRecover", "priority", NO_EFFECT, ("PUT", "/collections/{new}/snapshots/recover", {"location": "{snapshot_url}", "priority": "replica"})),
+    ("SnapshotRecover", "checksum", APPLIED, ("PUT", "/collections/{new}/snapshots/recover", {"location": "{snapshot_url}", "checksum": "{snapshot_checksum}"})),
+    ("SnapshotRecover", "api_key", APPLIED, ("PUT", "/collections/{new}/snapshots/recover", {"location": "{snapshot_url}", "api_key": "k"})),
     # PUT /collections/{name}
     ("CreateCollection", "vectors", OBJECT, None),
     ("CreateCollection", "vectors.*", APPLIED, create({"vectors": {"a": VP, "b": {"size": 2, "distance": "Dot"}}})),
@@ -374,6 +381,7 @@ FIELDS = [
 # refused, naming that field.
 UNKNOWN = "qvec_no_such_field"
 PROBES = [
+    ("PUT", "/collections/{new}/snapshots/recover", {"location": "{snapshot_url}", UNKNOWN: 1}),
     create({"vectors": VP, UNKNOWN: 1}),
     create({"vectors": dict(VP, **{UNKNOWN: 1})}),
     create({"vectors": VP, "quantization_config": {"scalar": {"type": "int8", UNKNOWN: 1}}}),
@@ -571,6 +579,18 @@ def main():
             status, text = server.call(method, target, body)
             if status != 200:
                 raise RuntimeError(f"setup {method} {target}: {status} {text}")
+        status, text = server.call("POST", "/collections/c/snapshots", {})
+        if status != 200:
+            raise RuntimeError(f"setup snapshot: {status} {text}")
+        snap = json.loads(text)["result"]
+        fill = {"{snapshot_url}": f"{server.base}/collections/c/snapshots/{snap['name']}",
+                "{snapshot_checksum}": snap["checksum"]}
+
+        def filled(body):
+            text = json.dumps(body)
+            for k, v in fill.items():
+                text = text.replace(k, v)
+            return json.loads(text)
 
         # 3. Each classified field behaves as classified.
         checked = 0
@@ -579,6 +599,7 @@ def main():
                 continue
             method, target, body = request
             target = target.replace("{new}", f"new_{i}")
+            body = filled(body)
             status, text = server.call(method, target, body)
             checked += 1
             where = f"{schema}.{field} ({handling}): {method} {target} {json.dumps(body)} -> {status} {text[:300]}"
@@ -593,7 +614,7 @@ def main():
         # 4. Made-up fields are refused at every level.
         for method, target, body in PROBES:
             target = target.replace("{new}", "probe")
-            status, text = server.call(method, target, body)
+            status, text = server.call(method, target, filled(body))
             if status != 400 or UNKNOWN not in text:
                 failures.append(f"made-up field not refused: {method} {target} {json.dumps(body)} -> {status} {text[:300]}")
 

@@ -87,6 +87,11 @@ void RunNodeAgainstServer(const std::string& script) {
 
 TEST(QdrantJsClient, OfficialClientWorksWithoutWarnings) { RunNodeAgainstServer("qdrant_client.mjs"); }
 
+// Collection and full snapshots: create, list, download, recover from a URL
+// (into a new collection, and in place through an alias), multipart upload,
+// corrupt/truncated/foreign files refused, delete.
+TEST(QdrantJsClient, Snapshots) { RunNodeAgainstServer("snapshots.mjs"); }
+
 // LangChain's and LlamaIndex's Qdrant vector stores, their standard flows:
 // add, search with scores, metadata filters (LlamaIndex's operators and
 // TEXT_MATCH), LangChain's server-side MMR, delete by ids, by filter and by

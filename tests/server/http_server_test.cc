@@ -4,6 +4,8 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <fstream>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -62,6 +64,11 @@ class FakeHandler : public RequestHandler {
       std::this_thread::sleep_for(std::chrono::milliseconds(std::stoi(req.target.substr(7))));
     } else if (req.target == "/throw") {
       throw std::runtime_error("boom");
+    } else if (req.target.rfind("/file/", 0) == 0) {
+      HttpResponse res;
+      res.content_type = "application/octet-stream";
+      res.file_path = req.target.substr(5);  // "/file/tmp/x" -> "/tmp/x"
+      return res;
     }
     HttpResponse res;
     res.body = "{\"method\":\"" + req.method + "\",\"target\":\"" + req.target +
@@ -258,6 +265,46 @@ TEST_F(HttpServerTest, HeadHasLengthButNoBody) {
   EXPECT_EQ(get->status, 200u);
   EXPECT_EQ(get->echo_target, "/h");
   EXPECT_EQ(head->content_length, std::to_string(get->body.size() + 1));  // "HEAD" vs "GET"
+}
+
+// A file body is streamed as it is on disk (larger than any socket buffer),
+// HEAD gets its length only, and a missing file or a symbolic link is a 404;
+// the connection stays usable after each.
+TEST_F(HttpServerTest, FileBodiesAreStreamed) {
+  const std::string dir = ::testing::TempDir();
+  const std::string path = dir + "/qvec_http_file_body.bin";
+  std::string content(5 << 20, '\0');
+  for (size_t i = 0; i < content.size(); ++i) content[i] = static_cast<char>((i * 131) >> 3);
+  {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out.write(content.data(), static_cast<std::streamsize>(content.size()));
+  }
+  const std::string link = dir + "/qvec_http_file_link.bin";
+  std::filesystem::remove(link);
+  std::filesystem::create_symlink(path, link);
+  StartServer();
+  Client c(port_);
+  auto r = c.Request(Req("GET", "/file" + path));
+  ASSERT_TRUE(r) << c.last_error.message();
+  EXPECT_EQ(r->status, 200u);
+  EXPECT_EQ(r->content_type, "application/octet-stream");
+  EXPECT_TRUE(r->body == content) << "body of " << r->body.size() << " bytes differs";
+  ASSERT_TRUE(c.Send(Req("HEAD", "/file" + path)));
+  auto head = c.Read(5000ms, /*head=*/true);
+  ASSERT_TRUE(head);
+  EXPECT_EQ(head->content_length, std::to_string(content.size()));
+  EXPECT_TRUE(head->body.empty());
+  r = c.Request(Req("GET", "/file" + dir + "/qvec_no_such_file"));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 404u);
+  r = c.Request(Req("GET", "/file" + link));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 404u);
+  r = c.Request(Req("GET", "/after"));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->echo_target, "/after");
+  std::filesystem::remove(link);
+  std::filesystem::remove(path);
 }
 
 TEST_F(HttpServerTest, ConcurrentClients) {

@@ -379,7 +379,20 @@ TEST_F(RouterTest, MetricsAndSnapshot) {
   CreateDemo();
   auto r = Call("POST", "/collections/demo/snapshots");
   ASSERT_EQ(r.status, 200u) << r.body;
-  EXPECT_THAT(r.body, HasSubstr("snapshot-"));
+  EXPECT_THAT(r.body, HasSubstr(R"("name":"demo-)"));
+  EXPECT_THAT(r.body, HasSubstr(R"(.snapshot","creation_time":")"));
+  EXPECT_THAT(r.body, HasSubstr(R"("checksum":")"));
+  // The download is the file itself, streamed by the server.
+  const std::string name = r.body.substr(r.body.find("demo-"));
+  auto dl = Call("GET", "/collections/demo/snapshots/" + name.substr(0, name.find('"')));
+  ASSERT_EQ(dl.status, 200u) << dl.body;
+  EXPECT_EQ(dl.content_type, "application/octet-stream");
+  EXPECT_FALSE(dl.file_path.empty());
+  EXPECT_EQ(Call("GET", "/collections/demo/snapshots/x.snapshot").status, 404u);
+  EXPECT_EQ(Call("GET", "/collections/demo/snapshots/.hidden.snapshot").status, 400u);
+  EXPECT_EQ(Call("DELETE", "/collections/demo/snapshots/a%2F..%2Fb.snapshot").status, 400u);
+  // A create takes no body fields.
+  EXPECT_EQ(Call("POST", "/collections/demo/snapshots", R"({"wal":true})").status, 400u);
   r = Call("GET", "/metrics");
   EXPECT_EQ(r.status, 200u);
   EXPECT_THAT(r.body, HasSubstr("qvec_http_requests_total{method=\"PUT\",route=\"/collections/"

@@ -19,6 +19,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <random>
 #include <set>
@@ -983,6 +984,191 @@ TEST(StoreCrashTest, KillNineKeepsEveryAcknowledgedBatchAtomically) {
       "[ crash    ] %zu acknowledged batches over %d kills; %zu kills left an "
       "unacknowledged batch committed\n",
       total_acked, kIterations, killed_mid_batch);
+}
+
+
+// ---- snapshot files: export, import, commit, abort -------------------------
+
+// Collection 5 ("five") with 50 points and an index state; collection 6 with
+// 3 points; alias "al" -> "five".
+void FillForExport(Store* st) {
+  WriteBatch b;
+  b.PutCollection(5, "five", "meta-of-five");
+  b.PutCollection(6, "six", "meta-of-six");
+  b.PutAlias("al", "five");
+  for (int i = 0; i < 50; ++i) {
+    const auto v = Vec(4, static_cast<float>(i));
+    const std::string key = "p" + std::to_string(1000 + i);
+    PutPoint(&b, 5, key, "code" + std::to_string(i), v.data(), v.size(),
+             i % 2 ? std::optional<std::string_view>("{\"i\":1}") : std::nullopt);
+  }
+  for (int i = 0; i < 3; ++i) {
+    const auto v = Vec(4, -static_cast<float>(i));
+    PutPoint(&b, 6, "q" + std::to_string(i), "c", v.data(), v.size(), std::nullopt);
+  }
+  b.PutIndexState(5, "calibration", std::string("\x00\x01\x02", 3));
+  ASSERT_OK(st->Write(&b));
+}
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+void WriteAll(const std::string& path, std::string_view bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+TEST(StoreSnapshotTest, ExportImportCommitRoundTrip) {
+  TempDir dir;
+  auto st = MustOpen(dir.Sub("db"));
+  ASSERT_NE(st, nullptr);
+  FillForExport(st.get());
+  const uint32_t five[] = {5};
+  ASSERT_OK_AND_ASSIGN(SnapshotFileInfo info,
+                       st->ExportCollections(five, {}, dir.Sub("five.snapshot")));
+  EXPECT_EQ(info.size_bytes, fs::file_size(dir.Sub("five.snapshot")));
+  EXPECT_EQ(info.sha256.size(), 64u);
+  EXPECT_FALSE(fs::exists(dir.Sub("five.snapshot.tmp")));
+  // The file exists: a second export to it is refused and leaves it intact.
+  EXPECT_EQ(st->ExportCollections(five, {}, dir.Sub("five.snapshot")).status().code(),
+            StatusCode::kAlreadyExists);
+  EXPECT_EQ(fs::file_size(dir.Sub("five.snapshot")), info.size_bytes);
+
+  // Import as collection 9 in another database, invisible until committed.
+  auto other = MustOpen(dir.Sub("other"));
+  ASSERT_NE(other, nullptr);
+  ASSERT_OK_AND_ASSIGN(auto imported, other->ImportCollection(dir.Sub("five.snapshot"), 9, "", ""));
+  EXPECT_EQ(imported.first.name, "five");
+  EXPECT_EQ(imported.first.meta, "meta-of-five");
+  EXPECT_EQ(imported.second.sha256, info.sha256);
+  ASSERT_OK_AND_ASSIGN(auto listed, other->ListCollections());
+  EXPECT_TRUE(listed.empty());
+  ASSERT_OK(other->CommitImport(9, "renamed", "meta-of-five", std::nullopt));
+  ASSERT_OK_AND_ASSIGN(listed, other->ListCollections());
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0].id, 9u);
+  EXPECT_EQ(listed[0].name, "renamed");
+  EXPECT_EQ(ScanCodeKeys(other.get(), 9), ScanCodeKeys(st.get(), 5));
+  for (int i = 0; i < 50; ++i) {
+    const std::string key = "p" + std::to_string(1000 + i);
+    ASSERT_OK_AND_ASSIGN(StoredPoint a, GetPoint(st.get(), 5, key));
+    ASSERT_OK_AND_ASSIGN(StoredPoint b, GetPoint(other.get(), 9, key));
+    EXPECT_EQ(a.code, b.code);
+    EXPECT_EQ(a.original, b.original);
+    EXPECT_EQ(a.payload, b.payload);
+  }
+  ASSERT_OK_AND_ASSIGN(std::string state, other->GetIndexState(9, "calibration"));
+  EXPECT_EQ(state, std::string("\x00\x01\x02", 3));
+  // Collection 6 was not in the file.
+  EXPECT_TRUE(ScanCodeKeys(other.get(), 6).empty());
+}
+
+TEST(StoreSnapshotTest, CommitReplacesTheOldCollectionAtomically) {
+  TempDir dir;
+  auto st = MustOpen(dir.Sub("db"));
+  ASSERT_NE(st, nullptr);
+  FillForExport(st.get());
+  const uint32_t six[] = {6};
+  ASSERT_OK(st->ExportCollections(six, {}, dir.Sub("six.snapshot")).status());
+  ASSERT_OK(st->ImportCollection(dir.Sub("six.snapshot"), 7, "five", "").status());
+  ASSERT_OK(st->CommitImport(7, "five", "meta-of-six", 5u));
+  ASSERT_OK_AND_ASSIGN(auto listed, st->ListCollections());
+  ASSERT_EQ(listed.size(), 2u);
+  EXPECT_EQ(listed[0].name, "five");
+  EXPECT_EQ(listed[0].id, 7u);
+  EXPECT_TRUE(ScanCodeKeys(st.get(), 5).empty());  // the replaced data is gone
+  EXPECT_EQ(ScanCodeKeys(st.get(), 7).size(), 3u);
+  EXPECT_EQ(st->GetIndexState(5, "calibration").status().code(), StatusCode::kNotFound);
+}
+
+TEST(StoreSnapshotTest, FullSnapshotImportsTheCollectionOfTheGivenName) {
+  TempDir dir;
+  auto st = MustOpen(dir.Sub("db"));
+  ASSERT_NE(st, nullptr);
+  FillForExport(st.get());
+  const uint32_t both[] = {5, 6};
+  const std::pair<std::string, std::string> aliases[] = {{"al", "five"}};
+  ASSERT_OK(st->ExportCollections(both, aliases, dir.Sub("full.snapshot")).status());
+  // The first collection would be taken tentatively; "six" comes second.
+  ASSERT_OK_AND_ASSIGN(auto six, st->ImportCollection(dir.Sub("full.snapshot"), 20, "six", ""));
+  EXPECT_EQ(six.first.meta, "meta-of-six");
+  ASSERT_OK(st->CommitImport(20, "six-copy", six.first.meta, std::nullopt));
+  EXPECT_EQ(ScanCodeKeys(st.get(), 20), ScanCodeKeys(st.get(), 6));
+  ASSERT_OK_AND_ASSIGN(auto five, st->ImportCollection(dir.Sub("full.snapshot"), 21, "five", ""));
+  EXPECT_EQ(five.first.meta, "meta-of-five");
+  ASSERT_OK(st->CommitImport(21, "five-copy", five.first.meta, std::nullopt));
+  EXPECT_EQ(ScanCodeKeys(st.get(), 21), ScanCodeKeys(st.get(), 5));
+  // No collection of that name: NotFound naming what the file holds, and
+  // nothing written.
+  auto none = st->ImportCollection(dir.Sub("full.snapshot"), 22, "seven", "");
+  EXPECT_EQ(none.status().code(), StatusCode::kNotFound);
+  EXPECT_THAT(none.status().message(), HasSubstr("'five', 'six'"));
+  EXPECT_TRUE(ScanCodeKeys(st.get(), 22).empty());
+}
+
+TEST(StoreSnapshotTest, DamagedTruncatedAndForeignFilesAreRefusedAndWriteNothing) {
+  TempDir dir;
+  auto st = MustOpen(dir.Sub("db"));
+  ASSERT_NE(st, nullptr);
+  FillForExport(st.get());
+  const uint32_t five[] = {5};
+  ASSERT_OK_AND_ASSIGN(SnapshotFileInfo info,
+                       st->ExportCollections(five, {}, dir.Sub("five.snapshot")));
+  const std::string good = ReadAll(dir.Sub("five.snapshot"));
+  uint32_t cid = 100;
+  auto refused = [&](std::string_view bytes) {
+    WriteAll(dir.Sub("bad.snapshot"), bytes);
+    auto r = st->ImportCollection(dir.Sub("bad.snapshot"), cid, "", "");
+    const bool ok = !r.ok() && (r.status().code() == StatusCode::kInvalidArgument ||
+                                r.status().code() == StatusCode::kFailedPrecondition);
+    EXPECT_TRUE(ScanCodeKeys(st.get(), cid).empty());
+    ++cid;
+    return ok;
+  };
+  // Every truncation, every single-byte change (in steps, to keep it quick).
+  for (size_t n = 0; n < good.size(); n += 7) EXPECT_TRUE(refused(good.substr(0, n))) << n;
+  for (size_t i = 0; i < good.size(); i += 5) {
+    std::string bad = good;
+    bad[i] = static_cast<char>(bad[i] ^ 0x21);
+    EXPECT_TRUE(refused(bad)) << "byte " << i;
+  }
+  EXPECT_TRUE(refused(good + "x"));
+  EXPECT_TRUE(refused(std::string(4096, '\0')));  // e.g. a tar
+  // The checksum the caller expects.
+  auto mismatch = st->ImportCollection(dir.Sub("five.snapshot"), cid, "", std::string(64, 'a'));
+  EXPECT_EQ(mismatch.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(mismatch.status().message(), HasSubstr("checksum mismatch"));
+  std::string upper = info.sha256;
+  for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  EXPECT_TRUE(st->ImportCollection(dir.Sub("five.snapshot"), cid, "", upper).ok());
+  // Missing file; symlink.
+  EXPECT_EQ(st->ImportCollection(dir.Sub("nope"), cid + 1, "", "").status().code(),
+            StatusCode::kNotFound);
+  fs::create_symlink(dir.Sub("five.snapshot"), dir.Sub("link.snapshot"));
+  EXPECT_EQ(st->ImportCollection(dir.Sub("link.snapshot"), cid + 2, "", "").status().code(),
+            StatusCode::kInvalidArgument);
+}
+
+TEST(StoreSnapshotTest, AnImportNeverCommittedIsRemovedAtTheNextOpen) {
+  TempDir dir;
+  {
+    auto st = MustOpen(dir.Sub("db"));
+    ASSERT_NE(st, nullptr);
+    FillForExport(st.get());
+    const uint32_t five[] = {5};
+    ASSERT_OK(st->ExportCollections(five, {}, dir.Sub("five.snapshot")).status());
+    // As if the process died between the import and its commit.
+    ASSERT_OK(st->ImportCollection(dir.Sub("five.snapshot"), 30, "", "").status());
+    EXPECT_EQ(ScanCodeKeys(st.get(), 30).size(), 50u);
+  }
+  auto st = MustOpen(dir.Sub("db"));
+  ASSERT_NE(st, nullptr);
+  EXPECT_TRUE(ScanCodeKeys(st.get(), 30).empty());
+  EXPECT_EQ(ScanCodeKeys(st.get(), 5).size(), 50u);  // the rest is untouched
+  ASSERT_OK_AND_ASSIGN(auto listed, st->ListCollections());
+  EXPECT_EQ(listed.size(), 2u);
 }
 
 }  // namespace
