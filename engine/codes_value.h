@@ -11,6 +11,7 @@
 #ifndef QVEC_ENGINE_CODES_VALUE_H_
 #define QVEC_ENGINE_CODES_VALUE_H_
 
+#include <bit>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -35,6 +36,10 @@ inline constexpr std::string_view kIndexState = "state";                 // Trai
 inline constexpr std::string_view kCalibrationState = "calibration";     // CalibrationParams
 inline constexpr std::string_view kCalibratedOnState = "calibrated_on";  // u64 LE
 inline constexpr std::string_view kGenerationState = "generation";       // u32 LE
+// The quantization the field's index and calibration were made with, when it
+// may differ from the collection's config (after Database::UpdateCollection):
+// see EncodeQuantConfig. Absent: the config's.
+inline constexpr std::string_view kQuantConfigState = "quant_config";
 // Format-1 names (one field, no prefix), read at load and migrated.
 inline constexpr std::string_view kLegacyCalibrationKey = "calibration";
 inline constexpr std::string_view kLegacyModelKey = "ivf_model";
@@ -87,6 +92,47 @@ static_assert(static_cast<int>(Distance::kCosine) == static_cast<int>(index::Met
               "qvec::Distance and index::Metric must share their values");
 
 inline index::QuantizationConfig ToQuantizationConfig(const QuantizationOptions& o, Distance d);
+
+inline QuantizationOptions ToQuantizationOptions(const index::QuantizationConfig& c) {
+  QuantizationOptions o;
+  o.type = c.type == index::QuantizationType::kAsymmetricUint8 ? QuantizationOptions::Type::kUint8
+                                                               : QuantizationOptions::Type::kInt8;
+  o.granularity = c.granularity == index::Granularity::kPerVector
+                      ? QuantizationOptions::Granularity::kPerVector
+                  : c.granularity == index::Granularity::kPerCollection
+                      ? QuantizationOptions::Granularity::kPerCollection
+                      : QuantizationOptions::Granularity::kPerDimension;
+  o.quantile = c.quantile;
+  o.recall_tuned = c.recall_tuned;
+  return o;
+}
+
+// kQuantConfigState: u8 type, u8 granularity, u8 recall_tuned, f32 LE quantile.
+inline std::string EncodeQuantConfig(const index::QuantizationConfig& q) {
+  std::string out;
+  out.push_back(static_cast<char>(q.type));
+  out.push_back(static_cast<char>(q.granularity));
+  out.push_back(static_cast<char>(q.recall_tuned ? 1 : 0));
+  coding::PutFloat(&out, q.quantile);
+  return out;
+}
+inline std::optional<index::QuantizationConfig> DecodeQuantConfig(std::string_view s) {
+  if (s.size() != 7 || static_cast<uint8_t>(s[0]) > 1 || static_cast<uint8_t>(s[1]) > 2 ||
+      static_cast<uint8_t>(s[2]) > 1) {
+    return std::nullopt;
+  }
+  index::QuantizationConfig q;
+  q.type = static_cast<index::QuantizationType>(s[0]);
+  q.granularity = static_cast<index::Granularity>(s[1]);
+  q.recall_tuned = s[2] == 1;
+  q.quantile = std::bit_cast<float>(coding::DecodeFixed32(s.data() + 3));
+  if (!q.Validate().ok()) return std::nullopt;
+  return q;
+}
+inline bool SameQuant(const index::QuantizationConfig& a, const index::QuantizationConfig& b) {
+  return a.type == b.type && a.granularity == b.granularity && a.quantile == b.quantile &&
+         a.recall_tuned == b.recall_tuned;
+}
 
 inline index::QuantizationConfig ToQuantizationConfig(const QuantizationOptions& o) {
   index::QuantizationConfig c;

@@ -70,7 +70,12 @@ VectorField::VectorField(std::string field_name, uint16_t field_id,
       config(field_config),
       metric(ToMetric(field_config.distance)),
       prep(field_config.dimension, ToMetric(field_config.distance)),
-      quant(ToQuantizationConfig(field_config.quantization, field_config.distance)) {}
+      nlist(field_config.index.nlist),
+      ivf_threshold(field_config.index.ivf_threshold),
+      default_nprobe(field_config.index.default_nprobe),
+      default_target_recall(field_config.index.default_target_recall),
+      quant(ToQuantizationConfig(field_config.quantization, field_config.distance)),
+      index_quant(quant) {}
 
 Status CollectionImpl::CheckAlive() const {
   if (closed_.load()) {
@@ -83,7 +88,7 @@ Status CollectionImpl::CheckAlive() const {
 StatusOr<VectorField*> CollectionImpl::FieldFor(const std::string& name) const {
   auto it = field_by_name_.find(name);
   if (it != field_by_name_.end()) return it->second;
-  if (config_.single_vector()) {
+  if (single_vector_) {
     return InvalidArgumentError("collection '" + name_ + "' has one unnamed vector; vector name '" +
                                 name + "' does not exist");
   }
@@ -336,7 +341,7 @@ Status CollectionImpl::WritePoints(std::span<const Point> points, bool update_on
       pp.mask |= uint64_t{1} << fi;
       return Status::Ok();
     };
-    if (config_.single_vector()) {
+    if (single_vector_) {
       const std::vector<float>* v = &p.vector;
       if (p.vector.empty() && p.vectors.size() == 1 && p.vectors.begin()->first.empty()) {
         v = &p.vectors.begin()->second;
@@ -375,11 +380,13 @@ Status CollectionImpl::WritePoints(std::span<const Point> points, bool update_on
   // field meanwhile.
   std::vector<std::unique_ptr<index::VectorIndex>> calibrated(nf);
   std::vector<uint64_t> calibrated_on(nf, 0);
+  std::vector<index::QuantizationConfig> calibrated_quant(nf);
   for (size_t fi = 0; fi < nf; ++fi) {
     VectorField& f = *fields_[fi];
     {
       ReaderLock lock(&state_mu_);
       if (f.index) continue;
+      calibrated_quant[fi] = f.quant;
     }
     std::vector<float> sample;
     size_t n = 0;
@@ -389,7 +396,8 @@ Status CollectionImpl::WritePoints(std::span<const Point> points, bool update_on
       ++n;
     }
     if (n == 0) continue;
-    QVEC_ASSIGN_OR_RETURN(index::Quantizer q, CalibratedQuantizer(f, sample.data(), n));
+    QVEC_ASSIGN_OR_RETURN(index::Quantizer q,
+                          CalibratedQuantizer(f, calibrated_quant[fi], sample.data(), n));
     QVEC_ASSIGN_OR_RETURN(calibrated[fi], index::CreateIndex(index::kInitialIndexKind, q, ""));
     calibrated_on[fi] = n;
   }
@@ -416,6 +424,12 @@ Status CollectionImpl::WritePoints(std::span<const Point> points, bool update_on
           batch.PutIndexState(cid_, StateKey(f, kCalibrationState), params->Serialize());
         batch.PutIndexState(cid_, StateKey(f, kCalibratedOnState),
                             coding::Fixed64(calibrated_on[fi]));
+        if (SameQuant(calibrated_quant[fi], f.quant)) {
+          batch.DeleteIndexState(cid_, StateKey(f, kQuantConfigState));
+        } else {
+          batch.PutIndexState(cid_, StateKey(f, kQuantConfigState),
+                              EncodeQuantConfig(calibrated_quant[fi]));
+        }
       }
     }
     // Slots (IVF lists) of each field's vectors in one call per field (int8
@@ -478,6 +492,9 @@ Status CollectionImpl::WritePoints(std::span<const Point> points, bool update_on
         if (calibrated[fi]) {
           f.index = std::move(calibrated[fi]);
           f.calibrated_on = calibrated_on[fi];
+          f.index_quant = calibrated_quant[fi];
+          // Calibrated with a quantization changed meanwhile: rebuild.
+          f.built_epoch = SameQuant(f.index_quant, f.quant) ? f.rebuild_epoch : f.rebuild_epoch - 1;
         }
       }
       for (Prepared& pp : prepared) {
@@ -826,7 +843,7 @@ Status CheckHasVector(const Filter& filter, const std::map<std::string, VectorFi
 }  // namespace
 
 StatusOr<FilterFields> CollectionImpl::PrepareFilter(const Filter& filter) {
-  QVEC_RETURN_IF_ERROR(CheckHasVector(filter, config_.Fields()));
+  QVEC_RETURN_IF_ERROR(CheckHasVector(filter, config().Fields()));
   std::set<std::string> keys;
   CollectFilterKeys(filter, &keys);
   FilterFields out;
@@ -972,7 +989,7 @@ Status CollectionImpl::WithReadLock(const std::vector<const Filter*>& filters, F
 
 void CollectionImpl::SetRecordVectors(Vectors v, std::optional<std::vector<float>>* unnamed,
                                       std::map<std::string, std::vector<float>>* named) const {
-  if (config_.single_vector()) {
+  if (single_vector_) {
     auto it = v.by_field.find("");
     if (it != v.by_field.end()) *unnamed = std::move(it->second);
   } else {
@@ -1304,9 +1321,9 @@ index::IndexSearchParams CollectionImpl::IndexParams(const SearchRequest& r,
   p.k = CandidateCount(r);
   p.exhaustive = r.params.exact;
   p.nprobe = r.params.nprobe;
-  if (p.nprobe == 0 && r.params.target_recall == 0) p.nprobe = f.config.index.default_nprobe;
+  if (p.nprobe == 0 && r.params.target_recall == 0) p.nprobe = f.default_nprobe.load();
   p.target_recall =
-      r.params.target_recall > 0 ? r.params.target_recall : f.config.index.default_target_recall;
+      r.params.target_recall > 0 ? r.params.target_recall : f.default_target_recall.load();
   return p;
 }
 
@@ -1559,7 +1576,7 @@ StatusOr<std::vector<ScoredPoint>> CollectionImpl::SearchMmr(const SearchRequest
   inner.mmr.reset();
   inner.limit = candidates;
   inner.offset = 0;
-  const bool unnamed = config_.single_vector();
+  const bool unnamed = single_vector_;
   if (!request.with_vector.all) {
     if (unnamed) {
       inner.with_vector = VectorSelector(true);
@@ -1803,9 +1820,9 @@ StatusOr<CollectionInfo> CollectionImpl::Info() {
   QVEC_RETURN_IF_ERROR(CheckAlive());
   CollectionInfo info;
   info.name = name_;
-  info.config = config_;
+  info.config = config();
   info.simd_level = std::string(index::SimdLevelName(index::ActiveSimdLevel()));
-  const auto configs = config_.Fields();
+  const auto configs = info.config.Fields();
   {
     ReaderLock lock(&state_mu_);
     info.points_count = id_to_label_.size();
@@ -1815,6 +1832,8 @@ StatusOr<CollectionInfo> CollectionImpl::Info() {
       VectorFieldInfo& fi = info.fields[f->name];
       fi.config = configs.at(f->name);
       fi.index.state = f->state.load();
+      fi.index.rebuild_pending = f->built_epoch != f->rebuild_epoch;
+      fi.index.codes_quantization = ToQuantizationOptions(f->index_quant);
       if (f->index) {
         fi.index.kind = std::string(index::IndexKindName(f->index->kind()));
         const index::IndexStats st = f->index->Stats();

@@ -35,14 +35,32 @@ struct VectorField {
 
   const std::string name;
   const uint16_t id;  // keys the field's codes and originals in storage
+  // As created; dimension and distance never change. The quantization and
+  // index options a PATCH may change are the members below.
   const VectorFieldConfig config;
   const index::Metric metric;
   const index::Preprocessor prep;
-  const index::QuantizationConfig quant;
+
+  // ---- index options (Database::UpdateCollection changes them; read
+  // without a lock)
+  std::atomic<uint32_t> nlist;
+  std::atomic<uint32_t> ivf_threshold;
+  std::atomic<uint32_t> default_nprobe;
+  std::atomic<float> default_target_recall;
 
   // ---- guarded by the collection's state_mu_ (mutated under write_mu_
   // too, so writers read them under write_mu_ alone). Not annotated: the
   // analysis cannot name the owner's mutex from here.
+  // The quantization the field is configured with: the next build (and
+  // the first calibration) uses it.
+  index::QuantizationConfig quant;
+  // The quantization `index`'s quantizer was made with (persisted as the
+  // field's kQuantConfigState once it differs from the creation config).
+  index::QuantizationConfig index_quant;
+  // Bumped by every config change that needs the index rebuilt (quantization,
+  // nlist); built_epoch is the one the current index was built for.
+  uint64_t rebuild_epoch = 0;
+  uint64_t built_epoch = 0;
   // nullptr before a calibrated field's first vector.
   std::unique_ptr<index::VectorIndex> index;
   uint32_t generation = 0;     // of `index`; stored with every code
@@ -137,7 +155,15 @@ class CollectionImpl final : public Collection,
   uint32_t id() const { return cid_; }
 
   const std::string& name() const override { return name_; }
-  const CollectionConfig& config() const override { return config_; }
+  CollectionConfig config() const override {
+    MutexLock lock(&config_mu_);
+    return config_;
+  }
+  // Changes the quantization and index options of the fields to those of
+  // `next` (see Database::UpdateCollection), persisted with the collection
+  // record; a change of quantization or nlist schedules a background rebuild.
+  // The database serializes it with drops and recoveries.
+  Status UpdateConfig(const CollectionConfig& next);
   Status Upsert(std::span<const Point> points) override;
   Status UpdateVectors(std::span<const Point> points) override;
   Status DeleteVectors(std::span<const PointId> ids,
@@ -338,8 +364,9 @@ class CollectionImpl final : public Collection,
 
   // ---- the vector indexes (collection_index.cc) ----
   // A quantizer for `f` calibrated on `vectors` (preprocessed, n * dim).
-  StatusOr<index::Quantizer> CalibratedQuantizer(const VectorField& f, const float* vectors,
-                                                 size_t n) const;
+  StatusOr<index::Quantizer> CalibratedQuantizer(const VectorField& f,
+                                                 const index::QuantizationConfig& quant,
+                                                 const float* vectors, size_t n) const;
   // Encodes preprocessed `vector` for `index` as a stored codes value:
   // header (label, generation, slot) + blob. `slot` is the vector's slot
   // (IVF list) already assigned by the caller.
@@ -379,10 +406,12 @@ class CollectionImpl final : public Collection,
   storage::Store* const store_;
   const uint32_t cid_;
   const std::string name_;
-  const CollectionConfig config_;
   BuildPool* const builds_;
   const EngineLog log_;
   bool legacy_state_;  // see Create; cleared once Load migrated it
+  const bool single_vector_;  // the one unnamed field (the field set never changes)
+  mutable Mutex config_mu_;
+  CollectionConfig config_ QVEC_GUARDED_BY(config_mu_);
   std::atomic<bool> dropped_{false};
   std::atomic<bool> closed_{false};
 

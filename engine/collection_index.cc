@@ -89,10 +89,11 @@ CollectionImpl::CollectionImpl(storage::Store* store, uint32_t cid, std::string 
     : store_(store),
       cid_(cid),
       name_(std::move(name)),
-      config_(std::move(config)),
       builds_(builds),
       log_(std::move(logger)),
-      legacy_state_(legacy_state) {
+      legacy_state_(legacy_state),
+      single_vector_(config.single_vector()),
+      config_(std::move(config)) {
   for (const auto& [fname, field] : config_.Fields()) {
     fields_.push_back(std::make_unique<VectorField>(fname, field_ids.at(fname), field));
     field_by_name_[fname] = fields_.back().get();
@@ -116,14 +117,109 @@ void CollectionImpl::Close() {
   snapshot_.reset();
 }
 
+Status CollectionImpl::UpdateConfig(const CollectionConfig& next) {
+  QVEC_RETURN_IF_ERROR(CheckAlive());
+  QVEC_RETURN_IF_ERROR(next.Validate());
+  const auto next_fields = next.Fields();
+  if (next.single_vector() != single_vector_ || next_fields.size() != fields_.size()) {
+    return InvalidArgumentError("the vector fields of a collection cannot be added or removed");
+  }
+  struct Change {
+    VectorField* f;
+    index::QuantizationConfig quant;
+    IndexOptions index;
+  };
+  std::vector<Change> changes;
+  for (auto& f : fields_) {
+    auto it = next_fields.find(f->name);
+    const std::string where = f->name.empty() ? "vectors" : "vectors." + f->name;
+    if (it == next_fields.end()) {
+      return InvalidArgumentError(where + ": the vector fields of a collection cannot change");
+    }
+    if (it->second.dimension != f->config.dimension || it->second.distance != f->config.distance) {
+      return InvalidArgumentError(where + ": size and distance cannot change");
+    }
+    index::QuantizationConfig q = ToQuantizationConfig(it->second.quantization, f->config.distance);
+    QVEC_RETURN_IF_ERROR(q.Validate().Annotate(where));
+    changes.push_back({f.get(), q, it->second.index});
+  }
+  std::map<std::string, uint16_t> ids;
+  for (const auto& f : fields_) ids[f->name] = f->id;
+
+  MutexLock write_lock(&write_mu_);
+  QVEC_RETURN_IF_ERROR(CheckAlive());
+  AssertWriterReads();
+  storage::WriteBatch batch;
+  batch.PutCollection(cid_, name_, EncodeCollectionConfig(next, ids));
+  std::vector<bool> rebuild(changes.size(), false), empty(changes.size(), false);
+  for (size_t i = 0; i < changes.size(); ++i) {
+    VectorField& f = *changes[i].f;
+    const bool quant_changed = !SameQuant(changes[i].quant, f.quant);
+    const bool ivf = f.index && f.index->kind() == index::IndexKind::kIvf;
+    const size_t n = f.index ? f.index->size() : 0;
+    // Also when the threshold moves the field to the other index kind, so
+    // that the pending rebuild shows in Info at once.
+    rebuild[i] = quant_changed || (ivf && changes[i].index.nlist != f.nlist.load()) ||
+                 (ivf && n < changes[i].index.ivf_threshold) ||
+                 (!ivf && n > 0 && n >= changes[i].index.ivf_threshold);
+    empty[i] = n == 0;
+    if (empty[i] && quant_changed) {
+      // Nothing to re-encode: the field starts over with the new quantization
+      // (a calibrated one calibrates on its first vectors).
+      for (std::string_view key : {kKindState, kIndexState, kCalibrationState, kCalibratedOnState,
+                                   kQuantConfigState}) {
+        batch.DeleteIndexState(cid_, StateKey(f, key));
+      }
+    } else if (!SameQuant(f.index_quant, changes[i].quant)) {
+      // The stored index stays as it is until its rebuild: record what it
+      // was made with, so that it loads after a restart too.
+      batch.PutIndexState(cid_, StateKey(f, kQuantConfigState), EncodeQuantConfig(f.index_quant));
+    } else {
+      batch.DeleteIndexState(cid_, StateKey(f, kQuantConfigState));
+    }
+  }
+  QVEC_RETURN_IF_ERROR(store_->Write(&batch));
+  {
+    WriterLock state_lock(&state_mu_);
+    for (size_t i = 0; i < changes.size(); ++i) {
+      VectorField& f = *changes[i].f;
+      const bool quant_changed = !SameQuant(changes[i].quant, f.quant);
+      f.quant = changes[i].quant;
+      f.nlist.store(changes[i].index.nlist);
+      f.ivf_threshold.store(changes[i].index.ivf_threshold);
+      f.default_nprobe.store(changes[i].index.default_nprobe);
+      f.default_target_recall.store(changes[i].index.default_target_recall);
+      if (!rebuild[i]) continue;
+      ++f.rebuild_epoch;
+      if (empty[i] && quant_changed) {
+        f.index.reset();
+        f.calibrated_on = 0;
+        if (!f.quant.NeedsCalibration()) {
+          auto q = index::Quantizer::Create(f.config.dimension, f.metric, f.quant);
+          if (q.ok()) {
+            auto flat = index::CreateIndex(index::kInitialIndexKind, *q, "");
+            if (flat.ok()) f.index = std::move(*flat);
+          }
+        }
+        f.index_quant = f.quant;
+        f.built_epoch = f.rebuild_epoch;
+        f.state.store(StateOf(f.index.get()));
+      }
+    }
+    MutexLock config_lock(&config_mu_);
+    config_ = next;
+  }
+  return Status::Ok();
+}
+
 std::string CollectionImpl::StateKey(const VectorField& f, std::string_view name) {
   return "field/" + std::to_string(f.id) + "/" + std::string(name);
 }
 
-StatusOr<index::Quantizer> CollectionImpl::CalibratedQuantizer(const VectorField& f,
-                                                               const float* vectors,
-                                                               size_t n) const {
-  index::QuantizationConfig qc = f.quant;
+StatusOr<index::Quantizer> CollectionImpl::CalibratedQuantizer(
+    const VectorField& f, const index::QuantizationConfig& quant, const float* vectors,
+    size_t n) const {
+  index::QuantizationConfig qc = quant;
   // Recall tuning needs held-out queries; a small sample is calibrated
   // plainly (a later build recalibrates on a larger sample).
   if (qc.recall_tuned && n < 200) qc.recall_tuned = false;
@@ -258,15 +354,30 @@ Status CollectionImpl::LoadField(VectorField& f, size_t field_index, std::set<st
   QVEC_ASSIGN_OR_RETURN(auto cal_on, state(kCalibratedOnState, kCalibratedOnState));
   if (cal_on && !legacy) f.calibrated_on = coding::ParseFixed64(*cal_on).value_or(0);
 
+  // The quantization the stored index was made with: the config's, unless a
+  // config change has not been rebuilt for yet (then the next build does).
+  f.index_quant = f.quant;
+  if (!legacy) {
+    QVEC_ASSIGN_OR_RETURN(auto stored_quant, state(kQuantConfigState, kQuantConfigState));
+    if (stored_quant) {
+      if (auto q = DecodeQuantConfig(*stored_quant)) {
+        f.index_quant = *q;
+      } else {
+        damage("the quantization record", DataLossError("malformed"));
+      }
+    }
+  }
+  if (!SameQuant(f.index_quant, f.quant)) ++f.rebuild_epoch;
+
   // The quantizer: calibrated from its stored parameters, or plain.
   std::optional<index::Quantizer> quantizer;
   bool recalibrate = false;
-  if (f.quant.NeedsCalibration()) {
+  if (f.index_quant.NeedsCalibration()) {
     QVEC_ASSIGN_OR_RETURN(auto calib, state(kCalibrationState, kLegacyCalibrationKey));
     if (calib) {
       auto params = index::CalibrationParams::Deserialize(*calib);
       StatusOr<index::Quantizer> q =
-          params.ok() ? index::Quantizer::Create(dim, f.metric, f.quant, &*params)
+          params.ok() ? index::Quantizer::Create(dim, f.metric, f.index_quant, &*params)
                       : StatusOr<index::Quantizer>(params.status());
       if (q.ok()) {
         quantizer = std::move(*q);
@@ -276,7 +387,7 @@ Status CollectionImpl::LoadField(VectorField& f, size_t field_index, std::set<st
       }
     }
   } else {
-    QVEC_ASSIGN_OR_RETURN(quantizer, index::Quantizer::Create(dim, f.metric, f.quant));
+    QVEC_ASSIGN_OR_RETURN(quantizer, index::Quantizer::Create(dim, f.metric, f.index_quant));
   }
   f.index.reset();
   if (quantizer && !reencode_all) {
@@ -346,7 +457,7 @@ Status CollectionImpl::LoadField(VectorField& f, size_t field_index, std::set<st
     if (gen) fixes->PutIndexState(cid_, StateKey(f, kGenerationState), *gen);
     fixes->PutIndexState(cid_, StateKey(f, kKindState), std::string(1, static_cast<char>(kind)));
     if (index_state) fixes->PutIndexState(cid_, StateKey(f, kIndexState), *index_state);
-    if (f.quant.NeedsCalibration()) {
+    if (f.index_quant.NeedsCalibration()) {
       auto calib = store_->GetIndexState(cid_, std::string(kLegacyCalibrationKey));
       if (calib.ok()) fixes->PutIndexState(cid_, StateKey(f, kCalibrationState), *calib);
     }
@@ -374,6 +485,8 @@ StatusOr<std::vector<std::pair<std::string, std::string>>> CollectionImpl::Repai
   const uint64_t bit = uint64_t{1} << field_index;
   // A field whose calibration was lost calibrates again on its originals.
   if (f.index == nullptr && f.quant.NeedsCalibration()) {
+    // (Load runs before any config change can: f.quant is the config's, and
+    // the new calibration is made with it.)
     std::vector<float> sample;
     for (size_t i = 0; i < repair.size() && sample.size() < 20000 * dim; ++i) {
       auto v = store_->GetOriginal(cid_, f.id, repair[i]);
@@ -381,11 +494,14 @@ StatusOr<std::vector<std::pair<std::string, std::string>>> CollectionImpl::Repai
       sample.insert(sample.end(), v->begin(), v->end());
     }
     if (!sample.empty()) {
-      auto q = CalibratedQuantizer(f, sample.data(), sample.size() / dim);
+      auto q = CalibratedQuantizer(f, f.quant, sample.data(), sample.size() / dim);
       if (q.ok()) {
         QVEC_ASSIGN_OR_RETURN(f.index, index::CreateIndex(index::kInitialIndexKind, *q, ""));
         f.calibrated_on = sample.size() / dim;
+        f.index_quant = f.quant;
+        f.built_epoch = f.rebuild_epoch;
         storage::WriteBatch batch;
+        batch.DeleteIndexState(cid_, StateKey(f, kQuantConfigState));
         batch.PutIndexState(cid_, StateKey(f, kCalibrationState), q->calibration()->Serialize());
         batch.PutIndexState(cid_, StateKey(f, kCalibratedOnState),
                             coding::Fixed64(f.calibrated_on));
@@ -513,7 +629,7 @@ Status CollectionImpl::Load() {
     // Format 1 kept the config in its own shape: store it as version 2.
     std::map<std::string, uint16_t> ids;
     for (const auto& f : fields_) ids[f->name] = f->id;
-    fixes.PutCollection(cid_, name_, EncodeCollectionConfig(config_, ids));
+    fixes.PutCollection(cid_, name_, EncodeCollectionConfig(config(), ids));
   }
   if (fixes.Count() > 0) {
     Status written = store_->Write(&fixes);
@@ -560,13 +676,18 @@ std::optional<index::IndexKind> CollectionImpl::NeedsBuild(VectorField& f) {
   ReaderLock lock(&state_mu_);
   if (f.index == nullptr) return std::nullopt;
   const size_t n = f.index->size();
+  index::IndexPolicy policy;
+  policy.partition_threshold = f.ivf_threshold.load();
+  // A config change (quantization, nlist, ivf_threshold) not built for yet:
+  // the kind the threshold asks for, re-encoded with the new settings.
+  if (f.built_epoch != f.rebuild_epoch && n > 0) {
+    return n >= policy.partition_threshold ? index::IndexKind::kIvf : index::IndexKind::kFlat;
+  }
   bool health_check = false;
   if (f.writes_since_health_check.load() >= 10000) {
     f.writes_since_health_check.store(0);
     health_check = true;
   }
-  index::IndexPolicy policy;
-  policy.partition_threshold = f.config.index.ivf_threshold;
   if (auto kind = index::IndexKindToBuild(*f.index, policy, health_check)) return kind;
   // A calibrated field calibrated on its first batch: once it has grown 4x
   // past that sample, calibrate again on a real sample (same index kind).
@@ -692,6 +813,8 @@ Status CollectionImpl::BuildIndex(VectorField& f, index::IndexKind kind) {
   //    every later write is replayed at the swap.
   std::vector<std::pair<uint64_t, PointId>> members;
   std::optional<index::Quantizer> current;
+  index::QuantizationConfig quant;  // the configured one, at the start
+  uint64_t epoch = 0;               // of the config this build is for
   uint32_t generation;
   size_t field_index = 0;
   while (fields_[field_index].get() != &f) ++field_index;
@@ -704,6 +827,8 @@ Status CollectionImpl::BuildIndex(VectorField& f, index::IndexKind kind) {
       if (field_mask_[label] & bit) members.emplace_back(label, id);
     }
     if (f.index) current = f.index->quantizer();
+    quant = f.quant;
+    epoch = f.rebuild_epoch;
     f.tracking = true;
     f.changed_during_build.clear();
     generation = f.next_generation++;
@@ -712,7 +837,7 @@ Status CollectionImpl::BuildIndex(VectorField& f, index::IndexKind kind) {
 
   // 2. A seeded sample of the float originals, for training and calibration.
   index::IndexTrainOptions options;
-  options.nlist = f.config.index.nlist;
+  options.nlist = f.nlist.load();
   options.collection_size = members.size();
   options.cancel = &stop_;
   const size_t sample_size = index::TrainingSampleSize(kind, members.size(), options);
@@ -744,11 +869,17 @@ Status CollectionImpl::BuildIndex(VectorField& f, index::IndexKind kind) {
   // 3. Calibration (if configured) and training, both on the sample.
   index::Quantizer quantizer = *current;
   uint64_t calibrated_on = f.calibrated_on;
-  if (f.quant.NeedsCalibration()) {
-    auto q = CalibratedQuantizer(f, sample.data(), sampled);
+  if (quant.NeedsCalibration()) {
+    auto q = CalibratedQuantizer(f, quant, sample.data(), sampled);
     if (!q.ok()) return end_build(q.status());
     quantizer = std::move(*q);
     calibrated_on = sampled;
+  } else if (current->calibration() != nullptr || !SameQuant(quant, f.index_quant)) {
+    // The quantization changed to one without calibration (or another type).
+    auto q = index::Quantizer::Create(dim, f.metric, quant);
+    if (!q.ok()) return end_build(q.status());
+    quantizer = std::move(*q);
+    calibrated_on = 0;
   }
   auto trained = index::TrainIndex(kind, quantizer, sample.data(), sampled, options);
   if (!trained.ok()) return end_build(trained.status());
@@ -847,6 +978,16 @@ Status CollectionImpl::BuildIndex(VectorField& f, index::IndexKind kind) {
   if (const index::CalibrationParams* params = quantizer.calibration()) {
     batch.PutIndexState(cid_, StateKey(f, kCalibrationState), params->Serialize());
     batch.PutIndexState(cid_, StateKey(f, kCalibratedOnState), coding::Fixed64(calibrated_on));
+  } else {
+    batch.DeleteIndexState(cid_, StateKey(f, kCalibrationState));
+    batch.DeleteIndexState(cid_, StateKey(f, kCalibratedOnState));
+  }
+  // What the index is made with, when it is not what the config says now (a
+  // change arrived during the build; the next build is for it).
+  if (SameQuant(quant, f.quant)) {
+    batch.DeleteIndexState(cid_, StateKey(f, kQuantConfigState));
+  } else {
+    batch.PutIndexState(cid_, StateKey(f, kQuantConfigState), EncodeQuantConfig(quant));
   }
   s = store_->Write(&batch);
   if (!s.ok()) return fail(s);
@@ -859,6 +1000,8 @@ Status CollectionImpl::BuildIndex(VectorField& f, index::IndexKind kind) {
     f.index = std::move(built);
     f.generation = generation;
     f.calibrated_on = calibrated_on;
+    f.index_quant = quant;
+    f.built_epoch = epoch;
     f.writes_since_health_check.store(0);
   }
   f.state.store(next);

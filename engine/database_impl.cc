@@ -201,6 +201,20 @@ class DatabaseImpl final : public Database {
     return Status::Ok();
   }
 
+  Status UpdateCollection(const std::string& name, const CollectionConfig& next) override {
+    // ddl_mu_: a drop or recovery cannot remove the collection's record
+    // between the update's checks and its write of that record.
+    MutexLock ddl(&ddl_mu_);
+    std::shared_ptr<engine::CollectionImpl> coll;
+    {
+      MutexLock lock(&mu_);
+      QVEC_ASSIGN_OR_RETURN(coll, FindLocked(name));
+    }
+    QVEC_RETURN_IF_ERROR(coll->UpdateConfig(next));
+    coll->MaybeStartTraining();
+    return Status::Ok();
+  }
+
   std::vector<std::string> ListCollections() override {
     MutexLock lock(&mu_);
     std::vector<std::string> names;

@@ -1086,12 +1086,41 @@ StatusOr<CollectionConfig> ParseCollectionConfig(element e) {
   return c;
 }
 
-Status ParseCollectionUpdate(element e, const CollectionConfig& config) {
+StatusOr<CollectionConfig> ParseCollectionUpdate(element e, const CollectionConfig& config) {
   QVEC_FIELDS(f, e, "");
+  CollectionConfig next = config;
+  const auto fields = config.Fields();
+  // The quantization and index options of field `fname` in `next`.
+  auto field_of = [&](const std::string& fname) -> std::pair<QuantizationOptions*, IndexOptions*> {
+    if (next.single_vector()) return {&next.quantization, &next.index};
+    VectorFieldConfig& v = next.vectors.at(fname);
+    return {&v.quantization, &v.index};
+  };
+  auto quantization = [&](element x, const std::string& where,
+                          QuantizationOptions* q) -> Status {
+    if (x.type() == element_type::STRING) {
+      return InvalidArgumentError(where +
+                                  ": \"Disabled\" is not supported (qvec always scores int8 "
+                                  "codes, rescored with the float originals)");
+    }
+    QVEC_ASSIGN_OR_RETURN(*q, ParseQuantization(x, where, *q));
+    return Status::Ok();
+  };
   element x;
+  // Collection-wide settings first, then each field's own.
+  if (f.Take("quantization_config", &x)) {
+    for (const auto& [fname, unused] : fields) {
+      QVEC_RETURN_IF_ERROR(quantization(x, "quantization_config", field_of(fname).first));
+    }
+  }
+  if (f.Take("qvec", &x)) {
+    for (const auto& [fname, unused] : fields) {
+      auto [q, idx] = field_of(fname);
+      QVEC_RETURN_IF_ERROR(ParseQvecOptions(x, "qvec", q, idx));
+    }
+  }
   if (f.Take("vectors", &x)) {
     if (x.type() != element_type::OBJECT) return WrongType("vectors", "an object", x);
-    const auto fields = config.Fields();
     for (auto field : simdjson::dom::object(x)) {
       const std::string fname(field.key);
       const std::string where = "vectors." + fname;
@@ -1101,8 +1130,14 @@ Status ParseCollectionUpdate(element e, const CollectionConfig& config) {
             (config.single_vector() ? " (its one unnamed field is \"\")" : ""));
       }
       QVEC_FIELDS(v, field.value, where);
-      QVEC_RETURN_IF_ERROR(v.Refuse(
-          "quantization_config", "changing a field's quantization is not supported yet"));
+      element y;
+      auto [q, idx] = field_of(fname);
+      if (v.Take("quantization_config", &y)) {
+        QVEC_RETURN_IF_ERROR(quantization(y, v.PathOf("quantization_config"), q));
+      }
+      if (v.Take("qvec", &y)) {
+        QVEC_RETURN_IF_ERROR(ParseQvecOptions(y, v.PathOf("qvec"), q, idx));
+      }
       QVEC_RETURN_IF_ERROR(AcceptTuning(v, "hnsw_config", Tuning::kObject));
       QVEC_RETURN_IF_ERROR(AcceptTuning(v, "on_disk", Tuning::kBool));
       QVEC_RETURN_IF_ERROR(v.Finish());
@@ -1117,14 +1152,15 @@ Status ParseCollectionUpdate(element e, const CollectionConfig& config) {
     QVEC_RETURN_IF_ERROR(AcceptTuning(p, "on_disk_payload", Tuning::kBool));
     QVEC_RETURN_IF_ERROR(p.Finish());
   }
-  QVEC_RETURN_IF_ERROR(
-      f.Refuse("quantization_config", "changing the quantization is not supported yet"));
   QVEC_RETURN_IF_ERROR(f.Refuse("sparse_vectors", "sparse vectors are not supported yet"));
   QVEC_RETURN_IF_ERROR(f.Refuse("strict_mode_config", "strict mode is not supported"));
   QVEC_RETURN_IF_ERROR(f.Refuse("metadata", "collection metadata is not supported yet"));
   QVEC_RETURN_IF_ERROR(AcceptTuning(f, "hnsw_config", Tuning::kObject));
   QVEC_RETURN_IF_ERROR(AcceptTuning(f, "optimizers_config", Tuning::kObject));
-  return f.Finish();
+  QVEC_RETURN_IF_ERROR(f.Finish());
+  Status valid = next.Validate();
+  if (!valid.ok()) return OutOfRangeError(valid.message());
+  return next;
 }
 
 StatusOr<ParsedSearch> ParseSearchRequest(element e, bool query_api, const std::string& path) {

@@ -55,11 +55,14 @@ struct PayloadSelector {
 
 // PUT /collections/{name}.
 [[nodiscard]] StatusOr<CollectionConfig> ParseCollectionConfig(simdjson::dom::element e);
-// PATCH /collections/{name} against the collection's `config`. qvec applies
-// no change yet: the body is accepted only when every field it sets is one
-// that tunes Qdrant internals (hnsw, optimizers, replication); any other is
-// refused, naming it.
-[[nodiscard]] Status ParseCollectionUpdate(simdjson::dom::element e, const CollectionConfig& config);
+// PATCH /collections/{name} against the collection's `config`: the config it
+// asks for. `quantization_config` and qvec's `qvec` options, collection-wide
+// and per vector field (`vectors.<name>.…`), change the quantization and
+// index options (see Database::UpdateCollection); fields that tune Qdrant
+// internals (hnsw, optimizers, replication) are accepted without effect; any
+// other is refused, naming it.
+[[nodiscard]] StatusOr<CollectionConfig> ParseCollectionUpdate(simdjson::dom::element e,
+                                                               const CollectionConfig& config);
 
 // POST/PUT /collections/{name}/points/search and .../query (query_api).
 struct ParsedSearch {

@@ -746,9 +746,9 @@ class Router final : public RequestHandler {
 
   HttpResponse UpdateCollection(const Call& call, const std::string& name) {
     return WithBody(call, name, [&](Collection& c, element body) {
-      // Only fields that tune Qdrant internals pass (no change to make);
-      // every other is refused, naming it.
-      Status s = ParseCollectionUpdate(body, c.config());
+      auto next = ParseCollectionUpdate(body, c.config());
+      if (!next.ok()) return StatusResponse(next.status(), Seconds(call.start));
+      Status s = db_->UpdateCollection(c.name(), *next);
       if (!s.ok()) return StatusResponse(s, Seconds(call.start));
       return OkResponse("true", Seconds(call.start));
     });
@@ -787,6 +787,19 @@ class Router final : public RequestHandler {
   HttpResponse CollectionExists(const Call& call, const std::string& name) {
     bool exists = db_->GetCollection(name).ok();
     return OkResponse(exists ? R"({"exists":true})" : R"({"exists":false})", Seconds(call.start));
+  }
+
+  static void WriteQvecQuantization(JsonWriter& w, const QuantizationOptions& q) {
+    w.BeginObject();
+    w.Key("type").String(q.type == QuantizationOptions::Type::kUint8 ? "uint8" : "int8");
+    w.Key("granularity")
+        .String(q.granularity == QuantizationOptions::Granularity::kPerVector ? "per_vector"
+                : q.granularity == QuantizationOptions::Granularity::kPerCollection
+                    ? "per_collection"
+                    : "per_dimension");
+    w.Key("quantile").Double(q.quantile);
+    w.Key("recall_tuned").Bool(q.recall_tuned);
+    w.EndObject();
   }
 
   static void WriteQuantizationConfig(JsonWriter& w, const QuantizationOptions& q) {
@@ -832,23 +845,25 @@ class Router final : public RequestHandler {
     }
     w.EndArray();
     w.Key("failed_builds").Uint(index.failed_builds);
+    w.Key("rebuild_pending").Bool(index.rebuild_pending);
     w.Key("last_error");
     if (index.last_error.empty()) {
       w.Null();
     } else {
       w.String(index.last_error);
     }
+    w.Key("codes_quantization");
+    WriteQvecQuantization(w, index.codes_quantization);
     w.EndObject();
-    const QuantizationOptions& q = f.config.quantization;
-    w.Key("quantization").BeginObject();
-    w.Key("type").String(q.type == QuantizationOptions::Type::kUint8 ? "uint8" : "int8");
-    w.Key("granularity")
-        .String(q.granularity == QuantizationOptions::Granularity::kPerVector ? "per_vector"
-                : q.granularity == QuantizationOptions::Granularity::kPerCollection
-                    ? "per_collection"
-                    : "per_dimension");
-    w.Key("quantile").Double(q.quantile);
-    w.Key("recall_tuned").Bool(q.recall_tuned);
+    w.Key("quantization");
+    WriteQvecQuantization(w, f.config.quantization);
+    // The options as configured (PATCH "qvec": {"index": {...}} sets them).
+    const IndexOptions& o = f.config.index;
+    w.Key("index_options").BeginObject();
+    w.Key("nlist").Uint(o.nlist);
+    w.Key("ivf_threshold").Uint(o.ivf_threshold);
+    w.Key("default_nprobe").Uint(o.default_nprobe);
+    w.Key("default_target_recall").Float(o.default_target_recall);
     w.EndObject();
     w.Key("quality").BeginObject();
     w.Key("sample_size").Uint(f.quality.sample_size);
@@ -869,7 +884,8 @@ class Router final : public RequestHandler {
       bool training = false;
       size_t indexed = 0;
       for (const auto& [fname, f] : info->fields) {
-        training = training || f.index.state == IndexInfo::State::kTraining;
+        training = training || f.index.state == IndexInfo::State::kTraining ||
+                   (f.index.rebuild_pending && f.vectors_count > 0);
         indexed += f.vectors_count;
       }
       JsonWriter w;

@@ -47,6 +47,13 @@ struct IndexInfo {
   // failed builds are retried with a growing delay (10 s, 20 s, ... 10 min).
   std::string last_error;
   size_t failed_builds = 0;  // since the last successful one
+  // A config change (quantization, nlist, ivf_threshold) that the index is
+  // not built for yet: the background rebuild re-encodes every vector, and
+  // searches use the previous codes until it is swapped in.
+  bool rebuild_pending = false;
+  // The quantization of the codes the index holds (the config's once no
+  // rebuild is pending).
+  QuantizationOptions codes_quantization;
 };
 
 // One vector field's index and quantization figures.
@@ -90,7 +97,9 @@ class Collection {
   virtual ~Collection() = default;
 
   virtual const std::string& name() const = 0;
-  virtual const CollectionConfig& config() const = 0;
+  // The current config (a copy: Database::UpdateCollection may change the
+  // quantization and index options at any time).
+  virtual CollectionConfig config() const = 0;
 
   // Inserts or replaces `points` atomically: once it returns ok, every point
   // is durable (it survives kill -9). Within one batch the last occurrence of

@@ -77,6 +77,19 @@ class Database {
   // collection by its own name). Never waits for the collection's background
   // work (it is stopped).
   [[nodiscard]] virtual Status DropCollection(const std::string& name) = 0;
+  // Changes collection `name` (or the one an alias names) to `next`, which
+  // may differ from its config only in the quantization and index options of
+  // its fields (QuantizationOptions, IndexOptions); persisted before it
+  // returns. Index options take effect at once (default_nprobe,
+  // default_target_recall for the next search; ivf_threshold and nlist for
+  // the index policy). A change of quantization, of nlist on an IVF field, or
+  // an ivf_threshold above an IVF field's size schedules a background rebuild
+  // that re-encodes every vector from its float original; until it is
+  // swapped in, searches use the previous codes (a restart resumes it).
+  // Errors: NotFound; InvalidArgument for a bad config or a change of
+  // anything else (fields, sizes, distances).
+  [[nodiscard]] virtual Status UpdateCollection(const std::string& name,
+                                                const CollectionConfig& next) = 0;
   // Names of all collections, sorted.
   virtual std::vector<std::string> ListCollections() = 0;
 

@@ -514,6 +514,165 @@ TEST_F(CollectionTest, CollectionSnapshotRecoversIntoNewAndInPlace) {
   EXPECT_EQ(*(*db_->GetCollection("copy"))->Count(&f), 30u);
 }
 
+// Waits (up to 60 s) until no field of `c` has a rebuild pending or running.
+bool WaitRebuilt(Collection& c) {
+  for (int i = 0; i < 600; ++i) {
+    auto info = c.Info();
+    if (!info.ok()) return false;
+    bool busy = false;
+    for (const auto& [name, f] : info->fields) {
+      busy = busy || f.index.rebuild_pending || f.index.state == IndexInfo::State::kTraining;
+    }
+    if (!busy) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return false;
+}
+
+// Database::UpdateCollection: quantization changes re-encode every vector in
+// the background (the answers stay right meanwhile), index options take
+// effect (IVF on and off, nlist), the change is persisted, and a restart
+// before the rebuild loads the old codes and rebuilds them.
+TEST_F(CollectionTest, UpdateCollectionChangesQuantizationAndIndexOptions) {
+  auto c = Make("c", Config(16, Distance::kEuclid));
+  ASSERT_TRUE(c->Upsert(RandomPoints(3000, 16, 31)).ok());
+  std::mt19937 rng(7);
+  std::vector<SearchRequest> requests(10);
+  for (auto& r : requests) {
+    r.vector = RandomVector(rng, 16);
+    r.limit = 10;
+    r.params.exact = true;
+  }
+  std::vector<std::vector<PointId>> before;
+  for (const auto& r : requests) {
+    std::vector<PointId> ids;
+    auto hits = c->Search(r);  // (a temporary's * would dangle in the loop)
+    for (const auto& p : *hits) ids.push_back(p.id);
+    before.push_back(ids);
+  }
+  // The int8 scan picks the candidates the originals rescore: other codes
+  // may swap a neighbour at the edge of the top 10, hardly more.
+  auto same_answers = [&](Collection& x) {
+    size_t found = 0;
+    for (size_t i = 0; i < requests.size(); ++i) {
+      auto got = x.Search(requests[i]);
+      ASSERT_TRUE(got.ok());
+      ASSERT_EQ(got->size(), 10u);
+      EXPECT_EQ((*got)[0].id, before[i][0]) << "query " << i;
+      for (const auto& p : *got) {
+        found += std::count(before[i].begin(), before[i].end(), p.id);
+      }
+    }
+    EXPECT_GE(found, 95u) << "recall@10 against the first answers";
+  };
+
+  CollectionConfig next = c->config();
+  next.quantization.granularity = QuantizationOptions::Granularity::kPerDimension;
+  next.quantization.quantile = 0.99f;
+  ASSERT_TRUE(db_->UpdateCollection("c", next).ok());
+  EXPECT_EQ(c->config().quantization.quantile, 0.99f);
+  same_answers(*c);  // during the rebuild too
+  ASSERT_TRUE(WaitRebuilt(*c));
+  auto info = c->Info();
+  const IndexInfo& idx = info->fields.at("").index;
+  EXPECT_EQ(idx.codes_quantization.granularity, QuantizationOptions::Granularity::kPerDimension);
+  EXPECT_EQ(idx.codes_quantization.quantile, 0.99f);
+  same_answers(*c);
+
+  // Index options: IVF with 16 lists past a lowered threshold, then flat again.
+  next = c->config();
+  next.index.ivf_threshold = 1000;
+  next.index.nlist = 16;
+  ASSERT_TRUE(db_->UpdateCollection("c", next).ok());
+  ASSERT_TRUE(WaitRebuilt(*c));
+  EXPECT_EQ(c->Info()->fields.at("").index.kind, "ivf");
+  EXPECT_EQ(c->Info()->fields.at("").index.nlist, 16u);
+  next.index.nlist = 32;
+  ASSERT_TRUE(db_->UpdateCollection("c", next).ok());
+  ASSERT_TRUE(WaitRebuilt(*c));
+  EXPECT_EQ(c->Info()->fields.at("").index.nlist, 32u);
+  same_answers(*c);
+  next.index.ivf_threshold = 100000;
+  ASSERT_TRUE(db_->UpdateCollection("c", next).ok());
+  ASSERT_TRUE(WaitRebuilt(*c));
+  EXPECT_EQ(c->Info()->fields.at("").index.kind, "flat");
+  same_answers(*c);
+
+  // Only quantization and index options may change.
+  CollectionConfig bad = c->config();
+  bad.dimension = 17;
+  EXPECT_EQ(db_->UpdateCollection("c", bad).code(), StatusCode::kInvalidArgument);
+  bad = c->config();
+  bad.distance = Distance::kDot;
+  EXPECT_EQ(db_->UpdateCollection("c", bad).code(), StatusCode::kInvalidArgument);
+  bad = c->config();
+  bad.quantization.quantile = 0.2f;
+  EXPECT_EQ(db_->UpdateCollection("c", bad).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(db_->UpdateCollection("nope", next).code(), StatusCode::kNotFound);
+  EXPECT_EQ(c->config().quantization.quantile, 0.99f);
+
+  // Persisted; then a change whose rebuild a restart interrupts.
+  c.reset();
+  db_.reset();
+  DatabaseOptions no_builds;
+  no_builds.background_indexing = false;
+  {
+    auto db = Database::Open(no_builds, dir_.path());
+    ASSERT_TRUE(db.ok());
+    auto c2 = *(*db)->GetCollection("c");
+    EXPECT_EQ(c2->config().quantization.quantile, 0.99f);
+    EXPECT_EQ(c2->config().index.ivf_threshold, 100000u);
+    EXPECT_FALSE(c2->Info()->fields.at("").index.rebuild_pending);
+    next = c2->config();
+    next.quantization.type = QuantizationOptions::Type::kUint8;
+    ASSERT_TRUE((*db)->UpdateCollection("c", next).ok());
+    EXPECT_TRUE(c2->Info()->fields.at("").index.rebuild_pending);
+  }
+  {
+    auto db = Database::Open(no_builds, dir_.path());
+    ASSERT_TRUE(db.ok());
+    auto c3 = *(*db)->GetCollection("c");
+    auto i3 = c3->Info();
+    EXPECT_TRUE(i3->fields.at("").index.rebuild_pending);
+    EXPECT_EQ(i3->fields.at("").index.codes_quantization.type, QuantizationOptions::Type::kInt8);
+    same_answers(*c3);  // the old codes, loaded with their own quantization
+    ASSERT_TRUE(c3->Optimize().ok());
+    i3 = c3->Info();
+    EXPECT_FALSE(i3->fields.at("").index.rebuild_pending);
+    EXPECT_EQ(i3->fields.at("").index.codes_quantization.type, QuantizationOptions::Type::kUint8);
+    same_answers(*c3);
+  }
+  Reopen();
+  auto c4 = *db_->GetCollection("c");
+  EXPECT_FALSE(c4->Info()->fields.at("").index.rebuild_pending);
+  EXPECT_EQ(c4->Info()->fields.at("").index.codes_quantization.type,
+            QuantizationOptions::Type::kUint8);
+  same_answers(*c4);
+}
+
+// An empty calibrated field switches quantization at once (nothing to
+// re-encode) and calibrates on its first vectors with the new settings.
+TEST_F(CollectionTest, UpdateCollectionOfAnEmptyCollection) {
+  auto c = Make("e", Config(8));
+  CollectionConfig next = c->config();
+  next.quantization.granularity = QuantizationOptions::Granularity::kPerCollection;
+  ASSERT_TRUE(db_->UpdateCollection("e", next).ok());
+  EXPECT_FALSE(c->Info()->fields.at("").index.rebuild_pending);
+  ASSERT_TRUE(c->Upsert(RandomPoints(100, 8, 3)).ok());
+  EXPECT_EQ(c->Info()->fields.at("").index.codes_quantization.granularity,
+            QuantizationOptions::Granularity::kPerCollection);
+  SearchRequest r;
+  r.vector = RandomPoints(1, 8, 3)[0].vector;
+  r.limit = 1;
+  EXPECT_EQ((*c->Search(r))[0].id, PointId::Num(0));
+  c.reset();
+  Reopen();
+  auto again = *db_->GetCollection("e");
+  EXPECT_EQ(again->Info()->fields.at("").index.codes_quantization.granularity,
+            QuantizationOptions::Granularity::kPerCollection);
+  EXPECT_EQ((*again->Search(r))[0].id, PointId::Num(0));
+}
+
 TEST_F(CollectionTest, ConcurrentReadersAndWriters) {
   auto c = Make("c", Config(16));
   ASSERT_TRUE(c->Upsert(RandomPoints(1000, 16, 10)).ok());

@@ -4,6 +4,8 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <thread>
 #include <simdjson.h>
 
 #include "tests/util/temp_dir.h"
@@ -472,8 +474,10 @@ TEST_F(RouterTest, UnsupportedFieldsAreRefusedByPath) {
       {"POST", "/collections/demo/points/search",
        R"({"vector":[1,0,0,0],"params":{"hnsw_ef":64,"quantisation":{}}})",
        "params.quantisation: not supported by qvec"},
-      {"PATCH", "/collections/demo", R"({"quantization_config":{"scalar":{"type":"int8"}}})",
-       "quantization_config"},
+      {"PATCH", "/collections/demo", R"({"quantization_config":"Disabled"})",
+       "is not supported (qvec always scores int8 codes"},
+      {"PATCH", "/collections/demo", R"({"quantization_config":{"product":{"compression":"x4"}}})",
+       "quantization_config.product"},
       {"PATCH", "/collections/demo", R"({"vectors":{"text":{"on_disk":true}}})",
        "vectors.text: the collection has no such vector field"},
       {"PUT", "/collections/demo/index", R"({"field_name":"city","field_schema":"geo"})",
@@ -497,6 +501,37 @@ TEST_F(RouterTest, UnsupportedFieldsAreRefusedByPath) {
   r = Call("POST", "/collections/demo/points/search",
            R"({"vector":[1,0,0,0],"limit":1,"shard_key":null,"params":{"hnsw_ef":16}})");
   EXPECT_EQ(r.status, 200u) << r.body;
+}
+
+// PATCH changes what qvec has: quantization (re-encoded in the background,
+// the codes' quantization shown apart until then) and index options.
+TEST_F(RouterTest, PatchCollectionChangesQuantizationAndIndexOptions) {
+  CreateDemo();
+  auto r = Call("PATCH", "/collections/demo",
+                R"({"quantization_config":{"scalar":{"type":"int8","quantile":0.99}},
+                    "qvec":{"index":{"default_nprobe":3,"ivf_threshold":50000}}})");
+  ASSERT_EQ(r.status, 200u) << r.body;
+  std::string info;
+  for (int i = 0; i < 300; ++i) {
+    info = Call("GET", "/collections/demo").body;
+    if (info.find(R"("rebuild_pending":false)") != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_THAT(info, HasSubstr(R"("quantile":0.99)"));
+  EXPECT_THAT(info, HasSubstr(R"("rebuild_pending":false)"));
+  EXPECT_THAT(info, HasSubstr(R"("codes_quantization":{"type":"int8","granularity":"per_dimension","quantile":0.99)"));
+  EXPECT_THAT(info, HasSubstr(R"("default_nprobe":3)"));
+  EXPECT_THAT(info, HasSubstr(R"("ivf_threshold":50000)"));
+  // Searches still answer.
+  r = Call("POST", "/collections/demo/points/search", R"({"vector":[1,0,0,0],"limit":1})");
+  EXPECT_EQ(r.status, 200u) << r.body;
+  // Size and distance are not options; values out of range are refused.
+  r = Call("PATCH", "/collections/demo", R"({"vectors":{"":{"size":8}}})");
+  EXPECT_EQ(r.status, 400u) << r.body;
+  r = Call("PATCH", "/collections/demo", R"({"qvec":{"index":{"default_target_recall":2}}})");
+  EXPECT_EQ(r.status, 422u) << r.body;
+  EXPECT_THAT(r.body, HasSubstr("default_target_recall"));
+  EXPECT_THAT(Call("GET", "/collections/demo").body, HasSubstr(R"("default_nprobe":3)"));
 }
 
 TEST_F(RouterTest, PayloadAndVectorOperations) {
