@@ -148,34 +148,36 @@ Status CollectionImpl::UpdateConfig(const CollectionConfig& next) {
 
   MutexLock write_lock(&write_mu_);
   QVEC_RETURN_IF_ERROR(CheckAlive());
-  AssertWriterReads();
   storage::WriteBatch batch;
   batch.PutCollection(cid_, name_, EncodeCollectionConfig(next, ids));
   std::vector<bool> rebuild(changes.size(), false), empty(changes.size(), false);
-  for (size_t i = 0; i < changes.size(); ++i) {
-    VectorField& f = *changes[i].f;
-    const bool quant_changed = !SameQuant(changes[i].quant, f.quant);
-    const bool ivf = f.index && f.index->kind() == index::IndexKind::kIvf;
-    const size_t n = f.index ? f.index->size() : 0;
-    // Also when the threshold moves the field to the other index kind, so
-    // that the pending rebuild shows in Info at once.
-    rebuild[i] = quant_changed || (ivf && changes[i].index.nlist != f.nlist.load()) ||
-                 (ivf && n < changes[i].index.ivf_threshold) ||
-                 (!ivf && n > 0 && n >= changes[i].index.ivf_threshold);
-    empty[i] = n == 0;
-    if (empty[i] && quant_changed) {
-      // Nothing to re-encode: the field starts over with the new quantization
-      // (a calibrated one calibrates on its first vectors).
-      for (std::string_view key : {kKindState, kIndexState, kCalibrationState, kCalibratedOnState,
-                                   kQuantConfigState}) {
-        batch.DeleteIndexState(cid_, StateKey(f, key));
+  {
+    WriterReads reads(this);
+    for (size_t i = 0; i < changes.size(); ++i) {
+      VectorField& f = *changes[i].f;
+      const bool quant_changed = !SameQuant(changes[i].quant, f.quant);
+      const bool ivf = f.index && f.index->kind() == index::IndexKind::kIvf;
+      const size_t n = f.index ? f.index->size() : 0;
+      // Also when the threshold moves the field to the other index kind, so
+      // that the pending rebuild shows in Info at once.
+      rebuild[i] = quant_changed || (ivf && changes[i].index.nlist != f.nlist.load()) ||
+                   (ivf && n < changes[i].index.ivf_threshold) ||
+                   (!ivf && n > 0 && n >= changes[i].index.ivf_threshold);
+      empty[i] = n == 0;
+      if (empty[i] && quant_changed) {
+        // Nothing to re-encode: the field starts over with the new quantization
+        // (a calibrated one calibrates on its first vectors).
+        for (std::string_view key :
+             {kKindState, kIndexState, kCalibrationState, kCalibratedOnState, kQuantConfigState}) {
+          batch.DeleteIndexState(cid_, StateKey(f, key));
+        }
+      } else if (!SameQuant(f.index_quant, changes[i].quant)) {
+        // The stored index stays as it is until its rebuild: record what it
+        // was made with, so that it loads after a restart too.
+        batch.PutIndexState(cid_, StateKey(f, kQuantConfigState), EncodeQuantConfig(f.index_quant));
+      } else {
+        batch.DeleteIndexState(cid_, StateKey(f, kQuantConfigState));
       }
-    } else if (!SameQuant(f.index_quant, changes[i].quant)) {
-      // The stored index stays as it is until its rebuild: record what it
-      // was made with, so that it loads after a restart too.
-      batch.PutIndexState(cid_, StateKey(f, kQuantConfigState), EncodeQuantConfig(f.index_quant));
-    } else {
-      batch.DeleteIndexState(cid_, StateKey(f, kQuantConfigState));
     }
   }
   QVEC_RETURN_IF_ERROR(store_->Write(&batch));
@@ -660,8 +662,10 @@ Status CollectionImpl::Load() {
       for (const auto& [key, type] : payload_indexes_) field_cache_.Pin(key, true);
     } else {
       // Filters answer the same without them; the user can declare them again.
-      log_.Error("collection '{}': the declared payload indexes are unreadable ({}); they are "
-                 "dropped", name_, parsed.status().ToString());
+      log_.Error(
+          "collection '{}': the declared payload indexes are unreadable ({}); they are "
+          "dropped",
+          name_, parsed.status().ToString());
     }
   } else if (declared.status().code() != StatusCode::kNotFound) {
     return declared.status();

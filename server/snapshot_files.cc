@@ -273,10 +273,9 @@ StatusOr<std::vector<SnapshotDescription>> SnapshotFiles::List(const std::string
     out.push_back(std::move(d));
   }
   if (ec) return InternalError("cannot list the snapshot directory: " + ec.message());
-  std::sort(out.begin(), out.end(),
-            [](const SnapshotDescription& a, const SnapshotDescription& b) {
-              return a.name < b.name;
-            });
+  std::sort(out.begin(), out.end(), [](const SnapshotDescription& a, const SnapshotDescription& b) {
+    return a.name < b.name;
+  });
   return out;
 }
 

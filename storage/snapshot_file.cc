@@ -35,9 +35,7 @@ bool KnownKind(uint8_t k) {
          k == static_cast<uint8_t>(SnapshotEntry::kEnd);
 }
 
-std::string Errno(std::string_view what) {
-  return std::string(what) + ": " + std::strerror(errno);
-}
+std::string Errno(std::string_view what) { return std::string(what) + ": " + std::strerror(errno); }
 
 // Sequential reads of a file, hashing everything read.
 class Reader {
@@ -138,8 +136,8 @@ SnapshotFileWriter::~SnapshotFileWriter() {
   if (!finished_) ::unlink((path_ + ".tmp").c_str());
 }
 
-StatusOr<std::unique_ptr<SnapshotFileWriter>> SnapshotFileWriter::Create(
-    const std::string& path, uint32_t storage_format) {
+StatusOr<std::unique_ptr<SnapshotFileWriter>> SnapshotFileWriter::Create(const std::string& path,
+                                                                         uint32_t storage_format) {
   std::error_code ec;
   if (fs::exists(fs::symlink_status(path, ec))) {
     return AlreadyExistsError("the snapshot file exists already");
@@ -266,8 +264,7 @@ StatusOr<SnapshotFileCheck> ReadSnapshotFile(
     if (check.storage_format != storage_format) {
       return FailedPreconditionError("the snapshot holds storage format " +
                                      std::to_string(check.storage_format) +
-                                     "; this build reads format " +
-                                     std::to_string(storage_format));
+                                     "; this build reads format " + std::to_string(storage_format));
     }
     uint64_t entries = 0;
     bool ended = false;

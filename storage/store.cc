@@ -239,8 +239,8 @@ void WriteBatch::PutCollection(uint32_t cid, std::string_view name, std::string_
 
 void WriteBatch::PutAlias(std::string_view alias, std::string_view collection) {
   rep_->Guarded([&] {
-    rep_->Add(BatchData::Kind::kPut, kMeta, std::string(codec::kAliasKeyPrefix) + std::string(alias),
-              std::string(collection));
+    rep_->Add(BatchData::Kind::kPut, kMeta,
+              std::string(codec::kAliasKeyPrefix) + std::string(alias), std::string(collection));
   });
 }
 
@@ -499,8 +499,7 @@ class RocksStore final : public Store {
                         const std::function<bool(std::string_view, std::string_view)>& fn) override;
   Status Checkpoint(const std::string& dir) override;
   StatusOr<SnapshotFileInfo> ExportCollections(
-      std::span<const uint32_t> cids,
-      std::span<const std::pair<std::string, std::string>> aliases,
+      std::span<const uint32_t> cids, std::span<const std::pair<std::string, std::string>> aliases,
       const std::string& path) override;
   StatusOr<std::pair<CollectionRecord, SnapshotFileInfo>> ImportCollection(
       const std::string& path, uint32_t cid, std::string_view pick,
@@ -1402,12 +1401,13 @@ StatusOr<SnapshotFileInfo> RocksStore::ExportCollections(
         return DataLossError("malformed collection record " + std::to_string(cid));
       }
       QVEC_RETURN_IF_ERROR(writer->Add(SnapshotEntry::kCollection, name, meta));
-      for (const auto& [c, kind] : kExportedCfs) {
-        QVEC_RETURN_IF_ERROR(ScanPrefix(
-            c, codec::CollectionPrefix(cid), /*fill_cache=*/false, snap.get(),
-            [&](std::string_view key, const rocksdb::Slice& v, bool*) {
-              return writer->Add(kind, key, ToView(v));
-            }));
+      for (const auto& cf_kind : kExportedCfs) {
+        const SnapshotEntry kind = cf_kind.second;
+        QVEC_RETURN_IF_ERROR(ScanPrefix(cf_kind.first, codec::CollectionPrefix(cid),
+                                        /*fill_cache=*/false, snap.get(),
+                                        [&](std::string_view key, const rocksdb::Slice& v, bool*) {
+                                          return writer->Add(kind, key, ToView(v));
+                                        }));
       }
     }
     for (const auto& [alias, collection] : aliases) {
@@ -1452,8 +1452,8 @@ StatusOr<std::pair<CollectionRecord, SnapshotFileInfo>> RocksStore::ImportCollec
     bool by_name = false;
     auto undo_all = [&]() -> Status {
       for (Cf c : {kPoints, kCodes, kOriginals, kPayloads, kIndexState}) {
-        QVEC_RETURN_IF_ERROR(Rocks(
-            wb.DeleteRange(cf(c), prefix, codec::CollectionPrefix(cid + 1)), "importing"));
+        QVEC_RETURN_IF_ERROR(
+            Rocks(wb.DeleteRange(cf(c), prefix, codec::CollectionPrefix(cid + 1)), "importing"));
       }
       taken = false;
       return Status::Ok();
@@ -1483,12 +1483,23 @@ StatusOr<std::pair<CollectionRecord, SnapshotFileInfo>> RocksStore::ImportCollec
               return Status::Ok();
             case SnapshotEntry::kAlias:
               return Status::Ok();  // aliases are not part of a collection
-            case SnapshotEntry::kPoints: c = kPoints; break;
-            case SnapshotEntry::kCodes: c = kCodes; break;
-            case SnapshotEntry::kOriginals: c = kOriginals; break;
-            case SnapshotEntry::kPayloads: c = kPayloads; break;
-            case SnapshotEntry::kIndexState: c = kIndexState; break;
-            case SnapshotEntry::kEnd: return Status::Ok();
+            case SnapshotEntry::kPoints:
+              c = kPoints;
+              break;
+            case SnapshotEntry::kCodes:
+              c = kCodes;
+              break;
+            case SnapshotEntry::kOriginals:
+              c = kOriginals;
+              break;
+            case SnapshotEntry::kPayloads:
+              c = kPayloads;
+              break;
+            case SnapshotEntry::kIndexState:
+              c = kIndexState;
+              break;
+            case SnapshotEntry::kEnd:
+              return Status::Ok();
           }
           if (!taking) return Status::Ok();
           std::string k = prefix;
@@ -1500,10 +1511,10 @@ StatusOr<std::pair<CollectionRecord, SnapshotFileInfo>> RocksStore::ImportCollec
         });
     Status s = read.ok() ? flush() : read.status();
     if (s.ok() && !taken) {
-      s = collections == 0 ? InvalidArgumentError("the snapshot holds no collection")
-                           : NotFoundError(
-                                 "the snapshot holds several collections and none named '" +
-                                 std::string(pick) + "' (it holds " + JoinNames(names) + ")");
+      s = collections == 0
+              ? InvalidArgumentError("the snapshot holds no collection")
+              : NotFoundError("the snapshot holds several collections and none named '" +
+                              std::string(pick) + "' (it holds " + JoinNames(names) + ")");
     }
     if (!s.ok()) {
       if (Status undo = AbortImport(cid); !undo.ok() && log_error_) {
