@@ -119,6 +119,8 @@ std::string_view PayloadSchemaTypeName(PayloadSchemaType type) {
       return "datetime";
     case PayloadSchemaType::kText:
       return "text";
+    case PayloadSchemaType::kGeo:
+      return "geo";
   }
   return "keyword";
 }
@@ -127,11 +129,12 @@ StatusOr<PayloadSchemaType> ParsePayloadSchemaType(std::string_view name) {
   for (PayloadSchemaType t :
        {PayloadSchemaType::kKeyword, PayloadSchemaType::kInteger, PayloadSchemaType::kFloat,
         PayloadSchemaType::kBool, PayloadSchemaType::kUuid, PayloadSchemaType::kDatetime,
-        PayloadSchemaType::kText}) {
+        PayloadSchemaType::kText, PayloadSchemaType::kGeo}) {
     if (PayloadSchemaTypeName(t) == name) return t;
   }
   return InvalidArgumentError(
-      "payload index type must be keyword, integer, float, bool, uuid, datetime or text, got '" +
+      "payload index type must be keyword, integer, float, bool, uuid, datetime, text or geo, "
+      "got '" +
       std::string(name) + "'");
 }
 

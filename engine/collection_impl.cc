@@ -1186,10 +1186,11 @@ StatusOr<ScrollPage> CollectionImpl::Scroll(const ScrollRequest& request) {
       ReaderLock lock(&state_mu_);
       auto it = payload_indexes_.find(o.key);
       if (it == payload_indexes_.end() || (it->second != PayloadSchemaType::kInteger &&
-                                           it->second != PayloadSchemaType::kFloat)) {
+                                           it->second != PayloadSchemaType::kFloat &&
+                                           it->second != PayloadSchemaType::kDatetime)) {
         return InvalidArgumentError("order_by: ordering by '" + o.key +
-                                    "' is supported only with an integer or float payload index "
-                                    "on it (PUT /collections/{name}/index)");
+                                    "' needs an integer, float or datetime payload index on it "
+                                    "(PUT /collections/{name}/index)");
       }
     }
     Condition c;
@@ -1204,7 +1205,8 @@ StatusOr<ScrollPage> CollectionImpl::Scroll(const ScrollRequest& request) {
         if (request.order_by) {
           const FieldIndex* ordered = fields[1]->Get(request.order_by->key);
           if (ordered == nullptr || (ordered->schema() != PayloadSchemaType::kInteger &&
-                                     ordered->schema() != PayloadSchemaType::kFloat)) {
+                                     ordered->schema() != PayloadSchemaType::kFloat &&
+                                     ordered->schema() != PayloadSchemaType::kDatetime)) {
             return InternalError("order_by: the payload index is not built");
           }
           ordered->ForEachNumber(

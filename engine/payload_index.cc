@@ -385,6 +385,7 @@ bool TextMatches(Condition::Kind kind, const std::vector<std::string>& query,
 size_t FieldIndex::EntryBytes(const FieldValues& fv) const {
   size_t bytes = sizeof(PointId) + sizeof(FieldValues) + 32 +  // hash node
                  fv.geo.capacity() * sizeof(GeoPoint);
+  if (schema_ == PayloadSchemaType::kGeo) bytes += fv.geo.size() * 64;  // by_lat_ nodes
   for (const std::string& o : fv.objects) bytes += sizeof(std::string) + o.capacity();
   for (const auto& v : fv.values) {
     bytes += sizeof(PayloadScalar);
@@ -417,6 +418,8 @@ void FieldIndex::Set(const PointId& id, const std::string* payload) {
         if (auto t = datetime::ParseMicros(*str)) by_time_.emplace(*t, id);
       }
     }
+  } else if (schema_ == PayloadSchemaType::kGeo) {
+    for (const GeoPoint& g : fv.geo) by_lat_.emplace(g.lat, std::make_pair(g.lon, id));
   } else if (indexed_) {
     for (const auto& v : fv.values) {
       if (auto c = Canonical(v)) by_value_[*c].insert(id);
@@ -437,6 +440,18 @@ void FieldIndex::Unindex(const PointId& id, const FieldValues& fv) {
         if (it == by_word_.end()) continue;
         it->second.erase(id);
         if (it->second.empty()) by_word_.erase(it);
+      }
+    }
+    return;
+  }
+  if (schema_ == PayloadSchemaType::kGeo) {
+    for (const GeoPoint& g : fv.geo) {
+      auto [lo, hi] = by_lat_.equal_range(g.lat);
+      for (auto it = lo; it != hi; ++it) {
+        if (it->second.second == id && it->second.first == g.lon) {
+          by_lat_.erase(it);
+          break;
+        }
       }
     }
     return;
@@ -491,8 +506,42 @@ const FieldValues* FieldIndex::Find(const PointId& id) const {
   return it == values_.end() ? nullptr : &it->second;
 }
 
+namespace {
+bool GeoHolds(const Condition& c, const GeoPoint& p);
+}  // namespace
+
 bool FieldIndex::Candidates(const Condition& c, std::vector<PointId>* out, bool* exact) const {
   if (!indexed_) return false;
+  if (schema_ == PayloadSchemaType::kGeo) {
+    using K = Condition::Kind;
+    if ((c.kind != K::kGeoRadius && c.kind != K::kGeoBoundingBox && c.kind != K::kGeoPolygon) ||
+        c.geo.empty()) {
+      return false;
+    }
+    // A latitude band holding every point that can pass, each checked
+    // exactly (a point with several geo values may be listed more than once).
+    double lo = 90, hi = -90;
+    if (c.kind == K::kGeoRadius) {
+      // 1 degree of latitude is at least 110574 m; 1e-9 keeps rounding out.
+      const double band = c.geo_radius / 110574.0 + 1e-9;
+      lo = c.geo[0].lat - band;
+      hi = c.geo[0].lat + band;
+    } else if (c.kind == K::kGeoBoundingBox) {
+      if (c.geo.size() < 2) return false;
+      lo = c.geo[1].lat;
+      hi = c.geo[0].lat;
+    } else {
+      for (const GeoPoint& p : c.geo) {
+        lo = std::min(lo, p.lat);
+        hi = std::max(hi, p.lat);
+      }
+    }
+    *exact = true;
+    for (auto it = by_lat_.lower_bound(lo); it != by_lat_.end() && it->first <= hi; ++it) {
+      if (GeoHolds(c, GeoPoint{it->second.first, it->first})) out->push_back(it->second.second);
+    }
+    return true;
+  }
   if (schema_ == PayloadSchemaType::kText) {
     if (c.kind != Condition::Kind::kMatchText && c.kind != Condition::Kind::kMatchTextAny &&
         c.kind != Condition::Kind::kMatchPhrase) {
@@ -580,38 +629,71 @@ bool FieldIndex::Candidates(const Condition& c, std::vector<PointId>* out, bool*
   }
 }
 
-void FieldIndex::ForEachNumber(bool descending, std::optional<double> start,
-                               const std::function<bool(double, const PointId&)>& fn) const {
+namespace {
+
+// Walks `map` (value -> point, a multimap) in value order from `start`
+// (inclusive), the points of one value by id, calling fn(value, id) until it
+// returns false.
+template <typename Map, typename Key>
+void WalkOrdered(const Map& map, bool descending, std::optional<Key> start,
+                 const std::function<bool(double, const PointId&)>& fn) {
   std::vector<PointId> group;
-  // Emits the entries of [first, last) (one value) by id.
   auto emit = [&](auto first, auto last) {
     group.clear();
     for (auto it = first; it != last; ++it) group.push_back(it->second);
     std::sort(group.begin(), group.end());
     for (const PointId& id : group) {
-      if (!fn(first->first, id)) return false;
+      if (!fn(static_cast<double>(first->first), id)) return false;
     }
     return true;
   };
   if (!descending) {
-    auto it = start ? by_number_.lower_bound(*start) : by_number_.begin();
-    while (it != by_number_.end()) {
-      auto next = by_number_.upper_bound(it->first);
+    auto it = start ? map.lower_bound(*start) : map.begin();
+    while (it != map.end()) {
+      auto next = map.upper_bound(it->first);
       if (!emit(it, next)) return;
       it = next;
     }
     return;
   }
-  auto end = start ? by_number_.upper_bound(*start) : by_number_.end();
-  while (end != by_number_.begin()) {
-    auto first = by_number_.lower_bound(std::prev(end)->first);
+  auto end = start ? map.upper_bound(*start) : map.end();
+  while (end != map.begin()) {
+    auto first = map.lower_bound(std::prev(end)->first);
     if (!emit(first, end)) return;
     end = first;
   }
 }
 
+}  // namespace
+
+void FieldIndex::ForEachNumber(bool descending, std::optional<double> start,
+                               const std::function<bool(double, const PointId&)>& fn) const {
+  if (schema_ == PayloadSchemaType::kDatetime) {
+    // Microseconds since the epoch; start_from rounds to the microsecond
+    // towards the walk (ascending: up, descending: down).
+    std::optional<int64_t> from;
+    if (start) {
+      const double s = descending ? std::floor(*start) : std::ceil(*start);
+      if (s > 9.2e18) {
+        if (!descending) return;
+      } else if (s < -9.2e18) {
+        if (descending) return;
+      } else {
+        from = static_cast<int64_t>(s);
+      }
+    }
+    WalkOrdered(by_time_, descending, from, fn);
+    return;
+  }
+  WalkOrdered(by_number_, descending, start, fn);
+}
+
 size_t FieldIndex::CountPoints(PayloadSchemaType type) const {
   size_t n = 0;
+  if (type == PayloadSchemaType::kGeo) {
+    for (const auto& [id, fv] : values_) n += fv.geo.empty() ? 0 : 1;
+    return n;
+  }
   for (const auto& [id, fv] : values_) {
     for (const auto& v : fv.values) {
       bool match = false;
@@ -637,6 +719,8 @@ size_t FieldIndex::CountPoints(PayloadSchemaType type) const {
         case PayloadSchemaType::kBool:
           match = std::holds_alternative<bool>(v);
           break;
+        case PayloadSchemaType::kGeo:
+          break;  // counted above
       }
       if (match) {
         ++n;

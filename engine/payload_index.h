@@ -106,7 +106,8 @@ class FieldIndex {
   bool Candidates(const Condition& c, std::vector<PointId>* out, bool* exact) const;
   // Points holding at least one value of `type` (payload_schema's count).
   size_t CountPoints(PayloadSchemaType type) const;
-  // Calls fn(value, id) for every number at the key (indexed fields only),
+  // Calls fn(value, id) for every number at the key (indexed fields only;
+  // for a datetime index the date-times as microseconds since the epoch),
   // ascending or descending from `start` (inclusive), equal values by id,
   // until fn returns false.
   void ForEachNumber(bool descending, std::optional<double> start,
@@ -121,6 +122,8 @@ class FieldIndex {
   // Text index: word -> points. Datetime index: microseconds -> points.
   std::unordered_map<std::string, std::unordered_set<PointId, PointIdHash>> by_word_;
   std::multimap<int64_t, PointId> by_time_;
+  // Geo index: latitude -> (longitude, point), one entry per geo point.
+  std::multimap<double, std::pair<double, PointId>> by_lat_;
   std::unordered_map<PointId, FieldValues, PointIdHash> values_;
   // When indexed_: canonical value ("s" + string, "n" + number, "b0"/"b1")
   // -> points, and number -> points.

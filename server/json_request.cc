@@ -1519,11 +1519,18 @@ StatusOr<ScrollBody> ParseScroll(element e) {
       }
       if (ob.Take("start_from", &y)) {
         if (y.type() == element_type::STRING) {
-          return InvalidArgumentError(
-              "order_by.start_from: datetime values are not supported yet (numbers are)");
+          // A date-time (RFC 3339, Qdrant's formats): microseconds since the
+          // epoch, the values a datetime index orders by.
+          auto t = datetime::ParseMicros(std::string_view(y));
+          if (!t) {
+            return InvalidArgumentError("order_by.start_from: '" + std::string(std::string_view(y)) +
+                                        "' is not an RFC 3339 date-time");
+          }
+          o.start_from = static_cast<double>(*t);
+        } else {
+          QVEC_ASSIGN_OR_RETURN(double d, GetNumber(y, "order_by.start_from"));
+          o.start_from = d;
         }
-        QVEC_ASSIGN_OR_RETURN(double d, GetNumber(y, "order_by.start_from"));
-        o.start_from = d;
       }
       QVEC_RETURN_IF_ERROR(ob.Finish());
     }
@@ -1593,7 +1600,7 @@ StatusOr<CreateFieldIndexBody> ParseCreateFieldIndex(element e) {
   QVEC_RETURN_IF_ERROR(f.Finish());
   if (!has_schema) {
     // Qdrant infers the type from stored values; qvec asks for it.
-    return InvalidArgumentError("field_schema is required (keyword, integer, float, bool or uuid)");
+    return InvalidArgumentError("field_schema is required (keyword, integer, float, bool, uuid, datetime, text or geo)");
   }
   std::string type_name;
   if (x.type() == element_type::STRING) {
@@ -1632,10 +1639,6 @@ StatusOr<CreateFieldIndexBody> ParseCreateFieldIndex(element e) {
       }
     }
     QVEC_RETURN_IF_ERROR(params.Finish());  // names geo-only and unknown params
-  }
-  if (type_name == "geo") {
-    return InvalidArgumentError(
-        "field_schema: geo payload indexes are not supported yet (geo filters work without one)");
   }
   auto type = ParsePayloadSchemaType(type_name);
   if (!type.ok()) return InvalidArgumentError("field_schema: " + type.status().message());

@@ -232,6 +232,10 @@ enum class PayloadSchemaType : uint8_t {
   // match.text_any one of them and match.phrase them in a row, instead of
   // the substring tests used without an index.
   kText = 6,
+  // Geo points ({"lon", "lat"} objects, alone or in arrays): geo_radius,
+  // geo_bounding_box and geo_polygon answered from points sorted by
+  // latitude.
+  kGeo = 7,
 };
 // "keyword", "integer", "float", "bool", "uuid", "datetime", "text";
 // InvalidArgument otherwise.
@@ -337,7 +341,8 @@ struct SearchRequest {
 struct OrderBy {
   std::string key;
   bool descending = false;  // Default: ascending.
-  // Values from this one on (>= ascending, <= descending). Default: all.
+  // Values from this one on (>= ascending, <= descending); for a datetime
+  // index, microseconds since the Unix epoch (UTC). Default: all.
   std::optional<double> start_from;
 };
 

@@ -63,6 +63,29 @@ std::vector<Filter> Filters() {
   nested.filter = std::make_shared<Filter>(out[0]);
   add({nested, Range("n", 0, 1500)});
   add({Match("color", std::string("absent"))});
+  // Geo conditions (a geo index on "loc"): radius, boxes (one across the
+  // antimeridian), a polygon with a hole, and with another condition.
+  Condition radius;
+  radius.kind = Condition::Kind::kGeoRadius;
+  radius.key = "loc";
+  radius.geo = {GeoPoint{10, 20}};
+  radius.geo_radius = 2'000'000;
+  add({radius});
+  add({radius, Match("color", std::string("c3"))});
+  Condition box;
+  box.kind = Condition::Kind::kGeoBoundingBox;
+  box.key = "loc";
+  box.geo = {GeoPoint{-30, 40}, GeoPoint{30, -10}};
+  add({box});
+  Condition wrap = box;
+  wrap.geo = {GeoPoint{170, 30}, GeoPoint{-170, -30}};
+  add({wrap}, {Match("flag", true)});
+  Condition polygon;
+  polygon.kind = Condition::Kind::kGeoPolygon;
+  polygon.key = "loc";
+  polygon.geo = {GeoPoint{-60, -40}, GeoPoint{60, -40}, GeoPoint{0, 60}, GeoPoint{-60, -40}};
+  polygon.geo_holes = {{GeoPoint{-10, -10}, GeoPoint{10, -10}, GeoPoint{0, 10}, GeoPoint{-10, -10}}};
+  add({polygon});
   return out;
 }
 
@@ -87,12 +110,17 @@ class PayloadIndexTest : public ::testing::TestWithParam<bool> {
       points[i].vector.resize(kDim);
       for (float& x : points[i].vector) x = g(rng);
       const double score = std::round(g(rng) * 1000) / 1000;
+      auto geo = [&] {
+        return "{\"lon\":" + std::to_string(static_cast<double>(rng() % 36000) / 100 - 180) +
+               ",\"lat\":" + std::to_string(static_cast<double>(rng() % 16000) / 100 - 80) + "}";
+      };
+      const std::string loc = i % 5 == 0 ? "[" + geo() + "," + geo() + "]" : geo();
       points[i].payload = "{\"color\":\"c" + std::to_string(rng() % 10) +
                           "\",\"n\":" + std::to_string(i % 1000) +
                           ",\"score\":" + std::to_string(score) +
                           ",\"flag\":" + (rng() % 2 ? "true" : "false") +
                           ",\"tags\":[\"t" + std::to_string(rng() % 4) + "\",\"t" +
-                          std::to_string(rng() % 4) + "\"]}";
+                          std::to_string(rng() % 4) + "\"],\"loc\":" + loc + "}";
     }
     for (const char* name : {"indexed", "plain"}) {
       auto c = *db_->GetCollection(name);
@@ -109,6 +137,7 @@ class PayloadIndexTest : public ::testing::TestWithParam<bool> {
     ASSERT_TRUE(indexed->CreatePayloadIndex("score", PayloadSchemaType::kFloat).ok());
     ASSERT_TRUE(indexed->CreatePayloadIndex("flag", PayloadSchemaType::kBool).ok());
     ASSERT_TRUE(indexed->CreatePayloadIndex("tags", PayloadSchemaType::kKeyword).ok());
+    ASSERT_TRUE(indexed->CreatePayloadIndex("loc", PayloadSchemaType::kGeo).ok());
     query_.resize(kDim);
     for (float& x : query_) x = g(rng);
   }
@@ -173,9 +202,20 @@ class PayloadIndexTest : public ::testing::TestWithParam<bool> {
 
 TEST_P(PayloadIndexTest, FiltersAnswerAsWithoutTheIndex) {
   ExpectSameAnswers("after creation");
+  {
+    // The filters select something (all but the one on an absent value).
+    auto plain = *db_->GetCollection("plain");
+    const auto filters = Filters();
+    for (size_t i = 0; i < filters.size(); ++i) {
+      if (i == 9) continue;
+      EXPECT_GT(*plain->Count(&filters[i]), 0u) << "filter " << i;
+    }
+  }
   auto info = (*db_->GetCollection("indexed"))->Info();
   ASSERT_TRUE(info.ok());
-  ASSERT_EQ(info->payload_schema.size(), 5u);
+  ASSERT_EQ(info->payload_schema.size(), 6u);
+  EXPECT_EQ(info->payload_schema["loc"].type, PayloadSchemaType::kGeo);
+  EXPECT_EQ(info->payload_schema["loc"].points, kPoints);
   EXPECT_EQ(info->payload_schema["color"].type, PayloadSchemaType::kKeyword);
   EXPECT_EQ(info->payload_schema["color"].points, kPoints);
   EXPECT_EQ(info->payload_schema["n"].points, kPoints);
@@ -212,7 +252,7 @@ TEST_P(PayloadIndexTest, FiltersAnswerAsWithoutTheIndex) {
   Open();
   info = (*db_->GetCollection("indexed"))->Info();
   ASSERT_TRUE(info.ok());
-  EXPECT_EQ(info->payload_schema.size(), 5u);
+  EXPECT_EQ(info->payload_schema.size(), 6u);
   ExpectSameAnswers("after reopen");
 
   // Dropped: gone from the info, and the answers stay the same.
@@ -224,7 +264,7 @@ TEST_P(PayloadIndexTest, FiltersAnswerAsWithoutTheIndex) {
   ExpectSameAnswers("after drop");
   Open();
   info = (*db_->GetCollection("indexed"))->Info();
-  EXPECT_EQ(info->payload_schema.size(), 4u);
+  EXPECT_EQ(info->payload_schema.size(), 5u);
 
   EXPECT_FALSE(c->CreatePayloadIndex("", PayloadSchemaType::kKeyword).ok());
   EXPECT_FALSE(c->CreatePayloadIndex("a[0]", PayloadSchemaType::kKeyword).ok());

@@ -480,8 +480,8 @@ TEST_F(RouterTest, UnsupportedFieldsAreRefusedByPath) {
        "quantization_config.product"},
       {"PATCH", "/collections/demo", R"({"vectors":{"text":{"on_disk":true}}})",
        "vectors.text: the collection has no such vector field"},
-      {"PUT", "/collections/demo/index", R"({"field_name":"city","field_schema":"geo"})",
-       "geo payload indexes are not supported yet"},
+      {"PUT", "/collections/demo/index", R"({"field_name":"city","field_schema":"point"})",
+       "field_schema: payload index type must be keyword"},
       {"POST", "/collections/demo/points/count?timeout=1&verbose=1", "{}",
        "query parameter verbose: not supported by qvec"},
   };
@@ -628,8 +628,7 @@ TEST_F(RouterTest, PayloadIndexes) {
   EXPECT_THAT(r.body, HasSubstr(R"("points":[{"id":2,)"));
   EXPECT_THAT(r.body, HasSubstr(R"("next_page_offset":"5c56c793-69f3-4fbf-87e6-c4bf54c28c26")"));
   // Types qvec does not index yet are refused, naming them; nothing changes.
-  for (const char* body : {R"({"field_name":"loc","field_schema":"geo"})",
-                           R"({"field_name":"city","field_schema":{"type":"text","tokenizer":"prefix"}})",
+  for (const char* body : {R"({"field_name":"city","field_schema":{"type":"text","tokenizer":"prefix"}})",
                            R"({"field_name":"city","field_schema":{"type":"text","stemmer":{}}})",
                            R"({"field_name":"city","field_schema":{"type":"keyword","tokenizer":"word"}})",
                            R"({"field_name":"city"})",
@@ -756,7 +755,7 @@ TEST_F(RouterTest, ScrollOrderBy) {
   // Without a range index on the key: refused, naming it.
   r = Call("POST", "/collections/o/points/scroll", R"({"order_by":"price"})");
   EXPECT_EQ(r.status, 400u);
-  EXPECT_THAT(r.body, HasSubstr("supported only with an integer or float payload index"));
+  EXPECT_THAT(r.body, HasSubstr("needs an integer, float or datetime payload index"));
   r = Call("PUT", "/collections/o/index", R"({"field_name":"price","field_schema":"float"})");
   ASSERT_EQ(r.status, 200u);
   auto ids = [&](const std::string& body) {
@@ -782,9 +781,25 @@ TEST_F(RouterTest, ScrollOrderBy) {
   EXPECT_EQ(r.status, 400u);
   r = Call("POST", "/collections/o/points/scroll", R"({"order_by":{"key":"price","direction":"up"}})");
   EXPECT_EQ(r.status, 400u);
+  // On a datetime index: in time order (zones honoured), start_from a
+  // date-time string; the order value is microseconds since the epoch.
+  r = Call("PUT", "/collections/o/points/payload", R"({"points":[1],"payload":{"at":"2024-03-01T10:00:00Z"}})");
+  ASSERT_EQ(r.status, 200u) << r.body;
+  r = Call("PUT", "/collections/o/points/payload", R"({"points":[2],"payload":{"at":"2024-03-01T09:30:00-01:00"}})");
+  ASSERT_EQ(r.status, 200u) << r.body;
+  r = Call("PUT", "/collections/o/points/payload", R"({"points":[3],"payload":{"at":"2023-12-31"}})");
+  ASSERT_EQ(r.status, 200u) << r.body;
+  r = Call("PUT", "/collections/o/index", R"({"field_name":"at","field_schema":"datetime"})");
+  ASSERT_EQ(r.status, 200u) << r.body;
+  EXPECT_EQ(ids(R"({"order_by":"at"})"),
+            "3:1703980800000000 1:1709287200000000 2:1709289000000000 ");
+  EXPECT_EQ(ids(R"({"order_by":{"key":"at","direction":"desc","start_from":"2024-03-01T10:00:00Z"}})"),
+            "1:1709287200000000 3:1703980800000000 ");
+  EXPECT_EQ(ids(R"({"order_by":{"key":"at","start_from":1709287200000001}})"), "2:1709289000000000 ");
   r = Call("POST", "/collections/o/points/scroll",
-           R"({"order_by":{"key":"price","start_from":"2024-01-01T00:00:00Z"}})");
+           R"({"order_by":{"key":"at","start_from":"yesterday"}})");
   EXPECT_EQ(r.status, 400u);
+  EXPECT_THAT(r.body, HasSubstr("not an RFC 3339 date-time"));
 }
 
 TEST_F(RouterTest, Telemetry) {
