@@ -14,6 +14,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 #include <thread>
 #include <utility>
@@ -22,6 +23,7 @@
 #include "qvec/version.h"
 #include "server/http_server.h"
 #include "server/router.h"
+#include "server/yaml_config.h"
 
 namespace {
 
@@ -150,6 +152,39 @@ int Serve(const ServeFlags& flags) {
   return exit_code;
 }
 
+// The value of --config on the command line ("" when absent).
+std::string ConfigFileArgument(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view a = argv[i];
+    if (a == "--config" && i + 1 < argc) return argv[i + 1];
+    if (a.rfind("--config=", 0) == 0) return std::string(a.substr(9));
+  }
+  return "";
+}
+
+// CLI11's reader of config files for YAML (server/yaml_config.h).
+class YamlFormatter : public CLI::Config {
+ public:
+  explicit YamlFormatter(std::vector<std::string>* ignored) : ignored_(ignored) {}
+  std::string to_config(const CLI::App*, bool, bool, std::string) const override { return ""; }
+  std::vector<CLI::ConfigItem> from_config(std::istream& in) const override {
+    auto entries = qvec::server::ReadYamlConfig(in, ignored_);
+    if (!entries.ok()) throw CLI::ConfigError(std::string(entries.status().message()));
+    std::vector<CLI::ConfigItem> items;
+    for (qvec::server::ConfigEntry& e : *entries) {
+      CLI::ConfigItem item;
+      item.parents = std::move(e.parents);
+      item.name = std::move(e.name);
+      item.inputs = std::move(e.values);
+      items.push_back(std::move(item));
+    }
+    return items;
+  }
+
+ private:
+  std::vector<std::string>* ignored_;
+};
+
 }  // namespace
 
 // Debian's OpenBLAS does not recognize some recent CPUs (Sapphire Rapids
@@ -185,6 +220,9 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "qvec " QVEC_VERSION_STRING, "Print the version and exit");
   app.require_subcommand(1);
   app.fallthrough();  // `qvec serve --config FILE` as well as `qvec --config FILE serve`
+  // A setting in a config file that is no flag is an error, not ignored
+  // (set before the subcommands, which inherit it).
+  app.allow_config_extras(CLI::config_extras_mode::error);
 
   ServeFlags flags;
   CLI::App* serve =
@@ -267,16 +305,26 @@ int main(int argc, char** argv) {
                  "info level; without it the lines are at debug level")
       ->envname("QVEC_ACCESS_LOG");
 
-  // Every flag may come from a file too (TOML or INI: `port = 6334`,
+  // Every flag may come from a file too (YAML, in qvec's shape or Qdrant's
+  // config.yaml shape: see server/yaml_config.h; or TOML/INI: `port = 6334`,
   // `data = "/var/lib/qvec"`, `cors-origin = ["*"]`); the command line and
-  // the environment win over it.
+  // the environment win over it. The file's format follows its name.
   app.set_config("--config", "",
-                 "Read flags from a TOML or INI file: a [serve] section with one `name = value` "
-                 "per flag");
+                 "Read flags from a file: YAML (.yaml/.yml; a `serve:` mapping with one key per "
+                 "flag, or Qdrant's config.yaml keys service.host/http_port/api_key/"
+                 "read_only_api_key/enable_cors/max_request_size_mb, storage.storage_path/"
+                 "snapshots_path, log_level) or TOML/INI (a [serve] section)");
+  std::vector<std::string> ignored_settings;
+  if (qvec::server::IsYamlFileName(ConfigFileArgument(argc, argv))) {
+    app.config_formatter(std::make_shared<YamlFormatter>(&ignored_settings));
+  }
 
   CLI11_PARSE(app, argc, argv);
 
   if (serve->parsed()) {
+    for (const std::string& key : ignored_settings) {
+      spdlog::warn("config file: Qdrant setting '{}' has no effect in qvec (ignored)", key);
+    }
     ApplyQdrantEnvironment(serve, &flags);
     return Serve(flags);
   }

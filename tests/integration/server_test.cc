@@ -120,6 +120,52 @@ TEST(ServerTest, ConfigFileSetsFlags) {
             200);
 }
 
+// YAML config files: Qdrant's config.yaml shape (settings without a qvec
+// equivalent are logged and have no effect), qvec's own `serve:` shape, and
+// a setting that is no flag refused at start.
+TEST(ServerTest, YamlConfigFiles) {
+  TempDir dir;
+  auto write = [&](const std::string& name, const char* text) {
+    const std::string path = dir.Sub(name);
+    std::FILE* f = std::fopen(path.c_str(), "w");
+    EXPECT_NE(f, nullptr);
+    std::fputs(text, f);
+    std::fclose(f);
+    return path;
+  };
+  const std::string qdrant = write("config.yaml",
+                                   "service:\n  api_key: from-yaml\n  enable_cors: true\n"
+                                   "  grpc_port: 6334\nstorage:\n  performance:\n"
+                                   "    max_search_threads: 0\nlog_level: INFO\n");
+  {
+    ServerProcess server(QVEC_BINARY, dir.Sub("data"), {"--config", qdrant});
+    ASSERT_TRUE(server.Start());
+    EXPECT_EQ(HttpCall(server.port(), "GET", "/collections").status, 401);
+    auto r = HttpCall(server.port(), "GET", "/collections", "",
+                      {"api-key: from-yaml", "Origin: http://app.example"});
+    EXPECT_EQ(r.status, 200);
+    EXPECT_THAT(r.headers, HasSubstr("Access-Control-Allow-Origin: *"));
+  }
+  const std::string own = write("qvec.yml", "serve:\n  read-only-api-key: ro\n  api-key: rw\n");
+  {
+    ServerProcess server(QVEC_BINARY, dir.Sub("data"), {"--config", own});
+    ASSERT_TRUE(server.Start());
+    EXPECT_EQ(HttpCall(server.port(), "GET", "/collections", "", {"api-key: ro"}).status, 200);
+    EXPECT_EQ(HttpCall(server.port(), "PUT", "/collections/x",
+                       R"({"vectors":{"size":2,"distance":"Dot"}})", {"api-key: ro"})
+                  .status,
+              403);
+  }
+  std::string out;
+  const std::string bad = write("bad.yaml", "serve:\n  colour: blue\n");
+  EXPECT_NE(RunShell(std::string(QVEC_BINARY) + " serve --config " + bad, &out), 0);
+  EXPECT_THAT(out, HasSubstr("serve.colour"));
+  out.clear();
+  const std::string broken = write("broken.yaml", "serve: [1, 2\n");
+  EXPECT_NE(RunShell(std::string(QVEC_BINARY) + " serve --config " + broken, &out), 0);
+  EXPECT_THAT(out, HasSubstr("config file"));
+}
+
 TEST(ServerTest, VersionAndHelp) {
   std::string out;
   EXPECT_EQ(RunShell(std::string(QVEC_BINARY) + " --version", &out), 0);

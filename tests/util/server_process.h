@@ -36,6 +36,7 @@ inline int FreePort() {
 struct HttpResult {
   int status = 0;  // 0 = no answer (connection failed or closed)
   std::string body;
+  std::string headers;  // the status line and header fields as received
 };
 
 // A TCP connection to 127.0.0.1:`port` whose reads time out after
@@ -90,6 +91,7 @@ inline HttpResult HttpCall(int port, const std::string& method, const std::strin
   size_t header_end = raw.find("\r\n\r\n");
   if (header_end == std::string::npos) return result;
   std::string headers = raw.substr(0, header_end);
+  result.headers = headers;
   std::string rest = raw.substr(header_end + 4);
   if (headers.find("Transfer-Encoding: chunked") != std::string::npos ||
       headers.find("transfer-encoding: chunked") != std::string::npos) {
