@@ -246,52 +246,90 @@ Status CollectionImpl::UpdateVectors(std::span<const Point> points) {
   return WritePoints(points, true);
 }
 
-Status CollectionImpl::DeleteVectors(std::span<const PointId> ids,
-                                     const std::vector<std::string>& field_names) {
-  QVEC_RETURN_IF_ERROR(CheckAlive());
-  uint64_t drop = 0;
+StatusOr<uint64_t> CollectionImpl::FieldsMask(const std::vector<std::string>& field_names) const {
+  uint64_t mask = 0;
   for (const std::string& name : field_names) {
     QVEC_ASSIGN_OR_RETURN(VectorField * f, FieldFor(name));
     for (size_t fi = 0; fi < fields_.size(); ++fi) {
-      if (fields_[fi].get() == f) drop |= uint64_t{1} << fi;
+      if (fields_[fi].get() == f) mask |= uint64_t{1} << fi;
     }
   }
+  return mask;
+}
+
+void CollectionImpl::AddVectorRemoval(const PointId& id, uint64_t label, uint64_t drop,
+                                      storage::WriteBatch* batch, VectorRemovals* changes) {
+  const uint64_t removed = field_mask_[label] & drop;
+  if (removed == 0) return;
+  const std::string key = EncodePointKey(id);
+  for (uint16_t fid : FieldIds(removed)) batch->DeleteVector(cid_, fid, key);
+  changes->emplace_back(label, removed);
+}
+
+void CollectionImpl::ApplyVectorRemovals(const VectorRemovals& changes) {
+  for (const auto& [label, removed] : changes) {
+    for (size_t fi = 0; fi < fields_.size(); ++fi) {
+      if (!(removed & (uint64_t{1} << fi))) continue;
+      VectorField& f = *fields_[fi];
+      f.index->Remove(label);
+      if (f.tracking) f.changed_during_build.insert(label);
+      f.writes_since_health_check.fetch_add(1);
+    }
+    field_mask_[label] &= ~removed;
+  }
+}
+
+Status CollectionImpl::DeleteVectors(std::span<const PointId> ids,
+                                     const std::vector<std::string>& field_names) {
+  QVEC_RETURN_IF_ERROR(CheckAlive());
+  QVEC_ASSIGN_OR_RETURN(const uint64_t drop, FieldsMask(field_names));
   PendingWrite w;
   w.ids.assign(ids.begin(), ids.end());
   w.build = [&](WriteGroup* g, storage::WriteBatch* batch) -> Status {
     write_mu_.AssertHeld();  // builds run in the group's leader, which holds it
     AssertWriterReads();
-    std::vector<std::pair<uint64_t, uint64_t>> changes;  // (label, fields removed)
+    VectorRemovals changes;  // (label, fields removed)
     std::unordered_set<uint64_t> seen;
     for (const PointId& id : ids) {
       auto it = id_to_label_.find(id);
       if (it == id_to_label_.end()) return NotFoundError("no point with id " + id.ToString());
-      const uint64_t label = it->second;
-      if (!seen.insert(label).second) continue;
-      const uint64_t removed = field_mask_[label] & drop;
-      if (removed == 0) continue;
-      const std::string key = EncodePointKey(id);
-      for (uint16_t fid : FieldIds(removed)) batch->DeleteVector(cid_, fid, key);
-      changes.emplace_back(label, removed);
+      if (!seen.insert(it->second).second) continue;
+      AddVectorRemoval(id, it->second, drop, batch, &changes);
     }
     if (changes.empty()) return Status::Ok();
     g->applies.push_back([this, changes = std::move(changes)](uint64_t) {
       write_mu_.AssertHeld();  // run by Commit, under write_mu_
       state_mu_.AssertHeld();  // and the exclusive state lock
-      for (const auto& [label, removed] : changes) {
-        for (size_t fi = 0; fi < fields_.size(); ++fi) {
-          if (!(removed & (uint64_t{1} << fi))) continue;
-          VectorField& f = *fields_[fi];
-          f.index->Remove(label);
-          if (f.tracking) f.changed_during_build.insert(label);
-          f.writes_since_health_check.fetch_add(1);
-        }
-        field_mask_[label] &= ~removed;
-      }
+      ApplyVectorRemovals(changes);
     });
     return Status::Ok();
   };
   return SubmitWrite(&w);
+}
+
+StatusOr<size_t> CollectionImpl::DeleteVectorsByFilter(
+    const Filter& filter, const std::vector<std::string>& field_names) {
+  QVEC_RETURN_IF_ERROR(CheckAlive());
+  QVEC_ASSIGN_OR_RETURN(const uint64_t drop, FieldsMask(field_names));
+  // As DeleteByFilter: field indexes built before the write lock; under it
+  // the points are chosen and written with no other write in between.
+  QVEC_ASSIGN_OR_RETURN(FilterFields prepared, PrepareFilter(filter));
+  MutexLock write_lock(&write_mu_);
+  QVEC_RETURN_IF_ERROR(CheckAlive());
+  QVEC_ASSIGN_OR_RETURN(auto matching, PassingPointsLocked(filter, prepared));
+  storage::WriteBatch batch;
+  VectorRemovals changes;
+  {
+    WriterReads reads(this);
+    for (const auto& [id, label] : matching) AddVectorRemoval(id, label, drop, &batch, &changes);
+  }
+  if (changes.empty()) return size_t{0};
+  QVEC_RETURN_IF_ERROR(Commit(&batch, [&](uint64_t) {
+    write_mu_.AssertHeld();  // run by Commit, under write_mu_
+    state_mu_.AssertHeld();  // and the exclusive state lock
+    ApplyVectorRemovals(changes);
+  }));
+  return changes.size();
 }
 
 Status CollectionImpl::WritePoints(std::span<const Point> points, bool update_only) {
@@ -1189,8 +1227,13 @@ StatusOr<ScrollPage> CollectionImpl::Scroll(const ScrollRequest& request) {
                                            it->second != PayloadSchemaType::kFloat &&
                                            it->second != PayloadSchemaType::kDatetime)) {
         return InvalidArgumentError("order_by: ordering by '" + o.key +
-                                    "' needs an integer, float or datetime payload index on it "
-                                    "(PUT /collections/{name}/index)");
+                                    "' is supported only with an integer, float or datetime "
+                                    "payload index on it (PUT /collections/{name}/index)");
+      }
+      if (o.start_from_datetime && it->second != PayloadSchemaType::kDatetime) {
+        return InvalidArgumentError(
+            "order_by.start_from: a date-time is supported only with a datetime payload index "
+            "on the key (give a number for an integer or float index)");
       }
     }
     Condition c;

@@ -168,6 +168,8 @@ class CollectionImpl final : public Collection,
   Status UpdateVectors(std::span<const Point> points) override;
   Status DeleteVectors(std::span<const PointId> ids,
                        const std::vector<std::string>& field_names) override;
+  StatusOr<size_t> DeleteVectorsByFilter(const Filter& filter,
+                                         const std::vector<std::string>& field_names) override;
   StatusOr<size_t> Delete(std::span<const PointId> ids) override;
   StatusOr<size_t> DeleteByFilter(const Filter& filter) override;
   // Search with SearchRequest::mmr: the nearest candidates with their
@@ -353,6 +355,17 @@ class CollectionImpl final : public Collection,
   // Applies a committed deletion of `labels` to the in-memory state.
   void ApplyDelete(const std::vector<uint64_t>& labels, uint64_t version)
       QVEC_REQUIRES(write_mu_, state_mu_);
+  // The bit mask (fields_ order) of named fields; InvalidArgument for an
+  // unknown name.
+  StatusOr<uint64_t> FieldsMask(const std::vector<std::string>& field_names) const;
+  // (label, fields removed) of a vector deletion.
+  using VectorRemovals = std::vector<std::pair<uint64_t, uint64_t>>;
+  // Puts the deletion of the `drop` fields a point carries into `batch`;
+  // ApplyVectorRemovals applies them after the commit.
+  void AddVectorRemoval(const PointId& id, uint64_t label, uint64_t drop,
+                        storage::WriteBatch* batch, VectorRemovals* changes)
+      QVEC_REQUIRES(write_mu_) QVEC_REQUIRES_SHARED(state_mu_);
+  void ApplyVectorRemovals(const VectorRemovals& changes) QVEC_REQUIRES(write_mu_, state_mu_);
   // Upsert (whole points) or, with `update_only`, UpdateVectors.
   Status WritePoints(std::span<const Point> points, bool update_only);
   uint64_t AllocateLabel(std::vector<uint64_t>* reserved) QVEC_REQUIRES(write_mu_);

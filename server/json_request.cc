@@ -1462,12 +1462,19 @@ StatusOr<std::vector<Point>> ParseUpdateVectors(element e) {
 StatusOr<DeleteVectorsBody> ParseDeleteVectors(element e) {
   QVEC_FIELDS(f, e, "");
   QVEC_RETURN_IF_ERROR(RefuseShardKey(f));
-  QVEC_RETURN_IF_ERROR(
-      f.Refuse("filter", "deleting vectors of the points a filter selects is not supported yet"));
   DeleteVectorsBody out;
   element x;
-  if (!f.Take("points", &x)) return InvalidArgumentError("points must be an array of point ids");
-  QVEC_ASSIGN_OR_RETURN(out.ids, ParseIdList(x, "points"));
+  const bool has_points = f.Take("points", &x);
+  if (has_points) {
+    QVEC_ASSIGN_OR_RETURN(out.ids, ParseIdList(x, "points"));
+  }
+  if (f.Take("filter", &x)) {
+    if (has_points) return InvalidArgumentError("give points or filter, not both");
+    QVEC_ASSIGN_OR_RETURN(Filter flt, ParseFilter(x, "filter"));
+    out.filter = std::move(flt);
+  } else if (!has_points) {
+    return InvalidArgumentError("points (an array of point ids) or filter is required");
+  }
   if (!f.Take("vector", &x) || x.type() != element_type::ARRAY) {
     return InvalidArgumentError("vector must be an array of vector names");
   }
@@ -1527,6 +1534,7 @@ StatusOr<ScrollBody> ParseScroll(element e) {
                                         "' is not an RFC 3339 date-time");
           }
           o.start_from = static_cast<double>(*t);
+          o.start_from_datetime = true;
         } else {
           QVEC_ASSIGN_OR_RETURN(double d, GetNumber(y, "order_by.start_from"));
           o.start_from = d;

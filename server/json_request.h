@@ -111,7 +111,8 @@ struct PayloadBody {
 [[nodiscard]] StatusOr<std::vector<Point>> ParseUpdateVectors(simdjson::dom::element e);
 // POST .../points/vectors/delete: {points, vector: [names]}.
 struct DeleteVectorsBody {
-  std::vector<PointId> ids;
+  std::vector<PointId> ids;       // `points` ...
+  std::optional<Filter> filter;   // ... or `filter`
   std::vector<std::string> names;
 };
 [[nodiscard]] StatusOr<DeleteVectorsBody> ParseDeleteVectors(simdjson::dom::element e);

@@ -1167,7 +1167,8 @@ class Router final : public RequestHandler {
             s = c.UpdateVectors(op.points);
             break;
           case K::kDeleteVectors:
-            s = c.DeleteVectors(op.vectors.ids, op.vectors.names);
+            s = op.vectors.filter ? c.DeleteVectorsByFilter(*op.vectors.filter, op.vectors.names).status()
+                                  : c.DeleteVectors(op.vectors.ids, op.vectors.names);
             break;
         }
         if (!s.ok()) {
@@ -1199,7 +1200,8 @@ class Router final : public RequestHandler {
     return WithBody(call, name, [&](Collection& c, element body) {
       auto req = ParseDeleteVectors(body);
       if (!req.ok()) return StatusResponse(req.status(), Seconds(call.start));
-      Status s = c.DeleteVectors(req->ids, req->names);
+      Status s = req->filter ? c.DeleteVectorsByFilter(*req->filter, req->names).status()
+                             : c.DeleteVectors(req->ids, req->names);
       if (!s.ok()) return StatusResponse(s, Seconds(call.start));
       return OkResponse(UpdateResult(), Seconds(call.start));
     });

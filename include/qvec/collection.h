@@ -118,6 +118,10 @@ class Collection {
   // nothing is written then.
   [[nodiscard]] virtual Status DeleteVectors(std::span<const PointId> ids,
                                              const std::vector<std::string>& field_names) = 0;
+  // The same for every point that passes `filter`, chosen and changed in one
+  // atomic write; returns how many points lost a vector.
+  [[nodiscard]] virtual StatusOr<size_t> DeleteVectorsByFilter(
+      const Filter& filter, const std::vector<std::string>& field_names) = 0;
 
   // Deletes the given ids (absent ids are ignored) atomically; returns how many
   // existed.

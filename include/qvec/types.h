@@ -344,6 +344,9 @@ struct OrderBy {
   // Values from this one on (>= ascending, <= descending); for a datetime
   // index, microseconds since the Unix epoch (UTC). Default: all.
   std::optional<double> start_from;
+  // start_from was given as a date-time (valid only on a datetime index).
+  // Default: false.
+  bool start_from_datetime = false;
 };
 
 struct ScrollRequest {

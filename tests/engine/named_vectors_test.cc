@@ -349,6 +349,26 @@ TEST_F(NamedVectorsTest, FieldsAreUpdatedAndDeletedOneByOne) {
   EXPECT_EQ(rec.vectors.size(), 1u);
   EXPECT_EQ(rec.payload.value_or("?"), "{}");  // no payload: the empty one
   ExpectSearchesMatch();
+  // By filter: "image" of every odd point with i < 100, in one write.
+  Filter odd_low;
+  Condition odd;
+  odd.kind = Condition::Kind::kMatchValue;
+  odd.key = "odd";
+  odd.value = true;
+  Condition low;
+  low.kind = Condition::Kind::kRange;
+  low.key = "i";
+  low.lt = 100;
+  odd_low.must = {odd, low};
+  size_t expected = 0;
+  for (uint64_t i = 1; i < 100; i += 2) expected += truth_[1].erase(i);
+  auto removed = coll_->DeleteVectorsByFilter(odd_low, {"image"});
+  ASSERT_TRUE(removed.ok()) << removed.status().ToString();
+  EXPECT_EQ(*removed, expected);
+  EXPECT_EQ(*coll_->DeleteVectorsByFilter(odd_low, {"image"}), 0u);  // nothing left to remove
+  EXPECT_EQ(coll_->DeleteVectorsByFilter(odd_low, {"nope"}).status().code(),
+            StatusCode::kInvalidArgument);
+  ExpectSearchesMatch();
   // All of it survives reopen.
   Open();
   coll_ = db_->GetCollection("c").value();

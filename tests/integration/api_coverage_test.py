@@ -295,7 +295,7 @@ FIELDS = [
     ("PointVectors", "vector", APPLIED, ("PUT", "/collections/nv/points/vectors", {"points": [{"id": 1, "vector": {"text": V, "image": [1, 0]}}]})),
     ("DeleteVectors", "points", APPLIED, ("POST", "/collections/nv/points/vectors/delete", {"points": [2], "vector": ["image"]})),
     ("DeleteVectors", "vector", APPLIED, ("POST", "/collections/nv/points/vectors/delete", {"points": [2], "vector": ["image"]})),
-    ("DeleteVectors", "filter", REFUSED, ("POST", "/collections/nv/points/vectors/delete", {"filter": {"must": []}, "vector": ["image"]})),
+    ("DeleteVectors", "filter", APPLIED, ("POST", "/collections/nv/points/vectors/delete", {"filter": {"must": [{"has_id": [1]}]}, "vector": ["image"]})),
     ("DeleteVectors", "shard_key", REFUSED, ("POST", "/collections/nv/points/vectors/delete", {"points": [2], "vector": ["image"], "shard_key": "a"})),
     ("SetPayload", "shard_key", REFUSED, ("POST", "/collections/c/points/payload", {"payload": {"x": 1}, "points": [1], "shard_key": "a"})),
     # .../search/batch and .../query/batch

@@ -604,8 +604,17 @@ TEST_F(RouterTest, PayloadAndVectorOperations) {
   EXPECT_THAT(r.body, HasSubstr(R"("id":2)"));
   r = Call("POST", "/collections/demo/points/search", R"({"vector":[1,0,0,0],"limit":3})");
   EXPECT_THAT(r.body, Not(HasSubstr(R"("id":2,)")));
+  // By filter: the points it selects lose the vector, the others keep it.
   r = Call("POST", "/collections/demo/points/vectors/delete",
-           R"({"filter":{"must":[]},"vector":[""]})");
+           R"({"filter":{"must":[{"has_id":[1]}]},"vector":[""]})");
+  ASSERT_EQ(r.status, 200u) << r.body;
+  r = Call("POST", "/collections/demo/points/search", R"({"vector":[1,0,0,0],"limit":3})");
+  EXPECT_THAT(r.body, Not(HasSubstr(R"("id":1,)")));
+  EXPECT_THAT(r.body, HasSubstr(R"("id":"5c56c793)"));
+  r = Call("POST", "/collections/demo/points/vectors/delete",
+           R"({"points":[3],"filter":{"must":[]},"vector":[""]})");
+  EXPECT_EQ(r.status, 400u);
+  r = Call("POST", "/collections/demo/points/vectors/delete", R"({"vector":[""]})");
   EXPECT_EQ(r.status, 400u);
 }
 
@@ -755,7 +764,7 @@ TEST_F(RouterTest, ScrollOrderBy) {
   // Without a range index on the key: refused, naming it.
   r = Call("POST", "/collections/o/points/scroll", R"({"order_by":"price"})");
   EXPECT_EQ(r.status, 400u);
-  EXPECT_THAT(r.body, HasSubstr("needs an integer, float or datetime payload index"));
+  EXPECT_THAT(r.body, HasSubstr("supported only with an integer, float or datetime payload index"));
   r = Call("PUT", "/collections/o/index", R"({"field_name":"price","field_schema":"float"})");
   ASSERT_EQ(r.status, 200u);
   auto ids = [&](const std::string& body) {
@@ -796,6 +805,10 @@ TEST_F(RouterTest, ScrollOrderBy) {
   EXPECT_EQ(ids(R"({"order_by":{"key":"at","direction":"desc","start_from":"2024-03-01T10:00:00Z"}})"),
             "1:1709287200000000 3:1703980800000000 ");
   EXPECT_EQ(ids(R"({"order_by":{"key":"at","start_from":1709287200000001}})"), "2:1709289000000000 ");
+  r = Call("POST", "/collections/o/points/scroll",
+           R"({"order_by":{"key":"price","start_from":"2024-03-01T10:00:00Z"}})");
+  EXPECT_EQ(r.status, 400u);
+  EXPECT_THAT(r.body, HasSubstr("a date-time is supported only with a datetime payload index"));
   r = Call("POST", "/collections/o/points/scroll",
            R"({"order_by":{"key":"at","start_from":"yesterday"}})");
   EXPECT_EQ(r.status, 400u);
