@@ -92,6 +92,11 @@ TEST(QdrantJsClient, OfficialClientWorksWithoutWarnings) { RunNodeAgainstServer(
 // corrupt/truncated/foreign files refused, delete.
 TEST(QdrantJsClient, Snapshots) { RunNodeAgainstServer("snapshots.mjs"); }
 
+// The points, payload, collection and filter surface (issue #14): payload
+// and vector operations by ids and filter, batches, payload indexes of every
+// type, every filter kind, scroll order_by, PATCH, aliases, MMR, refusals.
+TEST(QdrantJsClient, PointsPayloadCollectionsAndFilters) { RunNodeAgainstServer("qdrant_api.mjs"); }
+
 // LangChain's and LlamaIndex's Qdrant vector stores, their standard flows:
 // add, search with scores, metadata filters (LlamaIndex's operators and
 // TEXT_MATCH), LangChain's server-side MMR, delete by ids, by filter and by
