@@ -1,4 +1,5 @@
 #include "engine/collection_impl.h"
+#include "engine/query.h"
 
 #include <algorithm>
 #include <limits>
@@ -1931,6 +1932,11 @@ StatusOr<CollectionInfo> CollectionImpl::Info() {
   info.quality = first.quality;
   info.disk_bytes = store_->ApproximateDiskBytes();
   return info;
+}
+
+StatusOr<std::vector<ScoredPoint>> CollectionImpl::Query(const QueryRequest& request) {
+  QVEC_RETURN_IF_ERROR(CheckAlive());
+  return RunQuery(*this, request);
 }
 
 }  // namespace qvec::engine

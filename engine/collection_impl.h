@@ -188,6 +188,7 @@ class CollectionImpl final : public Collection,
   StatusOr<size_t> Count(const Filter* filter) override;
   StatusOr<ScrollPage> Scroll(const ScrollRequest& request) override;
   StatusOr<std::vector<ScoredPoint>> Search(const SearchRequest& request) override;
+  StatusOr<std::vector<ScoredPoint>> Query(const QueryRequest& request) override;
   StatusOr<std::vector<std::vector<ScoredPoint>>> SearchBatch(
       std::span<const SearchRequest> requests) override;
   Status Optimize() override;

@@ -1502,6 +1502,45 @@ StatusOr<std::optional<Filter>> ParseCount(element e) {
   return out;
 }
 
+// Qdrant's OrderBy: "key" or {key, direction, start_from}.
+StatusOr<OrderBy> ParseOrderBy(element x, const std::string& path) {
+  OrderBy o;
+  if (x.type() == element_type::STRING) {
+    o.key = std::string(std::string_view(x));
+  } else {
+    QVEC_FIELDS(ob, x, path);
+    element y;
+    if (!ob.Take("key", &y)) return InvalidArgumentError(path + ".key is required");
+    QVEC_ASSIGN_OR_RETURN(o.key, GetString(y, path + ".key"));
+    if (ob.Take("direction", &y)) {
+      std::string_view d = y.type() == element_type::STRING ? std::string_view(y) : "";
+      if (d != "asc" && d != "desc") {
+        return InvalidArgumentError(path + ".direction must be \"asc\" or \"desc\"");
+      }
+      o.descending = d == "desc";
+    }
+    if (ob.Take("start_from", &y)) {
+      if (y.type() == element_type::STRING) {
+        // A date-time (RFC 3339, Qdrant's formats): microseconds since the
+        // epoch, the values a datetime index orders by.
+        auto t = datetime::ParseMicros(std::string_view(y));
+        if (!t) {
+          return InvalidArgumentError(path + ".start_from: '" + std::string(std::string_view(y)) +
+                                      "' is not an RFC 3339 date-time");
+        }
+        o.start_from = static_cast<double>(*t);
+        o.start_from_datetime = true;
+      } else {
+        QVEC_ASSIGN_OR_RETURN(double d, GetNumber(y, path + ".start_from"));
+        o.start_from = d;
+      }
+    }
+    QVEC_RETURN_IF_ERROR(ob.Finish());
+  }
+  if (o.key.empty()) return InvalidArgumentError(path + ".key must not be empty");
+  return o;
+}
+
 StatusOr<ScrollBody> ParseScroll(element e) {
   QVEC_FIELDS(f, e, "");
   QVEC_RETURN_IF_ERROR(RefuseShardKey(f));
@@ -1509,41 +1548,7 @@ StatusOr<ScrollBody> ParseScroll(element e) {
   ScrollRequest& r = out.request;
   element x;
   if (f.Take("order_by", &x)) {
-    OrderBy o;
-    if (x.type() == element_type::STRING) {
-      o.key = std::string(std::string_view(x));
-    } else {
-      QVEC_FIELDS(ob, x, "order_by");
-      element y;
-      if (!ob.Take("key", &y)) return InvalidArgumentError("order_by.key is required");
-      QVEC_ASSIGN_OR_RETURN(o.key, GetString(y, "order_by.key"));
-      if (ob.Take("direction", &y)) {
-        std::string_view d = y.type() == element_type::STRING ? std::string_view(y) : "";
-        if (d != "asc" && d != "desc") {
-          return InvalidArgumentError("order_by.direction must be \"asc\" or \"desc\"");
-        }
-        o.descending = d == "desc";
-      }
-      if (ob.Take("start_from", &y)) {
-        if (y.type() == element_type::STRING) {
-          // A date-time (RFC 3339, Qdrant's formats): microseconds since the
-          // epoch, the values a datetime index orders by.
-          auto t = datetime::ParseMicros(std::string_view(y));
-          if (!t) {
-            return InvalidArgumentError("order_by.start_from: '" + std::string(std::string_view(y)) +
-                                        "' is not an RFC 3339 date-time");
-          }
-          o.start_from = static_cast<double>(*t);
-          o.start_from_datetime = true;
-        } else {
-          QVEC_ASSIGN_OR_RETURN(double d, GetNumber(y, "order_by.start_from"));
-          o.start_from = d;
-        }
-      }
-      QVEC_RETURN_IF_ERROR(ob.Finish());
-    }
-    if (o.key.empty()) return InvalidArgumentError("order_by.key must not be empty");
-    r.order_by = std::move(o);
+    QVEC_ASSIGN_OR_RETURN(r.order_by, ParseOrderBy(x, "order_by"));
   }
   if (f.Take("offset", &x)) {
     QVEC_ASSIGN_OR_RETURN(PointId id, ParsePointId(x));
@@ -1760,6 +1765,311 @@ StatusOr<std::vector<AliasOperation>> ParseAliasActions(element e) {
                                   "rename_alias");
     }
     out.push_back(std::move(o));
+  }
+  return out;
+}
+
+
+// ---- the Query API ----
+
+namespace {
+
+bool IsIdElement(element e) {
+  return e.type() == element_type::INT64 || e.type() == element_type::UINT64 ||
+         e.type() == element_type::STRING;
+}
+
+// Qdrant's VectorInput: a dense vector or a point id (whose vector is used).
+Status ParseVectorInput(element e, const std::string& path, VectorInput* out) {
+  if (IsIdElement(e)) {
+    auto id = ParsePointId(e);
+    if (!id.ok()) return InvalidArgumentError(path + ": " + std::string(id.status().message()));
+    out->point = *id;
+    return Status::Ok();
+  }
+  if (e.type() == element_type::OBJECT) {
+    QVEC_FIELDS(f, e, path);
+    QVEC_RETURN_IF_ERROR(f.Refuse("indices", "sparse vectors are not supported yet"));
+    QVEC_RETURN_IF_ERROR(f.Refuse("values", "sparse vectors are not supported yet"));
+    for (std::string_view doc : {"text", "image", "object", "model"}) {
+      QVEC_RETURN_IF_ERROR(
+          f.Refuse(doc, "documents and images for server-side inference are not supported"));
+    }
+    QVEC_RETURN_IF_ERROR(f.Finish());
+    return InvalidArgumentError(path + ": expected a vector or a point id");
+  }
+  if (e.type() == element_type::ARRAY) {
+    simdjson::dom::array arr(e);
+    if (arr.size() > 0 && (*arr.begin()).type() == element_type::ARRAY) {
+      return InvalidArgumentError(path + ": multivectors are not supported");
+    }
+  }
+  QVEC_RETURN_IF_ERROR(CheckDenseVector(e, path));
+  return ParseVector(e, &out->vector).Annotate(path);
+}
+
+Status ParseExamples(element e, const std::string& path, std::vector<VectorInput>* out) {
+  if (e.type() != element_type::ARRAY) return WrongType(path, "an array of vectors or point ids", e);
+  size_t i = 0;
+  for (element x : simdjson::dom::array(e)) {
+    VectorInput in;
+    QVEC_RETURN_IF_ERROR(ParseVectorInput(x, Index(path, i++), &in));
+    out->push_back(std::move(in));
+  }
+  return Status::Ok();
+}
+
+// ContextInput: one {positive, negative} pair or an array of them.
+Status ParseContext(element e, const std::string& path,
+                    std::vector<std::pair<VectorInput, VectorInput>>* out) {
+  auto pair = [&](element p, const std::string& where) -> Status {
+    QVEC_FIELDS(f, p, where);
+    element pos, neg;
+    if (!f.Take("positive", &pos) || !f.Take("negative", &neg)) {
+      return InvalidArgumentError(where + ": a context pair is {\"positive\": ..., \"negative\": ...}");
+    }
+    std::pair<VectorInput, VectorInput> pr;
+    QVEC_RETURN_IF_ERROR(ParseVectorInput(pos, f.PathOf("positive"), &pr.first));
+    QVEC_RETURN_IF_ERROR(ParseVectorInput(neg, f.PathOf("negative"), &pr.second));
+    QVEC_RETURN_IF_ERROR(f.Finish());
+    out->push_back(std::move(pr));
+    return Status::Ok();
+  };
+  if (e.type() == element_type::OBJECT) return pair(e, path);
+  if (e.type() != element_type::ARRAY) return WrongType(path, "context pairs", e);
+  size_t i = 0;
+  for (element p : simdjson::dom::array(e)) QVEC_RETURN_IF_ERROR(pair(p, Index(path, i++)));
+  return Status::Ok();
+}
+
+Status ParseMmr(element m, const std::string& path, Mmr* out) {
+  QVEC_FIELDS(mf, m, path);
+  element x;
+  if (mf.Take("diversity", &x)) {
+    QVEC_ASSIGN_OR_RETURN(double d, GetNumber(x, mf.PathOf("diversity")));
+    out->diversity = ToFloat(d);  // the engine checks the range
+  }
+  if (mf.Take("candidates_limit", &x)) {
+    QVEC_ASSIGN_OR_RETURN(uint64_t n, GetUint(x, mf.PathOf("candidates_limit")));
+    out->candidates_limit = static_cast<size_t>(std::min<uint64_t>(n, SIZE_MAX / 2));
+  }
+  return mf.Finish();
+}
+
+// Qdrant's QueryInterface: a VectorInput (nearest) or one query form.
+StatusOr<QuerySpec> ParseQuerySpec(element q, const std::string& path) {
+  QuerySpec out;
+  if (q.type() != element_type::OBJECT) {
+    QVEC_RETURN_IF_ERROR(ParseVectorInput(q, path, &out.nearest));
+    return out;
+  }
+  QVEC_FIELDS(f, q, path);
+  int forms = 0;
+  element x;
+  if (f.Take("nearest", &x)) {
+    ++forms;
+    out.kind = QuerySpec::Kind::kNearest;
+    QVEC_RETURN_IF_ERROR(ParseVectorInput(x, f.PathOf("nearest"), &out.nearest));
+    if (f.Take("mmr", &x)) {
+      Mmr m;
+      QVEC_RETURN_IF_ERROR(ParseMmr(x, f.PathOf("mmr"), &m));
+      out.mmr = m;
+    }
+  }
+  if (f.Take("recommend", &x)) {
+    ++forms;
+    out.kind = QuerySpec::Kind::kRecommend;
+    QVEC_FIELDS(r, x, f.PathOf("recommend"));
+    element y;
+    if (r.Take("positive", &y)) {
+      QVEC_RETURN_IF_ERROR(ParseExamples(y, r.PathOf("positive"), &out.positive));
+    }
+    if (r.Take("negative", &y)) {
+      QVEC_RETURN_IF_ERROR(ParseExamples(y, r.PathOf("negative"), &out.negative));
+    }
+    if (r.Take("strategy", &y)) {
+      std::string_view st = y.type() == element_type::STRING ? std::string_view(y) : "";
+      if (st == "average_vector") {
+        out.strategy = QuerySpec::Strategy::kAverageVector;
+      } else if (st == "best_score") {
+        out.strategy = QuerySpec::Strategy::kBestScore;
+      } else if (st == "sum_scores") {
+        out.strategy = QuerySpec::Strategy::kSumScores;
+      } else {
+        return InvalidArgumentError(r.PathOf("strategy") +
+                                    " must be average_vector, best_score or sum_scores");
+      }
+    }
+    QVEC_RETURN_IF_ERROR(r.Finish());
+  }
+  if (f.Take("discover", &x)) {
+    ++forms;
+    out.kind = QuerySpec::Kind::kDiscover;
+    QVEC_FIELDS(d, x, f.PathOf("discover"));
+    element y;
+    if (!d.Take("target", &y)) return InvalidArgumentError(d.PathOf("target") + " is required");
+    QVEC_RETURN_IF_ERROR(ParseVectorInput(y, d.PathOf("target"), &out.target));
+    if (!d.Take("context", &y)) return InvalidArgumentError(d.PathOf("context") + " is required");
+    QVEC_RETURN_IF_ERROR(ParseContext(y, d.PathOf("context"), &out.context));
+    QVEC_RETURN_IF_ERROR(d.Finish());
+  }
+  if (f.Take("context", &x)) {
+    ++forms;
+    out.kind = QuerySpec::Kind::kContext;
+    QVEC_RETURN_IF_ERROR(ParseContext(x, f.PathOf("context"), &out.context));
+  }
+  if (f.Take("order_by", &x)) {
+    ++forms;
+    out.kind = QuerySpec::Kind::kOrderBy;
+    QVEC_ASSIGN_OR_RETURN(out.order_by, ParseOrderBy(x, f.PathOf("order_by")));
+  }
+  if (f.Take("fusion", &x)) {
+    ++forms;
+    out.kind = QuerySpec::Kind::kFusion;
+    std::string_view fu = x.type() == element_type::STRING ? std::string_view(x) : "";
+    if (fu == "rrf") {
+      out.fusion = QuerySpec::Fusion::kRrf;
+    } else if (fu == "dbsf") {
+      out.fusion = QuerySpec::Fusion::kDbsf;
+    } else {
+      return InvalidArgumentError(f.PathOf("fusion") + " must be \"rrf\" or \"dbsf\"");
+    }
+  }
+  if (f.Take("rrf", &x)) {
+    ++forms;
+    out.kind = QuerySpec::Kind::kFusion;
+    out.fusion = QuerySpec::Fusion::kRrf;
+    QVEC_FIELDS(r, x, f.PathOf("rrf"));
+    element y;
+    if (r.Take("k", &y)) {
+      QVEC_ASSIGN_OR_RETURN(uint64_t k, GetUint(y, r.PathOf("k")));
+      if (k > 1000000) return OutOfRangeError(r.PathOf("k") + " must be at most 1000000");
+      out.rrf_k = static_cast<uint32_t>(k);
+    }
+    if (r.Take("weights", &y)) {
+      if (y.type() != element_type::ARRAY) return WrongType(r.PathOf("weights"), "an array of numbers", y);
+      for (element w : simdjson::dom::array(y)) {
+        QVEC_ASSIGN_OR_RETURN(double d, GetNumber(w, r.PathOf("weights")));
+        if (!(d >= 0) || !std::isfinite(d)) {
+          return InvalidArgumentError(r.PathOf("weights") + ": weights must be finite and >= 0");
+        }
+        out.rrf_weights.push_back(static_cast<float>(d));
+      }
+    }
+    QVEC_RETURN_IF_ERROR(r.Finish());
+  }
+  if (f.Take("sample", &x)) {
+    ++forms;
+    out.kind = QuerySpec::Kind::kSample;
+    if (x.type() != element_type::STRING || std::string_view(x) != "random") {
+      return InvalidArgumentError(f.PathOf("sample") + " must be \"random\"");
+    }
+  }
+  QVEC_RETURN_IF_ERROR(f.Refuse("formula", "score formulas are not supported yet"));
+  QVEC_RETURN_IF_ERROR(
+      f.Refuse("relevance_feedback", "relevance feedback queries are not supported yet"));
+  QVEC_RETURN_IF_ERROR(f.Refuse("indices", "sparse vectors are not supported yet"));
+  for (std::string_view doc : {"text", "image", "object"}) {
+    QVEC_RETURN_IF_ERROR(
+        f.Refuse(doc, "documents and images for server-side inference are not supported"));
+  }
+  QVEC_RETURN_IF_ERROR(f.Finish());
+  if (forms != 1) {
+    return InvalidArgumentError(path + ": expected exactly one of nearest, recommend, discover, "
+                                "context, order_by, fusion, rrf or sample");
+  }
+  return out;
+}
+
+// One stage (`top`: the request itself, which also takes offset and the
+// output selectors).
+StatusOr<QueryRequest> ParseQueryStage(element e, const std::string& path, bool top,
+                                       std::vector<std::optional<LookupFrom>>* lookups,
+                                       PayloadSelector* selector) {
+  QVEC_FIELDS(f, e, path);
+  QueryRequest r;
+  QVEC_RETURN_IF_ERROR(RefuseShardKey(f));
+  element x;
+  const size_t my_lookup = lookups->size();
+  lookups->emplace_back();
+  if (f.Take("lookup_from", &x)) {
+    QVEC_FIELDS(l, x, f.PathOf("lookup_from"));
+    element y;
+    LookupFrom lf;
+    if (!l.Take("collection", &y)) return InvalidArgumentError(l.PathOf("collection") + " is required");
+    QVEC_ASSIGN_OR_RETURN(lf.collection, GetString(y, l.PathOf("collection")));
+    if (l.Take("vector", &y)) {
+      QVEC_ASSIGN_OR_RETURN(lf.vector, GetString(y, l.PathOf("vector")));
+    }
+    QVEC_RETURN_IF_ERROR(RefuseShardKey(l));
+    QVEC_RETURN_IF_ERROR(l.Finish());
+    (*lookups)[my_lookup] = std::move(lf);
+  }
+  if (f.Take("prefetch", &x)) {
+    auto one = [&](element p, const std::string& where) -> Status {
+      QVEC_ASSIGN_OR_RETURN(QueryRequest pr, ParseQueryStage(p, where, false, lookups, nullptr));
+      r.prefetch.push_back(std::move(pr));
+      return Status::Ok();
+    };
+    if (x.type() == element_type::ARRAY) {
+      size_t i = 0;
+      for (element p : simdjson::dom::array(x)) {
+        QVEC_RETURN_IF_ERROR(one(p, Index(f.PathOf("prefetch"), i++)));
+      }
+    } else {
+      QVEC_RETURN_IF_ERROR(one(x, f.PathOf("prefetch")));
+    }
+  }
+  if (f.Take("query", &x)) {
+    QVEC_ASSIGN_OR_RETURN(QuerySpec q, ParseQuerySpec(x, f.PathOf("query")));
+    r.query = std::move(q);
+  }
+  if (f.Take("using", &x)) {
+    QVEC_ASSIGN_OR_RETURN(r.vector_name, GetString(x, f.PathOf("using")));
+  }
+  if (f.Take("filter", &x)) {
+    QVEC_ASSIGN_OR_RETURN(Filter flt, ParseFilter(x, f.PathOf("filter")));
+    r.filter = std::move(flt);
+  }
+  if (f.Take("params", &x)) {
+    QVEC_RETURN_IF_ERROR(ParseSearchParams(x, f.PathOf("params"), &r.params));
+  }
+  if (f.Take("score_threshold", &x)) {
+    QVEC_ASSIGN_OR_RETURN(double d, GetNumber(x, f.PathOf("score_threshold")));
+    r.score_threshold = ToFloat(d);
+  }
+  if (f.Take("limit", &x)) {
+    QVEC_ASSIGN_OR_RETURN(uint64_t n, GetUint(x, f.PathOf("limit")));
+    r.limit = static_cast<size_t>(std::min<uint64_t>(n, SIZE_MAX / 4));
+  }
+  if (top) {
+    if (f.Take("offset", &x)) {
+      QVEC_ASSIGN_OR_RETURN(uint64_t n, GetUint(x, f.PathOf("offset")));
+      r.offset = static_cast<size_t>(std::min<uint64_t>(n, SIZE_MAX / 4));
+    }
+    QVEC_RETURN_IF_ERROR(ParsePayloadSelectorField(f, false, selector));
+    r.with_payload = selector->enabled;
+    QVEC_ASSIGN_OR_RETURN(r.with_vector, ParseVectorSelectorField(f, false));
+  }
+  QVEC_RETURN_IF_ERROR(f.Finish());
+  return r;
+}
+
+}  // namespace
+
+StatusOr<ParsedQuery> ParseQueryRequest(element e, const std::string& path) {
+  ParsedQuery out;
+  QVEC_ASSIGN_OR_RETURN(out.request, ParseQueryStage(e, path, true, &out.lookups, &out.selector));
+  return out;
+}
+
+StatusOr<std::vector<ParsedQuery>> ParseQueryBatch(element e) {
+  QVEC_ASSIGN_OR_RETURN(simdjson::dom::array searches, OnlyArray(e, "searches", "searches"));
+  std::vector<ParsedQuery> out;
+  size_t i = 0;
+  for (element s : searches) {
+    QVEC_ASSIGN_OR_RETURN(ParsedQuery one, ParseQueryRequest(s, Index("searches", i++)));
+    out.push_back(std::move(one));
   }
   return out;
 }

@@ -75,6 +75,24 @@ struct ParsedSearch {
 [[nodiscard]] StatusOr<std::vector<ParsedSearch>> ParseSearchBatch(simdjson::dom::element e,
                                                                    bool query_api);
 
+// POST /collections/{name}/points/query (and each of .../query/batch): Qdrant's
+// QueryRequest with nested prefetches. `lookup_from` (vectors of point
+// examples taken from another collection) is returned per stage for the
+// router to resolve: lookups[i] belongs to the stage found i-th in a
+// pre-order walk (the request, then its prefetches depth-first).
+struct LookupFrom {
+  std::string collection;
+  std::string vector;  // "" = the unnamed field
+};
+struct ParsedQuery {
+  QueryRequest request;
+  PayloadSelector selector;
+  std::vector<std::optional<LookupFrom>> lookups;
+};
+[[nodiscard]] StatusOr<ParsedQuery> ParseQueryRequest(simdjson::dom::element e,
+                                                      const std::string& path = "");
+[[nodiscard]] StatusOr<std::vector<ParsedQuery>> ParseQueryBatch(simdjson::dom::element e);
+
 // PUT /collections/{name}/points: {"points": [...]} or {"batch": {...}}.
 [[nodiscard]] StatusOr<std::vector<Point>> ParsePoints(simdjson::dom::element e);
 

@@ -183,6 +183,14 @@ void WriteScoredPoints(JsonWriter& w, const std::vector<ScoredPoint>& points,
       w.Null();
     }
     WriteVectors(w, shape.single_vector, shape.vectors_asked, p.vector, p.vectors);
+    if (p.order_value) {
+      const double v = *p.order_value;
+      if (v == std::floor(v) && std::fabs(v) < 9007199254740992.0) {
+        w.Key("order_value").Int(static_cast<int64_t>(v));
+      } else {
+        w.Key("order_value").Double(v);
+      }
+    }
     w.EndObject();
   }
   w.EndArray();
@@ -580,7 +588,7 @@ class Router final : public RequestHandler {
         }
         if (op == "query") {
           QVEC_ROUTE("/collections/{name}/points/query", "POST");
-          return SearchRoute(call, name, true);
+          return QueryRoute(call, name);
         }
         if (op == "payload") {
           QVEC_ROUTE("/collections/{name}/points/payload", "POST", "PUT");
@@ -608,9 +616,13 @@ class Router final : public RequestHandler {
         QVEC_ROUTE("/collections/{name}/points/vectors/delete", "POST");
         return DeleteVectorsRoute(call, name);
       }
-      if (s.size() == 5 && s[4] == "batch" && (op == "search" || op == "query")) {
-        QVEC_ROUTE("/collections/{name}/points/" + op + "/batch", "POST");
-        return SearchBatchRoute(call, name, op == "query");
+      if (s.size() == 5 && s[4] == "batch" && op == "search") {
+        QVEC_ROUTE("/collections/{name}/points/search/batch", "POST");
+        return SearchBatchRoute(call, name, false);
+      }
+      if (s.size() == 5 && s[4] == "batch" && op == "query") {
+        QVEC_ROUTE("/collections/{name}/points/query/batch", "POST");
+        return QueryBatchRoute(call, name);
       }
     }
 #undef QVEC_ROUTE
@@ -1255,6 +1267,113 @@ class Router final : public RequestHandler {
           w, *hits,
           OutputShape{parsed->selector, c.config().single_vector(), bool(req.with_vector)});
       if (query_api) w.EndObject();
+      return OkResponse(w.Take(), Seconds(call.start));
+    });
+  }
+
+  // Replaces the point examples of the stages that name `lookup_from` by
+  // those points' vectors in the other collection (pre-order, as parsed).
+  Status ResolveLookups(QueryRequest* stage, const std::vector<std::optional<LookupFrom>>& lookups,
+                        size_t* next) {
+    const std::optional<LookupFrom>& lookup = lookups.at((*next)++);
+    if (lookup && stage->query) {
+      auto other = db_->GetCollection(lookup->collection);
+      if (!other.ok()) {
+        return NotFoundError("lookup_from.collection: collection '" + lookup->collection +
+                             "' does not exist");
+      }
+      Collection& o = **other;
+      const bool single = o.config().single_vector();
+      auto resolve = [&](VectorInput* in) -> Status {
+        if (!in->point) return Status::Ok();
+        const PointId ids[] = {*in->point};
+        QVEC_ASSIGN_OR_RETURN(auto recs, o.Get(ids, false, VectorSelector(true), 0));
+        if (recs.empty()) {
+          return NotFoundError("no point with id " + in->point->ToString() + " in collection '" +
+                               lookup->collection + "' (lookup_from)");
+        }
+        const Record& rec = recs[0];
+        const std::vector<float>* v = nullptr;
+        if (single && lookup->vector.empty() && rec.vector) v = &*rec.vector;
+        if (!single) {
+          auto it = rec.vectors.find(lookup->vector);
+          if (it != rec.vectors.end()) v = &it->second;
+        }
+        if (v == nullptr) {
+          return InvalidArgumentError("lookup_from.vector: point " + in->point->ToString() +
+                                      " of collection '" + lookup->collection +
+                                      "' has no vector '" + lookup->vector + "'");
+        }
+        in->vector = *v;
+        in->point.reset();
+        return Status::Ok();
+      };
+      QuerySpec& q = *stage->query;
+      QVEC_RETURN_IF_ERROR(resolve(&q.nearest));
+      QVEC_RETURN_IF_ERROR(resolve(&q.target));
+      for (auto& in : q.positive) QVEC_RETURN_IF_ERROR(resolve(&in));
+      for (auto& in : q.negative) QVEC_RETURN_IF_ERROR(resolve(&in));
+      for (auto& [p, n] : q.context) {
+        QVEC_RETURN_IF_ERROR(resolve(&p));
+        QVEC_RETURN_IF_ERROR(resolve(&n));
+      }
+    }
+    for (QueryRequest& p : stage->prefetch) QVEC_RETURN_IF_ERROR(ResolveLookups(&p, lookups, next));
+    return Status::Ok();
+  }
+
+  StatusOr<std::vector<ScoredPoint>> RunParsedQuery(Collection& c, ParsedQuery* parsed) {
+    size_t next = 0;
+    QVEC_RETURN_IF_ERROR(ResolveLookups(&parsed->request, parsed->lookups, &next));
+    parsed->request.max_result_bytes = max_response_bytes_;
+    return c.Query(parsed->request);
+  }
+
+  HttpResponse QueryRoute(const Call& call, const std::string& name) {
+    return WithBody(call, name, [&](Collection& c, element body) {
+      auto parsed = ParseQueryRequest(body);
+      if (!parsed.ok()) return StatusResponse(parsed.status(), Seconds(call.start));
+      auto hits = RunParsedQuery(c, &*parsed);
+      if (!hits.ok()) return StatusResponse(hits.status(), Seconds(call.start));
+      JsonWriter w;
+      w.BeginObject().Key("points");
+      WriteScoredPoints(w, *hits,
+                        OutputShape{parsed->selector, c.config().single_vector(),
+                                    bool(parsed->request.with_vector)});
+      w.EndObject();
+      return OkResponse(w.Take(), Seconds(call.start));
+    });
+  }
+
+  HttpResponse QueryBatchRoute(const Call& call, const std::string& name) {
+    return WithBody(call, name, [&](Collection& c, element body) {
+      auto parsed = ParseQueryBatch(body);
+      if (!parsed.ok()) return StatusResponse(parsed.status(), Seconds(call.start));
+      std::vector<std::vector<ScoredPoint>> results;
+      size_t bytes = 0;
+      for (ParsedQuery& one : *parsed) {
+        auto hits = RunParsedQuery(c, &one);
+        if (!hits.ok()) return StatusResponse(hits.status(), Seconds(call.start));
+        for (const auto& h : *hits) bytes += 48 + (h.payload ? h.payload->size() : 0);
+        if (max_response_bytes_ != 0 && bytes > max_response_bytes_) {
+          return StatusResponse(OutOfRangeError("the answer would be larger than the result size "
+                                                "limit: ask for fewer points (limit), or leave "
+                                                "out payloads or vectors"),
+                                Seconds(call.start));
+        }
+        results.push_back(std::move(*hits));
+      }
+      const bool single_vector = c.config().single_vector();
+      JsonWriter w;
+      w.BeginArray();
+      for (size_t i = 0; i < results.size(); ++i) {
+        w.BeginObject().Key("points");
+        WriteScoredPoints(w, results[i],
+                          OutputShape{(*parsed)[i].selector, single_vector,
+                                      bool((*parsed)[i].request.with_vector)});
+        w.EndObject();
+      }
+      w.EndArray();
       return OkResponse(w.Take(), Seconds(call.start));
     });
   }

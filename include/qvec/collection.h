@@ -173,6 +173,12 @@ class Collection {
   // The best `limit` points after `offset`, best first. InvalidArgument for a
   // bad vector or out-of-range parameters.
   [[nodiscard]] virtual StatusOr<std::vector<ScoredPoint>> Search(const SearchRequest& request) = 0;
+  // Qdrant's universal query: prefetch stages, then nearest, recommend,
+  // discover, context, fusion, order_by or sample (see QueryRequest). Each
+  // stage reads one committed state; a write between stages is seen by the
+  // later ones only. InvalidArgument for a bad request (unknown field or
+  // example point, a fusion without prefetches, ...).
+  [[nodiscard]] virtual StatusOr<std::vector<ScoredPoint>> Query(const QueryRequest& request) = 0;
   // Runs many searches, sharing work between them; results in request order.
   [[nodiscard]] virtual StatusOr<std::vector<std::vector<ScoredPoint>>> SearchBatch(
       std::span<const SearchRequest> requests) = 0;

@@ -123,6 +123,8 @@ struct Record {
 struct ScoredPoint {
   PointId id;
   float score = 0;
+  // The payload value it was ordered by (a query's order_by; score is 0).
+  std::optional<double> order_value;
   std::optional<std::string> payload;
   std::optional<std::vector<float>> vector;
   std::map<std::string, std::vector<float>> vectors;
@@ -365,6 +367,84 @@ struct ScrollRequest {
 struct ScrollPage {
   std::vector<Record> points;
   std::optional<PointId> next_page_offset;  // unset on the last page
+};
+
+// ---------------------------------------------------------------------------
+// Query: Qdrant's universal query (POST /points/query) with prefetch stages.
+// ---------------------------------------------------------------------------
+
+// An example of a query: a raw vector, or the stored vector of a point (of
+// the field the query searches).
+struct VectorInput {
+  std::vector<float> vector;     // when `point` is unset
+  std::optional<PointId> point;  // this point's vector
+};
+
+// What a query stage ranks by. Scores follow Qdrant: the metric's score for
+// nearest and average_vector (distance for Euclid and Manhattan, lower
+// first); for the custom objectives, computed from raw similarities (Cosine
+// and Dot as they are, Euclid -squared distance, Manhattan -distance):
+// best_score sf(max positive) when it beats the best negative, else
+// -sf(max negative), with sf(x) = (x / (1 + |x|) + 1) / 2; sum_scores the sum
+// over positives minus the sum over negatives; discover the sum over context
+// pairs of sign(sim(positive) - sim(negative)) plus sf(sim(target)); context
+// the sum over pairs of f(min(sim(positive) - sim(negative) - FLT_EPSILON,
+// 0)), f(x) = x / (1 + |x|). Fusion: RRF (weight / (k + position), position
+// from 0) or DBSF (each list's scores mapped by mean +- 3 sample standard
+// deviations, distances negated first, summed). order_by and sample score 0
+// (order_by sets ScoredPoint::order_value).
+struct QuerySpec {
+  enum class Kind : uint8_t {
+    kNearest,    // `nearest` (optionally diversified by `mmr`)
+    kRecommend,  // `positive` / `negative` examples by `strategy`
+    kDiscover,   // `target` constrained by `context` pairs
+    kContext,    // only `context` pairs
+    kFusion,     // fuse the prefetches' lists (`fusion`)
+    kOrderBy,    // by a payload value (`order_by`)
+    kSample,     // random points
+  };
+  enum class Strategy : uint8_t { kAverageVector, kBestScore, kSumScores };
+  enum class Fusion : uint8_t { kRrf, kDbsf };
+  // Default: kNearest.
+  Kind kind = Kind::kNearest;
+  VectorInput nearest;
+  std::optional<Mmr> mmr;
+  std::vector<VectorInput> positive, negative;
+  // Default: kAverageVector.
+  Strategy strategy = Strategy::kAverageVector;
+  VectorInput target;
+  std::vector<std::pair<VectorInput, VectorInput>> context;  // (positive, negative)
+  // Default: kRrf.
+  Fusion fusion = Fusion::kRrf;
+  // RRF's constant: score = sum over lists of weight / (k + rank), rank
+  // counted from 1. Default: 2.
+  uint32_t rrf_k = 2;
+  // RRF weight of each prefetch's list, in prefetch order; empty = 1 each.
+  std::vector<float> rrf_weights;
+  OrderBy order_by;
+};
+
+// One stage: its prefetches run first (each a stage of its own); the query
+// then ranks only the points they returned (fusion merges their lists), or,
+// without prefetches, the whole collection. Without a query a stage returns
+// its (single) prefetch's points, or all points by id.
+struct QueryRequest {
+  std::vector<QueryRequest> prefetch;
+  std::optional<QuerySpec> query;
+  // The vector field the query and its point examples use ("" = unnamed).
+  // Default: "".
+  std::string vector_name;
+  std::optional<Filter> filter;
+  SearchParams params;
+  std::optional<float> score_threshold;
+  // In [1, kMaxSearchLimit]. Default: 10.
+  size_t limit = 10;
+  // At most kMaxSearchOffset; applied by the outermost stage. Default: 0.
+  size_t offset = 0;
+  bool with_payload = false;
+  VectorSelector with_vector;
+  // As SearchRequest::max_result_bytes. Default: 0 (none).
+  size_t max_result_bytes = 0;
 };
 
 }  // namespace qvec
