@@ -1939,4 +1939,74 @@ StatusOr<std::vector<ScoredPoint>> CollectionImpl::Query(const QueryRequest& req
   return RunQuery(*this, request);
 }
 
+StatusOr<std::vector<FacetHit>> CollectionImpl::Facet(const std::string& key,
+                                                      const Filter* filter, size_t limit) {
+  QVEC_RETURN_IF_ERROR(CheckAlive());
+  if (limit == 0) return InvalidArgumentError("limit must be at least 1");
+  {
+    ReaderLock lock(&state_mu_);
+    auto it = payload_indexes_.find(key);
+    if (it == payload_indexes_.end() ||
+        (it->second != PayloadSchemaType::kKeyword && it->second != PayloadSchemaType::kInteger &&
+         it->second != PayloadSchemaType::kUuid && it->second != PayloadSchemaType::kBool)) {
+      return InvalidArgumentError("facet: key '" + key +
+                                  "' needs a keyword, integer, uuid or bool payload index "
+                                  "(PUT /collections/{name}/index)");
+    }
+  }
+  Filter probe;
+  Condition c;
+  c.kind = Condition::Kind::kIsNull;
+  c.key = key;
+  probe.should.push_back(std::move(c));
+  PayloadSchemaType type;
+  {
+    ReaderLock lock(&state_mu_);
+    type = payload_indexes_.at(key);
+  }
+  // The values of the index's type only (a keyword index counts strings).
+  auto of_type = [type](const MatchValue& v) {
+    switch (type) {
+      case PayloadSchemaType::kInteger:
+        return std::holds_alternative<int64_t>(v);
+      case PayloadSchemaType::kBool:
+        return std::holds_alternative<bool>(v);
+      default:
+        return std::holds_alternative<std::string>(v);
+    }
+  };
+  std::vector<FacetHit> hits;
+  QVEC_RETURN_IF_ERROR(WithReadLock(
+      {filter, &probe}, [&](const std::vector<const FilterFields*>& fields) -> Status {
+        state_mu_.AssertReaderHeld();  // WithReadLock runs it under the shared lock
+        const FieldIndex* index = fields[1]->Get(key);
+        if (index == nullptr) return InternalError("facet: the payload index is not built");
+        index->ForEachValue([&](const MatchValue& value,
+                                const std::unordered_set<PointId, PointIdHash>& ids) {
+          state_mu_.AssertReaderHeld();  // called within this read
+          if (!of_type(value)) return;
+          size_t n = 0;
+          for (const PointId& id : ids) {
+            if (!id_to_label_.count(id)) continue;
+            if (fields[0] != nullptr && !MatchesFilter(*filter, *fields[0], id)) continue;
+            ++n;
+          }
+          if (n > 0) hits.push_back(FacetHit{value, n});
+        });
+        return Status::Ok();
+      }));
+  std::sort(hits.begin(), hits.end(), [](const FacetHit& a, const FacetHit& b) {
+    if (a.count != b.count) return a.count > b.count;
+    return a.value < b.value;  // variant order: strings, integers, bools
+  });
+  if (hits.size() > limit) hits.resize(limit);
+  return hits;
+}
+
+StatusOr<std::vector<PointGroup>> CollectionImpl::QueryGroups(const QueryRequest& request,
+                                                              const GroupBy& group) {
+  QVEC_RETURN_IF_ERROR(CheckAlive());
+  return RunQueryGroups(*this, request, group);
+}
+
 }  // namespace qvec::engine

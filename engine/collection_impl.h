@@ -189,6 +189,10 @@ class CollectionImpl final : public Collection,
   StatusOr<ScrollPage> Scroll(const ScrollRequest& request) override;
   StatusOr<std::vector<ScoredPoint>> Search(const SearchRequest& request) override;
   StatusOr<std::vector<ScoredPoint>> Query(const QueryRequest& request) override;
+  StatusOr<std::vector<PointGroup>> QueryGroups(const QueryRequest& request,
+                                                const GroupBy& group) override;
+  StatusOr<std::vector<FacetHit>> Facet(const std::string& key, const Filter* filter,
+                                        size_t limit) override;
   StatusOr<std::vector<std::vector<ScoredPoint>>> SearchBatch(
       std::span<const SearchRequest> requests) override;
   Status Optimize() override;

@@ -688,6 +688,25 @@ void FieldIndex::ForEachNumber(bool descending, std::optional<double> start,
   WalkOrdered(by_number_, descending, start, fn);
 }
 
+void FieldIndex::ForEachValue(
+    const std::function<void(const MatchValue&, const std::unordered_set<PointId, PointIdHash>&)>&
+        fn) const {
+  for (const auto& [canonical, ids] : by_value_) {
+    if (canonical.empty()) continue;
+    MatchValue v;
+    if (canonical[0] == 's') {
+      v = canonical.substr(1);
+    } else if (canonical[0] == 'b') {
+      v = canonical == "b1";
+    } else {
+      const double d = std::strtod(canonical.c_str() + 1, nullptr);
+      if (d != std::floor(d) || std::fabs(d) > 9.2e18) continue;  // facets count integers
+      v = static_cast<int64_t>(d);
+    }
+    fn(v, ids);
+  }
+}
+
 size_t FieldIndex::CountPoints(PayloadSchemaType type) const {
   size_t n = 0;
   if (type == PayloadSchemaType::kGeo) {

@@ -104,6 +104,11 @@ class FieldIndex {
   // another kind of condition). `*exact` tells whether `out` holds exactly
   // the points that pass `c` (integers beyond 2^53 share postings).
   bool Candidates(const Condition& c, std::vector<PointId>* out, bool* exact) const;
+  // Calls fn(value, points) for every value of a keyword, integer, uuid or
+  // bool index (points: those holding it).
+  void ForEachValue(
+      const std::function<void(const MatchValue&, const std::unordered_set<PointId, PointIdHash>&)>&
+          fn) const;
   // Points holding at least one value of `type` (payload_schema's count).
   size_t CountPoints(PayloadSchemaType type) const;
   // Calls fn(value, id) for every number at the key (indexed fields only;

@@ -10,6 +10,7 @@
 #include <unordered_set>
 #include <utility>
 
+#include "engine/payload_index.h"
 #include "qvec/options.h"
 
 namespace qvec::engine {
@@ -677,6 +678,117 @@ StatusOr<std::vector<ScoredPoint>> RunQuery(Collection& collection, const QueryR
     p.vectors = std::move(rec.vectors);
   }
   return out;
+}
+
+
+namespace {
+
+// Multiplies the limits of every prefetch by `factor` (capped).
+void ScalePrefetchLimits(QueryRequest* r, size_t factor) {
+  for (QueryRequest& p : r->prefetch) {
+    p.limit = std::min(kMaxSearchLimit, p.limit * factor);
+    ScalePrefetchLimits(&p, factor);
+  }
+}
+
+// The group values of a point's payload at `key`: strings and integers,
+// deduplicated; empty when any value has another type.
+std::vector<MatchValue> GroupValues(const std::string& payload, const std::string& key) {
+  std::vector<MatchValue> out;
+  const FieldValues fv = ExtractField(payload, key);
+  if (!fv.geo.empty() || !fv.objects.empty()) return {};
+  for (const PayloadScalar& v : fv.values) {
+    MatchValue m;
+    if (const auto* s = std::get_if<std::string>(&v)) {
+      m = *s;
+    } else if (const auto* i = std::get_if<int64_t>(&v)) {
+      m = *i;
+    } else if (std::holds_alternative<std::monostate>(v)) {
+      continue;  // a null in an array names no group
+    } else {
+      return {};
+    }
+    if (std::find(out.begin(), out.end(), m) == out.end()) out.push_back(std::move(m));
+  }
+  return out;
+}
+
+}  // namespace
+
+StatusOr<std::vector<PointGroup>> RunQueryGroups(Collection& collection, const QueryRequest& request,
+                                                 const GroupBy& group) {
+  if (group.key.empty()) return InvalidArgumentError("group_by must not be empty");
+  if (group.group_size == 0 || group.group_size > kMaxSearchLimit) {
+    return OutOfRangeError("group_size must be in [1, " + std::to_string(kMaxSearchLimit) + "]");
+  }
+  if (group.limit == 0 || group.limit > kMaxSearchLimit) {
+    return OutOfRangeError("limit must be in [1, " + std::to_string(kMaxSearchLimit) + "]");
+  }
+  // Points without a value at the key are left out by the filter itself.
+  QueryRequest r = request;
+  Condition empty;
+  empty.kind = Condition::Kind::kIsEmpty;
+  empty.key = group.key;
+  Filter has_key;
+  has_key.must_not.push_back(std::move(empty));
+  r.filter = And(r.filter, has_key);
+  r.offset = 0;
+  r.with_payload = false;
+  r.with_vector = VectorSelector(false);
+  ScalePrefetchLimits(&r, group.group_size);
+  // Ask for more points until the groups are full or the query runs dry.
+  size_t fetch = std::min(kMaxSearchLimit, group.limit * group.group_size * 2);
+  std::vector<PointGroup> groups;
+  for (;;) {
+    r.limit = fetch;
+    QVEC_ASSIGN_OR_RETURN(auto hits, RunQuery(collection, r));
+    std::vector<PointId> ids;
+    for (const auto& h : hits) ids.push_back(h.id);
+    QVEC_ASSIGN_OR_RETURN(auto records, collection.Get(ids, true, VectorSelector(false), 0));
+    std::unordered_map<PointId, const Record*, PointIdHash> by_id;
+    for (const Record& rec : records) by_id[rec.id] = &rec;
+    groups.clear();
+    for (const ScoredPoint& h : hits) {
+      auto it = by_id.find(h.id);
+      if (it == by_id.end() || !it->second->payload) continue;
+      for (MatchValue& v : GroupValues(*it->second->payload, group.key)) {
+        auto g = std::find_if(groups.begin(), groups.end(),
+                              [&](const PointGroup& pg) { return pg.id == v; });
+        if (g == groups.end()) {
+          if (groups.size() == group.limit) continue;
+          groups.push_back(PointGroup{std::move(v), {}});
+          g = groups.end() - 1;
+        }
+        if (g->hits.size() < group.group_size) g->hits.push_back(h);
+      }
+    }
+    bool full = groups.size() == group.limit;
+    for (const PointGroup& g : groups) full = full && g.hits.size() == group.group_size;
+    if (full || hits.size() < fetch || fetch == kMaxSearchLimit) break;
+    fetch = std::min(kMaxSearchLimit, fetch * 4);
+  }
+  // The hits' payloads and vectors as asked.
+  if (request.with_payload || request.with_vector) {
+    std::vector<PointId> ids;
+    for (const PointGroup& g : groups) {
+      for (const ScoredPoint& h : g.hits) ids.push_back(h.id);
+    }
+    QVEC_ASSIGN_OR_RETURN(auto records, collection.Get(ids, request.with_payload,
+                                                       request.with_vector,
+                                                       request.max_result_bytes));
+    std::unordered_map<PointId, Record*, PointIdHash> by_id;
+    for (Record& rec : records) by_id[rec.id] = &rec;
+    for (PointGroup& g : groups) {
+      for (ScoredPoint& h : g.hits) {
+        auto it = by_id.find(h.id);
+        if (it == by_id.end()) continue;
+        if (request.with_payload) h.payload = it->second->payload.value_or("{}");
+        if (it->second->vector) h.vector = it->second->vector;
+        h.vectors = it->second->vectors;
+      }
+    }
+  }
+  return groups;
 }
 
 }  // namespace qvec::engine

@@ -15,6 +15,10 @@ namespace qvec::engine {
 // use the collection's public calls, so each reads one committed state.
 [[nodiscard]] StatusOr<std::vector<ScoredPoint>> RunQuery(Collection& collection,
                                                           const QueryRequest& request);
+// Collection::QueryGroups.
+[[nodiscard]] StatusOr<std::vector<PointGroup>> RunQueryGroups(Collection& collection,
+                                                               const QueryRequest& request,
+                                                               const GroupBy& group);
 
 // Collections up to this many points rank recommend (best_score, sum_scores
 // on distance metrics), discover and context queries over every point, as

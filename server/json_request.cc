@@ -1943,7 +1943,7 @@ StatusOr<QuerySpec> ParseQuerySpec(element q, const std::string& path) {
     element y;
     if (r.Take("k", &y)) {
       QVEC_ASSIGN_OR_RETURN(uint64_t k, GetUint(y, r.PathOf("k")));
-      if (k > 1000000) return OutOfRangeError(r.PathOf("k") + " must be at most 1000000");
+      if (k < 1 || k > 1000000) return OutOfRangeError(r.PathOf("k") + " must be in [1, 1000000]");
       out.rrf_k = static_cast<uint32_t>(k);
     }
     if (r.Take("weights", &y)) {
@@ -1983,11 +1983,14 @@ StatusOr<QuerySpec> ParseQuerySpec(element q, const std::string& path) {
 
 // One stage (`top`: the request itself, which also takes offset and the
 // output selectors).
-StatusOr<QueryRequest> ParseQueryStage(element e, const std::string& path, bool top,
-                                       std::vector<std::optional<LookupFrom>>* lookups,
-                                       PayloadSelector* selector) {
+StatusOr<QueryRequest> ParseQueryStage(
+    element e, const std::string& path, bool top, std::vector<std::optional<LookupFrom>>* lookups,
+    PayloadSelector* selector, const std::function<Status(RequestFields&)>* extra = nullptr) {
   QVEC_FIELDS(f, e, path);
   QueryRequest r;
+  if (extra != nullptr) {
+    QVEC_RETURN_IF_ERROR((*extra)(f));
+  }
   QVEC_RETURN_IF_ERROR(RefuseShardKey(f));
   element x;
   const size_t my_lookup = lookups->size();
@@ -2060,6 +2063,259 @@ StatusOr<QueryRequest> ParseQueryStage(element e, const std::string& path, bool 
 StatusOr<ParsedQuery> ParseQueryRequest(element e, const std::string& path) {
   ParsedQuery out;
   QVEC_ASSIGN_OR_RETURN(out.request, ParseQueryStage(e, path, true, &out.lookups, &out.selector));
+  return out;
+}
+
+namespace {
+
+// group_by, group_size and with_lookup of the *groups requests (`limit`
+// counts groups there).
+Status TakeGroupFields(RequestFields& f, ParsedGroups* out) {
+  element x;
+  if (!f.Take("group_by", &x)) return InvalidArgumentError("group_by is required");
+  QVEC_ASSIGN_OR_RETURN(out->group.key, GetString(x, "group_by"));
+  if (f.Take("group_size", &x)) {
+    QVEC_ASSIGN_OR_RETURN(uint64_t n, GetUint(x, "group_size"));
+    out->group.group_size = static_cast<size_t>(std::min<uint64_t>(n, SIZE_MAX / 4));
+  }
+  if (f.Take("with_lookup", &x)) {
+    LookupFrom lk;
+    if (x.type() == element_type::STRING) {
+      lk.collection = std::string(std::string_view(x));
+      out->lookup_payload.enabled = true;
+    } else {
+      QVEC_FIELDS(l, x, "with_lookup");
+      element y;
+      if (!l.Take("collection", &y)) return InvalidArgumentError("with_lookup.collection is required");
+      QVEC_ASSIGN_OR_RETURN(lk.collection, GetString(y, "with_lookup.collection"));
+      QVEC_RETURN_IF_ERROR(ParsePayloadSelectorField(l, true, &out->lookup_payload));
+      // Qdrant names it with_vectors here.
+      if (l.Take("with_vectors", &y)) {
+        if (y.type() == element_type::BOOL) {
+          out->lookup_vectors = VectorSelector(bool(y));
+        } else {
+          std::vector<std::string> names;
+          if (y.type() != element_type::ARRAY) {
+            return WrongType("with_lookup.with_vectors", "a bool or an array of names", y);
+          }
+          for (element n : simdjson::dom::array(y)) {
+            QVEC_ASSIGN_OR_RETURN(std::string name, GetString(n, "with_lookup.with_vectors"));
+            names.push_back(std::move(name));
+          }
+          out->lookup_vectors = VectorSelector(std::move(names));
+        }
+      }
+      QVEC_RETURN_IF_ERROR(l.Finish());
+    }
+    out->with_lookup = std::move(lk);
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+StatusOr<ParsedGroups> ParseQueryGroupsRequest(element e) {
+  ParsedGroups out;
+  const std::function<Status(RequestFields&)> extra = [&](RequestFields& f) -> Status {
+    QVEC_RETURN_IF_ERROR(TakeGroupFields(f, &out));
+    return f.Refuse("offset", "not with groups (limit counts groups)");
+  };
+  QVEC_ASSIGN_OR_RETURN(out.query.request, ParseQueryStage(e, "", true, &out.query.lookups,
+                                                           &out.query.selector, &extra));
+  out.group.limit = out.query.request.limit;
+  return out;
+}
+
+namespace {
+
+// The body of the older recommend and discover endpoints as one query stage.
+StatusOr<ParsedQuery> ParseLegacyQuery(element e, const std::string& path, bool discover,
+                                       ParsedGroups* groups) {
+  QVEC_FIELDS(f, e, path);
+  QVEC_RETURN_IF_ERROR(RefuseShardKey(f));
+  ParsedQuery out;
+  QueryRequest& r = out.request;
+  out.lookups.emplace_back();
+  r.query = QuerySpec();
+  QuerySpec& q = *r.query;
+  element x;
+  if (groups != nullptr) {
+    QVEC_RETURN_IF_ERROR(TakeGroupFields(f, groups));
+  }
+  if (discover) {
+    q.kind = QuerySpec::Kind::kDiscover;
+    if (f.Take("target", &x)) {
+      QVEC_RETURN_IF_ERROR(ParseVectorInput(x, f.PathOf("target"), &q.target));
+    } else {
+      q.kind = QuerySpec::Kind::kContext;  // no target: a context search, as in Qdrant
+    }
+    if (f.Take("context", &x)) {
+      QVEC_RETURN_IF_ERROR(ParseContext(x, f.PathOf("context"), &q.context));
+    }
+    if (q.kind == QuerySpec::Kind::kContext && q.context.empty()) {
+      return InvalidArgumentError(path + ": give a target, context pairs, or both");
+    }
+  } else {
+    q.kind = QuerySpec::Kind::kRecommend;
+    if (f.Take("positive", &x)) {
+      QVEC_RETURN_IF_ERROR(ParseExamples(x, f.PathOf("positive"), &q.positive));
+    }
+    if (f.Take("negative", &x)) {
+      QVEC_RETURN_IF_ERROR(ParseExamples(x, f.PathOf("negative"), &q.negative));
+    }
+    if (f.Take("strategy", &x)) {
+      std::string_view st = x.type() == element_type::STRING ? std::string_view(x) : "";
+      if (st == "average_vector") {
+        q.strategy = QuerySpec::Strategy::kAverageVector;
+      } else if (st == "best_score") {
+        q.strategy = QuerySpec::Strategy::kBestScore;
+      } else if (st == "sum_scores") {
+        q.strategy = QuerySpec::Strategy::kSumScores;
+      } else {
+        return InvalidArgumentError(f.PathOf("strategy") +
+                                    " must be average_vector, best_score or sum_scores");
+      }
+    }
+    if (f.Take("score_threshold", &x)) {
+      QVEC_ASSIGN_OR_RETURN(double d, GetNumber(x, f.PathOf("score_threshold")));
+      r.score_threshold = ToFloat(d);
+    }
+  }
+  if (f.Take("using", &x)) {
+    QVEC_ASSIGN_OR_RETURN(r.vector_name, GetString(x, f.PathOf("using")));
+  }
+  if (f.Take("lookup_from", &x)) {
+    QVEC_FIELDS(l, x, f.PathOf("lookup_from"));
+    element y;
+    LookupFrom lf;
+    if (!l.Take("collection", &y)) return InvalidArgumentError(l.PathOf("collection") + " is required");
+    QVEC_ASSIGN_OR_RETURN(lf.collection, GetString(y, l.PathOf("collection")));
+    if (l.Take("vector", &y)) {
+      QVEC_ASSIGN_OR_RETURN(lf.vector, GetString(y, l.PathOf("vector")));
+    }
+    QVEC_RETURN_IF_ERROR(RefuseShardKey(l));
+    QVEC_RETURN_IF_ERROR(l.Finish());
+    out.lookups[0] = std::move(lf);
+  }
+  if (f.Take("filter", &x)) {
+    QVEC_ASSIGN_OR_RETURN(Filter flt, ParseFilter(x, f.PathOf("filter")));
+    r.filter = std::move(flt);
+  }
+  if (f.Take("params", &x)) {
+    QVEC_RETURN_IF_ERROR(ParseSearchParams(x, f.PathOf("params"), &r.params));
+  }
+  if (!f.Take("limit", &x)) return InvalidArgumentError(f.PathOf("limit") + " is required");
+  QVEC_ASSIGN_OR_RETURN(uint64_t n, GetUint(x, f.PathOf("limit")));
+  r.limit = static_cast<size_t>(std::min<uint64_t>(n, SIZE_MAX / 4));
+  if (groups == nullptr && f.Take("offset", &x)) {
+    QVEC_ASSIGN_OR_RETURN(uint64_t o, GetUint(x, f.PathOf("offset")));
+    r.offset = static_cast<size_t>(std::min<uint64_t>(o, SIZE_MAX / 4));
+  }
+  QVEC_RETURN_IF_ERROR(ParsePayloadSelectorField(f, false, &out.selector));
+  r.with_payload = out.selector.enabled;
+  QVEC_ASSIGN_OR_RETURN(r.with_vector, ParseVectorSelectorField(f, false));
+  QVEC_RETURN_IF_ERROR(f.Finish());
+  return out;
+}
+
+}  // namespace
+
+StatusOr<ParsedQuery> ParseRecommendRequest(element e, const std::string& path) {
+  return ParseLegacyQuery(e, path, false, nullptr);
+}
+
+StatusOr<ParsedQuery> ParseDiscoverRequest(element e, const std::string& path) {
+  return ParseLegacyQuery(e, path, true, nullptr);
+}
+
+StatusOr<ParsedGroups> ParseRecommendGroupsRequest(element e) {
+  ParsedGroups out;
+  QVEC_ASSIGN_OR_RETURN(out.query, ParseLegacyQuery(e, "", false, &out));
+  out.group.limit = out.query.request.limit;
+  return out;
+}
+
+StatusOr<ParsedGroups> ParseSearchGroupsRequest(element e) {
+  // The search body plus the group fields: read as a search, with the group
+  // fields taken first.
+  ParsedGroups out;
+  QVEC_FIELDS(f, e, "");
+  QVEC_RETURN_IF_ERROR(TakeGroupFields(f, &out));
+  element x;
+  if (!f.Take("vector", &x)) return InvalidArgumentError("vector is required");
+  QueryRequest& r = out.query.request;
+  out.query.lookups.emplace_back();
+  r.query = QuerySpec();
+  if (x.type() == element_type::OBJECT) {  // {"name": ..., "vector": [...]}
+    QVEC_FIELDS(nv, x, "vector");
+    QVEC_RETURN_IF_ERROR(nv.Refuse("indices", "sparse vectors are not supported yet"));
+    QVEC_RETURN_IF_ERROR(nv.Refuse("values", "sparse vectors are not supported yet"));
+    element name, inner;
+    if (!nv.Take("name", &name) || name.type() != element_type::STRING) {
+      return InvalidArgumentError("vector: a named vector is {\"name\": \"...\", \"vector\": [...]}");
+    }
+    r.vector_name = std::string(std::string_view(name));
+    if (!nv.Take("vector", &inner)) return InvalidArgumentError("vector.vector is required");
+    QVEC_RETURN_IF_ERROR(nv.Finish());
+    x = inner;
+  }
+  QVEC_RETURN_IF_ERROR(CheckDenseVector(x, "vector"));
+  QVEC_RETURN_IF_ERROR(ParseVector(x, &r.query->nearest.vector).Annotate("vector"));
+  if (f.Take("filter", &x)) {
+    QVEC_ASSIGN_OR_RETURN(Filter flt, ParseFilter(x, "filter"));
+    r.filter = std::move(flt);
+  }
+  if (f.Take("params", &x)) {
+    QVEC_RETURN_IF_ERROR(ParseSearchParams(x, "params", &r.params));
+  }
+  if (f.Take("score_threshold", &x)) {
+    QVEC_ASSIGN_OR_RETURN(double d, GetNumber(x, "score_threshold"));
+    r.score_threshold = ToFloat(d);
+  }
+  if (!f.Take("limit", &x)) return InvalidArgumentError("limit is required");
+  QVEC_ASSIGN_OR_RETURN(uint64_t n, GetUint(x, "limit"));
+  out.group.limit = static_cast<size_t>(std::min<uint64_t>(n, SIZE_MAX / 4));
+  QVEC_RETURN_IF_ERROR(ParsePayloadSelectorField(f, false, &out.query.selector));
+  r.with_payload = out.query.selector.enabled;
+  QVEC_ASSIGN_OR_RETURN(r.with_vector, ParseVectorSelectorField(f, false));
+  QVEC_RETURN_IF_ERROR(RefuseShardKey(f));
+  QVEC_RETURN_IF_ERROR(f.Finish());
+  return out;
+}
+
+StatusOr<std::vector<ParsedQuery>> ParseLegacyBatch(element e, bool discover) {
+  QVEC_ASSIGN_OR_RETURN(simdjson::dom::array searches, OnlyArray(e, "searches", "searches"));
+  std::vector<ParsedQuery> out;
+  size_t i = 0;
+  for (element s : searches) {
+    QVEC_ASSIGN_OR_RETURN(ParsedQuery one,
+                          ParseLegacyQuery(s, Index("searches", i++), discover, nullptr));
+    out.push_back(std::move(one));
+  }
+  return out;
+}
+
+StatusOr<FacetBody> ParseFacet(element e) {
+  QVEC_FIELDS(f, e, "");
+  QVEC_RETURN_IF_ERROR(RefuseShardKey(f));
+  FacetBody out;
+  element x;
+  if (!f.Take("key", &x)) return InvalidArgumentError("key is required");
+  QVEC_ASSIGN_OR_RETURN(out.key, GetString(x, "key"));
+  if (f.Take("limit", &x)) {
+    QVEC_ASSIGN_OR_RETURN(uint64_t n, GetUint(x, "limit"));
+    if (n == 0) return InvalidArgumentError("limit must be at least 1");
+    out.limit = static_cast<size_t>(std::min<uint64_t>(n, SIZE_MAX / 4));
+  }
+  if (f.Take("filter", &x)) {
+    QVEC_ASSIGN_OR_RETURN(Filter flt, ParseFilter(x, "filter"));
+    out.filter = std::move(flt);
+  }
+  // qvec's counts are always exact, which is what either value asks for.
+  if (f.Take("exact", &x)) {
+    QVEC_RETURN_IF_ERROR(GetBool(x, "exact").status());
+  }
+  QVEC_RETURN_IF_ERROR(f.Finish());
   return out;
 }
 

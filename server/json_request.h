@@ -93,6 +93,37 @@ struct ParsedQuery {
                                                       const std::string& path = "");
 [[nodiscard]] StatusOr<std::vector<ParsedQuery>> ParseQueryBatch(simdjson::dom::element e);
 
+// The *groups endpoints: the query, the grouping and with_lookup (points of
+// another collection whose ids are the group values).
+struct ParsedGroups {
+  ParsedQuery query;
+  GroupBy group;
+  std::optional<LookupFrom> with_lookup;  // `vector` unused
+  PayloadSelector lookup_payload;
+  VectorSelector lookup_vectors;
+};
+// POST .../points/query/groups.
+[[nodiscard]] StatusOr<ParsedGroups> ParseQueryGroupsRequest(simdjson::dom::element e);
+// POST .../points/search/groups and .../points/recommend/groups.
+[[nodiscard]] StatusOr<ParsedGroups> ParseSearchGroupsRequest(simdjson::dom::element e);
+[[nodiscard]] StatusOr<ParsedGroups> ParseRecommendGroupsRequest(simdjson::dom::element e);
+// The older POST .../points/recommend and .../points/discover (and their
+// batch forms, {"searches": [...]}) as queries.
+[[nodiscard]] StatusOr<ParsedQuery> ParseRecommendRequest(simdjson::dom::element e,
+                                                          const std::string& path = "");
+[[nodiscard]] StatusOr<ParsedQuery> ParseDiscoverRequest(simdjson::dom::element e,
+                                                         const std::string& path = "");
+[[nodiscard]] StatusOr<std::vector<ParsedQuery>> ParseLegacyBatch(simdjson::dom::element e,
+                                                                  bool discover);
+
+// POST /collections/{name}/facet: {key, limit (default 10), filter, exact}.
+struct FacetBody {
+  std::string key;
+  size_t limit = 10;
+  std::optional<Filter> filter;
+};
+[[nodiscard]] StatusOr<FacetBody> ParseFacet(simdjson::dom::element e);
+
 // PUT /collections/{name}/points: {"points": [...]} or {"batch": {...}}.
 [[nodiscard]] StatusOr<std::vector<Point>> ParsePoints(simdjson::dom::element e);
 

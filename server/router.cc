@@ -373,7 +373,10 @@ class Router final : public RequestHandler {
       // Reads that Qdrant sends as POST.
       for (std::string_view suffix :
            {"/points", "/points/search", "/points/search/batch", "/points/query",
-            "/points/query/batch", "/points/count", "/points/scroll"}) {
+            "/points/query/batch", "/points/count", "/points/scroll", "/points/recommend",
+            "/points/recommend/batch", "/points/discover", "/points/discover/batch",
+            "/points/query/groups", "/points/search/groups", "/points/recommend/groups",
+            "/facet"}) {
         if (path.size() >= suffix.size() && path.substr(path.size() - suffix.size()) == suffix) {
           return Access::kRead;
         }
@@ -544,6 +547,10 @@ class Router final : public RequestHandler {
         return DownloadSnapshot(call, c.name(), s[3]);
       });
     }
+    if (s.size() == 3 && s[2] == "facet") {
+      QVEC_ROUTE("/collections/{name}/facet", "POST");
+      return FacetRoute(call, name);
+    }
     if (s.size() == 3 && s[2] == "index") {
       QVEC_ROUTE("/collections/{name}/index", "PUT");
       return WithBody(call, name, [&](Collection& c, element body) {
@@ -590,6 +597,10 @@ class Router final : public RequestHandler {
           QVEC_ROUTE("/collections/{name}/points/query", "POST");
           return QueryRoute(call, name);
         }
+        if (op == "recommend" || op == "discover") {
+          QVEC_ROUTE("/collections/{name}/points/" + op, "POST");
+          return LegacyQueryRoute(call, name, op == "discover");
+        }
         if (op == "payload") {
           QVEC_ROUTE("/collections/{name}/points/payload", "POST", "PUT");
           const bool overwrite = m == "PUT";
@@ -623,6 +634,15 @@ class Router final : public RequestHandler {
       if (s.size() == 5 && s[4] == "batch" && op == "query") {
         QVEC_ROUTE("/collections/{name}/points/query/batch", "POST");
         return QueryBatchRoute(call, name);
+      }
+      if (s.size() == 5 && s[4] == "batch" && (op == "recommend" || op == "discover")) {
+        QVEC_ROUTE("/collections/{name}/points/" + op + "/batch", "POST");
+        return LegacyBatchRoute(call, name, op == "discover");
+      }
+      if (s.size() == 5 && s[4] == "groups" &&
+          (op == "query" || op == "search" || op == "recommend")) {
+        QVEC_ROUTE("/collections/{name}/points/" + op + "/groups", "POST");
+        return GroupsRoute(call, name, op);
       }
     }
 #undef QVEC_ROUTE
@@ -1341,6 +1361,155 @@ class Router final : public RequestHandler {
                         OutputShape{parsed->selector, c.config().single_vector(),
                                     bool(parsed->request.with_vector)});
       w.EndObject();
+      return OkResponse(w.Take(), Seconds(call.start));
+    });
+  }
+
+  // Writes a facet value or a group id (string or integer).
+  static void WriteMatchValue(JsonWriter& w, const MatchValue& v) {
+    if (const auto* str = std::get_if<std::string>(&v)) {
+      w.String(*str);
+    } else if (const auto* i = std::get_if<int64_t>(&v)) {
+      w.Int(*i);
+    } else {
+      w.Bool(std::get<bool>(v));
+    }
+  }
+
+  HttpResponse FacetRoute(const Call& call, const std::string& name) {
+    return WithBody(call, name, [&](Collection& c, element body) {
+      auto req = ParseFacet(body);
+      if (!req.ok()) return StatusResponse(req.status(), Seconds(call.start));
+      auto hits = c.Facet(req->key, req->filter ? &*req->filter : nullptr, req->limit);
+      if (!hits.ok()) return StatusResponse(hits.status(), Seconds(call.start));
+      JsonWriter w;
+      w.BeginObject().Key("hits").BeginArray();
+      for (const FacetHit& h : *hits) {
+        w.BeginObject().Key("value");
+        WriteMatchValue(w, h.value);
+        w.Key("count").Uint(h.count);
+        w.EndObject();
+      }
+      w.EndArray().EndObject();
+      return OkResponse(w.Take(), Seconds(call.start));
+    });
+  }
+
+  // The older recommend / discover endpoints: an array of scored points.
+  HttpResponse LegacyQueryRoute(const Call& call, const std::string& name, bool discover) {
+    return WithBody(call, name, [&](Collection& c, element body) {
+      auto parsed = discover ? ParseDiscoverRequest(body) : ParseRecommendRequest(body);
+      if (!parsed.ok()) return StatusResponse(parsed.status(), Seconds(call.start));
+      auto hits = RunParsedQuery(c, &*parsed);
+      if (!hits.ok()) return StatusResponse(hits.status(), Seconds(call.start));
+      JsonWriter w;
+      WriteScoredPoints(w, *hits,
+                        OutputShape{parsed->selector, c.config().single_vector(),
+                                    bool(parsed->request.with_vector)});
+      return OkResponse(w.Take(), Seconds(call.start));
+    });
+  }
+
+  HttpResponse LegacyBatchRoute(const Call& call, const std::string& name, bool discover) {
+    return WithBody(call, name, [&](Collection& c, element body) {
+      auto parsed = ParseLegacyBatch(body, discover);
+      if (!parsed.ok()) return StatusResponse(parsed.status(), Seconds(call.start));
+      std::vector<std::vector<ScoredPoint>> results;
+      size_t bytes = 0;
+      for (ParsedQuery& one : *parsed) {
+        auto hits = RunParsedQuery(c, &one);
+        if (!hits.ok()) return StatusResponse(hits.status(), Seconds(call.start));
+        for (const auto& h : *hits) bytes += 48 + (h.payload ? h.payload->size() : 0);
+        if (max_response_bytes_ != 0 && bytes > max_response_bytes_) {
+          return StatusResponse(OutOfRangeError("the answer would be larger than the result size "
+                                                "limit: ask for fewer points (limit), or leave "
+                                                "out payloads or vectors"),
+                                Seconds(call.start));
+        }
+        results.push_back(std::move(*hits));
+      }
+      const bool single_vector = c.config().single_vector();
+      JsonWriter w;
+      w.BeginArray();
+      for (size_t i = 0; i < results.size(); ++i) {
+        WriteScoredPoints(w, results[i],
+                          OutputShape{(*parsed)[i].selector, single_vector,
+                                      bool((*parsed)[i].request.with_vector)});
+      }
+      w.EndArray();
+      return OkResponse(w.Take(), Seconds(call.start));
+    });
+  }
+
+  // .../points/{query,search,recommend}/groups: {"groups": [{id, hits, lookup?}]}.
+  HttpResponse GroupsRoute(const Call& call, const std::string& name, const std::string& op) {
+    return WithBody(call, name, [&](Collection& c, element body) {
+      auto parsed = op == "query"    ? ParseQueryGroupsRequest(body)
+                    : op == "search" ? ParseSearchGroupsRequest(body)
+                                     : ParseRecommendGroupsRequest(body);
+      if (!parsed.ok()) return StatusResponse(parsed.status(), Seconds(call.start));
+      ParsedQuery& q = parsed->query;
+      size_t next = 0;
+      Status resolved = ResolveLookups(&q.request, q.lookups, &next);
+      if (!resolved.ok()) return StatusResponse(resolved, Seconds(call.start));
+      q.request.max_result_bytes = max_response_bytes_;
+      auto groups = c.QueryGroups(q.request, parsed->group);
+      if (!groups.ok()) return StatusResponse(groups.status(), Seconds(call.start));
+      // with_lookup: the point of the other collection whose id is the group's.
+      std::shared_ptr<Collection> other;
+      std::map<size_t, Record> lookups;
+      if (parsed->with_lookup) {
+        auto o = db_->GetCollection(parsed->with_lookup->collection);
+        if (!o.ok()) {
+          return ErrorResponse(404, "with_lookup: collection '" +
+                                        parsed->with_lookup->collection + "' does not exist",
+                               Seconds(call.start));
+        }
+        other = *o;
+        std::vector<PointId> ids;
+        std::vector<size_t> which;
+        for (size_t i = 0; i < groups->size(); ++i) {
+          const MatchValue& v = (*groups)[i].id;
+          std::optional<PointId> id;
+          if (const auto* n = std::get_if<int64_t>(&v); n != nullptr && *n >= 0) {
+            id = PointId::Num(static_cast<uint64_t>(*n));
+          } else if (const auto* str = std::get_if<std::string>(&v)) {
+            auto u = PointId::ParseUuid(*str);
+            if (u.ok()) id = *u;
+          }
+          if (id) {
+            ids.push_back(*id);
+            which.push_back(i);
+          }
+        }
+        auto recs = other->Get(ids, parsed->lookup_payload.enabled, parsed->lookup_vectors,
+                               max_response_bytes_);
+        if (!recs.ok()) return StatusResponse(recs.status(), Seconds(call.start));
+        for (Record& r : *recs) {
+          for (size_t j = 0; j < ids.size(); ++j) {
+            if (ids[j] == r.id) lookups[which[j]] = r;
+          }
+        }
+      }
+      const bool single_vector = c.config().single_vector();
+      JsonWriter w;
+      w.BeginObject().Key("groups").BeginArray();
+      for (size_t i = 0; i < groups->size(); ++i) {
+        const PointGroup& g = (*groups)[i];
+        w.BeginObject().Key("id");
+        WriteMatchValue(w, g.id);
+        w.Key("hits");
+        WriteScoredPoints(w, g.hits,
+                          OutputShape{q.selector, single_vector, bool(q.request.with_vector)});
+        if (auto it = lookups.find(i); it != lookups.end()) {
+          w.Key("lookup");
+          WriteRecord(w, it->second,
+                      OutputShape{parsed->lookup_payload, other->config().single_vector(),
+                                  bool(parsed->lookup_vectors)});
+        }
+        w.EndObject();
+      }
+      w.EndArray().EndObject();
       return OkResponse(w.Take(), Seconds(call.start));
     });
   }

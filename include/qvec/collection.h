@@ -179,6 +179,20 @@ class Collection {
   // later ones only. InvalidArgument for a bad request (unknown field or
   // example point, a fusion without prefetches, ...).
   [[nodiscard]] virtual StatusOr<std::vector<ScoredPoint>> Query(const QueryRequest& request) = 0;
+  // Counts per value of the keyword, integer, uuid or bool payload index on
+  // `key` among the points passing `filter` (nullptr = all), exactly: the
+  // `limit` most frequent, ties by value (strings before integers before
+  // bools). InvalidArgument without such an index.
+  [[nodiscard]] virtual StatusOr<std::vector<FacetHit>> Facet(const std::string& key,
+                                                              const Filter* filter,
+                                                              size_t limit) = 0;
+  // The query's points grouped by a payload key (Qdrant's query/groups):
+  // groups in the order of their best hit, each with its best group_size
+  // hits; a point with several values at the key is in each of their
+  // groups. request.limit and offset are ignored (group.limit counts
+  // groups); prefetch limits are multiplied by group_size.
+  [[nodiscard]] virtual StatusOr<std::vector<PointGroup>> QueryGroups(const QueryRequest& request,
+                                                                      const GroupBy& group) = 0;
   // Runs many searches, sharing work between them; results in request order.
   [[nodiscard]] virtual StatusOr<std::vector<std::vector<ScoredPoint>>> SearchBatch(
       std::span<const SearchRequest> requests) = 0;

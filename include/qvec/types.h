@@ -424,6 +424,31 @@ struct QuerySpec {
   OrderBy order_by;
 };
 
+// One value of a facet (Qdrant's /facet): how many points hold it.
+struct FacetHit {
+  MatchValue value;
+  size_t count = 0;
+};
+
+// Qdrant's grouping of query results by a payload key.
+struct GroupBy {
+  // The payload key whose values (strings or integers; each value of an
+  // array) name the groups. Points without it are left out, as are points
+  // whose value there has another type. Default: "".
+  std::string key;
+  // Hits per group, in [1, kMaxSearchLimit]. Default: 3.
+  size_t group_size = 3;
+  // Groups, in [1, kMaxSearchLimit]. Default: 10.
+  size_t limit = 10;
+};
+
+struct PointGroup {
+  // The group's value: a string or an integer (MatchValue never holds a
+  // bool here).
+  MatchValue id;
+  std::vector<ScoredPoint> hits;  // best first, at most group_size
+};
+
 // One stage: its prefetches run first (each a stage of its own); the query
 // then ranks only the points they returned (fusion merges their lists), or,
 // without prefetches, the whole collection. Without a query a stage returns
