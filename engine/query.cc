@@ -198,9 +198,6 @@ StatusOr<Hits> Runner::Nearest(const QueryRequest& r, const std::vector<float>& 
   s.params = r.params;
   s.score_threshold = r.score_threshold;
   s.mmr = mmr;
-  if (mmr && mmr->candidates_limit != 0 && mmr->candidates_limit < s.limit) {
-    s.mmr->candidates_limit = s.limit;
-  }
   if (candidates != nullptr) s.params.exact = true;  // score exactly what was prefetched
   if (candidates != nullptr || !exclude.empty() || r.filter) {
     s.filter = Restrict(r.filter, candidates, exclude);

@@ -97,6 +97,10 @@ TEST(QdrantJsClient, Snapshots) { RunNodeAgainstServer("snapshots.mjs"); }
 // type, every filter kind, scroll order_by, PATCH, aliases, MMR, refusals.
 TEST(QdrantJsClient, PointsPayloadCollectionsAndFilters) { RunNodeAgainstServer("qdrant_api.mjs"); }
 
+// The Query API (issue #15): prefetch, fusion, recommend, discover, context,
+// order_by, sample, groups with lookups, facets, batches, older endpoints.
+TEST(QdrantJsClient, QueryApi) { RunNodeAgainstServer("query_api.mjs"); }
+
 // LangChain's and LlamaIndex's Qdrant vector stores, their standard flows:
 // add, search with scores, metadata filters (LlamaIndex's operators and
 // TEXT_MATCH), LangChain's server-side MMR, delete by ids, by filter and by

@@ -456,12 +456,16 @@ TEST_F(RouterTest, UnsupportedFieldsAreRefusedByPath) {
     const char* message;
   };
   const Case cases[] = {
-      {"POST", "/collections/demo/points/query", R"({"query":[1,0,0,0],"prefetch":{"query":[1,0,0,0]}})",
-       "prefetch: prefetch is not supported yet"},
+      {"POST", "/collections/demo/points/query",
+       R"({"query":[1,0,0,0],"prefetch":{"query":[1,0,0,0],"offset":1}})",
+       "prefetch.offset: not supported by qvec"},
       {"POST", "/collections/demo/points/query", R"({"query":{"nearest":[1,0,0,0],"mmr":{"lambda":0.5}}})",
        "query.mmr.lambda: not supported by qvec"},
-      {"POST", "/collections/demo/points/query", R"({"query":{"recommend":{"positive":[1]}}})",
-       "query.recommend: not supported by qvec"},
+      {"POST", "/collections/demo/points/query",
+       R"({"prefetch":{"query":[1,0,0,0]},"query":{"formula":{"sum":["$score",1]}}})",
+       "query.formula: score formulas are not supported yet"},
+      {"POST", "/collections/demo/points/query", R"({"query":{"recommend":{"positive":[1],"p":1}}})",
+       "query.recommend.p: not supported by qvec"},
       {"POST", "/collections/demo/points/scroll", R"({"order_by":"n"})", "order_by"},
       {"PUT", "/collections/demo/points/payload", R"({"payload":{"a":1},"points":[1],"key":"m[0]"})",
        "key 'm[0]': array indexes in paths are not supported yet"},
