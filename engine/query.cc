@@ -159,8 +159,8 @@ class Runner {
                          size_t want);
   StatusOr<Hits> Sample(const QueryRequest& r, const std::vector<Hits>& pre, bool prefetched,
                         size_t want);
-  StatusOr<Hits> CustomObjective(const QueryRequest& r, const std::vector<Hits>& pre,
-                                 size_t want, const std::vector<PointId>& exclude);
+  StatusOr<Hits> CustomObjective(const QueryRequest& r, const std::vector<Hits>& pre, size_t want,
+                                 const std::vector<PointId>& exclude);
   // The example points' ids of a stage's query.
   static std::vector<PointId> ExampleIds(const QuerySpec& q);
 
@@ -188,8 +188,7 @@ StatusOr<std::vector<float>> Runner::Resolve(const std::string& field, const Vec
 
 StatusOr<Hits> Runner::Nearest(const QueryRequest& r, const std::vector<float>& v, size_t want,
                                const std::vector<PointId>* candidates,
-                               const std::vector<PointId>& exclude,
-                               const std::optional<Mmr>& mmr) {
+                               const std::vector<PointId>& exclude, const std::optional<Mmr>& mmr) {
   if (candidates != nullptr && candidates->empty()) return Hits{};
   SearchRequest s;
   s.vector_name = r.vector_name;
@@ -358,10 +357,10 @@ StatusOr<Hits> Runner::CustomObjective(const QueryRequest& r, const std::vector<
   Hits out;
   for (const PointId& id : ids) {
     // Points filtered out by the stage's filter have no scores.
-    const ScoreMap& any = !pos_s.empty() ? pos_s[0]
+    const ScoreMap& any = !pos_s.empty()   ? pos_s[0]
                           : !neg_s.empty() ? neg_s[0]
-                          : target ? target_s
-                                   : pair_s[0].first;
+                          : target         ? target_s
+                                           : pair_s[0].first;
     auto it = any.find(id);
     if (it == any.end()) continue;
     float score = 0;
@@ -409,8 +408,9 @@ StatusOr<Hits> Runner::CustomObjective(const QueryRequest& r, const std::vector<
 StatusOr<Hits> Runner::Fuse(const QueryRequest& r, const std::vector<Hits>& pre, size_t want) {
   const QuerySpec& q = *r.query;
   if (pre.empty()) {
-    return InvalidArgumentError("query.fusion: fusion combines the results of prefetch queries; "
-                                "give at least one prefetch");
+    return InvalidArgumentError(
+        "query.fusion: fusion combines the results of prefetch queries; "
+        "give at least one prefetch");
   }
   ScoreMap fused;
   std::vector<PointId> order;  // first appearance, for equal scores
@@ -458,8 +458,8 @@ StatusOr<Hits> Runner::Fuse(const QueryRequest& r, const std::vector<Hits>& pre,
   return out;
 }
 
-StatusOr<Hits> Runner::OrderBy(const QueryRequest& r, const std::vector<Hits>& pre,
-                               bool prefetched, size_t want) {
+StatusOr<Hits> Runner::OrderBy(const QueryRequest& r, const std::vector<Hits>& pre, bool prefetched,
+                               size_t want) {
   ScrollRequest s;
   s.order_by = r.query->order_by;
   s.with_payload = false;
@@ -481,8 +481,8 @@ StatusOr<Hits> Runner::OrderBy(const QueryRequest& r, const std::vector<Hits>& p
   return out;
 }
 
-StatusOr<Hits> Runner::Sample(const QueryRequest& r, const std::vector<Hits>& pre,
-                              bool prefetched, size_t want) {
+StatusOr<Hits> Runner::Sample(const QueryRequest& r, const std::vector<Hits>& pre, bool prefetched,
+                              size_t want) {
   std::vector<PointId> ids;
   if (prefetched) {
     QVEC_ASSIGN_OR_RETURN(ids, Passing(r.filter, Union(pre)));
@@ -562,9 +562,9 @@ StatusOr<Hits> Runner::Stage(const QueryRequest& stage, size_t want,
         return InvalidArgumentError(
             "query.recommend: give at least one positive or negative example");
       }
-      const bool linear = q.strategy == QuerySpec::Strategy::kAverageVector ||
-                          (q.strategy == QuerySpec::Strategy::kSumScores &&
-                           !LowerIsBetter(field->distance));
+      const bool linear =
+          q.strategy == QuerySpec::Strategy::kAverageVector ||
+          (q.strategy == QuerySpec::Strategy::kSumScores && !LowerIsBetter(field->distance));
       if (!linear) return CustomObjective(r, pre, want, exclude);
       if (q.strategy == QuerySpec::Strategy::kAverageVector && q.positive.empty()) {
         return InvalidArgumentError(
@@ -618,8 +618,8 @@ StatusOr<Hits> Runner::Stage(const QueryRequest& stage, size_t want,
       const float scale = (sum_scores && cosine) ? static_cast<float>(std::sqrt(ss)) : 1.0f;
       QueryRequest scaled = r;
       if (scaled.score_threshold) *scaled.score_threshold /= scale;
-      QVEC_ASSIGN_OR_RETURN(Hits hits, Nearest(scaled, v, want, prefetched ? &ids : nullptr,
-                                                exclude, std::nullopt));
+      QVEC_ASSIGN_OR_RETURN(
+          Hits hits, Nearest(scaled, v, want, prefetched ? &ids : nullptr, exclude, std::nullopt));
       for (Hit& h : hits) h.score *= scale;
       return hits;
     }
@@ -661,8 +661,7 @@ StatusOr<std::vector<ScoredPoint>> RunQuery(Collection& collection, const QueryR
   if (!request.with_payload && !request.with_vector) return out;
   std::vector<PointId> ids;
   for (const Hit& h : hits) ids.push_back(h.id);
-  QVEC_ASSIGN_OR_RETURN(auto records, collection.Get(ids, request.with_payload,
-                                                     request.with_vector,
+  QVEC_ASSIGN_OR_RETURN(auto records, collection.Get(ids, request.with_payload, request.with_vector,
                                                      request.max_result_bytes));
   std::unordered_map<PointId, Record*, PointIdHash> by_id;
   for (Record& rec : records) by_id[rec.id] = &rec;
@@ -676,7 +675,6 @@ StatusOr<std::vector<ScoredPoint>> RunQuery(Collection& collection, const QueryR
   }
   return out;
 }
-
 
 namespace {
 
@@ -712,7 +710,8 @@ std::vector<MatchValue> GroupValues(const std::string& payload, const std::strin
 
 }  // namespace
 
-StatusOr<std::vector<PointGroup>> RunQueryGroups(Collection& collection, const QueryRequest& request,
+StatusOr<std::vector<PointGroup>> RunQueryGroups(Collection& collection,
+                                                 const QueryRequest& request,
                                                  const GroupBy& group) {
   if (group.key.empty()) return InvalidArgumentError("group_by must not be empty");
   if (group.group_size == 0 || group.group_size > kMaxSearchLimit) {
@@ -770,9 +769,9 @@ StatusOr<std::vector<PointGroup>> RunQueryGroups(Collection& collection, const Q
     for (const PointGroup& g : groups) {
       for (const ScoredPoint& h : g.hits) ids.push_back(h.id);
     }
-    QVEC_ASSIGN_OR_RETURN(auto records, collection.Get(ids, request.with_payload,
-                                                       request.with_vector,
-                                                       request.max_result_bytes));
+    QVEC_ASSIGN_OR_RETURN(
+        auto records,
+        collection.Get(ids, request.with_payload, request.with_vector, request.max_result_bytes));
     std::unordered_map<PointId, Record*, PointIdHash> by_id;
     for (Record& rec : records) by_id[rec.id] = &rec;
     for (PointGroup& g : groups) {

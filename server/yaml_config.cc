@@ -29,8 +29,8 @@ const std::map<std::string, std::string>& QdrantFlags() {
 // Qdrant's shape for those keys).
 const std::set<std::string>& QdrantSections() {
   static const std::set<std::string> kSections = {
-      "service", "storage",   "cluster", "telemetry_disabled", "tls",     "debug",
-      "log_level", "logger", "gpu",     "inference",          "audit",   "feature_flags"};
+      "service",   "storage", "cluster", "telemetry_disabled", "tls",   "debug",
+      "log_level", "logger",  "gpu",     "inference",          "audit", "feature_flags"};
   return kSections;
 }
 
@@ -103,11 +103,13 @@ StatusOr<std::vector<ConfigEntry>> ReadYamlConfig(std::istream& in,
         if (level == "warning") level = "warn";
         QVEC_RETURN_IF_ERROR(flag("log-level", YAML::Node(level), key));
       } else if (key == "service" || key == "storage") {
-        if (!value.IsMap()) return InvalidArgumentError("config file: " + key + ": expected a mapping");
+        if (!value.IsMap())
+          return InvalidArgumentError("config file: " + key + ": expected a mapping");
         for (const auto& f : value) {
           const std::string path = key + "." + f.first.as<std::string>();
           if (path == "service.enable_cors") {
-            if (f.second.as<bool>()) QVEC_RETURN_IF_ERROR(flag("cors-origin", YAML::Node("*"), path));
+            if (f.second.as<bool>())
+              QVEC_RETURN_IF_ERROR(flag("cors-origin", YAML::Node("*"), path));
             continue;
           }
           auto it = QdrantFlags().find(path);

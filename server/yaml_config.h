@@ -37,8 +37,8 @@ struct ConfigEntry {
 
 // InvalidArgument naming the problem for YAML that does not parse or has the
 // wrong shape (not a mapping at the top, a nested mapping as a flag value).
-[[nodiscard]] StatusOr<std::vector<ConfigEntry>> ReadYamlConfig(
-    std::istream& in, std::vector<std::string>* ignored);
+[[nodiscard]] StatusOr<std::vector<ConfigEntry>> ReadYamlConfig(std::istream& in,
+                                                                std::vector<std::string>* ignored);
 
 // True for a file name ending in .yaml or .yml (any case).
 bool IsYamlFileName(const std::string& path);

@@ -54,8 +54,8 @@ class QueryTest : public ::testing::TestWithParam<Distance> {
       points[i].id = PointId::Num(i);
       points[i].vector.resize(kDim);
       for (float& x : points[i].vector) x = g(rng);
-      points[i].payload = "{\"n\":" + std::to_string(i) + ",\"even\":" +
-                          (i % 2 ? "false" : "true") + "}";
+      points[i].payload =
+          "{\"n\":" + std::to_string(i) + ",\"even\":" + (i % 2 ? "false" : "true") + "}";
       vectors_[i] = GetParam() == Distance::kCosine ? Unit(points[i].vector) : points[i].vector;
     }
     ASSERT_TRUE(c_->Upsert(points).ok());
@@ -147,7 +147,8 @@ TEST_P(QueryTest, NearestByVectorAndByPointId) {
   const auto q = Q(1);
   auto got = c_->Query(Nearest(q, 10));
   ASSERT_TRUE(got.ok()) << got.status().ToString();
-  ExpectSame(*got, Top(10, [&](uint64_t id) { return Score(q, id); }, {}, LowerFirst()));
+  ExpectSame(*got, Top(
+                       10, [&](uint64_t id) { return Score(q, id); }, {}, LowerFirst()));
   QueryRequest by_id;
   by_id.query = QuerySpec();
   by_id.query->nearest = Id(7);
@@ -156,7 +157,8 @@ TEST_P(QueryTest, NearestByVectorAndByPointId) {
   got = c_->Query(by_id);
   ASSERT_TRUE(got.ok());
   // The example itself is left out, as in Qdrant.
-  ExpectSame(*got, Top(5, [&](uint64_t id) { return Score(vectors_[7], id); }, {7}, LowerFirst()));
+  ExpectSame(*got, Top(
+                       5, [&](uint64_t id) { return Score(vectors_[7], id); }, {7}, LowerFirst()));
 }
 
 TEST_P(QueryTest, PrefetchRescoresOnlyWhatWasPrefetchedUnderTheOuterFilter) {
@@ -172,23 +174,28 @@ TEST_P(QueryTest, PrefetchRescoresOnlyWhatWasPrefetchedUnderTheOuterFilter) {
   auto got = c_->Query(r);
   ASSERT_TRUE(got.ok()) << got.status().ToString();
   // The prefetch runs with the outer filter: its 50 are even points.
-  auto pre = Top(50, [&](uint64_t id) { return id % 2 ? NAN : Score(a, id); }, {}, LowerFirst());
+  auto pre = Top(
+      50, [&](uint64_t id) { return id % 2 ? NAN : Score(a, id); }, {}, LowerFirst());
   std::erase_if(pre, [](const auto& p) { return p.first % 2; });
   std::set<uint64_t> pool;
-  for (const auto& p : Top(kPoints, [&](uint64_t id) { return Score(a, id); }, {}, LowerFirst())) {
+  for (const auto& p : Top(
+           kPoints, [&](uint64_t id) { return Score(a, id); }, {}, LowerFirst())) {
     if (p.first % 2 == 0 && pool.size() < 50) pool.insert(p.first);
   }
   std::set<uint64_t> outside;
   for (const auto& [id, v] : vectors_) {
     if (!pool.count(id)) outside.insert(id);
   }
-  ExpectSame(*got, Top(10, [&](uint64_t id) { return Score(b, id); }, outside, LowerFirst()));
+  ExpectSame(*got, Top(
+                       10, [&](uint64_t id) { return Score(b, id); }, outside, LowerFirst()));
 }
 
 TEST_P(QueryTest, RrfAndDbsfFuseThePrefetchLists) {
   const auto a = Q(4), b = Q(5);
-  const auto la = Top(30, [&](uint64_t id) { return Score(a, id); }, {}, LowerFirst());
-  const auto lb = Top(20, [&](uint64_t id) { return Score(b, id); }, {}, LowerFirst());
+  const auto la = Top(
+      30, [&](uint64_t id) { return Score(a, id); }, {}, LowerFirst());
+  const auto lb = Top(
+      20, [&](uint64_t id) { return Score(b, id); }, {}, LowerFirst());
   QueryRequest r;
   r.prefetch = {Nearest(a, 30), Nearest(b, 20)};
   r.query = QuerySpec();
@@ -262,7 +269,8 @@ TEST_P(QueryTest, RecommendStrategies) {
     const float ap = (vectors_[1][i] + vectors_[2][i]) / 2;
     avg[i] = ap + ap - vectors_[3][i];
   }
-  ExpectSame(*c_->Query(r), Top(10, [&](uint64_t id) { return Score(avg, id); }, ex, LowerFirst()));
+  ExpectSame(*c_->Query(r), Top(
+                                10, [&](uint64_t id) { return Score(avg, id); }, ex, LowerFirst()));
   // Only negatives: best_score ranks by -sf(similarity to them).
   r.query->positive.clear();
   r.query->strategy = QuerySpec::Strategy::kBestScore;
@@ -290,7 +298,8 @@ TEST_P(QueryTest, DiscoverAndContext) {
   };
   auto got = c_->Query(r);
   ASSERT_TRUE(got.ok()) << got.status().ToString();
-  ExpectSame(*got, Top(10, [&](uint64_t id) { return rank(id) + Sf(Sim(t, id)); }, ex));
+  ExpectSame(*got, Top(
+                       10, [&](uint64_t id) { return rank(id) + Sf(Sim(t, id)); }, ex));
   r.query->kind = QuerySpec::Kind::kContext;
   auto context = [&](uint64_t id) {
     float s = 0;
@@ -348,10 +357,14 @@ INSTANTIATE_TEST_SUITE_P(Metrics, QueryTest,
                                            Distance::kManhattan),
                          [](const auto& info) {
                            switch (info.param) {
-                             case Distance::kCosine: return std::string("Cosine");
-                             case Distance::kDot: return std::string("Dot");
-                             case Distance::kEuclid: return std::string("Euclid");
-                             default: return std::string("Manhattan");
+                             case Distance::kCosine:
+                               return std::string("Cosine");
+                             case Distance::kDot:
+                               return std::string("Dot");
+                             case Distance::kEuclid:
+                               return std::string("Euclid");
+                             default:
+                               return std::string("Manhattan");
                            }
                          });
 
