@@ -1779,6 +1779,21 @@ bool IsIdElement(element e) {
          e.type() == element_type::STRING;
 }
 
+// Qdrant's LookupLocation: {collection, vector}.
+StatusOr<std::optional<LookupFrom>> ParseLookupFrom(element x, const std::string& path) {
+  QVEC_FIELDS(l, x, path);
+  element y;
+  LookupFrom lf;
+  if (!l.Take("collection", &y)) return InvalidArgumentError(l.PathOf("collection") + " is required");
+  QVEC_ASSIGN_OR_RETURN(lf.collection, GetString(y, l.PathOf("collection")));
+  if (l.Take("vector", &y)) {
+    QVEC_ASSIGN_OR_RETURN(lf.vector, GetString(y, l.PathOf("vector")));
+  }
+  QVEC_RETURN_IF_ERROR(RefuseShardKey(l));
+  QVEC_RETURN_IF_ERROR(l.Finish());
+  return std::optional<LookupFrom>(std::move(lf));
+}
+
 // Qdrant's VectorInput: a dense vector or a point id (whose vector is used).
 Status ParseVectorInput(element e, const std::string& path, VectorInput* out) {
   if (IsIdElement(e)) {
@@ -1996,17 +2011,7 @@ StatusOr<QueryRequest> ParseQueryStage(
   const size_t my_lookup = lookups->size();
   lookups->emplace_back();
   if (f.Take("lookup_from", &x)) {
-    QVEC_FIELDS(l, x, f.PathOf("lookup_from"));
-    element y;
-    LookupFrom lf;
-    if (!l.Take("collection", &y)) return InvalidArgumentError(l.PathOf("collection") + " is required");
-    QVEC_ASSIGN_OR_RETURN(lf.collection, GetString(y, l.PathOf("collection")));
-    if (l.Take("vector", &y)) {
-      QVEC_ASSIGN_OR_RETURN(lf.vector, GetString(y, l.PathOf("vector")));
-    }
-    QVEC_RETURN_IF_ERROR(RefuseShardKey(l));
-    QVEC_RETURN_IF_ERROR(l.Finish());
-    (*lookups)[my_lookup] = std::move(lf);
+    QVEC_ASSIGN_OR_RETURN((*lookups)[my_lookup], ParseLookupFrom(x, f.PathOf("lookup_from")));
   }
   if (f.Take("prefetch", &x)) {
     auto one = [&](element p, const std::string& where) -> Status {
@@ -2185,17 +2190,7 @@ StatusOr<ParsedQuery> ParseLegacyQuery(element e, const std::string& path, bool 
     QVEC_ASSIGN_OR_RETURN(r.vector_name, GetString(x, f.PathOf("using")));
   }
   if (f.Take("lookup_from", &x)) {
-    QVEC_FIELDS(l, x, f.PathOf("lookup_from"));
-    element y;
-    LookupFrom lf;
-    if (!l.Take("collection", &y)) return InvalidArgumentError(l.PathOf("collection") + " is required");
-    QVEC_ASSIGN_OR_RETURN(lf.collection, GetString(y, l.PathOf("collection")));
-    if (l.Take("vector", &y)) {
-      QVEC_ASSIGN_OR_RETURN(lf.vector, GetString(y, l.PathOf("vector")));
-    }
-    QVEC_RETURN_IF_ERROR(RefuseShardKey(l));
-    QVEC_RETURN_IF_ERROR(l.Finish());
-    out.lookups[0] = std::move(lf);
+    QVEC_ASSIGN_OR_RETURN(out.lookups[0], ParseLookupFrom(x, f.PathOf("lookup_from")));
   }
   if (f.Take("filter", &x)) {
     QVEC_ASSIGN_OR_RETURN(Filter flt, ParseFilter(x, f.PathOf("filter")));

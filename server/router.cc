@@ -1414,31 +1414,40 @@ class Router final : public RequestHandler {
     return WithBody(call, name, [&](Collection& c, element body) {
       auto parsed = ParseLegacyBatch(body, discover);
       if (!parsed.ok()) return StatusResponse(parsed.status(), Seconds(call.start));
-      std::vector<std::vector<ScoredPoint>> results;
-      size_t bytes = 0;
-      for (ParsedQuery& one : *parsed) {
-        auto hits = RunParsedQuery(c, &one);
-        if (!hits.ok()) return StatusResponse(hits.status(), Seconds(call.start));
-        for (const auto& h : *hits) bytes += 48 + (h.payload ? h.payload->size() : 0);
-        if (max_response_bytes_ != 0 && bytes > max_response_bytes_) {
-          return StatusResponse(OutOfRangeError("the answer would be larger than the result size "
-                                                "limit: ask for fewer points (limit), or leave "
-                                                "out payloads or vectors"),
-                                Seconds(call.start));
-        }
-        results.push_back(std::move(*hits));
-      }
-      const bool single_vector = c.config().single_vector();
-      JsonWriter w;
-      w.BeginArray();
-      for (size_t i = 0; i < results.size(); ++i) {
-        WriteScoredPoints(w, results[i],
-                          OutputShape{(*parsed)[i].selector, single_vector,
-                                      bool((*parsed)[i].request.with_vector)});
-      }
-      w.EndArray();
-      return OkResponse(w.Take(), Seconds(call.start));
+      return RunQueryBatch(call, c, &*parsed, /*points_objects=*/false);
     });
+  }
+
+  // Runs every query of a batch, bounded in answer size as one answer; the
+  // Query API wraps each list as {"points": [...]}, the older endpoints not.
+  HttpResponse RunQueryBatch(const Call& call, Collection& c, std::vector<ParsedQuery>* parsed,
+                             bool points_objects) {
+    std::vector<std::vector<ScoredPoint>> results;
+    size_t bytes = 0;
+    for (ParsedQuery& one : *parsed) {
+      auto hits = RunParsedQuery(c, &one);
+      if (!hits.ok()) return StatusResponse(hits.status(), Seconds(call.start));
+      for (const auto& h : *hits) bytes += 48 + (h.payload ? h.payload->size() : 0);
+      if (max_response_bytes_ != 0 && bytes > max_response_bytes_) {
+        return StatusResponse(OutOfRangeError("the answer would be larger than the result size "
+                                              "limit: ask for fewer points (limit), or leave "
+                                              "out payloads or vectors"),
+                              Seconds(call.start));
+      }
+      results.push_back(std::move(*hits));
+    }
+    const bool single_vector = c.config().single_vector();
+    JsonWriter w;
+    w.BeginArray();
+    for (size_t i = 0; i < results.size(); ++i) {
+      if (points_objects) w.BeginObject().Key("points");
+      WriteScoredPoints(w, results[i],
+                        OutputShape{(*parsed)[i].selector, single_vector,
+                                    bool((*parsed)[i].request.with_vector)});
+      if (points_objects) w.EndObject();
+    }
+    w.EndArray();
+    return OkResponse(w.Take(), Seconds(call.start));
   }
 
   // .../points/{query,search,recommend}/groups: {"groups": [{id, hits, lookup?}]}.
@@ -1518,32 +1527,7 @@ class Router final : public RequestHandler {
     return WithBody(call, name, [&](Collection& c, element body) {
       auto parsed = ParseQueryBatch(body);
       if (!parsed.ok()) return StatusResponse(parsed.status(), Seconds(call.start));
-      std::vector<std::vector<ScoredPoint>> results;
-      size_t bytes = 0;
-      for (ParsedQuery& one : *parsed) {
-        auto hits = RunParsedQuery(c, &one);
-        if (!hits.ok()) return StatusResponse(hits.status(), Seconds(call.start));
-        for (const auto& h : *hits) bytes += 48 + (h.payload ? h.payload->size() : 0);
-        if (max_response_bytes_ != 0 && bytes > max_response_bytes_) {
-          return StatusResponse(OutOfRangeError("the answer would be larger than the result size "
-                                                "limit: ask for fewer points (limit), or leave "
-                                                "out payloads or vectors"),
-                                Seconds(call.start));
-        }
-        results.push_back(std::move(*hits));
-      }
-      const bool single_vector = c.config().single_vector();
-      JsonWriter w;
-      w.BeginArray();
-      for (size_t i = 0; i < results.size(); ++i) {
-        w.BeginObject().Key("points");
-        WriteScoredPoints(w, results[i],
-                          OutputShape{(*parsed)[i].selector, single_vector,
-                                      bool((*parsed)[i].request.with_vector)});
-        w.EndObject();
-      }
-      w.EndArray();
-      return OkResponse(w.Take(), Seconds(call.start));
+      return RunQueryBatch(call, c, &*parsed, /*points_objects=*/true);
     });
   }
 

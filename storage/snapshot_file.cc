@@ -1,4 +1,4 @@
-#include "storage/snapshot_file.h"
+#include "snapshot_file.h"  // NOLINT(build/include_subdir)
 
 #include <fcntl.h>
 #include <openssl/evp.h>

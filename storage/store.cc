@@ -58,7 +58,7 @@
 
 #include "common/mutex.h"
 #include "key_codec.h"  // NOLINT(build/include_subdir)
-#include "storage/snapshot_file.h"
+#include "snapshot_file.h"  // NOLINT(build/include_subdir)
 
 namespace qvec::storage {
 namespace {
@@ -517,6 +517,16 @@ class RocksStore final : public Store {
 
  private:
   rocksdb::ColumnFamilyHandle* cf(Cf c) const { return cfs_[c]; }
+  // Adds to `wb` the deletion of every key of collection `cid` in the data
+  // column families (range deletions; the meta record is the caller's).
+  Status DeleteCollectionKeys(rocksdb::WriteBatch* wb, uint32_t cid) {
+    const std::string begin = codec::CollectionPrefix(cid);
+    const std::string end = codec::CollectionPrefix(cid + 1);
+    for (Cf c : {kPoints, kCodes, kOriginals, kPayloads, kIndexState}) {
+      QVEC_RETURN_IF_ERROR(Rocks(wb->DeleteRange(cf(c), begin, end), "deleting a collection"));
+    }
+    return Status::Ok();
+  }
   Status Rocks(const rocksdb::Status& s, std::string_view what) const {
     if (!s.ok() && log_error_) {
       log_error_("rocksdb (" + path_ + "): " + std::string(what) + ": " + s.ToString());
@@ -1092,12 +1102,8 @@ StatusOr<std::vector<std::pair<std::string, std::string>>> RocksStore::ListAlias
 Status RocksStore::DropCollection(uint32_t cid) {
   return NoThrow([&]() -> Status {
     QVEC_RETURN_IF_ERROR(CheckCid(cid));
-    const std::string begin = codec::CollectionPrefix(cid);
-    const std::string end = codec::CollectionPrefix(cid + 1);
     rocksdb::WriteBatch wb;
-    for (Cf c : {kPoints, kCodes, kOriginals, kPayloads, kIndexState}) {
-      QVEC_RETURN_IF_ERROR(Rocks(wb.DeleteRange(cf(c), begin, end), "building drop batch"));
-    }
+    QVEC_RETURN_IF_ERROR(DeleteCollectionKeys(&wb, cid));
     QVEC_RETURN_IF_ERROR(
         Rocks(wb.Delete(cf(kMeta), codec::CollectionRecordKey(cid)), "building drop batch"));
     return GuardedWrite(write_options_, &wb, 64, true, "dropping collection");
@@ -1451,12 +1457,8 @@ StatusOr<std::pair<CollectionRecord, SnapshotFileInfo>> RocksStore::ImportCollec
     std::vector<std::string> names;
     bool by_name = false;
     auto undo_all = [&]() -> Status {
-      for (Cf c : {kPoints, kCodes, kOriginals, kPayloads, kIndexState}) {
-        QVEC_RETURN_IF_ERROR(
-            Rocks(wb.DeleteRange(cf(c), prefix, codec::CollectionPrefix(cid + 1)), "importing"));
-      }
       taken = false;
-      return Status::Ok();
+      return DeleteCollectionKeys(&wb, cid);
     };
     auto read = ReadSnapshotFile(
         path, expected_sha256, kFormatVersion,
@@ -1533,11 +1535,7 @@ Status RocksStore::CommitImport(uint32_t cid, std::string_view name, std::string
     rocksdb::WriteBatch wb;
     if (replaced) {
       QVEC_RETURN_IF_ERROR(CheckCid(*replaced));
-      const std::string begin = codec::CollectionPrefix(*replaced);
-      const std::string end = codec::CollectionPrefix(*replaced + 1);
-      for (Cf c : {kPoints, kCodes, kOriginals, kPayloads, kIndexState}) {
-        QVEC_RETURN_IF_ERROR(Rocks(wb.DeleteRange(cf(c), begin, end), "committing an import"));
-      }
+      QVEC_RETURN_IF_ERROR(DeleteCollectionKeys(&wb, *replaced));
       QVEC_RETURN_IF_ERROR(
           Rocks(wb.Delete(cf(kMeta), codec::CollectionRecordKey(*replaced)), "committing"));
     }
@@ -1552,12 +1550,8 @@ Status RocksStore::CommitImport(uint32_t cid, std::string_view name, std::string
 Status RocksStore::AbortImport(uint32_t cid) {
   return NoThrow([&]() -> Status {
     QVEC_RETURN_IF_ERROR(CheckCid(cid));
-    const std::string begin = codec::CollectionPrefix(cid);
-    const std::string end = codec::CollectionPrefix(cid + 1);
     rocksdb::WriteBatch wb;
-    for (Cf c : {kPoints, kCodes, kOriginals, kPayloads, kIndexState}) {
-      QVEC_RETURN_IF_ERROR(Rocks(wb.DeleteRange(cf(c), begin, end), "removing an import"));
-    }
+    QVEC_RETURN_IF_ERROR(DeleteCollectionKeys(&wb, cid));
     QVEC_RETURN_IF_ERROR(Rocks(wb.Delete(cf(kMeta), ImportMarkerKey(cid)), "removing an import"));
     return GuardedWrite(write_options_, &wb, 64, true, "removing an import");
   });
@@ -1582,12 +1576,8 @@ Status RocksStore::RemoveInterruptedImports() {
     QVEC_RETURN_IF_ERROR(Rocks(it->status(), "listing interrupted imports"));
   }
   for (uint32_t cid : cids) {
-    const std::string begin = codec::CollectionPrefix(cid);
-    const std::string end = codec::CollectionPrefix(cid + 1);
     rocksdb::WriteBatch wb;
-    for (Cf c : {kPoints, kCodes, kOriginals, kPayloads, kIndexState}) {
-      QVEC_RETURN_IF_ERROR(Rocks(wb.DeleteRange(cf(c), begin, end), "removing an import"));
-    }
+    QVEC_RETURN_IF_ERROR(DeleteCollectionKeys(&wb, cid));
     QVEC_RETURN_IF_ERROR(Rocks(wb.Delete(cf(kMeta), ImportMarkerKey(cid)), "removing an import"));
     QVEC_RETURN_IF_ERROR(Rocks(db_->Write(write_options_, &wb), "removing an interrupted import"));
   }
