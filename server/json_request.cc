@@ -2290,6 +2290,32 @@ StatusOr<std::vector<ParsedQuery>> ParseLegacyBatch(element e, bool discover) {
   return out;
 }
 
+StatusOr<SearchMatrixBody> ParseSearchMatrix(element e) {
+  QVEC_FIELDS(f, e, "");
+  QVEC_RETURN_IF_ERROR(RefuseShardKey(f));
+  SearchMatrixBody out;
+  element x;
+  if (f.Take("filter", &x)) {
+    QVEC_ASSIGN_OR_RETURN(Filter flt, ParseFilter(x, "filter"));
+    out.filter = std::move(flt);
+  }
+  if (f.Take("sample", &x)) {
+    QVEC_ASSIGN_OR_RETURN(uint64_t n, GetUint(x, "sample"));
+    if (n < 2 || n > 10000) return OutOfRangeError("sample must be in [2, 10000]");
+    out.sample = static_cast<size_t>(n);
+  }
+  if (f.Take("limit", &x)) {
+    QVEC_ASSIGN_OR_RETURN(uint64_t n, GetUint(x, "limit"));
+    if (n < 1 || n > 10000) return OutOfRangeError("limit must be in [1, 10000]");
+    out.limit = static_cast<size_t>(n);
+  }
+  if (f.Take("using", &x)) {
+    QVEC_ASSIGN_OR_RETURN(out.vector_name, GetString(x, "using"));
+  }
+  QVEC_RETURN_IF_ERROR(f.Finish());
+  return out;
+}
+
 StatusOr<FacetBody> ParseFacet(element e) {
   QVEC_FIELDS(f, e, "");
   QVEC_RETURN_IF_ERROR(RefuseShardKey(f));

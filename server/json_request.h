@@ -116,6 +116,16 @@ struct ParsedGroups {
 [[nodiscard]] StatusOr<std::vector<ParsedQuery>> ParseLegacyBatch(simdjson::dom::element e,
                                                                   bool discover);
 
+// POST .../points/search/matrix/{pairs,offsets}: {filter, sample (default
+// 10, at least 2), limit (default 3), using}.
+struct SearchMatrixBody {
+  std::optional<Filter> filter;
+  size_t sample = 10;
+  size_t limit = 3;
+  std::string vector_name;
+};
+[[nodiscard]] StatusOr<SearchMatrixBody> ParseSearchMatrix(simdjson::dom::element e);
+
 // POST /collections/{name}/facet: {key, limit (default 10), filter, exact}.
 struct FacetBody {
   std::string key;

@@ -376,7 +376,7 @@ class Router final : public RequestHandler {
             "/points/query/batch", "/points/count", "/points/scroll", "/points/recommend",
             "/points/recommend/batch", "/points/discover", "/points/discover/batch",
             "/points/query/groups", "/points/search/groups", "/points/recommend/groups",
-            "/facet"}) {
+            "/facet", "/points/search/matrix/pairs", "/points/search/matrix/offsets"}) {
         if (path.size() >= suffix.size() && path.substr(path.size() - suffix.size()) == suffix) {
           return Access::kRead;
         }
@@ -634,6 +634,11 @@ class Router final : public RequestHandler {
       if (s.size() == 5 && s[4] == "batch" && op == "query") {
         QVEC_ROUTE("/collections/{name}/points/query/batch", "POST");
         return QueryBatchRoute(call, name);
+      }
+      if (s.size() == 6 && op == "search" && s[4] == "matrix" &&
+          (s[5] == "pairs" || s[5] == "offsets")) {
+        QVEC_ROUTE("/collections/{name}/points/search/matrix/" + s[5], "POST");
+        return SearchMatrixRoute(call, name, s[5] == "offsets");
       }
       if (s.size() == 5 && s[4] == "batch" && (op == "recommend" || op == "discover")) {
         QVEC_ROUTE("/collections/{name}/points/" + op + "/batch", "POST");
@@ -1360,6 +1365,75 @@ class Router final : public RequestHandler {
       WriteScoredPoints(w, *hits,
                         OutputShape{parsed->selector, c.config().single_vector(),
                                     bool(parsed->request.with_vector)});
+      w.EndObject();
+      return OkResponse(w.Take(), Seconds(call.start));
+    });
+  }
+
+  // The distance matrix of a random sample (Qdrant's search/matrix): each
+  // sampled point's `limit` nearest among the sample (itself left out).
+  HttpResponse SearchMatrixRoute(const Call& call, const std::string& name, bool offsets) {
+    return WithBody(call, name, [&](Collection& c, element body) {
+      auto req = ParseSearchMatrix(body);
+      if (!req.ok()) return StatusResponse(req.status(), Seconds(call.start));
+      // The sample: points passing the filter that carry the vector.
+      QueryRequest sample;
+      sample.query = QuerySpec();
+      sample.query->kind = QuerySpec::Kind::kSample;
+      sample.limit = req->sample;
+      Condition has_vector;
+      has_vector.kind = Condition::Kind::kHasVector;
+      has_vector.key = req->vector_name;
+      Filter f = req->filter.value_or(Filter());
+      f.must.push_back(has_vector);
+      sample.filter = std::move(f);
+      auto sampled = c.Query(sample);
+      if (!sampled.ok()) return StatusResponse(sampled.status(), Seconds(call.start));
+      std::vector<PointId> ids;
+      for (const auto& p : *sampled) ids.push_back(p.id);
+      std::sort(ids.begin(), ids.end());
+      std::map<PointId, size_t> index;
+      for (size_t i = 0; i < ids.size(); ++i) index[ids[i]] = i;
+      Condition among;
+      among.kind = Condition::Kind::kHasId;
+      among.ids = ids;
+      std::vector<std::tuple<size_t, size_t, float>> cells;
+      for (size_t i = 0; i < ids.size(); ++i) {
+        QueryRequest q;
+        q.query = QuerySpec();
+        q.query->nearest.point = ids[i];
+        q.vector_name = req->vector_name;
+        q.limit = req->limit;
+        q.filter = Filter();
+        q.filter->must.push_back(among);
+        auto hits = c.Query(q);
+        if (!hits.ok()) return StatusResponse(hits.status(), Seconds(call.start));
+        for (const auto& h : *hits) cells.emplace_back(i, index.at(h.id), h.score);
+      }
+      JsonWriter w;
+      w.BeginObject();
+      if (offsets) {
+        w.Key("offsets_row").BeginArray();
+        for (const auto& [a, b, s] : cells) w.Uint(a);
+        w.EndArray().Key("offsets_col").BeginArray();
+        for (const auto& [a, b, s] : cells) w.Uint(b);
+        w.EndArray().Key("scores").BeginArray();
+        for (const auto& [a, b, s] : cells) w.Float(s);
+        w.EndArray().Key("ids").BeginArray();
+        for (const PointId& id : ids) WriteId(w, id);
+        w.EndArray();
+      } else {
+        w.Key("pairs").BeginArray();
+        for (const auto& [a, b, s] : cells) {
+          w.BeginObject().Key("a");
+          WriteId(w, ids[a]);
+          w.Key("b");
+          WriteId(w, ids[b]);
+          w.Key("score").Float(s);
+          w.EndObject();
+        }
+        w.EndArray();
+      }
       w.EndObject();
       return OkResponse(w.Take(), Seconds(call.start));
     });

@@ -64,6 +64,8 @@ ENDPOINTS = [
     ("post", "/collections/{collection_name}/points/discover"),
     ("post", "/collections/{collection_name}/points/discover/batch"),
     ("post", "/collections/{collection_name}/facet"),
+    ("post", "/collections/{collection_name}/points/search/matrix/pairs"),
+    ("post", "/collections/{collection_name}/points/search/matrix/offsets"),
 ]
 
 
@@ -202,6 +204,12 @@ FIELDS = [
     ("RecommendGroupsRequest", "lookup_from.vector", APPLIED, ("POST", "/collections/c/points/recommend/groups", {"positive": [1], "group_by": "city", "group_size": 2, "limit": 2, "lookup_from": {"collection": "nv", "vector": "text"}})),
     ("RecommendGroupsRequest", "lookup_from.shard_key", REFUSED, ("POST", "/collections/c/points/recommend/groups", {"positive": [1], "group_by": "city", "group_size": 2, "limit": 2, "lookup_from": {"collection": "nv", "shard_key": "a"}})),
     ("RecommendGroupsRequest", "shard_key", REFUSED, ("POST", "/collections/c/points/recommend/groups", {"positive": [1], "group_by": "city", "group_size": 2, "limit": 2, "shard_key": "a"})),
+    # POST .../points/search/matrix/{pairs,offsets}
+    ("SearchMatrixRequest", "filter", APPLIED, ("POST", "/collections/c/points/search/matrix/pairs", {"filter": {"must": [{"has_id": [1, 2]}]}})),
+    ("SearchMatrixRequest", "sample", APPLIED, ("POST", "/collections/c/points/search/matrix/offsets", {"sample": 3})),
+    ("SearchMatrixRequest", "limit", APPLIED, ("POST", "/collections/c/points/search/matrix/pairs", {"limit": 1})),
+    ("SearchMatrixRequest", "using", APPLIED, ("POST", "/collections/nv/points/search/matrix/pairs", {"using": "image"})),
+    ("SearchMatrixRequest", "shard_key", REFUSED, ("POST", "/collections/c/points/search/matrix/pairs", {"shard_key": "a"})),
     # POST .../facet (the setup indexes "city")
     ("FacetRequest", "key", APPLIED, ("POST", "/collections/c/facet", {"key": "city"})),
     ("FacetRequest", "limit", APPLIED, ("POST", "/collections/c/facet", {"key": "city", "limit": 1})),

@@ -104,6 +104,15 @@ async function main() {
   const sg = await client.searchPointGroups(name, { vector: [0, 1], group_by: 'half', group_size: 1, limit: 2 });
   assert.deepEqual(sg.groups.map((g) => g.id), ['upper', 'lower']);
 
+  // Distance matrix of a sample: each point's nearest among the sample.
+  const pairs = await client.searchMatrixPairs(name, { sample: 36, limit: 1 });
+  assert.equal(pairs.pairs.length, 36);
+  for (const p of pairs.pairs) assert.ok(Math.abs(p.a - p.b) === 1 || Math.abs(p.a - p.b) === 35, `${p.a}-${p.b}`);
+  const offsets = await client.searchMatrixOffsets(name, { sample: 5, limit: 2, filter: { must: [{ key: 'deg', range: { lt: 50 } }] } });
+  assert.deepEqual(offsets.ids, [0, 1, 2, 3, 4]);
+  assert.equal(offsets.scores.length, 10);
+  assert.equal(offsets.offsets_row.length, 10);
+
   // Facets.
   const facet = await client.facet(name, { key: 'half', filter: { must: [{ key: 'deg', range: { lt: 100 } }] } });
   assert.deepEqual(facet.hits, [{ value: 'upper', count: 10 }]);
