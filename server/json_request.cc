@@ -1779,6 +1779,15 @@ bool IsIdElement(element e) {
          e.type() == element_type::STRING;
 }
 
+// A recommend strategy name.
+StatusOr<QuerySpec::Strategy> ParseStrategy(element e, const std::string& path) {
+  std::string_view st = e.type() == element_type::STRING ? std::string_view(e) : "";
+  if (st == "average_vector") return QuerySpec::Strategy::kAverageVector;
+  if (st == "best_score") return QuerySpec::Strategy::kBestScore;
+  if (st == "sum_scores") return QuerySpec::Strategy::kSumScores;
+  return InvalidArgumentError(path + " must be average_vector, best_score or sum_scores");
+}
+
 // Qdrant's LookupLocation: {collection, vector}.
 StatusOr<std::optional<LookupFrom>> ParseLookupFrom(element x, const std::string& path) {
   QVEC_FIELDS(l, x, path);
@@ -1903,17 +1912,7 @@ StatusOr<QuerySpec> ParseQuerySpec(element q, const std::string& path) {
       QVEC_RETURN_IF_ERROR(ParseExamples(y, r.PathOf("negative"), &out.negative));
     }
     if (r.Take("strategy", &y)) {
-      std::string_view st = y.type() == element_type::STRING ? std::string_view(y) : "";
-      if (st == "average_vector") {
-        out.strategy = QuerySpec::Strategy::kAverageVector;
-      } else if (st == "best_score") {
-        out.strategy = QuerySpec::Strategy::kBestScore;
-      } else if (st == "sum_scores") {
-        out.strategy = QuerySpec::Strategy::kSumScores;
-      } else {
-        return InvalidArgumentError(r.PathOf("strategy") +
-                                    " must be average_vector, best_score or sum_scores");
-      }
+      QVEC_ASSIGN_OR_RETURN(out.strategy, ParseStrategy(y, r.PathOf("strategy")));
     }
     QVEC_RETURN_IF_ERROR(r.Finish());
   }
@@ -2169,17 +2168,7 @@ StatusOr<ParsedQuery> ParseLegacyQuery(element e, const std::string& path, bool 
       QVEC_RETURN_IF_ERROR(ParseExamples(x, f.PathOf("negative"), &q.negative));
     }
     if (f.Take("strategy", &x)) {
-      std::string_view st = x.type() == element_type::STRING ? std::string_view(x) : "";
-      if (st == "average_vector") {
-        q.strategy = QuerySpec::Strategy::kAverageVector;
-      } else if (st == "best_score") {
-        q.strategy = QuerySpec::Strategy::kBestScore;
-      } else if (st == "sum_scores") {
-        q.strategy = QuerySpec::Strategy::kSumScores;
-      } else {
-        return InvalidArgumentError(f.PathOf("strategy") +
-                                    " must be average_vector, best_score or sum_scores");
-      }
+      QVEC_ASSIGN_OR_RETURN(q.strategy, ParseStrategy(x, f.PathOf("strategy")));
     }
     if (f.Take("score_threshold", &x)) {
       QVEC_ASSIGN_OR_RETURN(double d, GetNumber(x, f.PathOf("score_threshold")));

@@ -144,6 +144,17 @@ struct OutputShape {
   bool vectors_asked = false;
 };
 
+// Qdrant's OrderValue, when set: an integer when it is one.
+void WriteOrderValue(JsonWriter& w, const std::optional<double>& value) {
+  if (!value) return;
+  const double v = *value;
+  if (v == std::floor(v) && std::fabs(v) < 9007199254740992.0) {
+    w.Key("order_value").Int(static_cast<int64_t>(v));
+  } else {
+    w.Key("order_value").Double(v);
+  }
+}
+
 void WriteRecord(JsonWriter& w, const Record& r, const OutputShape& shape) {
   w.BeginObject();
   w.Key("id");
@@ -155,15 +166,7 @@ void WriteRecord(JsonWriter& w, const Record& r, const OutputShape& shape) {
     w.Null();
   }
   WriteVectors(w, shape.single_vector, shape.vectors_asked, r.vector, r.vectors);
-  if (r.order_value) {
-    // Qdrant's OrderValue: an integer when it is one.
-    const double v = *r.order_value;
-    if (v == std::floor(v) && std::fabs(v) < 9007199254740992.0) {
-      w.Key("order_value").Int(static_cast<int64_t>(v));
-    } else {
-      w.Key("order_value").Double(v);
-    }
-  }
+  WriteOrderValue(w, r.order_value);
   w.EndObject();
 }
 
@@ -183,14 +186,7 @@ void WriteScoredPoints(JsonWriter& w, const std::vector<ScoredPoint>& points,
       w.Null();
     }
     WriteVectors(w, shape.single_vector, shape.vectors_asked, p.vector, p.vectors);
-    if (p.order_value) {
-      const double v = *p.order_value;
-      if (v == std::floor(v) && std::fabs(v) < 9007199254740992.0) {
-        w.Key("order_value").Int(static_cast<int64_t>(v));
-      } else {
-        w.Key("order_value").Double(v);
-      }
-    }
+    WriteOrderValue(w, p.order_value);
     w.EndObject();
   }
   w.EndArray();
