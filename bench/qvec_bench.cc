@@ -32,6 +32,7 @@
 #include "bench/ivf_benchmark.h"
 #include "bench/filter_bench.h"
 #include "bench/latency_bench.h"
+#include "bench/sparse_bench.h"
 #include "bench/suite.h"
 #include "index/flat_index.h"
 #include "index/kernels.h"
@@ -420,12 +421,14 @@ int main(int argc, char** argv) {
   qvec::bench::AddEmbeddedCommand(&app);
   qvec::bench::AddLatencyCommand(&app);
   qvec::bench::AddFilterCommand(&app);
+  qvec::bench::AddSparseCommand(&app);
   CLI11_PARSE(app, argc, argv);
   if (const int status = qvec::bench::RunParsedSuiteCommand(); status >= 0) return status;
   if (const int status = qvec::bench::RunParsedHttpCommand(); status >= 0) return status;
   if (const int status = qvec::bench::RunParsedEmbeddedCommand(); status >= 0) return status;
   if (const int status = qvec::bench::RunParsedLatencyCommand(); status >= 0) return status;
   if (const int status = qvec::bench::RunParsedFilterCommand(); status >= 0) return status;
+  if (const int status = qvec::bench::RunParsedSparseCommand(); status >= 0) return status;
   if (flat_cmd->parsed()) return RunFlat(flat);
   if (kernels_cmd->parsed()) return RunKernels(kernels);
   if (ivf_cmd->parsed()) return RunIvf(ivf);

@@ -233,6 +233,7 @@ Status VectorFieldConfig::Validate() const {
 
 std::map<std::string, VectorFieldConfig> CollectionConfig::Fields() const {
   if (!vectors.empty()) return vectors;
+  if (dimension == 0 && !sparse_vectors.empty()) return {};
   VectorFieldConfig f;
   f.dimension = dimension;
   f.distance = distance;
@@ -241,7 +242,31 @@ std::map<std::string, VectorFieldConfig> CollectionConfig::Fields() const {
   return {{"", f}};
 }
 
+Status SparseVectorConfig::Validate() const {
+  if (modifier != Modifier::kNone && modifier != Modifier::kIdf) {
+    return InvalidArgumentError("unknown sparse vector modifier");
+  }
+  return Status::Ok();
+}
+
 Status CollectionConfig::Validate() const {
+  if (vectors.size() + sparse_vectors.size() + (single_vector() ? 1 : 0) > kMaxVectorFields) {
+    return InvalidArgumentError("a collection has at most " + std::to_string(kMaxVectorFields) +
+                                " vector fields, dense and sparse together");
+  }
+  for (const auto& [name, field] : sparse_vectors) {
+    if (name.empty()) return InvalidArgumentError("a sparse vector needs a non-empty name");
+    if (name.size() > kMaxVectorFieldName) {
+      return InvalidArgumentError("sparse vector name is longer than " +
+                                  std::to_string(kMaxVectorFieldName) + " bytes");
+    }
+    if (vectors.count(name)) {
+      return InvalidArgumentError("'" + name + "' names both a dense and a sparse vector");
+    }
+    Status s = field.Validate();
+    if (!s.ok()) return s.Annotate("sparse vector '" + name + "'");
+  }
+  if (vectors.empty() && dimension == 0 && !sparse_vectors.empty()) return Status::Ok();
   if (vectors.empty()) {
     VectorFieldConfig f = Fields().begin()->second;
     return f.Validate();

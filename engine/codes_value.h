@@ -8,10 +8,14 @@
 //   offset 16  blob    index::Quantizer::Encode output (codes + 12 bytes metadata)
 // points (per point): u64 LE label (empty: written by the format upgrade;
 // the label is then the one the point's codes carry).
+// codes of a sparse field (per point): u32 LE n, n u32 LE indices
+// (ascending, distinct), n f32 LE values (finite). No label: the point
+// record gives it.
 #ifndef QVEC_ENGINE_CODES_VALUE_H_
 #define QVEC_ENGINE_CODES_VALUE_H_
 
 #include <bit>
+#include <cmath>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -27,6 +31,33 @@
 namespace qvec::engine {
 
 inline constexpr size_t kCodesHeaderBytes = 16;
+
+// A canonical sparse vector as its stored value.
+inline std::string EncodeSparseValue(const SparseVector& v) {
+  std::string out;
+  out.reserve(4 + 8 * v.indices.size());
+  coding::PutFixed32(&out, static_cast<uint32_t>(v.indices.size()));
+  for (uint32_t i : v.indices) coding::PutFixed32(&out, i);
+  for (float x : v.values) coding::PutFloat(&out, x);
+  return out;
+}
+// nullopt for a value that is not a canonical sparse vector.
+inline std::optional<SparseVector> DecodeSparseValue(std::string_view value) {
+  if (value.size() < 4) return std::nullopt;
+  const uint32_t n = coding::DecodeFixed32(value.data());
+  if (value.size() != 4 + uint64_t{8} * n) return std::nullopt;
+  SparseVector v;
+  v.indices.resize(n);
+  v.values.resize(n);
+  for (uint32_t i = 0; i < n; ++i) {
+    v.indices[i] = coding::DecodeFixed32(value.data() + 4 + 4 * i);
+    v.values[i] = std::bit_cast<float>(coding::DecodeFixed32(value.data() + 4 + 4 * n + 4 * i));
+    if ((i > 0 && v.indices[i] <= v.indices[i - 1]) || !std::isfinite(v.values[i])) {
+      return std::nullopt;
+    }
+  }
+  return v;
+}
 
 // index_state entries of a vector field, under "field/<id>/" (see
 // CollectionImpl::StateKey). They change together, in one batch, when a

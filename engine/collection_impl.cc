@@ -86,9 +86,18 @@ Status CollectionImpl::CheckAlive() const {
   return Status::Ok();
 }
 
+SparseField* CollectionImpl::SparseFor(const std::string& name) const {
+  auto it = sparse_by_name_.find(name);
+  return it == sparse_by_name_.end() ? nullptr : it->second;
+}
+
 StatusOr<VectorField*> CollectionImpl::FieldFor(const std::string& name) const {
   auto it = field_by_name_.find(name);
   if (it != field_by_name_.end()) return it->second;
+  if (SparseFor(name) != nullptr) {
+    return InvalidArgumentError("vector name '" + name + "' is a sparse vector field of collection '" +
+                                name_ + "': give it {\"indices\": [...], \"values\": [...]}");
+  }
   if (single_vector_) {
     return InvalidArgumentError("collection '" + name_ + "' has one unnamed vector; vector name '" +
                                 name + "' does not exist");
@@ -101,16 +110,22 @@ StatusOr<VectorField*> CollectionImpl::FieldFor(const std::string& name) const {
       " (vectors: " + names + ")");
 }
 
-StatusOr<std::vector<const VectorField*>> CollectionImpl::SelectFields(
-    const VectorSelector& selector) const {
-  std::vector<const VectorField*> out;
+StatusOr<FieldSelection> CollectionImpl::SelectFields(const VectorSelector& selector) const {
+  FieldSelection out;
   if (selector.all) {
-    for (const auto& f : fields_) out.push_back(f.get());
+    for (const auto& f : fields_) out.dense.push_back(f.get());
+    for (const auto& f : sparse_fields_) out.sparse.push_back(f.get());
     return out;
   }
   for (const std::string& name : selector.names) {
+    if (const SparseField* sf = SparseFor(name)) {
+      if (std::find(out.sparse.begin(), out.sparse.end(), sf) == out.sparse.end()) {
+        out.sparse.push_back(sf);
+      }
+      continue;
+    }
     QVEC_ASSIGN_OR_RETURN(VectorField * f, FieldFor(name));
-    if (std::find(out.begin(), out.end(), f) == out.end()) out.push_back(f);
+    if (std::find(out.dense.begin(), out.dense.end(), f) == out.dense.end()) out.dense.push_back(f);
   }
   return out;
 }
@@ -119,6 +134,9 @@ std::vector<uint16_t> CollectionImpl::FieldIds(uint64_t mask) const {
   std::vector<uint16_t> ids;
   for (size_t i = 0; i < fields_.size(); ++i) {
     if (mask & (uint64_t{1} << i)) ids.push_back(fields_[i]->id);
+  }
+  for (const auto& sf : sparse_fields_) {
+    if (mask & sf->bit) ids.push_back(sf->id);
   }
   return ids;
 }
@@ -250,6 +268,10 @@ Status CollectionImpl::UpdateVectors(std::span<const Point> points) {
 StatusOr<uint64_t> CollectionImpl::FieldsMask(const std::vector<std::string>& field_names) const {
   uint64_t mask = 0;
   for (const std::string& name : field_names) {
+    if (const SparseField* sf = SparseFor(name)) {
+      mask |= sf->bit;
+      continue;
+    }
     QVEC_ASSIGN_OR_RETURN(VectorField * f, FieldFor(name));
     for (size_t fi = 0; fi < fields_.size(); ++fi) {
       if (fields_[fi].get() == f) mask |= uint64_t{1} << fi;
@@ -275,6 +297,9 @@ void CollectionImpl::ApplyVectorRemovals(const VectorRemovals& changes) {
       f.index->Remove(label);
       if (f.tracking) f.changed_during_build.insert(label);
       f.writes_since_health_check.fetch_add(1);
+    }
+    for (auto& sf : sparse_fields_) {
+      if (removed & sf->bit) sf->index.Remove(label);
     }
     field_mask_[label] &= ~removed;
   }
@@ -305,7 +330,9 @@ Status CollectionImpl::DeleteVectors(std::span<const PointId> ids,
     });
     return Status::Ok();
   };
-  return SubmitWrite(&w);
+  QVEC_RETURN_IF_ERROR(SubmitWrite(&w));
+  MaybeCompactSparse();
+  return Status::Ok();
 }
 
 StatusOr<size_t> CollectionImpl::DeleteVectorsByFilter(
@@ -347,6 +374,8 @@ Status CollectionImpl::WritePoints(std::span<const Point> points, bool update_on
     std::vector<std::vector<float>> vectors;
     uint64_t mask = 0;
     std::vector<std::string> values;  // per field: header + code blob
+    // Per sparse field (sparse_fields_ order): the canonical vector, if given.
+    std::vector<std::optional<SparseVector>> sparse;
     uint64_t label = 0;
     bool is_new = false;
     uint64_t old_mask = 0;
@@ -400,6 +429,23 @@ Status CollectionImpl::WritePoints(std::span<const Point> points, bool update_on
         while (fields_[fi].get() != f) ++fi;
         QVEC_RETURN_IF_ERROR(take(fi, v));
       }
+    }
+    pp.sparse.resize(sparse_fields_.size());
+    for (const auto& [sname, sv] : p.sparse_vectors) {
+      size_t si = 0;
+      while (si < sparse_fields_.size() && sparse_fields_[si]->name != sname) ++si;
+      if (si == sparse_fields_.size()) {
+        std::string names;
+        for (const auto& sf : sparse_fields_) names += (names.empty() ? "" : ", ") + sf->name;
+        return InvalidArgumentError(
+            where + ": collection '" + name_ + "' has no sparse vector field '" + sname + "'" +
+            (names.empty() ? std::string(" (it has none)") : " (sparse vectors: " + names + ")"));
+      }
+      SparseVector canonical = sv;
+      Status s = index::CanonicalizeSparse(&canonical.indices, &canonical.values);
+      if (!s.ok()) return s.Annotate(where + ", sparse vector '" + sname + "'");
+      pp.sparse[si] = std::move(canonical);
+      pp.mask |= sparse_fields_[si]->bit;
     }
     if (update_only && !p.payload.empty()) {
       return InvalidArgumentError(where + ": updating vectors keeps the payload; set it apart");
@@ -517,6 +563,14 @@ Status CollectionImpl::WritePoints(std::span<const Point> points, bool update_on
           batch.DeleteVector(cid_, f.id, key);  // an upsert replaces the whole point
         }
       }
+      for (size_t si = 0; si < sparse_fields_.size(); ++si) {
+        const SparseField& sf = *sparse_fields_[si];
+        if ((pp.mask & sf.bit) && pp.sparse[si]) {
+          batch.PutCode(cid_, sf.id, key, EncodeSparseValue(*pp.sparse[si]));
+        } else if (!(pp.mask & sf.bit) && (pp.old_mask & sf.bit)) {
+          batch.DeleteVector(cid_, sf.id, key);
+        }
+      }
       if (!update_only) {
         std::optional<std::string_view> payload;
         if (pp.payload) payload = *pp.payload;
@@ -564,6 +618,14 @@ Status CollectionImpl::WritePoints(std::span<const Point> points, bool update_on
           if (f.tracking) f.changed_during_build.insert(pp.label);
           f.writes_since_health_check.fetch_add(1);
         }
+        for (size_t si = 0; si < sparse_fields_.size(); ++si) {
+          SparseField& sf = *sparse_fields_[si];
+          if ((pp.mask & sf.bit) && pp.sparse[si]) {
+            sf.index.Set(pp.label, index::SparseView{pp.sparse[si]->indices, pp.sparse[si]->values});
+          } else if (!(pp.mask & sf.bit) && (pp.old_mask & sf.bit)) {
+            sf.index.Remove(pp.label);
+          }
+        }
         if (!update_only) payload_log_.Append(version, p.id, std::move(pp.payload));
       }
     });
@@ -571,6 +633,7 @@ Status CollectionImpl::WritePoints(std::span<const Point> points, bool update_on
   };
   QVEC_RETURN_IF_ERROR(SubmitWrite(&w));
   MaybeStartTraining();
+  MaybeCompactSparse();
   return Status::Ok();
 }
 
@@ -583,6 +646,9 @@ void CollectionImpl::ApplyDelete(const std::vector<uint64_t>& labels, uint64_t v
       VectorField& f = *fields_[fi];
       f.index->Remove(label);
       if (f.tracking) f.changed_during_build.insert(label);
+    }
+    for (auto& sf : sparse_fields_) {
+      if (field_mask_[label] & sf->bit) sf->index.Remove(label);
     }
     field_mask_[label] = 0;
     label_used_[label] = false;
@@ -640,6 +706,7 @@ StatusOr<size_t> CollectionImpl::Delete(std::span<const PointId> ids) {
     return Status::Ok();
   };
   QVEC_RETURN_IF_ERROR(SubmitWrite(&w));
+  MaybeCompactSparse();
   return deleted;
 }
 
@@ -863,16 +930,18 @@ namespace {
 
 // InvalidArgument naming a has_vector condition on a field the collection
 // does not have (it would silently match nothing).
-Status CheckHasVector(const Filter& filter, const std::map<std::string, VectorFieldConfig>& fields) {
+Status CheckHasVector(const Filter& filter, const CollectionConfig& config,
+                      const std::map<std::string, VectorFieldConfig>& fields) {
   for (const auto* list : {&filter.must, &filter.should, &filter.must_not}) {
     for (const Condition& c : *list) {
-      if (c.kind == Condition::Kind::kHasVector && fields.count(c.key) == 0) {
+      if (c.kind == Condition::Kind::kHasVector && fields.count(c.key) == 0 &&
+          config.sparse_vectors.count(c.key) == 0) {
         return InvalidArgumentError("has_vector: the collection has no vector field '" + c.key +
                                     "'");
       }
       if ((c.kind == Condition::Kind::kNested || c.kind == Condition::Kind::kNestedObjects) &&
           c.filter != nullptr) {
-        QVEC_RETURN_IF_ERROR(CheckHasVector(*c.filter, fields));
+        QVEC_RETURN_IF_ERROR(CheckHasVector(*c.filter, config, fields));
       }
     }
   }
@@ -882,7 +951,10 @@ Status CheckHasVector(const Filter& filter, const std::map<std::string, VectorFi
 }  // namespace
 
 StatusOr<FilterFields> CollectionImpl::PrepareFilter(const Filter& filter) {
-  QVEC_RETURN_IF_ERROR(CheckHasVector(filter, config().Fields()));
+  {
+    const CollectionConfig current = config();
+    QVEC_RETURN_IF_ERROR(CheckHasVector(filter, current, current.Fields()));
+  }
   std::set<std::string> keys;
   CollectFilterKeys(filter, &keys);
   FilterFields out;
@@ -948,6 +1020,7 @@ bool CollectionImpl::ResolveFilterLocked(const Filter& filter, const FilterField
     for (size_t fi = 0; fi < fields_.size(); ++fi) {
       if (fields_[fi]->name == name) return (field_mask_[it->second] & (uint64_t{1} << fi)) != 0;
     }
+    if (const SparseField* sf = SparseFor(name)) return (field_mask_[it->second] & sf->bit) != 0;
     return false;
   };
   for (const auto& [key, field] : prepared.all()) {
@@ -1027,7 +1100,9 @@ Status CollectionImpl::WithReadLock(const std::vector<const Filter*>& filters, F
 // ---- reads ----
 
 void CollectionImpl::SetRecordVectors(Vectors v, std::optional<std::vector<float>>* unnamed,
-                                      std::map<std::string, std::vector<float>>* named) const {
+                                      std::map<std::string, std::vector<float>>* named,
+                                      std::map<std::string, SparseVector>* sparse) const {
+  *sparse = std::move(v.sparse);
   if (single_vector_) {
     auto it = v.by_field.find("");
     if (it != v.by_field.end()) *unnamed = std::move(it->second);
@@ -1040,7 +1115,7 @@ StatusOr<std::vector<Record>> CollectionImpl::Get(std::span<const PointId> ids, 
                                                   const VectorSelector& with_vector,
                                                   size_t max_result_bytes) {
   QVEC_RETURN_IF_ERROR(CheckAlive());
-  QVEC_ASSIGN_OR_RETURN(std::vector<const VectorField*> fields, SelectFields(with_vector));
+  QVEC_ASSIGN_OR_RETURN(FieldSelection fields, SelectFields(with_vector));
   std::vector<PointId> found_ids;
   std::vector<uint64_t> masks;
   ReadView view;
@@ -1069,7 +1144,7 @@ StatusOr<std::vector<Record>> CollectionImpl::Get(std::span<const PointId> ids, 
     Record r;
     r.id = found_ids[i];
     if (with_payload) r.payload = std::move(payloads[i]);
-    if (with_vector) SetRecordVectors(std::move(vectors[i]), &r.vector, &r.vectors);
+    if (with_vector) SetRecordVectors(std::move(vectors[i]), &r.vector, &r.vectors, &r.sparse_vectors);
     out.push_back(std::move(r));
   }
   return out;
@@ -1077,7 +1152,7 @@ StatusOr<std::vector<Record>> CollectionImpl::Get(std::span<const PointId> ids, 
 
 Status CollectionImpl::FillRecords(const std::vector<PointId>& ids,
                                    const std::vector<uint64_t>& masks, bool with_payload,
-                                   const std::vector<const VectorField*>& fields,
+                                   const FieldSelection& fields,
                                    const ReadView& view, size_t* budget,
                                    std::vector<std::optional<std::string>>* payloads,
                                    std::vector<Vectors>* vectors, std::vector<bool>* found) {
@@ -1093,7 +1168,7 @@ Status CollectionImpl::FillRecords(const std::vector<PointId>& ids,
   };
   // Field positions (bits of the masks) of the fields asked for.
   std::vector<std::pair<const VectorField*, uint64_t>> wanted;
-  for (const VectorField* f : fields) {
+  for (const VectorField* f : fields.dense) {
     for (size_t fi = 0; fi < fields_.size(); ++fi) {
       if (fields_[fi].get() == f) wanted.emplace_back(f, uint64_t{1} << fi);
     }
@@ -1104,7 +1179,9 @@ Status CollectionImpl::FillRecords(const std::vector<PointId>& ids,
   }
   QVEC_RETURN_IF_ERROR(
       spend(MinResultBytes(ids.size(), 0) + components * kResultBytesPerComponent));
-  if (ids.empty() || (!with_payload && wanted.empty())) return Status::Ok();
+  if (ids.empty() || (!with_payload && wanted.empty() && fields.sparse.empty())) {
+    return Status::Ok();
+  }
   const storage::Snapshot* snap = view.snapshot.get();
   const std::vector<std::string> keys = KeysOf(ids);
   if (with_payload) {
@@ -1160,6 +1237,32 @@ Status CollectionImpl::FillRecords(const std::vector<PointId>& ids,
       return s;
     }
   }
+  for (const SparseField* f : fields.sparse) {
+    std::vector<size_t> rows;
+    std::vector<std::string> fkeys;
+    for (size_t i = 0; i < ids.size(); ++i) {
+      if (masks[i] & f->bit) {
+        rows.push_back(i);
+        fkeys.push_back(keys[i]);
+      }
+    }
+    if (rows.empty()) continue;
+    QVEC_ASSIGN_OR_RETURN(auto got, store_->MultiGetCodes(cid_, f->id, fkeys, snap));
+    for (size_t j = 0; j < rows.size(); ++j) {
+      std::optional<SparseVector> v;
+      if (got[j]) v = DecodeSparseValue(*got[j]);
+      if (!v) {
+        if (!got[j] && masks[rows[j]] == ~uint64_t{0}) continue;
+        (*found)[rows[j]] = false;
+        log_.Error("collection '{}': point {} is in memory but its sparse vector '{}' is not "
+                   "readable in storage",
+                   name_, ids[rows[j]].ToString(), f->name);
+        continue;
+      }
+      QVEC_RETURN_IF_ERROR(spend(v->indices.size() * 2 * kResultBytesPerComponent));
+      (*vectors)[rows[j]].sparse[f->name] = std::move(*v);
+    }
+  }
   return Status::Ok();
 }
 
@@ -1199,10 +1302,10 @@ StatusOr<ScrollPage> CollectionImpl::Scroll(const ScrollRequest& request) {
   if (request.limit < 1 || request.limit > kMaxScrollLimit) {
     return OutOfRangeError("limit must be in [1, " + std::to_string(kMaxScrollLimit) + "]");
   }
-  QVEC_ASSIGN_OR_RETURN(std::vector<const VectorField*> vfields, SelectFields(request.with_vector));
+  QVEC_ASSIGN_OR_RETURN(FieldSelection vfields, SelectFields(request.with_vector));
   if (request.max_result_bytes) {
     size_t components = 0;
-    for (const VectorField* f : vfields) components += f->config.dimension;
+    for (const VectorField* f : vfields.dense) components += f->config.dimension;
     if (MinResultBytes(request.limit, components) > request.max_result_bytes) {
       return TooLarge(request.max_result_bytes);
     }
@@ -1315,7 +1418,7 @@ StatusOr<ScrollPage> CollectionImpl::Scroll(const ScrollRequest& request) {
     r.id = ids[i];
     if (!order_values.empty()) r.order_value = order_values[i];
     if (request.with_payload) r.payload = std::move(payloads[i]);
-    if (request.with_vector) SetRecordVectors(std::move(vectors[i]), &r.vector, &r.vectors);
+    if (request.with_vector) SetRecordVectors(std::move(vectors[i]), &r.vector, &r.vectors, &r.sparse_vectors);
     page.points.push_back(std::move(r));
   }
   return page;
@@ -1585,7 +1688,7 @@ StatusOr<std::vector<ScoredPoint>> CollectionImpl::FinishSearch(const SearchRequ
     masks.push_back(hits[i].mask);
     out.push_back(std::move(sp));
   }
-  QVEC_ASSIGN_OR_RETURN(std::vector<const VectorField*> vfields, SelectFields(r.with_vector));
+  QVEC_ASSIGN_OR_RETURN(FieldSelection vfields, SelectFields(r.with_vector));
   std::vector<std::optional<std::string>> payloads;
   std::vector<Vectors> vectors;
   std::vector<bool> found;
@@ -1596,7 +1699,8 @@ StatusOr<std::vector<ScoredPoint>> CollectionImpl::FinishSearch(const SearchRequ
   for (size_t i = 0; i < out.size(); ++i) {
     if (!found[i]) continue;
     if (r.with_payload) out[i].payload = std::move(payloads[i]);
-    if (r.with_vector) SetRecordVectors(std::move(vectors[i]), &out[i].vector, &out[i].vectors);
+    if (r.with_vector) SetRecordVectors(std::move(vectors[i]), &out[i].vector, &out[i].vectors,
+                         &out[i].sparse_vectors);
     kept.push_back(std::move(out[i]));
   }
   return kept;
@@ -1698,15 +1802,182 @@ StatusOr<std::vector<ScoredPoint>> CollectionImpl::SearchMmr(const SearchRequest
   return out;
 }
 
+// ---- sparse fields ----
+
+StatusOr<std::vector<ScoredPoint>> CollectionImpl::SearchSparse(const SearchRequest& r,
+                                                                const SparseField& f) {
+  if (!r.sparse_vector) {
+    return InvalidArgumentError("'" + f.name +
+                                "' is a sparse vector field: query it with a sparse vector "
+                                "{\"indices\": [...], \"values\": [...]}");
+  }
+  if (!r.vector.empty()) {
+    return InvalidArgumentError("a search has a dense or a sparse query vector, not both");
+  }
+  if (r.mmr) {
+    return InvalidArgumentError("mmr: not supported on the sparse vector field '" + f.name + "'");
+  }
+  if (r.limit < 1 || r.limit > kMaxSearchLimit) {
+    return OutOfRangeError("limit must be in [1, " + std::to_string(kMaxSearchLimit) + "]");
+  }
+  if (r.offset > kMaxSearchOffset) {
+    return OutOfRangeError("offset must be at most " + std::to_string(kMaxSearchOffset));
+  }
+  if (r.score_threshold && !std::isfinite(*r.score_threshold)) {
+    return InvalidArgumentError("score_threshold must be a finite number");
+  }
+  SparseVector q = *r.sparse_vector;
+  QVEC_RETURN_IF_ERROR(
+      index::CanonicalizeSparse(&q.indices, &q.values).Annotate("query sparse vector"));
+  QVEC_ASSIGN_OR_RETURN(FieldSelection vfields, SelectFields(r.with_vector));
+  if (r.max_result_bytes) {
+    size_t components = 0;
+    for (const VectorField* vf : vfields.dense) components += vf->config.dimension;
+    if (MinResultBytes(r.limit, components) > r.max_result_bytes) {
+      return TooLarge(r.max_result_bytes);
+    }
+  }
+  const size_t k = r.limit + r.offset;
+  const Filter* filter = r.filter ? &*r.filter : nullptr;
+  std::vector<index::SparseHit> hits;
+  std::vector<PointId> ids;
+  std::vector<uint64_t> masks;
+  ReadView view;
+  QVEC_RETURN_IF_ERROR(
+      WithReadLock({filter}, [&](const std::vector<const FilterFields*>& fields) -> Status {
+        state_mu_.AssertReaderHeld();  // WithReadLock runs it under the shared lock
+        std::vector<float> weights = q.values;
+        if (f.config.modifier == SparseVectorConfig::Modifier::kIdf) {
+          const double n_points = static_cast<double>(f.index.size());
+          for (size_t i = 0; i < q.indices.size(); ++i) {
+            const double df = f.index.DocFrequency(q.indices[i]);
+            weights[i] *= static_cast<float>(std::log((n_points - df + 0.5) / (df + 0.5) + 1.0));
+          }
+        }
+        const index::SparseView query{q.indices, weights};
+        const FilterFields* ff = fields[0];
+        std::optional<FilterCandidates> candidates;
+        if (ff != nullptr) candidates = IndexedCandidates(*filter, *ff);
+        if (candidates && candidates->ids.size() < f.config.full_scan_threshold) {
+          // Few points pass: score them one by one.
+          for (const PointId& id : candidates->ids) {
+            auto it = id_to_label_.find(id);
+            if (it == id_to_label_.end()) continue;
+            if (!candidates->exact && !MatchesFilter(*filter, *ff, id)) continue;
+            float score = 0;
+            if (f.index.Score(it->second, query, &score)) hits.push_back({it->second, score});
+          }
+          std::sort(hits.begin(), hits.end(),
+                    [](const index::SparseHit& a, const index::SparseHit& b) {
+                      return a.score > b.score || (a.score == b.score && a.label < b.label);
+                    });
+          if (hits.size() > k) hits.resize(k);
+        } else if (ff != nullptr) {
+          std::function<bool(uint64_t)> accept = [&](uint64_t label) {
+            state_mu_.AssertReaderHeld();  // called within this search
+            return Passes(*filter, *ff, label);
+          };
+          hits = f.index.Search(query, k, &accept);
+        } else {
+          hits = f.index.Search(query, k, nullptr);
+        }
+        for (const index::SparseHit& h : hits) {
+          ids.push_back(label_to_id_[h.label]);
+          masks.push_back(field_mask_[h.label]);
+        }
+        view = ViewLocked();
+        return Status::Ok();
+      }));
+  std::vector<ScoredPoint> out;
+  std::vector<PointId> kept_ids;
+  std::vector<uint64_t> kept_masks;
+  for (size_t i = r.offset; i < hits.size(); ++i) {
+    if (r.score_threshold && hits[i].score < *r.score_threshold) break;
+    ScoredPoint sp;
+    sp.id = ids[i];
+    sp.score = hits[i].score;
+    out.push_back(std::move(sp));
+    kept_ids.push_back(ids[i]);
+    kept_masks.push_back(masks[i]);
+  }
+  std::vector<std::optional<std::string>> payloads;
+  std::vector<Vectors> vectors;
+  std::vector<bool> found;
+  size_t budget = r.max_result_bytes;
+  QVEC_RETURN_IF_ERROR(FillRecords(kept_ids, kept_masks, r.with_payload, vfields, view,
+                                   r.max_result_bytes ? &budget : nullptr, &payloads, &vectors,
+                                   &found));
+  std::vector<ScoredPoint> kept;
+  kept.reserve(out.size());
+  for (size_t i = 0; i < out.size(); ++i) {
+    if (!found[i]) continue;
+    if (r.with_payload) out[i].payload = std::move(payloads[i]);
+    if (r.with_vector) {
+      SetRecordVectors(std::move(vectors[i]), &out[i].vector, &out[i].vectors,
+                       &out[i].sparse_vectors);
+    }
+    kept.push_back(std::move(out[i]));
+  }
+  return kept;
+}
+
+void CollectionImpl::MaybeCompactSparse() {
+  if (sparse_fields_.empty() || stop_.load()) return;
+  bool needed = false;
+  {
+    ReaderLock lock(&state_mu_);
+    for (const auto& sf : sparse_fields_) needed = needed || sf->index.NeedsCompaction();
+  }
+  if (!needed) return;
+  bool expected = false;
+  if (!compacting_.compare_exchange_strong(expected, true)) return;
+  if (builds_ != nullptr) {
+    std::weak_ptr<CollectionImpl> weak = weak_from_this();
+    if (builds_->Submit([weak] {
+          if (auto self = weak.lock()) {
+            self->CompactSparse();
+            self->compacting_.store(false);
+          }
+        })) {
+      return;
+    }
+  }
+  CompactSparse();
+  compacting_.store(false);
+}
+
+void CollectionImpl::CompactSparse() {
+  // Under write_mu_ no write changes the indexes, so the compacted copy is
+  // made with readers still searching (shared lock) and swapped in under the
+  // exclusive lock, which readers wait for only as long as the swap.
+  MutexLock write_lock(&write_mu_);
+  if (stop_.load()) return;
+  for (auto& sf : sparse_fields_) {
+    std::optional<index::SparseIndex> compacted;
+    {
+      ReaderLock lock(&state_mu_);
+      if (!sf->index.NeedsCompaction()) continue;
+      compacted.emplace(sf->index.Compacted());
+    }
+    WriterLock lock(&state_mu_);
+    sf->index = std::move(*compacted);
+  }
+}
+
 StatusOr<std::vector<ScoredPoint>> CollectionImpl::Search(const SearchRequest& request) {
   QVEC_RETURN_IF_ERROR(CheckAlive());
+  if (const SparseField* sf = SparseFor(request.vector_name)) return SearchSparse(request, *sf);
+  if (request.sparse_vector) {
+    return InvalidArgumentError("a sparse query needs a sparse vector field; '" +
+                                request.vector_name + "' is not one");
+  }
   if (request.mmr) return SearchMmr(request);
   QVEC_ASSIGN_OR_RETURN(VectorField * f, FieldFor(request.vector_name));
   QVEC_RETURN_IF_ERROR(ValidateSearch(request, *f));
-  QVEC_ASSIGN_OR_RETURN(std::vector<const VectorField*> vfields, SelectFields(request.with_vector));
+  QVEC_ASSIGN_OR_RETURN(FieldSelection vfields, SelectFields(request.with_vector));
   if (request.max_result_bytes) {
     size_t components = 0;
-    for (const VectorField* vf : vfields) components += vf->config.dimension;
+    for (const VectorField* vf : vfields.dense) components += vf->config.dimension;
     if (MinResultBytes(request.limit, components) > request.max_result_bytes) {
       return TooLarge(request.max_result_bytes);
     }
@@ -1733,7 +2004,10 @@ StatusOr<std::vector<std::vector<ScoredPoint>>> CollectionImpl::SearchBatch(
   QVEC_RETURN_IF_ERROR(CheckAlive());
   // MMR re-ranks each request's own candidates: answered one by one.
   bool any_mmr = false;
-  for (const SearchRequest& r : requests) any_mmr = any_mmr || r.mmr.has_value();
+  for (const SearchRequest& r : requests) {
+    any_mmr = any_mmr || r.mmr.has_value() || r.sparse_vector.has_value() ||
+              SparseFor(r.vector_name) != nullptr;
+  }
   if (any_mmr) {
     std::vector<std::vector<ScoredPoint>> out;
     out.reserve(requests.size());
@@ -1757,7 +2031,7 @@ StatusOr<std::vector<std::vector<ScoredPoint>>> CollectionImpl::SearchBatch(
     auto vfields = SelectFields(r.with_vector);
     if (!vfields.ok()) return vfields.status().Annotate(where);
     size_t components = 0;
-    for (const VectorField* vf : *vfields) components += vf->config.dimension;
+    for (const VectorField* vf : vfields->dense) components += vf->config.dimension;
     least += MinResultBytes(r.limit, components);
     queries.push_back(r.vector);
     QVEC_RETURN_IF_ERROR((*f)->prep.Apply(queries.back().data()).Annotate(where));
@@ -1897,6 +2171,13 @@ StatusOr<CollectionInfo> CollectionImpl::Info() {
         index_bytes += st.memory_bytes;
       }
     }
+    for (const auto& sf : sparse_fields_) {
+      SparseFieldInfo& si = info.sparse_fields[sf->name];
+      si.vectors_count = sf->index.size();
+      si.entries = sf->index.entries();
+      si.memory_bytes = sf->index.MemoryBytes();
+      index_bytes += si.memory_bytes;
+    }
     info.memory_bytes = index_bytes + field_cache_.MemoryBytes() + payload_log_.MemoryBytes() +
                         label_to_id_.capacity() * (sizeof(PointId) + sizeof(uint64_t)) +
                         id_to_label_.size() * (sizeof(PointId) + sizeof(uint64_t) + 32);
@@ -1927,9 +2208,11 @@ StatusOr<CollectionInfo> CollectionImpl::Info() {
     }
     fi.quality = Quality(*f, fi.vectors_count);
   }
-  const VectorFieldInfo& first = info.fields.at(fields_.front()->name);
-  info.index = first.index;
-  info.quality = first.quality;
+  if (!fields_.empty()) {
+    const VectorFieldInfo& first = info.fields.at(fields_.front()->name);
+    info.index = first.index;
+    info.quality = first.quality;
+  }
   info.disk_bytes = store_->ApproximateDiskBytes();
   return info;
 }

@@ -21,6 +21,7 @@
 #include "engine/engine_log.h"
 #include "engine/payload_index.h"
 #include "index/quantizer.h"
+#include "index/sparse_index.h"
 #include "index/vector_index.h"
 #include "qvec/collection.h"
 #include "storage/store.h"
@@ -80,6 +81,28 @@ struct VectorField {
   std::chrono::steady_clock::time_point next_build_attempt QVEC_GUARDED_BY(status_mu){};
   QualityReport quality QVEC_GUARDED_BY(status_mu);
   size_t quality_points QVEC_GUARDED_BY(status_mu) = 0;
+};
+
+// One sparse vector field: its config and inverted index. Its vectors are
+// stored as the field's code blobs (EncodeSparseValue); the index is built
+// from them at open.
+struct SparseField {
+  SparseField(std::string field_name, uint16_t field_id, const SparseVectorConfig& field_config,
+              uint64_t mask_bit)
+      : name(std::move(field_name)), id(field_id), config(field_config), bit(mask_bit) {}
+  const std::string name;
+  const uint16_t id;
+  const SparseVectorConfig config;
+  const uint64_t bit;  // the field's bit in the collection's field masks
+  // Guarded by the collection's state_mu_ (mutated under write_mu_ too), as
+  // VectorField's index.
+  index::SparseIndex index;
+};
+
+// The fields a read returns (VectorSelector resolved).
+struct FieldSelection {
+  std::vector<const VectorField*> dense;
+  std::vector<const SparseField*> sparse;
 };
 
 // Concurrency and consistency
@@ -197,7 +220,9 @@ class CollectionImpl final : public Collection,
       std::span<const SearchRequest> requests) override;
   Status Optimize() override;
   StatusOr<CollectionInfo> Info() override;
-  IndexInfo::State index_state() const override { return fields_.front()->state.load(); }
+  IndexInfo::State index_state() const override {
+    return fields_.empty() ? IndexInfo::State::kFlat : fields_.front()->state.load();
+  }
 
  private:
   friend class CollectionImplTestPeer;  // tests/engine/group_commit_test.cc
@@ -225,6 +250,7 @@ class CollectionImpl final : public Collection,
   // A point's vectors read for an answer.
   struct Vectors {
     std::map<std::string, std::vector<float>> by_field;
+    std::map<std::string, SparseVector> sparse;
   };
   // What the members of a write group share while the leader builds them.
   struct WriteGroup {
@@ -299,7 +325,17 @@ class CollectionImpl final : public Collection,
                                                                     const ReadView& view);
   // The fields a read returns: those `selector` asks for (InvalidArgument
   // for an unknown name).
-  StatusOr<std::vector<const VectorField*>> SelectFields(const VectorSelector& selector) const;
+  StatusOr<FieldSelection> SelectFields(const VectorSelector& selector) const;
+  // The sparse field `name`, or nullptr.
+  SparseField* SparseFor(const std::string& name) const;
+  // Search() of a sparse field: exact dot products through its inverted
+  // index (or, under a filter payload indexes narrow below the field's
+  // full_scan_threshold, of those points one by one).
+  StatusOr<std::vector<ScoredPoint>> SearchSparse(const SearchRequest& r, const SparseField& f);
+  // Compacts the sparse indexes that need it: in the background when there
+  // is a build pool (writers wait, readers do not), else now.
+  void MaybeCompactSparse();
+  void CompactSparse();
   // Fills payloads / vectors of results from `view`. `masks[i]` are the
   // fields point i carries (from memory, under the lock the caller held).
   // A point absent there (which a consistent view cannot have) leaves
@@ -307,13 +343,14 @@ class CollectionImpl final : public Collection,
   // allowed (see SearchRequest::max_result_bytes); it is reduced by what is
   // read, and OutOfRange is returned beyond it.
   Status FillRecords(const std::vector<PointId>& ids, const std::vector<uint64_t>& masks,
-                     bool with_payload, const std::vector<const VectorField*>& fields,
+                     bool with_payload, const FieldSelection& fields,
                      const ReadView& view, size_t* budget,
                      std::vector<std::optional<std::string>>* payloads,
                      std::vector<Vectors>* vectors, std::vector<bool>* found);
   // Moves the vectors read for a point into a record's fields.
   void SetRecordVectors(Vectors v, std::optional<std::vector<float>>* unnamed,
-                        std::map<std::string, std::vector<float>>* named) const;
+                        std::map<std::string, std::vector<float>>* named,
+                        std::map<std::string, SparseVector>* sparse) const;
   // Commits `batch` and applies it: `apply(version)` runs under the
   // exclusive state lock; then (version, snapshot) is published.
   Status Commit(storage::WriteBatch* batch, const std::function<void(uint64_t)>& apply)
@@ -436,6 +473,10 @@ class CollectionImpl final : public Collection,
   // Fixed at creation (the field set of a collection never changes).
   std::vector<std::unique_ptr<VectorField>> fields_;
   std::map<std::string, VectorField*> field_by_name_;
+  // Sparse fields; their mask bits follow the dense fields'.
+  std::vector<std::unique_ptr<SparseField>> sparse_fields_;
+  std::map<std::string, SparseField*> sparse_by_name_;
+  std::atomic<bool> compacting_{false};
 
   // The serialization point of all writes (see the comment at the top).
   // Lock order: write_mu_, then state_mu_ or queue_mu_.

@@ -98,6 +98,11 @@ CollectionImpl::CollectionImpl(storage::Store* store, uint32_t cid, std::string 
     fields_.push_back(std::make_unique<VectorField>(fname, field_ids.at(fname), field));
     field_by_name_[fname] = fields_.back().get();
   }
+  for (const auto& [fname, field] : config_.sparse_vectors) {
+    const uint64_t bit = uint64_t{1} << (fields_.size() + sparse_fields_.size());
+    sparse_fields_.push_back(std::make_unique<SparseField>(fname, field_ids.at(fname), field, bit));
+    sparse_by_name_[fname] = sparse_fields_.back().get();
+  }
 }
 
 // Background builds hold a reference to the collection while they run, so
@@ -123,6 +128,21 @@ Status CollectionImpl::UpdateConfig(const CollectionConfig& next) {
   const auto next_fields = next.Fields();
   if (next.single_vector() != single_vector_ || next_fields.size() != fields_.size()) {
     return InvalidArgumentError("the vector fields of a collection cannot be added or removed");
+  }
+  if (next.sparse_vectors.size() != sparse_fields_.size()) {
+    return InvalidArgumentError("sparse_vectors: sparse fields cannot be added or removed");
+  }
+  for (const auto& sf : sparse_fields_) {
+    auto it = next.sparse_vectors.find(sf->name);
+    if (it == next.sparse_vectors.end()) {
+      return InvalidArgumentError("sparse_vectors: sparse fields cannot be added or removed");
+    }
+    if (it->second.modifier != sf->config.modifier ||
+        it->second.full_scan_threshold != sf->config.full_scan_threshold) {
+      return InvalidArgumentError("sparse_vectors." + sf->name +
+                                  ": the modifier and index options of a sparse field cannot "
+                                  "change yet");
+    }
   }
   struct Change {
     VectorField* f;
@@ -599,24 +619,52 @@ Status CollectionImpl::Load() {
     while (next < label_used_.size() && label_used_[next]) ++next;
     RegisterLoaded(*id, next);
   }
-  // 4. Re-encode what needs it; a point with an unusable original goes to
-  //    quarantine (out of every field's index).
+  // A point whose own data is unusable goes to quarantine (out of every
+  // field's index).
+  auto quarantine = [&](const std::string& key, const std::string& why) {
+    write_mu_.AssertHeld();  // called within Load
+    state_mu_.AssertHeld();
+    auto id = DecodePointKey(key);
+    if (!id.ok()) return;
+    auto it = id_to_label_.find(*id);
+    if (it == id_to_label_.end()) return;
+    const uint64_t label = it->second;
+    for (auto& f : fields_) {
+      if (f->index) f->index->Remove(label);
+    }
+    for (auto& sf : sparse_fields_) sf->index.Remove(label);
+    id_to_label_.erase(it);
+    label_used_[label] = false;
+    field_mask_[label] = 0;
+    label_to_id_[label] = PointId();
+    Quarantine(key, why);
+  };
+  // 3b. Sparse fields: their indexes from the stored vectors.
+  for (auto& sf : sparse_fields_) {
+    std::vector<std::pair<std::string, std::string>> unusable;
+    Status scanned = store_->ScanCodes(cid_, sf->id, [&](std::string_view key, std::string_view v) {
+      write_mu_.AssertHeld();  // the scan calls back synchronously, in Load
+      state_mu_.AssertHeld();
+      auto id = DecodePointKey(key);
+      if (!id.ok()) return true;  // quarantined with its record above
+      auto it = id_to_label_.find(*id);
+      if (it == id_to_label_.end()) return true;  // a vector without its point: ignored
+      std::optional<SparseVector> vec = DecodeSparseValue(v);
+      if (!vec) {
+        unusable.emplace_back(std::string(key), "its sparse vector '" + sf->name + "' is damaged");
+        return true;
+      }
+      sf->index.Set(it->second, index::SparseView{vec->indices, vec->values});
+      field_mask_[it->second] |= sf->bit;
+      return true;
+    });
+    QVEC_RETURN_IF_ERROR(scanned);
+    for (const auto& [key, why] : unusable) quarantine(key, why);
+  }
+  // 4. Re-encode what needs it.
   for (size_t fi = 0; fi < fields_.size(); ++fi) {
     QVEC_ASSIGN_OR_RETURN(auto unusable, RepairField(*fields_[fi], fi, repairs[fi]));
-    for (const auto& [key, why] : unusable) {
-      auto id = DecodePointKey(key);
-      auto it = id_to_label_.find(*id);
-      if (it == id_to_label_.end()) continue;
-      const uint64_t label = it->second;
-      for (auto& f : fields_) {
-        if (f->index) f->index->Remove(label);
-      }
-      id_to_label_.erase(it);
-      label_used_[label] = false;
-      field_mask_[label] = 0;
-      label_to_id_[label] = PointId();
-      Quarantine(key, why);
-    }
+    for (const auto& [key, why] : unusable) quarantine(key, why);
   }
   // 5. The records of points whose label was not theirs yet (the
   //    quarantined ones are gone).

@@ -73,6 +73,7 @@ std::map<std::string, uint16_t> AssignFieldIds(const CollectionConfig& config) {
   std::map<std::string, uint16_t> ids;
   uint16_t next = 0;
   for (const auto& [name, field] : config.Fields()) ids[name] = next++;
+  for (const auto& [name, field] : config.sparse_vectors) ids[name] = next++;
   return ids;
 }
 
@@ -91,6 +92,19 @@ std::string EncodeCollectionConfig(const CollectionConfig& c,
     w.EndObject();
   }
   w.EndObject();
+  if (!c.sparse_vectors.empty()) {
+    w.Key("sparse_vectors").BeginObject();
+    for (const auto& [name, field] : c.sparse_vectors) {
+      w.Key(name).BeginObject();
+      auto id = field_ids.find(name);
+      w.Key("id").Uint(id == field_ids.end() ? 0 : id->second);
+      w.Key("modifier").String(field.modifier == SparseVectorConfig::Modifier::kIdf ? "idf"
+                                                                                    : "none");
+      w.Key("full_scan_threshold").Uint(field.full_scan_threshold);
+      w.EndObject();
+    }
+    w.EndObject();
+  }
   w.EndObject();
   return w.Take();
 }
@@ -141,6 +155,26 @@ StatusOr<StoredCollectionConfig> DecodeCollectionConfig(std::string_view meta) {
         out.config.index = f.index;
       } else {
         out.config.vectors[name] = f;
+      }
+    }
+    simdjson::dom::object sparse;
+    if (doc["sparse_vectors"].get(sparse) == simdjson::SUCCESS) {
+      for (auto entry : sparse) {
+        SparseVectorConfig f;
+        uint64_t id = 0, threshold = 0;
+        std::string_view modifier;
+        if (entry.value["id"].get(id) != simdjson::SUCCESS || id > 0xffff ||
+            !used.insert(id).second || entry.value["modifier"].get(modifier) != simdjson::SUCCESS ||
+            entry.value["full_scan_threshold"].get(threshold) != simdjson::SUCCESS ||
+            threshold > UINT32_MAX || (modifier != "idf" && modifier != "none")) {
+          return Bad();
+        }
+        f.modifier = modifier == "idf" ? SparseVectorConfig::Modifier::kIdf
+                                       : SparseVectorConfig::Modifier::kNone;
+        f.full_scan_threshold = static_cast<uint32_t>(threshold);
+        const std::string name(entry.key);
+        out.field_ids[name] = static_cast<uint16_t>(id);
+        out.config.sparse_vectors[name] = f;
       }
     }
   } else {

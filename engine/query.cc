@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
+#include <map>
 #include <numeric>
 #include <random>
 #include <string>
@@ -25,6 +26,12 @@ struct Hit {
   std::optional<double> order_value;
 };
 using Hits = std::vector<Hit>;
+
+// A resolved example or query: dense, or sparse for a sparse field.
+struct QueryVector {
+  std::vector<float> dense;
+  std::optional<SparseVector> sparse;
+};
 using ScoreMap = std::unordered_map<PointId, float, PointIdHash>;
 
 bool LowerIsBetter(Distance d) { return d == Distance::kEuclid || d == Distance::kManhattan; }
@@ -126,9 +133,21 @@ class Runner {
     if (it == fields_.end()) return std::nullopt;
     return it->second.distance;
   }
+  bool IsSparse(const std::string& name) const { return config_.sparse_vectors.count(name) > 0; }
+  // The field's distance; Dot for a sparse field.
+  StatusOr<Distance> FieldDistance(const std::string& name) const {
+    if (IsSparse(name)) return Distance::kDot;
+    QVEC_ASSIGN_OR_RETURN(const VectorFieldConfig* f, Field(name));
+    return f->distance;
+  }
   StatusOr<const VectorFieldConfig*> Field(const std::string& name) const {
     auto it = fields_.find(name);
     if (it == fields_.end()) {
+      if (IsSparse(name)) {
+        return InvalidArgumentError("using: '" + name +
+                                    "' is a sparse vector field, which this query form does not "
+                                    "support");
+      }
       return InvalidArgumentError(
           name.empty() ? "using: the collection has named vectors; name the one to query"
                        : "using: the collection has no vector field '" + name + "'");
@@ -136,21 +155,21 @@ class Runner {
     return &it->second;
   }
   // The vector of an example (its point's stored vector of `field`).
-  StatusOr<std::vector<float>> Resolve(const std::string& field, const VectorInput& in,
-                                       std::vector<PointId>* examples);
+  StatusOr<QueryVector> Resolve(const std::string& field, const VectorInput& in,
+                                std::vector<PointId>* examples);
   // Nearest points to `v` among `candidates` (all points when null),
   // excluding `exclude`, passing the stage's filter.
-  StatusOr<Hits> Nearest(const QueryRequest& r, const std::vector<float>& v, size_t want,
+  StatusOr<Hits> Nearest(const QueryRequest& r, const QueryVector& v, size_t want,
                          const std::vector<PointId>* candidates,
                          const std::vector<PointId>& exclude, const std::optional<Mmr>& mmr);
   // Exact scores of `ids` (those passing the stage's filter) against `v`.
-  StatusOr<ScoreMap> Scores(const QueryRequest& r, const std::vector<float>& v,
+  StatusOr<ScoreMap> Scores(const QueryRequest& r, const QueryVector& v,
                             const std::vector<PointId>& ids);
   // The points to rank by a custom objective: the prefetched ones, every
   // point of a small collection, else the union of the examples' nearest.
   StatusOr<std::vector<PointId>> Candidates(const QueryRequest& r, const std::vector<Hits>& pre,
-                                            const std::vector<std::vector<float>>& examples,
-                                            size_t want, const std::vector<PointId>& exclude);
+                                            const std::vector<QueryVector>& examples, size_t want,
+                                            const std::vector<PointId>& exclude);
   // `ids` that pass the stage's filter, in their order.
   StatusOr<std::vector<PointId>> Passing(const std::optional<Filter>& filter,
                                          const std::vector<PointId>& ids);
@@ -169,30 +188,46 @@ class Runner {
   const std::map<std::string, VectorFieldConfig> fields_;
 };
 
-StatusOr<std::vector<float>> Runner::Resolve(const std::string& field, const VectorInput& in,
-                                             std::vector<PointId>* examples) {
-  if (!in.point) return in.vector;
+StatusOr<QueryVector> Runner::Resolve(const std::string& field, const VectorInput& in,
+                                      std::vector<PointId>* examples) {
+  const bool sparse = IsSparse(field);
+  if (in.sparse && !sparse) {
+    return InvalidArgumentError("a sparse vector cannot query the dense vector field" +
+                                (field.empty() ? std::string() : " '" + field + "'"));
+  }
+  if (!in.point && sparse && !in.sparse) {
+    return InvalidArgumentError("'" + field +
+                                "' is a sparse vector field: query it with {\"indices\": [...], "
+                                "\"values\": [...]} or a point id");
+  }
+  if (!in.point) return QueryVector{in.vector, in.sparse};
   const PointId ids[] = {*in.point};
-  QVEC_ASSIGN_OR_RETURN(auto records, c_.Get(ids, false, VectorSelector(true), 0));
+  QVEC_ASSIGN_OR_RETURN(auto records,
+                        c_.Get(ids, false, VectorSelector(std::vector<std::string>{field}), 0));
   if (records.empty()) return NotFoundError("no point with id " + in.point->ToString());
   if (examples != nullptr) examples->push_back(*in.point);
   const Record& rec = records[0];
-  if (config_.single_vector()) {
-    if (rec.vector) return *rec.vector;
+  if (sparse) {
+    if (auto it = rec.sparse_vectors.find(field); it != rec.sparse_vectors.end()) {
+      return QueryVector{{}, it->second};
+    }
+  } else if (config_.single_vector()) {
+    if (rec.vector) return QueryVector{*rec.vector, std::nullopt};
   } else if (auto it = rec.vectors.find(field); it != rec.vectors.end()) {
-    return it->second;
+    return QueryVector{it->second, std::nullopt};
   }
   return InvalidArgumentError("point " + in.point->ToString() + " has no vector" +
                               (field.empty() ? "" : " '" + field + "'"));
 }
 
-StatusOr<Hits> Runner::Nearest(const QueryRequest& r, const std::vector<float>& v, size_t want,
+StatusOr<Hits> Runner::Nearest(const QueryRequest& r, const QueryVector& v, size_t want,
                                const std::vector<PointId>* candidates,
                                const std::vector<PointId>& exclude, const std::optional<Mmr>& mmr) {
   if (candidates != nullptr && candidates->empty()) return Hits{};
   SearchRequest s;
   s.vector_name = r.vector_name;
-  s.vector = v;
+  s.vector = v.dense;
+  s.sparse_vector = v.sparse;
   s.limit = std::min(std::max<size_t>(want, 1), kMaxSearchLimit);
   s.params = r.params;
   s.score_threshold = r.score_threshold;
@@ -208,7 +243,7 @@ StatusOr<Hits> Runner::Nearest(const QueryRequest& r, const std::vector<float>& 
   return out;
 }
 
-StatusOr<ScoreMap> Runner::Scores(const QueryRequest& r, const std::vector<float>& v,
+StatusOr<ScoreMap> Runner::Scores(const QueryRequest& r, const QueryVector& v,
                                   const std::vector<PointId>& ids) {
   ScoreMap out;
   for (size_t start = 0; start < ids.size(); start += kMaxSearchLimit) {
@@ -216,7 +251,8 @@ StatusOr<ScoreMap> Runner::Scores(const QueryRequest& r, const std::vector<float
     std::vector<PointId> chunk(ids.begin() + start, ids.begin() + end);
     SearchRequest s;
     s.vector_name = r.vector_name;
-    s.vector = v;
+    s.vector = v.dense;
+    s.sparse_vector = v.sparse;
     s.limit = chunk.size();
     s.params = r.params;
     s.params.exact = true;
@@ -250,7 +286,7 @@ StatusOr<std::vector<PointId>> Runner::Passing(const std::optional<Filter>& filt
 
 StatusOr<std::vector<PointId>> Runner::Candidates(const QueryRequest& r,
                                                   const std::vector<Hits>& pre,
-                                                  const std::vector<std::vector<float>>& examples,
+                                                  const std::vector<QueryVector>& examples,
                                                   size_t want,
                                                   const std::vector<PointId>& exclude) {
   std::vector<PointId> out;
@@ -303,13 +339,12 @@ std::vector<PointId> Runner::ExampleIds(const QuerySpec& q) {
 StatusOr<Hits> Runner::CustomObjective(const QueryRequest& r, const std::vector<Hits>& pre,
                                        size_t want, const std::vector<PointId>& exclude) {
   const QuerySpec& q = *r.query;
-  QVEC_ASSIGN_OR_RETURN(const VectorFieldConfig* field, Field(r.vector_name));
-  const Distance metric = field->distance;
+  QVEC_ASSIGN_OR_RETURN(const Distance metric, FieldDistance(r.vector_name));
   auto sim = [&](float score) { return RawSimilarity(metric, score); };
   std::vector<PointId> examples;
-  std::vector<std::vector<float>> pos, neg, all;
-  std::vector<std::pair<std::vector<float>, std::vector<float>>> pairs;
-  std::optional<std::vector<float>> target;
+  std::vector<QueryVector> pos, neg, all;
+  std::vector<std::pair<QueryVector, QueryVector>> pairs;
+  std::optional<QueryVector> target;
   for (const VectorInput& in : q.positive) {
     QVEC_ASSIGN_OR_RETURN(auto v, Resolve(r.vector_name, in, &examples));
     pos.push_back(std::move(v));
@@ -333,7 +368,7 @@ StatusOr<Hits> Runner::CustomObjective(const QueryRequest& r, const std::vector<
   if (all.empty()) all = neg;  // only negatives: their neighbourhood is what ranks lowest
 
   QVEC_ASSIGN_OR_RETURN(std::vector<PointId> ids, Candidates(r, pre, all, want, exclude));
-  auto scores_of = [&](const std::vector<float>& v) { return Scores(r, v, ids); };
+  auto scores_of = [&](const QueryVector& v) { return Scores(r, v, ids); };
   std::vector<ScoreMap> pos_s, neg_s;
   for (const auto& v : pos) {
     QVEC_ASSIGN_OR_RETURN(auto m, scores_of(v));
@@ -552,25 +587,56 @@ StatusOr<Hits> Runner::Stage(const QueryRequest& stage, size_t want,
   if (prefetched) ids = Union(pre);
   switch (q.kind) {
     case QuerySpec::Kind::kNearest: {
-      QVEC_RETURN_IF_ERROR(Field(r.vector_name).status());
+      if (!IsSparse(r.vector_name)) QVEC_RETURN_IF_ERROR(Field(r.vector_name).status());
+      if (q.mmr && IsSparse(r.vector_name)) {
+        return InvalidArgumentError("query.nearest.mmr: not supported on the sparse vector field '" +
+                                    r.vector_name + "'");
+      }
       QVEC_ASSIGN_OR_RETURN(auto v, Resolve(r.vector_name, q.nearest, nullptr));
       return Nearest(r, v, want, prefetched ? &ids : nullptr, exclude, q.mmr);
     }
     case QuerySpec::Kind::kRecommend: {
-      QVEC_ASSIGN_OR_RETURN(const VectorFieldConfig* field, Field(r.vector_name));
+      QVEC_ASSIGN_OR_RETURN(const Distance distance, FieldDistance(r.vector_name));
       if (q.positive.empty() && q.negative.empty()) {
         return InvalidArgumentError(
             "query.recommend: give at least one positive or negative example");
       }
-      const bool linear =
-          q.strategy == QuerySpec::Strategy::kAverageVector ||
-          (q.strategy == QuerySpec::Strategy::kSumScores && !LowerIsBetter(field->distance));
+      const bool linear = q.strategy == QuerySpec::Strategy::kAverageVector ||
+                          (q.strategy == QuerySpec::Strategy::kSumScores && !LowerIsBetter(distance));
       if (!linear) return CustomObjective(r, pre, want, exclude);
       if (q.strategy == QuerySpec::Strategy::kAverageVector && q.positive.empty()) {
         return InvalidArgumentError(
             "query.recommend.positive: the average_vector strategy needs a positive example "
             "(best_score and sum_scores work with negatives only)");
       }
+      if (IsSparse(r.vector_name)) {
+        // Dot products are linear in the query: one search by the combined
+        // sparse vector (average_vector: 2 avg(pos) - avg(neg); sum_scores:
+        // sum(pos) - sum(neg)).
+        const bool sum_scores = q.strategy == QuerySpec::Strategy::kSumScores;
+        std::map<uint32_t, double> combined;
+        auto add = [&](const VectorInput& in, double w) -> Status {
+          QVEC_ASSIGN_OR_RETURN(QueryVector v, Resolve(r.vector_name, in, nullptr));
+          for (size_t i = 0; i < v.sparse->indices.size(); ++i) {
+            combined[v.sparse->indices[i]] += w * v.sparse->values[i];
+          }
+          return Status::Ok();
+        };
+        const double np = static_cast<double>(q.positive.size());
+        const double nn = static_cast<double>(q.negative.size());
+        const double wp = sum_scores ? 1.0 : (q.negative.empty() ? 1.0 : 2.0) / np;
+        const double wn = sum_scores ? -1.0 : -1.0 / std::max(nn, 1.0);
+        for (const auto& in : q.positive) QVEC_RETURN_IF_ERROR(add(in, wp));
+        for (const auto& in : q.negative) QVEC_RETURN_IF_ERROR(add(in, wn));
+        QueryVector v{{}, SparseVector{}};
+        for (const auto& [dim, x] : combined) {
+          if (x == 0) continue;
+          v.sparse->indices.push_back(dim);
+          v.sparse->values.push_back(static_cast<float>(x));
+        }
+        return Nearest(r, v, want, prefetched ? &ids : nullptr, exclude, std::nullopt);
+      }
+      QVEC_ASSIGN_OR_RETURN(const VectorFieldConfig* field, Field(r.vector_name));
       // One vector: average_vector's avg(pos) + avg(pos) - avg(neg) (avg(pos)
       // without negatives); sum_scores on Cosine/Dot is linear in the point,
       // so it is the search by sum(pos) - sum(neg) of the (normalized)
@@ -580,7 +646,8 @@ StatusOr<Hits> Runner::Stage(const QueryRequest& stage, size_t want,
       const bool cosine = field->distance == Distance::kCosine;
       const bool sum_scores = q.strategy == QuerySpec::Strategy::kSumScores;
       auto accumulate = [&](const VectorInput& in, std::vector<double>* acc) -> Status {
-        QVEC_ASSIGN_OR_RETURN(auto v, Resolve(r.vector_name, in, nullptr));
+        QVEC_ASSIGN_OR_RETURN(QueryVector resolved, Resolve(r.vector_name, in, nullptr));
+        const std::vector<float>& v = resolved.dense;
         if (v.size() != dim) {
           return InvalidArgumentError("query.recommend: an example has " +
                                       std::to_string(v.size()) + " dimensions, the field " +
@@ -618,14 +685,14 @@ StatusOr<Hits> Runner::Stage(const QueryRequest& stage, size_t want,
       const float scale = (sum_scores && cosine) ? static_cast<float>(std::sqrt(ss)) : 1.0f;
       QueryRequest scaled = r;
       if (scaled.score_threshold) *scaled.score_threshold /= scale;
-      QVEC_ASSIGN_OR_RETURN(
-          Hits hits, Nearest(scaled, v, want, prefetched ? &ids : nullptr, exclude, std::nullopt));
+      QVEC_ASSIGN_OR_RETURN(Hits hits, Nearest(scaled, QueryVector{v, std::nullopt}, want,
+                                               prefetched ? &ids : nullptr, exclude, std::nullopt));
       for (Hit& h : hits) h.score *= scale;
       return hits;
     }
     case QuerySpec::Kind::kDiscover:
     case QuerySpec::Kind::kContext:
-      QVEC_RETURN_IF_ERROR(Field(r.vector_name).status());
+      QVEC_RETURN_IF_ERROR(FieldDistance(r.vector_name).status());
       if (q.context.empty() && q.kind == QuerySpec::Kind::kContext) {
         return InvalidArgumentError("query.context: give at least one pair");
       }
@@ -672,6 +739,7 @@ StatusOr<std::vector<ScoredPoint>> RunQuery(Collection& collection, const QueryR
     if (request.with_payload) p.payload = rec.payload ? std::move(rec.payload) : std::string("{}");
     p.vector = std::move(rec.vector);
     p.vectors = std::move(rec.vectors);
+    p.sparse_vectors = std::move(rec.sparse_vectors);
   }
   return out;
 }
@@ -781,6 +849,7 @@ StatusOr<std::vector<PointGroup>> RunQueryGroups(Collection& collection,
         if (request.with_payload) h.payload = it->second->payload.value_or("{}");
         if (it->second->vector) h.vector = it->second->vector;
         h.vectors = it->second->vectors;
+        h.sparse_vectors = it->second->sparse_vectors;
       }
     }
   }

@@ -607,6 +607,46 @@ Status ParseQvecOptions(element own, const std::string& where, QuantizationOptio
 
 // Qdrant's VectorParams ({size, distance, quantization_config, ...} plus
 // qvec's "qvec" options), starting from the collection-wide `defaults`.
+// Qdrant's SparseVectorParams: {"index": {full_scan_threshold, on_disk,
+// datatype}, "modifier": "none" | "idf"}, over `base`.
+StatusOr<SparseVectorConfig> ParseSparseVectorParams(element e, const std::string& where,
+                                                     SparseVectorConfig base) {
+  if (e.type() == element_type::NULL_VALUE) return base;
+  QVEC_FIELDS(f, e, where);
+  element x;
+  if (f.Take("modifier", &x) && x.type() != element_type::NULL_VALUE) {
+    QVEC_ASSIGN_OR_RETURN(std::string m, GetString(x, f.PathOf("modifier")));
+    if (m == "idf") {
+      base.modifier = SparseVectorConfig::Modifier::kIdf;
+    } else if (m == "none") {
+      base.modifier = SparseVectorConfig::Modifier::kNone;
+    } else {
+      return InvalidArgumentError(f.PathOf("modifier") + ": expected \"none\" or \"idf\"");
+    }
+  }
+  if (f.Take("index", &x) && x.type() != element_type::NULL_VALUE) {
+    QVEC_FIELDS(ix, x, f.PathOf("index"));
+    element y;
+    if (ix.Take("full_scan_threshold", &y) && y.type() != element_type::NULL_VALUE) {
+      QVEC_ASSIGN_OR_RETURN(uint64_t n, GetUint(y, ix.PathOf("full_scan_threshold")));
+      base.full_scan_threshold = static_cast<uint32_t>(std::min<uint64_t>(n, UINT32_MAX));
+    }
+    if (ix.Take("datatype", &y) && y.type() != element_type::NULL_VALUE) {
+      QVEC_ASSIGN_OR_RETURN(std::string d, GetString(y, ix.PathOf("datatype")));
+      if (d != "float32") {
+        return InvalidArgumentError(ix.PathOf("datatype") +
+                                    ": qvec keeps sparse weights as float32; \"" + d +
+                                    "\" is not supported");
+      }
+    }
+    // The inverted index lives in RAM; its vectors are on disk either way.
+    QVEC_RETURN_IF_ERROR(AcceptTuning(ix, "on_disk", Tuning::kBool));
+    QVEC_RETURN_IF_ERROR(ix.Finish());
+  }
+  QVEC_RETURN_IF_ERROR(f.Finish());
+  return base;
+}
+
 StatusOr<VectorFieldConfig> ParseVectorParams(element e, const std::string& where,
                                               const VectorFieldConfig& defaults) {
   QVEC_FIELDS(f, e, where);
@@ -744,16 +784,52 @@ Status ParseSearchParams(element e, const std::string& path, SearchParams* p) {
   return f.Finish();
 }
 
-// Refuses the vector shapes qvec does not store yet, naming them: sparse
-// ({indices, values}), multivectors (arrays of arrays) and documents for
-// server-side inference.
+// Qdrant's SparseVector: {"indices": [u32, ...], "values": [number, ...]}
+// (the engine checks distinct indices and finite values).
+Status ParseSparseVector(element e, const std::string& path, SparseVector* out) {
+  if (e.type() != element_type::OBJECT) {
+    return WrongType(path, "a sparse vector {\"indices\": [...], \"values\": [...]}", e);
+  }
+  QVEC_FIELDS(f, e, path);
+  element x;
+  if (!f.Take("indices", &x)) return InvalidArgumentError(f.PathOf("indices") + " is required");
+  if (x.type() != element_type::ARRAY) return WrongType(f.PathOf("indices"), "an array", x);
+  out->indices.clear();
+  for (element i : simdjson::dom::array(x)) {
+    QVEC_ASSIGN_OR_RETURN(uint64_t n, GetUint(i, f.PathOf("indices")));
+    if (n > UINT32_MAX) return OutOfRangeError(f.PathOf("indices") + ": an index exceeds 2^32 - 1");
+    out->indices.push_back(static_cast<uint32_t>(n));
+  }
+  if (!f.Take("values", &x)) return InvalidArgumentError(f.PathOf("values") + " is required");
+  QVEC_RETURN_IF_ERROR(ParseVector(x, &out->values).Annotate(f.PathOf("values")));
+  QVEC_RETURN_IF_ERROR(f.Finish());
+  if (out->indices.size() != out->values.size()) {
+    return InvalidArgumentError(path + ": indices and values must have the same length (" +
+                                std::to_string(out->indices.size()) + " and " +
+                                std::to_string(out->values.size()) + ")");
+  }
+  return Status::Ok();
+}
+
+// True for an object that looks like a sparse vector.
+bool IsSparseElement(element v) {
+  if (v.type() != element_type::OBJECT) return false;
+  element unused;
+  simdjson::dom::object obj(v);
+  return obj.at_key("indices").get(unused) == simdjson::SUCCESS ||
+         obj.at_key("values").get(unused) == simdjson::SUCCESS;
+}
+
+// Refuses the vector shapes that are not a dense vector where one is
+// needed, naming them: sparse ({indices, values}: a dense field cannot take
+// one), multivectors (arrays of arrays) and documents for server-side
+// inference.
 Status CheckDenseVector(element v, const std::string& where) {
   if (v.type() == element_type::OBJECT) {
-    element unused;
-    simdjson::dom::object obj(v);
-    if (obj.at_key("indices").get(unused) == simdjson::SUCCESS ||
-        obj.at_key("values").get(unused) == simdjson::SUCCESS) {
-      return InvalidArgumentError(where + ": sparse vectors are not supported yet");
+    if (IsSparseElement(v)) {
+      return InvalidArgumentError(where +
+                                  ": a sparse vector {indices, values} is given where a dense "
+                                  "vector (an array of numbers) is expected");
     }
     return InvalidArgumentError(where +
                                 ": expected an array of numbers (documents and images for "
@@ -773,14 +849,18 @@ Status CheckDenseVector(element v, const std::string& where) {
 Status ParseVectorStruct(element v, const std::string& where, Point* pt) {
   if (v.type() == element_type::OBJECT) {
     simdjson::dom::object named(v);
-    element unused;
-    if (named.at_key("indices").get(unused) == simdjson::SUCCESS ||
-        named.at_key("values").get(unused) == simdjson::SUCCESS) {
-      return InvalidArgumentError(where + ": sparse vectors are not supported yet");
+    if (IsSparseElement(v)) {
+      return InvalidArgumentError(where +
+                                  ": a sparse vector belongs to a named sparse field: "
+                                  "{\"<name>\": {\"indices\": [...], \"values\": [...]}}");
     }
     for (auto field : named) {
       const std::string fname(field.key);
       const std::string at = where + " '" + fname + "'";
+      if (IsSparseElement(field.value)) {
+        QVEC_RETURN_IF_ERROR(ParseSparseVector(field.value, at, &pt->sparse_vectors[fname]));
+        continue;
+      }
       QVEC_RETURN_IF_ERROR(CheckDenseVector(field.value, at));
       QVEC_RETURN_IF_ERROR(ParseVector(field.value, &pt->vectors[fname]).Annotate(at));
     }
@@ -1014,16 +1094,26 @@ StatusOr<CollectionConfig> ParseCollectionConfig(element e) {
   QVEC_FIELDS(f, e, "");
   CollectionConfig c;
   element vectors, x;
-  if (!f.Take("vectors", &vectors)) {
-    return InvalidArgumentError(
-        "collection config needs vectors: {size, distance} or {\"name\": {size, distance}, ...}");
-  }
-  if (vectors.type() != element_type::OBJECT) return WrongType("vectors", "an object", vectors);
   if (f.Take("sparse_vectors", &x)) {
     if (x.type() != element_type::OBJECT) return WrongType("sparse_vectors", "an object", x);
-    if (simdjson::dom::object(x).size() > 0) {
-      return InvalidArgumentError("sparse_vectors: sparse vectors are not supported yet");
+    for (auto entry : simdjson::dom::object(x)) {
+      const std::string name(entry.key);
+      QVEC_ASSIGN_OR_RETURN(c.sparse_vectors[name],
+                            ParseSparseVectorParams(entry.value, "sparse_vectors." + name,
+                                                    SparseVectorConfig()));
     }
+  }
+  bool dense = f.Take("vectors", &vectors);
+  if (dense && vectors.type() != element_type::OBJECT) {
+    return WrongType("vectors", "an object", vectors);
+  }
+  if (dense && simdjson::dom::object(vectors).size() == 0 && !c.sparse_vectors.empty()) {
+    dense = false;  // sparse fields only
+  }
+  if (!dense && c.sparse_vectors.empty()) {
+    return InvalidArgumentError(
+        "collection config needs vectors: {size, distance} or {\"name\": {size, distance}, "
+        "...}, or sparse_vectors");
   }
   // Collection-wide defaults: quantization_config and qvec options apply to
   // every field that does not set its own.
@@ -1052,6 +1142,11 @@ StatusOr<CollectionConfig> ParseCollectionConfig(element e) {
   }
   QVEC_RETURN_IF_ERROR(AcceptTuning(f, "on_disk_payload", Tuning::kBool));
   QVEC_RETURN_IF_ERROR(f.Finish());
+  if (!dense) {
+    Status valid = c.Validate();
+    if (!valid.ok()) return OutOfRangeError(valid.message());
+    return c;
+  }
   simdjson::dom::object vobj(vectors);
   element unused;
   if (vobj.at_key("size").get(unused) == simdjson::SUCCESS ||
@@ -1152,7 +1247,20 @@ StatusOr<CollectionConfig> ParseCollectionUpdate(element e, const CollectionConf
     QVEC_RETURN_IF_ERROR(AcceptTuning(p, "on_disk_payload", Tuning::kBool));
     QVEC_RETURN_IF_ERROR(p.Finish());
   }
-  QVEC_RETURN_IF_ERROR(f.Refuse("sparse_vectors", "sparse vectors are not supported yet"));
+  if (f.Take("sparse_vectors", &x)) {
+    if (x.type() != element_type::OBJECT) return WrongType("sparse_vectors", "an object", x);
+    for (auto entry : simdjson::dom::object(x)) {
+      const std::string name(entry.key);
+      auto it = next.sparse_vectors.find(name);
+      if (it == next.sparse_vectors.end()) {
+        return InvalidArgumentError("sparse_vectors." + name +
+                                    ": the collection has no such sparse vector field (fields "
+                                    "cannot be added)");
+      }
+      QVEC_ASSIGN_OR_RETURN(it->second,
+                            ParseSparseVectorParams(entry.value, "sparse_vectors." + name, it->second));
+    }
+  }
   QVEC_RETURN_IF_ERROR(f.Refuse("strict_mode_config", "strict mode is not supported"));
   QVEC_RETURN_IF_ERROR(f.Refuse("metadata", "collection metadata is not supported yet"));
   QVEC_RETURN_IF_ERROR(AcceptTuning(f, "hnsw_config", Tuning::kObject));
@@ -1183,9 +1291,14 @@ StatusOr<ParsedSearch> ParseSearchRequest(element e, bool query_api, const std::
   } else {
     if (!f.Take("vector", &x)) return InvalidArgumentError(f.PathOf("vector") + " is required");
     const std::string where = f.PathOf("vector");
-    if (x.type() == element_type::OBJECT) {  // named vector {"name":..., "vector": [...]}
+    bool sparse = false;
+    if (x.type() == element_type::OBJECT) {  // {"name":..., "vector": [...] or {indices, values}}
       QVEC_FIELDS(nv, x, where);
-      QVEC_RETURN_IF_ERROR(nv.Refuse("indices", "sparse vectors are not supported yet"));
+      if (IsSparseElement(x)) {
+        return InvalidArgumentError(where + ": a sparse query names its field: {\"name\": "
+                                            "\"...\", \"vector\": {\"indices\": [...], "
+                                            "\"values\": [...]}}");
+      }
       element name, inner;
       if (!nv.Take("name", &name) || name.type() != element_type::STRING) {
         return InvalidArgumentError(where +
@@ -1193,14 +1306,18 @@ StatusOr<ParsedSearch> ParseSearchRequest(element e, bool query_api, const std::
       }
       r.vector_name = std::string(std::string_view(name));
       if (!nv.Take("vector", &inner)) return InvalidArgumentError(nv.PathOf("vector") + " is required");
-      if (inner.type() == element_type::OBJECT) {
-        return InvalidArgumentError(nv.PathOf("vector") + ": sparse vectors are not supported yet");
+      if (IsSparseElement(inner)) {
+        r.sparse_vector.emplace();
+        QVEC_RETURN_IF_ERROR(ParseSparseVector(inner, nv.PathOf("vector"), &*r.sparse_vector));
+        sparse = true;
       }
       QVEC_RETURN_IF_ERROR(nv.Finish());
       x = inner;
     }
-    QVEC_RETURN_IF_ERROR(CheckDenseVector(x, where));
-    QVEC_RETURN_IF_ERROR(ParseVector(x, &r.vector).Annotate(where));
+    if (!sparse) {
+      QVEC_RETURN_IF_ERROR(CheckDenseVector(x, where));
+      QVEC_RETURN_IF_ERROR(ParseVector(x, &r.vector).Annotate(where));
+    }
   }
   // `top` is the old name of `limit` in Qdrant's search API.
   for (std::string_view name : {"limit", "top"}) {
@@ -1811,10 +1928,12 @@ Status ParseVectorInput(element e, const std::string& path, VectorInput* out) {
     out->point = *id;
     return Status::Ok();
   }
+  if (IsSparseElement(e)) {
+    out->sparse.emplace();
+    return ParseSparseVector(e, path, &*out->sparse);
+  }
   if (e.type() == element_type::OBJECT) {
     QVEC_FIELDS(f, e, path);
-    QVEC_RETURN_IF_ERROR(f.Refuse("indices", "sparse vectors are not supported yet"));
-    QVEC_RETURN_IF_ERROR(f.Refuse("values", "sparse vectors are not supported yet"));
     for (std::string_view doc : {"text", "image", "object", "model"}) {
       QVEC_RETURN_IF_ERROR(
           f.Refuse(doc, "documents and images for server-side inference are not supported"));
@@ -1883,7 +2002,7 @@ Status ParseMmr(element m, const std::string& path, Mmr* out) {
 // Qdrant's QueryInterface: a VectorInput (nearest) or one query form.
 StatusOr<QuerySpec> ParseQuerySpec(element q, const std::string& path) {
   QuerySpec out;
-  if (q.type() != element_type::OBJECT) {
+  if (q.type() != element_type::OBJECT || IsSparseElement(q)) {
     QVEC_RETURN_IF_ERROR(ParseVectorInput(q, path, &out.nearest));
     return out;
   }
@@ -1982,7 +2101,6 @@ StatusOr<QuerySpec> ParseQuerySpec(element q, const std::string& path) {
   QVEC_RETURN_IF_ERROR(f.Refuse("formula", "score formulas are not supported yet"));
   QVEC_RETURN_IF_ERROR(
       f.Refuse("relevance_feedback", "relevance feedback queries are not supported yet"));
-  QVEC_RETURN_IF_ERROR(f.Refuse("indices", "sparse vectors are not supported yet"));
   for (std::string_view doc : {"text", "image", "object"}) {
     QVEC_RETURN_IF_ERROR(
         f.Refuse(doc, "documents and images for server-side inference are not supported"));
@@ -2231,9 +2349,12 @@ StatusOr<ParsedGroups> ParseSearchGroupsRequest(element e) {
   out.query.lookups.emplace_back();
   r.query = QuerySpec();
   if (x.type() == element_type::OBJECT) {  // {"name": ..., "vector": [...]}
+    if (IsSparseElement(x)) {
+      return InvalidArgumentError(
+          "vector: a sparse query names its field: {\"name\": \"...\", \"vector\": "
+          "{\"indices\": [...], \"values\": [...]}}");
+    }
     QVEC_FIELDS(nv, x, "vector");
-    QVEC_RETURN_IF_ERROR(nv.Refuse("indices", "sparse vectors are not supported yet"));
-    QVEC_RETURN_IF_ERROR(nv.Refuse("values", "sparse vectors are not supported yet"));
     element name, inner;
     if (!nv.Take("name", &name) || name.type() != element_type::STRING) {
       return InvalidArgumentError("vector: a named vector is {\"name\": \"...\", \"vector\": [...]}");
@@ -2243,8 +2364,13 @@ StatusOr<ParsedGroups> ParseSearchGroupsRequest(element e) {
     QVEC_RETURN_IF_ERROR(nv.Finish());
     x = inner;
   }
-  QVEC_RETURN_IF_ERROR(CheckDenseVector(x, "vector"));
-  QVEC_RETURN_IF_ERROR(ParseVector(x, &r.query->nearest.vector).Annotate("vector"));
+  if (IsSparseElement(x)) {
+    r.query->nearest.sparse.emplace();
+    QVEC_RETURN_IF_ERROR(ParseSparseVector(x, "vector.vector", &*r.query->nearest.sparse));
+  } else {
+    QVEC_RETURN_IF_ERROR(CheckDenseVector(x, "vector"));
+    QVEC_RETURN_IF_ERROR(ParseVector(x, &r.query->nearest.vector).Annotate("vector"));
+  }
   if (f.Take("filter", &x)) {
     QVEC_ASSIGN_OR_RETURN(Filter flt, ParseFilter(x, "filter"));
     r.filter = std::move(flt);

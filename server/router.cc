@@ -109,12 +109,31 @@ void WriteVector(JsonWriter& w, const std::vector<float>& v) {
   w.EndArray();
 }
 
-// A point's "vector": the unnamed field's array (or null) in a
-// single-vector collection; an object of the named fields asked for (or
-// null when none was asked for) otherwise.
+void WriteSparseVector(JsonWriter& w, const SparseVector& v) {
+  w.BeginObject();
+  w.Key("indices").BeginArray();
+  for (uint32_t i : v.indices) w.Uint(i);
+  w.EndArray();
+  w.Key("values").BeginArray();
+  for (float x : v.values) w.Float(x);
+  w.EndArray();
+  w.EndObject();
+}
+
+// Whether a collection's points write "vector" as a bare array: one unnamed
+// field and no sparse ones.
+bool ArrayVectors(const CollectionConfig& c) {
+  return c.single_vector() && c.sparse_vectors.empty();
+}
+
+// A point's "vector": the unnamed field's array (or null) when the
+// collection has only that field (ArrayVectors); otherwise an object of the
+// fields asked for ("" for the unnamed one; sparse ones as {indices,
+// values}), or null when none was asked for.
 void WriteVectors(JsonWriter& w, bool single_vector, bool asked,
                   const std::optional<std::vector<float>>& unnamed,
-                  const std::map<std::string, std::vector<float>>& named) {
+                  const std::map<std::string, std::vector<float>>& named,
+                  const std::map<std::string, SparseVector>& sparse) {
   w.Key("vector");
   if (single_vector) {
     if (unnamed) {
@@ -129,9 +148,17 @@ void WriteVectors(JsonWriter& w, bool single_vector, bool asked,
     return;
   }
   w.BeginObject();
+  if (unnamed) {
+    w.Key("");
+    WriteVector(w, *unnamed);
+  }
   for (const auto& [name, v] : named) {
     w.Key(name);
     WriteVector(w, v);
+  }
+  for (const auto& [name, v] : sparse) {
+    w.Key(name);
+    WriteSparseVector(w, v);
   }
   w.EndObject();
 }
@@ -165,7 +192,7 @@ void WriteRecord(JsonWriter& w, const Record& r, const OutputShape& shape) {
   } else {
     w.Null();
   }
-  WriteVectors(w, shape.single_vector, shape.vectors_asked, r.vector, r.vectors);
+  WriteVectors(w, shape.single_vector, shape.vectors_asked, r.vector, r.vectors, r.sparse_vectors);
   WriteOrderValue(w, r.order_value);
   w.EndObject();
 }
@@ -185,7 +212,8 @@ void WriteScoredPoints(JsonWriter& w, const std::vector<ScoredPoint>& points,
     } else {
       w.Null();
     }
-    WriteVectors(w, shape.single_vector, shape.vectors_asked, p.vector, p.vectors);
+    WriteVectors(w, shape.single_vector, shape.vectors_asked, p.vector, p.vectors,
+                 p.sparse_vectors);
     WriteOrderValue(w, p.order_value);
     w.EndObject();
   }
@@ -941,6 +969,21 @@ class Router final : public RequestHandler {
         }
         w.EndObject();
       }
+      if (!cfg.sparse_vectors.empty()) {
+        w.Key("sparse_vectors").BeginObject();
+        for (const auto& [fname, f] : cfg.sparse_vectors) {
+          w.Key(fname).BeginObject();
+          w.Key("index").BeginObject();
+          w.Key("full_scan_threshold").Uint(f.full_scan_threshold);
+          w.Key("on_disk").Bool(false);
+          w.Key("datatype").String("float32");
+          w.EndObject();
+          w.Key("modifier").String(f.modifier == SparseVectorConfig::Modifier::kIdf ? "idf"
+                                                                                    : "none");
+          w.EndObject();
+        }
+        w.EndObject();
+      }
       w.Key("shard_number").Uint(1);
       w.Key("replication_factor").Uint(1);
       w.Key("write_consistency_factor").Uint(1);
@@ -950,7 +993,9 @@ class Router final : public RequestHandler {
       w.Key("m").Uint(16).Key("ef_construct").Uint(100).Key("full_scan_threshold").Uint(10000);
       w.Key("max_indexing_threads").Uint(0).Key("on_disk").Bool(false);
       w.EndObject();
-      const IndexOptions& first_index = cfg.Fields().begin()->second.index;
+      const auto dense_fields = cfg.Fields();
+      const IndexOptions first_index =
+          dense_fields.empty() ? IndexOptions() : dense_fields.begin()->second.index;
       w.Key("optimizer_config").BeginObject();
       w.Key("deleted_threshold").Double(0.2).Key("vacuum_min_vector_number").Uint(1000);
       w.Key("default_segment_number").Uint(0).Key("max_segment_size").Null();
@@ -986,6 +1031,17 @@ class Router final : public RequestHandler {
           w.Key(fname).BeginObject();
           WriteFieldFigures(w, f);
           w.Key("vectors_count").Uint(f.vectors_count);
+          w.Key("memory_bytes").Uint(f.memory_bytes);
+          w.EndObject();
+        }
+        w.EndObject();
+      }
+      if (!info->sparse_fields.empty()) {
+        w.Key("sparse_vectors").BeginObject();
+        for (const auto& [fname, f] : info->sparse_fields) {
+          w.Key(fname).BeginObject();
+          w.Key("vectors_count").Uint(f.vectors_count);
+          w.Key("entries").Uint(f.entries);
           w.Key("memory_bytes").Uint(f.memory_bytes);
           w.EndObject();
         }
@@ -1120,7 +1176,7 @@ class Router final : public RequestHandler {
       auto records = c.Get(req->ids, req->with_payload.enabled, req->with_vector,
                            max_response_bytes_);
       if (!records.ok()) return StatusResponse(records.status(), Seconds(call.start));
-      const OutputShape shape{req->with_payload, c.config().single_vector(),
+      const OutputShape shape{req->with_payload, ArrayVectors(c.config()),
                               bool(req->with_vector)};
       JsonWriter w;
       w.BeginArray();
@@ -1141,7 +1197,7 @@ class Router final : public RequestHandler {
       }
       JsonWriter w;
       const PayloadSelector all_payload{true, {}, {}};
-      WriteRecord(w, records->front(), OutputShape{all_payload, c.config().single_vector(), true});
+      WriteRecord(w, records->front(), OutputShape{all_payload, ArrayVectors(c.config()), true});
       return OkResponse(w.Take(), Seconds(call.start));
     });
   }
@@ -1255,7 +1311,7 @@ class Router final : public RequestHandler {
       auto req = ParseScroll(body);
       if (!req.ok()) return StatusResponse(req.status(), Seconds(call.start));
       ScrollRequest& r = req->request;
-      const OutputShape shape{req->with_payload, c.config().single_vector(), bool(r.with_vector)};
+      const OutputShape shape{req->with_payload, ArrayVectors(c.config()), bool(r.with_vector)};
       r.max_result_bytes = max_response_bytes_;
       auto page = c.Scroll(r);
       if (!page.ok()) return StatusResponse(page.status(), Seconds(call.start));
@@ -1286,7 +1342,7 @@ class Router final : public RequestHandler {
       if (query_api) w.BeginObject().Key("points");
       WriteScoredPoints(
           w, *hits,
-          OutputShape{parsed->selector, c.config().single_vector(), bool(req.with_vector)});
+          OutputShape{parsed->selector, ArrayVectors(c.config()), bool(req.with_vector)});
       if (query_api) w.EndObject();
       return OkResponse(w.Take(), Seconds(call.start));
     });
@@ -1319,6 +1375,11 @@ class Router final : public RequestHandler {
         if (!single) {
           auto it = rec.vectors.find(lookup->vector);
           if (it != rec.vectors.end()) v = &it->second;
+        }
+        if (auto sp = rec.sparse_vectors.find(lookup->vector); sp != rec.sparse_vectors.end()) {
+          in->sparse = sp->second;
+          in->point.reset();
+          return Status::Ok();
         }
         if (v == nullptr) {
           return InvalidArgumentError("lookup_from.vector: point " + in->point->ToString() +
@@ -1359,7 +1420,7 @@ class Router final : public RequestHandler {
       JsonWriter w;
       w.BeginObject().Key("points");
       WriteScoredPoints(w, *hits,
-                        OutputShape{parsed->selector, c.config().single_vector(),
+                        OutputShape{parsed->selector, ArrayVectors(c.config()),
                                     bool(parsed->request.with_vector)});
       w.EndObject();
       return OkResponse(w.Take(), Seconds(call.start));
@@ -1474,7 +1535,7 @@ class Router final : public RequestHandler {
       if (!hits.ok()) return StatusResponse(hits.status(), Seconds(call.start));
       JsonWriter w;
       WriteScoredPoints(w, *hits,
-                        OutputShape{parsed->selector, c.config().single_vector(),
+                        OutputShape{parsed->selector, ArrayVectors(c.config()),
                                     bool(parsed->request.with_vector)});
       return OkResponse(w.Take(), Seconds(call.start));
     });
@@ -1506,7 +1567,7 @@ class Router final : public RequestHandler {
       }
       results.push_back(std::move(*hits));
     }
-    const bool single_vector = c.config().single_vector();
+    const bool single_vector = ArrayVectors(c.config());
     JsonWriter w;
     w.BeginArray();
     for (size_t i = 0; i < results.size(); ++i) {
@@ -1570,7 +1631,7 @@ class Router final : public RequestHandler {
           }
         }
       }
-      const bool single_vector = c.config().single_vector();
+      const bool single_vector = ArrayVectors(c.config());
       JsonWriter w;
       w.BeginObject().Key("groups").BeginArray();
       for (size_t i = 0; i < groups->size(); ++i) {
@@ -1583,7 +1644,7 @@ class Router final : public RequestHandler {
         if (auto it = lookups.find(i); it != lookups.end()) {
           w.Key("lookup");
           WriteRecord(w, it->second,
-                      OutputShape{parsed->lookup_payload, other->config().single_vector(),
+                      OutputShape{parsed->lookup_payload, ArrayVectors(other->config()),
                                   bool(parsed->lookup_vectors)});
         }
         w.EndObject();
@@ -1611,7 +1672,7 @@ class Router final : public RequestHandler {
         one.request.max_result_bytes = max_response_bytes_;
         reqs.push_back(std::move(one.request));
       }
-      const bool single_vector = c.config().single_vector();
+      const bool single_vector = ArrayVectors(c.config());
       auto results = c.SearchBatch(reqs);
       if (!results.ok()) return StatusResponse(results.status(), Seconds(call.start));
       JsonWriter w;

@@ -482,6 +482,9 @@ class RocksStore final : public Store {
                                                   const Snapshot* snapshot) override;
   Status MultiGetOriginals(uint32_t cid, uint16_t field, const std::vector<std::string>& keys,
                            size_t dim, float* out, const Snapshot* snapshot) override;
+  StatusOr<std::vector<std::optional<std::string>>> MultiGetCodes(
+      uint32_t cid, uint16_t field, const std::vector<std::string>& keys,
+      const Snapshot* snapshot) override;
   StatusOr<std::vector<std::optional<std::string>>> MultiGetPayloads(
       uint32_t cid, const std::vector<std::string>& keys, const Snapshot* snapshot) override;
   Status ScanPoints(uint32_t cid,
@@ -1176,6 +1179,30 @@ Status RocksStore::MultiGetOriginals(uint32_t cid, uint16_t field,
       if (want != 0) std::memcpy(out + i * dim, values[i].data(), want);
     }
     return Status::Ok();
+  });
+}
+
+StatusOr<std::vector<std::optional<std::string>>> RocksStore::MultiGetCodes(
+    uint32_t cid, uint16_t field, const std::vector<std::string>& keys,
+    const Snapshot* snapshot) {
+  return NoThrow([&]() -> StatusOr<std::vector<std::optional<std::string>>> {
+    QVEC_RETURN_IF_ERROR(CheckCid(cid));
+    std::vector<std::optional<std::string>> out(keys.size());
+    if (keys.empty()) return out;
+    std::vector<std::string> full;
+    full.reserve(keys.size());
+    for (const auto& k : keys) full.push_back(codec::VectorKey(cid, field, k));
+    std::vector<rocksdb::Slice> slices(full.begin(), full.end());
+    std::vector<rocksdb::PinnableSlice> values(keys.size());
+    std::vector<rocksdb::Status> statuses(keys.size());
+    db_->MultiGet(ReadAt(snapshot), cf(kCodes), keys.size(), slices.data(), values.data(),
+                  statuses.data());
+    for (size_t i = 0; i < keys.size(); ++i) {
+      if (statuses[i].IsNotFound()) continue;
+      QVEC_RETURN_IF_ERROR(Rocks(statuses[i], "reading codes"));
+      out[i].emplace(values[i].data(), values[i].size());
+    }
+    return out;
   });
 }
 

@@ -203,6 +203,10 @@ class Store {
                                                  const std::vector<std::string>& keys, size_t dim,
                                                  float* out,
                                                  const Snapshot* snapshot = nullptr) = 0;
+  // Reads the code blobs of field `field` of `keys` (nullopt where absent).
+  [[nodiscard]] virtual StatusOr<std::vector<std::optional<std::string>>> MultiGetCodes(
+      uint32_t cid, uint16_t field, const std::vector<std::string>& keys,
+      const Snapshot* snapshot = nullptr) = 0;
   // Reads the payloads of `keys` (nullopt where a point has none or is absent).
   [[nodiscard]] virtual StatusOr<std::vector<std::optional<std::string>>> MultiGetPayloads(
       uint32_t cid, const std::vector<std::string>& keys, const Snapshot* snapshot = nullptr) = 0;

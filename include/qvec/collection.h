@@ -65,6 +65,13 @@ struct VectorFieldInfo {
   size_t memory_bytes = 0;  // codes and index of this field
 };
 
+// A sparse vector field's inverted index.
+struct SparseFieldInfo {
+  size_t vectors_count = 0;  // points carrying a non-empty vector of it
+  size_t entries = 0;        // nonzero entries, over all its vectors
+  size_t memory_bytes = 0;   // posting lists and the forward table
+};
+
 struct CollectionInfo {
   std::string name;
   CollectionConfig config;
@@ -74,10 +81,12 @@ struct CollectionInfo {
   size_t quarantined_points = 0;
   // Per vector field ("" for the unnamed one).
   std::map<std::string, VectorFieldInfo> fields;
+  // Per sparse field.
+  std::map<std::string, SparseFieldInfo> sparse_fields;
   // The declared payload indexes, by payload key.
   std::map<std::string, PayloadIndexInfo> payload_schema;
   // The first field's index and quality (the unnamed field's, for a
-  // single-vector collection).
+  // single-vector collection; defaults when there are sparse fields only).
   IndexInfo index;
   QualityReport quality;
   size_t memory_bytes = 0;  // RAM held by codes, ids, indexes and filters

@@ -121,7 +121,29 @@ struct VectorFieldConfig {
   [[nodiscard]] Status Validate() const;
 };
 
-// Fields per collection at most, and the longest field name (bytes).
+// One sparse vector field (Qdrant's sparse_vectors entry): points carry
+// {indices, values}; searches score exact dot products through an inverted
+// index.
+struct SparseVectorConfig {
+  enum class Modifier : uint8_t {
+    kNone = 0,
+    // Qdrant's idf: at query time each query value is multiplied by
+    // ln((N - n + 0.5) / (n + 0.5) + 1), N the points carrying the field and n
+    // those of them holding the dimension.
+    kIdf = 1,
+  };
+  // Default: kNone.
+  Modifier modifier = Modifier::kNone;
+  // A filtered search whose filter is answered by payload indexes with fewer
+  // than this many points scores those points one by one instead of walking
+  // posting lists (Qdrant's full_scan_threshold). Default: 5000.
+  uint32_t full_scan_threshold = 5000;
+
+  [[nodiscard]] Status Validate() const;
+};
+
+// Fields per collection at most (dense and sparse together), and the
+// longest field name (bytes).
 inline constexpr size_t kMaxVectorFields = 64;
 inline constexpr size_t kMaxVectorFieldName = 255;
 
@@ -129,7 +151,8 @@ inline constexpr size_t kMaxVectorFieldName = 255;
 // field (set `dimension` and optionally `distance`, `quantization`, `index`
 // here; it is the field named "") or named fields (fill `vectors`, leave
 // `dimension` 0). Points of a collection with named fields may carry any
-// subset of them.
+// subset of them. Either form may add sparse fields (`sparse_vectors`); a
+// collection may also have sparse fields only.
 struct CollectionConfig {
   // The unnamed field's dimension, in [1, 65536]; 0 when `vectors` is used.
   // Default: 0.
@@ -140,13 +163,17 @@ struct CollectionConfig {
   IndexOptions index;
   // Named fields (non-empty names, at most kMaxVectorFields). Default: none.
   std::map<std::string, VectorFieldConfig> vectors;
+  // Sparse fields (non-empty names distinct from the dense ones).
+  // Default: none.
+  std::map<std::string, SparseVectorConfig> sparse_vectors;
 
-  // The fields by name: {"": the unnamed field} or `vectors`.
+  // The dense fields by name: {"": the unnamed field}, `vectors`, or none.
   std::map<std::string, VectorFieldConfig> Fields() const;
   // True for the unnamed form.
-  bool single_vector() const { return vectors.empty(); }
+  bool single_vector() const { return vectors.empty() && dimension != 0; }
 
-  // InvalidArgument for a bad field, both forms at once, or neither.
+  // InvalidArgument for a bad field, both forms at once, or no field at
+  // all.
   [[nodiscard]] Status Validate() const;
 };
 

@@ -77,6 +77,17 @@ struct PointIdHash {
   size_t operator()(const PointId& id) const;
 };
 
+// A sparse vector (Qdrant's {"indices", "values"}): values[i] at dimension
+// indices[i]. On input the indices must be distinct (in any order) and the
+// values finite; stored and returned with the indices ascending. A vector
+// with no indices is stored (the point carries the field) but matches no
+// query.
+struct SparseVector {
+  std::vector<uint32_t> indices;
+  std::vector<float> values;  // size = indices.size()
+  bool operator==(const SparseVector&) const = default;
+};
+
 // A point as written by Upsert. An upsert replaces the whole point: vector
 // fields it does not carry are removed from it.
 struct Point {
@@ -89,6 +100,8 @@ struct Point {
   // Named fields' vectors (any subset of the collection's fields; a point
   // may carry none).
   std::map<std::string, std::vector<float>> vectors;
+  // Sparse fields' vectors (any subset of CollectionConfig::sparse_vectors).
+  std::map<std::string, SparseVector> sparse_vectors;
 };
 
 // Which vector fields a read returns: none, all, or the named ones.
@@ -116,6 +129,8 @@ struct Record {
   std::optional<std::vector<float>> vector;
   // Named fields' vectors asked for that the point carries.
   std::map<std::string, std::vector<float>> vectors;
+  // Sparse fields' vectors asked for that the point carries.
+  std::map<std::string, SparseVector> sparse_vectors;
   // The value it was ordered by (ScrollRequest::order_by).
   std::optional<double> order_value;
 };
@@ -128,6 +143,7 @@ struct ScoredPoint {
   std::optional<std::string> payload;
   std::optional<std::vector<float>> vector;
   std::map<std::string, std::vector<float>> vectors;
+  std::map<std::string, SparseVector> sparse_vectors;
 };
 
 // ---------------------------------------------------------------------------
@@ -185,8 +201,8 @@ struct Condition {
     // (or the object there) passes `filter` on its own, its keys relative to
     // that object. (kNested, by contrast, is a sub-filter on the point.)
     kNestedObjects,
-    // The point carries the vector field named `key` (Qdrant's has_vector;
-    // "" = the unnamed field).
+    // The point carries the vector field named `key`, dense or sparse
+    // (Qdrant's has_vector; "" = the unnamed field).
     kHasVector,
   };
   Kind kind = Kind::kMatchValue;
@@ -321,6 +337,12 @@ struct SearchRequest {
   // The vector field searched ("" = the unnamed one). Default: "".
   std::string vector_name;
   std::vector<float> vector;             // size = the field's dimension
+  // A sparse query: set it (and leave `vector` empty) to search the sparse
+  // field `vector_name`. Scores are exact dot products (the query's values
+  // weighted by idf under the idf modifier) over the points sharing at least
+  // one dimension with the query; `params` and `mmr` do not apply (an mmr is
+  // refused). Default: none.
+  std::optional<SparseVector> sparse_vector;
   size_t limit = 10;                     // in [1, 10000]. Default: 10.
   size_t offset = 0;                     // results skipped. Default: 0.
   std::optional<float> score_threshold;  // keep only scores at least this good
@@ -376,8 +398,9 @@ struct ScrollPage {
 // An example of a query: a raw vector, or the stored vector of a point (of
 // the field the query searches).
 struct VectorInput {
-  std::vector<float> vector;     // when `point` is unset
+  std::vector<float> vector;     // when `point` and `sparse` are unset
   std::optional<PointId> point;  // this point's vector
+  std::optional<SparseVector> sparse;  // a sparse vector (for a sparse field)
 };
 
 // What a query stage ranks by. Scores follow Qdrant: the metric's score for

@@ -141,6 +141,55 @@ async function main() {
   await assert.rejects(client.query(name, { query: 12345 }));
   await client.deleteCollection(name);
   await client.deleteCollection(other);
+  await hybrid();
+}
+
+// Hybrid search as retrieval apps build it: a dense and a sparse (BM25-like,
+// idf modifier) field, both prefetched and fused with RRF.
+async function hybrid() {
+  const h = 'query_api_hybrid';
+  if ((await client.collectionExists(h)).exists) await client.deleteCollection(h);
+  await client.createCollection(h, {
+    vectors: { dense: { size: 2, distance: 'Cosine' } },
+    sparse_vectors: { text: { modifier: 'idf' } },
+  });
+  const info = await client.getCollection(h);
+  assert.equal(info.config.params.sparse_vectors.text.modifier, 'idf');
+  // Words as dimensions: 1 "vector", 2 "database", 3 "int8", 4 "cat".
+  const docs = [
+    { id: 1, dense: [1, 0], text: { indices: [1, 2], values: [1, 1] } },
+    { id: 2, dense: [0.9, 0.1], text: { indices: [2], values: [1] } },
+    { id: 3, dense: [0, 1], text: { indices: [3, 1], values: [2, 1] } },
+    { id: 4, dense: [-1, 0], text: { indices: [4], values: [1] } },
+  ];
+  await client.upsert(h, {
+    wait: true,
+    points: docs.map((d) => ({ id: d.id, vector: { dense: d.dense, text: d.text }, payload: { n: d.id } })),
+  });
+  // Sparse alone: "int8" is rare (idf high), so point 3 wins.
+  let r = await client.query(h, { query: { indices: [3, 2], values: [1, 1] }, using: 'text', limit: 4 });
+  assert.deepEqual(idsOf(r), [3, 1, 2]);
+  // Point 4 shares no word: never returned by the sparse retriever.
+  r = await client.query(h, {
+    prefetch: [
+      { query: [1, 0], using: 'dense', limit: 3 },
+      { query: { indices: [3, 2], values: [1, 1] }, using: 'text', limit: 3 },
+    ],
+    query: { fusion: 'rrf' }, limit: 3, with_vector: ['text'],
+  });
+  // Dense [1, 2, 3], sparse [3, 1, 2]: point 1 has 1/2 + 1/3, point 3
+  // 1/4 + 1/2, point 2 1/3 + 1/4.
+  assert.deepEqual(idsOf(r), [1, 3, 2]);
+  assert.ok(Math.abs(r.points[0].score - (1 / 2 + 1 / 3)) < 1e-5);
+  assert.deepEqual(r.points[0].vector.text, { indices: [1, 2], values: [1, 1] });
+  // The older search endpoint with a named sparse vector.
+  const s = await client.search(h, { vector: { name: 'text', vector: { indices: [4], values: [1] } }, limit: 2 });
+  assert.deepEqual(s.map((p) => p.id), [4]);
+  // A sparse query on the dense field, and duplicate indices, are refused.
+  await assert.rejects(client.query(h, { query: { indices: [1], values: [1] }, using: 'dense' }));
+  await assert.rejects(client.upsert(h, { wait: true, points: [{ id: 9, vector: { text: { indices: [1, 1], values: [1, 2] } } }] }));
+  assert.equal((await client.count(h, {})).count, 4);
+  await client.deleteCollection(h);
 }
 
 main().then(

@@ -309,8 +309,13 @@ TEST_F(RouterTest, NamedVectorsInEveryShape) {
     const char* says;
   };
   for (const Bad& bad : {
-           Bad{R"({"vectors":{"a":{"size":2,"distance":"Dot"}},"sparse_vectors":{"s":{}}})",
-               "sparse_vectors"},
+           Bad{R"({"vectors":{"a":{"size":2,"distance":"Dot"}},"sparse_vectors":{"a":{}}})",
+               "both a dense and a sparse"},
+           Bad{R"({"vectors":{"a":{"size":2,"distance":"Dot"}},
+                   "sparse_vectors":{"s":{"index":{"datatype":"uint8"}}}})",
+               "sparse_vectors.s.index.datatype"},
+           Bad{R"({"vectors":{"a":{"size":2,"distance":"Dot"}},"sparse_vectors":{"s":{"modifier":"bm25"}}})",
+               "sparse_vectors.s.modifier"},
            Bad{R"({"vectors":{"a":{"size":2,"distance":"Dot","multivector_config":
                    {"comparator":"max_sim"}}}})",
                "multivector"},
