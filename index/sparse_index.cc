@@ -146,10 +146,9 @@ std::vector<SparseHit> SparseIndex::Search(SparseView query, size_t k,
   struct Term {
     const PostingList* list;
     float q;
-    double bound;  // largest contribution, at least 0
-    size_t pos = 0;
-    size_t block = 0;        // of a non-essential list: the block looked at
-    double block_bound = 0;  // its largest contribution (-1: not holding the doc)
+    double bound;            // largest contribution, at least 0
+    size_t pos = 0;          // next entry not yet consumed
+    size_t block = 0;  // of a non-essential list: the block looked at
   };
   std::vector<Term> terms;
   for (size_t i = 0; i < query.indices.size(); ++i) {
@@ -158,16 +157,17 @@ std::vector<SparseHit> SparseIndex::Search(SparseView query, size_t k,
     const PostingList& pl = it->second;
     const float q = query.values[i];
     const double bound = std::max({0.0, double{q} * pl.max_weight, double{q} * pl.min_weight});
-    terms.push_back({&pl, q, bound, 0, 0, 0});
+    terms.push_back({&pl, q, bound, 0, 0});
   }
   if (terms.empty() || k == 0) return {};
   std::sort(terms.begin(), terms.end(),
             [](const Term& a, const Term& b) { return a.bound < b.bound; });
   // prefix[i]: what terms 0..i can add at most, with slack for float
   // rounding of the computed scores.
-  std::vector<double> prefix(terms.size());
+  const size_t n = terms.size();
+  std::vector<double> prefix(n);
   double sum = 0;
-  for (size_t i = 0; i < terms.size(); ++i) {
+  for (size_t i = 0; i < n; ++i) {
     sum += terms[i].bound;
     prefix[i] = sum * (1 + 1e-5) + 1e-30;
   }
@@ -186,86 +186,90 @@ std::vector<SparseHit> SparseIndex::Search(SparseView query, size_t k,
   double theta = -std::numeric_limits<double>::infinity();
   size_t first_essential = 0;
   size_t scanned = 0, scored = 0;
-  const size_t n = terms.size();
-  while (true) {
-    uint32_t doc = UINT32_MAX;
-    for (size_t i = first_essential; i < n; ++i) {
-      const Term& t = terms[i];
-      if (t.pos < t.list->docs.size()) doc = std::min(doc, t.list->docs[t.pos]);
-    }
-    if (doc == UINT32_MAX) break;
-    float score = 0;
+
+  // Windows of docnos (as Lucene's MaxScoreBulkScorer): the essential lists
+  // are accumulated term at a time into the window's scores, a tight loop;
+  // then each document they touched is completed from the non-essential
+  // lists while it can still enter the top k. The essential set is chosen
+  // at each window's start from the k-th score so far.
+  constexpr uint32_t kWindow = 4096;
+  std::vector<float> acc(kWindow, 0.0f);
+  std::vector<uint64_t> touched(kWindow / 64, 0);
+  const auto num_docs = static_cast<uint32_t>(doc_label_.size());
+  for (uint32_t window = 0; window < num_docs; window += kWindow) {
+    while (first_essential < n && prefix[first_essential] < theta) ++first_essential;
+    if (first_essential == n) break;  // no document can enter the top k any more
+    const uint32_t window_end = window + std::min(kWindow, num_docs - window);
+    bool any = false;
     for (size_t i = first_essential; i < n; ++i) {
       Term& t = terms[i];
-      if (t.pos < t.list->docs.size() && t.list->docs[t.pos] == doc) {
-        score += t.q * t.list->weights[t.pos];
-        ++t.pos;
-        ++scanned;
+      const std::vector<uint32_t>& docs = t.list->docs;
+      const std::vector<float>& weights = t.list->weights;
+      size_t pos = t.pos;
+      const size_t start = pos;
+      for (; pos < docs.size() && docs[pos] < window_end; ++pos) {
+        const uint32_t d = docs[pos] - window;
+        acc[d] += t.q * weights[pos];
+        touched[d >> 6] |= uint64_t{1} << (d & 63);
       }
+      scanned += pos - start;
+      any = any || pos != start;
+      t.pos = pos;
     }
-    if (doc_label_[doc] == kDeadLabel) continue;
-    bool pruned = first_essential > 0 && score + prefix[first_essential - 1] < theta;
-    if (!pruned && first_essential > 0 && theta > -std::numeric_limits<double>::infinity()) {
-      // Tighter: each non-essential list's bound within the block `doc`
-      // falls in (0 where the list has no block there).
-      double rest = 0;
-      for (size_t i = 0; i < first_essential; ++i) {
-        Term& t = terms[i];
-        const PostingList& pl = *t.list;
-        while (t.block < pl.block_last.size() && pl.block_last[t.block] < doc) ++t.block;
-        t.block_bound = -1;  // no block holds `doc`: the list cannot have it
-        if (t.block < pl.block_last.size() && pl.docs[t.block * kBlock] <= doc) {
-          t.block_bound = std::max({0.0, double{t.q} * pl.block_max[t.block],
-                                    double{t.q} * pl.block_min[t.block]});
-          rest += t.block_bound;
+    if (!any) continue;
+    for (uint32_t w = 0; w < kWindow / 64; ++w) {
+      for (uint64_t bits = touched[w]; bits != 0; bits &= bits - 1) {
+        const uint32_t d = w * 64 + static_cast<uint32_t>(__builtin_ctzll(bits));
+        const uint32_t doc = window + d;
+        float score = acc[d];
+        acc[d] = 0;
+        if (doc_label_[doc] == kDeadLabel) continue;
+        if (first_essential > 0) {
+          if (score + prefix[first_essential - 1] < theta) continue;
+          // Non-essential lists from the largest bound, while the document
+          // can still enter the top k: by the lists' bounds, then by the
+          // bound of the 64-entry block `doc` falls in (block-max), then
+          // looked up by binary search within that block.
+          bool pruned = false;
+          for (size_t i = first_essential; i-- > 0;) {
+            if (score + prefix[i] < theta) {
+              pruned = true;
+              break;
+            }
+            Term& t = terms[i];
+            const PostingList& pl = *t.list;
+            while (t.block < pl.block_last.size() && pl.block_last[t.block] < doc) ++t.block;
+            if (t.block >= pl.block_last.size() || pl.docs[t.block * kBlock] > doc) continue;
+            const double block_bound =
+                std::max({0.0, double{t.q} * pl.block_max[t.block],
+                          double{t.q} * pl.block_min[t.block]}) * (1 + 1e-5);
+            if (score + block_bound + (i > 0 ? prefix[i - 1] : 1e-30) < theta) {
+              pruned = true;
+              break;
+            }
+            const auto& docs = pl.docs;
+            const size_t lo = std::max(t.pos, t.block * kBlock);
+            const size_t hi = std::min(docs.size(), (t.block + 1) * kBlock);
+            if (lo >= hi) continue;
+            t.pos = std::lower_bound(docs.begin() + lo, docs.begin() + hi, doc) - docs.begin();
+            ++scanned;
+            if (t.pos < docs.size() && docs[t.pos] == doc) score += t.q * pl.weights[t.pos];
+          }
+          if (pruned) continue;
         }
-      }
-      pruned = score + rest * (1 + 1e-5) + 1e-30 < theta;
-      // Look lists up from the largest bound, while the rest can still
-      // lift the document into the top k.
-      for (size_t i = first_essential; !pruned && i-- > 0;) {
-        Term& t = terms[i];
-        if (t.block_bound < 0) continue;
-        if (score + rest * (1 + 1e-5) + 1e-30 < theta) {
-          pruned = true;
-          break;
+        ++scored;
+        const Entry e{score, doc};
+        if (heap.size() >= k && !better(e, heap.front())) continue;
+        if (accept != nullptr && !(*accept)(doc_label_[doc])) continue;
+        heap.push_back(e);
+        std::push_heap(heap.begin(), heap.end(), better);
+        if (heap.size() > k) {
+          std::pop_heap(heap.begin(), heap.end(), better);
+          heap.pop_back();
         }
-        rest -= t.block_bound;
-        const auto& docs = t.list->docs;
-        const size_t lo = std::max(t.pos, t.block * kBlock);
-        const size_t hi = std::min(docs.size(), (t.block + 1) * kBlock);
-        t.pos = std::lower_bound(docs.begin() + lo, docs.begin() + hi, doc) - docs.begin();
-        ++scanned;
-        if (t.pos < docs.size() && docs[t.pos] == doc) score += t.q * t.list->weights[t.pos];
+        if (heap.size() >= k) theta = heap.front().score;
       }
-    } else if (!pruned) {
-      // The top k is not full yet: every list is looked up.
-      for (size_t i = first_essential; i-- > 0;) {
-        Term& t = terms[i];
-        const auto& docs = t.list->docs;
-        while (t.block < t.list->block_last.size() && t.list->block_last[t.block] < doc) ++t.block;
-        if (t.block >= t.list->block_last.size()) continue;
-        const size_t lo = std::max(t.pos, t.block * kBlock);
-        const size_t hi = std::min(docs.size(), (t.block + 1) * kBlock);
-        t.pos = std::lower_bound(docs.begin() + lo, docs.begin() + hi, doc) - docs.begin();
-        ++scanned;
-        if (t.pos < docs.size() && docs[t.pos] == doc) score += t.q * t.list->weights[t.pos];
-      }
-    }
-    if (pruned) continue;
-    ++scored;
-    const Entry e{score, doc};
-    if (heap.size() >= k && !better(e, heap.front())) continue;
-    if (accept != nullptr && !(*accept)(doc_label_[doc])) continue;
-    heap.push_back(e);
-    std::push_heap(heap.begin(), heap.end(), better);
-    if (heap.size() > k) {
-      std::pop_heap(heap.begin(), heap.end(), better);
-      heap.pop_back();
-    }
-    if (heap.size() >= k) {
-      theta = heap.front().score;
-      while (first_essential < n && prefix[first_essential] < theta) ++first_essential;
+      touched[w] = 0;
     }
   }
   if (stats != nullptr) {
