@@ -11,6 +11,7 @@
 #include <unordered_set>
 #include <utility>
 
+#include "common/datetime.h"
 #include "engine/payload_index.h"
 #include "qvec/options.h"
 
@@ -108,6 +109,290 @@ void SortBest(Hits* hits, bool lower_first) {
   });
 }
 
+// Haversine distance in meters (mean Earth radius, as geo filters use).
+double GeoMeters(const GeoPoint& a, const GeoPoint& b) {
+  constexpr double kEarthRadius = 6371008.8;
+  constexpr double kRad = 3.14159265358979323846 / 180.0;
+  const double dlat = (b.lat - a.lat) * kRad, dlon = (b.lon - a.lon) * kRad;
+  const double h = std::sin(dlat / 2) * std::sin(dlat / 2) +
+                   std::cos(a.lat * kRad) * std::cos(b.lat * kRad) * std::sin(dlon / 2) *
+                       std::sin(dlon / 2);
+  return 2 * kEarthRadius * std::asin(std::min(1.0, std::sqrt(h)));
+}
+
+// "$score" -> 0, "$score[i]" -> i; nullopt for a payload key; an error for
+// another "$score..." spelling.
+StatusOr<std::optional<size_t>> ScoreIndex(const std::string& name) {
+  if (name.rfind("$score", 0) != 0) return std::optional<size_t>();
+  const std::string rest = name.substr(6);
+  if (rest.empty()) return std::optional<size_t>(0);
+  size_t i = 0;
+  if (rest.size() < 3 || rest.front() != '[' || rest.back() != ']' ||
+      rest.find_first_not_of("0123456789", 1) != rest.size() - 1 || rest.size() > 12) {
+    return InvalidArgumentError("query.formula: invalid score variable '" + name +
+                                "' (use $score or $score[i])");
+  }
+  i = static_cast<size_t>(std::stoull(rest.substr(1, rest.size() - 2)));
+  return std::optional<size_t>(i);
+}
+
+// Evaluates a formula for one point at a time (see Expression).
+class FormulaEvaluator {
+ public:
+  FormulaEvaluator(const QuerySpec& q, const std::vector<ScoreMap>& scores)
+      : q_(q), scores_(scores) {}
+
+  // Checks the expression once (score variables, decay parameters, date
+  // times, defaults) and collects its conditions.
+  Status Prepare() {
+    for (const auto& [name, text] : q_.formula_defaults) {
+      defaults_[name] = ExtractField("{\"v\":" + text + "}", "v");
+    }
+    return Check(q_.formula, 0);
+  }
+  bool NeedsPayload() const { return needs_payload_; }
+  const std::vector<const Filter*>& conditions() const { return conditions_; }
+
+  // The point's score; `payload` is its JSON (empty when not needed) and
+  // `passes[i]` whether it passes conditions()[i].
+  StatusOr<double> Evaluate(const PointId& id, std::string_view payload,
+                            const std::vector<bool>& passes) {
+    id_ = &id;
+    payload_ = payload;
+    passes_ = &passes;
+    condition_ = 0;
+    return Eval(q_.formula);
+  }
+
+ private:
+  using K = Expression::Kind;
+
+  Status Check(const Expression& e, int depth) {
+    if (depth > 64) return InvalidArgumentError("query.formula: nested more than 64 levels deep");
+    switch (e.kind) {
+      case K::kVariable: {
+        QVEC_ASSIGN_OR_RETURN(auto index, ScoreIndex(e.name));
+        if (!index) needs_payload_ = true;
+        break;
+      }
+      case K::kCondition:
+        if (e.condition == nullptr) return InvalidArgumentError("query.formula: empty condition");
+        conditions_.push_back(e.condition.get());
+        break;
+      case K::kGeoDistance:
+      case K::kDatetimeKey:
+        needs_payload_ = true;
+        break;
+      case K::kDatetime:
+        if (!datetime::ParseMicros(e.name)) {
+          return InvalidArgumentError("query.formula: datetime '" + e.name +
+                                      "' is not an RFC 3339 date-time");
+        }
+        break;
+      case K::kLinDecay:
+      case K::kExpDecay:
+      case K::kGaussDecay:
+        if (e.midpoint && !(*e.midpoint > 0 && *e.midpoint < 1)) {
+          return InvalidArgumentError("query.formula: a decay's midpoint must be in (0, 1)");
+        }
+        if (e.scale && !(*e.scale > 0)) {
+          return InvalidArgumentError("query.formula: a decay's scale must be positive");
+        }
+        break;
+      default:
+        break;
+    }
+    for (const Expression& a : e.args) QVEC_RETURN_IF_ERROR(Check(a, depth + 1));
+    return Status::Ok();
+  }
+
+  static Status NotFinite(const std::string& what) {
+    return InvalidArgumentError("query.formula: " + what + " is not a finite number");
+  }
+
+  // The single value at payload key `key`, else its default.
+  const FieldValues* Lookup(const std::string& key, FieldValues* scratch) {
+    *scratch = ExtractField(payload_, key);
+    if (!scratch->values.empty() || !scratch->geo.empty()) return scratch;
+    auto it = defaults_.find(key);
+    return it == defaults_.end() ? nullptr : &it->second;
+  }
+
+  StatusOr<double> Number(const std::string& key) {
+    FieldValues scratch;
+    const FieldValues* v = Lookup(key, &scratch);
+    if (v == nullptr || v->values.empty()) {
+      return InvalidArgumentError("query.formula: point " + id_->ToString() + " has no value at '" +
+                                  key + "' and the formula has no default for it");
+    }
+    if (v->values.size() == 1) {
+      if (const auto* i = std::get_if<int64_t>(&v->values[0])) return static_cast<double>(*i);
+      if (const auto* d = std::get_if<double>(&v->values[0])) return *d;
+    }
+    return InvalidArgumentError("query.formula: the value at '" + key + "' of point " +
+                                id_->ToString() + " is not a number");
+  }
+
+  StatusOr<double> Eval(const Expression& e) {
+    switch (e.kind) {
+      case K::kConstant:
+        return e.constant;
+      case K::kVariable: {
+        QVEC_ASSIGN_OR_RETURN(auto index, ScoreIndex(e.name));
+        if (!index) return Number(e.name);
+        if (*index < scores_.size()) {
+          auto it = scores_[*index].find(*id_);
+          if (it != scores_[*index].end()) return double{it->second};
+        }
+        auto d = defaults_.find(e.name);
+        if (d != defaults_.end() && d->second.values.size() == 1) {
+          if (const auto* i = std::get_if<int64_t>(&d->second.values[0])) return double(*i);
+          if (const auto* x = std::get_if<double>(&d->second.values[0])) return *x;
+        }
+        return 0.0;
+      }
+      case K::kCondition:
+        return (*passes_)[condition_++] ? 1.0 : 0.0;
+      case K::kMult: {
+        double p = 1;
+        // Conditions later in a product that stops early are not read:
+        // count them off so the next ones line up.
+        for (size_t i = 0; i < e.args.size(); ++i) {
+          QVEC_ASSIGN_OR_RETURN(double f, Eval(e.args[i]));
+          if (f == 0) {
+            for (size_t j = i + 1; j < e.args.size(); ++j) condition_ += CountConditions(e.args[j]);
+            return 0.0;
+          }
+          p *= f;
+        }
+        return p;
+      }
+      case K::kSum: {
+        double sum = 0;
+        for (const Expression& a : e.args) {
+          QVEC_ASSIGN_OR_RETURN(double x, Eval(a));
+          sum += x;
+        }
+        return sum;
+      }
+      case K::kNeg: {
+        QVEC_ASSIGN_OR_RETURN(double x, Eval(e.args.at(0)));
+        return -x;
+      }
+      case K::kAbs: {
+        QVEC_ASSIGN_OR_RETURN(double x, Eval(e.args.at(0)));
+        return std::fabs(x);
+      }
+      case K::kDiv: {
+        QVEC_ASSIGN_OR_RETURN(double left, Eval(e.args.at(0)));
+        if (left == 0) {
+          condition_ += CountConditions(e.args.at(1));
+          return 0.0;
+        }
+        QVEC_ASSIGN_OR_RETURN(double right, Eval(e.args.at(1)));
+        if (right == 0) {
+          if (e.by_zero_default) return *e.by_zero_default;
+          return NotFinite(fmt(left) + " / 0");
+        }
+        const double x = left / right;
+        if (!std::isfinite(x)) return NotFinite(fmt(left) + " / " + fmt(right));
+        return x;
+      }
+      case K::kSqrt: {
+        QVEC_ASSIGN_OR_RETURN(double x, Eval(e.args.at(0)));
+        if (x < 0) return NotFinite("sqrt(" + fmt(x) + ")");
+        return std::sqrt(x);
+      }
+      case K::kPow: {
+        QVEC_ASSIGN_OR_RETURN(double base, Eval(e.args.at(0)));
+        QVEC_ASSIGN_OR_RETURN(double exponent, Eval(e.args.at(1)));
+        const bool ok = base >= 0 || (base != 0 && exponent == std::floor(exponent));
+        const double x = ok ? std::pow(base, exponent) : NAN;
+        if (!std::isfinite(x)) return NotFinite(fmt(base) + " ^ " + fmt(exponent));
+        return x;
+      }
+      case K::kExp: {
+        QVEC_ASSIGN_OR_RETURN(double x, Eval(e.args.at(0)));
+        const double y = std::exp(x);
+        if (!std::isfinite(y)) return NotFinite("exp(" + fmt(x) + ")");
+        return y;
+      }
+      case K::kLog10:
+      case K::kLn: {
+        QVEC_ASSIGN_OR_RETURN(double x, Eval(e.args.at(0)));
+        const char* name = e.kind == K::kLn ? "ln" : "log10";
+        if (!(x > 0)) return NotFinite(std::string(name) + "(" + fmt(x) + ")");
+        return e.kind == K::kLn ? std::log(x) : std::log10(x);
+      }
+      case K::kGeoDistance: {
+        FieldValues scratch;
+        const FieldValues* v = Lookup(e.name, &scratch);
+        if (v == nullptr || v->geo.size() != 1) {
+          return InvalidArgumentError("query.formula: expected one geo point at '" + e.name +
+                                      "' of point " + id_->ToString() +
+                                      " (in the payload or the formula defaults)");
+        }
+        return GeoMeters(e.origin, v->geo[0]);
+      }
+      case K::kDatetime:
+        return static_cast<double>(*datetime::ParseMicros(e.name)) / 1e6;
+      case K::kDatetimeKey: {
+        FieldValues scratch;
+        const FieldValues* v = Lookup(e.name, &scratch);
+        std::optional<int64_t> micros;
+        if (v != nullptr && v->values.size() == 1) {
+          if (const auto* text = std::get_if<std::string>(&v->values[0])) micros = datetime::ParseMicros(*text);
+        }
+        if (!micros) {
+          return InvalidArgumentError("query.formula: expected a date-time at '" + e.name +
+                                      "' of point " + id_->ToString() +
+                                      " (in the payload or the formula defaults)");
+        }
+        return static_cast<double>(*micros) / 1e6;
+      }
+      case K::kLinDecay:
+      case K::kExpDecay:
+      case K::kGaussDecay: {
+        QVEC_ASSIGN_OR_RETURN(double x, Eval(e.args.at(0)));
+        double target = 0;
+        if (e.args.size() > 1) {
+          QVEC_ASSIGN_OR_RETURN(target, Eval(e.args[1]));
+        }
+        const double midpoint = e.midpoint.value_or(0.5);
+        const double scale = e.scale.value_or(1.0);
+        const double diff = x - target;
+        if (e.kind == K::kLinDecay) {
+          return std::max(0.0, 1.0 - (1.0 - midpoint) / scale * std::fabs(diff));
+        }
+        if (e.kind == K::kExpDecay) return std::exp(std::log(midpoint) / scale * std::fabs(diff));
+        return std::exp(std::log(midpoint) / (scale * scale) * diff * diff);
+      }
+    }
+    return InternalError("unknown formula expression");
+  }
+
+  static size_t CountConditions(const Expression& e) {
+    size_t n = e.kind == K::kCondition ? 1 : 0;
+    for (const Expression& a : e.args) n += CountConditions(a);
+    return n;
+  }
+  static std::string fmt(double x) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%g", x);
+    return buf;
+  }
+
+  const QuerySpec& q_;
+  const std::vector<ScoreMap>& scores_;
+  std::map<std::string, FieldValues> defaults_;
+  std::vector<const Filter*> conditions_;  // in evaluation (preorder) order
+  bool needs_payload_ = false;
+  const PointId* id_ = nullptr;
+  std::string_view payload_;
+  const std::vector<bool>* passes_ = nullptr;
+  size_t condition_ = 0;
+};
+
 class Runner {
  public:
   explicit Runner(Collection& c) : c_(c), config_(c.config()), fields_(config_.Fields()) {}
@@ -178,6 +463,7 @@ class Runner {
                          size_t want);
   StatusOr<Hits> Sample(const QueryRequest& r, const std::vector<Hits>& pre, bool prefetched,
                         size_t want);
+  StatusOr<Hits> Formula(const QueryRequest& r, const std::vector<Hits>& pre, size_t want);
   StatusOr<Hits> CustomObjective(const QueryRequest& r, const std::vector<Hits>& pre, size_t want,
                                  const std::vector<PointId>& exclude);
   // The example points' ids of a stage's query.
@@ -358,6 +644,27 @@ StatusOr<Hits> Runner::CustomObjective(const QueryRequest& r, const std::vector<
     QVEC_ASSIGN_OR_RETURN(auto nv, Resolve(r.vector_name, n, &examples));
     pairs.emplace_back(std::move(pv), std::move(nv));
   }
+  std::vector<float> pair_weights;  // relevance feedback: per pair
+  if (q.kind == QuerySpec::Kind::kRelevanceFeedback) {
+    // Examples are not excluded: `examples` is not passed.
+    std::vector<std::pair<float, QueryVector>> fb;
+    for (const auto& item : q.feedback) {
+      QVEC_ASSIGN_OR_RETURN(auto v, Resolve(r.vector_name, item.example, nullptr));
+      fb.emplace_back(item.score, std::move(v));
+    }
+    std::stable_sort(fb.begin(), fb.end(),
+                     [](const auto& a, const auto& b) { return a.first > b.first; });
+    const size_t n_pairs = std::min<size_t>(3, fb.size() / 2);
+    for (size_t i = 0; i < n_pairs; ++i) {
+      const auto& front = fb[i];
+      const auto& back = fb[fb.size() - 1 - i];
+      const float confidence = front.first - back.first;
+      pair_weights.push_back(std::pow(confidence, q.feedback_b) * q.feedback_c);
+      pairs.emplace_back(front.second, back.second);
+    }
+    QVEC_ASSIGN_OR_RETURN(auto t, Resolve(r.vector_name, q.target, nullptr));
+    target = std::move(t);
+  }
   if (q.kind == QuerySpec::Kind::kDiscover) {
     QVEC_ASSIGN_OR_RETURN(auto t, Resolve(r.vector_name, q.target, &examples));
     target = std::move(t);
@@ -418,6 +725,13 @@ StatusOr<Hits> Runner::CustomObjective(const QueryRequest& r, const std::vector<
           rank += p > n ? 1 : (p < n ? -1 : 0);
         }
         score = static_cast<float>(rank) + ScaledFastSigmoid(sim(target_s.at(id)));
+        break;
+      }
+      case QuerySpec::Kind::kRelevanceFeedback: {
+        score = q.feedback_a * sim(target_s.at(id));
+        for (size_t i = 0; i < pair_s.size(); ++i) {
+          score += pair_weights[i] * (sim(pair_s[i].first.at(id)) - sim(pair_s[i].second.at(id)));
+        }
         break;
       }
       case QuerySpec::Kind::kContext: {
@@ -540,6 +854,57 @@ StatusOr<Hits> Runner::Sample(const QueryRequest& r, const std::vector<Hits>& pr
   for (size_t i = 0; i < n; ++i) std::swap(ids[i], ids[i + rng() % (ids.size() - i)]);
   Hits out;
   for (size_t i = 0; i < n; ++i) out.push_back({ids[i], 0.0f});
+  return out;
+}
+
+StatusOr<Hits> Runner::Formula(const QueryRequest& r, const std::vector<Hits>& pre, size_t want) {
+  if (pre.empty()) {
+    return InvalidArgumentError(
+        "query.formula: a formula re-scores the points of prefetch queries; give at least one "
+        "prefetch");
+  }
+  std::vector<ScoreMap> scores(pre.size());
+  for (size_t i = 0; i < pre.size(); ++i) {
+    for (const Hit& h : pre[i]) scores[i].emplace(h.id, h.score);
+  }
+  FormulaEvaluator eval(*r.query, scores);
+  QVEC_RETURN_IF_ERROR(eval.Prepare());
+  QVEC_ASSIGN_OR_RETURN(std::vector<PointId> ids, Passing(r.filter, Union(pre)));
+  // Each condition decided for all the points at once.
+  std::vector<std::unordered_set<PointId, PointIdHash>> passing;
+  for (const Filter* c : eval.conditions()) {
+    QVEC_ASSIGN_OR_RETURN(std::vector<PointId> pass, Passing(*c, ids));
+    passing.emplace_back(pass.begin(), pass.end());
+  }
+  std::unordered_map<PointId, std::string, PointIdHash> payloads;
+  if (eval.NeedsPayload()) {
+    for (size_t start = 0; start < ids.size(); start += kMaxSearchLimit) {
+      const size_t end = std::min(ids.size(), start + kMaxSearchLimit);
+      std::vector<PointId> chunk(ids.begin() + start, ids.begin() + end);
+      QVEC_ASSIGN_OR_RETURN(auto records, c_.Get(chunk, true, false, 0));
+      for (Record& rec : records) payloads[rec.id] = rec.payload.value_or("{}");
+    }
+  }
+  Hits out;
+  std::vector<bool> passes(passing.size());
+  for (const PointId& id : ids) {
+    for (size_t i = 0; i < passing.size(); ++i) passes[i] = passing[i].count(id) > 0;
+    auto p = payloads.find(id);
+    QVEC_ASSIGN_OR_RETURN(double score,
+                          eval.Evaluate(id, p == payloads.end() ? std::string_view("{}")
+                                                                : std::string_view(p->second),
+                                        passes));
+    if (!std::isfinite(score)) {
+      return InvalidArgumentError("query.formula: the score of point " + id.ToString() +
+                                  " is not a finite number");
+    }
+    out.push_back({id, static_cast<float>(score)});
+  }
+  SortBest(&out, false);
+  if (r.score_threshold) {
+    std::erase_if(out, [&](const Hit& h) { return h.score < *r.score_threshold; });
+  }
+  if (out.size() > want) out.resize(want);
   return out;
 }
 
@@ -690,6 +1055,14 @@ StatusOr<Hits> Runner::Stage(const QueryRequest& stage, size_t want,
       for (Hit& h : hits) h.score *= scale;
       return hits;
     }
+    case QuerySpec::Kind::kRelevanceFeedback:
+      QVEC_RETURN_IF_ERROR(FieldDistance(r.vector_name).status());
+      if (!(q.feedback_b >= 0) || !std::isfinite(q.feedback_a) || !std::isfinite(q.feedback_b) ||
+          !std::isfinite(q.feedback_c)) {
+        return InvalidArgumentError(
+            "query.relevance_feedback.strategy.naive: a, b, c must be finite and b >= 0");
+      }
+      return CustomObjective(r, pre, want, exclude);
     case QuerySpec::Kind::kDiscover:
     case QuerySpec::Kind::kContext:
       QVEC_RETURN_IF_ERROR(FieldDistance(r.vector_name).status());
@@ -703,6 +1076,8 @@ StatusOr<Hits> Runner::Stage(const QueryRequest& stage, size_t want,
       return OrderBy(r, pre, prefetched, want);
     case QuerySpec::Kind::kSample:
       return Sample(r, pre, prefetched, want);
+    case QuerySpec::Kind::kFormula:
+      return Formula(r, pre, want);
   }
   return InternalError("unknown query kind");
 }

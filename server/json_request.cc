@@ -1999,6 +1999,143 @@ Status ParseMmr(element m, const std::string& path, Mmr* out) {
   return mf.Finish();
 }
 
+// Qdrant's Expression of a formula query: a number, a variable name, a
+// condition, or one operation object.
+StatusOr<Expression> ParseExpression(element e, const std::string& path, size_t depth) {
+  using K = Expression::Kind;
+  if (depth > 64) return InvalidArgumentError(path + ": nested more than 64 levels deep");
+  Expression out;
+  switch (e.type()) {
+    case element_type::INT64:
+    case element_type::UINT64:
+    case element_type::DOUBLE: {
+      QVEC_ASSIGN_OR_RETURN(out.constant, GetNumber(e, path));
+      out.kind = K::kConstant;
+      return out;
+    }
+    case element_type::STRING:
+      out.kind = K::kVariable;
+      out.name = std::string(std::string_view(e));
+      if (out.name.empty()) return InvalidArgumentError(path + ": a variable name is not empty");
+      return out;
+    case element_type::OBJECT:
+      break;
+    default:
+      return WrongType(path, "a number, a variable name, a condition or an expression object", e);
+  }
+  QVEC_FIELDS(f, e, path);
+  element x;
+  auto sub = [&](std::string_view key) -> Status {
+    QVEC_ASSIGN_OR_RETURN(Expression a, ParseExpression(x, f.PathOf(key), depth + 1));
+    out.args.push_back(std::move(a));
+    return Status::Ok();
+  };
+  struct Unary {
+    const char* key;
+    K kind;
+  };
+  for (const Unary& u : {Unary{"neg", K::kNeg}, Unary{"abs", K::kAbs}, Unary{"sqrt", K::kSqrt},
+                         Unary{"exp", K::kExp}, Unary{"log10", K::kLog10}, Unary{"ln", K::kLn}}) {
+    if (f.Take(u.key, &x)) {
+      out.kind = u.kind;
+      QVEC_RETURN_IF_ERROR(sub(u.key));
+      QVEC_RETURN_IF_ERROR(f.Finish());
+      return out;
+    }
+  }
+  for (const Unary& u : {Unary{"mult", K::kMult}, Unary{"sum", K::kSum}}) {
+    if (!f.Take(u.key, &x)) continue;
+    if (x.type() != element_type::ARRAY) return WrongType(f.PathOf(u.key), "an array", x);
+    out.kind = u.kind;
+    size_t i = 0;
+    for (element a : simdjson::dom::array(x)) {
+      QVEC_ASSIGN_OR_RETURN(Expression arg, ParseExpression(a, Index(f.PathOf(u.key), i++), depth + 1));
+      out.args.push_back(std::move(arg));
+    }
+    QVEC_RETURN_IF_ERROR(f.Finish());
+    return out;
+  }
+  if (f.Take("div", &x)) {
+    out.kind = K::kDiv;
+    QVEC_FIELDS(d, x, f.PathOf("div"));
+    element y;
+    for (const char* key : {"left", "right"}) {
+      if (!d.Take(key, &y)) return InvalidArgumentError(d.PathOf(key) + " is required");
+      QVEC_ASSIGN_OR_RETURN(Expression a, ParseExpression(y, d.PathOf(key), depth + 1));
+      out.args.push_back(std::move(a));
+    }
+    if (d.Take("by_zero_default", &y) && y.type() != element_type::NULL_VALUE) {
+      QVEC_ASSIGN_OR_RETURN(double v, GetNumber(y, d.PathOf("by_zero_default")));
+      out.by_zero_default = v;
+    }
+    QVEC_RETURN_IF_ERROR(d.Finish());
+    QVEC_RETURN_IF_ERROR(f.Finish());
+    return out;
+  }
+  if (f.Take("pow", &x)) {
+    out.kind = K::kPow;
+    QVEC_FIELDS(d, x, f.PathOf("pow"));
+    element y;
+    for (const char* key : {"base", "exponent"}) {
+      if (!d.Take(key, &y)) return InvalidArgumentError(d.PathOf(key) + " is required");
+      QVEC_ASSIGN_OR_RETURN(Expression a, ParseExpression(y, d.PathOf(key), depth + 1));
+      out.args.push_back(std::move(a));
+    }
+    QVEC_RETURN_IF_ERROR(d.Finish());
+    QVEC_RETURN_IF_ERROR(f.Finish());
+    return out;
+  }
+  if (f.Take("geo_distance", &x)) {
+    out.kind = K::kGeoDistance;
+    QVEC_FIELDS(g, x, f.PathOf("geo_distance"));
+    element y;
+    if (!g.Take("origin", &y)) return InvalidArgumentError(g.PathOf("origin") + " is required");
+    QVEC_ASSIGN_OR_RETURN(out.origin, ParseGeoPoint(y, g.PathOf("origin")));
+    if (!g.Take("to", &y)) return InvalidArgumentError(g.PathOf("to") + " is required");
+    QVEC_ASSIGN_OR_RETURN(out.name, GetString(y, g.PathOf("to")));
+    QVEC_RETURN_IF_ERROR(g.Finish());
+    QVEC_RETURN_IF_ERROR(f.Finish());
+    return out;
+  }
+  for (const Unary& u : {Unary{"datetime", K::kDatetime}, Unary{"datetime_key", K::kDatetimeKey}}) {
+    if (!f.Take(u.key, &x)) continue;
+    out.kind = u.kind;
+    QVEC_ASSIGN_OR_RETURN(out.name, GetString(x, f.PathOf(u.key)));
+    QVEC_RETURN_IF_ERROR(f.Finish());
+    return out;
+  }
+  for (const Unary& u : {Unary{"lin_decay", K::kLinDecay}, Unary{"exp_decay", K::kExpDecay},
+                         Unary{"gauss_decay", K::kGaussDecay}}) {
+    if (!f.Take(u.key, &x)) continue;
+    out.kind = u.kind;
+    QVEC_FIELDS(d, x, f.PathOf(u.key));
+    element y;
+    if (!d.Take("x", &y)) return InvalidArgumentError(d.PathOf("x") + " is required");
+    QVEC_ASSIGN_OR_RETURN(Expression xe, ParseExpression(y, d.PathOf("x"), depth + 1));
+    out.args.push_back(std::move(xe));
+    if (d.Take("target", &y) && y.type() != element_type::NULL_VALUE) {
+      QVEC_ASSIGN_OR_RETURN(Expression t, ParseExpression(y, d.PathOf("target"), depth + 1));
+      out.args.push_back(std::move(t));
+    }
+    for (const char* key : {"scale", "midpoint"}) {
+      if (d.Take(key, &y) && y.type() != element_type::NULL_VALUE) {
+        QVEC_ASSIGN_OR_RETURN(double v, GetNumber(y, d.PathOf(key)));
+        (std::string_view(key) == "scale" ? out.scale : out.midpoint) = v;
+      }
+    }
+    QVEC_RETURN_IF_ERROR(d.Finish());
+    QVEC_RETURN_IF_ERROR(f.Finish());
+    return out;
+  }
+  // Otherwise a condition, as in filters.
+  QVEC_ASSIGN_OR_RETURN(Condition c, ParseCondition(e, path, depth));
+  auto filter = std::make_shared<Filter>();
+  filter->must.push_back(std::move(c));
+  out.kind = K::kCondition;
+  out.condition = std::move(filter);
+  return out;
+}
+
 // Qdrant's QueryInterface: a VectorInput (nearest) or one query form.
 StatusOr<QuerySpec> ParseQuerySpec(element q, const std::string& path) {
   QuerySpec out;
@@ -2098,9 +2235,63 @@ StatusOr<QuerySpec> ParseQuerySpec(element q, const std::string& path) {
       return InvalidArgumentError(f.PathOf("sample") + " must be \"random\"");
     }
   }
-  QVEC_RETURN_IF_ERROR(f.Refuse("formula", "score formulas are not supported yet"));
-  QVEC_RETURN_IF_ERROR(
-      f.Refuse("relevance_feedback", "relevance feedback queries are not supported yet"));
+  if (f.Take("formula", &x)) {
+    ++forms;
+    out.kind = QuerySpec::Kind::kFormula;
+    QVEC_ASSIGN_OR_RETURN(out.formula, ParseExpression(x, f.PathOf("formula"), 0));
+    if (f.Take("defaults", &x) && x.type() != element_type::NULL_VALUE) {
+      if (x.type() != element_type::OBJECT) return WrongType(f.PathOf("defaults"), "an object", x);
+      for (auto entry : simdjson::dom::object(x)) {
+        out.formula_defaults[std::string(entry.key)] = simdjson::minify(entry.value);
+      }
+    }
+  }
+  if (f.Take("relevance_feedback", &x)) {
+    ++forms;
+    out.kind = QuerySpec::Kind::kRelevanceFeedback;
+    QVEC_FIELDS(rf, x, f.PathOf("relevance_feedback"));
+    element y;
+    if (!rf.Take("target", &y)) return InvalidArgumentError(rf.PathOf("target") + " is required");
+    QVEC_RETURN_IF_ERROR(ParseVectorInput(y, rf.PathOf("target"), &out.target));
+    if (!rf.Take("feedback", &y)) return InvalidArgumentError(rf.PathOf("feedback") + " is required");
+    if (y.type() != element_type::ARRAY) return WrongType(rf.PathOf("feedback"), "an array", y);
+    size_t i = 0;
+    for (element item : simdjson::dom::array(y)) {
+      const std::string at = Index(rf.PathOf("feedback"), i++);
+      QVEC_FIELDS(fi, item, at);
+      element z;
+      QuerySpec::Feedback fb;
+      if (!fi.Take("example", &z)) return InvalidArgumentError(fi.PathOf("example") + " is required");
+      QVEC_RETURN_IF_ERROR(ParseVectorInput(z, fi.PathOf("example"), &fb.example));
+      if (!fi.Take("score", &z)) return InvalidArgumentError(fi.PathOf("score") + " is required");
+      QVEC_ASSIGN_OR_RETURN(double score, GetNumber(z, fi.PathOf("score")));
+      fb.score = ToFloat(score);
+      QVEC_RETURN_IF_ERROR(fi.Finish());
+      out.feedback.push_back(std::move(fb));
+    }
+    if (!rf.Take("strategy", &y)) return InvalidArgumentError(rf.PathOf("strategy") + " is required");
+    QVEC_FIELDS(st, y, rf.PathOf("strategy"));
+    element naive;
+    if (!st.Take("naive", &naive)) {
+      QVEC_RETURN_IF_ERROR(st.Finish());
+      return InvalidArgumentError(st.PathOf("naive") + " is required (the only strategy)");
+    }
+    QVEC_FIELDS(nv, naive, st.PathOf("naive"));
+    for (const char* key : {"a", "b", "c"}) {
+      element z;
+      if (!nv.Take(key, &z)) return InvalidArgumentError(nv.PathOf(key) + " is required");
+      QVEC_ASSIGN_OR_RETURN(double v, GetNumber(z, nv.PathOf(key)));
+      const float fv = ToFloat(v);
+      switch (key[0]) {
+        case 'a': out.feedback_a = fv; break;
+        case 'b': out.feedback_b = fv; break;
+        default: out.feedback_c = fv; break;
+      }
+    }
+    QVEC_RETURN_IF_ERROR(nv.Finish());
+    QVEC_RETURN_IF_ERROR(st.Finish());
+    QVEC_RETURN_IF_ERROR(rf.Finish());
+  }
   for (std::string_view doc : {"text", "image", "object"}) {
     QVEC_RETURN_IF_ERROR(
         f.Refuse(doc, "documents and images for server-side inference are not supported"));
@@ -2108,7 +2299,8 @@ StatusOr<QuerySpec> ParseQuerySpec(element q, const std::string& path) {
   QVEC_RETURN_IF_ERROR(f.Finish());
   if (forms != 1) {
     return InvalidArgumentError(path + ": expected exactly one of nearest, recommend, discover, "
-                                "context, order_by, fusion, rrf or sample");
+                                "context, order_by, fusion, rrf, sample, formula or "
+                                "relevance_feedback");
   }
   return out;
 }

@@ -403,6 +403,53 @@ struct VectorInput {
   std::optional<SparseVector> sparse;  // a sparse vector (for a sparse field)
 };
 
+// A score formula (Qdrant's FormulaQuery "formula"): evaluated for each
+// point the stage's prefetches returned, as Qdrant evaluates it. Variables
+// are "$score" / "$score[i]" (the point's score in prefetch i; a point that
+// prefetch did not return takes defaults["$score[i]"], else 0) or a payload
+// key (its number; a one-element array counts as its element; a missing key
+// takes its default, else the query fails). Conditions count 1 when the
+// point passes them, else 0. mult stops at a 0 factor; div is 0 when left
+// is 0 and by_zero_default (else an error) when right is; sqrt, pow, exp,
+// log10, ln fail on a result that is not finite. geo_distance is the
+// haversine distance in meters from `origin` to the geo point at `key`;
+// datetime and datetime_key are seconds since the Unix epoch (UTC). The
+// decays map x (with target, default 0; scale > 0, default 1; midpoint in
+// (0, 1), default 0.5) to lin: max(0, 1 - (1 - midpoint) / scale *
+// |x - target|), exp: exp(ln(midpoint) / scale * |x - target|), gauss:
+// exp(ln(midpoint) / scale^2 * (x - target)^2).
+struct Expression {
+  enum class Kind : uint8_t {
+    kConstant,     // `constant`
+    kVariable,     // `name`
+    kCondition,    // `condition` (1 or 0)
+    kMult,         // product of `args`
+    kSum,          // sum of `args`
+    kNeg,          // -args[0]
+    kAbs,          // |args[0]|
+    kDiv,          // args[0] / args[1], `by_zero_default`
+    kSqrt,         // sqrt(args[0])
+    kPow,          // args[0] ^ args[1]
+    kExp,          // e ^ args[0]
+    kLog10,        // log10(args[0])
+    kLn,           // ln(args[0])
+    kGeoDistance,  // from `origin` to the geo point at payload key `name`
+    kDatetime,     // the date-time text `name`
+    kDatetimeKey,  // the date-time at payload key `name`
+    kLinDecay,     // x = args[0], target = args[1] when given
+    kExpDecay,
+    kGaussDecay,
+  };
+  Kind kind = Kind::kConstant;
+  double constant = 0;
+  std::string name;
+  std::shared_ptr<const Filter> condition;  // a filter holding the condition
+  std::vector<Expression> args;
+  std::optional<double> by_zero_default;
+  GeoPoint origin;
+  std::optional<double> scale, midpoint;
+};
+
 // What a query stage ranks by. Scores follow Qdrant: the metric's score for
 // nearest and average_vector (distance for Euclid and Manhattan, lower
 // first); for the custom objectives, computed from raw similarities (Cosine
@@ -425,6 +472,10 @@ struct QuerySpec {
     kFusion,     // fuse the prefetches' lists (`fusion`)
     kOrderBy,    // by a payload value (`order_by`)
     kSample,     // random points
+    kFormula,    // the prefetched points by `formula`
+    // Qdrant's relevance feedback (naive strategy): `target` and scored
+    // `feedback` examples (see below).
+    kRelevanceFeedback,
   };
   enum class Strategy : uint8_t { kAverageVector, kBestScore, kSumScores };
   enum class Fusion : uint8_t { kRrf, kDbsf };
@@ -445,6 +496,23 @@ struct QuerySpec {
   // RRF weight of each prefetch's list, in prefetch order; empty = 1 each.
   std::vector<float> rrf_weights;
   OrderBy order_by;
+  Expression formula;
+  // Relevance feedback: the examples with their relevance scores. The
+  // feedback is sorted by score and paired best with worst, second with
+  // second-worst, ..., at most 3 pairs; a point scores a * sim(target) +
+  // sum over pairs of (score(p) - score(n))^b * c * (sim(p) - sim(n)), sim
+  // the raw similarity of the custom objectives. Feedback examples are not
+  // excluded from the results.
+  struct Feedback {
+    VectorInput example;
+    float score = 0;
+  };
+  std::vector<Feedback> feedback;
+  // The naive strategy's trained coefficients (b >= 0). Default: 1, 1, 1.
+  float feedback_a = 1, feedback_b = 1, feedback_c = 1;
+  // Values of variables the payload lacks, by variable name, as JSON text (a
+  // number, a geo point object, a date-time string). Default: none.
+  std::map<std::string, std::string> formula_defaults;
 };
 
 // One value of a facet (Qdrant's /facet): how many points hold it.

@@ -316,6 +316,34 @@ TEST_P(QueryTest, DiscoverAndContext) {
   for (size_t i = 0; i < want.size(); ++i) EXPECT_NEAR((*got)[i].score, want[i].second, 1e-4);
 }
 
+TEST_P(QueryTest, RelevanceFeedbackNaiveStrategy) {
+  QueryRequest r;
+  r.query = QuerySpec();
+  r.query->kind = QuerySpec::Kind::kRelevanceFeedback;
+  const auto t = Q(8);
+  r.query->target.vector = t;
+  // Five examples: pairs (best, worst) = (20, 24) and (21, 23); 22 unpaired.
+  const std::vector<std::pair<uint64_t, float>> fb = {
+      {22, 0.5f}, {20, 0.9f}, {24, 0.1f}, {21, 0.8f}, {23, 0.3f}};
+  for (const auto& [id, score] : fb) r.query->feedback.push_back({Id(id), score});
+  r.query->feedback_a = 0.7f;
+  r.query->feedback_b = 2.0f;
+  r.query->feedback_c = 1.5f;
+  r.limit = 10;
+  auto got = c_->Query(r);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  auto score = [&](uint64_t id) {
+    float s = 0.7f * Sim(t, id);
+    s += std::pow(0.9f - 0.1f, 2.0f) * 1.5f * (Sim(vectors_[20], id) - Sim(vectors_[24], id));
+    s += std::pow(0.8f - 0.3f, 2.0f) * 1.5f * (Sim(vectors_[21], id) - Sim(vectors_[23], id));
+    return s;
+  };
+  // The examples are not excluded.
+  ExpectSame(*got, Top(10, score, {}));
+  r.query->feedback_b = -1;
+  EXPECT_EQ(c_->Query(r).status().code(), StatusCode::kInvalidArgument);
+}
+
 TEST_P(QueryTest, OrderBySampleAndRefusals) {
   QueryRequest r;
   r.query = QuerySpec();

@@ -142,7 +142,7 @@ async function main() {
   assert.equal(mmr.points[0].id, plain.points[0].id);
 
   // Fields qvec does not implement are refused, never ignored.
-  await assert.rejects(client.query(name, { query: { formula: { sum: ['$score', 1] } }, prefetch: [{ query: [1, 0, 0, 0], limit: 5 }] }));
+  await assert.rejects(client.query(name, { query: { relevance_feedback: { target: [1, 0, 0, 0], feedback: [], strategy: { naive: { a: 1, b: 1 } } } } }));
   await assert.rejects(client.createPayloadIndex(name, { field_name: 'text', field_schema: { type: 'text', tokenizer: 'multilingual' } }));
   await client.deleteCollection(name);
 }

@@ -133,11 +133,26 @@ async function main() {
   const rg = await client.recommendPointGroups(name, { positive: [0], group_by: 'half', group_size: 1, limit: 2 });
   assert.equal(rg.groups.length, 2);
 
-  // Refusals: fusion without prefetches, prefetches without a query,
-  // formulas, an unknown example point.
+  // Refusals: fusion without prefetches, prefetches without a query, an
+  // unknown example point.
   await assert.rejects(client.query(name, { query: { fusion: 'rrf' } }));
   await assert.rejects(client.query(name, { prefetch: { query: [1, 0] } }));
-  await assert.rejects(client.query(name, { prefetch: { query: [1, 0] }, query: { formula: { sum: ['$score', 1] } } }));
+  // Formulas re-score the prefetched points: a boost for the lower half,
+  // and a payload number with a default; a missing one without default fails.
+  r = await client.query(name, {
+    prefetch: { query: [1, 0], limit: 3 },
+    query: { formula: { sum: ['$score', { mult: [0.5, { key: 'half', match: { value: 'lower' } }] }] } },
+  });
+  assert.deepEqual(idsOf(r), [35, 0, 1]);
+  assert.ok(Math.abs(r.points[0].score - (Math.cos(Math.PI / 18) + 0.5)) < 1e-4);
+  r = await client.query(name, {
+    prefetch: { query: [1, 0], limit: 3 },
+    query: { formula: { mult: ['$score', { sum: ['deg', 1] }] } },
+  });
+  assert.deepEqual(idsOf(r), [35, 1, 0]);
+  await assert.rejects(client.query(name, { prefetch: { query: [1, 0] }, query: { formula: { sum: ['$score', 'nope'] } } }));
+  r = await client.query(name, { prefetch: { query: [1, 0], limit: 2 }, query: { formula: { sum: ['$score', 'nope'] }, defaults: { nope: 2 } } });
+  assert.ok(Math.abs(r.points[0].score - 3) < 1e-4);
   await assert.rejects(client.query(name, { query: 12345 }));
   await client.deleteCollection(name);
   await client.deleteCollection(other);
