@@ -8,7 +8,7 @@ PORT ?= 6333
 CMAKE_FLAGS ?=
 
 .PHONY: all setup configure build run test bench bench-full format tidy clean thread-safety \
-        test-asan test-tsan fuzz crash-test soak
+        test-asan test-tsan fuzz crash-test soak docs install
 
 all: build
 
@@ -113,6 +113,21 @@ fuzz:
 	    -print_final_stats=1 -artifact_prefix=build-fuzz/findings/$$h- 2>&1 | tail -n 25; \
 	  test $${PIPESTATUS[0]} -eq 0; \
 	done
+
+# The API reference of the public headers (include/qvec/) with Doxygen,
+# into $(BUILD_DIR)/docs/html; any Doxygen warning fails it.
+docs: export QVEC_SETUP_DOCS=1
+docs: configure
+	@mkdir -p $(BUILD_DIR)/docs
+	@( cat docs/Doxyfile; echo "OUTPUT_DIRECTORY = $(BUILD_DIR)/docs"; \
+	   echo "INPUT = include/qvec $(BUILD_DIR)/include/qvec/version.h" ) | doxygen -
+	@echo "docs: $(BUILD_DIR)/docs/html/index.html"
+
+# Installs the library, headers, CMake package, pkg-config file and the
+# server under PREFIX (default /usr/local).
+PREFIX ?= /usr/local
+install: build
+	@cmake --install $(BUILD_DIR) --prefix $(PREFIX)
 
 clean:
 	@rm -rf $(BUILD_DIR) build-asan build-tsan build-fuzz

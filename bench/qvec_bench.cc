@@ -28,9 +28,9 @@
 #include "bench/bench_util.h"
 #include "bench/datasets.h"
 #include "bench/embedded_bench.h"
+#include "bench/filter_bench.h"
 #include "bench/http_bench.h"
 #include "bench/ivf_benchmark.h"
-#include "bench/filter_bench.h"
 #include "bench/latency_bench.h"
 #include "bench/sparse_bench.h"
 #include "bench/suite.h"
@@ -40,6 +40,7 @@
 #include "index/recall.h"
 #include "index/thread_pool.h"
 #include "index/training.h"
+#include "qvec/blas.h"
 #include "qvec/database.h"
 
 namespace {

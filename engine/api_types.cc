@@ -1,11 +1,14 @@
 // Definitions of the small value types and option checks of include/qvec/.
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <unistd.h>
 #include <string>
 
 #include "engine/codes_value.h"
 #include "engine/payload_index.h"
 #include "index/metric.h"
+#include "qvec/blas.h"
 #include "qvec/database.h"
 #include "qvec/options.h"
 #include "qvec/types.h"
@@ -23,6 +26,14 @@ const char* RecommendedBlasCoreType() {
   }
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "Haswell";
   return nullptr;
+}
+
+void UseBestBlasKernels(char** argv) {
+  if (std::getenv("OPENBLAS_CORETYPE") != nullptr) return;
+  const char* core = RecommendedBlasCoreType();
+  if (core == nullptr || argv == nullptr) return;
+  setenv("OPENBLAS_CORETYPE", core, 1);
+  execv("/proc/self/exe", argv);  // only returns on failure: carry on
 }
 
 // Names come from the metric descriptors (index/metric.cc): Qdrant's spelling.

@@ -261,6 +261,75 @@ Status CollectionImpl::SubmitWrite(PendingWrite* w) {
 
 Status CollectionImpl::Upsert(std::span<const Point> points) { return WritePoints(points, false); }
 
+Status CollectionImpl::UpsertArrays(std::span<const PointId> ids, std::span<const float> vectors,
+                                    std::span<const std::string> payloads,
+                                    const std::string& vector_name) {
+  QVEC_RETURN_IF_ERROR(CheckAlive());
+  QVEC_ASSIGN_OR_RETURN(VectorField * f, FieldFor(vector_name));
+  const size_t dim = f->config.dimension;
+  if (vectors.size() != ids.size() * dim) {
+    return InvalidArgumentError("UpsertArrays: " + std::to_string(vectors.size()) +
+                                " floats for " + std::to_string(ids.size()) + " points of dimension " +
+                                std::to_string(dim) + " (expected " +
+                                std::to_string(ids.size() * dim) + ")");
+  }
+  if (!payloads.empty() && payloads.size() != ids.size()) {
+    return InvalidArgumentError("UpsertArrays: " + std::to_string(payloads.size()) +
+                                " payloads for " + std::to_string(ids.size()) + " points");
+  }
+  // Every point checked before anything is written.
+  std::vector<float> row(dim);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const std::string where = "point " + ids[i].ToString();
+    std::copy(vectors.begin() + i * dim, vectors.begin() + (i + 1) * dim, row.begin());
+    if (!AllFinite(row)) return InvalidArgumentError(where + ": vector contains NaN or Inf");
+    Status s = f->prep.Apply(row.data());
+    if (!s.ok()) return s.Annotate(where);
+    if (!payloads.empty() && !payloads[i].empty()) {
+      s = ValidatePayload(payloads[i]);
+      if (!s.ok()) return s.Annotate(where);
+    }
+  }
+  std::vector<Point> chunk;
+  for (size_t start = 0; start < ids.size(); start += kBulkChunkPoints) {
+    const size_t end = std::min(ids.size(), start + kBulkChunkPoints);
+    chunk.resize(end - start);
+    for (size_t i = start; i < end; ++i) {
+      Point& p = chunk[i - start];
+      p.id = ids[i];
+      p.vector.clear();
+      p.vectors.clear();
+      std::vector<float>& v = single_vector_ ? p.vector : p.vectors[vector_name];
+      v.assign(vectors.begin() + i * dim, vectors.begin() + (i + 1) * dim);
+      p.payload = payloads.empty() ? std::string() : payloads[i];
+    }
+    Status s = WritePoints(chunk, false);
+    if (!s.ok()) {
+      return s.Annotate("UpsertArrays: points from " + ids[start].ToString() +
+                        " on were not written (" + std::to_string(start) + " of " +
+                        std::to_string(ids.size()) + " were)");
+    }
+  }
+  return Status::Ok();
+}
+
+StatusOr<std::vector<std::vector<ScoredPoint>>> CollectionImpl::SearchMatrix(
+    std::span<const float> queries, const SearchRequest& common) {
+  QVEC_RETURN_IF_ERROR(CheckAlive());
+  QVEC_ASSIGN_OR_RETURN(VectorField * f, FieldFor(common.vector_name));
+  const size_t dim = f->config.dimension;
+  if (queries.size() % dim != 0) {
+    return InvalidArgumentError("SearchMatrix: " + std::to_string(queries.size()) +
+                                " floats are not whole queries of dimension " +
+                                std::to_string(dim));
+  }
+  std::vector<SearchRequest> requests(queries.size() / dim, common);
+  for (size_t i = 0; i < requests.size(); ++i) {
+    requests[i].vector.assign(queries.begin() + i * dim, queries.begin() + (i + 1) * dim);
+  }
+  return SearchBatch(requests);
+}
+
 Status CollectionImpl::UpdateVectors(std::span<const Point> points) {
   return WritePoints(points, true);
 }

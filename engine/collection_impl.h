@@ -188,6 +188,11 @@ class CollectionImpl final : public Collection,
   // The database serializes it with drops and recoveries.
   Status UpdateConfig(const CollectionConfig& next);
   Status Upsert(std::span<const Point> points) override;
+  Status UpsertArrays(std::span<const PointId> ids, std::span<const float> vectors,
+                      std::span<const std::string> payloads,
+                      const std::string& vector_name) override;
+  StatusOr<std::vector<std::vector<ScoredPoint>>> SearchMatrix(
+      std::span<const float> queries, const SearchRequest& common) override;
   Status UpdateVectors(std::span<const Point> points) override;
   Status DeleteVectors(std::span<const PointId> ids,
                        const std::vector<std::string>& field_names) override;

@@ -24,9 +24,13 @@ fi
 if [[ "${QVEC_SETUP_FUZZ:-0}" == 1 ]]; then
   packages+=(clang libclang-rt-14-dev)  # `make fuzz`: libFuzzer, ASan, UBSan runtimes
 fi
+if [[ "${QVEC_SETUP_DOCS:-0}" == 1 ]]; then
+  packages+=(doxygen)  # `make docs`: the API reference from include/qvec/
+fi
 if [[ "${QVEC_SETUP_TEST:-0}" == 1 ]]; then
   packages+=(nodejs npm)
   packages+=(clang python3)  # the thread_safety_analysis test
+  packages+=(doxygen)        # the api_docs test (`make docs`)
 fi
 
 missing=()

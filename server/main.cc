@@ -19,6 +19,7 @@
 #include <thread>
 #include <utility>
 
+#include "qvec/blas.h"
 #include "qvec/database.h"
 #include "qvec/version.h"
 #include "server/http_server.h"
@@ -187,19 +188,6 @@ class YamlFormatter : public CLI::Config {
 
 }  // namespace
 
-// Debian's OpenBLAS does not recognize some recent CPUs (Sapphire Rapids
-// under KVM among them) and falls back to its generic SSE3 kernels, which
-// makes k-means for IVF builds 2.5-4x slower. OpenBLAS reads
-// OPENBLAS_CORETYPE when the library loads, before main(), so the process
-// re-executes itself once with a core type that matches the CPU.
-void ChooseBlasCoreType(char** argv) {
-  if (std::getenv("OPENBLAS_CORETYPE") != nullptr) return;
-  const char* core = qvec::RecommendedBlasCoreType();
-  if (core == nullptr) return;
-  setenv("OPENBLAS_CORETYPE", core, 1);
-  execv("/proc/self/exe", argv);  // only returns on failure: carry on
-}
-
 // Every HTTP connection is a file descriptor: raise the soft limit to the
 // hard one so that a burst of connections meets the server's own connection
 // cap (and its eviction of idle ones) before the kernel's limit.
@@ -212,7 +200,7 @@ void RaiseOpenFileLimit() {
 }
 
 int main(int argc, char** argv) {
-  ChooseBlasCoreType(argv);
+  qvec::UseBestBlasKernels(argv);  // IVF builds: see qvec/blas.h
   RaiseOpenFileLimit();
   spdlog::set_default_logger(spdlog::stderr_color_mt("qvec"));
 

@@ -636,6 +636,12 @@ Status RocksStore::OpenDb(const StoreOptions& options) {
   if (!exists && !options.create_if_missing) {
     return NotFoundError("no qvec database at " + path_ + " (and create_if_missing is false)");
   }
+  if (!exists) {
+    // RocksDB would create it too, but first logs a read error for the
+    // missing directory.
+    fs::create_directories(path_, ec);
+    if (ec) return UnavailableError("cannot create the database directory: " + ec.message());
+  }
 
   bool lz4 = false;
   for (auto c : rocksdb::GetSupportedCompressions()) lz4 |= (c == rocksdb::kLZ4Compression);

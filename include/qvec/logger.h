@@ -9,13 +9,15 @@
 #include <cstdint>
 #include <string_view>
 
+#include "qvec/export.h"
+
 namespace qvec {
 
 enum class LogLevel : uint8_t { kDebug = 0, kInfo = 1, kWarning = 2, kError = 3 };
 
-// Thread safety: Log is called from any thread (request threads, background
-// index builds, storage threads) and must be thread-safe.
-class Logger {
+/// Thread safety: Log is called from any thread (request threads, background
+/// index builds, storage threads) and must be thread-safe.
+class QVEC_EXPORT Logger {
  public:
   virtual ~Logger() = default;
   virtual void Log(LogLevel level, std::string_view message) = 0;

@@ -15,6 +15,7 @@
 #include <string_view>
 #include <utility>
 #include <variant>
+#include "qvec/export.h"
 
 namespace qvec {
 
@@ -38,10 +39,12 @@ enum class StatusCode : int {
   kUnauthenticated = 16,
 };
 
-// Returns the canonical upper-case name of `code`, e.g. "INVALID_ARGUMENT".
-std::string_view StatusCodeName(StatusCode code);
+/// Returns the canonical upper-case name of `code`, e.g. "INVALID_ARGUMENT".
+QVEC_EXPORT std::string_view StatusCodeName(StatusCode code);
 
-class [[nodiscard]] Status {
+/// The result of an operation: ok, or an error code (gRPC's codes) with a
+/// message. Cheap to copy (the message is shared); thread-safe as a value.
+class [[nodiscard]] QVEC_EXPORT Status {
  public:
   Status() = default;
   Status(StatusCode code, std::string_view message)
@@ -52,12 +55,12 @@ class [[nodiscard]] Status {
 
   bool ok() const { return rep_ == nullptr; }
   StatusCode code() const { return rep_ ? rep_->code : StatusCode::kOk; }
-  // The message; empty when ok.
+  /// The message; empty when ok.
   const std::string& message() const;
-  // "OK" or "INVALID_ARGUMENT: message".
+  /// "OK" or "INVALID_ARGUMENT: message".
   std::string ToString() const;
 
-  // Returns a copy whose message is `prefix + ": " + message()`; ok stays ok.
+  /// Returns a copy whose message is `prefix + ": " + message()`; ok stays ok.
   Status Annotate(std::string_view prefix) const;
 
   bool operator==(const Status& other) const {
@@ -100,11 +103,11 @@ inline Status UnauthenticatedError(std::string_view m) {
   return Status(StatusCode::kUnauthenticated, m);
 }
 
-// Holds either a value of type T or a non-ok Status.
+/// Holds either a value of type T or a non-ok Status.
 template <typename T>
-class [[nodiscard]] StatusOr {
+class [[nodiscard]] QVEC_EXPORT StatusOr {
  public:
-  // Implicit on purpose, as absl::StatusOr: `return value;` and `return status;` both work.
+  /// Implicit on purpose, as absl::StatusOr: `return value;` and `return status;` both work.
   StatusOr(const T& value) : value_(value) {}             // NOLINT(google-explicit-constructor)
   StatusOr(T&& value) : value_(std::move(value)) {}       // NOLINT(google-explicit-constructor)
   StatusOr(Status status) : status_(std::move(status)) {  // NOLINT(google-explicit-constructor)
@@ -115,7 +118,7 @@ class [[nodiscard]] StatusOr {
   bool ok() const { return value_.has_value(); }
   const Status& status() const { return status_; }
 
-  // Precondition: ok().
+  /// Precondition: ok().
   const T& value() const& { return *value_; }
   T& value() & { return *value_; }
   T&& value() && { return std::move(*value_); }

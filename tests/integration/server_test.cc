@@ -8,6 +8,7 @@
 #include <regex>
 #include <sstream>
 
+#include "qvec/version.h"
 #include "tests/util/server_process.h"
 #include "tests/util/temp_dir.h"
 
@@ -169,7 +170,10 @@ TEST(ServerTest, YamlConfigFiles) {
 TEST(ServerTest, VersionAndHelp) {
   std::string out;
   EXPECT_EQ(RunShell(std::string(QVEC_BINARY) + " --version", &out), 0);
-  EXPECT_THAT(out, HasSubstr("qvec 0.1.0"));
+  // The one version of the build (CMake's project version), as the headers,
+  // qvec::Version() and GET / give it.
+  EXPECT_EQ(out, std::string("qvec ") + QVEC_VERSION_STRING + "\n");
+  EXPECT_EQ(qvec::Version(), QVEC_VERSION_STRING);
   out.clear();
   EXPECT_EQ(RunShell(std::string(QVEC_BINARY) + " serve --help", &out), 0);
   for (const char* flag : {"--data", "--host", "--port", "--api-key", "--read-only-api-key"}) {

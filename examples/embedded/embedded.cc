@@ -1,5 +1,6 @@
 // qvec as an embedded library: open a database, create a collection, insert
-// points with payloads, search. Build: `make build`; run:
+// points with payloads, search. Build: `make build` (or see CMakeLists.txt here
+// for a build against the installed package); run:
 //   build/bin/qvec-example-embedded /tmp/qvec-example
 #include <cstdio>
 #include <random>
