@@ -8,6 +8,7 @@
 #include <thread>
 #include <simdjson.h>
 
+#include "qvec/version.h"
 #include "tests/util/temp_dir.h"
 
 namespace qvec::server {
@@ -82,7 +83,7 @@ class RouterTest : public ::testing::Test {
 TEST_F(RouterTest, RootAndEmptyCollections) {
   auto r = Call("GET", "/");
   EXPECT_EQ(r.status, 200u);
-  EXPECT_THAT(r.body, HasSubstr("\"version\""));
+  EXPECT_THAT(r.body, HasSubstr(std::string("\"qvec_version\":\"") + QVEC_VERSION_STRING + "\""));
   r = Call("GET", "/collections");
   EXPECT_EQ(r.status, 200u);
   EXPECT_THAT(r.body, HasSubstr(R"({"result":{"collections":[]},"status":"ok","time":)"));
