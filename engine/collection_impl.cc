@@ -62,6 +62,15 @@ Status TooLarge(size_t limit) {
 
 std::string PointRecord(uint64_t label) { return coding::Fixed64(label); }
 
+// OutOfRange when `limit` points with the dense vectors of `fields` cannot
+// fit `max_bytes` (0 = no bound), before any work is done.
+Status CheckResultBound(size_t limit, const FieldSelection& fields, size_t max_bytes) {
+  if (max_bytes == 0) return Status::Ok();
+  size_t components = 0;
+  for (const VectorField* f : fields.dense) components += f->config.dimension;
+  return MinResultBytes(limit, components) > max_bytes ? TooLarge(max_bytes) : Status::Ok();
+}
+
 }  // namespace
 
 VectorField::VectorField(std::string field_name, uint16_t field_id,
@@ -1372,13 +1381,7 @@ StatusOr<ScrollPage> CollectionImpl::Scroll(const ScrollRequest& request) {
     return OutOfRangeError("limit must be in [1, " + std::to_string(kMaxScrollLimit) + "]");
   }
   QVEC_ASSIGN_OR_RETURN(FieldSelection vfields, SelectFields(request.with_vector));
-  if (request.max_result_bytes) {
-    size_t components = 0;
-    for (const VectorField* f : vfields.dense) components += f->config.dimension;
-    if (MinResultBytes(request.limit, components) > request.max_result_bytes) {
-      return TooLarge(request.max_result_bytes);
-    }
-  }
+  QVEC_RETURN_IF_ERROR(CheckResultBound(request.limit, vfields, request.max_result_bytes));
   const Filter* filter = request.filter ? &*request.filter : nullptr;
   ScrollPage page;
   std::vector<PointId> ids;
@@ -1899,13 +1902,7 @@ StatusOr<std::vector<ScoredPoint>> CollectionImpl::SearchSparse(const SearchRequ
   QVEC_RETURN_IF_ERROR(
       index::CanonicalizeSparse(&q.indices, &q.values).Annotate("query sparse vector"));
   QVEC_ASSIGN_OR_RETURN(FieldSelection vfields, SelectFields(r.with_vector));
-  if (r.max_result_bytes) {
-    size_t components = 0;
-    for (const VectorField* vf : vfields.dense) components += vf->config.dimension;
-    if (MinResultBytes(r.limit, components) > r.max_result_bytes) {
-      return TooLarge(r.max_result_bytes);
-    }
-  }
+  QVEC_RETURN_IF_ERROR(CheckResultBound(r.limit, vfields, r.max_result_bytes));
   const size_t k = r.limit + r.offset;
   const Filter* filter = r.filter ? &*r.filter : nullptr;
   std::vector<index::SparseHit> hits;
@@ -2044,13 +2041,7 @@ StatusOr<std::vector<ScoredPoint>> CollectionImpl::Search(const SearchRequest& r
   QVEC_ASSIGN_OR_RETURN(VectorField * f, FieldFor(request.vector_name));
   QVEC_RETURN_IF_ERROR(ValidateSearch(request, *f));
   QVEC_ASSIGN_OR_RETURN(FieldSelection vfields, SelectFields(request.with_vector));
-  if (request.max_result_bytes) {
-    size_t components = 0;
-    for (const VectorField* vf : vfields.dense) components += vf->config.dimension;
-    if (MinResultBytes(request.limit, components) > request.max_result_bytes) {
-      return TooLarge(request.max_result_bytes);
-    }
-  }
+  QVEC_RETURN_IF_ERROR(CheckResultBound(request.limit, vfields, request.max_result_bytes));
   std::vector<float> query = request.vector;
   QVEC_RETURN_IF_ERROR(f->prep.Apply(query.data()));
   const Filter* filter = request.filter ? &*request.filter : nullptr;

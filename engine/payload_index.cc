@@ -963,10 +963,7 @@ bool MatchesFilter(const Filter& filter, const FilterFields& fields, const Point
   return true;
 }
 
-namespace {
-
-// Haversine distance in meters (mean Earth radius, as Qdrant's geo crate).
-double GeoDistance(const GeoPoint& a, const GeoPoint& b) {
+double GeoDistanceMeters(const GeoPoint& a, const GeoPoint& b) {
   constexpr double kEarthRadius = 6371008.8;
   constexpr double kRad = 3.14159265358979323846 / 180.0;
   const double dlat = (b.lat - a.lat) * kRad, dlon = (b.lon - a.lon) * kRad;
@@ -975,6 +972,8 @@ double GeoDistance(const GeoPoint& a, const GeoPoint& b) {
                        std::sin(dlon / 2);
   return 2 * kEarthRadius * std::asin(std::min(1.0, std::sqrt(h)));
 }
+
+namespace {
 
 // Ray casting on the (lon, lat) plane; a closed ring (first == last).
 bool InRing(const std::vector<GeoPoint>& ring, const GeoPoint& p) {
@@ -993,7 +992,7 @@ bool InRing(const std::vector<GeoPoint>& ring, const GeoPoint& p) {
 bool GeoHolds(const Condition& c, const GeoPoint& p) {
   switch (c.kind) {
     case Condition::Kind::kGeoRadius:
-      return !c.geo.empty() && GeoDistance(c.geo[0], p) <= c.geo_radius;
+      return !c.geo.empty() && GeoDistanceMeters(c.geo[0], p) <= c.geo_radius;
     case Condition::Kind::kGeoBoundingBox: {
       if (c.geo.size() < 2) return false;
       const GeoPoint& tl = c.geo[0];

@@ -61,6 +61,9 @@ struct FieldValues {
 };
 FieldValues ExtractField(std::string_view json, std::string_view key);
 
+// Haversine distance in meters (mean Earth radius, as Qdrant's geo crate).
+double GeoDistanceMeters(const GeoPoint& a, const GeoPoint& b);
+
 // Merges the keys of object `patch` into object `base` (both JSON object
 // text); returns the merged object text.
 [[nodiscard]] StatusOr<std::string> MergePayloads(std::string_view base, std::string_view patch);

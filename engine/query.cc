@@ -109,17 +109,6 @@ void SortBest(Hits* hits, bool lower_first) {
   });
 }
 
-// Haversine distance in meters (mean Earth radius, as geo filters use).
-double GeoMeters(const GeoPoint& a, const GeoPoint& b) {
-  constexpr double kEarthRadius = 6371008.8;
-  constexpr double kRad = 3.14159265358979323846 / 180.0;
-  const double dlat = (b.lat - a.lat) * kRad, dlon = (b.lon - a.lon) * kRad;
-  const double h = std::sin(dlat / 2) * std::sin(dlat / 2) +
-                   std::cos(a.lat * kRad) * std::cos(b.lat * kRad) * std::sin(dlon / 2) *
-                       std::sin(dlon / 2);
-  return 2 * kEarthRadius * std::asin(std::min(1.0, std::sqrt(h)));
-}
-
 // "$score" -> 0, "$score[i]" -> i; nullopt for a payload key; an error for
 // another "$score..." spelling.
 StatusOr<std::optional<size_t>> ScoreIndex(const std::string& name) {
@@ -332,7 +321,7 @@ class FormulaEvaluator {
                                       "' of point " + id_->ToString() +
                                       " (in the payload or the formula defaults)");
         }
-        return GeoMeters(e.origin, v->geo[0]);
+        return GeoDistanceMeters(e.origin, v->geo[0]);
       }
       case K::kDatetime:
         return static_cast<double>(*datetime::ParseMicros(e.name)) / 1e6;

@@ -53,6 +53,25 @@ float SparseDot(SparseView a, SparseView b) {
   return sum;
 }
 
+uint32_t SparseIndex::PostingList::Push(uint32_t docno, float w) {
+  const auto pos = static_cast<uint32_t>(docs.size());
+  if (pos % kBlock == 0) {
+    block_last.push_back(docno);
+    block_max.push_back(0);
+    block_min.push_back(0);
+  } else {
+    block_last.back() = docno;
+  }
+  block_max.back() = std::max(block_max.back(), w);
+  block_min.back() = std::min(block_min.back(), w);
+  docs.push_back(docno);
+  weights.push_back(w);
+  max_weight = std::max(max_weight, w);
+  min_weight = std::min(min_weight, w);
+  ++live;
+  return pos;
+}
+
 void SparseIndex::Set(uint64_t label, SparseView v) {
   Remove(label);
   if (!v.indices.empty()) Append(label, v);
@@ -63,22 +82,7 @@ void SparseIndex::Append(uint64_t label, SparseView v) {
   const auto docno = static_cast<uint32_t>(doc_label_.size());
   doc_label_.push_back(label);
   for (size_t i = 0; i < v.indices.size(); ++i) {
-    PostingList& pl = lists_[v.indices[i]];
-    const auto pos = static_cast<uint32_t>(pl.docs.size());
-    if (pos % kBlock == 0) {
-      pl.block_last.push_back(docno);
-      pl.block_max.push_back(0);
-      pl.block_min.push_back(0);
-    } else {
-      pl.block_last.back() = docno;
-    }
-    pl.block_max.back() = std::max(pl.block_max.back(), v.values[i]);
-    pl.block_min.back() = std::min(pl.block_min.back(), v.values[i]);
-    pl.docs.push_back(docno);
-    pl.weights.push_back(v.values[i]);
-    pl.max_weight = std::max(pl.max_weight, v.values[i]);
-    pl.min_weight = std::min(pl.min_weight, v.values[i]);
-    ++pl.live;
+    const uint32_t pos = lists_[v.indices[i]].Push(docno, v.values[i]);
     forward_.push_back({v.indices[i], pos});
   }
   doc_begin_.push_back(forward_.size());
@@ -305,23 +309,7 @@ SparseIndex SparseIndex::Compacted() const {
     for (uint64_t e = doc_begin_[doc]; e < doc_begin_[doc + 1]; ++e) {
       const uint32_t dim = forward_[e].dim;
       const float w = lists_.at(dim).weights[forward_[e].pos];
-      PostingList& pl = lists[dim];
-      const auto pos = static_cast<uint32_t>(pl.docs.size());
-      if (pos % kBlock == 0) {
-        pl.block_last.push_back(docno);
-        pl.block_max.push_back(0);
-        pl.block_min.push_back(0);
-      } else {
-        pl.block_last.back() = docno;
-      }
-      pl.block_max.back() = std::max(pl.block_max.back(), w);
-      pl.block_min.back() = std::min(pl.block_min.back(), w);
-      pl.docs.push_back(docno);
-      pl.weights.push_back(w);
-      pl.max_weight = std::max(pl.max_weight, w);
-      pl.min_weight = std::min(pl.min_weight, w);
-      ++pl.live;
-      forward.push_back({dim, pos});
+      forward.push_back({dim, lists[dim].Push(docno, w)});
     }
     doc_begin.push_back(forward.size());
     out.label_doc_[label] = docno;

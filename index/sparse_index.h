@@ -119,6 +119,8 @@ class SparseIndex {
     float max_weight = 0;           // over all entries ever added (bounds)
     float min_weight = 0;
     uint32_t live = 0;              // entries of live documents
+    // Appends (docno, w), docno above every docno held; returns its position.
+    uint32_t Push(uint32_t docno, float w);
   };
   struct Entry {
     uint32_t dim;

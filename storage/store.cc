@@ -482,6 +482,11 @@ class RocksStore final : public Store {
                                                   const Snapshot* snapshot) override;
   Status MultiGetOriginals(uint32_t cid, uint16_t field, const std::vector<std::string>& keys,
                            size_t dim, float* out, const Snapshot* snapshot) override;
+  // The values of `full_keys` (complete keys) in column family `c`,
+  // nullopt where absent; `what` names the read in errors.
+  StatusOr<std::vector<std::optional<std::string>>> MultiGetValues(
+      Cf c, const std::vector<std::string>& full_keys, const Snapshot* snapshot,
+      std::string_view what);
   StatusOr<std::vector<std::optional<std::string>>> MultiGetCodes(
       uint32_t cid, uint16_t field, const std::vector<std::string>& keys,
       const Snapshot* snapshot) override;
@@ -1188,27 +1193,33 @@ Status RocksStore::MultiGetOriginals(uint32_t cid, uint16_t field,
   });
 }
 
+StatusOr<std::vector<std::optional<std::string>>> RocksStore::MultiGetValues(
+    Cf c, const std::vector<std::string>& full_keys, const Snapshot* snapshot,
+    std::string_view what) {
+  std::vector<std::optional<std::string>> out(full_keys.size());
+  if (full_keys.empty()) return out;
+  std::vector<rocksdb::Slice> slices(full_keys.begin(), full_keys.end());
+  std::vector<rocksdb::PinnableSlice> values(full_keys.size());
+  std::vector<rocksdb::Status> statuses(full_keys.size());
+  db_->MultiGet(ReadAt(snapshot), cf(c), full_keys.size(), slices.data(), values.data(),
+                statuses.data());
+  for (size_t i = 0; i < full_keys.size(); ++i) {
+    if (statuses[i].IsNotFound()) continue;
+    QVEC_RETURN_IF_ERROR(Rocks(statuses[i], what));
+    out[i].emplace(values[i].data(), values[i].size());
+  }
+  return out;
+}
+
 StatusOr<std::vector<std::optional<std::string>>> RocksStore::MultiGetCodes(
     uint32_t cid, uint16_t field, const std::vector<std::string>& keys,
     const Snapshot* snapshot) {
   return NoThrow([&]() -> StatusOr<std::vector<std::optional<std::string>>> {
     QVEC_RETURN_IF_ERROR(CheckCid(cid));
-    std::vector<std::optional<std::string>> out(keys.size());
-    if (keys.empty()) return out;
     std::vector<std::string> full;
     full.reserve(keys.size());
     for (const auto& k : keys) full.push_back(codec::VectorKey(cid, field, k));
-    std::vector<rocksdb::Slice> slices(full.begin(), full.end());
-    std::vector<rocksdb::PinnableSlice> values(keys.size());
-    std::vector<rocksdb::Status> statuses(keys.size());
-    db_->MultiGet(ReadAt(snapshot), cf(kCodes), keys.size(), slices.data(), values.data(),
-                  statuses.data());
-    for (size_t i = 0; i < keys.size(); ++i) {
-      if (statuses[i].IsNotFound()) continue;
-      QVEC_RETURN_IF_ERROR(Rocks(statuses[i], "reading codes"));
-      out[i].emplace(values[i].data(), values[i].size());
-    }
-    return out;
+    return MultiGetValues(kCodes, full, snapshot, "reading codes");
   });
 }
 
@@ -1216,22 +1227,10 @@ StatusOr<std::vector<std::optional<std::string>>> RocksStore::MultiGetPayloads(
     uint32_t cid, const std::vector<std::string>& keys, const Snapshot* snapshot) {
   return NoThrow([&]() -> StatusOr<std::vector<std::optional<std::string>>> {
     QVEC_RETURN_IF_ERROR(CheckCid(cid));
-    std::vector<std::optional<std::string>> out(keys.size());
-    if (keys.empty()) return out;
     std::vector<std::string> full;
     full.reserve(keys.size());
     for (const auto& k : keys) full.push_back(codec::DataKey(cid, k));
-    std::vector<rocksdb::Slice> slices(full.begin(), full.end());
-    std::vector<rocksdb::PinnableSlice> values(keys.size());
-    std::vector<rocksdb::Status> statuses(keys.size());
-    db_->MultiGet(ReadAt(snapshot), cf(kPayloads), keys.size(), slices.data(), values.data(),
-                  statuses.data());
-    for (size_t i = 0; i < keys.size(); ++i) {
-      if (statuses[i].IsNotFound()) continue;
-      QVEC_RETURN_IF_ERROR(Rocks(statuses[i], "reading payloads"));
-      out[i].emplace(values[i].data(), values[i].size());
-    }
-    return out;
+    return MultiGetValues(kPayloads, full, snapshot, "reading payloads");
   });
 }
 
