@@ -17,6 +17,7 @@ packages=(
   libhnswlib-dev          # bench/: graph-index reference
   clang-format clang-tidy
   curl
+  nodejs npm              # dashboard/: bundled with esbuild from npm at build time
 )
 if [[ "${QVEC_SETUP_BENCH:-0}" == 1 ]]; then
   packages+=(dataset-fashion-mnist gnuplot-nox)
@@ -28,9 +29,9 @@ if [[ "${QVEC_SETUP_DOCS:-0}" == 1 ]]; then
   packages+=(doxygen)  # `make docs`: the API reference from include/qvec/
 fi
 if [[ "${QVEC_SETUP_TEST:-0}" == 1 ]]; then
-  packages+=(nodejs npm)
   packages+=(clang python3)  # the thread_safety_analysis test
   packages+=(doxygen)        # the api_docs test (`make docs`)
+  packages+=(chromium)       # the dashboard test (headless, driven by puppeteer-core)
 fi
 
 missing=()

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "engine/json_writer.h"
+#include "server/dashboard_assets.h"
 #include "server/json_request.h"
 #include "server/metrics.h"
 #include "server/request_fields.h"
@@ -392,6 +393,9 @@ class Router final : public RequestHandler {
   Access RequiredAccess(std::string_view method, std::string_view target) const override {
     std::string_view path = target.substr(0, target.find('?'));
     if (path == "/healthz" || path == "/livez" || path == "/readyz") return Access::kNone;
+    // The dashboard's files are public; the page asks for the API key and
+    // sends it with every API call it makes.
+    if (path == "/dashboard" || path.rfind("/dashboard/", 0) == 0) return Access::kNone;
     if (method == "GET" || method == "HEAD") return Access::kRead;
     if (method == "POST") {
       // Reads that Qdrant sends as POST.
@@ -492,6 +496,10 @@ class Router final : public RequestHandler {
     if (s.empty()) {
       QVEC_ROUTE("/", "GET", "HEAD");
       return Root(call);
+    }
+    if (s[0] == "dashboard") {
+      QVEC_ROUTE("/dashboard", "GET", "HEAD");
+      return DashboardRoute(call);
     }
     if (s.size() == 1 && (s[0] == "healthz" || s[0] == "livez" || s[0] == "readyz")) {
       QVEC_ROUTE("/" + s[0], "GET", "HEAD");
@@ -813,6 +821,21 @@ class Router final : public RequestHandler {
       if (!s.ok()) return StatusResponse(s, Seconds(call.start));
       return OkResponse("true", Seconds(call.start));
     });
+  }
+
+  // GET /dashboard (the page) and /dashboard/<file> (its bundle).
+  static HttpResponse DashboardRoute(const Call& call) {
+    const auto& s = call.segments;
+    const std::string file = s.size() == 1 ? "index.html" : s.size() == 2 ? s[1] : "";
+    const DashboardAsset* asset = FindDashboardAsset(file);
+    if (asset == nullptr) {
+      return ErrorResponse(404, "no dashboard file " + file, Seconds(call.start));
+    }
+    HttpResponse r;
+    r.content_type = std::string(asset->content_type);
+    r.body = std::string(asset->data);
+    r.headers.emplace_back("Cache-Control", "no-cache");
+    return r;
   }
 
   HttpResponse UpdateAliasesRoute(const Call& call) {

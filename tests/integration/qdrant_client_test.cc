@@ -55,7 +55,8 @@ fs::path PrepareNode(const std::string& script) {
           fs::last_write_time(source / "package.json", ec) &&
       fs::exists(node_dir / "node_modules/@llamaindex/qdrant/package.json") &&
       fs::exists(node_dir / "node_modules/@langchain/qdrant/package.json") &&
-      fs::exists(node_dir / "node_modules/@qdrant/js-client-rest/package.json");
+      fs::exists(node_dir / "node_modules/@qdrant/js-client-rest/package.json") &&
+      fs::exists(node_dir / "node_modules/puppeteer-core/package.json");
   fs::copy_file(source / script, node_dir / script, fs::copy_options::overwrite_existing);
   if (!same_packages) {
     fs::copy_file(source / "package.json", node_dir / "package.json",
@@ -106,6 +107,28 @@ TEST(QdrantJsClient, QueryApi) { RunNodeAgainstServer("query_api.mjs"); }
 // TEXT_MATCH), LangChain's server-side MMR, delete by ids, by filter and by
 // reference document.
 TEST(QdrantJsClient, LangChainAndLlamaIndexStores) { RunNodeAgainstServer("frameworks.mjs"); }
+
+// The dashboard (issue #17) in headless chromium against a server with an
+// API key: every page renders, the search console finds the expected point,
+// a wrong key is named; screenshots under build/dashboard-shots/.
+TEST(Dashboard, PagesRenderInChromium) {
+  std::string out;
+  if (RunCommand("node --version", &out) != 0) GTEST_SKIP() << "Node.js is not installed";
+  if (!fs::exists("/usr/bin/chromium")) GTEST_SKIP() << "chromium is not installed";
+  const fs::path node_dir = PrepareNode("dashboard.mjs");
+  if (node_dir.empty()) return;
+  TempDir dir;
+  ServerProcess server(QVEC_BINARY, dir.Sub("data"), {"--api-key", "dashboard-test-key"});
+  ASSERT_TRUE(server.Start()) << "qvec did not start";
+  const fs::path shots = fs::path(QVEC_BINARY).parent_path().parent_path() / "dashboard-shots";
+  out.clear();
+  int rc = RunCommand("cd '" + node_dir.string() + "' && node dashboard.mjs http://127.0.0.1:" +
+                          std::to_string(server.port()) + " dashboard-test-key '" +
+                          shots.string() + "'",
+                      &out);
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("all checks passed"), std::string::npos) << out;
+}
 
 }  // namespace
 }  // namespace qvec

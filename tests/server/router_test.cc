@@ -80,6 +80,25 @@ class RouterTest : public ::testing::Test {
   simdjson::dom::parser parser_;
 };
 
+TEST_F(RouterTest, DashboardIsServedFromTheBinary) {
+  auto r = Call("GET", "/dashboard");
+  EXPECT_EQ(r.status, 200u);
+  EXPECT_EQ(r.content_type, "text/html; charset=utf-8");
+  EXPECT_THAT(r.body, HasSubstr("/dashboard/app.js"));
+  r = Call("GET", "/dashboard/app.js");
+  EXPECT_EQ(r.status, 200u);
+  EXPECT_EQ(r.content_type, "text/javascript; charset=utf-8");
+  EXPECT_GT(r.body.size(), 1000u);
+  EXPECT_EQ(Call("GET", "/dashboard/app.css").content_type, "text/css; charset=utf-8");
+  EXPECT_EQ(Call("GET", "/dashboard/nope.js").status, 404u);
+  EXPECT_EQ(Call("GET", "/dashboard/a/b").status, 404u);
+  EXPECT_EQ(Call("POST", "/dashboard", "{}").status, 405u);
+  // The page is public; the API calls it makes carry the key.
+  EXPECT_EQ(router_->RequiredAccess("GET", "/dashboard"), Access::kNone);
+  EXPECT_EQ(router_->RequiredAccess("GET", "/dashboard/app.js"), Access::kNone);
+  EXPECT_EQ(router_->RequiredAccess("GET", "/dashboardx"), Access::kRead);
+}
+
 TEST_F(RouterTest, RootAndEmptyCollections) {
   auto r = Call("GET", "/");
   EXPECT_EQ(r.status, 200u);

@@ -1,0 +1,22 @@
+// Bundles the dashboard into OUT_DIR (argv[2], default dist/): index.html,
+// app.js (src/main.js with its npm dependencies, minified) and app.css. The
+// qvec build compiles these files into the server (server/dashboard_assets).
+import * as esbuild from 'esbuild';
+import { copyFileSync, mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const out = process.argv[2] ?? join(here, 'dist');
+mkdirSync(out, { recursive: true });
+await esbuild.build({
+  entryPoints: [join(here, 'src/main.js')],
+  bundle: true,
+  minify: true,
+  format: 'iife',
+  target: ['chrome100', 'firefox100', 'safari15'],
+  outfile: join(out, 'app.js'),
+  legalComments: 'none',
+});
+copyFileSync(join(here, 'src/index.html'), join(out, 'index.html'));
+copyFileSync(join(here, 'src/style.css'), join(out, 'app.css'));

@@ -1,0 +1,337 @@
+// qvec's dashboard: a single page over the public REST API only (the same
+// calls Qdrant's clients make), so it doubles as a proof of that API.
+// Routes (location hash): #/ collections, #/c/NAME[/points|/search|/snapshots].
+import {
+  Chart, LineController, LineElement, PointElement, LinearScale, CategoryScale, BarController,
+  BarElement, Tooltip, Legend,
+} from 'chart.js';
+
+Chart.register(LineController, LineElement, PointElement, LinearScale, CategoryScale,
+  BarController, BarElement, Tooltip, Legend);
+
+const main = document.getElementById('main');
+const crumbs = document.getElementById('crumbs');
+const keyStore = 'qvec.apiKey';
+let charts = [];
+
+// ---- API ----
+
+class ApiError extends Error {
+  constructor(message, status) { super(message); this.status = status; }
+}
+
+async function api(method, path, body) {
+  const headers = {};
+  const key = localStorage.getItem(keyStore);
+  if (key) headers['api-key'] = key;
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  let res;
+  try {
+    res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  } catch (e) {
+    throw new ApiError('The qvec server does not answer. Start it (make run) and reload this page.', 0);
+  }
+  if (res.status === 401 || res.status === 403) {
+    throw new ApiError('The server refused the API key. Set the right one with the "API key" button.', res.status);
+  }
+  const text = await res.text();
+  let json = null;
+  try { json = JSON.parse(text); } catch { /* not JSON */ }
+  if (!res.ok) {
+    const why = json?.status?.error ?? text ?? res.statusText;
+    throw new ApiError(`${method} ${path}: ${res.status} ${why}`, res.status);
+  }
+  return json?.result ?? json;
+}
+
+// ---- helpers ----
+
+const esc = (s) => String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[c]));
+const enc = encodeURIComponent;
+const num = (x, digits = 0) => (x === undefined || x === null ? '–' : Number(x).toLocaleString('en-US', { maximumFractionDigits: digits }));
+function bytes(n) {
+  if (n === undefined) return '–';
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) { n /= 1024; ++i; }
+  return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
+}
+function view(html) {
+  for (const c of charts) c.destroy();
+  charts = [];
+  main.innerHTML = html;
+}
+function showError(e) {
+  view(`<div class="error" id="error">${esc(e.message)}</div>`);
+}
+function setCrumbs(parts) {
+  crumbs.innerHTML = parts.map(([label, href]) => `<a href="${href}">${esc(label)}</a>`).join('');
+}
+// The dense fields of a collection's config: {"": params} or named.
+function denseFields(params) {
+  const v = params.vectors ?? {};
+  if (v.size !== undefined) return { '': v };
+  return v;
+}
+function stateOf(index) {
+  if (!index) return '<span class="pill">–</span>';
+  const cls = index.state === 'training' || index.rebuild_pending ? 'warn' : 'ok';
+  const label = index.rebuild_pending ? `${index.state}, rebuild pending` : index.state;
+  return `<span class="pill ${cls}">${esc(label)}${index.kind ? ` (${esc(index.kind)})` : ''}</span>`;
+}
+
+// ---- pages ----
+
+async function collectionsPage() {
+  setCrumbs([]);
+  const list = await api('GET', '/collections');
+  const names = list.collections.map((c) => c.name).sort();
+  if (names.length === 0) {
+    view(`<h1>Collections</h1><div class="empty" id="empty">No collections yet. Create one with
+      <code>PUT /collections/{name}</code> (see the README), then reload.</div>`);
+    return;
+  }
+  const infos = await Promise.all(names.map((n) => api('GET', `/collections/${enc(n)}`).catch((e) => ({ error: e.message }))));
+  view(`<h1>Collections</h1><div class="cards" id="collections">${names.map((n, i) => {
+    const info = infos[i];
+    if (info.error) return `<div class="card"><b>${esc(n)}</b><div class="error">${esc(info.error)}</div></div>`;
+    const fields = Object.keys(denseFields(info.config.params)).length;
+    const sparse = Object.keys(info.config.params.sparse_vectors ?? {}).length;
+    return `<div class="card collection" data-name="${esc(n)}">
+      <a class="title" href="#/c/${enc(n)}">${esc(n)}</a>
+      <table>
+        <tr><th>points</th><td class="num points">${num(info.points_count)}</td></tr>
+        <tr><th>vector fields</th><td class="num">${fields}${sparse ? ` + ${sparse} sparse` : ''}</td></tr>
+        <tr><th>index</th><td>${stateOf(info.qvec?.index)}</td></tr>
+        <tr><th>memory</th><td class="num">${bytes(info.qvec?.memory_bytes)}</td></tr>
+        <tr><th>status</th><td><span class="pill ${info.status === 'green' ? 'ok' : 'warn'}">${esc(info.status)}</span></td></tr>
+      </table></div>`;
+  }).join('')}</div>`);
+}
+
+function tabs(name, active) {
+  const t = [['overview', ''], ['points', '/points'], ['search', '/search'], ['snapshots', '/snapshots']];
+  return `<h1>${esc(name)}</h1><div class="tabs">${t.map(([label, suffix]) =>
+    `<a href="#/c/${enc(name)}${suffix}" class="${label === active ? 'active' : ''}">${label}</a>`).join('')}</div>`;
+}
+
+function fieldFigures(name, figures) {
+  const ix = figures.index ?? {};
+  const q = figures.quality ?? {};
+  const list = ix.nlist ? `<tr><th>IVF lists</th><td class="num">${num(ix.nlist)}</td></tr>
+    <tr><th>list size min / median / max</th><td class="num">${num(ix.list_min)} / ${num(ix.list_median)} / ${num(ix.list_max)}</td></tr>
+    <tr><th>imbalance</th><td class="num">${num(ix.imbalance, 3)}</td></tr>
+    <tr><th>k-means objective</th><td class="num">${num(ix.kmeans_objective, 4)}</td></tr>
+    <tr><th>trained on</th><td class="num">${num(ix.trained_on_points)} points in ${num(ix.training_seconds, 2)} s</td></tr>` : '';
+  const building = ix.state === 'training' || ix.rebuild_pending
+    ? '<div class="bar" id="build-progress"><span style="width:50%"></span></div><p class="muted">An index build runs in the background; searches use the current index meanwhile.</p>' : '';
+  return `<div class="card field" data-field="${esc(name)}"><h2>${name === '' ? 'vector' : `vector “${esc(name)}”`} ${stateOf(ix)}</h2>
+    ${building}
+    <table>
+      <tr><th>vectors</th><td class="num">${num(figures.vectors_count)}</td></tr>
+      ${list}
+      <tr><th>quality sample</th><td class="num">${num(q.sample_size)} vectors</td></tr>
+      <tr><th>int8 MSE</th><td class="num quality-mse">${num(q.mse, 8)}</td></tr>
+      <tr><th>SQNR</th><td class="num quality-sqnr">${num(q.sqnr_db, 2)} dB</td></tr>
+      <tr><th>score error (mean / max)</th><td class="num">${num(q.score_mean_abs_error, 6)} / ${num(q.score_max_abs_error, 6)}</td></tr>
+      ${ix.last_error ? `<tr><th>last build error</th><td class="error">${esc(ix.last_error)}</td></tr>` : ''}
+    </table>
+    ${(ix.recall_curve ?? []).length ? `<h2 style="margin-top:12px">nprobe → recall@10</h2><canvas class="recall" data-field="${esc(name)}" height="160"></canvas>` : ''}
+  </div>`;
+}
+
+async function overviewPage(name) {
+  const info = await api('GET', `/collections/${enc(name)}`);
+  const params = info.config.params;
+  const dense = denseFields(params);
+  const figures = params.vectors?.size !== undefined
+    ? { '': { ...info.qvec, vectors_count: info.indexed_vectors_count } } : (info.qvec?.vectors ?? {});
+  const sparse = info.qvec?.sparse_vectors ?? {};
+  const schema = Object.entries(info.payload_schema ?? {});
+  view(`${tabs(name, 'overview')}
+    <div class="grid2">
+      <div class="card"><h2>Collection</h2><table>
+        <tr><th>points</th><td class="num" id="points-count">${num(info.points_count)}</td></tr>
+        <tr><th>status</th><td>${esc(info.status)}</td></tr>
+        <tr><th>memory</th><td class="num">${bytes(info.qvec?.memory_bytes)}</td></tr>
+        <tr><th>disk (database)</th><td class="num">${bytes(info.qvec?.disk_bytes)}</td></tr>
+        <tr><th>SIMD kernels</th><td>${esc(info.qvec?.simd ?? '–')}</td></tr>
+        <tr><th>quarantined points</th><td class="num">${num(info.qvec?.quarantined_points)}</td></tr>
+      </table>
+      <h2 style="margin-top:12px">Vector fields</h2><table><tr><th>name</th><th>size</th><th>distance</th></tr>
+        ${Object.entries(dense).map(([n, p]) => `<tr><td>${esc(n || '(unnamed)')}</td><td class="num">${p.size}</td><td>${esc(p.distance)}</td></tr>`).join('')}
+        ${Object.entries(params.sparse_vectors ?? {}).map(([n, p]) => `<tr><td>${esc(n)}</td><td class="num">sparse (${num(sparse[n]?.vectors_count)} vectors, ${num(sparse[n]?.entries)} entries)</td><td>dot${p.modifier === 'idf' ? ', idf' : ''}</td></tr>`).join('')}
+      </table>
+      <h2 style="margin-top:12px">Payload indexes</h2>
+      ${schema.length ? `<table>${schema.map(([k, v]) => `<tr><td>${esc(k)}</td><td>${esc(v.data_type)}</td><td class="num">${num(v.points)} points</td></tr>`).join('')}</table>` : '<p class="muted">None.</p>'}
+      </div>
+      <div class="card"><h2>Config</h2><pre>${esc(JSON.stringify(info.config, null, 2))}</pre></div>
+    </div>
+    <div class="grid2" style="margin-top:14px">${Object.entries(figures).map(([n, f]) => fieldFigures(n, f)).join('')}</div>`);
+  for (const canvas of main.querySelectorAll('canvas.recall')) {
+    const f = figures[canvas.dataset.field];
+    const curve = f.index.recall_curve;
+    charts.push(new Chart(canvas, {
+      type: 'line',
+      data: { labels: curve.map((p) => p.nprobe), datasets: [{ label: 'recall@10', data: curve.map((p) => p.recall_at_10), borderColor: '#3b5bdb', tension: 0.2 }] },
+      options: {
+        animation: false,
+        scales: { x: { title: { display: true, text: 'nprobe (lists probed)' } }, y: { min: 0, max: 1, title: { display: true, text: 'recall@10' } } },
+        plugins: { legend: { display: false } },
+      },
+    }));
+  }
+}
+
+async function pointsPage(name, state = {}) {
+  const offsets = state.offsets ?? [null];
+  const page = state.page ?? 0;
+  const filterText = state.filter ?? '';
+  let filter;
+  view(`${tabs(name, 'points')}<div class="card">
+    <div class="row"><label>Filter (JSON, as in Qdrant)</label></div>
+    <textarea id="filter" placeholder='{"must": [{"key": "city", "match": {"value": "London"}}]}'>${esc(filterText)}</textarea>
+    <div class="row"><button id="apply">Apply</button><span class="muted" id="page-info"></span></div>
+    <div id="points"><p class="muted">Loading…</p></div>
+    <div class="row"><button class="secondary" id="prev">Previous</button><button class="secondary" id="next">Next</button></div></div>`);
+  document.getElementById('apply').onclick = () => pointsPage(name, { filter: document.getElementById('filter').value });
+  const out = document.getElementById('points');
+  try {
+    filter = filterText.trim() ? JSON.parse(filterText) : undefined;
+  } catch (e) {
+    out.innerHTML = `<div class="error">The filter is not valid JSON: ${esc(e.message)}</div>`;
+    return;
+  }
+  try {
+    const body = { limit: 20, with_payload: true, with_vector: true };
+    if (filter) body.filter = filter;
+    if (offsets[page] !== null) body.offset = offsets[page];
+    const res = await api('POST', `/collections/${enc(name)}/points/scroll`, body);
+    document.getElementById('page-info').textContent = `page ${page + 1}`;
+    if (res.points.length === 0) {
+      out.innerHTML = '<div class="empty">No points here.</div>';
+    } else {
+      out.innerHTML = `<table id="points-table"><tr><th>id</th><th>payload</th><th>vector</th></tr>${res.points.map((p) =>
+        `<tr><td>${esc(p.id)}</td><td><pre>${esc(JSON.stringify(p.payload))}</pre></td><td><pre>${esc(JSON.stringify(p.vector).slice(0, 300))}</pre></td></tr>`).join('')}</table>`;
+    }
+    const next = document.getElementById('next');
+    next.disabled = res.next_page_offset === null || res.next_page_offset === undefined;
+    next.onclick = () => pointsPage(name, { filter: filterText, page: page + 1, offsets: [...offsets.slice(0, page + 1), res.next_page_offset] });
+    const prev = document.getElementById('prev');
+    prev.disabled = page === 0;
+    prev.onclick = () => pointsPage(name, { filter: filterText, page: page - 1, offsets });
+  } catch (e) {
+    out.innerHTML = `<div class="error">${esc(e.message)}</div>`;
+  }
+}
+
+async function searchPage(name) {
+  const info = await api('GET', `/collections/${enc(name)}`);
+  const fields = [...Object.keys(denseFields(info.config.params)), ...Object.keys(info.config.params.sparse_vectors ?? {})];
+  view(`${tabs(name, 'search')}<div class="card">
+    <div class="row"><label>Query: a vector (JSON array), a sparse vector ({"indices": [...], "values": [...]}) or a point id</label></div>
+    <textarea id="query" placeholder="[0.1, 0.2, ...] or 42"></textarea>
+    <div class="row">
+      ${fields.length > 1 || fields[0] !== '' ? `<label>using <select id="using">${fields.map((f) => `<option>${esc(f)}</option>`).join('')}</select></label>` : ''}
+      <label>limit <input id="limit" type="number" value="10" min="1" max="10000" style="width:80px"></label>
+      <label><input id="exact" type="checkbox"> exact</label>
+      <label>nprobe <input id="nprobe" type="number" min="0" style="width:80px"></label>
+      <label>target recall <input id="target" type="number" step="0.01" min="0" max="1" style="width:80px"></label>
+      <label><input id="rescore" type="checkbox" checked> rescore</label>
+      <label>oversampling <input id="oversampling" type="number" step="0.5" min="1" value="1" style="width:70px"></label>
+      <button id="run">Search</button>
+    </div><div id="results"></div></div>`);
+  document.getElementById('run').onclick = async () => {
+    const out = document.getElementById('results');
+    let query;
+    try {
+      query = JSON.parse(document.getElementById('query').value);
+    } catch (e) {
+      out.innerHTML = `<div class="error">The query is not valid JSON: ${esc(e.message)}</div>`;
+      return;
+    }
+    const params = { exact: document.getElementById('exact').checked, quantization: { rescore: document.getElementById('rescore').checked, oversampling: Number(document.getElementById('oversampling').value) || 1 } };
+    const nprobe = document.getElementById('nprobe').value;
+    const target = document.getElementById('target').value;
+    if (nprobe) params.nprobe = Number(nprobe);
+    if (target) params.target_recall = Number(target);
+    const body = { query, limit: Number(document.getElementById('limit').value) || 10, with_payload: true, params };
+    const using = document.getElementById('using');
+    if (using) body.using = using.value;
+    const start = performance.now();
+    try {
+      const res = await api('POST', `/collections/${enc(name)}/points/query`, body);
+      const ms = performance.now() - start;
+      out.innerHTML = `<p class="muted" id="took">${res.points.length} results in ${ms.toFixed(1)} ms (round trip)</p>
+        <table id="hits"><tr><th>#</th><th>id</th><th>score</th><th>payload</th></tr>${res.points.map((p, i) =>
+          `<tr><td>${i + 1}</td><td class="hit-id">${esc(p.id)}</td><td class="num">${p.score.toFixed(6)}</td><td><pre>${esc(JSON.stringify(p.payload))}</pre></td></tr>`).join('')}</table>`;
+    } catch (e) {
+      out.innerHTML = `<div class="error">${esc(e.message)}</div>`;
+    }
+  };
+}
+
+async function snapshotsPage(name) {
+  const list = await api('GET', `/collections/${enc(name)}/snapshots`);
+  view(`${tabs(name, 'snapshots')}<div class="card">
+    <div class="row"><button id="create">Create a snapshot</button><span class="muted" id="snap-status"></span></div>
+    ${list.length ? `<table id="snapshots"><tr><th>name</th><th>created</th><th>size</th><th>checksum</th><th></th></tr>${list.map((s) =>
+      `<tr><td>${esc(s.name)}</td><td>${esc(s.creation_time ?? '')}</td><td class="num">${bytes(s.size)}</td><td><code>${esc((s.checksum ?? '').slice(0, 16))}…</code></td>
+       <td><button class="secondary download" data-snap="${esc(s.name)}">Download</button></td></tr>`).join('')}</table>`
+      : '<div class="empty">No snapshots of this collection yet.</div>'}</div>`);
+  document.getElementById('create').onclick = async () => {
+    document.getElementById('snap-status').textContent = 'Creating…';
+    try {
+      await api('POST', `/collections/${enc(name)}/snapshots`);
+      snapshotsPage(name);
+    } catch (e) {
+      document.getElementById('snap-status').textContent = e.message;
+    }
+  };
+  for (const b of main.querySelectorAll('button.download')) {
+    b.onclick = async () => {
+      const headers = {};
+      const key = localStorage.getItem(keyStore);
+      if (key) headers['api-key'] = key;
+      const res = await fetch(`/collections/${enc(name)}/snapshots/${enc(b.dataset.snap)}`, { headers });
+      const url = URL.createObjectURL(await res.blob());
+      const a = document.createElement('a');
+      a.href = url;
+      a.download = b.dataset.snap;
+      a.click();
+      URL.revokeObjectURL(url);
+    };
+  }
+}
+
+// ---- routing ----
+
+async function route() {
+  const parts = location.hash.replace(/^#\/?/, '').split('/').filter(Boolean).map(decodeURIComponent);
+  try {
+    if (parts[0] === 'c' && parts[1]) {
+      const name = parts[1];
+      setCrumbs([['collections', '#/'], [name, `#/c/${enc(name)}`]]);
+      const tab = parts[2] ?? '';
+      if (tab === 'points') await pointsPage(name);
+      else if (tab === 'search') await searchPage(name);
+      else if (tab === 'snapshots') await snapshotsPage(name);
+      else await overviewPage(name);
+    } else {
+      await collectionsPage();
+    }
+  } catch (e) {
+    showError(e);
+  }
+}
+
+document.getElementById('key-button').onclick = () => {
+  const current = localStorage.getItem(keyStore) ?? '';
+  const key = prompt('API key of this qvec server (empty for none):', current);
+  if (key === null) return;
+  if (key) localStorage.setItem(keyStore, key); else localStorage.removeItem(keyStore);
+  route();
+};
+window.addEventListener('hashchange', route);
+api('GET', '/').then((r) => { document.getElementById('server').textContent = `qvec ${r.qvec_version ?? ''}`; }).catch(() => {});
+route();

@@ -1,0 +1,101 @@
+// The dashboard in a real browser (Debian's chromium, headless, driven by
+// puppeteer-core): every page renders the server's data, the search console
+// finds the expected point, a wrong API key says so. Screenshots go to
+// SHOTS_DIR. Usage: node dashboard.mjs URL API_KEY SHOTS_DIR
+import puppeteer from 'puppeteer-core';
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+
+const [url, key, shots] = process.argv.slice(2);
+mkdirSync(shots, { recursive: true });
+const headers = { 'api-key': key, 'content-type': 'application/json' };
+async function call(method, path, body) {
+  const res = await fetch(url + path, { method, headers, body: body && JSON.stringify(body) });
+  const json = await res.json();
+  assert.ok(res.ok, `${method} ${path}: ${JSON.stringify(json)}`);
+  return json.result;
+}
+
+// A small collection: 300 points on 8 dimensions with payloads.
+await call('PUT', '/collections/demo', { vectors: { size: 8, distance: 'Cosine' } });
+const points = [];
+let seed = 7;
+const rand = () => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648 - 0.5; };
+for (let i = 0; i < 300; ++i) {
+  points.push({ id: i, vector: Array.from({ length: 8 }, rand), payload: { group: i % 5, name: `p${i}` } });
+}
+await call('PUT', '/collections/demo/points?wait=true', { points });
+await call('PUT', '/collections/empty', { vectors: { size: 4, distance: 'Dot' } });
+
+const browser = await puppeteer.launch({
+  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+  headless: true,
+  args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
+});
+try {
+  const page = await browser.newPage();
+  await page.setViewport({ width: 1280, height: 800 });
+  await page.evaluateOnNewDocument((k) => localStorage.setItem('qvec.apiKey', k), key);
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+
+  // Collections.
+  await page.goto(`${url}/dashboard`, { waitUntil: 'networkidle0' });
+  await page.waitForSelector('.collection[data-name="demo"]');
+  const count = await page.$eval('.collection[data-name="demo"] .points', (e) => e.textContent);
+  assert.equal(count, '300');
+  assert.ok(await page.$('.collection[data-name="empty"]'));
+  await page.screenshot({ path: `${shots}/collections.png`, fullPage: true });
+
+  // Overview: config, index state and the quantization quality report.
+  await page.goto(`${url}/dashboard#/c/demo`, { waitUntil: 'networkidle0' });
+  await page.waitForSelector('#points-count');
+  assert.equal(await page.$eval('#points-count', (e) => e.textContent), '300');
+  const sqnr = await page.$eval('.quality-sqnr', (e) => e.textContent);
+  assert.match(sqnr, /^\d+(\.\d+)? dB$/, `SQNR shown: ${sqnr}`);
+  await page.screenshot({ path: `${shots}/overview.png`, fullPage: true });
+
+  // Points browser with a filter.
+  await page.goto(`${url}/dashboard#/c/demo/points`, { waitUntil: 'networkidle0' });
+  await page.waitForSelector('#points-table');
+  assert.equal((await page.$$('#points-table tr')).length, 21);
+  await page.$eval('#filter', (e) => { e.value = '{"must": [{"key": "group", "match": {"value": 3}}]}'; });
+  await page.click('#apply');
+  await page.waitForFunction(() => document.querySelector('#points-table td')?.textContent === '3');
+  await page.screenshot({ path: `${shots}/points.png`, fullPage: true });
+
+  // Search console: point 7's vector finds point 7.
+  await page.goto(`${url}/dashboard#/c/demo/search`, { waitUntil: 'networkidle0' });
+  await page.waitForSelector('#query');
+  await page.$eval('#query', (e, v) => { e.value = JSON.stringify(v); }, points[7].vector);
+  await page.click('#run');
+  await page.waitForSelector('#hits');
+  assert.equal(await page.$eval('#hits .hit-id', (e) => e.textContent), '7');
+  assert.match(await page.$eval('#took', (e) => e.textContent), /results in [\d.]+ ms/);
+  await page.screenshot({ path: `${shots}/search.png`, fullPage: true });
+
+  // Snapshots: create one, see it listed.
+  await page.goto(`${url}/dashboard#/c/demo/snapshots`, { waitUntil: 'networkidle0' });
+  await page.waitForSelector('#create');
+  await page.click('#create');
+  await page.waitForSelector('#snapshots');
+  await page.screenshot({ path: `${shots}/snapshots.png`, fullPage: true });
+
+  // A narrow window.
+  await page.setViewport({ width: 480, height: 800 });
+  await page.goto(`${url}/dashboard#/c/demo`, { waitUntil: 'networkidle0' });
+  await page.waitForSelector('#points-count');
+  await page.screenshot({ path: `${shots}/narrow.png`, fullPage: true });
+  assert.deepEqual(errors, [], `page errors: ${errors.join('; ')}`);
+
+  // A wrong API key is named as the problem.
+  const wrong = await browser.newPage();
+  await wrong.evaluateOnNewDocument(() => localStorage.setItem('qvec.apiKey', 'wrong'));
+  await wrong.goto(`${url}/dashboard`, { waitUntil: 'networkidle0' });
+  await wrong.waitForSelector('#error');
+  assert.match(await wrong.$eval('#error', (e) => e.textContent), /API key/);
+  await wrong.screenshot({ path: `${shots}/wrong-key.png` });
+} finally {
+  await browser.close();
+}
+console.log('dashboard: all checks passed');
