@@ -1874,6 +1874,45 @@ StatusOr<std::vector<ScoredPoint>> CollectionImpl::SearchMmr(const SearchRequest
   return out;
 }
 
+StatusOr<IndexLists> CollectionImpl::ListsOf(const std::string& field,
+                                             std::span<const PointId> ids) {
+  QVEC_RETURN_IF_ERROR(CheckAlive());
+  QVEC_ASSIGN_OR_RETURN(VectorField * f, FieldFor(field));
+  if (ids.size() > kMaxSearchLimit) {
+    return InvalidArgumentError("at most " + std::to_string(kMaxSearchLimit) + " ids");
+  }
+  IndexLists out;
+  std::vector<std::string> keys;
+  std::vector<size_t> rows;  // of ids carrying the field
+  ReadView view;
+  size_t fi = 0;
+  while (fields_[fi].get() != f) ++fi;
+  {
+    ReaderLock lock(&state_mu_);
+    if (f->index) {
+      index::IndexStats st = f->index->Stats();
+      out.list_sizes = st.list_sizes.empty() ? std::vector<uint32_t>{static_cast<uint32_t>(st.size)}
+                                             : std::move(st.list_sizes);
+    }
+    out.point_lists.assign(ids.size(), -1);
+    for (size_t i = 0; i < ids.size(); ++i) {
+      auto it = id_to_label_.find(ids[i]);
+      if (it == id_to_label_.end() || !(field_mask_[it->second] & (uint64_t{1} << fi))) continue;
+      rows.push_back(i);
+      keys.push_back(EncodePointKey(ids[i]));
+    }
+    view = ViewLocked();
+  }
+  // Each stored code carries the list (slot) it was assigned to.
+  QVEC_ASSIGN_OR_RETURN(auto codes, store_->MultiGetCodes(cid_, f->id, keys, view.snapshot.get()));
+  for (size_t j = 0; j < rows.size(); ++j) {
+    if (codes[j] && codes[j]->size() >= kCodesHeaderBytes) {
+      out.point_lists[rows[j]] = coding::DecodeFixed32(codes[j]->data() + 12);
+    }
+  }
+  return out;
+}
+
 // ---- sparse fields ----
 
 StatusOr<std::vector<ScoredPoint>> CollectionImpl::SearchSparse(const SearchRequest& r,

@@ -985,6 +985,8 @@ IndexStats IvfIndex::Stats() const {
   s.training_seconds = h.training_seconds;
   s.trained_on_points = h.trained_on_points;
   s.recall_curve = h.recall_curve;
+  s.list_sizes.reserve(lists_.size());
+  for (const List& l : lists_) s.list_sizes.push_back(static_cast<uint32_t>(l.size()));
   return s;
 }
 

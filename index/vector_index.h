@@ -69,6 +69,8 @@ struct IndexStats {
   uint64_t trained_on_points = 0;  // collection size when trained (0 = untrained kind)
   // (nprobe, recall@10) measured at training.
   std::vector<std::pair<uint32_t, float>> recall_curve;
+  // Vectors per list (IVF); empty for flat.
+  std::vector<uint32_t> list_sizes;
 };
 
 // Thread safety: const methods may run concurrently with each other;

@@ -2623,6 +2623,20 @@ StatusOr<SearchMatrixBody> ParseSearchMatrix(element e) {
   return out;
 }
 
+StatusOr<ListsBody> ParseListsBody(element e) {
+  QVEC_FIELDS(f, e, "");
+  ListsBody out;
+  element x;
+  if (f.Take("using", &x)) {
+    QVEC_ASSIGN_OR_RETURN(out.vector_name, GetString(x, "using"));
+  }
+  if (f.Take("ids", &x)) {
+    QVEC_ASSIGN_OR_RETURN(out.ids, ParseIdList(x, "ids"));
+  }
+  QVEC_RETURN_IF_ERROR(f.Finish());
+  return out;
+}
+
 StatusOr<FacetBody> ParseFacet(element e) {
   QVEC_FIELDS(f, e, "");
   QVEC_RETURN_IF_ERROR(RefuseShardKey(f));

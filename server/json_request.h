@@ -134,6 +134,13 @@ struct FacetBody {
 };
 [[nodiscard]] StatusOr<FacetBody> ParseFacet(simdjson::dom::element e);
 
+// POST /collections/{name}/qvec/lists (qvec's own): {"using": "...", "ids": [...]}.
+struct ListsBody {
+  std::string vector_name;
+  std::vector<PointId> ids;
+};
+[[nodiscard]] StatusOr<ListsBody> ParseListsBody(simdjson::dom::element e);
+
 // PUT /collections/{name}/points: {"points": [...]} or {"batch": {...}}.
 [[nodiscard]] StatusOr<std::vector<Point>> ParsePoints(simdjson::dom::element e);
 

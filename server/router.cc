@@ -404,7 +404,8 @@ class Router final : public RequestHandler {
             "/points/query/batch", "/points/count", "/points/scroll", "/points/recommend",
             "/points/recommend/batch", "/points/discover", "/points/discover/batch",
             "/points/query/groups", "/points/search/groups", "/points/recommend/groups",
-            "/facet", "/points/search/matrix/pairs", "/points/search/matrix/offsets"}) {
+            "/facet", "/points/search/matrix/pairs", "/points/search/matrix/offsets",
+            "/qvec/lists"}) {
         if (path.size() >= suffix.size() && path.substr(path.size() - suffix.size()) == suffix) {
           return Access::kRead;
         }
@@ -582,6 +583,10 @@ class Router final : public RequestHandler {
     if (s.size() == 3 && s[2] == "facet") {
       QVEC_ROUTE("/collections/{name}/facet", "POST");
       return FacetRoute(call, name);
+    }
+    if (s.size() == 4 && s[2] == "qvec" && s[3] == "lists") {
+      QVEC_ROUTE("/collections/{name}/qvec/lists", "POST");
+      return ListsRoute(call, name);
     }
     if (s.size() == 3 && s[2] == "index") {
       QVEC_ROUTE("/collections/{name}/index", "PUT");
@@ -1544,6 +1549,24 @@ class Router final : public RequestHandler {
         w.Key("count").Uint(h.count);
         w.EndObject();
       }
+      w.EndArray().EndObject();
+      return OkResponse(w.Take(), Seconds(call.start));
+    });
+  }
+
+  // qvec's own: the IVF list sizes of a field and the lists of given points
+  // (the dashboard's map colours points by them).
+  HttpResponse ListsRoute(const Call& call, const std::string& name) {
+    return WithBody(call, name, [&](Collection& c, element body) {
+      auto req = ParseListsBody(body);
+      if (!req.ok()) return StatusResponse(req.status(), Seconds(call.start));
+      auto lists = c.ListsOf(req->vector_name, req->ids);
+      if (!lists.ok()) return StatusResponse(lists.status(), Seconds(call.start));
+      JsonWriter w;
+      w.BeginObject().Key("list_sizes").BeginArray();
+      for (uint32_t n : lists->list_sizes) w.Uint(n);
+      w.EndArray().Key("lists").BeginArray();
+      for (int64_t l : lists->point_lists) w.Int(l);
       w.EndArray().EndObject();
       return OkResponse(w.Take(), Seconds(call.start));
     });

@@ -6,6 +6,8 @@ import {
   BarElement, Tooltip, Legend,
 } from 'chart.js';
 
+import { embed } from './embed.js';
+
 Chart.register(LineController, LineElement, PointElement, LinearScale, CategoryScale,
   BarController, BarElement, Tooltip, Legend);
 
@@ -110,7 +112,7 @@ async function collectionsPage() {
 }
 
 function tabs(name, active) {
-  const t = [['overview', ''], ['points', '/points'], ['search', '/search'], ['snapshots', '/snapshots']];
+  const t = [['overview', ''], ['map', '/map'], ['points', '/points'], ['search', '/search'], ['snapshots', '/snapshots']];
   return `<h1>${esc(name)}</h1><div class="tabs">${t.map(([label, suffix]) =>
     `<a href="#/c/${enc(name)}${suffix}" class="${label === active ? 'active' : ''}">${label}</a>`).join('')}</div>`;
 }
@@ -271,6 +273,174 @@ async function searchPage(name) {
   };
 }
 
+const palette = ['#3b5bdb', '#e8590c', '#2b8a3e', '#c2255c', '#5f3dc4', '#0b7285', '#f08c00', '#862e9c',
+  '#1864ab', '#a61e4d', '#5c940d', '#d9480f', '#364fc7', '#087f5b', '#e67700', '#9c36b5'];
+
+async function mapPage(name) {
+  const info = await api('GET', `/collections/${enc(name)}`);
+  const fields = Object.keys(denseFields(info.config.params));
+  if (fields.length === 0) {
+    view(`${tabs(name, 'map')}<div class="empty">This collection has sparse vectors only: there is no dense space to map.</div>`);
+    return;
+  }
+  view(`${tabs(name, 'map')}<div class="card">
+    <div class="row">
+      ${fields.length > 1 || fields[0] !== '' ? `<label>field <select id="map-field">${fields.map((f) => `<option>${esc(f)}</option>`).join('')}</select></label>` : ''}
+      <label>points <input id="map-n" type="number" value="1000" min="10" max="5000" style="width:90px"></label>
+      <label>method <select id="map-method"><option value="tsne">t-SNE</option><option value="pca">PCA</option></select></label>
+      <label>colour by <select id="map-colour"><option value="list">IVF list</option></select></label>
+      <button id="map-run">Draw</button>
+      <span class="muted" id="map-status"></span>
+    </div>
+    <div class="bar" id="map-progress" style="display:none"><span style="width:0%"></span></div>
+    <div style="position:relative"><canvas id="map" width="1200" height="720" style="width:100%;border:1px solid var(--line);border-radius:6px;background:#fff"></canvas>
+      <div id="map-tip" class="card" style="position:absolute;display:none;pointer-events:none;max-width:360px;font-size:12px"></div></div>
+    <div id="map-point"></div>
+    <h2 style="margin-top:14px">IVF list sizes</h2><canvas id="list-hist" height="140"></canvas>
+  </div>`);
+  const status = document.getElementById('map-status');
+  const progress = document.getElementById('map-progress');
+  const canvas = document.getElementById('map');
+  const tip = document.getElementById('map-tip');
+  let state = null;
+
+  function draw() {
+    if (!state) return;
+    const { y, n, colours } = state;
+    const ctx = canvas.getContext('2d');
+    ctx.clearRect(0, 0, canvas.width, canvas.height);
+    let x0 = Infinity, x1 = -Infinity, y0 = Infinity, y1 = -Infinity;
+    for (let i = 0; i < n; ++i) {
+      x0 = Math.min(x0, y[i * 2]); x1 = Math.max(x1, y[i * 2]);
+      y0 = Math.min(y0, y[i * 2 + 1]); y1 = Math.max(y1, y[i * 2 + 1]);
+    }
+    const pad = 20, w = canvas.width - 2 * pad, h = canvas.height - 2 * pad;
+    const sx = w / ((x1 - x0) || 1), sy = h / ((y1 - y0) || 1), sc = Math.min(sx, sy);
+    state.screen = new Float32Array(n * 2);
+    for (let i = 0; i < n; ++i) {
+      const px = pad + (y[i * 2] - x0) * sc + (w - (x1 - x0) * sc) / 2;
+      const py = pad + (y[i * 2 + 1] - y0) * sc + (h - (y1 - y0) * sc) / 2;
+      state.screen[i * 2] = px; state.screen[i * 2 + 1] = py;
+      ctx.fillStyle = colours[i];
+      ctx.beginPath();
+      ctx.arc(px, py, 3, 0, Math.PI * 2);
+      ctx.fill();
+    }
+  }
+  function nearest(ev) {
+    if (!state?.screen) return -1;
+    const r = canvas.getBoundingClientRect();
+    const mx = (ev.clientX - r.left) * canvas.width / r.width, my = (ev.clientY - r.top) * canvas.height / r.height;
+    let best = -1, bd = 64;
+    for (let i = 0; i < state.n; ++i) {
+      const dx = state.screen[i * 2] - mx, dy = state.screen[i * 2 + 1] - my;
+      if (dx * dx + dy * dy < bd) { bd = dx * dx + dy * dy; best = i; }
+    }
+    return best;
+  }
+  canvas.onmousemove = (ev) => {
+    const i = nearest(ev);
+    if (i < 0) { tip.style.display = 'none'; return; }
+    const p = state.points[i];
+    tip.innerHTML = `<b>${esc(p.id)}</b> · list ${state.lists[i]}<pre>${esc(JSON.stringify(p.payload))}</pre>`;
+    const r = canvas.getBoundingClientRect();
+    tip.style.left = `${ev.clientX - r.left + 12}px`;
+    tip.style.top = `${ev.clientY - r.top + 12}px`;
+    tip.style.display = 'block';
+  };
+  canvas.onmouseleave = () => { tip.style.display = 'none'; };
+  canvas.onclick = async (ev) => {
+    const i = nearest(ev);
+    if (i < 0) return;
+    const p = await api('GET', `/collections/${enc(name)}/points/${enc(state.points[i].id)}`);
+    document.getElementById('map-point').innerHTML = `<h2 style="margin-top:12px">Point ${esc(p.id)}</h2><pre>${esc(JSON.stringify(p, null, 2))}</pre>`;
+  };
+  document.getElementById('map-colour').onchange = () => {
+    if (!state) return;
+    recolour();
+    draw();
+  };
+  function recolour() {
+    const by = document.getElementById('map-colour').value;
+    const values = new Map();
+    state.colours = state.points.map((p, i) => {
+      const v = by === 'list' ? state.lists[i] : JSON.stringify(p.payload?.[by] ?? null);
+      if (!values.has(v)) values.set(v, palette[values.size % palette.length]);
+      return values.get(v);
+    });
+  }
+
+  document.getElementById('map-run').onclick = async () => {
+    const fieldSel = document.getElementById('map-field');
+    const field = fieldSel ? fieldSel.value : '';
+    const want = Math.max(10, Math.min(5000, Number(document.getElementById('map-n').value) || 1000));
+    const method = document.getElementById('map-method').value;
+    canvas.dataset.done = '0';
+    status.textContent = 'Reading a sample…';
+    progress.style.display = 'block';
+    progress.firstElementChild.style.width = '0%';
+    const start = performance.now();
+    try {
+      // The sample: the first points in id order (scrolled with their vectors).
+      const points = [];
+      let offset;
+      while (points.length < want) {
+        const body = { limit: Math.min(1000, want - points.length), with_payload: true, with_vector: field === '' ? true : [field] };
+        if (offset !== undefined) body.offset = offset;
+        const page = await api('POST', `/collections/${enc(name)}/points/scroll`, body);
+        for (const p of page.points) {
+          const v = field === '' ? p.vector : p.vector?.[field];
+          if (Array.isArray(v)) points.push({ id: p.id, payload: p.payload, v });
+        }
+        if (page.next_page_offset === null || page.next_page_offset === undefined) break;
+        offset = page.next_page_offset;
+      }
+      if (points.length < 2) {
+        status.textContent = '';
+        progress.style.display = 'none';
+        document.getElementById('map-point').innerHTML = '<div class="empty">Too few points with this vector to draw a map.</div>';
+        return;
+      }
+      const lists = await api('POST', `/collections/${enc(name)}/qvec/lists`, { using: field, ids: points.map((p) => p.id) });
+      const n = points.length, d = points[0].v.length;
+      const x = new Float32Array(n * d);
+      points.forEach((p, i) => x.set(p.v, i * d));
+      const colour = document.getElementById('map-colour');
+      const keys = new Set();
+      for (const p of points.slice(0, 50)) for (const k of Object.keys(p.payload ?? {})) keys.add(k);
+      colour.innerHTML = '<option value="list">IVF list</option>' + [...keys].map((k) => `<option>${esc(k)}</option>`).join('');
+      state = { n, points, lists: lists.lists, y: null };
+      recolour();
+      const y = await embed(x, n, d, method, (m) => {
+        progress.firstElementChild.style.width = `${Math.round(100 * m.progress)}%`;
+        status.textContent = `${m.stage}… ${Math.round(100 * m.progress)} %`;
+        if (m.y) { state.y = m.y; draw(); }
+      });
+      state.y = y;
+      draw();
+      progress.firstElementChild.style.width = '100%';
+      status.textContent = `${n} points, ${method === 'tsne' ? 't-SNE' : 'PCA'}, ${((performance.now() - start) / 1000).toFixed(1)} s`;
+      canvas.dataset.points = String(n);
+      canvas.dataset.done = '1';
+      // Lists: how many lists hold how many vectors.
+      const sizes = lists.list_sizes;
+      const max = Math.max(...sizes, 1);
+      const bins = Math.min(20, sizes.length);
+      const counts = new Array(bins).fill(0);
+      for (const sz of sizes) counts[Math.min(bins - 1, Math.floor(sz / max * bins))] += 1;
+      for (const c of charts) c.destroy();
+      charts = [new Chart(document.getElementById('list-hist'), {
+        type: 'bar',
+        data: { labels: counts.map((_, b) => `${Math.round(b * max / bins)}–${Math.round((b + 1) * max / bins)}`), datasets: [{ label: 'lists', data: counts, backgroundColor: '#3b5bdb' }] },
+        options: { animation: false, plugins: { legend: { display: false } }, scales: { x: { title: { display: true, text: 'vectors in the list' } }, y: { title: { display: true, text: 'lists' } } } },
+      })];
+    } catch (e) {
+      status.textContent = '';
+      document.getElementById('map-point').innerHTML = `<div class="error">${esc(e.message)}</div>`;
+    }
+  };
+}
+
 async function snapshotsPage(name) {
   const list = await api('GET', `/collections/${enc(name)}/snapshots`);
   view(`${tabs(name, 'snapshots')}<div class="card">
@@ -314,6 +484,7 @@ async function route() {
       setCrumbs([['collections', '#/'], [name, `#/c/${enc(name)}`]]);
       const tab = parts[2] ?? '';
       if (tab === 'points') await pointsPage(name);
+      else if (tab === 'map') await mapPage(name);
       else if (tab === 'search') await searchPage(name);
       else if (tab === 'snapshots') await snapshotsPage(name);
       else await overviewPage(name);

@@ -66,6 +66,16 @@ struct VectorFieldInfo {
   size_t memory_bytes = 0;  ///< codes and index of this field
 };
 
+/// Where a field's vectors sit in its index (Collection::IndexLists), for
+/// pictures of the partition such as the dashboard's map.
+struct IndexLists {
+  /// Vectors per IVF list; one entry (all vectors) for a flat index.
+  std::vector<uint32_t> list_sizes;
+  /// Per id asked: the list its vector is in, or -1 when the point does not
+  /// exist or does not carry the field.
+  std::vector<int64_t> point_lists;
+};
+
 /// A sparse vector field's inverted index.
 struct SparseFieldInfo {
   size_t vectors_count = 0;  ///< points carrying a non-empty vector of it
@@ -233,6 +243,12 @@ class QVEC_EXPORT Collection {
   /// kernels). InvalidArgument when queries.size() is not a multiple of dim.
   [[nodiscard]] virtual StatusOr<std::vector<std::vector<ScoredPoint>>> SearchMatrix(
       std::span<const float> queries, const SearchRequest& common) = 0;
+
+  /// The list sizes of dense field `field`'s index and the list of each of
+  /// `ids` (at most kMaxSearchLimit). InvalidArgument for an unknown field or
+  /// too many ids.
+  [[nodiscard]] virtual StatusOr<IndexLists> ListsOf(const std::string& field,
+                                                     std::span<const PointId> ids) = 0;
 
   /// Trains (or retrains) the IVF index now, in the calling thread.
   [[nodiscard]] virtual Status Optimize() = 0;
