@@ -1875,7 +1875,7 @@ StatusOr<std::vector<ScoredPoint>> CollectionImpl::SearchMmr(const SearchRequest
 }
 
 StatusOr<IndexLists> CollectionImpl::ListsOf(const std::string& field,
-                                             std::span<const PointId> ids) {
+                                             std::span<const PointId> ids, bool with_centroids) {
   QVEC_RETURN_IF_ERROR(CheckAlive());
   QVEC_ASSIGN_OR_RETURN(VectorField * f, FieldFor(field));
   if (ids.size() > kMaxSearchLimit) {
@@ -1893,6 +1893,7 @@ StatusOr<IndexLists> CollectionImpl::ListsOf(const std::string& field,
       index::IndexStats st = f->index->Stats();
       out.list_sizes = st.list_sizes.empty() ? std::vector<uint32_t>{static_cast<uint32_t>(st.size)}
                                              : std::move(st.list_sizes);
+      if (with_centroids) out.centroids = f->index->SlotCentroids();
     }
     out.point_lists.assign(ids.size(), -1);
     for (size_t i = 0; i < ids.size(); ++i) {

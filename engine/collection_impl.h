@@ -224,7 +224,8 @@ class CollectionImpl final : public Collection,
   StatusOr<std::vector<std::vector<ScoredPoint>>> SearchBatch(
       std::span<const SearchRequest> requests) override;
   Status Optimize() override;
-  StatusOr<IndexLists> ListsOf(const std::string& field, std::span<const PointId> ids) override;
+  StatusOr<IndexLists> ListsOf(const std::string& field, std::span<const PointId> ids,
+                               bool with_centroids) override;
   StatusOr<CollectionInfo> Info() override;
   IndexInfo::State index_state() const override {
     return fields_.empty() ? IndexInfo::State::kFlat : fields_.front()->state.load();

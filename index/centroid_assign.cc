@@ -122,6 +122,16 @@ Int8CentroidView Int8Centroids::view() const {
   return v;
 }
 
+std::vector<float> Int8Centroids::Dequantized() const {
+  std::vector<float> out(k_ * dim_);
+  for (size_t c = 0; c < k_; ++c) {
+    for (size_t d = 0; d < dim_; ++d) {
+      out[c * dim_ + d] = static_cast<float>(codes_[c * stride_ + d]) * scale_[c];
+    }
+  }
+  return out;
+}
+
 size_t Int8Centroids::MemoryBytes() const {
   return codes_.capacity() + (scale_.capacity() + norm_sq_.capacity()) * sizeof(float);
 }

@@ -46,6 +46,9 @@ class Int8Centroids {
 
   Int8CentroidView view() const;
   size_t MemoryBytes() const;
+  // The centroids back as floats (k * dim; code * scale, so within half a
+  // quantization step of the originals).
+  std::vector<float> Dequantized() const;
 
  private:
   size_t k_ = 0;

@@ -198,6 +198,8 @@ class IvfIndex final : public VectorIndex {
       const OriginalsSource* originals = nullptr) const;
 
   IvfHealth Health() const;
+  // The list centroids, dequantized from their int8 copies (nlist * dim).
+  std::vector<float> SlotCentroids() const override { return centroids_.Dequantized(); }
 
   // VectorIndex: slots are lists; searches probe part of them.
   IndexKind kind() const override { return IndexKind::kIvf; }

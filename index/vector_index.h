@@ -117,6 +117,9 @@ class VectorIndex {
       const std::vector<uint64_t>& labels) const = 0;
 
   virtual IndexStats Stats() const = 0;
+  // The slots' centroids (num_slots() * dim floats, preprocessed space), or
+  // empty for an index without centroids (flat).
+  virtual std::vector<float> SlotCentroids() const { return {}; }
 };
 
 // An empty index of `kind` for `quantizer`, from the state its TrainIndex

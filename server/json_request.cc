@@ -2633,6 +2633,9 @@ StatusOr<ListsBody> ParseListsBody(element e) {
   if (f.Take("ids", &x)) {
     QVEC_ASSIGN_OR_RETURN(out.ids, ParseIdList(x, "ids"));
   }
+  if (f.Take("with_centroids", &x)) {
+    QVEC_ASSIGN_OR_RETURN(out.with_centroids, GetBool(x, "with_centroids"));
+  }
   QVEC_RETURN_IF_ERROR(f.Finish());
   return out;
 }

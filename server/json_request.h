@@ -138,6 +138,7 @@ struct FacetBody {
 struct ListsBody {
   std::string vector_name;
   std::vector<PointId> ids;
+  bool with_centroids = false;
 };
 [[nodiscard]] StatusOr<ListsBody> ParseListsBody(simdjson::dom::element e);
 

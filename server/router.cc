@@ -1560,14 +1560,26 @@ class Router final : public RequestHandler {
     return WithBody(call, name, [&](Collection& c, element body) {
       auto req = ParseListsBody(body);
       if (!req.ok()) return StatusResponse(req.status(), Seconds(call.start));
-      auto lists = c.ListsOf(req->vector_name, req->ids);
+      auto lists = c.ListsOf(req->vector_name, req->ids, req->with_centroids);
       if (!lists.ok()) return StatusResponse(lists.status(), Seconds(call.start));
       JsonWriter w;
       w.BeginObject().Key("list_sizes").BeginArray();
       for (uint32_t n : lists->list_sizes) w.Uint(n);
       w.EndArray().Key("lists").BeginArray();
       for (int64_t l : lists->point_lists) w.Int(l);
-      w.EndArray().EndObject();
+      w.EndArray();
+      if (req->with_centroids) {
+        const size_t k = lists->list_sizes.size();
+        const size_t dim = k == 0 ? 0 : lists->centroids.size() / k;
+        w.Key("centroids").BeginArray();
+        for (size_t c = 0; c < k && dim > 0; ++c) {
+          w.BeginArray();
+          for (size_t d = 0; d < dim; ++d) w.Float(lists->centroids[c * dim + d]);
+          w.EndArray();
+        }
+        w.EndArray();
+      }
+      w.EndObject();
       return OkResponse(w.Take(), Seconds(call.start));
     });
   }

@@ -297,6 +297,9 @@ async function mapPage(name) {
       <div id="map-tip" class="card" style="position:absolute;display:none;pointer-events:none;max-width:360px;font-size:12px"></div></div>
     <div id="map-point"></div>
     <h2 style="margin-top:14px">IVF list sizes</h2><canvas id="list-hist" height="140"></canvas>
+    <h2 style="margin-top:14px">Centroids: hierarchical clustering (average linkage)</h2>
+    <p class="muted" id="dendro-note"></p>
+    <canvas id="dendrogram" width="1200" height="320" style="width:100%"></canvas>
   </div>`);
   const status = document.getElementById('map-status');
   const progress = document.getElementById('map-progress');
@@ -421,6 +424,7 @@ async function mapPage(name) {
       progress.firstElementChild.style.width = '100%';
       status.textContent = `${n} points, ${method === 'tsne' ? 't-SNE' : 'PCA'}, ${((performance.now() - start) / 1000).toFixed(1)} s`;
       canvas.dataset.points = String(n);
+      await centroidTree(name, field).catch((e) => { document.getElementById('dendro-note').textContent = e.message; });
       canvas.dataset.done = '1';
       // Lists: how many lists hold how many vectors.
       const sizes = lists.list_sizes;
@@ -439,6 +443,95 @@ async function mapPage(name) {
       document.getElementById('map-point').innerHTML = `<div class="error">${esc(e.message)}</div>`;
     }
   };
+}
+
+// Average-linkage agglomerative clustering of m points (m * d floats), by
+// Euclidean distance: the merges [a, b, height] in order, clusters m.. being
+// the merges' results.
+function averageLinkage(x, m, d) {
+  const dist = [];
+  for (let i = 0; i < m; ++i) {
+    dist.push(new Float64Array(m));
+    for (let j = 0; j < i; ++j) {
+      let s = 0;
+      for (let t = 0; t < d; ++t) { const e = x[i * d + t] - x[j * d + t]; s += e * e; }
+      dist[i][j] = dist[j][i] = Math.sqrt(s);
+    }
+  }
+  const active = new Map();  // cluster id -> {row, size}
+  for (let i = 0; i < m; ++i) active.set(i, { row: i, size: 1 });
+  const merges = [];
+  let next = m;
+  while (active.size > 1) {
+    let best = Infinity, ba = -1, bb = -1;
+    const ids = [...active.keys()];
+    for (let i = 0; i < ids.length; ++i) {
+      for (let j = i + 1; j < ids.length; ++j) {
+        const v = dist[active.get(ids[i]).row][active.get(ids[j]).row];
+        if (v < best) { best = v; ba = ids[i]; bb = ids[j]; }
+      }
+    }
+    const A = active.get(ba), B = active.get(bb);
+    // The merged cluster reuses A's row: average of the two, by size.
+    for (const [id, C] of active) {
+      if (id === ba || id === bb) continue;
+      const v = (dist[A.row][C.row] * A.size + dist[B.row][C.row] * B.size) / (A.size + B.size);
+      dist[A.row][C.row] = dist[C.row][A.row] = v;
+    }
+    active.delete(ba);
+    active.delete(bb);
+    active.set(next, { row: A.row, size: A.size + B.size });
+    merges.push([ba, bb, best]);
+    ++next;
+  }
+  return merges;
+}
+
+function drawDendrogram(canvas, merges, m, labels) {
+  const ctx = canvas.getContext('2d');
+  ctx.clearRect(0, 0, canvas.width, canvas.height);
+  const children = new Map();
+  merges.forEach(([a, b, h], i) => children.set(m + i, [a, b, h]));
+  const order = [];
+  const walk = (c) => { if (c < m) order.push(c); else { walk(children.get(c)[0]); walk(children.get(c)[1]); } };
+  walk(m + merges.length - 1);
+  const pad = 30, w = canvas.width - 2 * pad, h = canvas.height - 2 * pad;
+  const top = merges.length ? merges[merges.length - 1][2] : 1;
+  const pos = new Map();
+  order.forEach((leaf, i) => pos.set(leaf, [pad + (i + 0.5) * w / m, pad + h]));
+  ctx.strokeStyle = '#3b5bdb';
+  ctx.fillStyle = '#6b7385';
+  ctx.font = '10px system-ui';
+  merges.forEach(([a, b, height], i) => {
+    const [ax, ay] = pos.get(a), [bx, by] = pos.get(b);
+    const y = pad + h - (height / (top || 1)) * h;
+    ctx.beginPath();
+    ctx.moveTo(ax, ay); ctx.lineTo(ax, y); ctx.lineTo(bx, y); ctx.lineTo(bx, by);
+    ctx.stroke();
+    pos.set(m + i, [(ax + bx) / 2, y]);
+  });
+  if (m <= 64) order.forEach((leaf, i) => ctx.fillText(String(labels[leaf]), pad + (i + 0.5) * w / m - 6, canvas.height - 8));
+  ctx.fillText(`height: centroid distance (top ${top.toFixed(3)})`, pad, 14);
+}
+
+async function centroidTree(name, field) {
+  const note = document.getElementById('dendro-note');
+  const canvas = document.getElementById('dendrogram');
+  const res = await api('POST', `/collections/${enc(name)}/qvec/lists`, { using: field, with_centroids: true });
+  if (!res.centroids || res.centroids.length === 0) {
+    note.textContent = 'The index is flat: it has no centroids yet (IVF starts past the field\'s ivf_threshold points).';
+    canvas.dataset.leaves = '0';
+    return;
+  }
+  // The 64 largest lists, for a readable tree.
+  const order = res.list_sizes.map((sz, i) => [sz, i]).sort((a, b) => b[0] - a[0]).slice(0, 64).map((e) => e[1]);
+  const d = res.centroids[0].length, m = order.length;
+  const x = new Float64Array(m * d);
+  order.forEach((l, i) => x.set(res.centroids[l], i * d));
+  const merges = averageLinkage(x, m, d);
+  drawDendrogram(canvas, merges, m, order);
+  canvas.dataset.leaves = String(m);
+  note.textContent = `${m} of ${res.list_sizes.length} lists (the largest), labelled by list number.`;
 }
 
 async function snapshotsPage(name) {

@@ -74,6 +74,10 @@ struct IndexLists {
   /// Per id asked: the list its vector is in, or -1 when the point does not
   /// exist or does not carry the field.
   std::vector<int64_t> point_lists;
+  /// When asked for: the lists' centroids, list_sizes.size() * dimension
+  /// floats (as the index holds them: normalized under Cosine, within half
+  /// an int8 step); empty for a flat index.
+  std::vector<float> centroids;
 };
 
 /// A sparse vector field's inverted index.
@@ -244,11 +248,12 @@ class QVEC_EXPORT Collection {
   [[nodiscard]] virtual StatusOr<std::vector<std::vector<ScoredPoint>>> SearchMatrix(
       std::span<const float> queries, const SearchRequest& common) = 0;
 
-  /// The list sizes of dense field `field`'s index and the list of each of
-  /// `ids` (at most kMaxSearchLimit). InvalidArgument for an unknown field or
-  /// too many ids.
+  /// The list sizes of dense field `field`'s index, the list of each of
+  /// `ids` (at most kMaxSearchLimit) and, with `with_centroids`, the lists'
+  /// centroids. InvalidArgument for an unknown field or too many ids.
   [[nodiscard]] virtual StatusOr<IndexLists> ListsOf(const std::string& field,
-                                                     std::span<const PointId> ids) = 0;
+                                                     std::span<const PointId> ids,
+                                                     bool with_centroids = false) = 0;
 
   /// Trains (or retrains) the IVF index now, in the calling thread.
   [[nodiscard]] virtual Status Optimize() = 0;

@@ -53,6 +53,12 @@ TEST(ListsOfTest, ListsOfPointsMatchTheListSizes) {
   for (size_t l = 0; l < 16; ++l) {
     if (seen[l] > 0) EXPECT_GT(lists->list_sizes[l], 0u);
   }
+  // The centroids, when asked: one per list (16 * 8 floats).
+  lists = c->ListsOf("v", ids, true);
+  ASSERT_TRUE(lists.ok());
+  ASSERT_EQ(lists->centroids.size(), 16u * 8);
+  EXPECT_TRUE(c->ListsOf("v", ids, false)->centroids.empty());
+
   // Field "w" is on every other point: the others get -1.
   lists = c->ListsOf("w", std::vector<PointId>{PointId::Num(0), PointId::Num(1)});
   ASSERT_TRUE(lists.ok());

@@ -104,8 +104,16 @@ try {
   // 30 s, is checked by eye in the closing notes, not asserted here).
   const big = [];
   for (let i = 0; i < 5000; ++i) big.push({ id: i, vector: Array.from({ length: 64 }, rand), payload: { g: i % 7 } });
-  await call('PUT', '/collections/big', { vectors: { size: 64, distance: 'Euclid' } });
+  // IVF from 1000 points on, 32 lists: the map colours by list and the
+  // centroids get their tree.
+  await call('PUT', '/collections/big', { vectors: { size: 64, distance: 'Euclid' }, qvec: { index: { ivf_threshold: 1000, nlist: 32 } } });
   for (let i = 0; i < big.length; i += 1000) await call('PUT', '/collections/big/points?wait=true', { points: big.slice(i, i + 1000) });
+  for (let t = 0; ; ++t) {
+    const info = await call('GET', '/collections/big');
+    if (info.qvec.index.state === 'ivf' && !info.qvec.index.rebuild_pending && info.status === 'green') break;
+    assert.ok(t < 600, 'the IVF index was not built within a minute');
+    await new Promise((r) => setTimeout(r, 100));
+  }
   await page.setViewport({ width: 1280, height: 800 });
   await page.goto(`${url}/dashboard#/c/big/map`, { waitUntil: 'networkidle0' });
   await page.waitForSelector('#map-run');
@@ -115,6 +123,7 @@ try {
   await page.waitForFunction(() => document.querySelector('#map')?.dataset.done === '1', { timeout: 300000 });
   console.log(`dashboard: 5000-point t-SNE map in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   assert.equal(await page.$eval('#map', (e) => e.dataset.points), '5000');
+  assert.equal(await page.$eval('#dendrogram', (e) => e.dataset.leaves), '32');
   await page.screenshot({ path: `${shots}/map-5000.png`, fullPage: true });
 
   // A wrong API key is named as the problem.
