@@ -68,10 +68,6 @@ void Generate(Csr* out, size_t rows, size_t terms, const SparseOptions& o, std::
   }
 }
 
-struct Top {
-  std::vector<index::SparseHit> hits;
-};
-
 void KeepTop(std::vector<index::SparseHit>* all, size_t k) {
   auto better = [](const index::SparseHit& a, const index::SparseHit& b) {
     return a.score > b.score || (a.score == b.score && a.label < b.label);

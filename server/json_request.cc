@@ -870,48 +870,6 @@ Status ParseVectorStruct(element v, const std::string& where, Point* pt) {
   return ParseVector(v, &pt->vector);
 }
 
-// The query of /points/query: a dense vector, or {"nearest": vector,
-// "mmr": {diversity, candidates_limit}} (`mmr` may be null: no MMR).
-Status ParseQuery(element q, const std::string& path, std::vector<float>* out,
-                  std::optional<Mmr>* mmr) {
-  if (q.type() == element_type::OBJECT) {
-    QVEC_FIELDS(f, q, path);
-    QVEC_RETURN_IF_ERROR(f.Refuse("indices", "sparse vectors are not supported yet"));
-    for (std::string_view doc : {"text", "image", "object"}) {
-      QVEC_RETURN_IF_ERROR(
-          f.Refuse(doc, "documents and images for server-side inference are not supported"));
-    }
-    element nearest, m;
-    if (mmr != nullptr && f.Take("mmr", &m)) {
-      QVEC_FIELDS(mf, m, f.PathOf("mmr"));
-      Mmr params;
-      element x;
-      if (mf.Take("diversity", &x)) {
-        QVEC_ASSIGN_OR_RETURN(double d, GetNumber(x, mf.PathOf("diversity")));
-        params.diversity = ToFloat(d);  // the engine checks the range
-      }
-      if (mf.Take("candidates_limit", &x)) {
-        QVEC_ASSIGN_OR_RETURN(uint64_t n, GetUint(x, mf.PathOf("candidates_limit")));
-        params.candidates_limit = static_cast<size_t>(std::min<uint64_t>(n, SIZE_MAX / 2));
-      }
-      QVEC_RETURN_IF_ERROR(mf.Finish());
-      *mmr = params;
-    }
-    if (!f.Take("nearest", &nearest)) {
-      QVEC_RETURN_IF_ERROR(f.Finish());  // names the query form, e.g. query.recommend
-      return InvalidArgumentError(path + ": expected a vector or {\"nearest\": vector}");
-    }
-    QVEC_RETURN_IF_ERROR(f.Finish());
-    return ParseQuery(nearest, f.PathOf("nearest"), out, nullptr);
-  }
-  if (q.type() == element_type::INT64 || q.type() == element_type::UINT64 ||
-      q.type() == element_type::STRING) {
-    return InvalidArgumentError(path + ": queries by point id are not supported yet");
-  }
-  QVEC_RETURN_IF_ERROR(CheckDenseVector(q, path));
-  return ParseVector(q, out).Annotate(path);
-}
-
 // [{id, vector, payload?}, ...] of an upsert (`with_payload`) or of a
 // vectors update ({id, vector} only).
 StatusOr<std::vector<Point>> ParsePointList(element x, bool with_payload) {
@@ -1271,24 +1229,13 @@ StatusOr<CollectionConfig> ParseCollectionUpdate(element e, const CollectionConf
   return next;
 }
 
-StatusOr<ParsedSearch> ParseSearchRequest(element e, bool query_api, const std::string& path) {
+StatusOr<ParsedSearch> ParseSearchRequest(element e, const std::string& path) {
   QVEC_FIELDS(f, e, path);
   ParsedSearch out;
   SearchRequest& r = out.request;
   element x;
   QVEC_RETURN_IF_ERROR(RefuseShardKey(f));
-  if (query_api) {
-    QVEC_RETURN_IF_ERROR(f.Refuse("prefetch", "prefetch is not supported yet"));
-    QVEC_RETURN_IF_ERROR(
-        f.Refuse("lookup_from", "lookup_from (vectors of another collection) is not supported yet"));
-    if (!f.Take("query", &x)) {
-      return InvalidArgumentError(f.PathOf("query") + " is required");
-    }
-    QVEC_RETURN_IF_ERROR(ParseQuery(x, f.PathOf("query"), &r.vector, &r.mmr));
-    if (f.Take("using", &x)) {
-      QVEC_ASSIGN_OR_RETURN(r.vector_name, GetString(x, f.PathOf("using")));
-    }
-  } else {
+  {
     if (!f.Take("vector", &x)) return InvalidArgumentError(f.PathOf("vector") + " is required");
     const std::string where = f.PathOf("vector");
     bool sparse = false;
@@ -1321,7 +1268,6 @@ StatusOr<ParsedSearch> ParseSearchRequest(element e, bool query_api, const std::
   }
   // `top` is the old name of `limit` in Qdrant's search API.
   for (std::string_view name : {"limit", "top"}) {
-    if (name == "top" && query_api) break;
     if (!f.Take(name, &x)) continue;
     // Ranges are checked by the engine (qvec/options.h).
     QVEC_ASSIGN_OR_RETURN(uint64_t n, GetUint(x, f.PathOf(name)));
@@ -1349,12 +1295,12 @@ StatusOr<ParsedSearch> ParseSearchRequest(element e, bool query_api, const std::
   return out;
 }
 
-StatusOr<std::vector<ParsedSearch>> ParseSearchBatch(element e, bool query_api) {
+StatusOr<std::vector<ParsedSearch>> ParseSearchBatch(element e) {
   QVEC_ASSIGN_OR_RETURN(simdjson::dom::array searches, OnlyArray(e, "searches", "searches"));
   std::vector<ParsedSearch> out;
   size_t i = 0;
   for (element s : searches) {
-    QVEC_ASSIGN_OR_RETURN(ParsedSearch one, ParseSearchRequest(s, query_api, Index("searches", i++)));
+    QVEC_ASSIGN_OR_RETURN(ParsedSearch one, ParseSearchRequest(s, Index("searches", i++)));
     out.push_back(std::move(one));
   }
   return out;

@@ -64,16 +64,15 @@ struct PayloadSelector {
 [[nodiscard]] StatusOr<CollectionConfig> ParseCollectionUpdate(simdjson::dom::element e,
                                                                const CollectionConfig& config);
 
-// POST/PUT /collections/{name}/points/search and .../query (query_api).
+// POST /collections/{name}/points/search.
 struct ParsedSearch {
   SearchRequest request;
   PayloadSelector selector;
 };
-[[nodiscard]] StatusOr<ParsedSearch> ParseSearchRequest(simdjson::dom::element e, bool query_api,
+[[nodiscard]] StatusOr<ParsedSearch> ParseSearchRequest(simdjson::dom::element e,
                                                         const std::string& path = "");
-// .../points/search/batch and .../points/query/batch: {"searches": [...]}.
-[[nodiscard]] StatusOr<std::vector<ParsedSearch>> ParseSearchBatch(simdjson::dom::element e,
-                                                                   bool query_api);
+// .../points/search/batch: {"searches": [...]}.
+[[nodiscard]] StatusOr<std::vector<ParsedSearch>> ParseSearchBatch(simdjson::dom::element e);
 
 // POST /collections/{name}/points/query (and each of .../query/batch): Qdrant's
 // QueryRequest with nested prefetches. `lookup_from` (vectors of point

@@ -628,7 +628,7 @@ class Router final : public RequestHandler {
         }
         if (op == "search") {
           QVEC_ROUTE("/collections/{name}/points/search", "POST");
-          return SearchRoute(call, name, false);
+          return SearchRoute(call, name);
         }
         if (op == "query") {
           QVEC_ROUTE("/collections/{name}/points/query", "POST");
@@ -666,7 +666,7 @@ class Router final : public RequestHandler {
       }
       if (s.size() == 5 && s[4] == "batch" && op == "search") {
         QVEC_ROUTE("/collections/{name}/points/search/batch", "POST");
-        return SearchBatchRoute(call, name, false);
+        return SearchBatchRoute(call, name);
       }
       if (s.size() == 5 && s[4] == "batch" && op == "query") {
         QVEC_ROUTE("/collections/{name}/points/query/batch", "POST");
@@ -1358,20 +1358,18 @@ class Router final : public RequestHandler {
     });
   }
 
-  HttpResponse SearchRoute(const Call& call, const std::string& name, bool query_api) {
+  HttpResponse SearchRoute(const Call& call, const std::string& name) {
     return WithBody(call, name, [&](Collection& c, element body) {
-      auto parsed = ParseSearchRequest(body, query_api);
+      auto parsed = ParseSearchRequest(body);
       if (!parsed.ok()) return StatusResponse(parsed.status(), Seconds(call.start));
       SearchRequest& req = parsed->request;
       req.max_result_bytes = max_response_bytes_;
       auto hits = c.Search(req);
       if (!hits.ok()) return StatusResponse(hits.status(), Seconds(call.start));
       JsonWriter w;
-      if (query_api) w.BeginObject().Key("points");
       WriteScoredPoints(
           w, *hits,
           OutputShape{parsed->selector, ArrayVectors(c.config()), bool(req.with_vector)});
-      if (query_api) w.EndObject();
       return OkResponse(w.Take(), Seconds(call.start));
     });
   }
@@ -1720,9 +1718,9 @@ class Router final : public RequestHandler {
     });
   }
 
-  HttpResponse SearchBatchRoute(const Call& call, const std::string& name, bool query_api) {
+  HttpResponse SearchBatchRoute(const Call& call, const std::string& name) {
     return WithBody(call, name, [&](Collection& c, element body) {
-      auto parsed = ParseSearchBatch(body, query_api);
+      auto parsed = ParseSearchBatch(body);
       if (!parsed.ok()) return StatusResponse(parsed.status(), Seconds(call.start));
       std::vector<SearchRequest> reqs;
       reqs.reserve(parsed->size());
@@ -1736,11 +1734,9 @@ class Router final : public RequestHandler {
       JsonWriter w;
       w.BeginArray();
       for (size_t i = 0; i < results->size(); ++i) {
-        if (query_api) w.BeginObject().Key("points");
         WriteScoredPoints(
             w, (*results)[i],
             OutputShape{(*parsed)[i].selector, single_vector, bool(reqs[i].with_vector)});
-        if (query_api) w.EndObject();
       }
       w.EndArray();
       return OkResponse(w.Take(), Seconds(call.start));

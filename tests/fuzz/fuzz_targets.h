@@ -117,9 +117,8 @@ inline unsigned FuzzJsonRequest(const uint8_t* data, size_t size) {
   auto doc = server::ParseBody(parser, body);
   if (!doc.ok()) return 0;
   simdjson::dom::element e = *doc;
-  (void)server::ParseSearchRequest(e, false);
-  (void)server::ParseSearchRequest(e, true);
-  (void)server::ParseSearchBatch(e, true);
+  (void)server::ParseSearchRequest(e);
+  (void)server::ParseSearchBatch(e);
   (void)server::ParsePoints(e);
   (void)server::ParseCollectionConfig(e);
   (void)server::ParseRetrieve(e);
