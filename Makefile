@@ -8,7 +8,7 @@ PORT ?= 6333
 CMAKE_FLAGS ?=
 
 .PHONY: all setup configure build run test bench bench-full format tidy clean thread-safety \
-        test-asan test-tsan fuzz crash-test soak docs install
+        test-asan test-tsan fuzz crash-test soak docs install dashboard-screenshots
 
 all: build
 
@@ -122,6 +122,17 @@ docs: configure
 	@( cat docs/Doxyfile; echo "OUTPUT_DIRECTORY = $(BUILD_DIR)/docs"; \
 	   echo "INPUT = include/qvec $(BUILD_DIR)/include/qvec/version.h" ) | doxygen -
 	@echo "docs: $(BUILD_DIR)/docs/html/index.html"
+
+# docs/dashboard/*.png, the README's pictures: the dashboard on 10000
+# Fashion-MNIST images (Debian's dataset-fashion-mnist) in headless chromium.
+dashboard-screenshots: export QVEC_SETUP_BENCH=1
+dashboard-screenshots: export QVEC_SETUP_TEST=1
+dashboard-screenshots: build
+	@mkdir -p $(BUILD_DIR)/node
+	@cp tests/integration/package.json tests/integration/dashboard_screenshots.mjs $(BUILD_DIR)/node/
+	@test -f $(BUILD_DIR)/node/node_modules/puppeteer-core/package.json || \
+	  (cd $(BUILD_DIR)/node && npm install --no-audit --no-fund --no-package-lock --loglevel=error)
+	@cd $(BUILD_DIR)/node && node dashboard_screenshots.mjs $(abspath $(BUILD_DIR))/bin/qvec $(CURDIR)/docs/dashboard
 
 # Installs the library, headers, CMake package, pkg-config file and the
 # server under PREFIX (default /usr/local).

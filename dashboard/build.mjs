@@ -1,5 +1,6 @@
 // Bundles the dashboard into OUT_DIR (argv[2], default dist/): index.html,
-// app.js (src/main.js with its npm dependencies, minified) and app.css. The
+// app.js (src/main.js with its npm dependencies, minified), embed_worker.js
+// (the map's web worker, with umap-js) and app.css. The
 // qvec build compiles these files into the server (server/dashboard_assets).
 import * as esbuild from 'esbuild';
 import { copyFileSync, mkdirSync } from 'node:fs';
@@ -16,6 +17,16 @@ await esbuild.build({
   format: 'iife',
   target: ['chrome100', 'firefox100', 'safari15'],
   outfile: join(out, 'app.js'),
+  legalComments: 'none',
+});
+// The map's web worker, a bundle of its own (it imports umap-js).
+await esbuild.build({
+  entryPoints: [join(here, 'src/embed_worker.js')],
+  bundle: true,
+  minify: true,
+  format: 'iife',
+  target: ['chrome100', 'firefox100', 'safari15'],
+  outfile: join(out, 'embed_worker.js'),
   legalComments: 'none',
 });
 copyFileSync(join(here, 'src/index.html'), join(out, 'index.html'));

@@ -287,7 +287,7 @@ async function mapPage(name) {
     <div class="row">
       ${fields.length > 1 || fields[0] !== '' ? `<label>field <select id="map-field">${fields.map((f) => `<option>${esc(f)}</option>`).join('')}</select></label>` : ''}
       <label>points <input id="map-n" type="number" value="1000" min="10" max="5000" style="width:90px"></label>
-      <label>method <select id="map-method"><option value="tsne">t-SNE</option><option value="pca">PCA</option></select></label>
+      <label>method <select id="map-method"><option value="tsne">t-SNE</option><option value="umap">UMAP</option><option value="pca">PCA</option></select></label>
       <label>colour by <select id="map-colour"><option value="list">IVF list</option></select></label>
       <button id="map-run">Draw</button>
       <span class="muted" id="map-status"></span>
@@ -295,8 +295,9 @@ async function mapPage(name) {
     <div class="bar" id="map-progress" style="display:none"><span style="width:0%"></span></div>
     <div style="position:relative"><canvas id="map" width="1200" height="720" style="width:100%;border:1px solid var(--line);border-radius:6px;background:#fff"></canvas>
       <div id="map-tip" class="card" style="position:absolute;display:none;pointer-events:none;max-width:360px;font-size:12px"></div></div>
+    <div id="map-legend" class="legend"></div>
     <div id="map-point"></div>
-    <h2 style="margin-top:14px">IVF list sizes</h2><canvas id="list-hist" height="140"></canvas>
+    <h2 style="margin-top:14px">IVF list sizes</h2><p class="muted" id="hist-note"></p><canvas id="list-hist" height="140"></canvas>
     <h2 style="margin-top:14px">Centroids: hierarchical clustering (average linkage)</h2>
     <p class="muted" id="dendro-note"></p>
     <canvas id="dendrogram" width="1200" height="320" style="width:100%"></canvas>
@@ -371,6 +372,19 @@ async function mapPage(name) {
       if (!values.has(v)) values.set(v, palette[values.size % palette.length]);
       return values.get(v);
     });
+    // The legend: a colour per value, most frequent first; the palette
+    // repeats past its length, so beyond 20 values only the count is shown.
+    const counts = new Map();
+    state.points.forEach((p, i) => {
+      const v = by === 'list' ? state.lists[i] : JSON.stringify(p.payload?.[by] ?? null);
+      counts.set(v, (counts.get(v) ?? 0) + 1);
+    });
+    const legend = document.getElementById('map-legend');
+    const entries = [...counts.entries()].sort((a, b) => b[1] - a[1]);
+    const label = (v) => (by === 'list' ? `list ${v}` : (() => { try { const j = JSON.parse(v); return typeof j === 'string' ? j : v; } catch { return v; } })());
+    legend.innerHTML = entries.length > 20
+      ? `<span class="muted">${entries.length} distinct values of ${esc(by === 'list' ? 'the IVF list' : by)}; hover a point to see its own.</span>`
+      : entries.map(([v, c]) => `<span class="item"><i style="background:${values.get(v)}"></i>${esc(label(v))} <span class="muted">${c}</span></span>`).join('');
   }
 
   document.getElementById('map-run').onclick = async () => {
@@ -422,18 +436,22 @@ async function mapPage(name) {
       state.y = y;
       draw();
       progress.firstElementChild.style.width = '100%';
-      status.textContent = `${n} points, ${method === 'tsne' ? 't-SNE' : 'PCA'}, ${((performance.now() - start) / 1000).toFixed(1)} s`;
+      status.textContent = `${n} points, ${{ tsne: 't-SNE', umap: 'UMAP', pca: 'PCA' }[method]}, ${((performance.now() - start) / 1000).toFixed(1)} s`;
       canvas.dataset.points = String(n);
       await centroidTree(name, field).catch((e) => { document.getElementById('dendro-note').textContent = e.message; });
       canvas.dataset.done = '1';
       // Lists: how many lists hold how many vectors.
       const sizes = lists.list_sizes;
+      document.getElementById('hist-note').textContent = sizes.length <= 1
+        ? 'The index is flat: one list holds every vector (IVF starts past the field\'s ivf_threshold points).' : '';
       const max = Math.max(...sizes, 1);
       const bins = Math.min(20, sizes.length);
       const counts = new Array(bins).fill(0);
       for (const sz of sizes) counts[Math.min(bins - 1, Math.floor(sz / max * bins))] += 1;
       for (const c of charts) c.destroy();
-      charts = [new Chart(document.getElementById('list-hist'), {
+      charts = [];
+      document.getElementById('list-hist').style.display = sizes.length <= 1 ? 'none' : '';
+      if (sizes.length > 1) charts = [new Chart(document.getElementById('list-hist'), {
         type: 'bar',
         data: { labels: counts.map((_, b) => `${Math.round(b * max / bins)}–${Math.round((b + 1) * max / bins)}`), datasets: [{ label: 'lists', data: counts, backgroundColor: '#3b5bdb' }] },
         options: { animation: false, plugins: { legend: { display: false } }, scales: { x: { title: { display: true, text: 'vectors in the list' } }, y: { title: { display: true, text: 'lists' } } } },

@@ -84,7 +84,17 @@ try {
   await page.screenshot({ path: `${shots}/map.png`, fullPage: true });
   // Colouring by a payload field.
   await page.select('#map-colour', 'group');
+  assert.equal((await page.$$('#map-legend .item')).length, 5);  // groups 0..4
   await page.screenshot({ path: `${shots}/map-by-group.png`, fullPage: true });
+  // The other two methods draw every point too (finite coordinates).
+  for (const method of ['umap', 'pca']) {
+    await page.select('#map-method', method);
+    await page.click('#map-run');
+    await page.waitForFunction(() => document.querySelector('#map')?.dataset.done === '1', { timeout: 120000 });
+    assert.equal(await page.$eval('#map', (e) => e.dataset.points), '300');
+    assert.match(await page.$eval('#map-status', (e) => e.textContent), method === 'umap' ? /UMAP/ : /PCA/);
+    await page.screenshot({ path: `${shots}/map-${method}.png`, fullPage: true });
+  }
 
   // Snapshots: create one, see it listed.
   await page.goto(`${url}/dashboard#/c/demo/snapshots`, { waitUntil: 'networkidle0' });
