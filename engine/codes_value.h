@@ -67,6 +67,11 @@ inline constexpr std::string_view kIndexState = "state";                 // Trai
 inline constexpr std::string_view kCalibrationState = "calibration";     // CalibrationParams
 inline constexpr std::string_view kCalibratedOnState = "calibrated_on";  // u64 LE
 inline constexpr std::string_view kGenerationState = "generation";       // u32 LE
+// The field's rescore curve (CollectionImpl::MeasureRescoreCurve): u32 LE
+// generation of the index it was measured on, u64 LE vectors the field had,
+// u32 LE count, then count pairs of f32 LE (oversampling, recall). Written
+// on its own after each measurement; ignored at load for another generation.
+inline constexpr std::string_view kRescoreCurveState = "rescore_curve";
 // The quantization the field's index and calibration were made with, when it
 // may differ from the collection's config (after Database::UpdateCollection):
 // see EncodeQuantConfig. Absent: the config's.

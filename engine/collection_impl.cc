@@ -26,9 +26,44 @@ namespace {
 // more than this (or than limit + offset), so that one request cannot make
 // the server read an unbounded number of originals.
 constexpr size_t kMaxRescoreCandidates = 50000;
+// The oversampling of a search without its own before the field's rescore
+// curve is measured (the build task measures it soon after the first
+// writes): generous, as an unmeasured int8 ranking may lose a tenth of the
+// neighbours at 1 on low-dimensional data.
+constexpr float kUnmeasuredOversampling = 4.0f;
 // Attempts to resolve a filter's field indexes under the shared lock before
 // a reader builds them under the write lock (the change log was outrun).
 constexpr int kFilterAttempts = 3;
+
+// Recall@10 expected of a default search on an index described by `info`,
+// whose rescoring keeps `quantization_recall` of an exhaustive int8 scan: a
+// flat index scans everything; an IVF one with automatic nprobe aims at the
+// target (or probes every list when the target is out of reach), with a
+// fixed nprobe it keeps curve(nprobe) / curve's best of the scan.
+float ProbedRecall(const IndexInfo& info, float quantization_recall, float target,
+                   uint32_t default_nprobe) {
+  const auto& curve = info.recall_curve;
+  if (info.state == IndexInfo::State::kFlat || curve.empty()) return quantization_recall;
+  float best = 0;
+  for (const auto& point : curve) best = std::max(best, point.second);
+  if (best <= 0) return quantization_recall;
+  if (default_nprobe == 0) return std::min(target, quantization_recall);
+  float at = curve.back().second;
+  for (size_t i = 0; i < curve.size(); ++i) {
+    if (curve[i].first < default_nprobe) continue;
+    if (i == 0 || curve[i].first == default_nprobe) {
+      at = curve[i].second;
+    } else {
+      const auto [p0, r0] = curve[i - 1];
+      const auto [p1, r1] = curve[i];
+      const double t = (std::log2(double{default_nprobe}) - std::log2(double{p0})) /
+                       (std::log2(double{p1}) - std::log2(double{p0}));
+      at = static_cast<float>(r0 + t * (r1 - r0));
+    }
+    break;
+  }
+  return quantization_recall * std::min(1.0f, at / best);
+}
 
 bool AllFinite(const std::vector<float>& v) {
   for (float x : v) {
@@ -1510,7 +1545,8 @@ Status CollectionImpl::ValidateSearch(const SearchRequest& r, const VectorField&
   if (r.offset > kMaxSearchOffset) {
     return OutOfRangeError("offset must be at most " + std::to_string(kMaxSearchOffset));
   }
-  if (!(r.params.oversampling >= 1.0f && r.params.oversampling <= kMaxOversampling)) {
+  if (r.params.oversampling &&
+      !(*r.params.oversampling >= 1.0f && *r.params.oversampling <= kMaxOversampling)) {
     return OutOfRangeError("oversampling must be in [1, " +
                            std::to_string(static_cast<int>(kMaxOversampling)) + "]");
   }
@@ -1526,10 +1562,38 @@ Status CollectionImpl::ValidateSearch(const SearchRequest& r, const VectorField&
   return Status::Ok();
 }
 
-size_t CollectionImpl::CandidateCount(const SearchRequest& r) const {
+CollectionImpl::RescorePlan CollectionImpl::PlanRescore(const SearchRequest& r,
+                                                      const VectorField& f) {
+  RescorePlan plan;
+  if (!r.params.rescore.value_or(true) || r.params.ignore_quantization) return plan;
+  MutexLock lock(&f.rescore_mu);
+  const std::vector<index::RescorePoint>& curve = f.rescore_curve;
+  if (r.params.oversampling) {
+    plan.oversampling = *r.params.oversampling;
+    if (!curve.empty()) plan.quantization_recall = RecallAtOversampling(curve, plan.oversampling);
+    return plan;
+  }
+  if (curve.empty()) {
+    plan.oversampling = kUnmeasuredOversampling;
+    return plan;
+  }
+  const float target =
+      r.params.target_recall > 0 ? r.params.target_recall : f.default_target_recall.load();
+  // A probed search (IVF, automatic nprobe) loses recall twice: half of the
+  // budget 1 - target goes to the quantization, the rest to probing (the
+  // index picks nprobe for target / quantization_recall).
+  const bool probed = f.state.load() != IndexInfo::State::kFlat && !r.params.exact &&
+                      r.params.nprobe == 0;
+  const float quant_target = probed ? 1.0f - (1.0f - target) / 2 : target;
+  plan.oversampling = index::OversamplingForRecall(curve, quant_target);
+  plan.quantization_recall = index::RecallAtOversampling(curve, plan.oversampling);
+  return plan;
+}
+
+size_t CollectionImpl::CandidateCount(const SearchRequest& r, float oversampling) {
   const size_t k = r.limit + r.offset;
   if (!r.params.rescore.value_or(true)) return k;
-  const double want = std::ceil(static_cast<double>(k) * r.params.oversampling);
+  const double want = std::ceil(static_cast<double>(k) * oversampling);
   const double cap = static_cast<double>(std::max(k, kMaxRescoreCandidates));
   return static_cast<size_t>(std::min({want, cap, static_cast<double>(index::kMaxSearchK)}));
 }
@@ -1538,13 +1602,15 @@ index::IndexSearchParams CollectionImpl::IndexParams(const SearchRequest& r,
                                                      const VectorField& f) const {
   // The index returns int8-scored candidates only; rescoring, thresholds and
   // offset are applied outside the lock (FinishSearch).
+  const RescorePlan plan = PlanRescore(r, f);
   index::IndexSearchParams p;
-  p.k = CandidateCount(r);
+  p.k = CandidateCount(r, plan.oversampling);
   p.exhaustive = r.params.exact;
   p.nprobe = r.params.nprobe;
   if (p.nprobe == 0 && r.params.target_recall == 0) p.nprobe = f.default_nprobe.load();
   p.target_recall =
       r.params.target_recall > 0 ? r.params.target_recall : f.default_target_recall.load();
+  p.quantization_recall = plan.quantization_recall;
   return p;
 }
 
@@ -2307,6 +2373,20 @@ StatusOr<CollectionInfo> CollectionImpl::Info() {
       fi.index.failed_builds = f->build_failures;
     }
     fi.quality = Quality(*f, fi.vectors_count);
+    // What a default search runs with and is expected to reach.
+    const RescorePlan plan = PlanRescore(SearchRequest(), *f);
+    fi.index.default_oversampling = plan.oversampling;
+    {
+      MutexLock lock(&f->rescore_mu);
+      for (const index::RescorePoint& p : f->rescore_curve) {
+        fi.index.rescore_curve.emplace_back(p.oversampling, p.recall);
+      }
+    }
+    if (!fi.index.rescore_curve.empty()) {
+      fi.index.estimated_recall = ProbedRecall(fi.index, plan.quantization_recall,
+                                               f->default_target_recall.load(),
+                                               f->default_nprobe.load());
+    }
   }
   if (!fields_.empty()) {
     const VectorFieldInfo& first = info.fields.at(fields_.front()->name);

@@ -20,6 +20,7 @@
 #include "engine/build_pool.h"
 #include "engine/engine_log.h"
 #include "engine/payload_index.h"
+#include "index/quality.h"
 #include "index/quantizer.h"
 #include "index/sparse_index.h"
 #include "index/vector_index.h"
@@ -81,6 +82,14 @@ struct VectorField {
   std::chrono::steady_clock::time_point next_build_attempt QVEC_GUARDED_BY(status_mu){};
   QualityReport quality QVEC_GUARDED_BY(status_mu);
   size_t quality_points QVEC_GUARDED_BY(status_mu) = 0;
+  // The field's rescore curve (index::MeasureRescoreCurve on a sample of its
+  // vectors, by the build task), and what it was measured on. Searches read
+  // it for their oversampling: its own mutex, never held across I/O.
+  // (Searches hold the field const: mutable.)
+  mutable Mutex rescore_mu;
+  std::vector<index::RescorePoint> rescore_curve QVEC_GUARDED_BY(rescore_mu);
+  size_t rescore_points QVEC_GUARDED_BY(rescore_mu) = 0;
+  uint32_t rescore_generation QVEC_GUARDED_BY(rescore_mu) = 0;
 };
 
 // One sparse vector field: its config and inverted index. Its vectors are
@@ -313,11 +322,26 @@ class CollectionImpl final : public Collection,
   ReadView ViewLocked() const QVEC_REQUIRES_SHARED(state_mu_) {
     return ReadView{snapshot_, version_};
   }
+  // How a search rescores: the oversampling it runs with and the recall the
+  // rescoring is expected to keep of an exhaustive int8 scan (0 = unknown).
+  struct RescorePlan {
+    float oversampling = 1;
+    float quantization_recall = 0;
+  };
+  // The plan for `r` on `f`: its own oversampling, else the one f's rescore
+  // curve expects to meet the search's target (for a probed IVF search half
+  // of the loss budget goes to quantization, the rest to probing).
+  static RescorePlan PlanRescore(const SearchRequest& r, const VectorField& f);
   // The index's parameters for request `r` on field `f`; requires state_mu_.
   index::IndexSearchParams IndexParams(const SearchRequest& r, const VectorField& f) const
       QVEC_REQUIRES_SHARED(state_mu_);
   // Hits the index returns for `r`: k * oversampling when rescoring.
-  size_t CandidateCount(const SearchRequest& r) const;
+  static size_t CandidateCount(const SearchRequest& r, float oversampling);
+  // Measures f's rescore curve when it has none for its index's generation
+  // or the field doubled or halved since (build task; reads storage, holds
+  // no lock across it).
+  bool NeedsRescoreCurve(VectorField& f);
+  Status MeasureRescoreCurve(VectorField& f);
   // The in-memory part of a search; requires state_mu_ held shared.
   StatusOr<Candidates> SearchLocked(const SearchRequest& r, const VectorField& f,
                                     const float* query, const FilterFields* fields)

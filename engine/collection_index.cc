@@ -1,11 +1,13 @@
 // The vector indexes of a collection: creation, recovery on open, the
 // write-side encoding, and the generic background build with its swap.
 #include <algorithm>
+#include <bit>
 #include <chrono>
 #include <cmath>
 #include <numeric>
 #include <random>
 #include <thread>
+#include <unordered_set>
 
 #include "common/point_key.h"
 #include "engine/codes_value.h"
@@ -493,6 +495,32 @@ Status CollectionImpl::LoadField(VectorField& f, size_t field_index, std::set<st
     fixes->PutIndexState(cid_, StateKey(f, kKindState),
                          std::string(1, static_cast<char>(index::kInitialIndexKind)));
     fixes->DeleteIndexState(cid_, StateKey(f, kIndexState));
+  } else if (!legacy) {
+    // The rescore curve measured for this index, so that searches after a
+    // reopen or a snapshot recovery run with the same oversampling. A
+    // malformed one is only measured again.
+    QVEC_ASSIGN_OR_RETURN(auto curve, state(kRescoreCurveState, kRescoreCurveState));
+    if (curve) {
+      std::string_view in = *curve;
+      if (in.size() >= 16) {
+        const uint32_t generation = coding::DecodeFixed32(in.data());
+        const uint64_t points = coding::DecodeFixed64(in.data() + 4);
+        const uint32_t count = coding::DecodeFixed32(in.data() + 12);
+        in.remove_prefix(16);
+        if (generation == f.generation && count <= 64 && in.size() == size_t{count} * 8) {
+          MutexLock lock(&f.rescore_mu);
+          f.rescore_curve.clear();
+          for (uint32_t i = 0; i < count; ++i) {
+            index::RescorePoint p;
+            p.oversampling = std::bit_cast<float>(coding::DecodeFixed32(in.data() + i * 8));
+            p.recall = std::bit_cast<float>(coding::DecodeFixed32(in.data() + i * 8 + 4));
+            f.rescore_curve.push_back(p);
+          }
+          f.rescore_points = points;
+          f.rescore_generation = generation;
+        }
+      }
+    }
   }
   return Status::Ok();
 }
@@ -759,7 +787,7 @@ void CollectionImpl::MaybeStartTraining() {
       MutexLock lock(&f->status_mu);
       if (now < f->next_build_attempt) continue;
     }
-    if (NeedsBuild(*f)) {
+    if (NeedsBuild(*f) || NeedsRescoreCurve(*f)) {
       any = true;
       break;
     }
@@ -809,8 +837,133 @@ void CollectionImpl::RunBackgroundBuild() {
       f->last_build_error.clear();
       built = true;
     }
+    for (auto& f : fields_) {
+      if (stop_.load()) break;
+      if (!NeedsRescoreCurve(*f)) continue;
+      const Status s = MeasureRescoreCurve(*f);
+      if (!s.ok()) {
+        // Not retried in this task (the next write's task tries again).
+        if (!stop_.load()) {
+          log_.Warn("collection '{}' vector '{}': rescore curve: {}", name_, f->name,
+                    s.ToString());
+        }
+        continue;
+      }
+      built = true;  // writes meanwhile may ask for a build: look again
+    }
   }
   training_.store(false);
+}
+
+// ---- rescore curves ----
+
+namespace {
+// A field's rescore curve is measured from this many points on, on at most
+// kRescoreBase of its vectors plus kRescoreQueries held out as queries.
+constexpr size_t kRescoreMinPoints = 20;
+constexpr size_t kRescoreBase = 20000;
+constexpr size_t kRescoreQueries = 100;
+}  // namespace
+
+bool CollectionImpl::NeedsRescoreCurve(VectorField& f) {
+  size_t n = 0;
+  uint32_t generation = 0;
+  {
+    ReaderLock lock(&state_mu_);
+    if (f.index == nullptr || f.tracking) return false;
+    n = f.index->size();
+    generation = f.generation;
+  }
+  if (n < kRescoreMinPoints) return false;
+  MutexLock lock(&f.rescore_mu);
+  if (f.rescore_points == 0 || f.rescore_generation != generation) return true;
+  return n >= 2 * f.rescore_points || 2 * n <= f.rescore_points;
+}
+
+Status CollectionImpl::MeasureRescoreCurve(VectorField& f) {
+  const size_t dim = f.config.dimension;
+  std::optional<index::Quantizer> quantizer;
+  uint32_t generation = 0;
+  size_t n = 0;
+  std::vector<PointId> ids;
+  std::mt19937_64 rng(0x7e5c0000ULL + cid_ * 131 + f.id);
+  {
+    ReaderLock lock(&state_mu_);
+    if (f.index == nullptr) return Status::Ok();
+    quantizer = f.index->quantizer();
+    generation = f.generation;
+    n = f.index->size();
+    size_t field_index = 0;
+    while (fields_[field_index].get() != &f) ++field_index;
+    const uint64_t bit = uint64_t{1} << field_index;
+    const size_t want = std::min(n, kRescoreBase + kRescoreQueries);
+    if (want == n) {
+      for (const auto& [id, label] : id_to_label_) {
+        if (field_mask_[label] & bit) ids.push_back(id);
+      }
+    } else {
+      // Labels drawn at random (a sample in id order would follow however
+      // the ids were assigned).
+      std::unordered_set<uint64_t> taken;
+      const size_t labels = label_to_id_.size();
+      for (size_t draws = 0; ids.size() < want && draws < 50 * want; ++draws) {
+        const uint64_t label = rng() % labels;
+        if (!label_used_[label] || !(field_mask_[label] & bit) || !taken.insert(label).second) {
+          continue;
+        }
+        ids.push_back(label_to_id_[label]);
+      }
+    }
+  }
+  std::shuffle(ids.begin(), ids.end(), rng);  // queries: a random few
+  std::vector<float> vectors;
+  vectors.reserve(ids.size() * dim);
+  for (size_t start = 0; start < ids.size(); start += kRebuildChunk) {
+    if (stop_.load()) return AbortedError("collection dropped or closing");
+    const size_t end = std::min(ids.size(), start + kRebuildChunk);
+    std::vector<std::string> keys;
+    for (size_t i = start; i < end; ++i) keys.push_back(EncodePointKey(ids[i]));
+    std::vector<float> chunk;
+    std::vector<bool> found;
+    QVEC_RETURN_IF_ERROR(ReadOriginals(store_, cid_, f.id, dim, keys, &chunk, &found));
+    for (size_t i = 0; i < keys.size(); ++i) {
+      if (found[i]) vectors.insert(vectors.end(), chunk.begin() + i * dim, chunk.begin() + (i + 1) * dim);
+    }
+  }
+  const size_t m = vectors.size() / dim;
+  std::vector<index::RescorePoint> curve;
+  if (m >= kRescoreMinPoints) {
+    const size_t nq = std::min(kRescoreQueries, m / 5);
+    const size_t nb = m - nq;
+    QVEC_ASSIGN_OR_RETURN(curve, index::MeasureRescoreCurve(*quantizer, vectors.data(), nb,
+                                                            vectors.data() + nb * dim, nq, 10));
+  }
+  std::string value;
+  coding::PutFixed32(&value, generation);
+  coding::PutFixed64(&value, n);
+  coding::PutFixed32(&value, static_cast<uint32_t>(curve.size()));
+  for (const index::RescorePoint& p : curve) {
+    coding::PutFloat(&value, p.oversampling);
+    coding::PutFloat(&value, p.recall);
+  }
+  {
+    // Under write_mu_ so that a drop or a rebuild's swap cannot interleave;
+    // a curve for an index already replaced is not kept.
+    MutexLock write_lock(&write_mu_);
+    if (stop_.load() || dropped_.load()) return AbortedError("collection dropped or closing");
+    {
+      ReaderLock state_lock(&state_mu_);
+      if (f.generation != generation) return Status::Ok();
+    }
+    storage::WriteBatch batch;
+    batch.PutIndexState(cid_, StateKey(f, kRescoreCurveState), value);
+    QVEC_RETURN_IF_ERROR(store_->Write(&batch));
+  }
+  MutexLock lock(&f.rescore_mu);
+  f.rescore_curve = std::move(curve);
+  f.rescore_points = n;  // also when too few were read: not measured again at once
+  f.rescore_generation = generation;
+  return Status::Ok();
 }
 
 Status CollectionImpl::Optimize() {
@@ -829,6 +982,12 @@ Status CollectionImpl::Optimize() {
       if (f->index == nullptr) continue;
     }
     Status s = BuildIndex(*f, index::kOptimizedIndexKind);
+    // The new index's rescore curve, so that searches after Optimize() use
+    // an oversampling measured for it (a failure leaves the default).
+    if (s.ok() && NeedsRescoreCurve(*f)) {
+      const Status measured = MeasureRescoreCurve(*f);
+      if (!measured.ok()) log_.Warn("collection '{}': rescore curve: {}", name_, measured.ToString());
+    }
     MutexLock lock(&f->status_mu);
     if (s.ok()) {
       f->build_failures = 0;

@@ -334,13 +334,19 @@ uint32_t DefaultNlist(size_t n) {
   return std::min(nlist, cap_pow2);
 }
 
-uint32_t NprobeForRecall(const IvfModel& model, float target) {
+uint32_t NprobeForRecall(const IvfModel& model, float target, float quantization_recall) {
   const uint32_t nlist = std::max<uint32_t>(1, model.nlist);
   if (!(target > 0.0f)) return 1;
   const auto& curve = model.recall_curve;
   float best = 0.0f;
   for (const auto& point : curve) best = std::max(best, point.second);
-  if (curve.empty() || best < target) return nlist;
+  if (curve.empty()) return nlist;
+  if (quantization_recall > 0.0f) {
+    const float share = target / quantization_recall;
+    if (share >= 1.0f) return nlist;
+    target = share * best;
+  }
+  if (best < target) return nlist;
   // Aim a little above target (the curve comes from <= 200 held-out
   // queries), but not above what the curve reaches.
   // On a plateau (best < target + margin) aim slightly below the best so the
@@ -720,7 +726,8 @@ size_t IvfIndex::MemoryBytes() const {
 }
 
 uint32_t IvfIndex::ResolveNprobe(const IvfSearchParams& p) const {
-  const uint32_t nprobe = p.nprobe != 0 ? p.nprobe : NprobeForRecall(model_, p.target_recall);
+  const uint32_t nprobe =
+      p.nprobe != 0 ? p.nprobe : NprobeForRecall(model_, p.target_recall, p.quantization_recall);
   return std::clamp<uint32_t>(nprobe, 1, model_.nlist);
 }
 
@@ -949,6 +956,7 @@ IvfSearchParams ToIvfParams(const IndexSearchParams& p, uint32_t nlist) {
   ip.filter = p.filter;
   ip.nprobe = p.exhaustive ? nlist : p.nprobe;
   ip.target_recall = p.target_recall;
+  ip.quantization_recall = p.quantization_recall;
   return ip;
 }
 }  // namespace

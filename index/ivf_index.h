@@ -110,7 +110,13 @@ struct IvfTrainOptions {
 // the previous point p0, rounded up (conservative: the curve is concave in
 // log nprobe). nlist if the curve is empty or never reaches target; 1 if
 // target <= 0.
-uint32_t NprobeForRecall(const IvfModel& model, float target);
+//
+// With quantization_recall > 0 (the recall the rescoring stage is expected to
+// keep, from the field's rescore curve) the target is end to end: the curve's
+// best point is the int8 scan of every list, so probing must keep the share
+// target / quantization_recall of it, i.e. reach target * best /
+// quantization_recall on the curve (nlist when that exceeds best).
+uint32_t NprobeForRecall(const IvfModel& model, float target, float quantization_recall = 0);
 
 struct IvfSearchParams : SearchParams {
   // Lists to probe; 0 = NprobeForRecall(model, target_recall). Values above
@@ -118,6 +124,9 @@ struct IvfSearchParams : SearchParams {
   uint32_t nprobe = 0;
   // Recall@10 the automatic nprobe aims at, in (0, 1]. Default: 0.95.
   float target_recall = 0.95f;
+  // See NprobeForRecall; 0 = target_recall is the int8 curve's own.
+  // Default: 0.
+  float quantization_recall = 0;
 };
 
 struct IvfHealth {

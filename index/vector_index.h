@@ -51,6 +51,10 @@ struct IndexSearchParams {
   uint32_t nprobe = 0;
   // Recall@10 the automatic nprobe aims at, in (0, 1]. Default: 0.95.
   float target_recall = 0.95f;
+  // Recall the caller's rescoring keeps of an exhaustive int8 scan (from the
+  // field's rescore curve): with it target_recall is end to end (see
+  // NprobeForRecall). 0 = target_recall applies to the int8 scan. Default: 0.
+  float quantization_recall = 0;
   // Scan every code (exact int8 answer). Default: false.
   bool exhaustive = false;
 };

@@ -933,6 +933,19 @@ class Router final : public RequestHandler {
       w.BeginObject().Key("nprobe").Uint(nprobe).Key("recall_at_10").Float(recall).EndObject();
     }
     w.EndArray();
+    w.Key("rescore_curve").BeginArray();
+    for (const auto& [oversampling, recall] : index.rescore_curve) {
+      w.BeginObject().Key("oversampling").Float(oversampling).Key("recall_at_10").Float(recall);
+      w.EndObject();
+    }
+    w.EndArray();
+    w.Key("default_oversampling").Float(index.default_oversampling);
+    w.Key("estimated_recall");
+    if (index.rescore_curve.empty()) {
+      w.Null();
+    } else {
+      w.Float(index.estimated_recall);
+    }
     w.Key("failed_builds").Uint(index.failed_builds);
     w.Key("rebuild_pending").Bool(index.rebuild_pending);
     w.Key("last_error");

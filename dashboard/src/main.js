@@ -136,6 +136,9 @@ function fieldFigures(name, figures) {
       <tr><th>int8 MSE</th><td class="num quality-mse">${num(q.mse, 8)}</td></tr>
       <tr><th>SQNR</th><td class="num quality-sqnr">${num(q.sqnr_db, 2)} dB</td></tr>
       <tr><th>score error (mean / max)</th><td class="num">${num(q.score_mean_abs_error, 6)} / ${num(q.score_max_abs_error, 6)}</td></tr>
+      <tr><th>default oversampling</th><td class="num">${ix.rescore_curve?.length ? num(ix.default_oversampling, 2) : `${num(ix.default_oversampling, 2)} (not measured yet)`}</td></tr>
+      <tr><th>expected recall@10 (default search)</th><td class="num estimated-recall">${ix.estimated_recall == null ? '–' : num(ix.estimated_recall, 3)}</td></tr>
+      ${(ix.rescore_curve ?? []).length ? `<tr><th>recall after rescoring at oversampling</th><td class="num">${ix.rescore_curve.map((p) => `${num(p.oversampling, 2)}×: ${num(p.recall_at_10, 3)}`).join(' · ')}</td></tr>` : ''}
       ${ix.last_error ? `<tr><th>last build error</th><td class="error">${esc(ix.last_error)}</td></tr>` : ''}
     </table>
     ${(ix.recall_curve ?? []).length ? `<h2 style="margin-top:12px">nprobe → recall@10</h2><canvas class="recall" data-field="${esc(name)}" height="160"></canvas>` : ''}

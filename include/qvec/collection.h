@@ -42,8 +42,22 @@ struct IndexInfo {
   double kmeans_objective = 0;
   double training_seconds = 0;
   size_t trained_on_points = 0;  ///< collection size when the index was trained
-  /// nprobe -> measured recall@10 on held-out sample queries.
+  /// nprobe -> measured recall@10 on held-out sample queries (the int8 scan,
+  /// before rescoring).
   std::vector<std::pair<uint32_t, float>> recall_curve;
+  /// Oversampling -> recall@10 after rescoring an exhaustive int8 scan's
+  /// best limit * oversampling candidates with the float originals: the
+  /// quantization's share of the loss, measured on up to 20000 of the field's
+  /// vectors with 100 of them held out as queries; re-measured when the field
+  /// has doubled or halved, or its index was rebuilt. Empty until measured.
+  std::vector<std::pair<float, float>> rescore_curve;
+  /// The oversampling a search without its own uses at the field's
+  /// default_target_recall (from rescore_curve; 4 before it is measured).
+  float default_oversampling = 0;
+  /// Expected recall@10 of such a default search, end to end: the rescore
+  /// curve at default_oversampling times, for IVF, the share of an exhaustive
+  /// scan that the automatic nprobe keeps. 0 before the curve is measured.
+  float estimated_recall = 0;
   /// Why the last background build failed ("" when it succeeded or none ran);
   /// failed builds are retried with a growing delay (10 s, 20 s, ... 10 min).
   std::string last_error;

@@ -321,8 +321,12 @@ struct SearchParams {
   /// Default: true.
   std::optional<bool> rescore;
   /// Candidates taken by int8 score per result when rescoring, in
-  /// [1, kMaxOversampling]. Default: 1.
-  float oversampling = 1.0f;
+  /// [1, kMaxOversampling]. Unset: the smallest factor that the field's
+  /// rescore curve (measured on its own vectors, see IndexInfo) expects to
+  /// meet the search's target recall (the request's target_recall, else the
+  /// field's default_target_recall), 4 until the curve is first measured.
+  /// Default: unset.
+  std::optional<float> oversampling;
 };
 
 /// Maximal marginal relevance (Qdrant's query "mmr"): from the nearest

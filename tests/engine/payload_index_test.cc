@@ -184,6 +184,9 @@ class PayloadIndexTest : public ::testing::TestWithParam<bool> {
       s.limit = 10;
       s.filter = f;
       s.params.exact = true;
+      // A fixed oversampling: each collection measures its own rescore
+      // curve in the background, whose default may differ between them.
+      s.params.oversampling = 2.0f;
       auto sa = a->Search(s);
       auto sb = b->Search(s);
       ASSERT_TRUE(sa.ok() && sb.ok()) << sa.status().ToString() << sb.status().ToString();

@@ -158,6 +158,11 @@ TEST(IvfTest, NprobeForRecall) {
   EXPECT_EQ(NprobeForRecall(m, 0.98f), 32u);
   EXPECT_EQ(NprobeForRecall(m, 0.99f), 64u);  // never reached: nlist
   EXPECT_EQ(NprobeForRecall(m, 0.0f), 1u);
+  // End to end with a rescoring stage keeping 0.99 of the exhaustive scan:
+  // 0.95 asks the curve for 0.95 / 0.99 of its best (0.98).
+  EXPECT_EQ(NprobeForRecall(m, 0.95f, 0.99f), NprobeForRecall(m, 0.95f / 0.99f * 0.98f));
+  EXPECT_LT(NprobeForRecall(m, 0.95f, 0.99f), NprobeForRecall(m, 0.95f));
+  EXPECT_EQ(NprobeForRecall(m, 0.995f, 0.99f), 64u);  // out of reach: every list
 }
 
 IvfModel SmallModel() {
