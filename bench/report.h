@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/machine.h"
 #include "bench/methods.h"
 
 namespace qvec::bench {
@@ -21,6 +22,7 @@ struct RunInfo {
   std::string command;      // the command line
   double load_average = 0;  // 1-minute load average at the start
   size_t threads = 0;
+  MachineLimits limits;  // measured at the start of the run
   std::vector<DatasetSummary> datasets;
 };
 

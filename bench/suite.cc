@@ -146,10 +146,12 @@ int RunDatasets(const std::string& mode, const std::vector<DatasetSpec>& specs,
   info.command = command_line;
   info.load_average = LoadAverage();
   info.threads = config.threads;
+  info.limits = MeasureMachine(config.threads);
   std::fprintf(stderr, "qvec-bench %s: %s, load average %.2f, OMP_WAIT_POLICY=%s, results in %s\n",
                mode.c_str(), info.machine.c_str(), info.load_average,
                std::getenv("OMP_WAIT_POLICY") ? std::getenv("OMP_WAIT_POLICY") : "(unset)",
                out_dir.c_str());
+  std::fprintf(stderr, "qvec-bench: %s\n", DescribeLimits(info.limits).c_str());
   Progress& progress = Progress::Get();
   // Loading and ground truth: about 2 units each.
   for (const DatasetSpec& spec : specs) {
@@ -204,6 +206,9 @@ int RunSuite(bool full) {
   specs.push_back({[nq, seed] { return MakeSynthetic(200000, nq, 128, seed); }, 200000, 128});
   if (full) {
     specs.push_back({[nq, seed] { return MakeSynthetic(1000000, nq, 128, seed); }, 1000000, 128});
+    // High-dimensional, as text embeddings: the same generator (variance
+    // spectrum 1/j, overlapping clusters, random rotation) at 768 dimensions.
+    specs.push_back({[nq, seed] { return MakeSynthetic(500000, nq, 768, seed); }, 500000, 768});
   }
   return RunDatasets(full ? "full" : "quick", specs, config);
 }
@@ -282,7 +287,7 @@ void AddCommonFlags(CLI::App* cmd) {
 void AddSuiteCommands(CLI::App* app) {
   quick_cmd = app->add_subcommand(
       "quick", "recall/QPS suite: Fashion-MNIST + synthetic 200k x 128 (make bench, < 5 min)");
-  full_cmd = app->add_subcommand("full", "quick's datasets with 10k queries + synthetic 1M x 128");
+  full_cmd = app->add_subcommand("full", "quick's datasets with 10k queries + synthetic 1M x 128 and 500k x 768");
   run_cmd = app->add_subcommand("run", "the suite on your own files or a synthetic NxD set");
   for (CLI::App* cmd : {quick_cmd, full_cmd}) {
     AddCommonFlags(cmd);
