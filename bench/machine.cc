@@ -1,6 +1,7 @@
 #include "bench/machine.h"
 
 #include <immintrin.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -68,6 +69,8 @@ struct AlignedFree {
 
 MachineLimits MeasureMachine(size_t threads, size_t buffer_mib) {
   MachineLimits m;
+  const long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);
+  m.l3_bytes = l3 > 0 ? static_cast<size_t>(l3) : 0;
   m.threads = threads != 0 ? threads : std::max(1u, std::thread::hardware_concurrency());
   const size_t chunk = 128 * m.threads;
   const size_t bytes = std::max<size_t>(buffer_mib, 64) * (size_t{1} << 20) / chunk * chunk;
@@ -128,8 +131,8 @@ MachineLimits MeasureMachine(size_t threads, size_t buffer_mib) {
 std::string DescribeLimits(const MachineLimits& m) {
   return fmt::format(
       "DRAM read {:.1f} GB/s (1 thread), {:.1f} GB/s ({} threads); int8 scan kernel {} peak "
-      "{:.1f} GB/s (L2-resident, 1 thread)",
-      m.read_gbs_one, m.read_gbs_all, m.threads, m.simd, m.kernel_peak_gbs);
+      "{:.1f} GB/s (L2-resident, 1 thread); L3 {:.0f} MB",
+      m.read_gbs_one, m.read_gbs_all, m.threads, m.simd, m.kernel_peak_gbs, m.l3_bytes / 1e6);
 }
 
 }  // namespace qvec::bench

@@ -19,6 +19,7 @@ struct MachineLimits {
   // rows that stay in L2: GB/s of code rows, its compute peak.
   double kernel_peak_gbs = 0;
   std::string simd;  // the level the kernel figure is for
+  size_t l3_bytes = 0;  // last-level cache, from sysconf (0 = unknown)
 };
 
 // Measures the limits (~2 s; allocates buffer_mib MiB). threads 0 = every

@@ -20,6 +20,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 #include <unordered_set>
@@ -383,6 +384,15 @@ int main(int argc, char** argv) {
   bool reexec = false;
   if (std::getenv("OMP_WAIT_POLICY") == nullptr) {
     setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+    reexec = true;
+  }
+  // QVEC_SIMD=avx2 stands for an AVX2-only machine: the BLAS the baselines
+  // use gets AVX2 (Haswell) kernels too, or FAISS would run AVX-512 sgemm
+  // against qvec's AVX2 kernels on a machine that has both.
+  const char* simd = std::getenv("QVEC_SIMD");
+  if (std::getenv("OPENBLAS_CORETYPE") == nullptr && simd != nullptr &&
+      std::strcmp(simd, "avx2") == 0) {
+    setenv("OPENBLAS_CORETYPE", "Haswell", 1);
     reexec = true;
   }
   if (std::getenv("OPENBLAS_CORETYPE") == nullptr && qvec::RecommendedBlasCoreType() != nullptr) {

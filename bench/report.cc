@@ -165,9 +165,12 @@ std::string TargetsReport(const RunInfo& info, const std::vector<Row>& rows) {
         const char* name;
         double factor;
       };
-      for (const Target& t :
-           {Target{"faiss-ivfsq8", "FAISS IVFSQ8", 4.0},
-            Target{"faiss-ivfflat", "FAISS IVFFlat", 2.0}, Target{"hnswlib", "hnswlib", 1.0}}) {
+      // hnswlib: issue 18's targets, >= 2x on Fashion-MNIST, >= 3x on the
+      // synthetic sets.
+      const double hnsw_factor = d.name == "fashion-mnist" ? 2.0 : 3.0;
+      for (const Target& t : {Target{"faiss-ivfsq8", "FAISS IVFSQ8", 4.0},
+                              Target{"faiss-ivfflat", "FAISS IVFFlat", 2.0},
+                              Target{"hnswlib", "hnswlib", hnsw_factor}}) {
         const Row* f = Fastest(rows, d.name, t.family, "", threads, 0.95, batch);
         if (f == nullptr) {
           line += fmt::format("; {}: never reached 0.95", t.name);
@@ -212,6 +215,13 @@ std::string TargetsReport(const RunInfo& info, const std::vector<Row>& rows) {
           all, int8->qps, int8->qps / faiss->qps, Verdict(int8->qps >= 10 * faiss->qps), gbs,
           100 * gbs / info.limits.read_gbs_all, info.limits.read_gbs_all, info.limits.threads,
           Verdict(gbs >= 0.7 * info.limits.read_gbs_all));
+      const double code_bytes = static_cast<double>(d.n) * static_cast<double>(d.dim);
+      if (info.limits.l3_bytes > 0 && code_bytes <= 1.5 * static_cast<double>(info.limits.l3_bytes)) {
+        out += fmt::format(
+            "  (the {:.0f} MB of codes are within reach of the {:.0f} MB L3: partly cache-resident, "
+            "so above the DRAM figure)\n",
+            code_bytes / 1e6, info.limits.l3_bytes / 1e6);
+      }
       out += fmt::format(
           "- Flat int8, batch, {} threads: {:.0f} QPS = {:.1f}× FAISS batch (target ≥ 3×: {})\n",
           all, int8->qps_batch, int8->qps_batch / faiss->qps_batch,

@@ -61,8 +61,10 @@ std::string Machine() {
       break;
     }
   }
-  return fmt::format("{}, {} threads, {} kernels", model, HardwareThreads(),
-                     index::SimdLevelName(index::ActiveSimdLevel()));
+  const char* blas = std::getenv("OPENBLAS_CORETYPE");
+  return fmt::format("{}, {} threads, {} kernels, OpenBLAS core {}", model, HardwareThreads(),
+                     index::SimdLevelName(index::ActiveSimdLevel()),
+                     blas != nullptr ? blas : "(detected)");
 }
 
 double LoadAverage() {
