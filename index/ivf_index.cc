@@ -1022,6 +1022,7 @@ StatusOr<IvfModel> TrainIvf(const Quantizer& quantizer, const float* sample, siz
   ko.spherical = Describe(quantizer.metric()).kmeans == KmeansKind::kSphericalIp;
   ko.inner_product = ko.spherical;
   ko.cancel = options.cancel;
+  ko.hierarchical_from = options.hierarchical_from;
   QVEC_ASSIGN_OR_RETURN(KmeansResult km, Kmeans(pre.data(), nb, dim, ko, pool));
   IvfModel model;
   model.metric = quantizer.metric();

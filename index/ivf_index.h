@@ -78,6 +78,9 @@ struct IvfTrainOptions {
   // (which uses up to 256). Default: 64.
   int max_points_per_centroid = 64;
   uint32_t seed = 1234;
+  // Two-level k-means from this nlist on (KmeansOptions::hierarchical_from;
+  // 0 = never). Default: 8192.
+  uint32_t hierarchical_from = 8192;
   // Measure the recall curve (needs n >= 100). Default: true.
   bool recall_curve = true;
   // Checked during training; once true, TrainIvf returns Aborted.
