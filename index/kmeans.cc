@@ -103,6 +103,17 @@ StatusOr<KmeansResult> TwoLevelKmeans(const float* x, size_t n, size_t dim,
 
 StatusOr<KmeansResult> Kmeans(const float* x, size_t n, size_t dim, const KmeansOptions& options,
                               ThreadPool* pool) {
+  // Checked once here: the internal k-means calls get valid subsets.
+  if (dim == 0 || dim > kMaxDim) return InvalidArgumentError("k-means: dim out of range");
+  if (options.k == 0) return InvalidArgumentError("k-means: k must be >= 1");
+  if (options.niter < 1) return InvalidArgumentError("k-means: niter must be >= 1");
+  if (options.max_points_per_centroid < 1) {
+    return InvalidArgumentError("k-means: max_points_per_centroid must be >= 1");
+  }
+  if (n < options.k) return FailedPreconditionError("k-means: fewer points than centroids");
+  for (size_t i = 0; i < n * dim; ++i) {
+    if (!std::isfinite(x[i])) return InvalidArgumentError("k-means: non-finite input");
+  }
   if (options.hierarchical_from != 0 && options.k >= options.hierarchical_from &&
       options.k >= 4) {
     return TwoLevelKmeans(x, n, dim, options, pool);
@@ -114,15 +125,6 @@ namespace {
 
 StatusOr<KmeansResult> TwoLevelKmeans(const float* x, size_t n, size_t dim,
                                       const KmeansOptions& options, ThreadPool* pool) {
-  if (dim == 0 || dim > kMaxDim) return InvalidArgumentError("k-means: dim out of range");
-  if (options.niter < 1) return InvalidArgumentError("k-means: niter must be >= 1");
-  if (options.max_points_per_centroid < 1) {
-    return InvalidArgumentError("k-means: max_points_per_centroid must be >= 1");
-  }
-  if (n < options.k) return FailedPreconditionError("k-means: fewer points than centroids");
-  for (size_t i = 0; i < n * dim; ++i) {
-    if (!std::isfinite(x[i])) return InvalidArgumentError("k-means: non-finite input");
-  }
   const auto start = std::chrono::steady_clock::now();
   const size_t k = options.k;
   // Points used: as the flat k-means would subsample (every k-means below
@@ -340,16 +342,6 @@ StatusOr<KmeansResult> TwoLevelKmeans(const float* x, size_t n, size_t dim,
 
 StatusOr<KmeansResult> FlatKmeans(const float* x, size_t n, size_t dim,
                                   const KmeansOptions& options, ThreadPool* pool) {
-  if (dim == 0 || dim > kMaxDim) return InvalidArgumentError("k-means: dim out of range");
-  if (options.k == 0) return InvalidArgumentError("k-means: k must be >= 1");
-  if (options.niter < 1) return InvalidArgumentError("k-means: niter must be >= 1");
-  if (options.max_points_per_centroid < 1) {
-    return InvalidArgumentError("k-means: max_points_per_centroid must be >= 1");
-  }
-  if (n < options.k) return FailedPreconditionError("k-means: fewer points than centroids");
-  for (size_t i = 0; i < n * dim; ++i) {
-    if (!std::isfinite(x[i])) return InvalidArgumentError("k-means: non-finite input");
-  }
   const auto start = std::chrono::steady_clock::now();
   try {
     faiss::ClusteringParameters cp;
