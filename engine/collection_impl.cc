@@ -56,8 +56,9 @@ float ProbedRecall(const IndexInfo& info, float quantization_recall, float targe
     } else {
       const auto [p0, r0] = curve[i - 1];
       const auto [p1, r1] = curve[i];
-      const double t = (std::log2(double{default_nprobe}) - std::log2(double{p0})) /
-                       (std::log2(double{p1}) - std::log2(double{p0}));
+      const double l0 = std::log2(static_cast<double>(p0));
+      const double t = (std::log2(static_cast<double>(default_nprobe)) - l0) /
+                       (std::log2(static_cast<double>(p1)) - l0);
       at = static_cast<float>(r0 + t * (r1 - r0));
     }
     break;
