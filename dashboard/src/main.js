@@ -243,7 +243,7 @@ async function searchPage(name) {
       <label>nprobe <input id="nprobe" type="number" min="0" style="width:80px"></label>
       <label>target recall <input id="target" type="number" step="0.01" min="0" max="1" style="width:80px"></label>
       <label><input id="rescore" type="checkbox" checked> rescore</label>
-      <label>oversampling <input id="oversampling" type="number" step="0.5" min="1" value="1" style="width:70px"></label>
+      <label>oversampling <input id="oversampling" type="number" step="0.5" min="1" placeholder="auto" title="empty: the field's default, from its measured rescore curve" style="width:70px"></label>
       <button id="run">Search</button>
     </div><div id="results"></div></div>`);
   document.getElementById('run').onclick = async () => {
@@ -255,7 +255,12 @@ async function searchPage(name) {
       out.innerHTML = `<div class="error">The query is not valid JSON: ${esc(e.message)}</div>`;
       return;
     }
-    const params = { exact: document.getElementById('exact').checked, quantization: { rescore: document.getElementById('rescore').checked, oversampling: Number(document.getElementById('oversampling').value) || 1 } };
+    // An empty oversampling is left out: the server then uses the field's
+    // default (from its rescore curve), as a client sending none would.
+    const over = document.getElementById('oversampling').value.trim();
+    const quantization = { rescore: document.getElementById('rescore').checked };
+    if (over !== '') quantization.oversampling = Number(over);
+    const params = { exact: document.getElementById('exact').checked, quantization };
     const nprobe = document.getElementById('nprobe').value;
     const target = document.getElementById('target').value;
     if (nprobe) params.nprobe = Number(nprobe);
