@@ -10,24 +10,19 @@ import { fileURLToPath } from 'node:url';
 const here = dirname(fileURLToPath(import.meta.url));
 const out = process.argv[2] ?? join(here, 'dist');
 mkdirSync(out, { recursive: true });
-await esbuild.build({
-  entryPoints: [join(here, 'src/main.js')],
-  bundle: true,
-  minify: true,
-  format: 'iife',
-  target: ['chrome100', 'firefox100', 'safari15'],
-  outfile: join(out, 'app.js'),
-  legalComments: 'none',
-});
+// One minified browser bundle of `entry` (with its npm imports) as `file`.
+const bundle = (entry, file) =>
+  esbuild.build({
+    entryPoints: [join(here, entry)],
+    bundle: true,
+    minify: true,
+    format: 'iife',
+    target: ['chrome100', 'firefox100', 'safari15'],
+    outfile: join(out, file),
+    legalComments: 'none',
+  });
+await bundle('src/main.js', 'app.js');
 // The map's web worker, a bundle of its own (it imports umap-js).
-await esbuild.build({
-  entryPoints: [join(here, 'src/embed_worker.js')],
-  bundle: true,
-  minify: true,
-  format: 'iife',
-  target: ['chrome100', 'firefox100', 'safari15'],
-  outfile: join(out, 'embed_worker.js'),
-  legalComments: 'none',
-});
+await bundle('src/embed_worker.js', 'embed_worker.js');
 copyFileSync(join(here, 'src/index.html'), join(out, 'index.html'));
 copyFileSync(join(here, 'src/style.css'), join(out, 'app.css'));
