@@ -21,6 +21,7 @@
 #include "index/recall.h"
 #include "index/thread_pool.h"
 #include "index/training.h"
+#include "index/vector_index.h"
 
 // OpenBLAS thread control (weak: absent with other BLAS implementations).
 extern "C" void openblas_set_num_threads(int) __attribute__((weak));
@@ -388,6 +389,38 @@ StatusOr<IvfBenchReport> RunIvfBenchmark(const float* base, size_t n, const floa
     report.auto_recall = RecallAtK(truth, to_labels(got));
   }
   report.rows.push_back(row);
+  // The same model and lists with a 4-bit first pass (automatic first-pass
+  // oversampling for the target).
+  for (const auto& [kind, dsub] : {std::pair{FirstPassKind::kSq4, 1u},
+                                   std::pair{FirstPassKind::kPq4, 2u}}) {
+    IvfBenchRow row4;
+    row4.name = std::string("qvec IVF-") + std::string(FirstPassKindName(kind)) + "/" +
+                std::to_string(dsub) + " + int8";
+    IvfModel model4 = *model;
+    const size_t sample = std::min<size_t>(n, kMaxTrainingSample);
+    Status fp;
+    row4.train_seconds = row.train_seconds + Seconds([&] {
+      fp = AddFirstPass(quantizer, &model4, base, sample, kind, dsub, &pool_all);
+    });
+    QVEC_RETURN_IF_ERROR(fp);
+    QVEC_ASSIGN_OR_RETURN(IvfIndex four, IvfIndex::Create(quantizer, model4, &pool_all));
+    QVEC_ASSIGN_OR_RETURN(IvfIndex four_one, IvfIndex::Create(quantizer, model4, &pool_one));
+    Status add4;
+    row4.add_seconds = Seconds([&] {
+      for (size_t i = 0; i < n && add4.ok(); ++i) {
+        add4 = four.Add(i, lists[i], blobs.data() + i * blob_size, blob_size);
+      }
+    });
+    QVEC_RETURN_IF_ERROR(add4);
+    for (size_t i = 0; i < n; ++i) {
+      QVEC_RETURN_IF_ERROR(four_one.Add(i, lists[i], blobs.data() + i * blob_size, blob_size));
+    }
+    current = &four;
+    auto set4 = [&](int t) { current = t == 1 ? &four_one : &four; };
+    QVEC_RETURN_IF_ERROR(Measure(runner, nlist, nq, report.threads, truth, o, set4, &row4));
+    QVEC_RETURN_IF_ERROR(search_status);
+    report.rows.push_back(row4);
+  }
   if (!o.run_faiss) return report;
 
   std::vector<float> fbase(base, base + n * dim), fqueries(queries, queries + nq * dim);

@@ -514,7 +514,6 @@ void Runner::RunQvecIvf() {
     }
   }
   index_one.ShrinkToFit();
-  blobs = {};
   Done(KmeansUnits(n, dim, nlist, 64) + 2,
        fmt::format("qvec IVF built: train {:.2f} s + add {:.2f} s", train_s, add_s));
   for (bool rescore : {false, true}) {
@@ -561,6 +560,82 @@ void Runner::RunQvecIvf() {
                        ? (*recall_at_nprobe1 < 0.9 ? " (< 0.9: ok)"
                                                    : " (>= 0.9: TOO EASY, not embedding-like)")
                        : "");
+    }
+  }
+  // The 4-bit first pass (sq4, and pq4 at 1 and 2 dimensions per sub-code:
+  // sq4 and pq4/1 take the same bytes), on the same k-means model and lists.
+  for (const auto& [kind, dsub] : config_.first_passes) {
+    const std::string name = fmt::format("{}/{}", index::FirstPassKindName(kind), dsub);
+    Step(fmt::format("qvec IVF: 4-bit first pass {}", name));
+    start = Clock::now();
+    index::IvfModel model4 = model;
+    const size_t sample = std::min<size_t>(n, index::kMaxTrainingSample);
+    if (!index::AddFirstPass(quantizer, &model4, data_.base.data(), sample, kind, dsub, &pool_all_)
+             .ok()) {
+      Die("AddFirstPass");
+    }
+    const double codebook_s = SecondsSince(start);
+    start = Clock::now();
+    index::IvfIndex four_all =
+        OrDie(index::IvfIndex::Create(quantizer, model4, &pool_all_), "IvfIndex::Create");
+    for (size_t i = 0; i < n; ++i) {
+      if (!four_all.Add(i, lists[i], blobs.data() + i * blob_size, blob_size).ok()) {
+        Die("IvfIndex::Add");
+      }
+    }
+    four_all.ShrinkToFit();
+    const double add4_s = SecondsSince(start);
+    index::IvfIndex four_one =
+        OrDie(index::IvfIndex::Create(quantizer, model4, &pool_one_), "IvfIndex::Create");
+    for (size_t i = 0; i < n; ++i) {
+      if (!four_one.Add(i, lists[i], blobs.data() + i * blob_size, blob_size).ok()) {
+        Die("IvfIndex::Add");
+      }
+    }
+    four_one.ShrinkToFit();
+    std::string curve;
+    for (const auto& [f, kept] : model4.first_pass_curve) {
+      curve += fmt::format("{}{:g}:{:.3f}", curve.empty() ? "" : " ", f, kept);
+    }
+    Done(2, fmt::format("qvec IVF {} built: codebook {:.2f} s + add {:.2f} s; retention {}", name,
+                        codebook_s, add4_s, curve));
+    for (bool rescore : {false, true}) {
+      const index::InMemoryOriginals* originals = rescore ? &Originals() : nullptr;
+      Sweep(config_.nprobes, "qvec-ivf", [&](uint32_t nprobe) -> std::optional<double> {
+        if (nprobe > nlist) return std::nullopt;
+        Searcher s;
+        s.family = "qvec-ivf";
+        s.method = fmt::format("qvec IVF {} + int8{}", name, rescore ? " + rescore" : "");
+        index::IvfSearchParams params;
+        params.nprobe = nprobe;
+        params.rescore = rescore;
+        params.oversampling = config_.rescore_oversampling;
+        float retention = 1;
+        const float factor = index::FirstPassOversampling(model4, 0.95f, &retention);
+        s.params = fmt::format("nlist={} nprobe={} first-pass oversampling={:g}", nlist, nprobe,
+                               factor);
+        if (rescore) {
+          s.params += fmt::format(" oversampling={:g}", params.oversampling);
+          s.note = "float originals for rescoring live on disk in the engine; not counted";
+        }
+        s.build_s = train_s + add_s + codebook_s + add4_s - add_s;
+        s.memory_bytes = four_all.MemoryBytes();
+        s.queries = data_.queries.data();
+        const index::IvfIndex* current = &four_all;
+        s.set_threads = [&](size_t t) { current = t == 1 ? &four_one : &four_all; };
+        s.batch = [&, params](const float* q, size_t nq, size_t k, int64_t* out) mutable {
+          params.k = k;
+          auto got =
+              OrDie(current->SearchBatch(q, nq, params, originals), "IvfIndex::SearchBatch");
+          for (size_t i = 0; i < nq; ++i) LabelsFromHits(got[i], k, out + i * k);
+        };
+        s.one = [&, params](const float* q, size_t k, int64_t* out) mutable {
+          params.k = k;
+          LabelsFromHits(OrDie(current->Search(q, params, originals), "IvfIndex::Search"), k,
+                         out);
+        };
+        return Measure(s);
+      });
     }
   }
 }
@@ -780,7 +855,10 @@ double PlannedUnits(size_t n, size_t dim, const BenchConfig& config) {
   if (on("faiss-flat")) units += kPointUnits;
   if (on("qvec-flat-f32")) units += kPointUnits;
   if (on("qvec-flat")) units += 4 * kPointUnits;
-  if (on("qvec-ivf")) units += KmeansUnits(n, dim, nlist, 64) + 2 + 2 * sweep;
+  if (on("qvec-ivf")) {
+    units += KmeansUnits(n, dim, nlist, 64) + 2 + 2 * sweep +
+             static_cast<double>(config.first_passes.size()) * (2 + 2 * sweep);
+  }
   if (on("faiss-ivfflat") || on("faiss-ivfsq8")) units += KmeansUnits(n, dim, nlist, 256) + 2;
   if (on("faiss-ivfflat")) units += sweep;
   if (on("faiss-ivfsq8")) units += sweep;

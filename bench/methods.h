@@ -12,6 +12,7 @@
 
 #include "bench/datasets.h"
 #include "bench/ground_truth.h"
+#include "index/pq4.h"
 
 namespace qvec::bench {
 
@@ -33,6 +34,12 @@ struct BenchConfig {
   std::vector<size_t> efs = {10, 20, 40, 80, 160, 320, 640};
   double stop_recall = 0.995;
   float rescore_oversampling = 2.0f;
+  // qvec IVF variants with a 4-bit first pass: (kind, dimensions per
+  // sub-code), each on the int8 variant's k-means model.
+  std::vector<std::pair<index::FirstPassKind, uint32_t>> first_passes = {
+      {index::FirstPassKind::kSq4, 1},
+      {index::FirstPassKind::kPq4, 1},
+      {index::FirstPassKind::kPq4, 2}};
   uint32_t nlist = 0;  // 0 = index::DefaultNlist(n)
   size_t hnsw_m = 16, hnsw_ef_construction = 200;
   // recall@100 comes from an extra k = 100 search over the first this many

@@ -26,6 +26,7 @@ struct SuiteFlags {
   size_t queries = 0;  // 0 = the mode's default
   size_t threads = 0;  // 0 = all cores
   std::string methods = "all";
+  std::string first_pass = "default";  // --first-pass
   uint64_t seed = 42;
   uint32_t nlist = 0;  // 0 = index::DefaultNlist(n)
   bool no_plot = false;
@@ -107,6 +108,25 @@ BenchConfig MakeConfig(Level level) {
     c.hnsw_ef_construction = 100;
     c.nprobes = {1, 2, 4, 8, 16, 32, 64, 128};
     c.efs = {10, 20, 40, 80, 160, 320};
+  }
+  if (flags.first_pass != "default") {
+    c.first_passes.clear();
+    std::stringstream passes(flags.first_pass);
+    std::string pass;
+    while (std::getline(passes, pass, ',')) {
+      if (pass == "none" || pass.empty()) continue;
+      const size_t slash = pass.find('/');
+      const std::string kind = pass.substr(0, slash);
+      const uint32_t dsub =
+          slash == std::string::npos ? 0 : static_cast<uint32_t>(std::stoul(pass.substr(slash + 1)));
+      if (kind == "sq4") {
+        c.first_passes.emplace_back(index::FirstPassKind::kSq4, dsub == 0 ? 1 : dsub);
+      } else if (kind == "pq4") {
+        c.first_passes.emplace_back(index::FirstPassKind::kPq4, dsub == 0 ? 2 : dsub);
+      } else {
+        Die("unknown first pass '" + pass + "'; known: none, sq4, pq4/1, pq4/2, pq4/4");
+      }
+    }
   }
   std::stringstream names(flags.methods);
   std::string name;
@@ -278,6 +298,9 @@ void AddCommonFlags(CLI::App* cmd) {
                   "comma-separated families: all, faiss-flat, qvec-flat-f32, qvec-flat, "
                   "qvec-ivf, faiss-ivfflat, faiss-ivfsq8, hnswlib");
   cmd->add_option("--seed", flags.seed, "seed of the synthetic datasets");
+  cmd->add_option("--first-pass", flags.first_pass,
+                  "qvec IVF 4-bit first-pass variants, comma-separated: none, sq4, pq4/1, pq4/2, "
+                  "pq4/4 (default: sq4,pq4/1,pq4/2)");
   cmd->add_option("--nlist", flags.nlist,
                   "IVF lists for qvec and FAISS (default: qvec's DefaultNlist of the size)")
       ->check(CLI::Range(1u, 65536u));

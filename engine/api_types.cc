@@ -219,6 +219,9 @@ Status IndexOptions::Validate() const {
     return InvalidArgumentError("default_target_recall must be in (0, 1]");
   }
   if (ivf_threshold < 1) return InvalidArgumentError("ivf_threshold must be at least 1");
+  if (static_cast<uint8_t>(first_pass) > static_cast<uint8_t>(FirstPass::kPq4)) {
+    return InvalidArgumentError("first_pass must be none, sq4 or pq4");
+  }
   return Status::Ok();
 }
 
@@ -238,6 +241,18 @@ Status VectorFieldConfig::Validate() const {
         std::string(metric.name) +
         " needs codes that share one scale: per_dimension granularity is not supported "
         "(per_vector and per_collection both use one calibrated scale)");
+  }
+  if (index.first_pass != IndexOptions::FirstPass::kNone) {
+    if (metric.int_scoring != index::IntScoring::kInnerProduct) {
+      return InvalidArgumentError(std::string(metric.name) +
+                                  " has no 4-bit first pass: first_pass must be none");
+    }
+    const bool sq4 = index.first_pass == IndexOptions::FirstPass::kSq4;
+    const uint32_t max_dim = sq4 ? 8192 : 32768;
+    if (dimension > max_dim) {
+      return InvalidArgumentError(std::string("first_pass ") + (sq4 ? "sq4" : "pq4") +
+                                  " supports at most " + std::to_string(max_dim) + " dimensions");
+    }
   }
   return index.Validate();
 }

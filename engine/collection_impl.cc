@@ -117,6 +117,7 @@ VectorField::VectorField(std::string field_name, uint16_t field_id,
       metric(ToMetric(field_config.distance)),
       prep(field_config.dimension, ToMetric(field_config.distance)),
       nlist(field_config.index.nlist),
+      first_pass(static_cast<uint8_t>(field_config.index.first_pass)),
       ivf_threshold(field_config.index.ivf_threshold),
       default_nprobe(field_config.index.default_nprobe),
       default_target_recall(field_config.index.default_target_recall),
@@ -2335,6 +2336,8 @@ StatusOr<CollectionInfo> CollectionImpl::Info() {
         fi.index.training_seconds = st.training_seconds;
         fi.index.trained_on_points = st.trained_on_points;
         fi.index.recall_curve = st.recall_curve;
+        fi.index.first_pass = st.first_pass;
+        fi.index.first_pass_curve = st.first_pass_curve;
         index_bytes += st.memory_bytes;
       }
     }

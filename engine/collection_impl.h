@@ -46,6 +46,8 @@ struct VectorField {
   // ---- index options (Database::UpdateCollection changes them; read
   // without a lock)
   std::atomic<uint32_t> nlist;
+  // IndexOptions::first_pass as a number (a change rebuilds the IVF).
+  std::atomic<uint8_t> first_pass;
   std::atomic<uint32_t> ivf_threshold;
   std::atomic<uint32_t> default_nprobe;
   std::atomic<float> default_target_recall;

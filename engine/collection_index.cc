@@ -183,6 +183,8 @@ Status CollectionImpl::UpdateConfig(const CollectionConfig& next) {
       // Also when the threshold moves the field to the other index kind, so
       // that the pending rebuild shows in Info at once.
       rebuild[i] = quant_changed || (ivf && changes[i].index.nlist != f.nlist.load()) ||
+                   (ivf && static_cast<uint8_t>(changes[i].index.first_pass) !=
+                               f.first_pass.load()) ||
                    (ivf && n < changes[i].index.ivf_threshold) ||
                    (!ivf && n > 0 && n >= changes[i].index.ivf_threshold);
       empty[i] = n == 0;
@@ -210,6 +212,7 @@ Status CollectionImpl::UpdateConfig(const CollectionConfig& next) {
       const bool quant_changed = !SameQuant(changes[i].quant, f.quant);
       f.quant = changes[i].quant;
       f.nlist.store(changes[i].index.nlist);
+      f.first_pass.store(static_cast<uint8_t>(changes[i].index.first_pass));
       f.ivf_threshold.store(changes[i].index.ivf_threshold);
       f.default_nprobe.store(changes[i].index.default_nprobe);
       f.default_target_recall.store(changes[i].index.default_target_recall);
@@ -1049,6 +1052,7 @@ Status CollectionImpl::BuildIndex(VectorField& f, index::IndexKind kind) {
   // 2. A seeded sample of the float originals, for training and calibration.
   index::IndexTrainOptions options;
   options.nlist = f.nlist.load();
+  options.first_pass = static_cast<index::FirstPassKind>(f.first_pass.load());
   options.collection_size = members.size();
   options.cancel = &stop_;
   const size_t sample_size = index::TrainingSampleSize(kind, members.size(), options);

@@ -26,6 +26,7 @@ void WriteField(JsonWriter& w, const VectorFieldConfig& f) {
   w.Key("ivf_threshold").Uint(f.index.ivf_threshold);
   w.Key("default_nprobe").Uint(f.index.default_nprobe);
   w.Key("default_target_recall").Double(f.index.default_target_recall);
+  w.Key("first_pass").Uint(static_cast<uint8_t>(f.index.first_pass));
   w.EndObject();
 }
 
@@ -64,6 +65,11 @@ Status ReadField(simdjson::dom::element doc, VectorFieldConfig* f) {
   f->index.default_nprobe = static_cast<uint32_t>(u);
   if (x["default_target_recall"].get(d) != simdjson::SUCCESS) return Bad();
   f->index.default_target_recall = static_cast<float>(d);
+  // Absent in metadata written before the 4-bit first pass existed.
+  if (x["first_pass"].get(u) == simdjson::SUCCESS) {
+    if (u > static_cast<uint8_t>(IndexOptions::FirstPass::kPq4)) return Bad();
+    f->index.first_pass = static_cast<IndexOptions::FirstPass>(u);
+  }
   return Status::Ok();
 }
 

@@ -122,6 +122,68 @@ Status ScanListFloat(const ScanShared& s, const ScanCtx& c, const IvfIndex::List
   return Status::Ok();
 }
 
+// The first pass of a search: the query's lookup table and what turns a
+// 4-bit sum into a rank.
+struct FirstPassScan {
+  const Code4Lut* lut;
+  const float* centroids;  // nlist * dim, the residuals' reference points
+  size_t block_bytes;
+  size_t m_padded;
+};
+
+// Scans the 4-bit codes of list `list_id`, offering approximate ranks to
+// `top` under the id (list << 32 | row): q . x = q . c + q . residual, the
+// second term from the table (bias + scale * sum); Euclid ranks 2 q . x -
+// ||x||^2 with the int8 codes' norm.
+void ScanListFirstPass(const ScanShared& s, const ScanCtx& c, const FirstPassScan& f,
+                       uint32_t list_id, const IvfIndex::List& l, TopK& top) {
+  constexpr size_t kChunkBlocks = 16;
+  alignas(64) uint16_t acc[kChunkBlocks * kCode4BlockRows];
+  const size_t n = l.size();
+  if (n == 0) return;
+  const float dot_c =
+      s.kernels->dot_f32(c.q->vector.data(), f.centroids + size_t{list_id} * s.dim, s.dim);
+  const float base = dot_c + f.lut->bias, scale = f.lut->scale;
+  const size_t nblocks = (n + kCode4BlockRows - 1) / kCode4BlockRows;
+  const uint64_t list_key = uint64_t{list_id} << 32;
+  for (size_t b0 = 0; b0 < nblocks; b0 += kChunkBlocks) {
+    const size_t nb = std::min(kChunkBlocks, nblocks - b0);
+    s.kernels->scan_u4(f.lut->table.data(), l.codes4.data() + b0 * f.block_bytes, nb, f.m_padded,
+                       acc);
+    const size_t r0 = b0 * kCode4BlockRows;
+    const size_t rows = std::min(nb * kCode4BlockRows, n - r0);
+    const uint64_t* labels = l.labels.data() + r0;
+    if (!s.use_norms) {
+      // rank > threshold <=> sum > (threshold - base) / scale, and for an
+      // integer sum that is sum > floor of it: the kernel preselects with
+      // the threshold at the chunk's start (it only rises), each row is
+      // checked against the current one.
+      alignas(64) uint32_t selected[kChunkBlocks * kCode4BlockRows];
+      const float bar0 = (top.threshold() - base) / scale;
+      const int32_t above = bar0 < 0.0f       ? -1
+                            : bar0 >= 65535.0f ? 65535
+                                               : static_cast<int32_t>(bar0);
+      const size_t count = s.kernels->select_u16(acc, rows, above, selected);
+      float bar = bar0;
+      for (size_t i = 0; i < count; ++i) {
+        const size_t j = selected[i];
+        if (static_cast<float>(acc[j]) <= bar) continue;
+        if (s.filter != nullptr && !(*s.filter)(labels[j])) continue;
+        top.Push(base + scale * static_cast<float>(acc[j]), list_key | (r0 + j));
+        bar = (top.threshold() - base) / scale;
+      }
+    } else {
+      const float* norms = l.norm_sq.data() + r0;
+      for (size_t j = 0; j < rows; ++j) {
+        const float rank = 2.0f * (base + scale * static_cast<float>(acc[j])) - norms[j];
+        if (rank <= top.threshold()) continue;
+        if (s.filter != nullptr && !(*s.filter)(labels[j])) continue;
+        top.Push(rank, list_key | (r0 + j));
+      }
+    }
+  }
+}
+
 }  // namespace
 
 // Fortran BLAS (OpenBLAS here), as FAISS declares it.
@@ -223,6 +285,9 @@ class Writer {
 using Reader = coding::Reader;
 
 constexpr float kCurveMargin = 0.015f;
+// First-pass oversampling factors TrainIvf measures.
+constexpr float kFirstPassGrid[] = {1, 1.5f, 2, 3, 4, 6, 8, 12, 16, 24, 32};
+constexpr size_t kFirstPassTrainingRows = 65536;
 constexpr float kPlateau = 0.005f;
 constexpr uint32_t kIvfMagic = 0x46495651;  // "QVIF" little-endian
 
@@ -233,7 +298,20 @@ constexpr uint32_t kIvfMagic = 0x46495651;  // "QVIF" little-endian
 // ---------------------------------------------------------------------------
 
 Status IvfModel::Validate() const {
-  if (version != kIvfModelVersion) return InvalidArgumentError("IVF model: unknown version");
+  if (version != 1 && version != kIvfModelVersion) {
+    return InvalidArgumentError("IVF model: unknown version");
+  }
+  if (!first_pass.empty() && first_pass.dim() != dim) {
+    return InvalidArgumentError("IVF model: first-pass codebook dim != dim");
+  }
+  float prev_factor = 0;
+  for (const auto& [factor, retention] : first_pass_curve) {
+    if (!(factor >= 1.0f && factor > prev_factor && std::isfinite(factor)) ||
+        !(retention >= 0.0f && retention <= 1.0f)) {
+      return InvalidArgumentError("IVF model: bad first-pass curve");
+    }
+    prev_factor = factor;
+  }
   if (static_cast<size_t>(metric) >= kNumMetrics) {
     return InvalidArgumentError("IVF model: unknown metric");
   }
@@ -277,6 +355,16 @@ std::string IvfModel::Serialize() const {
   }
   w.U64(centroids.size());
   for (float v : centroids) w.F32(v);
+  // Version 2: the first pass (a codebook blob, empty for none) and its
+  // curve.
+  const std::string codebook = first_pass.empty() ? std::string() : first_pass.Serialize();
+  w.U64(codebook.size());
+  for (char c : codebook) w.U8(static_cast<uint8_t>(c));
+  w.U32(static_cast<uint32_t>(first_pass_curve.size()));
+  for (const auto& [factor, retention] : first_pass_curve) {
+    w.F32(factor);
+    w.F32(retention);
+  }
   return w.Take();
 }
 
@@ -286,7 +374,9 @@ StatusOr<IvfModel> IvfModel::Deserialize(std::string_view bytes) {
   IvfModel m;
   m.version = r.U32();
   if (!r.ok()) return DataLossError("IVF model: truncated");
-  if (m.version != kIvfModelVersion) return InvalidArgumentError("IVF model: unknown version");
+  if (m.version != 1 && m.version != kIvfModelVersion) {
+    return InvalidArgumentError("IVF model: unknown version");
+  }
   const uint8_t metric = r.U8();
   if (metric >= kNumMetrics) return InvalidArgumentError("IVF model: unknown metric");
   m.metric = static_cast<Metric>(metric);
@@ -310,12 +400,29 @@ StatusOr<IvfModel> IvfModel::Deserialize(std::string_view bytes) {
   if (count != static_cast<uint64_t>(m.nlist) * m.dim) {
     return DataLossError("IVF model: centroid count != nlist * dim");
   }
-  if (count * 4 != r.remaining()) {
+  if (count > r.remaining() / 4 || (m.version == 1 && count * 4 != r.remaining())) {
     return DataLossError(count * 4 > r.remaining() ? "IVF model: truncated"
                                                    : "IVF model: trailing bytes");
   }
   m.centroids.resize(count);
   for (uint64_t i = 0; i < count; ++i) m.centroids[i] = r.F32();
+  if (m.version >= 2) {
+    const uint64_t codebook = r.U64();
+    if (!r.ok() || codebook > r.remaining()) return DataLossError("IVF model: truncated");
+    if (codebook > 0) {
+      QVEC_ASSIGN_OR_RETURN(m.first_pass, Pq4Codebook::Deserialize(r.Bytes(codebook)));
+    }
+    const uint32_t points = r.U32();
+    if (!r.ok() || points > 64 || size_t{points} * 8 != r.remaining()) {
+      return DataLossError("IVF model: bad first-pass curve");
+    }
+    for (uint32_t i = 0; i < points; ++i) {
+      const float factor = r.F32();
+      const float retention = r.F32();
+      m.first_pass_curve.emplace_back(factor, retention);
+    }
+  }
+  m.version = kIvfModelVersion;
   QVEC_RETURN_IF_ERROR(m.Validate());
   return m;
 }
@@ -367,6 +474,23 @@ uint32_t NprobeForRecall(const IvfModel& model, float target, float quantization
   return nlist;
 }
 
+float FirstPassOversampling(const IvfModel& model, float target, float* retention) {
+  const auto& curve = model.first_pass_curve;
+  if (curve.empty()) {
+    *retention = 1.0f;
+    return 8.0f;
+  }
+  const float aim = 1.0f - (1.0f - std::clamp(target, 0.0f, 1.0f)) / 4.0f;
+  for (const auto& [factor, kept] : curve) {
+    if (kept >= aim) {
+      *retention = kept;
+      return factor;
+    }
+  }
+  *retention = curve.back().second;
+  return curve.back().first;
+}
+
 // ---------------------------------------------------------------------------
 // IvfIndex
 // ---------------------------------------------------------------------------
@@ -411,10 +535,19 @@ struct IvfIndex::Impl {
     }
   }
 
+  static void PrefetchFirstPassHead(const List& l) {
+    const size_t bytes = std::min(l.codes4.size(), kPrefetchHeadBytes);
+    const char* codes = reinterpret_cast<const char*>(l.codes4.data());
+    for (size_t off = 0; off < bytes; off += 64) __builtin_prefetch(codes + off);
+    if (!l.labels.empty()) __builtin_prefetch(l.labels.data());
+  }
+
+  // With `first_pass`, scans the lists' 4-bit codes instead (candidate ids
+  // are then packed slots, see ScanListFirstPass).
   static Status ScanLists(const IvfIndex& ix, const ScanShared& s, const ScanCtx& c,
                           const uint32_t* ids, size_t nl, size_t kk, bool parallel,
-                          const OriginalsSource* float_src, std::vector<Candidate>* out,
-                          size_t* pushed) {
+                          const OriginalsSource* float_src, const FirstPassScan* first_pass,
+                          std::vector<Candidate>* out, size_t* pushed) {
     size_t total = 0;
     for (size_t i = 0; i < nl; ++i) total += ix.lists_[ids[i]].size();
     size_t num_tasks = 1;
@@ -424,6 +557,11 @@ struct IvfIndex::Impl {
     auto scan_range = [&](size_t b, size_t e, TopK& top) -> Status {
       for (size_t i = b; i < e; ++i) {
         const List& l = ix.lists_[ids[i]];
+        if (first_pass != nullptr) {
+          if (i + 1 < e) PrefetchFirstPassHead(ix.lists_[ids[i + 1]]);
+          ScanListFirstPass(s, c, *first_pass, ids[i], l, top);
+          continue;
+        }
         if (i + 1 < e) PrefetchListHead(ix.lists_[ids[i + 1]], ix.stride_);
         if (float_src != nullptr) {
           QVEC_RETURN_IF_ERROR(ScanListFloat(s, c, l, *float_src, top));
@@ -518,6 +656,36 @@ struct IvfIndex::Impl {
     }
   }
 
+  // The first pass's candidates (ids = packed slots) re-ranked with their
+  // int8 codes: the best kk, ids = labels, as a scan without a first pass
+  // would have ranked them.
+  static std::vector<Candidate> ReRank(const IvfIndex& ix, const ScanShared& s, const ScanCtx& c,
+                                       const std::vector<Candidate>& first, size_t kk) {
+    TopK top(kk);
+    const QueryCode& q = *c.q;
+    constexpr size_t kAhead = 8;
+    auto code_of = [&](const Candidate& cand) {
+      const Slot slot = Unpack(cand.id);
+      return ix.lists_[slot.list].codes.get() + size_t{slot.row} * ix.stride_;
+    };
+    for (size_t i = 0; i < first.size(); ++i) {
+      if (i + kAhead < first.size()) {
+        const uint8_t* ahead = code_of(first[i + kAhead]);
+        for (size_t off = 0; off < s.dim; off += 64) __builtin_prefetch(ahead + off);
+      }
+      const Slot slot = Unpack(first[i].id);
+      const List& l = ix.lists_[slot.list];
+      const int32_t dot = ScoreCode(*s.kernels, s.kind, q.codes.data(), code_of(first[i]), s.dim);
+      float rank = q.scale * l.scale[slot.row] * static_cast<float>(dot) +
+                   l.offset[slot.row] * q.sum + q.bias;
+      if (s.use_norms) rank = 2.0f * rank - l.norm_sq[slot.row];
+      if (rank > top.threshold() && rank >= c.min_rank) top.Push(rank, l.labels[slot.row]);
+    }
+    std::vector<Candidate> best = top.Take();
+    KeepBest(best, kk);
+    return best;
+  }
+
   static StatusOr<std::vector<Hit>> SearchOne(const IvfIndex& ix, const QueryCode& q,
                                               const IvfSearchParams& p,
                                               const OriginalsSource* originals, bool parallel) {
@@ -530,10 +698,25 @@ struct IvfIndex::Impl {
     const ScanCtx c{&q, MinRank(ix, p, q)};
     const size_t kk = CandidateCount(p);
     const OriginalsSource* float_src = p.ignore_quantization ? originals : nullptr;
+    // With a first pass, the scan keeps k_scan = kk * factor candidates by
+    // their 4-bit ranks; ReRank brings them down to kk by int8 ranks.
+    size_t k_scan = kk;
+    Code4Lut lut;
+    FirstPassScan fp{};
+    const FirstPassScan* first_pass = nullptr;
+    if (ix.UsesFirstPass(p)) {
+      float retention = 1;
+      const double factor = ix.FirstPassFactor(p, &retention);
+      k_scan = static_cast<size_t>(std::min(std::ceil(static_cast<double>(kk) * factor), 1e9));
+      ix.model_.first_pass.BuildLut(q.vector.data(), &lut);
+      fp = FirstPassScan{&lut, ix.centroid_floats_.data(), ix.model_.first_pass.block_bytes(),
+                         ix.model_.first_pass.m_padded()};
+      first_pass = &fp;
+    }
     std::vector<Candidate> all;
     size_t pushed = 0;
-    QVEC_RETURN_IF_ERROR(
-        ScanLists(ix, s, c, order.data(), nprobe, kk, parallel, float_src, &all, &pushed));
+    QVEC_RETURN_IF_ERROR(ScanLists(ix, s, c, order.data(), nprobe, k_scan, parallel, float_src,
+                                   first_pass, &all, &pushed));
     if (p.filter != nullptr && pushed < p.k && nprobe < nlist) {
       // Keep probing in centroid order, doubling the probed lists per round.
       auto by = [&](uint32_t a, uint32_t b) {
@@ -543,13 +726,14 @@ struct IvfIndex::Impl {
       size_t done = nprobe;
       while (pushed < p.k && done < nlist) {
         const size_t step = std::min<size_t>(nlist - done, std::max<size_t>(done, 1));
-        QVEC_RETURN_IF_ERROR(
-            ScanLists(ix, s, c, order.data() + done, step, kk, parallel, float_src, &all, &pushed));
+        QVEC_RETURN_IF_ERROR(ScanLists(ix, s, c, order.data() + done, step, k_scan, parallel,
+                                       float_src, first_pass, &all, &pushed));
         done += step;
-        Shrink(all, kk);
+        Shrink(all, k_scan);
       }
     }
-    KeepBest(all, kk);
+    KeepBest(all, k_scan);
+    if (first_pass != nullptr) all = ReRank(ix, s, c, all, kk);
     return Finish(ix, q, std::move(all), p, p.ignore_quantization ? nullptr : originals);
   }
 };
@@ -570,6 +754,7 @@ IvfIndex::IvfIndex(Quantizer quantizer, IvfModel model, ThreadPool* pool)
   // (4x its size) live on in the caller's persisted model.
   model_.centroids.clear();
   model_.centroids.shrink_to_fit();
+  if (!model_.first_pass.empty()) centroid_floats_ = centroids_.Dequantized();
   lists_.resize(model_.nlist);
 }
 
@@ -582,6 +767,10 @@ StatusOr<IvfIndex> IvfIndex::Create(Quantizer quantizer, IvfModel model, ThreadP
   if (model.dim != quantizer.dim()) return InvalidArgumentError("IVF model dim != quantizer dim");
   if (model.metric != quantizer.metric()) {
     return InvalidArgumentError("IVF model metric != quantizer metric");
+  }
+  if (!model.first_pass.empty() &&
+      Describe(model.metric).int_scoring != IntScoring::kInnerProduct) {
+    return InvalidArgumentError("4-bit first pass needs an inner-product or Euclid metric");
   }
   return IvfIndex(std::move(quantizer), std::move(model), pool);
 }
@@ -638,6 +827,11 @@ void IvfIndex::ShrinkToFit() {
     list.scale.shrink_to_fit();
     list.offset.shrink_to_fit();
     list.norm_sq.shrink_to_fit();
+    if (!model_.first_pass.empty()) {
+      list.codes4.resize((rows + kCode4BlockRows - 1) / kCode4BlockRows *
+                         model_.first_pass.block_bytes());
+      list.codes4.shrink_to_fit();
+    }
   }
 }
 
@@ -650,6 +844,11 @@ void IvfIndex::RemoveAt(Slot slot) {
     l.scale[row] = l.scale[last];
     l.offset[row] = l.offset[last];
     l.norm_sq[row] = l.norm_sq[last];
+    const Pq4Codebook& cb = model_.first_pass;
+    for (size_t j = 0; j < cb.m(); ++j) {
+      SetCode4(l.codes4.data(), cb.block_bytes(), row, j,
+               GetCode4(l.codes4.data(), cb.block_bytes(), last, j));
+    }
     where_.Set(l.labels[row], Pack(Slot{slot.list, static_cast<uint32_t>(row)}));
   }
   l.labels.pop_back();
@@ -693,7 +892,31 @@ Status IvfIndex::Add(uint64_t label, uint32_t list, const uint8_t* blob, size_t 
   l.scale[slot.row] = meta.scale;
   l.offset[slot.row] = meta.offset;
   l.norm_sq[slot.row] = meta.norm_sq;
+  if (!model_.first_pass.empty()) EncodeFirstPass(slot.list, slot.row, blob);
   return Status::Ok();
+}
+
+void IvfIndex::EncodeFirstPass(uint32_t list, size_t row, const uint8_t* blob) {
+  const Pq4Codebook& cb = model_.first_pass;
+  const size_t dim = quantizer_.dim();
+  List& l = lists_[list];
+  const size_t need = (row / kCode4BlockRows + 1) * cb.block_bytes();
+  if (l.codes4.size() < need) {
+    // Grow by a quarter, as the int8 rows do; new blocks are zero.
+    l.codes4.reserve(std::max(need, l.codes4.size() + l.codes4.size() / 4));
+    l.codes4.resize(need, 0);
+  }
+  // The code of the int8 reconstruction's residual: the int8 codes are what
+  // the index is rebuilt from, and their error is far below 4-bit's.
+  std::vector<float> residual(dim);
+  std::vector<uint8_t> codes(cb.m());
+  quantizer_.Decode(blob, residual.data());
+  const float* centroid = centroid_floats_.data() + size_t{list} * dim;
+  for (size_t i = 0; i < dim; ++i) residual[i] -= centroid[i];
+  cb.Encode(residual.data(), codes.data());
+  for (size_t j = 0; j < codes.size(); ++j) {
+    SetCode4(l.codes4.data(), cb.block_bytes(), row, j, codes[j]);
+  }
 }
 
 Status IvfIndex::AddVector(uint64_t label, const float* x) {
@@ -719,16 +942,43 @@ size_t IvfIndex::MemoryBytes() const {
                  lists_.capacity() * sizeof(List);
   for (const List& l : lists_) {
     bytes += l.capacity * stride_ + l.labels.capacity() * sizeof(uint64_t) +
-             (l.scale.capacity() + l.offset.capacity() + l.norm_sq.capacity()) * sizeof(float);
+             (l.scale.capacity() + l.offset.capacity() + l.norm_sq.capacity()) * sizeof(float) +
+             l.codes4.capacity();
   }
+  bytes += centroid_floats_.capacity() * sizeof(float) + model_.first_pass.MemoryBytes();
   bytes += where_.MemoryBytes();
   return bytes;
 }
 
+float IvfIndex::FirstPassFactor(const IvfSearchParams& p, float* retention) const {
+  if (p.first_pass_oversampling > 0.0f) {
+    // An explicit factor: the retention the curve measured at or below it.
+    *retention = model_.first_pass_curve.empty() ? 1.0f : model_.first_pass_curve.front().second;
+    for (const auto& [factor, kept] : model_.first_pass_curve) {
+      if (factor <= p.first_pass_oversampling) *retention = kept;
+    }
+    return p.first_pass_oversampling;
+  }
+  return FirstPassOversampling(model_, p.target_recall, retention);
+}
+
 uint32_t IvfIndex::ResolveNprobe(const IvfSearchParams& p) const {
-  const uint32_t nprobe =
-      p.nprobe != 0 ? p.nprobe : NprobeForRecall(model_, p.target_recall, p.quantization_recall);
-  return std::clamp<uint32_t>(nprobe, 1, model_.nlist);
+  if (p.nprobe != 0) return std::clamp<uint32_t>(p.nprobe, 1, model_.nlist);
+  float target = p.target_recall, quantization_recall = p.quantization_recall;
+  if (UsesFirstPass(p)) {
+    // The probed lists must also make up for what the first pass loses.
+    float retention = 1;
+    (void)FirstPassFactor(p, &retention);
+    if (retention > 0.0f) {
+      if (quantization_recall > 0.0f) {
+        quantization_recall *= retention;
+      } else {
+        target = std::min(1.0f, target / retention);
+      }
+    }
+  }
+  return std::clamp<uint32_t>(NprobeForRecall(model_, target, quantization_recall), 1,
+                              model_.nlist);
 }
 
 Status IvfIndex::CheckParams(const IvfSearchParams& p, const OriginalsSource* originals) const {
@@ -739,6 +989,10 @@ Status IvfIndex::CheckParams(const IvfSearchParams& p, const OriginalsSource* or
   }
   if (p.score_threshold && !std::isfinite(*p.score_threshold)) {
     return InvalidArgumentError("score_threshold must be finite");
+  }
+  if (p.first_pass_oversampling != 0.0f &&
+      !(p.first_pass_oversampling >= 1.0f && std::isfinite(p.first_pass_oversampling))) {
+    return InvalidArgumentError("first_pass_oversampling must be 0 (auto) or a finite value >= 1");
   }
   if (p.nprobe == 0 && !(p.target_recall > 0.0f && p.target_recall <= 1.0f)) {
     return InvalidArgumentError("target_recall must be in (0, 1]");
@@ -770,7 +1024,8 @@ StatusOr<std::vector<std::vector<Hit>>> IvfIndex::SearchBatch(
   std::vector<std::vector<Hit>> results(nq);
   if (nq == 0) return results;
   const size_t threads = pool_->num_threads();
-  if (params.filter != nullptr || params.ignore_quantization || nq < threads) {
+  if (params.filter != nullptr || params.ignore_quantization || nq < threads ||
+      UsesFirstPass(params)) {
     // Per query; a query may probe further lists (filter) or fetch originals.
     std::vector<Status> errors(nq);
     const bool inner_parallel = nq < threads;
@@ -957,6 +1212,7 @@ IvfSearchParams ToIvfParams(const IndexSearchParams& p, uint32_t nlist) {
   ip.nprobe = p.exhaustive ? nlist : p.nprobe;
   ip.target_recall = p.target_recall;
   ip.quantization_recall = p.quantization_recall;
+  ip.first_pass = !p.exhaustive;  // exhaustive = the exact int8 answer
   return ip;
 }
 }  // namespace
@@ -993,9 +1249,112 @@ IndexStats IvfIndex::Stats() const {
   s.training_seconds = h.training_seconds;
   s.trained_on_points = h.trained_on_points;
   s.recall_curve = h.recall_curve;
+  s.first_pass = std::string(FirstPassKindName(model_.first_pass.kind()));
+  s.first_pass_curve = model_.first_pass_curve;
   s.list_sizes.reserve(lists_.size());
   for (const List& l : lists_) s.list_sizes.push_back(static_cast<uint32_t>(l.size()));
   return s;
+}
+
+namespace {
+
+// Trains model->first_pass on the residuals of evenly spaced rows of `pre`
+// (n preprocessed vectors) from their lists' (int8) centroids, the
+// reference points the index codes against.
+Status TrainFirstPassCodebook(const Quantizer& quantizer, IvfModel* model, const float* pre,
+                              size_t n, FirstPassKind kind, uint32_t dsub, uint32_t seed,
+                              ThreadPool* pool) {
+  if (Describe(quantizer.metric()).int_scoring != IntScoring::kInnerProduct) {
+    return InvalidArgumentError("4-bit first pass needs an inner-product or Euclid metric");
+  }
+  const size_t dim = quantizer.dim();
+  if (dsub == 0) dsub = kind == FirstPassKind::kSq4 ? 1u : (dim >= 512 ? 4u : 2u);
+  IvfModel plain = *model;
+  plain.first_pass = {};
+  plain.first_pass_curve.clear();
+  QVEC_ASSIGN_OR_RETURN(IvfIndex coarse, IvfIndex::Create(quantizer, std::move(plain), pool));
+  const std::vector<float> centroids = coarse.SlotCentroids();
+  const size_t ns = std::min<size_t>(n, kFirstPassTrainingRows);
+  std::vector<float> residuals(ns * dim);
+  for (size_t i = 0; i < ns; ++i) {
+    const size_t row = i * n / ns;
+    std::copy(pre + row * dim, pre + (row + 1) * dim, residuals.begin() + i * dim);
+  }
+  std::vector<uint32_t> lists(ns);
+  coarse.AssignBatch(residuals.data(), ns, lists.data());
+  for (size_t i = 0; i < ns; ++i) {
+    const float* c = centroids.data() + size_t{lists[i]} * dim;
+    for (size_t d = 0; d < dim; ++d) residuals[i * dim + d] -= c[d];
+  }
+  QVEC_ASSIGN_OR_RETURN(model->first_pass,
+                        Pq4Codebook::Train(kind, static_cast<uint32_t>(dim), dsub,
+                                           residuals.data(), ns, seed));
+  model->first_pass_curve.clear();
+  return Status::Ok();
+}
+
+// Fills model->first_pass_curve: the retention of the int8 scan's top 10
+// at the nprobe a 0.95 target probes, for each first-pass oversampling.
+// `index` holds the sample with the model's first pass.
+Status MeasureFirstPassCurve(const IvfIndex& index, const float* queries, size_t nq,
+                             IvfModel* model) {
+  IvfSearchParams params;
+  params.k = 10;
+  params.nprobe = NprobeForRecall(*model, 0.95f);
+  params.first_pass = false;
+  QVEC_ASSIGN_OR_RETURN(auto int8, index.SearchBatch(queries, nq, params));
+  std::vector<std::vector<uint64_t>> int8_labels(nq);
+  for (size_t i = 0; i < nq; ++i) {
+    for (const Hit& h : int8[i]) int8_labels[i].push_back(h.label);
+  }
+  params.first_pass = true;
+  model->first_pass_curve.clear();
+  for (float factor : kFirstPassGrid) {
+    params.first_pass_oversampling = factor;
+    QVEC_ASSIGN_OR_RETURN(auto got, index.SearchBatch(queries, nq, params));
+    model->first_pass_curve.emplace_back(factor, static_cast<float>(RecallAtK(int8_labels, got)));
+  }
+  return Status::Ok();
+}
+
+// The sample's int8 IVF (preprocessed rows [0, n) of `pre`).
+StatusOr<IvfIndex> SampleIndex(const Quantizer& quantizer, const IvfModel& model,
+                               const float* pre, size_t n, ThreadPool* pool) {
+  const size_t dim = quantizer.dim();
+  QVEC_ASSIGN_OR_RETURN(IvfIndex index, IvfIndex::Create(quantizer, model, pool));
+  std::vector<uint32_t> lists(n);
+  index.AssignBatch(pre, n, lists.data());
+  std::vector<uint8_t> blob(quantizer.EncodedSize());
+  for (size_t i = 0; i < n; ++i) {
+    QVEC_RETURN_IF_ERROR(quantizer.Encode(pre + i * dim, blob.data()));
+    QVEC_RETURN_IF_ERROR(index.Add(i, lists[i], blob.data(), blob.size()));
+  }
+  return index;
+}
+
+}  // namespace
+
+Status AddFirstPass(const Quantizer& quantizer, IvfModel* model, const float* sample, size_t n,
+                    FirstPassKind kind, uint32_t dsub, ThreadPool* pool) {
+  if (kind == FirstPassKind::kNone) {
+    model->first_pass = {};
+    model->first_pass_curve.clear();
+    return Status::Ok();
+  }
+  const size_t dim = quantizer.dim();
+  if (model->dim != dim) return InvalidArgumentError("IVF model dim != quantizer dim");
+  std::vector<float> pre(sample, sample + n * dim);
+  for (size_t i = 0; i < n; ++i) QVEC_RETURN_IF_ERROR(quantizer.Preprocess(pre.data() + i * dim));
+  const size_t held_out = IvfHeldOut(n, true);
+  const size_t nb = n - held_out;
+  if (nb < 16) return FailedPreconditionError("4-bit first pass needs at least 16 sample vectors");
+  QVEC_RETURN_IF_ERROR(
+      TrainFirstPassCodebook(quantizer, model, pre.data(), nb, kind, dsub, 1234, pool));
+  if (held_out > 0 && !model->recall_curve.empty()) {
+    QVEC_ASSIGN_OR_RETURN(IvfIndex index, SampleIndex(quantizer, *model, pre.data(), nb, pool));
+    QVEC_RETURN_IF_ERROR(MeasureFirstPassCurve(index, pre.data() + nb * dim, held_out, model));
+  }
+  return Status::Ok();
 }
 
 StatusOr<IvfModel> TrainIvf(const Quantizer& quantizer, const float* sample, size_t n,
@@ -1031,16 +1390,14 @@ StatusOr<IvfModel> TrainIvf(const Quantizer& quantizer, const float* sample, siz
   model.centroids = std::move(km.centroids);
   model.objective = km.objective;
   model.trained_on_points = km.points_used;
+  if (options.first_pass != FirstPassKind::kNone) {
+    QVEC_RETURN_IF_ERROR(TrainFirstPassCodebook(quantizer, &model, pre.data(), nb,
+                                                options.first_pass, options.first_pass_dsub,
+                                                options.seed, pool));
+  }
   if (held_out > 0) {
     const float* queries = pre.data() + nb * dim;
-    QVEC_ASSIGN_OR_RETURN(IvfIndex index, IvfIndex::Create(quantizer, model, pool));
-    std::vector<uint32_t> lists(nb);
-    index.AssignBatch(pre.data(), nb, lists.data());
-    std::vector<uint8_t> blob(quantizer.EncodedSize());
-    for (size_t i = 0; i < nb; ++i) {
-      QVEC_RETURN_IF_ERROR(quantizer.Encode(pre.data() + i * dim, blob.data()));
-      QVEC_RETURN_IF_ERROR(index.Add(i, lists[i], blob.data(), blob.size()));
-    }
+    QVEC_ASSIGN_OR_RETURN(IvfIndex index, SampleIndex(quantizer, model, pre.data(), nb, pool));
     const std::vector<std::vector<uint64_t>> truth =
         GemmTopK(quantizer.metric(), pre.data(), nb, queries, held_out, dim, 10);
     for (uint32_t nprobe = 1;; nprobe = std::min(nlist, nprobe * 2)) {
@@ -1053,6 +1410,9 @@ StatusOr<IvfModel> TrainIvf(const Quantizer& quantizer, const float* sample, siz
       QVEC_ASSIGN_OR_RETURN(auto got, index.SearchBatch(queries, held_out, params));
       model.recall_curve.emplace_back(nprobe, static_cast<float>(RecallAtK(truth, got)));
       if (nprobe == nlist) break;
+    }
+    if (!model.first_pass.empty()) {
+      QVEC_RETURN_IF_ERROR(MeasureFirstPassCurve(index, queries, held_out, &model));
     }
   }
   model.training_seconds =

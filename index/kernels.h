@@ -80,6 +80,19 @@ struct Kernels {
   size_t (*argmax_scaled)(const int32_t* dots, const float* scale, const float* bias, size_t n,
                           float mul, float* best);
 
+  // 4-bit fast scan (the IVF first pass, see index/pq4.h). `blocks` holds
+  // `nblocks` blocks of 32 rows, each m * 16 bytes (m a multiple of 4): the
+  // 16 bytes at j * 16 hold sub-code j of the block's rows, row r < 16 in the
+  // low nibble of byte r and row r + 16 in its high nibble. `lut` is m * 16
+  // bytes, entry lut[j * 16 + c] the value of sub-code c at position j.
+  // out[b * 32 + r] = (sum over j < m of lut[j * 16 + code(b, r, j)]) mod
+  // 2^16, for nblocks * 32 outputs. Identical on every level.
+  void (*scan_u4)(const uint8_t* lut, const uint8_t* blocks, size_t nblocks, size_t m,
+                  uint16_t* out);
+  // Writes the indices j < n with values[j] > above to `selected` in
+  // increasing order and returns their count (above < 0: every index).
+  size_t (*select_u16)(const uint16_t* values, size_t n, int32_t above, uint32_t* selected);
+
   // Float kernels (rescoring and the float baseline path).
   float (*dot_f32)(const float* a, const float* b, size_t dim);
   float (*l2sq_f32)(const float* a, const float* b, size_t dim);

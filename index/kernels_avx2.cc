@@ -466,6 +466,74 @@ float QuantizeS8(const float* x, size_t dim, int8_t* out) {
   return max_abs / 127.0f;
 }
 
+// 4-bit fast scan: one 32-byte load covers sub-codes j and j + 1 of the 32
+// rows (a 128-bit lane each), vpshufb looks both up in their 16-entry tables
+// at once. Byte sums are kept in 16-bit lanes without widening: `all` adds
+// whole words (even byte + 256 * odd byte) and `odd` the odd bytes alone, so
+// the even bytes' sum is all - 256 * odd, exact modulo 2^16.
+void ScanU4(const uint8_t* lut, const uint8_t* blocks, size_t nblocks, size_t m, uint16_t* out) {
+  const __m256i low4 = _mm256_set1_epi8(0x0F);
+  for (size_t b = 0; b < nblocks; ++b) {
+    const uint8_t* block = blocks + b * m * 16;
+    __m256i all_lo = _mm256_setzero_si256(), odd_lo = _mm256_setzero_si256();
+    __m256i all_hi = _mm256_setzero_si256(), odd_hi = _mm256_setzero_si256();
+    for (size_t j = 0; j < m; j += 2) {
+      const __m256i codes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + j * 16));
+      const __m256i table = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(lut + j * 16));
+      const __m256i lo = _mm256_shuffle_epi8(table, _mm256_and_si256(codes, low4));
+      const __m256i hi =
+          _mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_srli_epi16(codes, 4), low4));
+      all_lo = _mm256_add_epi16(all_lo, lo);
+      odd_lo = _mm256_add_epi16(odd_lo, _mm256_srli_epi16(lo, 8));
+      all_hi = _mm256_add_epi16(all_hi, hi);
+      odd_hi = _mm256_add_epi16(odd_hi, _mm256_srli_epi16(hi, 8));
+    }
+    const __m256i even_lo = _mm256_sub_epi16(all_lo, _mm256_slli_epi16(odd_lo, 8));
+    const __m256i even_hi = _mm256_sub_epi16(all_hi, _mm256_slli_epi16(odd_hi, 8));
+    // Lane 0 holds the even sub-codes' sums, lane 1 the odd ones'.
+    const __m128i e0 = _mm_add_epi16(_mm256_castsi256_si128(even_lo),
+                                     _mm256_extracti128_si256(even_lo, 1));
+    const __m128i o0 =
+        _mm_add_epi16(_mm256_castsi256_si128(odd_lo), _mm256_extracti128_si256(odd_lo, 1));
+    const __m128i e1 = _mm_add_epi16(_mm256_castsi256_si128(even_hi),
+                                     _mm256_extracti128_si256(even_hi, 1));
+    const __m128i o1 =
+        _mm_add_epi16(_mm256_castsi256_si128(odd_hi), _mm256_extracti128_si256(odd_hi, 1));
+    __m128i* dst = reinterpret_cast<__m128i*>(out + b * 32);
+    _mm_storeu_si128(dst + 0, _mm_unpacklo_epi16(e0, o0));
+    _mm_storeu_si128(dst + 1, _mm_unpackhi_epi16(e0, o0));
+    _mm_storeu_si128(dst + 2, _mm_unpacklo_epi16(e1, o1));
+    _mm_storeu_si128(dst + 3, _mm_unpackhi_epi16(e1, o1));
+  }
+}
+
+size_t SelectU16(const uint16_t* values, size_t n, int32_t above, uint32_t* selected) {
+  size_t count = 0, j = 0;
+  if (above < 0) {
+    for (; j < n; ++j) selected[count++] = static_cast<uint32_t>(j);
+    return count;
+  }
+  if (above >= 65535) return 0;
+  // Unsigned 16-bit compare as signed after flipping the sign bits.
+  const __m256i flip = _mm256_set1_epi16(static_cast<short>(0x8000));
+  const __m256i bar = _mm256_set1_epi16(static_cast<short>(above ^ 0x8000));
+  for (; j + 16 <= n; j += 16) {
+    const __m256i v = _mm256_xor_si256(
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(values + j)), flip);
+    // Two mask bits per 16-bit lane; keep the even ones.
+    uint32_t mask = static_cast<uint32_t>(_mm256_movemask_epi8(_mm256_cmpgt_epi16(v, bar)));
+    mask = _pext_u32(mask, 0x55555555u);
+    while (mask != 0) {
+      selected[count++] = static_cast<uint32_t>(j + static_cast<size_t>(__builtin_ctz(mask)));
+      mask &= mask - 1;
+    }
+  }
+  for (; j < n; ++j) {
+    if (int32_t{values[j]} > above) selected[count++] = static_cast<uint32_t>(j);
+  }
+  return count;
+}
+
 constexpr Kernels kAvx2Kernels = {
     .level = SimdLevel::kAvx2,
     .dot_s8 = DotS8,
@@ -479,6 +547,8 @@ constexpr Kernels kAvx2Kernels = {
     .rank_select = RankSelect,
     .quantize_s8 = QuantizeS8,
     .argmax_scaled = ScalarArgmaxScaled,  // the reference; AVX2 is the fallback level
+    .scan_u4 = ScanU4,
+    .select_u16 = SelectU16,
     .dot_f32 = DotF32,
     .l2sq_f32 = L2SqF32,
     .l1_f32 = L1F32,

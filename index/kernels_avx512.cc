@@ -493,6 +493,69 @@ size_t ArgmaxScaled(const int32_t* dots, const float* scale, const float* bias, 
   return static_cast<size_t>(_mm512_reduce_min_epi32(candidates));
 }
 
+// 4-bit fast scan as on AVX2 (see kernels_avx2.cc), four sub-codes per
+// 64-byte load; the four 128-bit lanes are summed at the end.
+inline __m128i SumLanes16(__m512i v) {
+  const __m256i half =
+      _mm256_add_epi16(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
+  return _mm_add_epi16(_mm256_castsi256_si128(half), _mm256_extracti128_si256(half, 1));
+}
+
+void ScanU4(const uint8_t* lut, const uint8_t* blocks, size_t nblocks, size_t m, uint16_t* out) {
+  const __m512i low4 = _mm512_set1_epi8(0x0F);
+  for (size_t b = 0; b < nblocks; ++b) {
+    const uint8_t* block = blocks + b * m * 16;
+    __m512i all_lo = _mm512_setzero_si512(), odd_lo = _mm512_setzero_si512();
+    __m512i all_hi = _mm512_setzero_si512(), odd_hi = _mm512_setzero_si512();
+    for (size_t j = 0; j < m; j += 4) {
+      const __m512i codes = _mm512_loadu_si512(block + j * 16);
+      const __m512i table = _mm512_loadu_si512(lut + j * 16);
+      const __m512i lo = _mm512_shuffle_epi8(table, _mm512_and_si512(codes, low4));
+      const __m512i hi =
+          _mm512_shuffle_epi8(table, _mm512_and_si512(_mm512_srli_epi16(codes, 4), low4));
+      all_lo = _mm512_add_epi16(all_lo, lo);
+      odd_lo = _mm512_add_epi16(odd_lo, _mm512_srli_epi16(lo, 8));
+      all_hi = _mm512_add_epi16(all_hi, hi);
+      odd_hi = _mm512_add_epi16(odd_hi, _mm512_srli_epi16(hi, 8));
+    }
+    const __m128i e0 = SumLanes16(_mm512_sub_epi16(all_lo, _mm512_slli_epi16(odd_lo, 8)));
+    const __m128i o0 = SumLanes16(odd_lo);
+    const __m128i e1 = SumLanes16(_mm512_sub_epi16(all_hi, _mm512_slli_epi16(odd_hi, 8)));
+    const __m128i o1 = SumLanes16(odd_hi);
+    __m128i* dst = reinterpret_cast<__m128i*>(out + b * 32);
+    _mm_storeu_si128(dst + 0, _mm_unpacklo_epi16(e0, o0));
+    _mm_storeu_si128(dst + 1, _mm_unpackhi_epi16(e0, o0));
+    _mm_storeu_si128(dst + 2, _mm_unpacklo_epi16(e1, o1));
+    _mm_storeu_si128(dst + 3, _mm_unpackhi_epi16(e1, o1));
+  }
+}
+
+size_t SelectU16(const uint16_t* values, size_t n, int32_t above, uint32_t* selected) {
+  size_t count = 0, j = 0;
+  if (above < 0) {
+    for (; j < n; ++j) selected[count++] = static_cast<uint32_t>(j);
+    return count;
+  }
+  if (above >= 65535) return 0;
+  const __m512i bar = _mm512_set1_epi16(static_cast<short>(above));
+  for (; j + 32 <= n; j += 32) {
+    uint32_t mask = _mm512_cmpgt_epu16_mask(_mm512_loadu_si512(values + j), bar);
+    while (mask != 0) {
+      selected[count++] = static_cast<uint32_t>(j + static_cast<size_t>(__builtin_ctz(mask)));
+      mask &= mask - 1;
+    }
+  }
+  if (j < n) {
+    const __mmask32 tail = (__mmask32{1} << (n - j)) - 1;
+    uint32_t mask = _mm512_mask_cmpgt_epu16_mask(tail, _mm512_maskz_loadu_epi16(tail, values + j), bar);
+    while (mask != 0) {
+      selected[count++] = static_cast<uint32_t>(j + static_cast<size_t>(__builtin_ctz(mask)));
+      mask &= mask - 1;
+    }
+  }
+  return count;
+}
+
 constexpr Kernels kAvx512Kernels = {
     .level = SimdLevel::kAvx512,
     .dot_s8 = DotS8,
@@ -506,6 +569,8 @@ constexpr Kernels kAvx512Kernels = {
     .rank_select = RankSelect,
     .quantize_s8 = QuantizeS8,
     .argmax_scaled = ArgmaxScaled,
+    .scan_u4 = ScanU4,
+    .select_u16 = SelectU16,
     .dot_f32 = DotF32,
     .l2sq_f32 = L2SqF32,
     .l1_f32 = L1F32,

@@ -158,6 +158,30 @@ float QuantizeS8(const float* x, size_t dim, int8_t* out) {
   return max_abs / 127.0f;
 }
 
+// The reference of Kernels::scan_u4: one lookup per (row, sub-code).
+void ScanU4(const uint8_t* lut, const uint8_t* blocks, size_t nblocks, size_t m, uint16_t* out) {
+  for (size_t b = 0; b < nblocks; ++b) {
+    const uint8_t* block = blocks + b * m * 16;
+    for (size_t r = 0; r < 32; ++r) {
+      uint32_t sum = 0;
+      for (size_t j = 0; j < m; ++j) {
+        const uint8_t byte = block[j * 16 + (r & 15)];
+        const uint8_t code = r < 16 ? (byte & 15) : (byte >> 4);
+        sum += lut[j * 16 + code];
+      }
+      out[b * 32 + r] = static_cast<uint16_t>(sum);
+    }
+  }
+}
+
+size_t SelectU16(const uint16_t* values, size_t n, int32_t above, uint32_t* selected) {
+  size_t count = 0;
+  for (size_t j = 0; j < n; ++j) {
+    if (int32_t{values[j]} > above) selected[count++] = static_cast<uint32_t>(j);
+  }
+  return count;
+}
+
 }  // namespace
 
 size_t ScalarArgmaxScaled(const int32_t* dots, const float* scale, const float* bias, size_t n,
@@ -191,6 +215,8 @@ constexpr Kernels kScalarKernels = {
     .rank_select = RankSelect,
     .quantize_s8 = QuantizeS8,
     .argmax_scaled = ScalarArgmaxScaled,
+    .scan_u4 = ScanU4,
+    .select_u16 = SelectU16,
     .dot_f32 = DotF32,
     .l2sq_f32 = L2SqF32,
     .l1_f32 = L1F32,

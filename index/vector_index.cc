@@ -87,6 +87,7 @@ StatusOr<TrainedIndex> TrainIndex(IndexKind kind, const Quantizer& quantizer, co
                                 : DefaultNlist(std::max<size_t>(options.collection_size, n));
       o.nlist = static_cast<uint32_t>(std::min<size_t>(wanted, n - held_out));
       o.cancel = options.cancel;
+      o.first_pass = options.first_pass;
       QVEC_ASSIGN_OR_RETURN(IvfModel model, TrainIvf(quantizer, sample, n, o));
       model.trained_on_points = options.collection_size;
       // The index releases its float centroids: serialize them first.

@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "index/pq4.h"
 #include "index/quantizer.h"
 #include "qvec/status.h"
 
@@ -73,6 +74,10 @@ struct IndexStats {
   uint64_t trained_on_points = 0;  // collection size when trained (0 = untrained kind)
   // (nprobe, recall@10) measured at training.
   std::vector<std::pair<uint32_t, float>> recall_curve;
+  // IVF 4-bit first pass ("none" without) and its (oversampling,
+  // retention) curve (IvfModel::first_pass_curve).
+  std::string first_pass = "none";
+  std::vector<std::pair<float, float>> first_pass_curve;
   // Vectors per list (IVF); empty for flat.
   std::vector<uint32_t> list_sizes;
 };
@@ -135,6 +140,9 @@ class VectorIndex {
 struct IndexTrainOptions {
   // IVF: lists; 0 = DefaultNlist(collection_size). Default: 0.
   uint32_t nlist = 0;
+  // IVF: 4-bit first-pass codes (dimensions per sub-code as
+  // IvfTrainOptions::first_pass_dsub = 0). Default: kNone.
+  FirstPassKind first_pass = FirstPassKind::kNone;
   // Points the index is trained for (recorded for retraining decisions).
   uint64_t collection_size = 0;
   // Checked during training; once true, TrainIndex returns Aborted.

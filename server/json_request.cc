@@ -600,6 +600,18 @@ Status ParseQvecOptions(element own, const std::string& where, QuantizationOptio
       QVEC_ASSIGN_OR_RETURN(double d, GetNumber(x, g.PathOf("default_target_recall")));
       index->default_target_recall = ToFloat(d);
     }
+    if (g.Take("first_pass", &x)) {
+      QVEC_ASSIGN_OR_RETURN(std::string v, GetString(x, g.PathOf("first_pass")));
+      if (v == "none") {
+        index->first_pass = IndexOptions::FirstPass::kNone;
+      } else if (v == "sq4") {
+        index->first_pass = IndexOptions::FirstPass::kSq4;
+      } else if (v == "pq4") {
+        index->first_pass = IndexOptions::FirstPass::kPq4;
+      } else {
+        return InvalidArgumentError(g.PathOf("first_pass") + " must be \"none\", \"sq4\" or \"pq4\"");
+      }
+    }
     QVEC_RETURN_IF_ERROR(g.Finish());
   }
   return f.Finish();

@@ -933,6 +933,13 @@ class Router final : public RequestHandler {
       w.BeginObject().Key("nprobe").Uint(nprobe).Key("recall_at_10").Float(recall).EndObject();
     }
     w.EndArray();
+    w.Key("first_pass").String(index.first_pass);
+    w.Key("first_pass_curve").BeginArray();
+    for (const auto& [oversampling, retention] : index.first_pass_curve) {
+      w.BeginObject().Key("oversampling").Float(oversampling).Key("retention").Float(retention);
+      w.EndObject();
+    }
+    w.EndArray();
     w.Key("rescore_curve").BeginArray();
     for (const auto& [oversampling, recall] : index.rescore_curve) {
       w.BeginObject().Key("oversampling").Float(oversampling).Key("recall_at_10").Float(recall);
@@ -966,6 +973,9 @@ class Router final : public RequestHandler {
     w.Key("ivf_threshold").Uint(o.ivf_threshold);
     w.Key("default_nprobe").Uint(o.default_nprobe);
     w.Key("default_target_recall").Float(o.default_target_recall);
+    w.Key("first_pass").String(o.first_pass == IndexOptions::FirstPass::kSq4   ? "sq4"
+                               : o.first_pass == IndexOptions::FirstPass::kPq4 ? "pq4"
+                                                                               : "none");
     w.EndObject();
     w.Key("quality").BeginObject();
     w.Key("sample_size").Uint(f.quality.sample_size);

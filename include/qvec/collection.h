@@ -45,6 +45,11 @@ struct IndexInfo {
   /// nprobe -> measured recall@10 on held-out sample queries (the int8 scan,
   /// before rescoring).
   std::vector<std::pair<uint32_t, float>> recall_curve;
+  /// The IVF's 4-bit first pass as built ("none", "sq4", "pq4"), and its
+  /// oversampling -> retention curve: the share of the int8 scan's top 10
+  /// that re-ranking the 4-bit scan's top 10 * oversampling with int8 keeps.
+  std::string first_pass = "none";
+  std::vector<std::pair<float, float>> first_pass_curve;
   /// Oversampling -> recall@10 after rescoring an exhaustive int8 scan's
   /// best limit * oversampling candidates with the float originals: the
   /// quantization's share of the loss, measured on up to 20000 of the field's

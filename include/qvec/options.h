@@ -107,6 +107,20 @@ struct QVEC_EXPORT IndexOptions {
   /// Target recall@10 when a search names neither nprobe nor target_recall,
   /// in (0, 1]. Default: 0.95.
   float default_target_recall = 0.95f;
+  /// 4-bit codes scanned before the int8 codes in the IVF lists: the best
+  /// candidates by 4-bit score are re-ranked with int8 (and rescored with
+  /// the originals as without them); the oversampling between the two and
+  /// the extra probes that make up for the 4-bit loss come from a curve
+  /// measured when the index is built. They cost dim / 2 (kSq4) or dim / 4
+  /// (kPq4; dim / 8 from 512 dimensions on) bytes per vector and pay off
+  /// when the int8 codes outgrow the CPU caches. Not for Manhattan; sq4 up
+  /// to 8192 dimensions, pq4 up to 32768. Default: kNone.
+  enum class FirstPass : uint8_t {
+    kNone = 0,
+    kSq4 = 1,  ///< per-dimension 4-bit scalar codes
+    kPq4 = 2,  ///< product quantization, 16 centroids per 2 (from 512: 4) dimensions
+  };
+  FirstPass first_pass = FirstPass::kNone;
 
   [[nodiscard]] Status Validate() const;
 };

@@ -245,9 +245,9 @@ TEST(IvfTest, ModelRoundTrip) {
   EXPECT_EQ(back->recall_curve, m.recall_curve);
   EXPECT_EQ(back->version, kIvfModelVersion);
   EXPECT_EQ(back->Serialize(), bytes);
-  // Little-endian layout: magic "QVIF", then version 1.
+  // Little-endian layout: magic "QVIF", then version 2.
   EXPECT_EQ(bytes.substr(0, 4), "QVIF");
-  EXPECT_EQ(bytes[4], 1);
+  EXPECT_EQ(bytes[4], 2);
   EXPECT_EQ(bytes[5], 0);
 }
 
@@ -258,7 +258,7 @@ TEST(IvfTest, ModelRejectsBadInput) {
   }
   EXPECT_FALSE(IvfModel::Deserialize(bytes + "x").ok());
   std::string bad_version = bytes;
-  bad_version[4] = 2;
+  bad_version[4] = 3;
   EXPECT_EQ(IvfModel::Deserialize(bad_version).status().code(), StatusCode::kInvalidArgument);
   std::string bad_magic = bytes;
   bad_magic[0] = 'X';

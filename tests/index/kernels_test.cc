@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -289,6 +290,56 @@ TEST(KernelsTest, FloatKernelsMatchScalarWithinRounding) {
         EXPECT_NEAR(k->l2sq_f32(q.data(), xj, dim), ref.l2sq_f32(q.data(), xj, dim), tol);
         EXPECT_NEAR(l2s[j], ref.l2sq_f32(q.data(), xj, dim), tol);
         EXPECT_NEAR(k->l1_f32(q.data(), xj, dim), ref.l1_f32(q.data(), xj, dim), tol);
+      }
+    }
+  }
+}
+
+// The 4-bit fast scan: random and extreme tables (sums that wrap past 2^16
+// must wrap identically), every m step from 4 to 260 (beyond 256 the odd
+// bytes' 16-bit partial sums wrap too).
+TEST(KernelsTest, ScanU4MatchesScalarBitForBit) {
+  std::mt19937 rng(11);
+  std::uniform_int_distribution<int> byte(0, 255);
+  const Kernels& ref = *KernelsFor(SimdLevel::kScalar);
+  for (size_t m : {4, 8, 12, 16, 32, 64, 96, 128, 196, 260}) {
+    for (int extreme = 0; extreme < 2; ++extreme) {
+      const size_t nblocks = 3;
+      std::vector<uint8_t> lut(m * 16), blocks(nblocks * m * 16);
+      for (auto& v : lut) v = extreme ? 255 : static_cast<uint8_t>(byte(rng));
+      for (auto& v : blocks) v = static_cast<uint8_t>(byte(rng));
+      std::vector<uint16_t> want(nblocks * 32), got(nblocks * 32);
+      ref.scan_u4(lut.data(), blocks.data(), nblocks, m, want.data());
+      // The reference is the definition: check one row by hand.
+      uint32_t sum = 0;
+      for (size_t j = 0; j < m; ++j) sum += lut[j * 16 + (blocks[m * 16 + j * 16 + 5] >> 4)];
+      ASSERT_EQ(want[32 + 21], static_cast<uint16_t>(sum));
+      for (const Kernels* k : SimdVariants()) {
+        std::fill(got.begin(), got.end(), 0xABCD);
+        k->scan_u4(lut.data(), blocks.data(), nblocks, m, got.data());
+        ASSERT_EQ(got, want) << SimdLevelName(k->level) << " m=" << m << " extreme=" << extreme;
+      }
+    }
+  }
+}
+
+TEST(KernelsTest, SelectU16MatchesScalar) {
+  std::mt19937 rng(12);
+  std::uniform_int_distribution<int> value(0, 65535);
+  const Kernels& ref = *KernelsFor(SimdLevel::kScalar);
+  for (size_t n : {0, 1, 15, 16, 17, 31, 32, 33, 100, 512}) {
+    std::vector<uint16_t> v(n);
+    for (auto& x : v) x = static_cast<uint16_t>(value(rng));
+    if (n > 3) v[1] = 65535, v[2] = 0, v[3] = 32768;
+    for (int32_t above : {-5, -1, 0, 1, 32767, 32768, 40000, 65534, 65535, 70000}) {
+      std::vector<uint32_t> want(n + 1), got(n + 1);
+      const size_t want_count = ref.select_u16(v.data(), n, above, want.data());
+      want.resize(want_count);
+      for (const Kernels* k : SimdVariants()) {
+        std::vector<uint32_t> out(n + 1);
+        const size_t count = k->select_u16(v.data(), n, above, out.data());
+        out.resize(count);
+        ASSERT_EQ(out, want) << SimdLevelName(k->level) << " n=" << n << " above=" << above;
       }
     }
   }
