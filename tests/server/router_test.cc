@@ -561,6 +561,14 @@ TEST_F(RouterTest, PatchCollectionChangesQuantizationAndIndexOptions) {
   EXPECT_EQ(r.status, 422u) << r.body;
   EXPECT_THAT(r.body, HasSubstr("default_target_recall"));
   EXPECT_THAT(Call("GET", "/collections/demo").body, HasSubstr(R"("default_nprobe":3)"));
+  // The 4-bit first pass: a known kind is kept, an unknown one named.
+  r = Call("PATCH", "/collections/demo", R"({"qvec":{"index":{"first_pass":"pq8"}}})");
+  EXPECT_GE(r.status, 400u) << r.body;
+  EXPECT_LT(r.status, 500u) << r.body;
+  EXPECT_THAT(r.body, HasSubstr("first_pass"));
+  r = Call("PATCH", "/collections/demo", R"({"qvec":{"index":{"first_pass":"pq4"}}})");
+  EXPECT_EQ(r.status, 200u) << r.body;
+  EXPECT_THAT(Call("GET", "/collections/demo").body, HasSubstr(R"("first_pass":"pq4")"));
 }
 
 TEST_F(RouterTest, PayloadAndVectorOperations) {
